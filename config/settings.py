@@ -1,0 +1,203 @@
+"""Settings, read from the environment (django-environ).
+
+The defaults give the embedded mode: SQLite in ``var/``, a filesystem broker that needs no
+server, and the edge stand-in on 127.0.0.1:8787. The full stack sets DATABASE_URL,
+CELERY_BROKER_URL and the Cloudflare variables; see docs/configuration.md.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("ROLLOUT_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-embedded-mode-key-change-me-" + "x" * 20)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "rollout",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'rollout.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat write to one file: WAL lets readers run beside the writer, and
+    # IMMEDIATE transactions make writers queue on the busy timeout instead of failing with
+    # "database is locked" halfway through a transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "rollout:overview"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="Europe/Berlin")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}},
+}
+
+# --- Cloudflare -----------------------------------------------------------------------------
+# Same variable name wrangler reads, so one setting points both at a local stand-in.
+CLOUDFLARE_API_BASE_URL = env.str(
+    "CLOUDFLARE_API_BASE_URL", default="http://127.0.0.1:8787/client/v4"
+).rstrip("/")
+CLOUDFLARE_API_TOKEN = env.str("CLOUDFLARE_API_TOKEN", default="demo-token")
+# Seconds for connect, read and write of each call to the KV API and to /api/qa.
+HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=5.0)
+
+# --- The KV writer ----------------------------------------------------------------------------
+# One worker at a time may write an environment's KV key. The lease outlives the three bounded
+# HTTP calls of one attempt (read, write, read back), so a live holder never loses it mid-write.
+KV_WRITE_LEASE_SECONDS = env.float("KV_WRITE_LEASE_SECONDS", default=4 * HTTP_TIMEOUT_SECONDS)
+KV_WRITE_MAX_ATTEMPTS = env.int("KV_WRITE_MAX_ATTEMPTS", default=6)
+KV_RETRY_BASE_SECONDS = env.float("KV_RETRY_BASE_SECONDS", default=1.0)
+KV_RETRY_MAX_SECONDS = env.float("KV_RETRY_MAX_SECONDS", default=60.0)
+# How long the edge may take to report a written value before the change is flagged.
+PROPAGATION_ALLOWANCE_SECONDS = env.float("PROPAGATION_ALLOWANCE_SECONDS", default=120.0)
+EDGE_POLL_INTERVAL_SECONDS = env.float("EDGE_POLL_INTERVAL_SECONDS", default=1.0)
+SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=30.0)
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # Embedded mode: the queue is a folder, shared by web, worker and beat on one machine.
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # Redelivery of a message whose worker died; the sweep re-queues sooner anyway.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# A web request must not hang on a dead broker: one quick try, then the sweep takes over.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unapplied-config": {
+        "task": "rollout.tasks.sweep_unapplied_changes",
+        "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
+        # Expire after about one interval so missed runs do not pile up.
+        "options": {"expires": SWEEP_INTERVAL_SECONDS},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Security (tightened further by issue 8) --------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# Extra headers for every probe of /api/qa, e.g. {"X-Monitoring-Token": "…"} for a token the
+# worker exempts from its rate limit. Never rendered in a page.
+EDGE_PROBE_HEADERS = env.json("EDGE_PROBE_HEADERS", default={})
+OBSERVE_INTERVAL_SECONDS = env.float("OBSERVE_INTERVAL_SECONDS", default=15.0)
+CELERY_BEAT_SCHEDULE["observe-environments"] = {
+    "task": "rollout.tasks.observe_environments",
+    "schedule": timedelta(seconds=OBSERVE_INTERVAL_SECONDS),
+    "options": {"expires": OBSERVE_INTERVAL_SECONDS},
+}
+
+# --- Notifications ----------------------------------------------------------------------------
+# Slack incoming webhook for #deployments; unset means nothing is sent (the page says so).
+SLACK_DEPLOYMENTS_WEBHOOK_URL = env.str("SLACK_DEPLOYMENTS_WEBHOOK_URL", default="")
+SLACK_INCIDENTS_WEBHOOK_URL = env.str("SLACK_INCIDENTS_WEBHOOK_URL", default="")
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
+# Absolute base of links in messages, e.g. https://rollout.example.com
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
+    "task": "monitoring.tasks.sweep_unsent_notifications",
+    "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
+    "options": {"expires": SWEEP_INTERVAL_SECONDS},
+}

@@ -1,0 +1,82 @@
+"""Queueing and sending notifications. Callers build the message; this module delivers it."""
+
+import logging
+import random
+from functools import partial
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from integrations import slack
+
+from .models import Notification
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_SETTINGS = {
+    Notification.Channel.SLACK_DEPLOYMENTS: "SLACK_DEPLOYMENTS_WEBHOOK_URL",
+    Notification.Channel.SLACK_INCIDENTS: "SLACK_INCIDENTS_WEBHOOK_URL",
+}
+
+
+def channel_configured(channel: str) -> bool:
+    return bool(getattr(settings, WEBHOOK_SETTINGS[channel]))
+
+
+def queue(*, channel: str, subject: str, payload: dict, related_object: str = ""):
+    """Record a notification and send it after commit. Returns None when the channel has no
+    webhook configured (nothing is sent) or the event was already announced."""
+    if not channel_configured(channel):
+        return None
+    try:
+        with transaction.atomic():
+            notification = Notification.objects.create(
+                channel=channel,
+                subject=subject[:200],
+                payload=payload,
+                related_object=related_object,
+            )
+    except IntegrityError:
+        return None  # already announced
+    transaction.on_commit(partial(_enqueue, notification.pk))
+    return notification
+
+
+def _enqueue(notification_id: int):
+    from .tasks import send_notification
+
+    try:
+        send_notification.delay(notification_id)
+    except Exception as exc:  # broker down: the sweep sends it later
+        log.warning("could not queue notification %s: %s", notification_id, exc)
+
+
+def deliver(notification_id: int) -> float | None:
+    """Send one queued notification. Returns seconds until it should be tried again, if any."""
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is None or not notification.start_attempt(
+        lease_seconds=3 * settings.HTTP_TIMEOUT_SECONDS
+    ):
+        return None
+    url = getattr(settings, WEBHOOK_SETTINGS[notification.channel])
+    if not url:
+        notification.finish(
+            sent=False, status=None, answer="webhook no longer configured", retry_in=None
+        )
+        return None
+    with httpx.Client(timeout=settings.HTTP_TIMEOUT_SECONDS) as client:
+        delivery = slack.post(url, notification.payload, client=client)
+    retry_in = None
+    if (
+        not delivery.ok
+        and delivery.transient
+        and notification.attempts < settings.NOTIFY_MAX_ATTEMPTS
+    ):
+        retry_in = delivery.retry_after or min(60.0, 2**notification.attempts) * random.uniform(
+            0.5, 1.0
+        )
+    notification.finish(
+        sent=delivery.ok, status=delivery.status, answer=delivery.answer, retry_in=retry_in
+    )
+    return retry_in

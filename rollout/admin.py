@@ -1,0 +1,103 @@
+from django.contrib import admin
+
+from .models import (
+    AuditEntry,
+    ConfigChange,
+    DesiredConfig,
+    Environment,
+    Phase,
+    RolloutPlan,
+    Service,
+)
+
+
+class EnvironmentInline(admin.TabularInline):
+    model = Environment
+    fields = ["name", "cloudflare_account_id", "kv_namespace_id", "qa_url"]
+    extra = 0
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "description"]
+    inlines = [EnvironmentInline]
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "cloudflare_account_id", "kv_namespace_id", "qa_url", "connected_at"]
+    list_filter = ["name", "service"]
+    readonly_fields = [
+        "public_id",
+        "connected_at",
+        "connection_error",
+        "last_kv_raw",
+        "last_kv_read_at",
+        "last_edge_report",
+        "last_edge_read_at",
+    ]
+    fields = [
+        "service",
+        "name",
+        "cloudflare_account_id",
+        "kv_namespace_id",
+        "qa_url",
+        *readonly_fields,
+    ]
+
+
+class PhaseInline(admin.TabularInline):
+    model = Phase
+    extra = 0
+
+
+@admin.register(RolloutPlan)
+class RolloutPlanAdmin(admin.ModelAdmin):
+    list_display = ["service", "name"]
+    inlines = [PhaseInline]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Desired config, changes and audit entries change only through the dashboard's services,
+    so that every change is versioned, queued and audited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DesiredConfig)
+class DesiredConfigAdmin(ReadOnlyAdmin):
+    list_display = [
+        "environment",
+        "version",
+        "canary_percent",
+        "canary_tag",
+        "emergency_proxy",
+        "updated_at",
+    ]
+
+
+@admin.register(ConfigChange)
+class ConfigChangeAdmin(ReadOnlyAdmin):
+    list_display = [
+        "environment",
+        "version",
+        "kind",
+        "state",
+        "actor_label",
+        "requested_at",
+        "attempts",
+    ]
+    list_filter = ["state", "kind", "environment"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "actor_label", "action", "environment", "outcome"]
+    list_filter = ["action", "outcome"]

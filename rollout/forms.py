@@ -1,0 +1,61 @@
+from django import forms
+
+from integrations.kv_value import CanarySettings
+
+PERCENT_ERRORS = {
+    "required": "Enter a percent.",
+    "invalid": "Percent must be a whole number from 0 to 100.",
+    "min_value": "Percent must be a whole number from 0 to 100.",
+    "max_value": "Percent must be a whole number from 0 to 100.",
+}
+
+
+class ReasonField(forms.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 1000)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2}))
+        kwargs.setdefault(
+            "error_messages", {"required": "Give a reason: it goes into the audit trail."}
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value.strip():
+            raise forms.ValidationError("Give a reason: it goes into the audit trail.")
+        return value.strip()
+
+
+class PercentField(forms.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(min_value=0, max_value=100, error_messages=PERCENT_ERRORS, **kwargs)
+
+    def to_python(self, value):
+        # IntegerField accepts "10.0"; a percent written with decimals is a typo we refuse.
+        if isinstance(value, str) and "." in value:
+            raise forms.ValidationError(PERCENT_ERRORS["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class TagField(forms.RegexField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            regex=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
+            max_length=32,
+            error_messages={
+                "required": "Enter the phase tag, e.g. B2a.",
+                "invalid": "A tag is 1–32 letters, digits, '.', '_' or '-', e.g. B2a.",
+            },
+            **kwargs,
+        )
+
+
+class InitialConfigForm(forms.Form):
+    canary_percent = PercentField(label="Percent", initial=0)
+    canary_tag = TagField(label="Tag")
+    reason = ReasonField(initial="Initial KV value written on connection")
+
+    def canary_settings(self) -> CanarySettings:
+        return CanarySettings(
+            self.cleaned_data["canary_percent"], self.cleaned_data["canary_tag"], False
+        )

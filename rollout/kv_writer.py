@@ -1,0 +1,268 @@
+"""Reconciling an environment's Workers KV ``config`` key to its desired config.
+
+The database row is the truth; a task only carries the environment id. Every run re-reads the
+newest desired version and writes that, never the version it was queued for, so a stale retry
+cannot put an old state back (an emergency stop landing while a percent change is still
+retrying wins). One worker at a time writes an environment (the KV lease on Environment); the
+holder follows newer versions until none is left, then releases it.
+"""
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from integrations.cloudflare_kv import KVClient, KVError
+from integrations.edge_qa import probe_qa
+from integrations.kv_value import InvalidKVValue, merge, parse_object, read_settings
+
+from . import audit
+from .models import AuditEntry, ConfigChange, DesiredConfig, Environment
+
+log = logging.getLogger(__name__)
+WRITER = "kv-writer"
+# How many newer versions one run follows before it hands over to a fresh task.
+MAX_VERSIONS_PER_RUN = 10
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the task should do next: nothing, run again in ``retry_in`` s, or watch the edge."""
+
+    retry_in: float | None = None
+    confirm_change_id: int | None = None
+
+
+def kv_client_for(environment: Environment) -> KVClient:
+    return KVClient(
+        base_url=settings.CLOUDFLARE_API_BASE_URL,
+        token=settings.CLOUDFLARE_API_TOKEN,
+        account_id=environment.cloudflare_account_id,
+        namespace_id=environment.kv_namespace_id,
+        timeout=settings.HTTP_TIMEOUT_SECONDS,
+    )
+
+
+def edge_client() -> httpx.Client:
+    return httpx.Client(timeout=settings.HTTP_TIMEOUT_SECONDS, max_redirects=3)
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with jitter: about base, 2·base, 4·base … capped."""
+    ceiling = min(
+        settings.KV_RETRY_MAX_SECONDS, settings.KV_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    )
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def reconcile(environment_id: int) -> Outcome:
+    environment = Environment.objects.filter(pk=environment_id).first()
+    if environment is None:
+        return Outcome()
+    token = environment.try_acquire_kv_lease(seconds=settings.KV_WRITE_LEASE_SECONDS)
+    if token is None:
+        # Another worker is writing; it follows newer versions itself. Look again once it is
+        # done, or once its lease has expired if it died.
+        lease_until = Environment.objects.values_list("kv_lease_until", flat=True).get(
+            pk=environment_id
+        )
+        remaining = (lease_until - timezone.now()).total_seconds() if lease_until else 0
+        return Outcome(retry_in=max(0.2, min(remaining, 2.0)))
+    try:
+        with kv_client_for(environment) as kv:
+            return _write_newest(environment, kv, token)
+    finally:
+        environment.release_kv_lease(token)
+
+
+def _write_newest(environment: Environment, kv: KVClient, token) -> Outcome:
+    for _ in range(MAX_VERSIONS_PER_RUN):
+        desired = DesiredConfig.objects.filter(environment=environment).first()
+        if desired is None:
+            return Outcome()
+        change = ConfigChange.objects.filter(
+            environment=environment, version=desired.version
+        ).first()
+        if change is None:
+            return Outcome()
+        if change.state == ConfigChange.State.WRITTEN:
+            return Outcome(confirm_change_id=change.pk)
+        if change.state not in ConfigChange.PENDING_STATES:
+            return Outcome()
+        if change.next_attempt_at and change.next_attempt_at > timezone.now():
+            return Outcome(retry_in=(change.next_attempt_at - timezone.now()).total_seconds())
+        for superseded_id in ConfigChange.supersede_older(environment, desired.version):
+            audit.record(
+                action="config.superseded",
+                system=WRITER,
+                environment=environment,
+                obj=ConfigChange.objects.get(pk=superseded_id),
+                detail=f"a newer version ({desired.version}) replaced it before it took effect",
+            )
+        if not change.start_attempt():
+            continue
+        try:
+            written = _write_once(environment, kv, change, token)
+        except KVError as exc:
+            return _after_failure(environment, change, exc)
+        if written is None:
+            # Lease lost: another worker owns the environment now and finishes the job.
+            return Outcome()
+        if not written:
+            continue  # a newer version arrived before the write; go round for it
+        if DesiredConfig.objects.filter(environment=environment, version=desired.version).exists():
+            return Outcome(confirm_change_id=change.pk)
+    return Outcome(retry_in=0)
+
+
+def _write_once(environment: Environment, kv: KVClient, change: ConfigChange, token) -> bool | None:
+    """Read, merge, write, read back. True when written, False when a newer version turned up
+    first, None when the lease was lost. Raises KVError for the API's failures."""
+    target = change.settings
+    raw_before = kv.get_value()
+    value_before = raw_before.decode("utf-8", "replace") if raw_before is not None else ""
+    note = ""
+    if read_settings(raw_before) == target:
+        # Already there: a redelivered task, or a write whose answer was lost on the way back.
+        note = "KV already held this config; nothing written"
+    else:
+        try:
+            parse_object(raw_before)
+            new_value = merge(raw_before, target, timezone.now())
+        except InvalidKVValue as exc:
+            note = f"replaced a stored value that could not be merged ({exc}); old value kept here"
+            new_value = merge(None, target, timezone.now())
+        # Last look before the write that moves traffic.
+        if not environment.holds_kv_lease(token, margin=2 * settings.HTTP_TIMEOUT_SECONDS):
+            return None
+        if not DesiredConfig.objects.filter(
+            environment=environment, version=change.version
+        ).exists():
+            return False
+        kv.put_value(new_value)
+    raw_after = kv.get_value()
+    if read_settings(raw_after) != target:
+        shown = raw_after.decode("utf-8", "replace")[:200] if raw_after is not None else "nothing"
+        raise KVError(f"read-back does not match what was written (read {shown})", transient=True)
+    if change.mark_written(value_before=value_before, value_written=raw_after.decode("utf-8")):
+        audit.record(
+            action="config.written",
+            system=WRITER,
+            environment=environment,
+            obj=change,
+            before=_settings_or_raw(raw_before),
+            after=target.as_dict(),
+            detail=f"version {change.version}, attempt {change.attempts}"
+            + (f"; {note}" if note else ""),
+        )
+    return True
+
+
+def _settings_or_raw(raw: bytes | None):
+    if raw is None:
+        return None
+    settings_ = read_settings(raw)
+    return settings_.as_dict() if settings_ else {"raw": raw.decode("utf-8", "replace")[:500]}
+
+
+def _after_failure(environment: Environment, change: ConfigChange, exc: KVError) -> Outcome:
+    error = f"attempt {change.attempts}: {exc.message}"
+    if exc.transient and change.attempts < settings.KV_WRITE_MAX_ATTEMPTS:
+        delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(change.attempts)
+        delay = max(delay, 0.1)
+        change.schedule_retry(error, delay)
+        log.info("KV write for %s will retry in %.1fs: %s", environment, delay, exc.message)
+        return Outcome(retry_in=delay)
+    final = error if not exc.transient else f"gave up after {change.attempts} attempts; {error}"
+    if change.mark_failed(final):
+        audit.record(
+            action="config.failed",
+            system=WRITER,
+            environment=environment,
+            obj=change,
+            after=change.after,
+            outcome=AuditEntry.Outcome.FAILED,
+            detail=final,
+        )
+        from .notifications import announce_change_outcome
+
+        announce_change_outcome(change)
+    return Outcome()
+
+
+def confirm(change_id: int) -> Outcome:
+    """Probe the edge until it reports the written config; record the time to effect."""
+    change = ConfigChange.objects.select_related("environment").filter(pk=change_id).first()
+    if change is None or change.state != ConfigChange.State.WRITTEN:
+        return Outcome()
+    environment = change.environment
+    target = change.settings
+    with edge_client() as client:
+        report = probe_qa(environment.qa_url, client=client, headers=settings.EDGE_PROBE_HEADERS)
+    now = timezone.now()
+    Environment.objects.filter(pk=environment.pk).update(
+        last_edge_report=report.summary(), last_edge_read_at=now
+    )
+    ConfigChange.objects.filter(pk=change.pk).update(last_edge_probe_at=now)
+    if report.reports(
+        percent=target.canary_percent, tag=target.canary_tag, emergency=target.emergency_proxy
+    ):
+        if change.mark_in_effect():
+            audit.record(
+                action="config.in_effect",
+                system=WRITER,
+                environment=environment,
+                obj=change,
+                after=target.as_dict(),
+                detail=f"version {change.version}; edge reported it "
+                f"{change.time_to_effect.total_seconds():.1f}s after the request",
+            )
+            from .notifications import announce_change_outcome
+
+            announce_change_outcome(change)
+        return Outcome()
+    waited = (now - change.written_at).total_seconds()
+    allowance = settings.PROPAGATION_ALLOWANCE_SECONDS
+    if waited > allowance and not change.edge_overdue:
+        ConfigChange.objects.filter(pk=change.pk).update(
+            edge_overdue=True,
+            last_error=f"edge has not reported it {waited:.0f}s after the write "
+            f"(allowance {allowance:.0f}s); last seen: {report.error or report.canary}",
+        )
+        audit.record(
+            action="config.edge_overdue",
+            system=WRITER,
+            environment=environment,
+            obj=change,
+            outcome=AuditEntry.Outcome.FAILED,
+            detail=f"not reported by the edge within {allowance:.0f}s",
+        )
+    if waited > 30 * allowance:
+        return Outcome()  # drift detection takes it from here
+    interval = settings.EDGE_POLL_INTERVAL_SECONDS * (5 if change.edge_overdue else 1)
+    if report.retry_after:
+        interval = max(interval, report.retry_after)
+    return Outcome(retry_in=interval, confirm_change_id=change.pk)
+
+
+def due_for_sweep(now=None) -> tuple[list[int], list[int]]:
+    """Environments whose newest change waits for a write, and written changes nobody watches.
+
+    Found by state, not by queue, so a message lost with the broker or a worker is replaced.
+    """
+    now = now or timezone.now()
+    pending = ConfigChange.objects.filter(state__in=ConfigChange.PENDING_STATES).exclude(
+        next_attempt_at__gt=now
+    )
+    environment_ids = sorted(set(pending.values_list("environment_id", flat=True)))
+    # A watcher polls at least every 5 poll intervals; three missed polls mean it is gone.
+    quiet_since = now - timedelta(seconds=15 * settings.EDGE_POLL_INTERVAL_SECONDS)
+    given_up_before = now - timedelta(seconds=30 * settings.PROPAGATION_ALLOWANCE_SECONDS)
+    unwatched = ConfigChange.objects.filter(
+        state=ConfigChange.State.WRITTEN, written_at__gt=given_up_before
+    ).exclude(last_edge_probe_at__gt=quiet_since)
+    return environment_ids, list(unwatched.values_list("pk", flat=True))

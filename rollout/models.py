@@ -1,0 +1,376 @@
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from integrations.kv_value import CanarySettings
+
+PERCENT_VALIDATORS = [MinValueValidator(0), MaxValueValidator(100)]
+
+
+class Service(models.Model):
+    """A thing being rolled out, e.g. ``pix-immo-api``."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Environment(models.Model):
+    """One KV namespace and the edge that reads it (``preview`` or ``production``)."""
+
+    PREVIEW = "preview"
+    PRODUCTION = "production"
+    NAME_CHOICES = [(PREVIEW, "preview"), (PRODUCTION, "production")]
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="environments")
+    name = models.CharField(max_length=16, choices=NAME_CHOICES)
+    cloudflare_account_id = models.CharField(max_length=64)
+    kv_namespace_id = models.CharField(max_length=64)
+    qa_url = models.URLField("/api/qa URL", max_length=300)
+
+    connected_at = models.DateTimeField(null=True, blank=True)
+    connection_error = models.TextField(blank=True)
+
+    # The KV write lease: one worker at a time writes this environment's key.
+    kv_lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    kv_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # The latest observation of KV and of the edge (written by the observe task).
+    last_kv_raw = models.TextField(blank=True)
+    last_kv_missing = models.BooleanField(default=False)
+    last_kv_error = models.TextField(blank=True)
+    last_kv_read_at = models.DateTimeField(null=True, blank=True)
+    last_edge_report = models.JSONField(default=dict, blank=True)
+    last_edge_read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service__name", "-name"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "name"], name="environment_unique_name"),
+        ]
+        permissions = [
+            ("connect_environment", "Can connect an environment and write its initial value"),
+            ("request_change", "Can request percent changes and start phases"),
+            ("approve_increase", "Can approve another person's percent increase"),
+            ("emergency_stop", "Can trigger and lift the emergency stop"),
+            ("rollback", "Can roll back to 0%"),
+            ("sign_decision", "Can sign GO / HOLD / NO-GO decisions"),
+        ]
+
+    def __str__(self):
+        return f"{self.service.name} / {self.name}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.name == self.PRODUCTION
+
+    def try_acquire_kv_lease(self, *, seconds: float) -> uuid.UUID | None:
+        """Compare-and-set: take the lease if it is free or expired. Returns its token."""
+        now = timezone.now()
+        token = uuid.uuid4()
+        taken = Environment.objects.filter(
+            Q(kv_lease_until__isnull=True) | Q(kv_lease_until__lt=now), pk=self.pk
+        ).update(kv_lease_token=token, kv_lease_until=now + timedelta(seconds=seconds))
+        return token if taken else None
+
+    def holds_kv_lease(self, token: uuid.UUID, *, margin: float) -> bool:
+        """Whether ``token`` still holds the lease with at least ``margin`` seconds left."""
+        return Environment.objects.filter(
+            pk=self.pk,
+            kv_lease_token=token,
+            kv_lease_until__gt=timezone.now() + timedelta(seconds=margin),
+        ).exists()
+
+    def release_kv_lease(self, token: uuid.UUID) -> None:
+        Environment.objects.filter(pk=self.pk, kv_lease_token=token).update(
+            kv_lease_token=None, kv_lease_until=None
+        )
+
+
+class RolloutPlan(models.Model):
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="plan")
+    name = models.CharField(max_length=100)
+
+    def __str__(self):
+        return f"{self.service.name}: {self.name}"
+
+
+class Phase(models.Model):
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="phases")
+    position = models.PositiveSmallIntegerField()
+    tag = models.CharField(max_length=32)
+    percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
+    min_observation = models.DurationField(default=timedelta(hours=24))
+
+    class Meta:
+        ordering = ["plan", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "position"], name="phase_unique_position"),
+            models.UniqueConstraint(fields=["plan", "tag"], name="phase_unique_tag"),
+            models.CheckConstraint(condition=Q(percent__lte=100), name="phase_percent_range"),
+            models.CheckConstraint(condition=~Q(tag=""), name="phase_tag_not_empty"),
+            models.CheckConstraint(
+                condition=Q(min_observation__gte=timedelta(0)), name="phase_observation_positive"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.tag} {self.percent}%"
+
+
+class DesiredConfig(models.Model):
+    """What KV should hold for one environment. ``version`` grows by one with every change."""
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, related_name="desired"
+    )
+    version = models.PositiveIntegerField(default=1)
+    canary_percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
+    canary_tag = models.CharField(max_length=32)
+    emergency_proxy = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(canary_percent__lte=100), name="desired_percent_range"
+            ),
+            models.CheckConstraint(condition=~Q(canary_tag=""), name="desired_tag_not_empty"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="desired_version_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.environment} v{self.version}: {self.settings.describe()}"
+
+    @property
+    def settings(self) -> CanarySettings:
+        return CanarySettings(self.canary_percent, self.canary_tag, self.emergency_proxy)
+
+
+class ConfigChange(models.Model):
+    """One recorded transition of an environment's desired config, and its way into KV.
+
+    requested → applying → written → in_effect; or failed, or superseded by a newer version
+    before it took effect.
+    """
+
+    class State(models.TextChoices):
+        REQUESTED = "requested"
+        APPLYING = "applying"
+        WRITTEN = "written"
+        IN_EFFECT = "in_effect", "in effect"
+        FAILED = "failed"
+        SUPERSEDED = "superseded"
+
+    class Kind(models.TextChoices):
+        INITIAL = "initial", "initial value"
+        PHASE_START = "phase_start", "phase start"
+        PERCENT_CHANGE = "percent_change", "percent change"
+        EMERGENCY_STOP = "emergency_stop", "emergency stop"
+        LIFT_EMERGENCY = "lift_emergency", "emergency lifted"
+        ROLLBACK = "rollback"
+        REAPPLY = "reapply", "re-apply"
+        ADOPT_EXTERNAL = "adopt_external", "adopted external change"
+
+    PENDING_STATES = (State.REQUESTED, State.APPLYING)
+    OPEN_STATES = (State.REQUESTED, State.APPLYING, State.WRITTEN)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="changes")
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    requested_by_system = models.CharField(max_length=64, blank=True)
+    reason = models.TextField()
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField()
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.REQUESTED)
+    requested_at = models.DateTimeField(default=timezone.now)
+    applying_at = models.DateTimeField(null=True, blank=True)
+    written_at = models.DateTimeField(null=True, blank=True)
+    in_effect_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    kv_value_before = models.TextField(blank=True)
+    kv_value_written = models.TextField(blank=True)
+    last_edge_probe_at = models.DateTimeField(null=True, blank=True)
+    edge_overdue = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "version"], name="change_unique_version"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="change_reason_not_empty"),
+            models.CheckConstraint(
+                condition=Q(requested_by__isnull=False) | ~Q(requested_by_system=""),
+                name="change_has_actor",
+            ),
+        ]
+        indexes = [
+            # The sweep and the overview: open changes per environment.
+            models.Index(fields=["state", "environment"], name="change_state_env_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.environment} v{self.version} {self.get_kind_display()} ({self.state})"
+
+    @property
+    def settings(self) -> CanarySettings:
+        return CanarySettings(
+            self.after["canary_percent"], self.after["canary_tag"], self.after["emergency_proxy"]
+        )
+
+    @property
+    def actor_label(self) -> str:
+        return self.requested_by.get_username() if self.requested_by else self.requested_by_system
+
+    @property
+    def time_to_effect(self) -> timedelta | None:
+        if self.in_effect_at:
+            return self.in_effect_at - self.requested_at
+        return None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+    def _transition(self, from_states, **fields) -> bool:
+        """Compare-and-set on ``state``: acts only if the row is still in one of ``from_states``."""
+        changed = ConfigChange.objects.filter(pk=self.pk, state__in=from_states).update(**fields)
+        if changed:
+            self.refresh_from_db()
+        return bool(changed)
+
+    def start_attempt(self) -> bool:
+        return self._transition(
+            self.PENDING_STATES,
+            state=self.State.APPLYING,
+            applying_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            next_attempt_at=None,
+        )
+
+    def schedule_retry(self, error: str, delay_seconds: float) -> bool:
+        return self._transition(
+            (self.State.APPLYING,),
+            last_error=error,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay_seconds),
+        )
+
+    def mark_written(self, *, value_before: str, value_written: str) -> bool:
+        return self._transition(
+            (self.State.APPLYING,),
+            state=self.State.WRITTEN,
+            written_at=timezone.now(),
+            kv_value_before=value_before,
+            kv_value_written=value_written,
+            last_error="",
+        )
+
+    def mark_in_effect(self) -> bool:
+        return self._transition(
+            (self.State.WRITTEN,),
+            state=self.State.IN_EFFECT,
+            in_effect_at=timezone.now(),
+            last_edge_probe_at=timezone.now(),
+            edge_overdue=False,
+            last_error="",
+        )
+
+    def mark_failed(self, error: str) -> bool:
+        return self._transition(
+            self.PENDING_STATES,
+            state=self.State.FAILED,
+            failed_at=timezone.now(),
+            last_error=error,
+            next_attempt_at=None,
+        )
+
+    @classmethod
+    def supersede_older(cls, environment: Environment, version: int) -> list[int]:
+        """Mark every open change older than ``version`` as superseded; returns their ids."""
+        older = cls.objects.filter(
+            environment=environment, version__lt=version, state__in=cls.OPEN_STATES
+        )
+        ids = list(older.values_list("pk", flat=True))
+        cls.objects.filter(pk__in=ids, state__in=cls.OPEN_STATES).update(
+            state=cls.State.SUPERSEDED, superseded_at=timezone.now(), next_attempt_at=None
+        )
+        return ids
+
+
+class AuditEntry(models.Model):
+    """Append-only record of every action and automatic act, chained by hash.
+
+    ``entry_hash`` covers the entry's content and the previous entry's hash, so changing or
+    removing any stored entry breaks the chain from there on (``manage.py verify_audit``).
+    On PostgreSQL a trigger also refuses UPDATE and DELETE (migration 0002).
+    """
+
+    class Outcome(models.TextChoices):
+        OK = "ok"
+        REFUSED = "refused"
+        FAILED = "failed"
+        PENDING = "pending"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    environment = models.ForeignKey(
+        Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
+    detail = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The audit page's filters, newest first.
+            models.Index(fields=["action", "-id"], name="audit_action_idx"),
+            models.Index(fields=["environment", "-id"], name="audit_environment_idx"),
+            models.Index(fields=["actor_label", "-id"], name="audit_actor_idx"),
+            models.Index(fields=["created_at"], name="audit_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

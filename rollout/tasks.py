@@ -1,0 +1,56 @@
+"""Celery tasks. Each takes ids, re-reads the database and is safe to run twice."""
+
+from celery import shared_task
+from django.db import close_old_connections
+
+from . import kv_writer, observation
+
+
+def _follow(task, outcome: kv_writer.Outcome):
+    if outcome.confirm_change_id and outcome.retry_in is None:
+        confirm_in_effect.delay(outcome.confirm_change_id)
+    elif outcome.retry_in is not None:
+        raise task.retry(countdown=outcome.retry_in)
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def apply_desired_config(self, environment_id: int):
+    """Write the environment's newest desired config to KV (see kv_writer)."""
+    close_old_connections()
+    _follow(self, kv_writer.reconcile(environment_id))
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def confirm_in_effect(self, change_id: int):
+    """Watch /api/qa until the edge reports a written change."""
+    close_old_connections()
+    outcome = kv_writer.confirm(change_id)
+    if outcome.retry_in is not None:
+        raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(acks_late=True)
+def sweep_unapplied_changes():
+    """Re-queue what the database says is unfinished, whatever happened to its messages."""
+    environment_ids, change_ids = kv_writer.due_for_sweep()
+    for environment_id in environment_ids:
+        apply_desired_config.delay(environment_id)
+    for change_id in change_ids:
+        confirm_in_effect.delay(change_id)
+    return {"environments": environment_ids, "changes": change_ids}
+
+
+@shared_task(acks_late=True)
+def observe_environments():
+    """Read every connected environment's KV value and edge report for the overview."""
+    from .models import Environment
+
+    for environment_id in Environment.objects.filter(connected_at__isnull=False).values_list(
+        "pk", flat=True
+    ):
+        observe_environment.delay(environment_id)
+
+
+@shared_task(acks_late=True)
+def observe_environment(environment_id: int):
+    observation.observe(environment_id)

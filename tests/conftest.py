@@ -1,0 +1,222 @@
+"""Shared fixtures: named people for the roles, the edge stand-in as a real HTTP server, and a
+real Celery worker process on Redis working against the test database."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+
+from rollout import roles
+from rollout.models import Environment, Service
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery"
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+def _person(username, role=None, **extra):
+    user = User.objects.create_user(username=username, password=PASSWORD, **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    return _person("vera", roles.VIEWER)
+
+
+@pytest.fixture
+def release_manager(db):
+    return _person("rita", roles.RELEASE_MANAGER)
+
+
+@pytest.fixture
+def second_release_manager(db):
+    return _person("ralf", roles.RELEASE_MANAGER)
+
+
+@pytest.fixture
+def tech_lead(db):
+    return _person("theo", roles.TECH_LEAD)
+
+
+@pytest.fixture
+def devops(db):
+    return _person("dana", roles.DEVOPS)
+
+
+@pytest.fixture
+def admin_user(db):
+    return _person("adam", roles.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def outsider(db):
+    return _person("otto")
+
+
+# --- the edge stand-in -------------------------------------------------------------------------
+
+NAMESPACES = {"preview": "ns-preview-0001", "production": "ns-production-0001"}
+
+
+@pytest.fixture(scope="session")
+def edge_server():
+    from tests.support.edge import EdgeStandIn
+
+    with EdgeStandIn(namespaces=NAMESPACES, token=settings.CLOUDFLARE_API_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def edge(edge_server, settings):
+    """The stand-in with clean state, and Django pointed at it."""
+    edge_server.reset(values=True)
+    edge_server.knobs(propagation_delay=0, rate_limit=0, kv_faults=[])
+    settings.CLOUDFLARE_API_BASE_URL = edge_server.api_base_url
+    return edge_server
+
+
+def make_environment(edge_server, name="production", service_name="pix-immo-api", connected=True):
+    service, _ = Service.objects.get_or_create(name=service_name)
+    return Environment.objects.create(
+        service=service,
+        name=name,
+        cloudflare_account_id=edge_server.account,
+        kv_namespace_id=NAMESPACES[name],
+        qa_url=edge_server.qa_url(name),
+        connected_at=time_now() if connected else None,
+    )
+
+
+def time_now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+# --- Celery ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def broker_url():
+    url = settings.CELERY_BROKER_URL
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+def worker_environment(broker, **overrides):
+    """The environment of a worker process: the real settings module, pointed at the test
+    database, the test broker and the edge stand-in."""
+    database = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=(
+            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+        ),
+        CELERY_BROKER_URL=broker,
+        CLOUDFLARE_API_BASE_URL=settings.CLOUDFLARE_API_BASE_URL,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+class WorkerProcess:
+    """``celery worker`` as a child process, with its log in a file for failure reports."""
+
+    def __init__(self, env, *, pool="threads", concurrency=4, name="w1"):
+        self.log_path = ROOT / "var" / "test" / f"worker-{name}-{os.getpid()}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                f"--pool={pool}",
+                f"--concurrency={concurrency}",
+                "--loglevel=INFO",
+                f"--hostname={name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: "ready." in self.log_path.read_text() or self.process.poll() is not None,
+            timeout=30,
+            message="the Celery worker to start",
+        )
+        if self.process.poll() is not None:
+            raise RuntimeError(f"worker exited at start:\n{self.log_path.read_text()[-3000:]}")
+
+    def kill(self):
+        """SIGKILL, as a crashed machine would: no cleanup, no acknowledgement."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def start_worker(django_db_setup, django_db_blocker, broker_url, edge):
+    """Start workers on demand inside a test; all are stopped at its end."""
+    started = []
+
+    def start(**kwargs):
+        overrides = kwargs.pop("env", {})
+        broker = kwargs.pop("broker", broker_url)
+        worker = WorkerProcess(worker_environment(broker, **overrides), **kwargs)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(start_worker):
+    return start_worker()

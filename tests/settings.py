@@ -1,0 +1,29 @@
+"""Settings for the test suite: the real settings module, with test-friendly environment
+defaults (short timeouts and backoff so fault tests run in seconds, PostgreSQL by default)."""
+
+import os
+
+TEST_ENV = {
+    "DATABASE_URL": os.environ.get(
+        "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_control"
+    ),
+    "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdef",
+    "HTTP_TIMEOUT_SECONDS": "1.0",
+    "KV_WRITE_LEASE_SECONDS": "4",
+    "KV_RETRY_BASE_SECONDS": "0.05",
+    "KV_RETRY_MAX_SECONDS": "0.5",
+    "KV_WRITE_MAX_ATTEMPTS": "4",
+    "EDGE_POLL_INTERVAL_SECONDS": "0.1",
+    "PROPAGATION_ALLOWANCE_SECONDS": "3",
+    "SWEEP_INTERVAL_SECONDS": "1",
+    "OBSERVE_INTERVAL_SECONDS": "3600",
+    "ROLLOUT_VAR_DIR": os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"),
+    "CELERY_BROKER_URL": os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15"),
+    "SLACK_DEPLOYMENTS_WEBHOOK_URL": "",
+}
+for _key, _value in TEST_ENV.items():
+    os.environ[_key] = _value
+
+from config.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -31,7 +31,9 @@ class ConnectionCheck:
         return "valid" if self.kv_settings else "invalid"
 
 
-def check_connection(environment: Environment, *, actor=None, request=None) -> ConnectionCheck:
+def check_connection(
+    environment: Environment, *, actor=None, system: str = "setup", request=None
+) -> ConnectionCheck:
     """Token, namespace, then the ``config`` key. Stops at the first failing step."""
     result = ConnectionCheck()
     with kv_client_for(environment) as kv:
@@ -65,7 +67,7 @@ def check_connection(environment: Environment, *, actor=None, request=None) -> C
     audit.record(
         action="environment.connection_checked",
         actor=actor,
-        system="" if actor else "setup",
+        system="" if actor else system,
         environment=environment,
         obj=environment,
         outcome=AuditEntry.Outcome.OK if result.ok else AuditEntry.Outcome.FAILED,

@@ -120,11 +120,53 @@ def time_now():
 # --- Celery ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def broker_url():
-    url = settings.CELERY_BROKER_URL
-    redis.Redis.from_url(url).flushdb()
-    return url
+class RedisServer:
+    """A private redis-server for the suite: a real broker that a test may stop and restart."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), timeout=10, message="redis-server to start")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def flush(self):
+        redis.Redis.from_url(self.url).flushdb()
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server():
+    server = RedisServer(int(os.environ["TEST_REDIS_PORT"]))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker_url(redis_server):
+    if redis_server.process.poll() is not None:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
 
 
 def worker_environment(broker, **overrides):

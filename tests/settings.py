@@ -2,6 +2,19 @@
 defaults (short timeouts and backoff so fault tests run in seconds, PostgreSQL by default)."""
 
 import os
+import socket
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# The suite runs its own redis-server on this port (tests/conftest.py), so that a test can stop
+# and restart the broker without touching the machine's Redis.
+TEST_REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT") or _free_port())
+os.environ["TEST_REDIS_PORT"] = str(TEST_REDIS_PORT)
 
 TEST_ENV = {
     "DATABASE_URL": os.environ.get(
@@ -18,7 +31,7 @@ TEST_ENV = {
     "SWEEP_INTERVAL_SECONDS": "1",
     "OBSERVE_INTERVAL_SECONDS": "3600",
     "ROLLOUT_VAR_DIR": os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"),
-    "CELERY_BROKER_URL": os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15"),
+    "CELERY_BROKER_URL": f"redis://127.0.0.1:{TEST_REDIS_PORT}/0",
     "SLACK_DEPLOYMENTS_WEBHOOK_URL": "",
 }
 for _key, _value in TEST_ENV.items():

@@ -1,0 +1,235 @@
+"""The KV writer in-process (deterministic, one attempt per call) against the edge stand-in
+as a real HTTP server. The same code under a real Celery worker: test_kv_writer_worker.py."""
+
+import json
+
+import pytest
+
+from integrations.kv_value import CanarySettings
+from rollout import kv_writer, services
+from rollout.models import AuditEntry, ConfigChange, DesiredConfig
+from tests.conftest import NAMESPACES, make_environment
+
+pytestmark = pytest.mark.django_db
+
+B2A = CanarySettings(10, "B2a", False)
+B2B = CanarySettings(25, "B2b", False)
+EMERGENCY = CanarySettings(0, "B2a", True)
+
+
+@pytest.fixture
+def production(edge):
+    environment = make_environment(edge)
+    services.create_initial_config(
+        environment=environment, settings=B2A, reason="initial", system="test"
+    )
+    return environment
+
+
+def kv_json(edge, name="production"):
+    raw = edge.kv_value(NAMESPACES[name])
+    return json.loads(raw) if raw is not None else None
+
+
+def latest_change(environment) -> ConfigChange:
+    return ConfigChange.objects.filter(environment=environment).order_by("-version").first()
+
+
+def puts(edge):
+    return [r for r in edge.requests() if r["method"] == "PUT" and r["status"] == 200]
+
+
+def test_it_writes_reads_back_and_hands_over_to_the_edge_watch(edge, production):
+    outcome = kv_writer.reconcile(production.pk)
+    change = latest_change(production)
+    assert outcome.confirm_change_id == change.pk
+    assert change.state == "written" and change.attempts == 1
+    value = kv_json(edge)
+    assert value["canary_percent"] == 10 and value["canary_tag"] == "B2a"
+    assert value["emergency_proxy"] is False
+    assert value["last_updated"].endswith("Z") and len(value["last_updated"]) == 20
+    assert change.kv_value_written == edge.kv_value(NAMESPACES["production"])
+
+    assert kv_writer.confirm(change.pk).retry_in is None
+    change.refresh_from_db()
+    assert change.state == "in_effect"
+    assert change.time_to_effect.total_seconds() > 0
+    actions = list(AuditEntry.objects.order_by("id").values_list("action", flat=True))
+    assert actions == ["config.initial", "config.written", "config.in_effect"]
+
+
+def test_running_twice_writes_once(edge, production):
+    kv_writer.reconcile(production.pk)
+    kv_writer.reconcile(production.pk)
+    assert len(puts(edge)) == 1
+    assert latest_change(production).attempts == 1
+
+
+def test_a_redelivered_task_finds_kv_already_written_and_does_not_write_again(edge, production):
+    kv_writer.reconcile(production.pk)
+    change = latest_change(production)
+    # As if the worker died after the PUT but before recording it.
+    ConfigChange.objects.filter(pk=change.pk).update(state="applying", written_at=None)
+    kv_writer.reconcile(production.pk)
+    change.refresh_from_db()
+    assert change.state == "written"
+    assert len(puts(edge)) == 1
+    assert "nothing written" in AuditEntry.objects.filter(action="config.written").last().detail
+
+
+def test_keys_it_does_not_own_survive(edge, production):
+    edge.put_external(
+        NAMESPACES["production"],
+        '{"canary_percent":5,"canary_tag":"B1","emergency_proxy":false,"owner":"team-x",'
+        '"routes":{"upload":true}}',
+    )
+    kv_writer.reconcile(production.pk)
+    value = kv_json(edge)
+    assert value["owner"] == "team-x" and value["routes"] == {"upload": True}
+    assert value["canary_percent"] == 10
+
+
+def test_a_value_that_is_not_json_is_replaced_and_kept_in_the_record(edge, production):
+    edge.put_external(NAMESPACES["production"], "canary=10 (typed by hand)")
+    kv_writer.reconcile(production.pk)
+    change = latest_change(production)
+    assert change.state == "written"
+    assert change.kv_value_before == "canary=10 (typed by hand)"
+    assert kv_json(edge)["canary_percent"] == 10
+    written = AuditEntry.objects.get(action="config.written")
+    assert "could not be merged" in written.detail
+    assert written.before == {"raw": "canary=10 (typed by hand)"}
+
+
+def test_429_is_retried_after_the_time_the_api_asks_for(edge, production):
+    edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 3}])
+    outcome = kv_writer.reconcile(production.pk)
+    assert outcome.retry_in == 3
+    change = latest_change(production)
+    assert change.state == "applying" and "HTTP 429" in change.last_error
+    # Too early: the row says when to try again, and a premature run waits for it.
+    early = kv_writer.reconcile(production.pk)
+    assert 0 < early.retry_in <= 3
+    assert latest_change(production).attempts == 1
+    ConfigChange.objects.filter(pk=change.pk).update(next_attempt_at=None)
+    assert kv_writer.reconcile(production.pk).confirm_change_id == change.pk
+    change.refresh_from_db()
+    assert change.state == "written" and change.attempts == 2 and change.last_error == ""
+
+
+def _run_until_settled(environment, limit=10):
+    for _ in range(limit):
+        outcome = kv_writer.reconcile(environment.pk)
+        if outcome.retry_in is None:
+            return outcome
+        ConfigChange.objects.filter(environment=environment).update(next_attempt_at=None)
+    raise AssertionError("the writer did not settle")
+
+
+def test_500_three_times_then_success(edge, production, settings):
+    settings.KV_WRITE_MAX_ATTEMPTS = 4
+    edge.knobs(kv_faults=[{"method": "PUT", "status": 500}] * 3)
+    _run_until_settled(production)
+    change = latest_change(production)
+    assert change.state == "written" and change.attempts == 4
+    assert kv_json(edge)["canary_percent"] == 10
+
+
+def test_a_final_failure_is_recorded_with_its_reason(edge, production, settings):
+    settings.KV_WRITE_MAX_ATTEMPTS = 3
+    edge.knobs(kv_faults=[{"method": "PUT", "status": 503}] * 5)
+    _run_until_settled(production)
+    change = latest_change(production)
+    assert change.state == "failed"
+    assert "gave up after 3 attempts" in change.last_error and "HTTP 503" in change.last_error
+    assert AuditEntry.objects.filter(action="config.failed", outcome="failed").count() == 1
+
+
+def test_a_bad_token_fails_at_once_without_retrying(edge, production, settings):
+    settings.CLOUDFLARE_API_TOKEN = "wrong-token"
+    _run_until_settled(production)
+    change = latest_change(production)
+    assert change.state == "failed" and change.attempts == 1
+    assert "10000" in change.last_error and "API token" in change.last_error
+
+
+def test_a_timeout_is_retried(edge, production, settings):
+    settings.HTTP_TIMEOUT_SECONDS = 0.5
+    edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
+    outcome = kv_writer.reconcile(production.pk)
+    assert outcome.retry_in is not None
+    assert "timed out" in latest_change(production).last_error
+    _run_until_settled(production)
+    assert latest_change(production).state == "written"
+    assert kv_json(edge)["canary_percent"] == 10
+
+
+def test_a_malformed_read_does_not_lose_the_change(edge, production):
+    edge.knobs(kv_faults=[{"method": "GET", "status": 200, "body": "<html>bad gateway</html>"}])
+    _run_until_settled(production)
+    change = latest_change(production)
+    assert change.state == "written"
+    assert change.kv_value_before == "<html>bad gateway</html>"
+    assert kv_json(edge)["canary_percent"] == 10
+
+
+def test_an_unreachable_api_is_retried_then_recorded(production, settings):
+    settings.CLOUDFLARE_API_BASE_URL = "http://127.0.0.1:9/client/v4"
+    settings.KV_WRITE_MAX_ATTEMPTS = 2
+    _run_until_settled(production)
+    change = latest_change(production)
+    assert change.state == "failed" and "unreachable" in change.last_error
+
+
+def test_a_newer_version_supersedes_an_older_one_waiting_for_its_retry(edge, production):
+    kv_writer.reconcile(production.pk)
+    edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 5}])
+    increase = services.request_change(
+        environment=production, settings=B2B, kind="percent_change", reason="go B2b",
+        expected_version=1, system="test",
+    )
+    assert kv_writer.reconcile(production.pk).retry_in == 5
+    stop = services.request_change(
+        environment=production, settings=EMERGENCY, kind="emergency_stop", reason="5xx spike",
+        expected_version=None, system="test",
+    )
+    increase.refresh_from_db()
+    assert increase.state == "superseded"
+    ConfigChange.objects.update(next_attempt_at=None)
+    kv_writer.reconcile(production.pk)
+    # The old retry's task arrives late: it must write nothing.
+    kv_writer.reconcile(production.pk)
+    stop.refresh_from_db()
+    assert stop.state == "written"
+    assert kv_json(edge)["emergency_proxy"] is True
+    written = [json.loads(r["body"]) for r in puts(edge)]
+    assert [value["canary_percent"] for value in written] == [10, 0]
+
+
+def test_a_conflicting_request_is_refused(production):
+    with pytest.raises(services.ConfigConflict, match="changed since"):
+        services.request_change(
+            environment=production, settings=B2B, kind="percent_change", reason="stale tab",
+            expected_version=7, system="test",
+        )
+    assert DesiredConfig.objects.get(environment=production).version == 1
+
+
+def test_an_edge_that_does_not_report_the_change_is_flagged(edge, production, settings):
+    settings.PROPAGATION_ALLOWANCE_SECONDS = 0
+    edge.knobs(propagation_delay=60)
+    kv_writer.reconcile(production.pk)
+    change = latest_change(production)
+    outcome = kv_writer.confirm(change.pk)
+    change.refresh_from_db()
+    assert outcome.retry_in is not None and change.state == "written"
+    assert change.edge_overdue and "edge has not reported it" in change.last_error
+    assert AuditEntry.objects.filter(action="config.edge_overdue").count() == 1
+
+
+def test_the_sweep_finds_work_by_state(edge, production):
+    environment_ids, change_ids = kv_writer.due_for_sweep()
+    assert environment_ids == [production.pk] and change_ids == []
+    kv_writer.reconcile(production.pk)
+    environment_ids, change_ids = kv_writer.due_for_sweep()
+    assert environment_ids == [] and change_ids == [latest_change(production).pk]

@@ -137,7 +137,7 @@ def _write_once(environment: Environment, kv: KVClient, change: ConfigChange, to
             note = f"replaced a stored value that could not be merged ({exc}); old value kept here"
             new_value = merge(None, target, timezone.now())
         # Last look before the write that moves traffic.
-        if not environment.holds_kv_lease(token, margin=2 * settings.HTTP_TIMEOUT_SECONDS):
+        if not environment.holds_kv_lease(token, margin=settings.HTTP_TIMEOUT_SECONDS):
             return None
         if not DesiredConfig.objects.filter(
             environment=environment, version=change.version

@@ -11,8 +11,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def entries(release_manager):
     made = [
-        audit.record(action="config.percent_change", actor=release_manager, reason="go B2b",
-                     before={"canary_percent": 10}, after={"canary_percent": 25}),
+        audit.record(
+            action="config.percent_change",
+            actor=release_manager,
+            reason="go B2b",
+            before={"canary_percent": 10},
+            after={"canary_percent": 25},
+        ),
         audit.record(action="config.written", system="kv-writer", detail="version 2"),
         audit.record(action="config.in_effect", system="kv-writer", detail="3.2 s"),
     ]
@@ -31,10 +36,14 @@ def _tamper(sql, params):
         if connection.vendor == "postgresql":
             # A person with direct database access, bypassing the append-only trigger.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE rollout_auditentry DISABLE TRIGGER rollout_audit_append_only")
+            cursor.execute(
+                "ALTER TABLE rollout_auditentry DISABLE TRIGGER rollout_audit_append_only"
+            )
         cursor.execute(sql, params)
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE rollout_auditentry ENABLE TRIGGER rollout_audit_append_only")
+            cursor.execute(
+                "ALTER TABLE rollout_auditentry ENABLE TRIGGER rollout_audit_append_only"
+            )
 
 
 def test_a_changed_reason_is_detected(entries):
@@ -44,7 +53,9 @@ def test_a_changed_reason_is_detected(entries):
 
 
 def test_a_changed_actor_label_is_detected(entries):
-    _tamper("UPDATE rollout_auditentry SET actor_label = %s WHERE id = %s", ["ghost", entries[1].pk])
+    _tamper(
+        "UPDATE rollout_auditentry SET actor_label = %s WHERE id = %s", ["ghost", entries[1].pk]
+    )
     with pytest.raises(CommandError, match=f"#{entries[1].pk}"):
         call_command("verify_audit")
 
@@ -69,7 +80,10 @@ def test_a_recomputed_hash_still_breaks_the_next_link(entries):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
 def test_postgresql_refuses_update_and_delete(entries):
-    for statement in ("UPDATE rollout_auditentry SET reason = 'x'", "DELETE FROM rollout_auditentry"):
+    for statement in (
+        "UPDATE rollout_auditentry SET reason = 'x'",
+        "DELETE FROM rollout_auditentry",
+    ):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(statement)

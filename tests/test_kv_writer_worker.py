@@ -47,8 +47,12 @@ def test_a_change_goes_into_effect_through_the_worker(edge, production, worker):
     )
     state_of(initial, "in_effect")
     change = services.request_change(
-        environment=production, settings=B2B, kind="percent_change", reason="phase B2b",
-        expected_version=1, system="test",
+        environment=production,
+        settings=B2B,
+        kind="percent_change",
+        reason="phase B2b",
+        expected_version=1,
+        system="test",
     )
     state_of(change, "in_effect")
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 25
@@ -89,16 +93,16 @@ def test_a_change_made_while_the_broker_is_down_is_applied_by_the_sweep(
 def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
     edge, production, start_worker
 ):
-    # The first worker's PUT hangs for 3 s; it is killed while waiting for the answer.
+    # The first worker's PUT hangs for 1.5 s; it is killed while waiting for the answer.
     doomed = start_worker(
-        pool="solo", name="doomed", env={"HTTP_TIMEOUT_SECONDS": 5, "KV_WRITE_LEASE_SECONDS": 6}
+        pool="solo", name="doomed", env={"HTTP_TIMEOUT_SECONDS": 2, "KV_WRITE_LEASE_SECONDS": 6}
     )
-    edge.knobs(kv_faults=[{"method": "PUT", "hang": 3}])
+    edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
     change = services.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     state_of(change, "applying")
-    time.sleep(0.5)
+    wait_for(lambda: edge.requests("PUT"), message="the PUT to arrive")
     doomed.kill()
     change.refresh_from_db()
     assert change.state == "applying"
@@ -106,8 +110,16 @@ def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
     start_worker(name="rescuer")
     sweep_unapplied_changes.delay()
     state_of(change, "in_effect", timeout=30)
-    assert AuditEntry.objects.filter(action="config.written", object_id=str(change.public_id)).count() == 1
-    assert AuditEntry.objects.filter(action="config.in_effect", object_id=str(change.public_id)).count() == 1
+    assert (
+        AuditEntry.objects.filter(action="config.written", object_id=str(change.public_id)).count()
+        == 1
+    )
+    assert (
+        AuditEntry.objects.filter(
+            action="config.in_effect", object_id=str(change.public_id)
+        ).count()
+        == 1
+    )
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 10
     assert ConfigChange.objects.filter(environment=production).count() == 1
 
@@ -119,13 +131,21 @@ def test_an_emergency_stop_wins_over_an_increase_still_retrying(edge, production
     state_of(initial, "in_effect")
     edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 2}])
     increase = services.request_change(
-        environment=production, settings=B2B, kind="percent_change", reason="phase B2b",
-        expected_version=1, system="test",
+        environment=production,
+        settings=B2B,
+        kind="percent_change",
+        reason="phase B2b",
+        expected_version=1,
+        system="test",
     )
     wait_for(lambda: ConfigChange.objects.get(pk=increase.pk).attempts >= 1, message="a try")
     stop = services.request_change(
-        environment=production, settings=EMERGENCY, kind="emergency_stop", reason="5xx spike",
-        expected_version=None, system="test",
+        environment=production,
+        settings=EMERGENCY,
+        kind="emergency_stop",
+        reason="5xx spike",
+        expected_version=None,
+        system="test",
     )
     state_of(stop, "in_effect")
     time.sleep(3)  # past the increase's retry time: its message is delivered and must do nothing

@@ -1,0 +1,179 @@
+#!/usr/bin/env python
+"""Time from committing a config change to (a) the PUT arriving at the KV API and (b) the edge
+reporting it, through a real Celery worker on Redis, on PostgreSQL, against the edge stand-in.
+
+    .venv/bin/python bench/kv_write_latency.py [--trials 60]
+
+Uses the database ``rollout_bench`` (dropped and re-created) and Redis database 14 on the
+machine's services. Trials are 1.1 s apart because Workers KV answers 429 to a second write of
+the same key within a second. "Commit" is taken just before the service call that records the
+change, so its own database work counts against us.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_bench"
+)
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="config.settings",
+    DATABASE_URL=DATABASE_URL,
+    CELERY_BROKER_URL=BROKER_URL,
+    EDGE_POLL_INTERVAL_SECONDS="0.05",
+    SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
+    LOG_LEVEL="WARNING",
+)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=60)
+    args = parser.parse_args()
+
+    subprocess.run(
+        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "rollout_bench"], check=True
+    )
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", "rollout_bench"], check=True)
+    import redis
+
+    redis.Redis.from_url(BROKER_URL).flushdb()
+
+    from tests.support.edge import EdgeStandIn
+
+    with EdgeStandIn(namespaces={"production": "ns-bench"}, token="bench-token") as edge:
+        os.environ.update(
+            CLOUDFLARE_API_BASE_URL=edge.api_base_url, CLOUDFLARE_API_TOKEN="bench-token"
+        )
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=threads",
+                "--concurrency=4",
+                "--loglevel=WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            put_ms, edge_ms = run_trials(edge, args.trials)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=20)
+    report(put_ms, edge_ms)
+
+
+def run_trials(edge, trials):
+    from integrations.kv_value import CanarySettings
+    from rollout import services
+    from rollout.models import Environment, Service
+
+    service = Service.objects.create(name="bench")
+    environment = Environment.objects.create(
+        service=service,
+        name="production",
+        cloudflare_account_id=edge.account,
+        kv_namespace_id="ns-bench",
+        qa_url=edge.qa_url("production"),
+        connected_at=None,
+    )
+    first = services.create_initial_config(
+        environment=environment,
+        settings=CanarySettings(1, "B2a", False),
+        reason="bench",
+        system="bench",
+    )
+    wait(partial(_in_effect, first.pk), 30)
+    time.sleep(1.1)
+    put_ms, edge_ms = [], []
+    for trial in range(trials):
+        percent = 2 + trial % 90
+        seen = len(edge.requests())
+        started = time.time()
+        change = services.request_change(
+            environment=environment,
+            settings=CanarySettings(percent, "B2a", False),
+            kind="percent_change",
+            reason=f"bench trial {trial}",
+            expected_version=None,
+            system="bench",
+        )
+        put = wait(partial(_put_with, edge, seen, percent), 10)
+        put_ms.append((put["time"] - started) * 1000)
+        wait(partial(_in_effect, change.pk), 10)
+        change.refresh_from_db()
+        edge_ms.append((change.in_effect_at.timestamp() - started) * 1000)
+        time.sleep(max(0.0, 1.1 - (time.time() - started)))
+    return put_ms, edge_ms
+
+
+def _in_effect(change_id):
+    from rollout.models import ConfigChange
+
+    return ConfigChange.objects.get(pk=change_id).state == "in_effect"
+
+
+def _put_with(edge, since, percent):
+    for entry in edge.requests("PUT", since=since):
+        if entry["status"] == 200 and json.loads(entry["body"])["canary_percent"] == percent:
+            return entry
+    return None
+
+
+def wait(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.002)
+    raise SystemExit("timed out: is the worker running?")
+
+
+def report(put_ms, edge_ms):
+    print(f"trials: {len(put_ms)}")
+    for label, values in (
+        ("commit -> PUT at KV API", put_ms),
+        ("commit -> edge reports it", edge_ms),
+    ):
+        print(
+            f"{label:28s} p50 {statistics.median(values):7.1f} ms   "
+            f"p99 {percentile(values, 0.99):7.1f} ms   max {max(values):7.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+@register()
+def kv_writer_settings(app_configs, **kwargs):
+    """The KV lease must outlive one attempt's three bounded HTTP calls, or a live writer could
+    lose it mid-write and a second writer start beside it."""
+    errors = []
+    if settings.KV_WRITE_LEASE_SECONDS < 3 * settings.HTTP_TIMEOUT_SECONDS:
+        errors.append(
+            Error(
+                f"KV_WRITE_LEASE_SECONDS ({settings.KV_WRITE_LEASE_SECONDS}) must be at least"
+                f" three times HTTP_TIMEOUT_SECONDS ({settings.HTTP_TIMEOUT_SECONDS})",
+                id="rollout.E001",
+            )
+        )
+    if settings.KV_WRITE_MAX_ATTEMPTS < 1:
+        errors.append(Error("KV_WRITE_MAX_ATTEMPTS must be at least 1", id="rollout.E002"))
+    return errors

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "rollout",
     "monitoring",
+    "metrics",
 ]
 
 MIDDLEWARE = [

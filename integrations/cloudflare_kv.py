@@ -74,11 +74,14 @@ class KVClient:
         self.base_url = base_url.rstrip("/")
         self.account_id = account_id
         self.namespace_id = namespace_id
+        self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout)
         self._headers = {"Authorization": f"Bearer {token}"}
 
     def close(self):
-        self._client.close()
+        """Close the client if this object built it; a shared client stays open."""
+        if self._owns_client:
+            self._client.close()
 
     def __enter__(self):
         return self

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from integrations.cloudflare_kv import KVClient, KVError
 from integrations.edge_qa import probe_qa
+from integrations.http import shared_client
 from integrations.kv_value import InvalidKVValue, merge, parse_object, read_settings
 
 from . import audit
@@ -43,12 +44,12 @@ def kv_client_for(environment: Environment) -> KVClient:
         token=settings.CLOUDFLARE_API_TOKEN,
         account_id=environment.cloudflare_account_id,
         namespace_id=environment.kv_namespace_id,
-        timeout=settings.HTTP_TIMEOUT_SECONDS,
+        client=shared_client(settings.HTTP_TIMEOUT_SECONDS),
     )
 
 
 def edge_client() -> httpx.Client:
-    return httpx.Client(timeout=settings.HTTP_TIMEOUT_SECONDS, max_redirects=3)
+    return shared_client(settings.HTTP_TIMEOUT_SECONDS)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -201,8 +202,9 @@ def confirm(change_id: int) -> Outcome:
         return Outcome()
     environment = change.environment
     target = change.settings
-    with edge_client() as client:
-        report = probe_qa(environment.qa_url, client=client, headers=settings.EDGE_PROBE_HEADERS)
+    report = probe_qa(
+        environment.qa_url, client=edge_client(), headers=settings.EDGE_PROBE_HEADERS
+    )
     now = timezone.now()
     Environment.objects.filter(pk=environment.pk).update(
         last_edge_report=report.summary(), last_edge_read_at=now

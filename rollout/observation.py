@@ -25,8 +25,9 @@ def observe(environment_id: int) -> Environment | None:
         )
     except KVError as exc:
         fields["last_kv_error"] = exc.message
-    with edge_client() as client:
-        report = probe_qa(environment.qa_url, client=client, headers=settings.EDGE_PROBE_HEADERS)
+    report = probe_qa(
+        environment.qa_url, client=edge_client(), headers=settings.EDGE_PROBE_HEADERS
+    )
     fields.update(last_edge_report=report.summary(), last_edge_read_at=timezone.now())
     Environment.objects.filter(pk=environment.pk).update(**fields)
     environment.refresh_from_db()

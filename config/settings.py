@@ -35,6 +35,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "rollout.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,17 +141,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Embedded mode: the queue is a folder, shared by web, worker and beat on one machine.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
     # Redelivery of a message whose worker died; the sweep re-queues sooner anyway.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+    # Priority order: an emergency stop (priority 0) is taken before routine work (5).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 300,
+        "queue_order_strategy": "priority",
+        "priority_steps": list(range(10)),
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -202,3 +209,44 @@ CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
     "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
     "options": {"expires": SWEEP_INTERVAL_SECONDS},
 }
+
+# --- Monitoring: health checks, cohort sampler, drift, retention (issue 4) --------------------
+# See docs/monitoring.md and docs/configuration.md.
+HEALTH_CHECK_INTERVAL_SECONDS = env.float("HEALTH_CHECK_INTERVAL_SECONDS", default=60.0)
+COHORT_SAMPLE_INTERVAL_SECONDS = env.float("COHORT_SAMPLE_INTERVAL_SECONDS", default=300.0)
+COHORT_SAMPLE_SIZE = env.int("COHORT_SAMPLE_SIZE", default=100)
+COHORT_SAMPLE_CONCURRENCY = env.int("COHORT_SAMPLE_CONCURRENCY", default=20)
+# A sample ends after this long even if 429s kept it from N answers; judged on what it got.
+COHORT_SAMPLE_MAX_SECONDS = env.float("COHORT_SAMPLE_MAX_SECONDS", default=60.0)
+# Significance of the two-sided binomial test; the Wilson interval is shown at 1 - alpha.
+COHORT_SAMPLE_ALPHA = env.float("COHORT_SAMPLE_ALPHA", default=0.01)
+# More failed probes than this share of N fails the sample whatever the split.
+COHORT_SAMPLE_MAX_FAILED_SHARE = env.float("COHORT_SAMPLE_MAX_FAILED_SHARE", default=0.1)
+DRIFT_CHECK_INTERVAL_SECONDS = env.float("DRIFT_CHECK_INTERVAL_SECONDS", default=60.0)
+CHECK_RETENTION_DAYS = env.float("CHECK_RETENTION_DAYS", default=14.0)
+PRUNE_INTERVAL_SECONDS = env.float("PRUNE_INTERVAL_SECONDS", default=3600.0)
+# Extra probe headers per environment, keyed "service/environment", merged over
+# EDGE_PROBE_HEADERS: {"pix-immo-api/production": {"X-Monitoring-Token": "…"}}. Secrets: never
+# rendered in a page, never stored in the database.
+EDGE_PROBE_HEADERS_BY_ENVIRONMENT = env.json("EDGE_PROBE_HEADERS_BY_ENVIRONMENT", default={})
+CELERY_BEAT_SCHEDULE["monitoring-health-checks"] = {
+    "task": "monitoring.tasks.run_health_checks",
+    "schedule": timedelta(seconds=HEALTH_CHECK_INTERVAL_SECONDS),
+    "options": {"expires": HEALTH_CHECK_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["monitoring-cohort-samples"] = {
+    "task": "monitoring.tasks.sample_cohorts",
+    "schedule": timedelta(seconds=COHORT_SAMPLE_INTERVAL_SECONDS),
+    "options": {"expires": COHORT_SAMPLE_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["monitoring-drift-checks"] = {
+    "task": "monitoring.tasks.check_drift_everywhere",
+    "schedule": timedelta(seconds=DRIFT_CHECK_INTERVAL_SECONDS),
+    "options": {"expires": DRIFT_CHECK_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["monitoring-prune-checks"] = {
+    "task": "monitoring.tasks.prune_checks",
+    "schedule": timedelta(seconds=PRUNE_INTERVAL_SECONDS),
+    "options": {"expires": PRUNE_INTERVAL_SECONDS},
+}
+# --- end of monitoring settings ---------------------------------------------------------------

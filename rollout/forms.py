@@ -59,3 +59,77 @@ class InitialConfigForm(forms.Form):
         return CanarySettings(
             self.cleaned_data["canary_percent"], self.cleaned_data["canary_tag"], False
         )
+
+
+class ConfirmableForm(forms.Form):
+    """A control's form: filled in once, shown back as a confirmation, then sent confirmed.
+
+    ``expected_version`` is the desired-config version the person saw; the service refuses the
+    action when the config moved on meanwhile.
+    """
+
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1, required=False)
+    confirmed = forms.BooleanField(widget=forms.HiddenInput, required=False)
+    version_required = True
+
+    def clean_expected_version(self):
+        value = self.cleaned_data.get("expected_version")
+        if value is None and self.version_required:
+            raise forms.ValidationError("Reload the page: the form lost the config version.")
+        return value
+
+
+class SetPercentForm(ConfirmableForm):
+    canary_percent = PercentField(label="New percent")
+    canary_tag = TagField(label="Tag")
+    reason = ReasonField()
+
+
+class RollbackForm(ConfirmableForm):
+    reason = ReasonField()
+
+
+class LiftEmergencyForm(ConfirmableForm):
+    reason = ReasonField()
+
+
+class EmergencyStopForm(ConfirmableForm):
+    # The stop acts on whatever version is current: speed is safety here.
+    version_required = False
+    reason = ReasonField(initial="Emergency stop (NOT-AUS)")
+
+
+class DecisionNoteForm(forms.Form):
+    note = forms.CharField(
+        max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 1})
+    )
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters; every field optional, every bad value named."""
+
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=64)
+    environment = forms.UUIDField(
+        required=False, error_messages={"invalid": "Unknown environment id."}
+    )
+    since = forms.DateField(
+        required=False, label="From",
+        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    until = forms.DateField(
+        required=False, label="To",
+        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    q = forms.CharField(required=False, max_length=200, label="Text")
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError("The 'From' date is after the 'To' date.")
+        return data

@@ -202,9 +202,7 @@ def confirm(change_id: int) -> Outcome:
         return Outcome()
     environment = change.environment
     target = change.settings
-    report = probe_qa(
-        environment.qa_url, client=edge_client(), headers=settings.EDGE_PROBE_HEADERS
-    )
+    report = probe_qa(environment.qa_url, client=edge_client(), headers=settings.EDGE_PROBE_HEADERS)
     now = timezone.now()
     Environment.objects.filter(pk=environment.pk).update(
         last_edge_report=report.summary(), last_edge_read_at=now

@@ -198,6 +198,13 @@ class ConfigChange(models.Model):
         related_name="+",
     )
     requested_by_system = models.CharField(max_length=64, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     reason = models.TextField()
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField()
@@ -321,6 +328,88 @@ class ConfigChange(models.Model):
             state=cls.State.SUPERSEDED, superseded_at=timezone.now(), next_attempt_at=None
         )
         return ids
+
+
+class PercentRequest(models.Model):
+    """A request to raise the canary percent, waiting for a second person's approval.
+
+    Lowering needs no approval and never creates one of these.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        STALE = "stale", "stale (config changed)"
+        CANCELLED = "cancelled"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="percent_requests"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    reason = models.TextField()
+    base_version = models.PositiveIntegerField()
+    from_percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
+    to_percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
+    from_tag = models.CharField(max_length=32)
+    to_tag = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    change = models.OneToOneField(
+        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="approval"
+    )
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(to_percent__gt=F("from_percent")), name="percent_request_raises"
+            ),
+            models.CheckConstraint(
+                condition=Q(to_percent__lte=100), name="percent_request_percent_range"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="percent_request_has_reason"),
+            # The four-eyes rule, in the database as well as in the service.
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True)
+                | ~Q(decided_by=F("requested_by"))
+                | Q(state="cancelled"),
+                name="percent_request_not_self_approved",
+            ),
+        ]
+        indexes = [
+            # The environment page: pending requests of one environment.
+            models.Index(fields=["environment", "state"], name="percent_request_pending_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.environment}: {self.from_percent}% → {self.to_percent}% ({self.state})"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.environment.name}: {self.from_percent}% → {self.to_percent}%, tag {self.to_tag}"
+        )
+
+    def decide(self, *, state: str, by, note: str = "", change=None) -> bool:
+        """Compare-and-set from pending; False when someone else decided first."""
+        decided = PercentRequest.objects.filter(pk=self.pk, state=self.State.PENDING).update(
+            state=state,
+            decided_by=by,
+            decided_at=timezone.now(),
+            decision_note=note,
+            change=change,
+        )
+        self.refresh_from_db()
+        return bool(decided)
 
 
 class AuditEntry(models.Model):

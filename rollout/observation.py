@@ -25,9 +25,7 @@ def observe(environment_id: int) -> Environment | None:
         )
     except KVError as exc:
         fields["last_kv_error"] = exc.message
-    report = probe_qa(
-        environment.qa_url, client=edge_client(), headers=settings.EDGE_PROBE_HEADERS
-    )
+    report = probe_qa(environment.qa_url, client=edge_client(), headers=settings.EDGE_PROBE_HEADERS)
     fields.update(last_edge_report=report.summary(), last_edge_read_at=timezone.now())
     Environment.objects.filter(pk=environment.pk).update(**fields)
     environment.refresh_from_db()

@@ -1,12 +1,33 @@
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import services
+from integrations.kv_value import CanarySettings
+from monitoring import notify
+from monitoring.models import Notification
+
+from . import audit, services
 from .connection import check_connection
-from .forms import InitialConfigForm
-from .models import ConfigChange, DesiredConfig, Environment, Service
+from .forms import (
+    DecisionNoteForm,
+    EmergencyStopForm,
+    InitialConfigForm,
+    LiftEmergencyForm,
+    RollbackForm,
+    SetPercentForm,
+)
+from .models import (
+    AuditEntry,
+    ConfigChange,
+    DesiredConfig,
+    Environment,
+    PercentRequest,
+    Service,
+)
 
 VIEW_PERMISSION = "rollout.view_environment"
 
@@ -54,6 +75,7 @@ def environment_detail(request, public_id):
     context = _status_context(environment)
     if request.htmx:
         return render(request, "rollout/_environment_status.html", context)
+    context.update(_controls_context(request, environment))
     context["initial_form"] = InitialConfigForm(
         initial={"canary_tag": _first_phase_tag(environment)}
     )
@@ -120,3 +142,307 @@ def write_initial(request, public_id):
     if request.htmx:
         response["HX-Redirect"] = response["Location"]
     return response
+
+
+# --- Guarded controls -------------------------------------------------------------------------
+
+
+def guarded(permission: str):
+    """POST only, logged in, and ``permission`` checked on the server. A refusal is audited."""
+
+    def decorator(view):
+        @wraps(view)
+        @require_POST
+        @login_required
+        def wrapper(request, *args, **kwargs):
+            if not request.user.has_perm(permission):
+                audit.record(
+                    action="permission.denied",
+                    actor=request.user,
+                    outcome=AuditEntry.Outcome.REFUSED,
+                    detail=f"{request.method} {request.path} needs {permission}",
+                    request=request,
+                )
+                raise PermissionDenied(f"You do not have the permission {permission}.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _controls_context(request, environment: Environment, **extra) -> dict:
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    pending = PercentRequest.objects.filter(
+        environment=environment, state=PercentRequest.State.PENDING
+    ).select_related("requested_by")
+    context = {
+        "environment": environment,
+        "desired": desired,
+        "pending_requests": pending,
+        "percent_form": SetPercentForm(
+            initial={
+                "expected_version": desired.version if desired else None,
+                "canary_tag": desired.canary_tag if desired else "",
+                "canary_percent": desired.canary_percent if desired else 0,
+            }
+        ),
+        "rollback_form": RollbackForm(
+            initial={"expected_version": desired.version if desired else None}
+        ),
+        "lift_form": LiftEmergencyForm(
+            initial={"expected_version": desired.version if desired else None}
+        ),
+        "emergency_form": EmergencyStopForm(),
+        "plan_phases": _plan_phases(environment),
+        "slack_configured": notify.channel_configured(Notification.Channel.SLACK_DEPLOYMENTS),
+    }
+    context.update(extra)
+    return context
+
+
+def _plan_phases(environment: Environment):
+    plan = getattr(environment.service, "plan", None)
+    return list(plan.phases.all()) if plan else []
+
+
+def _render_controls(request, environment, *, status=200, **extra):
+    return render(
+        request,
+        "rollout/_controls.html",
+        _controls_context(request, environment, **extra),
+        status=status,
+    )
+
+
+def _confirm(request, environment, *, action_url, form, description, danger=False, note=""):
+    return render(
+        request,
+        "rollout/_confirm.html",
+        {
+            "environment": environment,
+            "action_url": action_url,
+            "form": form,
+            "description": description,
+            "danger": danger,
+            "note": note,
+        },
+    )
+
+
+def _act(request, environment, call, success):
+    """Run a control's service call; answer with the controls fragment and what happened.
+
+    ``success`` turns the call's result into the message shown to the person.
+    """
+    try:
+        result = call()
+    except services.ConfigConflict as exc:
+        return _render_controls(request, environment, status=409, error=f"Not applied: {exc}.")
+    except services.ControlRefused as exc:
+        return _render_controls(request, environment, status=409, error=str(exc))
+    return _render_controls(request, environment, success=success(result))
+
+
+STICKY_NOTE = (
+    "Lowering the percent does not move clients that already hold a native cookie "
+    "(it lives 24 h). Only the emergency stop overrides cookies."
+)
+
+
+@guarded("rollout.request_change")
+def set_percent(request, public_id):
+    environment = _environment(public_id)
+    form = SetPercentForm(request.POST)
+    if not form.is_valid():
+        return _render_controls(request, environment, status=422, percent_form=form)
+    data = form.cleaned_data
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if desired is None:
+        return _render_controls(
+            request, environment, status=409, error="This environment has no desired config yet."
+        )
+    target = CanarySettings(data["canary_percent"], data["canary_tag"], desired.emergency_proxy)
+    if not data["confirmed"]:
+        raising = target.canary_percent > desired.canary_percent
+        return _confirm(
+            request,
+            environment,
+            action_url=request.path,
+            form=form,
+            description=services.describe_transition(environment, desired.settings, target),
+            note="Raising the percent needs a second person's approval."
+            if raising
+            else STICKY_NOTE,
+        )
+
+    return _act(
+        request,
+        environment,
+        lambda: services.submit_percent(
+            environment=environment,
+            percent=target.canary_percent,
+            tag=target.canary_tag,
+            reason=data["reason"],
+            expected_version=data["expected_version"],
+            actor=request.user,
+            request=request,
+        ),
+        success=_percent_outcome,
+    )
+
+
+def _percent_outcome(result) -> str:
+    if isinstance(result, PercentRequest):
+        return f"Requested {result.summary}: waiting for a second person's approval."
+    return f"Queued: {result.settings.describe()} (version {result.version})."
+
+
+@guarded("rollout.rollback")
+def rollback(request, public_id):
+    environment = _environment(public_id)
+    form = RollbackForm(request.POST)
+    if not form.is_valid():
+        return _render_controls(request, environment, status=422, rollback_form=form)
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if not form.cleaned_data["confirmed"] and desired is not None:
+        target = CanarySettings(0, desired.canary_tag, False)
+        return _confirm(
+            request,
+            environment,
+            action_url=request.path,
+            form=form,
+            danger=True,
+            description=services.describe_transition(environment, desired.settings, target),
+            note=STICKY_NOTE,
+        )
+    return _act(
+        request,
+        environment,
+        lambda: services.rollback(
+            environment=environment,
+            reason=form.cleaned_data["reason"],
+            expected_version=form.cleaned_data["expected_version"],
+            actor=request.user,
+            request=request,
+        ),
+        success=lambda result: f"Rollback to 0% queued (version {result.version}).",
+    )
+
+
+@guarded("rollout.emergency_stop")
+def emergency_stop(request, public_id):
+    environment = _environment(public_id)
+    form = EmergencyStopForm(request.POST)
+    if not form.is_valid():
+        return _render_controls(request, environment, status=422, emergency_form=form)
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if not form.cleaned_data["confirmed"] and desired is not None:
+        target = CanarySettings(0, desired.canary_tag, True)
+        return _confirm(
+            request,
+            environment,
+            action_url=request.path,
+            form=form,
+            danger=True,
+            description=services.describe_transition(environment, desired.settings, target),
+            note="Overrides sticky cookies: every client goes to proxy.",
+        )
+    return _act(
+        request,
+        environment,
+        lambda: services.emergency_stop(
+            environment=environment,
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+            request=request,
+        ),
+        success=lambda result: f"EMERGENCY STOP queued at the front (version {result.version}).",
+    )
+
+
+@guarded("rollout.emergency_stop")
+def lift_emergency(request, public_id):
+    environment = _environment(public_id)
+    form = LiftEmergencyForm(request.POST)
+    if not form.is_valid():
+        return _render_controls(request, environment, status=422, lift_form=form)
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if not form.cleaned_data["confirmed"] and desired is not None:
+        target = CanarySettings(desired.canary_percent, desired.canary_tag, False)
+        return _confirm(
+            request,
+            environment,
+            action_url=request.path,
+            form=form,
+            description=services.describe_transition(environment, desired.settings, target),
+        )
+    return _act(
+        request,
+        environment,
+        lambda: services.lift_emergency(
+            environment=environment,
+            reason=form.cleaned_data["reason"],
+            expected_version=form.cleaned_data["expected_version"],
+            actor=request.user,
+            request=request,
+        ),
+        success=lambda result: f"Emergency stop lifted (version {result.version}).",
+    )
+
+
+def _percent_request(public_id) -> PercentRequest:
+    return get_object_or_404(
+        PercentRequest.objects.select_related("environment__service", "requested_by"),
+        public_id=public_id,
+    )
+
+
+@guarded("rollout.approve_increase")
+def approve_request(request, public_id):
+    percent_request = _percent_request(public_id)
+    form = DecisionNoteForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    return _act(
+        request,
+        percent_request.environment,
+        lambda: services.approve_percent_request(
+            percent_request=percent_request,
+            approver=request.user,
+            note=note,
+            request=request,
+        ),
+        success=lambda result: (
+            f"Approved: {result.settings.describe()} queued (version {result.version})."
+        ),
+    )
+
+
+@require_POST
+@login_required
+def reject_request(request, public_id):
+    """An approver rejects; the requester may cancel their own request."""
+    percent_request = _percent_request(public_id)
+    is_requester = percent_request.requested_by_id == request.user.pk
+    if not (is_requester or request.user.has_perm("rollout.approve_increase")):
+        audit.record(
+            action="permission.denied",
+            actor=request.user,
+            outcome=AuditEntry.Outcome.REFUSED,
+            detail=f"POST {request.path} needs rollout.approve_increase or to be the requester",
+            request=request,
+        )
+        raise PermissionDenied("Only an approver or the requester can reject this request.")
+    form = DecisionNoteForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    return _act(
+        request,
+        percent_request.environment,
+        lambda: services.reject_percent_request(
+            percent_request=percent_request,
+            person=request.user,
+            note=note,
+            request=request,
+        ),
+        success=lambda result: f"Request {result.state}.",
+    )

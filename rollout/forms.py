@@ -131,5 +131,5 @@ class AuditFilterForm(forms.Form):
         data = super().clean()
         since, until = data.get("since"), data.get("until")
         if since and until and since > until:
-            raise forms.ValidationError("The 'From' date is after the 'To' date.")
+            raise forms.ValidationError("The From date is after the To date.")
         return data

@@ -16,8 +16,21 @@ from .models import AuditEntry, Environment
 
 PAGE_SIZE = 50
 EXPORT_FIELDS = [
-    "id", "created_at", "actor_label", "action", "environment", "object_type", "object_id",
-    "before", "after", "reason", "outcome", "detail", "request_id", "client_ip", "entry_hash",
+    "id",
+    "created_at",
+    "actor_label",
+    "action",
+    "environment",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "outcome",
+    "detail",
+    "request_id",
+    "client_ip",
+    "entry_hash",
 ]
 
 
@@ -38,8 +51,11 @@ def filtered_entries(data: dict):
     if data.get("q"):
         text = data["q"]
         entries = entries.filter(
-            Q(reason__icontains=text) | Q(detail__icontains=text) | Q(action__icontains=text)
-            | Q(actor_label__icontains=text) | Q(object_id__icontains=text)
+            Q(reason__icontains=text)
+            | Q(detail__icontains=text)
+            | Q(action__icontains=text)
+            | Q(actor_label__icontains=text)
+            | Q(object_id__icontains=text)
         )
     return entries
 
@@ -71,7 +87,10 @@ def audit_log(request):
     else:
         status = 422
     context = {
-        "form": form, "entries": entries, "newer": newer, "older": older,
+        "form": form,
+        "entries": entries,
+        "newer": newer,
+        "older": older,
         "environments": Environment.objects.select_related("service"),
         "query": _query_without_cursor(request),
     }
@@ -120,11 +139,17 @@ def audit_export(request, fmt):
     if fmt not in ("csv", "json") or not form.is_valid():
         problems = "; ".join(" ".join(errors) for errors in form.errors.values())
         message = problems or f"Unknown export format {fmt!r}: use csv or json."
-        return render(request, "rollout/audit.html", {"form": form, "export_error": message},
-                      status=422 if problems else 404)
+        return render(
+            request,
+            "rollout/audit.html",
+            {"form": form, "export_error": message},
+            status=422 if problems else 404,
+        )
     rows = (
-        filtered_entries(form.cleaned_data).select_related("environment__service")
-        .order_by("id").iterator(chunk_size=2000)
+        filtered_entries(form.cleaned_data)
+        .select_related("environment__service")
+        .order_by("id")
+        .iterator(chunk_size=2000)
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     if fmt == "csv":
@@ -140,6 +165,7 @@ def audit_export(request, fmt):
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     else:
+
         def documents():
             yield "[\n"
             for index, entry in enumerate(rows):

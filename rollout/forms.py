@@ -114,12 +114,14 @@ class AuditFilterForm(forms.Form):
         required=False, error_messages={"invalid": "Unknown environment id."}
     )
     since = forms.DateField(
-        required=False, label="From",
+        required=False,
+        label="From",
         error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     until = forms.DateField(
-        required=False, label="To",
+        required=False,
+        label="To",
         error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
         widget=forms.DateInput(attrs={"type": "date"}),
     )

@@ -1,4 +1,9 @@
-"""The roles people hold, as Django groups. Created by migration 0002; see docs/roles.md."""
+"""The roles people hold, as Django groups; see docs/roles.md.
+
+Migration 0002 created them. ``ensure_roles`` runs after every ``migrate`` (and ``flush``) and
+re-creates a role group that is missing, with its default permissions; it leaves existing groups
+as an admin may have tuned them.
+"""
 
 VIEWER = "viewer"
 RELEASE_MANAGER = "release manager"
@@ -7,3 +12,63 @@ DEVOPS = "devops"
 ADMIN = "admin"
 
 ALL = (VIEWER, RELEASE_MANAGER, TECH_LEAD, DEVOPS, ADMIN)
+
+READ = [
+    "rollout.view_service",
+    "rollout.view_environment",
+    "rollout.view_rolloutplan",
+    "rollout.view_phase",
+    "rollout.view_desiredconfig",
+    "rollout.view_configchange",
+    "rollout.view_auditentry",
+    "monitoring.view_notification",
+]
+DEFAULT_PERMISSIONS = {
+    VIEWER: READ,
+    RELEASE_MANAGER: READ
+    + ["rollout.request_change", "rollout.rollback", "rollout.emergency_stop"],
+    TECH_LEAD: READ + ["rollout.approve_increase", "rollout.sign_decision"],
+    DEVOPS: READ + ["rollout.emergency_stop", "rollout.rollback", "rollout.sign_decision"],
+    ADMIN: READ
+    + [
+        "rollout.request_change",
+        "rollout.rollback",
+        "rollout.emergency_stop",
+        "rollout.approve_increase",
+        "rollout.sign_decision",
+        "rollout.connect_environment",
+        "rollout.add_service",
+        "rollout.change_service",
+        "rollout.add_environment",
+        "rollout.change_environment",
+        "rollout.add_rolloutplan",
+        "rollout.change_rolloutplan",
+        "rollout.add_phase",
+        "rollout.change_phase",
+        "rollout.delete_phase",
+    ],
+}
+
+
+def ensure_roles(sender=None, **kwargs):
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    if Group.objects.filter(name__in=ALL).count() == len(ALL):
+        return
+    # Apps emit post_migrate one after another; make sure every app's permissions exist now.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0)
+
+    for role, names in DEFAULT_PERMISSIONS.items():
+        group, created = Group.objects.get_or_create(name=role)
+        if not created:
+            continue
+        for name in names:
+            app_label, codename = name.split(".")
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission:
+                group.permissions.add(permission)

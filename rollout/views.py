@@ -40,7 +40,9 @@ def _environment(public_id) -> Environment:
 
 def _status_context(environment: Environment) -> dict:
     changes = list(
-        ConfigChange.objects.filter(environment=environment).select_related("requested_by")[:10]
+        ConfigChange.objects.filter(environment=environment).select_related(
+            "requested_by", "approved_by"
+        )[:10]
     )
     return {
         "environment": environment,

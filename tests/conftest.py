@@ -279,3 +279,42 @@ def start_worker(django_db_setup, django_db_blocker, broker_url, edge):
 @pytest.fixture
 def worker(start_worker):
     return start_worker()
+
+
+# --- the browser -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; Django's ORM would
+    # take that for an async context and refuse. The tests call the ORM synchronously.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+    from tests.support.browser import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium, live_server):
+    """``open_page(user)``: a logged-in page in its own browser context."""
+    from tests.support.browser import log_in
+
+    contexts = []
+
+    def open_as(user):
+        context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        log_in(page, live_server.url, user.username, PASSWORD)
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()

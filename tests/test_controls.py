@@ -34,8 +34,13 @@ def url(name, environment):
 
 
 def percent_form(version=1, percent="25", tag="B2b", reason="phase B2b", confirmed="true"):
-    return {"canary_percent": percent, "canary_tag": tag, "reason": reason,
-            "expected_version": str(version), "confirmed": confirmed}
+    return {
+        "canary_percent": percent,
+        "canary_tag": tag,
+        "reason": reason,
+        "expected_version": str(version),
+        "confirmed": confirmed,
+    }
 
 
 def desired(environment):
@@ -46,15 +51,23 @@ def desired(environment):
 
 ENDPOINTS = {
     "set_percent": lambda env: (url("set_percent", env), percent_form(percent="5")),
-    "rollback": lambda env: (url("rollback", env),
-                             {"reason": "r", "expected_version": "1", "confirmed": "true"}),
-    "emergency_stop": lambda env: (url("emergency_stop", env),
-                                   {"reason": "r", "confirmed": "true"}),
-    "lift_emergency": lambda env: (url("lift_emergency", env),
-                                   {"reason": "r", "expected_version": "1", "confirmed": "true"}),
+    "rollback": lambda env: (
+        url("rollback", env),
+        {"reason": "r", "expected_version": "1", "confirmed": "true"},
+    ),
+    "emergency_stop": lambda env: (
+        url("emergency_stop", env),
+        {"reason": "r", "confirmed": "true"},
+    ),
+    "lift_emergency": lambda env: (
+        url("lift_emergency", env),
+        {"reason": "r", "expected_version": "1", "confirmed": "true"},
+    ),
     "connect": lambda env: (url("connect", env), {}),
-    "write_initial": lambda env: (url("write_initial", env),
-                                  {"canary_percent": "1", "canary_tag": "B", "reason": "r"}),
+    "write_initial": lambda env: (
+        url("write_initial", env),
+        {"canary_percent": "1", "canary_tag": "B", "reason": "r"},
+    ),
 }
 ALLOWED = {
     "viewer": set(),
@@ -107,8 +120,9 @@ def test_anonymous_clicks_are_sent_to_log_in(production, endpoint):
     assert desired(production).version == 1
 
 
-def test_approvals_need_the_approver_role(production, release_manager, second_release_manager,
-                                          viewer, devops):
+def test_approvals_need_the_approver_role(
+    production, release_manager, second_release_manager, viewer, devops
+):
     client_for(release_manager).post(url("set_percent", production), percent_form())
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
@@ -122,6 +136,7 @@ def test_approvals_need_the_approver_role(production, release_manager, second_re
 
 # --- setting the percent ------------------------------------------------------------------------
 
+
 def test_the_first_post_asks_for_confirmation_naming_the_change(production, release_manager):
     response = client_for(release_manager).post(
         url("set_percent", production), percent_form(confirmed="")
@@ -134,8 +149,9 @@ def test_the_first_post_asks_for_confirmation_naming_the_change(production, rele
 
 def test_lowering_applies_at_once_and_warns_about_sticky_cookies(production, release_manager):
     client = client_for(release_manager)
-    confirm = client.post(url("set_percent", production),
-                          percent_form(percent="5", tag="B2a", confirmed=""))
+    confirm = client.post(
+        url("set_percent", production), percent_form(percent="5", tag="B2a", confirmed="")
+    )
     assert "production: 10% → 5%, tag B2a" in confirm.content.decode()
     assert b"native cookie" in confirm.content
     response = client.post(url("set_percent", production), percent_form(percent="5", tag="B2a"))
@@ -176,8 +192,9 @@ def test_a_stale_request_cannot_be_approved(production, release_manager, tech_le
     client_for(release_manager).post(url("set_percent", production), percent_form())
     pending = PercentRequest.objects.get()
     # Meanwhile someone lowers the percent.
-    client_for(release_manager).post(url("set_percent", production),
-                                     percent_form(percent="5", tag="B2a"))
+    client_for(release_manager).post(
+        url("set_percent", production), percent_form(percent="5", tag="B2a")
+    )
     response = client_for(tech_lead).post(
         reverse("rollout:approve_request", args=[pending.public_id])
     )
@@ -188,8 +205,9 @@ def test_a_stale_request_cannot_be_approved(production, release_manager, tech_le
     assert desired(production).canary_percent == 5
 
 
-def test_an_approved_request_cannot_be_approved_twice(production, release_manager, tech_lead,
-                                                       admin_user):
+def test_an_approved_request_cannot_be_approved_twice(
+    production, release_manager, tech_lead, admin_user
+):
     client_for(release_manager).post(url("set_percent", production), percent_form())
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
@@ -199,8 +217,9 @@ def test_an_approved_request_cannot_be_approved_twice(production, release_manage
     assert ConfigChange.objects.filter(kind="percent_change").count() == 1
 
 
-def test_the_requester_can_cancel_and_an_approver_can_reject(production, release_manager,
-                                                              tech_lead):
+def test_the_requester_can_cancel_and_an_approver_can_reject(
+    production, release_manager, tech_lead
+):
     client = client_for(release_manager)
     client.post(url("set_percent", production), percent_form())
     first = PercentRequest.objects.get()
@@ -209,8 +228,10 @@ def test_the_requester_can_cancel_and_an_approver_can_reject(production, release
     assert first.state == "cancelled"
     client.post(url("set_percent", production), percent_form(reason="again"))
     second = PercentRequest.objects.get(state="pending")
-    client_for(tech_lead).post(reverse("rollout:reject_request", args=[second.public_id]),
-                               {"note": "wait for the weekend to pass"})
+    client_for(tech_lead).post(
+        reverse("rollout:reject_request", args=[second.public_id]),
+        {"note": "wait for the weekend to pass"},
+    )
     second.refresh_from_db()
     assert second.state == "rejected" and second.decided_by == tech_lead
     assert desired(production).version == 1
@@ -222,16 +243,20 @@ def test_a_double_submit_writes_once(production, release_manager):
     first = client.post(url("set_percent", production), data)
     second = client.post(url("set_percent", production), data)
     assert first.status_code == 200
-    assert second.status_code == 409 and b"config changed since you loaded this page" in second.content
+    assert (
+        second.status_code == 409 and b"config changed since you loaded this page" in second.content
+    )
     assert ConfigChange.objects.filter(kind="percent_change").count() == 1
 
 
 def test_two_people_on_the_same_version_one_wins(production, release_manager, devops):
-    lower = client_for(release_manager).post(url("set_percent", production),
-                                             percent_form(percent="5", tag="B2a"))
-    rollback = client_for(devops).post(url("rollback", production),
-                                       {"reason": "errors", "expected_version": "1",
-                                        "confirmed": "true"})
+    lower = client_for(release_manager).post(
+        url("set_percent", production), percent_form(percent="5", tag="B2a")
+    )
+    rollback = client_for(devops).post(
+        url("rollback", production),
+        {"reason": "errors", "expected_version": "1", "confirmed": "true"},
+    )
     assert lower.status_code == 200 and rollback.status_code == 409
     assert b"Not applied" in rollback.content
     assert desired(production).version == 2
@@ -253,8 +278,9 @@ def test_two_people_on_the_same_version_one_wins(production, release_manager, de
         (percent_form(version="abc"), "Enter a whole number"),
     ],
 )
-def test_bad_percent_input_is_explained_and_nothing_is_written(production, release_manager,
-                                                                data, message):
+def test_bad_percent_input_is_explained_and_nothing_is_written(
+    production, release_manager, data, message
+):
     response = client_for(release_manager).post(url("set_percent", production), data)
     assert response.status_code == 422
     assert message in response.content.decode()
@@ -263,8 +289,9 @@ def test_bad_percent_input_is_explained_and_nothing_is_written(production, relea
 
 
 def test_setting_the_same_config_is_refused_politely(production, release_manager):
-    response = client_for(release_manager).post(url("set_percent", production),
-                                                percent_form(percent="10", tag="B2a"))
+    response = client_for(release_manager).post(
+        url("set_percent", production), percent_form(percent="10", tag="B2a")
+    )
     assert response.status_code == 409 and b"Nothing to change" in response.content
 
 
@@ -285,36 +312,40 @@ def test_controls_on_an_environment_without_config_say_so(edge, release_manager)
 
 # --- emergency stop and rollback ------------------------------------------------------------
 
+
 def test_the_emergency_stop_is_one_person_one_confirmation(production, devops):
     client = client_for(devops)
     confirm = client.post(url("emergency_stop", production), {"reason": "5xx spike"})
     assert "EMERGENCY STOP — 100% of traffic to proxy" in confirm.content.decode()
     assert desired(production).version == 1
-    response = client.post(url("emergency_stop", production),
-                           {"reason": "5xx spike", "confirmed": "true"})
+    response = client.post(
+        url("emergency_stop", production), {"reason": "5xx spike", "confirmed": "true"}
+    )
     assert response.status_code == 200 and b"EMERGENCY STOP queued" in response.content
     state = desired(production)
     assert (state.emergency_proxy, state.canary_percent, state.version) == (True, 0, 2)
     change = ConfigChange.objects.get(version=2)
     assert change.kind == "emergency_stop" and change.requested_by == devops
-    again = client.post(url("emergency_stop", production),
-                        {"reason": "again", "confirmed": "true"})
+    again = client.post(url("emergency_stop", production), {"reason": "again", "confirmed": "true"})
     assert again.status_code == 409 and b"already active" in again.content
 
 
 def test_the_emergency_stop_wins_over_a_stale_page(production, release_manager, devops):
-    client_for(release_manager).post(url("set_percent", production),
-                                     percent_form(percent="5", tag="B2a"))
+    client_for(release_manager).post(
+        url("set_percent", production), percent_form(percent="5", tag="B2a")
+    )
     # devops loaded the page at version 1; the stop needs no version and still applies.
-    response = client_for(devops).post(url("emergency_stop", production),
-                                       {"reason": "NOT-AUS", "confirmed": "true"})
+    response = client_for(devops).post(
+        url("emergency_stop", production), {"reason": "NOT-AUS", "confirmed": "true"}
+    )
     assert response.status_code == 200
     assert desired(production).emergency_proxy is True
 
 
 def test_the_emergency_stop_needs_a_reason(production, devops):
-    response = client_for(devops).post(url("emergency_stop", production),
-                                       {"reason": "", "confirmed": "true"})
+    response = client_for(devops).post(
+        url("emergency_stop", production), {"reason": "", "confirmed": "true"}
+    )
     assert response.status_code == 422 and b"Give a reason" in response.content
     assert desired(production).emergency_proxy is False
 
@@ -324,8 +355,10 @@ def test_lifting_the_emergency_stop_keeps_0_percent(production, devops):
     client.post(url("emergency_stop", production), {"reason": "spike", "confirmed": "true"})
     page = client.get(url("environment", production))
     assert b"EMERGENCY STOP ACTIVE" in page.content
-    response = client.post(url("lift_emergency", production),
-                           {"reason": "fixed", "expected_version": "2", "confirmed": "true"})
+    response = client.post(
+        url("lift_emergency", production),
+        {"reason": "fixed", "expected_version": "2", "confirmed": "true"},
+    )
     assert response.status_code == 200
     state = desired(production)
     assert (state.emergency_proxy, state.canary_percent, state.version) == (False, 0, 3)
@@ -333,14 +366,19 @@ def test_lifting_the_emergency_stop_keeps_0_percent(production, devops):
 
 def test_rollback_goes_to_0_percent_with_a_reason(production, devops):
     client = client_for(devops)
-    missing = client.post(url("rollback", production),
-                          {"reason": "", "expected_version": "1", "confirmed": "true"})
+    missing = client.post(
+        url("rollback", production), {"reason": "", "expected_version": "1", "confirmed": "true"}
+    )
     assert missing.status_code == 422 and desired(production).version == 1
-    confirm = client.post(url("rollback", production), {"reason": "errors", "expected_version": "1"})
+    confirm = client.post(
+        url("rollback", production), {"reason": "errors", "expected_version": "1"}
+    )
     assert "production: 10% → 0%, tag B2a" in confirm.content.decode()
     assert b"native cookie" in confirm.content
-    client.post(url("rollback", production),
-                {"reason": "errors", "expected_version": "1", "confirmed": "true"})
+    client.post(
+        url("rollback", production),
+        {"reason": "errors", "expected_version": "1", "confirmed": "true"},
+    )
     assert (desired(production).canary_percent, desired(production).version) == (0, 2)
     assert ConfigChange.objects.get(version=2).kind == "rollback"
 
@@ -353,9 +391,11 @@ def test_a_viewer_sees_no_controls(production, viewer, release_manager):
 
 
 def test_every_action_records_request_id_and_client_address(production, release_manager):
-    client_for(release_manager).post(url("set_percent", production),
-                                     percent_form(percent="5", tag="B2a"),
-                                     headers={"X-Request-ID": "req-123"})
+    client_for(release_manager).post(
+        url("set_percent", production),
+        percent_form(percent="5", tag="B2a"),
+        headers={"X-Request-ID": "req-123"},
+    )
     entry = AuditEntry.objects.get(action="config.percent_change")
     assert entry.request_id == "req-123" and entry.client_ip == "127.0.0.1"
     assert entry.before["canary_percent"] == 10 and entry.after["canary_percent"] == 5

@@ -1,0 +1,92 @@
+"""The controls in real Chromium, against the live server, a real worker and the stand-in."""
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from integrations.kv_value import CanarySettings
+from rollout import services
+from rollout.models import ConfigChange, DesiredConfig
+from tests.conftest import NAMESPACES, make_environment, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
+
+
+@pytest.fixture
+def production(edge, worker):
+    environment = make_environment(edge)
+    change = services.create_initial_config(
+        environment=environment,
+        settings=CanarySettings(10, "B2a", False),
+        reason="initial",
+        system="test",
+    )
+    wait_for(lambda: ConfigChange.objects.get(pk=change.pk).state == "in_effect", timeout=20)
+    return environment
+
+
+def environment_url(live_server, environment):
+    return f"{live_server.url}/environments/{environment.public_id}/"
+
+
+def test_an_increase_requested_approved_and_in_effect(
+    live_server, open_page, production, release_manager, tech_lead, edge
+):
+    rita = open_page(release_manager)
+    rita.goto(environment_url(live_server, production))
+    rita.fill("#id_canary_percent", "25")
+    rita.fill("#id_canary_tag", "B2b")
+    rita.fill("#controls form[hx-post$='/percent/'] textarea[name=reason]", "B2a window passed")
+    rita.click("text=Review change…")
+    expect(rita.locator("#confirm-text")).to_have_text("production: 10% → 25%, tag B2b")
+    rita.click("#confirm-button")
+    expect(rita.locator("#controls")).to_contain_text("waiting for a second person's approval")
+    expect(rita.locator("#controls")).not_to_contain_text("Approve")
+
+    theo = open_page(tech_lead)
+    theo.goto(environment_url(live_server, production))
+    theo.on("dialog", lambda dialog: dialog.accept())
+    theo.click("button.approve")
+    expect(theo.locator("#controls")).to_contain_text("Approved: 25%, tag B2b queued")
+    # The status fragment refreshes itself until the edge reports the change.
+    expect(theo.locator("#environment-status table.changes tr").nth(1)).to_contain_text(
+        re.compile(r"v2.*in effect", re.S | re.I), timeout=20_000
+    )
+    assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 25
+
+
+def test_the_emergency_stop_in_one_confirmation(live_server, open_page, production, devops, edge):
+    dana = open_page(devops)
+    dana.goto(environment_url(live_server, production))
+    dana.click("#emergency-button")
+    expect(dana.locator("#confirm-text")).to_contain_text("EMERGENCY STOP")
+    dana.click("#confirm-button")
+    expect(dana.locator("#controls")).to_contain_text("EMERGENCY STOP queued")
+    expect(dana.locator(".banner")).to_contain_text("EMERGENCY STOP ACTIVE", timeout=10_000)
+    expect(dana.locator("#environment-status table.changes tr").nth(1)).to_contain_text(
+        re.compile(r"emergency stop.*in effect", re.S | re.I), timeout=20_000
+    )
+    assert json.loads(edge.kv_value(NAMESPACES["production"]))["emergency_proxy"] is True
+
+
+def test_a_viewer_sees_no_controls_and_a_crafted_post_is_refused(
+    live_server, open_page, production, viewer
+):
+    vera = open_page(viewer)
+    vera.goto(environment_url(live_server, production))
+    expect(vera.locator("#environment-status")).to_contain_text("10%")
+    assert vera.locator("#controls").count() == 0
+    status = vera.evaluate(
+        """async (url) => {
+            const token = document.cookie.match(/csrftoken=([^;]+)/)[1];
+            const body = new URLSearchParams({reason: "x", confirmed: "true"});
+            const response = await fetch(url, {method: "POST", body,
+                headers: {"X-CSRFToken": token}});
+            return response.status;
+        }""",
+        environment_url(live_server, production) + "emergency/",
+    )
+    assert status == 403
+    assert DesiredConfig.objects.get(environment=production).emergency_proxy is False

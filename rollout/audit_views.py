@@ -5,7 +5,9 @@ import json
 from datetime import datetime, time, timedelta
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Q
+from django.db import connection
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -49,15 +51,32 @@ def filtered_entries(data: dict):
         end = datetime.combine(data["until"] + timedelta(days=1), time(), zone)
         entries = entries.filter(created_at__lt=end)
     if data.get("q"):
-        text = data["q"]
-        entries = entries.filter(
-            Q(reason__icontains=text)
-            | Q(detail__icontains=text)
-            | Q(action__icontains=text)
-            | Q(actor_label__icontains=text)
-            | Q(object_id__icontains=text)
-        )
+        entries = _matching_text(entries, data["q"])
     return entries
+
+
+# Must match the trigram index of migration 0005 exactly.
+SEARCH_EXPRESSION = (
+    "upper(reason || ' ' || detail || ' ' || action || ' ' || actor_label || ' ' || object_id)"
+)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _matching_text(entries, text: str):
+    if connection.vendor == "postgresql":
+        matches = RawSQL(f"{SEARCH_EXPRESSION} LIKE %s", [_like_pattern(text)], BooleanField())
+        return entries.filter(matches)
+    return entries.filter(
+        Q(reason__icontains=text)
+        | Q(detail__icontains=text)
+        | Q(action__icontains=text)
+        | Q(actor_label__icontains=text)
+        | Q(object_id__icontains=text)
+    )
 
 
 @require_GET

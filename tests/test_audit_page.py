@@ -166,3 +166,12 @@ def test_export_refuses_bad_filters_and_formats(trail, viewer):
     bad = client.get(reverse("rollout:audit_export", args=["csv"]), {"since": "nope"})
     assert bad.status_code == 422 and "Enter a date" in rows(bad)
     assert client.get(reverse("rollout:audit_export", args=["xml"])).status_code == 404
+
+
+def test_free_text_treats_wildcards_literally(edge, viewer):
+    audit.record(action="config.note", system="test", reason="raised to 50% after review")
+    audit.record(action="config.note", system="test", reason="raised to 500 after review")
+    client = client_for(viewer)
+    entries = client.get(reverse("rollout:audit"), {"q": "50%"}).context["entries"]
+    assert [entry.reason for entry in entries] == ["raised to 50% after review"]
+    assert client.get(reverse("rollout:audit"), {"q": "5_0"}).context["entries"] == []

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "rollout.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "rollout.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -178,12 +179,41 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
-# --- Security (tightened further by issue 8) --------------------------------------------------
+# --- Security -----------------------------------------------------------------------------------
+# SECURE_DEPLOYMENT=true (behind HTTPS) turns on everything `manage.py check --deploy` asks for.
+# The embedded demo runs on plain http://127.0.0.1 and leaves it off. See docs/security.md.
+SECURE_DEPLOYMENT = env.bool("SECURE_DEPLOYMENT", default=False)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=SECURE_DEPLOYMENT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SECURE_DEPLOYMENT)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_DEPLOYMENT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Preloading HSTS is a domain-wide commitment that is hard to undo: the operator opts in with
+# SECURE_HSTS_PRELOAD=true, so its reminder (security.W021) is silenced.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only our own scripts and styles; htmx runs without eval and without injected styles
+# (htmx.config in base.html), so no 'unsafe-*' source is needed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# Login throttling: this many failures for one username or one address inside the window
+# locks further attempts for the window.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -215,7 +245,7 @@ CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
 HEALTH_CHECK_INTERVAL_SECONDS = env.float("HEALTH_CHECK_INTERVAL_SECONDS", default=60.0)
 COHORT_SAMPLE_INTERVAL_SECONDS = env.float("COHORT_SAMPLE_INTERVAL_SECONDS", default=300.0)
 COHORT_SAMPLE_SIZE = env.int("COHORT_SAMPLE_SIZE", default=100)
-COHORT_SAMPLE_CONCURRENCY = env.int("COHORT_SAMPLE_CONCURRENCY", default=20)
+COHORT_SAMPLE_CONCURRENCY = env.int("COHORT_SAMPLE_CONCURRENCY", default=4)
 # A sample ends after this long even if 429s kept it from N answers; judged on what it got.
 COHORT_SAMPLE_MAX_SECONDS = env.float("COHORT_SAMPLE_MAX_SECONDS", default=60.0)
 # Significance of the two-sided binomial test; the Wilson interval is shown at 1 - alpha.
@@ -250,3 +280,41 @@ CELERY_BEAT_SCHEDULE["monitoring-prune-checks"] = {
     "options": {"expires": PRUNE_INTERVAL_SECONDS},
 }
 # --- end of monitoring settings ---------------------------------------------------------------
+
+# --- Metrics: Logpush ingestion, alert rules, PagerDuty (issue 6) -----------------------------
+# See docs/metrics.md and docs/configuration.md. Where each environment's logs are (bucket and
+# prefixes, or a directory) is set per environment in the admin; credentials only here.
+# R2's S3 API endpoint; empty means https://<environment's account id>.r2.cloudflarestorage.com
+R2_ENDPOINT_URL = env.str("R2_ENDPOINT_URL", default="").rstrip("/")
+R2_ACCESS_KEY_ID = env.str("R2_ACCESS_KEY_ID", default="")
+R2_SECRET_ACCESS_KEY = env.str("R2_SECRET_ACCESS_KEY", default="")
+METRICS_INGEST_INTERVAL_SECONDS = env.float("METRICS_INGEST_INTERVAL_SECONDS", default=60.0)
+METRICS_EVALUATE_INTERVAL_SECONDS = env.float("METRICS_EVALUATE_INTERVAL_SECONDS", default=60.0)
+# Objects last modified longer ago than this are not listed for ingestion (a new source does not
+# read a bucket's whole history).
+METRICS_LOOKBACK_HOURS = env.float("METRICS_LOOKBACK_HOURS", default=48.0)
+# Child processes that fetch and parse a backlog of objects in parallel (1: in the task itself).
+METRICS_INGEST_PROCESSES = env.int("METRICS_INGEST_PROCESSES", default=2)
+# Minutes of log data held back from alert rules after the newest log line, for files of the same
+# minutes still on their way.
+METRICS_ALERT_SETTLE_MINUTES = env.int("METRICS_ALERT_SETTLE_MINUTES", default=1)
+# A firing rule triggers the automatic emergency stop only for log data at most this old.
+METRICS_AUTO_STOP_MAX_AGE_MINUTES = env.float("METRICS_AUTO_STOP_MAX_AGE_MINUTES", default=15.0)
+# Bearer token that lets a Prometheus scraper read /metrics/prometheus without a login.
+METRICS_PROMETHEUS_TOKEN = env.str("METRICS_PROMETHEUS_TOKEN", default="")
+# PagerDuty Events API v2: the routing key of the service (empty: nothing is sent).
+PAGERDUTY_ROUTING_KEY = env.str("PAGERDUTY_ROUTING_KEY", default="")
+PAGERDUTY_EVENTS_URL = env.str(
+    "PAGERDUTY_EVENTS_URL", default="https://events.pagerduty.com/v2/enqueue"
+)
+CELERY_BEAT_SCHEDULE["metrics-ingest-logs"] = {
+    "task": "metrics.tasks.ingest_all_logs",
+    "schedule": timedelta(seconds=METRICS_INGEST_INTERVAL_SECONDS),
+    "options": {"expires": METRICS_INGEST_INTERVAL_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["metrics-evaluate-alerts"] = {
+    "task": "metrics.tasks.evaluate_all_alerts",
+    "schedule": timedelta(seconds=METRICS_EVALUATE_INTERVAL_SECONDS),
+    "options": {"expires": METRICS_EVALUATE_INTERVAL_SECONDS},
+}
+# --- end of metrics settings ------------------------------------------------------------------

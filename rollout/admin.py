@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import (
     AuditEntry,
@@ -25,6 +26,7 @@ class ServiceAdmin(admin.ModelAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["__str__", "cloudflare_account_id", "kv_namespace_id", "qa_url", "connected_at"]
     list_filter = ["name", "service"]
     readonly_fields = [

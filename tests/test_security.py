@@ -1,0 +1,119 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+
+from rollout.models import AuditEntry
+from tests.conftest import PASSWORD, ROOT, make_environment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_pages_carry_the_security_headers(viewer):
+    client = Client()
+    client.login(username=viewer.username, password=PASSWORD)
+    response = client.get(reverse("rollout:overview"))
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert len(response["X-Request-ID"]) == 32
+
+
+def test_the_pages_have_no_inline_script(viewer, edge):
+    make_environment(edge)
+    client = Client()
+    client.login(username=viewer.username, password=PASSWORD)
+    for name in ("rollout:overview", "rollout:audit"):
+        html = client.get(reverse(name)).content.decode()
+        assert "<script>" not in html and " onclick=" not in html
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        SECURE_DEPLOYMENT="true",
+        DEBUG="false",
+        SECRET_KEY="x7#Qp!2vL9zR@4mN8sT$1wY6uB0eK3jH5gF^cD&aZ*oI(lP)qW-rE=tU+yO[iA]",
+        DATABASE_URL="sqlite:///" + str(ROOT / "var" / "check-deploy.sqlite3"),
+        ALLOWED_HOSTS="rollout.example.com",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_login_is_throttled_after_repeated_failures(viewer, settings):
+    settings.LOGIN_FAILURE_LIMIT = 3
+    client = Client()
+    for _ in range(3):
+        response = client.post(reverse("login"), {"username": "vera", "password": "wrong"})
+        assert b"Please enter a correct username and password" in response.content
+    locked = client.post(reverse("login"), {"username": "vera", "password": PASSWORD})
+    assert b"Too many failed log-ins" in locked.content
+    assert "_auth_user_id" not in client.session
+    assert AuditEntry.objects.filter(action="auth.login_failed").count() == 3
+
+
+def test_a_different_address_is_locked_out_for_that_username_too(viewer, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    for _ in range(2):
+        Client(REMOTE_ADDR="10.0.0.1").post(reverse("login"), {"username": "vera", "password": "x"})
+    response = Client(REMOTE_ADDR="10.0.0.2").post(
+        reverse("login"), {"username": "vera", "password": PASSWORD}
+    )
+    assert b"Too many failed log-ins" in response.content
+
+
+def test_the_admin_login_is_the_throttled_one():
+    response = Client().get("/admin/login/")
+    assert response.status_code == 200 and b"Log in" in response.content
+
+
+def test_sessions_expire(settings):
+    assert settings.SESSION_COOKIE_AGE <= 12 * 3600
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE is True
+
+
+def test_secrets_are_never_rendered(edge, admin_user, settings):
+    settings.CLOUDFLARE_API_TOKEN = "cf-secret-token-123456"
+    settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "https://hooks.slack.test/services/SECRET999"
+    settings.EDGE_PROBE_HEADERS = {"X-Monitoring-Token": "monitor-secret-777"}
+    environment = make_environment(edge)
+    client = Client()
+    client.login(username=admin_user.username, password=PASSWORD)
+    pages = [
+        reverse("rollout:overview"),
+        reverse("rollout:environment", args=[environment.public_id]),
+        reverse("rollout:audit"),
+        f"/admin/rollout/environment/{environment.pk}/change/",
+    ]
+    client.post(reverse("rollout:connect", args=[environment.public_id]))
+    for page in pages:
+        html = client.get(page).content.decode()
+        for secret in ("cf-secret-token-123456", "SECRET999", "monitor-secret-777"):
+            assert secret not in html, f"{secret} shown on {page}"
+    for entry in AuditEntry.objects.all():
+        text = f"{entry.detail} {entry.before} {entry.after} {entry.reason}"
+        assert "cf-secret-token" not in text and "SECRET999" not in text

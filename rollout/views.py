@@ -1,3 +1,5 @@
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 
 from django.contrib import messages
@@ -300,97 +302,95 @@ def _percent_outcome(result) -> str:
     return f"Queued: {result.settings.describe()} (version {result.version})."
 
 
-@guarded("rollout.rollback")
-def rollback(request, public_id):
+@dataclass(frozen=True)
+class OnePersonControl:
+    """A control that acts without a second person: the form it reads, the config it aims
+    for (shown in the confirmation), the service that does it."""
+
+    form_class: type
+    form_name: str
+    target: Callable[[DesiredConfig], CanarySettings]
+    act: Callable
+    success: str
+    danger: bool = False
+    note: str = ""
+
+
+ROLLBACK = OnePersonControl(
+    RollbackForm,
+    "rollback_form",
+    lambda d: CanarySettings(0, d.canary_tag, False),
+    services.rollback,
+    "Rollback to 0% queued",
+    danger=True,
+    note=STICKY_NOTE,
+)
+EMERGENCY_STOP = OnePersonControl(
+    EmergencyStopForm,
+    "emergency_form",
+    lambda d: CanarySettings(0, d.canary_tag, True),
+    services.emergency_stop,
+    "EMERGENCY STOP queued at the front",
+    danger=True,
+    note="Overrides sticky cookies: every client goes to proxy.",
+)
+LIFT_EMERGENCY = OnePersonControl(
+    LiftEmergencyForm,
+    "lift_form",
+    lambda d: CanarySettings(d.canary_percent, d.canary_tag, False),
+    services.lift_emergency,
+    "Emergency stop lifted",
+)
+
+
+def _one_person_control(request, public_id, control: OnePersonControl):
     environment = _environment(public_id)
-    form = RollbackForm(request.POST)
+    form = control.form_class(request.POST)
     if not form.is_valid():
-        return _render_controls(request, environment, status=422, rollback_form=form)
+        return _render_controls(request, environment, status=422, **{control.form_name: form})
+    data = form.cleaned_data
     desired = DesiredConfig.objects.filter(environment=environment).first()
-    if not form.cleaned_data["confirmed"] and desired is not None:
-        target = CanarySettings(0, desired.canary_tag, False)
+    if not data["confirmed"] and desired is not None:
         return _confirm(
             request,
             environment,
             action_url=request.path,
             form=form,
-            danger=True,
-            description=services.describe_transition(environment, desired.settings, target),
-            note=STICKY_NOTE,
+            danger=control.danger,
+            description=services.describe_transition(
+                environment, desired.settings, control.target(desired)
+            ),
+            note=control.note,
         )
+    arguments = {
+        "environment": environment,
+        "reason": data["reason"],
+        "actor": request.user,
+        "request": request,
+    }
+    if form.version_required:
+        arguments["expected_version"] = data["expected_version"]
     return _act(
         request,
         environment,
-        lambda: services.rollback(
-            environment=environment,
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["expected_version"],
-            actor=request.user,
-            request=request,
-        ),
-        success=lambda result: f"Rollback to 0% queued (version {result.version}).",
+        lambda: control.act(**arguments),
+        success=lambda result: f"{control.success} (version {result.version}).",
     )
+
+
+@guarded("rollout.rollback")
+def rollback(request, public_id):
+    return _one_person_control(request, public_id, ROLLBACK)
 
 
 @guarded("rollout.emergency_stop")
 def emergency_stop(request, public_id):
-    environment = _environment(public_id)
-    form = EmergencyStopForm(request.POST)
-    if not form.is_valid():
-        return _render_controls(request, environment, status=422, emergency_form=form)
-    desired = DesiredConfig.objects.filter(environment=environment).first()
-    if not form.cleaned_data["confirmed"] and desired is not None:
-        target = CanarySettings(0, desired.canary_tag, True)
-        return _confirm(
-            request,
-            environment,
-            action_url=request.path,
-            form=form,
-            danger=True,
-            description=services.describe_transition(environment, desired.settings, target),
-            note="Overrides sticky cookies: every client goes to proxy.",
-        )
-    return _act(
-        request,
-        environment,
-        lambda: services.emergency_stop(
-            environment=environment,
-            reason=form.cleaned_data["reason"],
-            actor=request.user,
-            request=request,
-        ),
-        success=lambda result: f"EMERGENCY STOP queued at the front (version {result.version}).",
-    )
+    return _one_person_control(request, public_id, EMERGENCY_STOP)
 
 
 @guarded("rollout.emergency_stop")
 def lift_emergency(request, public_id):
-    environment = _environment(public_id)
-    form = LiftEmergencyForm(request.POST)
-    if not form.is_valid():
-        return _render_controls(request, environment, status=422, lift_form=form)
-    desired = DesiredConfig.objects.filter(environment=environment).first()
-    if not form.cleaned_data["confirmed"] and desired is not None:
-        target = CanarySettings(desired.canary_percent, desired.canary_tag, False)
-        return _confirm(
-            request,
-            environment,
-            action_url=request.path,
-            form=form,
-            description=services.describe_transition(environment, desired.settings, target),
-        )
-    return _act(
-        request,
-        environment,
-        lambda: services.lift_emergency(
-            environment=environment,
-            reason=form.cleaned_data["reason"],
-            expected_version=form.cleaned_data["expected_version"],
-            actor=request.user,
-            request=request,
-        ),
-        success=lambda result: f"Emergency stop lifted (version {result.version}).",
-    )
+    return _one_person_control(request, public_id, LIFT_EMERGENCY)
 
 
 def _percent_request(public_id) -> PercentRequest:

@@ -248,3 +248,29 @@ def test_the_sweep_finds_work_by_state(edge, production):
     kv_writer.reconcile(production.pk)
     environment_ids, change_ids = kv_writer.due_for_sweep()
     assert environment_ids == [] and change_ids == [latest_change(production).pk]
+
+
+def test_a_dropped_connection_is_retried(edge, production):
+    edge.knobs(kv_faults=[{"method": "PUT", "close": True}])
+    outcome = kv_writer.reconcile(production.pk)
+    assert outcome.retry_in is not None
+    assert "unreachable" in latest_change(production).last_error
+    _run_until_settled(production)
+    assert latest_change(production).state == "written"
+    assert kv_json(edge)["canary_percent"] == 10
+
+
+def test_a_burst_of_429_and_5xx_ends_written_once(edge, production, settings):
+    settings.KV_WRITE_MAX_ATTEMPTS = 6
+    edge.knobs(
+        kv_faults=[
+            {"method": "PUT", "status": 429, "retry_after": 0},
+            {"method": "GET", "status": 502},
+            {"method": "PUT", "status": 503},
+            {"method": "PUT", "status": 429, "retry_after": 0},
+        ]
+    )
+    _run_until_settled(production)
+    change = latest_change(production)
+    assert change.state == "written" and change.attempts == 5
+    assert len(puts(edge)) == 1

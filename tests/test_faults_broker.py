@@ -1,0 +1,122 @@
+"""Broker faults with real processes: Redis stopped while people click, Redis restarted while a
+worker is mid-write. Each case prints "requested / applied once / lost / duplicated"."""
+
+import json
+import time
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from integrations.kv_value import CanarySettings
+from rollout import services
+from rollout.models import ConfigChange, DesiredConfig
+from rollout.tasks import sweep_unapplied_changes
+from tests.conftest import NAMESPACES, PASSWORD, make_environment, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def ledger(edge, environment, requested: int) -> dict:
+    """What happened to the requested changes, from the database and the KV API's own log."""
+    puts = [json.loads(r["body"]) for r in edge.requests("PUT") if r["status"] == 200]
+    changes = ConfigChange.objects.filter(environment=environment)
+    newest = changes.order_by("-version").first()
+    written_settings = [(p["canary_percent"], p["canary_tag"], p["emergency_proxy"]) for p in puts]
+    figures = {
+        "requested": requested,
+        "recorded": changes.exclude(kind="initial").count(),
+        "in effect (newest)": int(newest.state == "in_effect"),
+        "superseded": changes.filter(state="superseded").count(),
+        "lost": changes.filter(state__in=["requested", "applying", "failed"]).count(),
+        "duplicated writes": len(written_settings) - len(set(written_settings)),
+    }
+    print("fault figures:", figures)
+    return figures
+
+
+def test_clicks_while_redis_is_down_are_recorded_and_applied(
+    edge, redis_server, start_worker, release_manager
+):
+    environment = make_environment(edge)
+    initial = services.create_initial_config(
+        environment=environment,
+        settings=CanarySettings(10, "B2a", False),
+        reason="initial",
+        system="test",
+    )
+    start_worker()
+    wait_for(lambda: ConfigChange.objects.get(pk=initial.pk).state == "in_effect", timeout=20)
+
+    redis_server.stop()
+    client = Client()
+    client.login(username=release_manager.username, password=PASSWORD)
+    started = time.monotonic()
+    for version, percent in enumerate((8, 6, 4, 2, 1), start=1):
+        response = client.post(
+            reverse("rollout:set_percent", args=[environment.public_id]),
+            {
+                "canary_percent": percent,
+                "canary_tag": "B2a",
+                "reason": f"step down {percent}",
+                "expected_version": version,
+                "confirmed": "true",
+            },
+        )
+        assert response.status_code == 200, response.content
+    assert time.monotonic() - started < 15, "the page must answer while Redis is down"
+    assert DesiredConfig.objects.get(environment=environment).version == 6
+
+    redis_server.start()
+    sweep_unapplied_changes.delay()
+    newest = ConfigChange.objects.get(environment=environment, version=6)
+    wait_for(
+        lambda: ConfigChange.objects.get(pk=newest.pk).state == "in_effect",
+        timeout=40,
+        message="the newest change to go into effect",
+    )
+    figures = ledger(edge, environment, requested=5)
+    assert figures == {
+        "requested": 5,
+        "recorded": 5,
+        "in effect (newest)": 1,
+        "superseded": 4,
+        "lost": 0,
+        "duplicated writes": 0,
+    }
+    assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 1
+
+
+def test_redis_restarted_while_a_worker_writes(edge, redis_server, start_worker):
+    environment = make_environment(edge)
+    worker = start_worker(env={"HTTP_TIMEOUT_SECONDS": 3, "KV_WRITE_LEASE_SECONDS": 9})
+    edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
+    change = services.create_initial_config(
+        environment=environment,
+        settings=CanarySettings(10, "B2a", False),
+        reason="initial",
+        system="test",
+    )
+    wait_for(lambda: edge.requests("PUT"), timeout=20, message="the PUT to arrive")
+    redis_server.stop()
+    redis_server.start()  # an empty Redis: the task's message and any retry are gone
+
+    def settled():
+        sweep_unapplied_changes.delay()
+        return ConfigChange.objects.get(pk=change.pk).state == "in_effect"
+
+    # Celery's worker may exit with "Unrecoverable error" when Redis vanishes while it restores
+    # unacknowledged messages (a known kombu behaviour); in production its supervisor restarts
+    # it (docker-compose: restart: unless-stopped). Play that supervisor here.
+    restarts = []
+
+    def supervised_and_settled():
+        if worker.process.poll() is not None and not restarts:
+            restarts.append(start_worker(name="restarted"))
+        return settled()
+
+    wait_for(supervised_and_settled, timeout=60, interval=1, message="the change in effect")
+    print("worker restarted by the supervisor:", bool(restarts))
+    figures = ledger(edge, environment, requested=1)
+    assert figures["lost"] == 0 and figures["duplicated writes"] == 0
+    assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 10

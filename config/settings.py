@@ -318,3 +318,32 @@ CELERY_BEAT_SCHEDULE["metrics-evaluate-alerts"] = {
     "options": {"expires": METRICS_EVALUATE_INTERVAL_SECONDS},
 }
 # --- end of metrics settings ------------------------------------------------------------------
+
+# --- Preview verification suite and production pre-flight (issue 5) ---------------------------
+# See docs/preview-and-preflight.md and docs/configuration.md.
+# The suite's checks (not the restore of its emergency check, which always runs) end after this.
+PREVIEW_SUITE_TIMEOUT_SECONDS = env.float("PREVIEW_SUITE_TIMEOUT_SECONDS", default=300.0)
+# How long the emergency check waits for the edge to report its emergency flag, and again for the
+# restore: the propagation allowance plus the time to take over a dead writer's KV lease.
+PREVIEW_SUITE_EDGE_WAIT_SECONDS = env.float(
+    "PREVIEW_SUITE_EDGE_WAIT_SECONDS",
+    default=PROPAGATION_ALLOWANCE_SECONDS + KV_WRITE_LEASE_SECONDS,
+)
+# A worker holds a run for this long and renews it while it works; a dead worker's run is taken
+# over (restore finished, run recorded as interrupted) by a retry or the sweep after it expires.
+PREVIEW_SUITE_LEASE_SECONDS = env.float(
+    "PREVIEW_SUITE_LEASE_SECONDS", default=6 * HTTP_TIMEOUT_SECONDS
+)
+# The pre-flight accepts a passed preview suite of the current build at most this old.
+PREVIEW_SUITE_MAX_AGE_HOURS = env.float("PREVIEW_SUITE_MAX_AGE_HOURS", default=24.0)
+# A pre-flight attestation (team notified, runbook reviewed, on-call, engineers available for the
+# next 4 h) counts for this long after it was given.
+PREFLIGHT_ATTESTATION_MAX_AGE_HOURS = env.float("PREFLIGHT_ATTESTATION_MAX_AGE_HOURS", default=4.0)
+# Link to the rollback runbook shown on the pre-flight checklist (empty: its path is named).
+ROLLBACK_RUNBOOK_URL = env.str("ROLLBACK_RUNBOOK_URL", default="")
+CELERY_BEAT_SCHEDULE["preview-suite-sweep"] = {
+    "task": "rollout.tasks.sweep_preview_runs",
+    "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
+    "options": {"expires": SWEEP_INTERVAL_SECONDS},
+}
+# --- end of preview suite and pre-flight settings ---------------------------------------------

@@ -11,6 +11,7 @@ import uvicorn
 
 from .app import create_app
 from .settings import Settings
+from .traffic import logpush_loop
 
 RESERVED_ENVS = {"client", "_standin"}  # first path segments the KV and control APIs own
 
@@ -50,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-rate-window", type=float, default=300.0, metavar="SECONDS")
     parser.add_argument("--seed-config", action="store_true", help="write an initial config")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
+    parser.add_argument(
+        "--logpush-dir",
+        metavar="DIR",
+        help="write Logpush-shaped log files of each edge under DIR/<env>/ (see /_standin/traffic)",
+    )
+    parser.add_argument(
+        "--logpush-interval", type=float, default=60.0, metavar="SECONDS", help="seconds per file"
+    )
     return parser
 
 
@@ -88,10 +97,13 @@ def server_config(settings: Settings, host: str, port: int, log_level: str) -> u
 async def serve(config: uvicorn.Config) -> None:
     server = uvicorn.Server(config)
     announcing = asyncio.create_task(announce_when_listening(server))
+    # Writes files only while a Logpush directory is set (--logpush-dir or the knob).
+    traffic = asyncio.create_task(logpush_loop(config.app.state.standin))
     try:
         await server.serve()  # a taken port ends here with uvicorn's message and SystemExit
     finally:
         announcing.cancel()
+        traffic.cancel()
 
 
 async def announce_when_listening(server: uvicorn.Server) -> None:
@@ -105,6 +117,9 @@ async def announce_when_listening(server: uvicorn.Server) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = server_config(settings_from_args(args), args.host, args.port, args.log_level)
+    logpush = config.app.state.standin.logpush
+    logpush.directory = args.logpush_dir
+    logpush.interval = max(1.0, args.logpush_interval)
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from .control import control_routes
 from .kv_api import API_PREFIX, DROP_CONNECTION, kv_api_routes
 from .settings import Settings
 from .state import StandIn
+from .traffic import traffic_routes
 from .worker import edge_routes
 
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/", index, methods=["GET"]),
             *kv_api_routes(),
             *control_routes(),
+            *traffic_routes(),
             *edge_routes(),
         ]
     )

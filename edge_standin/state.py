@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 
+from .logpush import LogpushState
 from .settings import ADJUSTABLE_SETTINGS, Settings
 
 CONFIG_KEY = "config"
@@ -201,6 +202,8 @@ class StandIn:
         self.counters = empty_counters(self.envs)
         self.random = random.Random()
         self.started_at = time.time()
+        # Logpush-shaped traffic (edge_standin/traffic.py), knobs under /_standin/traffic.
+        self.logpush = LogpushState(self.envs)
         if settings.seed_config:
             self.seed()
 
@@ -341,6 +344,7 @@ class StandIn:
         self.edge_limiter.clear()
         self.counters = empty_counters(self.envs)
         self.edge_knobs = {env: EdgeKnobs() for env in self.envs}
+        self.logpush.reset()
         if values:
             for namespace in self.namespaces.values():
                 namespace.clear()

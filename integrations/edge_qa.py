@@ -2,11 +2,22 @@
 
 ``X-Pix-Canary: 1;tag=B2a;cohort=native;reason=sampled``. Parsed tolerantly (any order, spaces,
 unknown keys), with what was odd reported in ``problems`` instead of raised.
+
+Nothing the network sends is trusted: every way an answer can be wrong (no header, a header that
+does not parse, a body that is not JSON or lacks fields, wrong types, another environment, a
+component in error, a timeout, a redirect loop, a huge or endless body) comes back as a reason in
+words, never as an exception.
 """
 
+import asyncio
+import functools
 import json
+import math
+import ssl
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar
 
 import httpx
 
@@ -14,6 +25,11 @@ COHORTS = ("native", "proxy")
 REASONS = ("sampled", "cookie", "header", "emergency")
 COHORT_COOKIE = "_canary_cohort"
 MAX_BODY_BYTES = 64 * 1024
+HEALTH_COMPONENTS = ("database", "r2_bucket", "proxy_origin")
+HEALTHY_STATUSES = ("healthy", "ok")
+MAX_REDIRECTS = 5
+# A Retry-After beyond this is not believed: a probe run must end.
+MAX_RETRY_AFTER_SECONDS = 60.0
 
 
 @dataclass
@@ -77,6 +93,11 @@ class EdgeReport:
     cookie_set: str | None = None
     retry_after: float | None = None
     error: str | None = None
+    # The value of the ``_canary_cohort`` cookie the answer set, if it set one.
+    cookie_cohort: str | None = None
+    header_raw: str | None = None
+    # The start of a body that could not be read as a JSON object, for the record.
+    body_excerpt: str = ""
 
     @property
     def canary(self) -> dict:
@@ -108,9 +129,18 @@ class EdgeReport:
 
 
 def probe_qa(
-    url: str, *, client: httpx.Client, headers: dict | None = None, cookies: dict | None = None
+    url: str,
+    *,
+    client: httpx.Client,
+    headers: dict | None = None,
+    cookies: dict | None = None,
+    max_seconds: float | None = None,
 ) -> EdgeReport:
-    """One request to ``/api/qa`` (fresh client unless cookies are given); never raises."""
+    """One request to ``/api/qa`` (fresh client unless cookies are given); never raises.
+
+    ``max_seconds`` bounds the whole exchange: the client's timeout bounds each read, so a server
+    that drips an endless body one byte at a time would otherwise hold the probe for ever.
+    """
     report = EdgeReport(url=url)
     request_headers = dict(headers or {})
     if cookies:
@@ -124,11 +154,14 @@ def probe_qa(
                 if len(body) > MAX_BODY_BYTES:
                     report.error = f"body larger than {MAX_BODY_BYTES} bytes"
                     break
+                if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                    report.error = f"timed out (body still arriving after {max_seconds:g}s)"
+                    break
     except httpx.TimeoutException:
         report.error = "timed out"
         return report
     except httpx.TooManyRedirects:
-        report.error = "too many redirects"
+        report.error = "too many redirects (a redirect loop?)"
         return report
     except httpx.HTTPError as exc:
         report.error = f"unreachable: {exc}"
@@ -136,25 +169,282 @@ def probe_qa(
     report.latency_ms = round((time.perf_counter() - started) * 1000, 1)
     report.status_code = response.status_code
     if response.status_code == 429:
-        try:
-            report.retry_after = float(response.headers.get("retry-after", ""))
-        except ValueError:
-            report.retry_after = None
+        report.retry_after = parse_retry_after(response.headers.get("retry-after"))
         report.error = report.error or "rate limited (429)"
         return report
-    report.header = parse_canary_header(response.headers.get("x-pix-canary"))
+    report.header_raw = response.headers.get("x-pix-canary")
+    report.header = parse_canary_header(report.header_raw)
     report.cookie_set = response.headers.get("set-cookie")
+    report.cookie_cohort = cohort_cookie(response.headers)
     if report.error:
         return report
     if response.status_code != 200:
         report.error = f"HTTP {response.status_code}"
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body, parse_constant=_not_json, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError):
         report.error = report.error or "body is not JSON"
+        report.body_excerpt = body[:300].decode("utf-8", "replace")
         return report
     if not isinstance(parsed, dict):
         report.error = report.error or "body is JSON but not an object"
+        report.body_excerpt = body[:300].decode("utf-8", "replace")
         return report
     report.body = parsed
     return report
+
+
+# --- reading answers ----------------------------------------------------------------------------
+
+
+def _not_json(name: str):
+    # Python reads NaN and Infinity, JSON has neither, and PostgreSQL refuses them in jsonb:
+    # a body carrying them would break the row that records it.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), capped."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment is None or moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
+
+
+def cohort_cookie(headers: httpx.Headers) -> str | None:
+    """The value of the ``_canary_cohort`` cookie among the answer's Set-Cookie headers."""
+    for value in headers.get_list("set-cookie"):
+        name, _, rest = value.partition("=")
+        if name.strip() == COHORT_COOKIE:
+            return rest.split(";", 1)[0].strip()
+    return None
+
+
+def _is_int(value) -> bool:
+    # bool is a subclass of int: true must not read as 1 %.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def validate_qa_body(body: dict, *, expected_environment: str | None = None) -> list[str]:
+    """What is wrong with an ``/api/qa`` document, one sentence each (empty when it is fine).
+
+    Contract (DESIGN.md): ``status``, ``environment``, ``canary{percent, tag, emergency_proxy,
+    cohort, reason}``, ``health{database, r2_bucket, proxy_origin}``, each component ``"ok"`` or
+    ``"error: <text>"``.
+    """
+    problems = []
+    for key, kind in (("status", str), ("environment", str), ("canary", dict), ("health", dict)):
+        if key not in body:
+            problems.append(f"body lacks {key!r}")
+        elif not isinstance(body[key], kind):
+            expected = "an object" if kind is dict else "a string"
+            problems.append(f"{key!r} is {_type_name(body[key])}, expected {expected}")
+    environment = body.get("environment")
+    if (
+        expected_environment is not None
+        and isinstance(environment, str)
+        and environment != expected_environment
+    ):
+        problems.append(
+            f"answered for environment {environment!r}, but {expected_environment!r} was probed"
+        )
+    canary = body.get("canary")
+    if isinstance(canary, dict):
+        problems += _canary_problems(canary)
+    health = body.get("health")
+    if isinstance(health, dict):
+        problems += _health_problems(health)
+    status = body.get("status")
+    if isinstance(status, str) and status not in HEALTHY_STATUSES:
+        problems.append(f"status is {status!r}")
+    return problems
+
+
+def _canary_problems(canary: dict) -> list[str]:
+    problems = []
+    checks = (
+        ("percent", lambda v: _is_int(v) and 0 <= v <= 100, "an integer 0–100"),
+        ("tag", lambda v: isinstance(v, str), "a string"),
+        ("emergency_proxy", lambda v: isinstance(v, bool), "true or false"),
+        ("cohort", lambda v: v in COHORTS, '"native" or "proxy"'),
+        ("reason", lambda v: isinstance(v, str), "a string"),
+    )
+    for key, valid, expected in checks:
+        if key not in canary:
+            problems.append(f"body lacks 'canary.{key}'")
+        elif not valid(canary[key]):
+            problems.append(f"'canary.{key}' is {_short(canary[key])}, expected {expected}")
+    return problems
+
+
+def _health_problems(health: dict) -> list[str]:
+    problems = []
+    for component in HEALTH_COMPONENTS:
+        state = health.get(component)
+        if component not in health:
+            problems.append(f"body lacks 'health.{component}'")
+        elif not isinstance(state, str):
+            problems.append(f"'health.{component}' is {_type_name(state)}, expected a string")
+        elif state.startswith("error:"):
+            problems.append(f"{component} reports {state[:200]}")
+        elif state != "ok":
+            problems.append(
+                f'\'health.{component}\' is {state[:100]!r}, expected "ok" or "error: …"'
+            )
+    return problems
+
+
+def judge_qa(report: EdgeReport, *, expected_environment: str | None) -> list[str]:
+    """Every reason a health probe fails, most telling first; empty when the edge is healthy."""
+    if report.error:
+        return [report.error]
+    problems = []
+    header = report.header
+    if not (report.header_raw or "").strip():
+        problems.append("no X-Pix-Canary header")
+    elif not header.valid:
+        bad = [p.removeprefix("bad header: ") for p in header.problems if p.startswith("bad")]
+        problems.append(f"X-Pix-Canary header does not parse ({'; '.join(bad)})")
+    problems += validate_qa_body(report.body or {}, expected_environment=expected_environment)
+    canary = report.canary
+    if header is not None and header.valid and canary.get("cohort") in COHORTS:
+        if header.cohort != canary["cohort"]:
+            problems.append(f"header says cohort {header.cohort!r}, body says {canary['cohort']!r}")
+    if header is not None and header.valid and header.reason == "sampled":
+        # A sampled client must be made sticky, or it is re-drawn on every request.
+        if report.cookie_cohort is None:
+            problems.append(f"no {COHORT_COOKIE} cookie set for a sampled client")
+        elif report.cookie_cohort != header.cohort:
+            problems.append(
+                f"{COHORT_COOKIE} cookie says {report.cookie_cohort!r}, "
+                f"header says {header.cohort!r}"
+            )
+    return problems
+
+
+# --- clients --------------------------------------------------------------------------------------
+
+
+class _NoCookies(CookieJar):
+    """A jar that keeps nothing, so every probe through one client is a fresh client. It does
+    not even parse Set-Cookie (a sampler reads thousands; the cohort cookie is read from the
+    headers where it matters)."""
+
+    def extract_cookies(self, response, request):
+        pass
+
+    def set_cookie(self, cookie):
+        pass
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes tens of milliseconds: once per process, not once per sample.
+    return httpx.create_ssl_context()
+
+
+def probe_client(*, timeout: float) -> httpx.Client:
+    """A client for probes: follows redirects (a loop ends as a failure), keeps no cookies."""
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        cookies=_NoCookies(),
+        verify=_tls_context(),
+    )
+
+
+def async_probe_client(*, timeout: float, max_connections: int) -> httpx.AsyncClient:
+    """One connection pool for a whole cohort sample, bounded at ``max_connections``."""
+    return httpx.AsyncClient(
+        timeout=timeout,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        cookies=_NoCookies(),
+        verify=_tls_context(),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+    )
+
+
+# --- the cohort of one fresh client ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CohortAnswer:
+    """What one fresh-client probe showed.
+
+    ``outcome`` is ``native`` or ``proxy`` (a cohort), ``rate_limited`` (a 429, never a cohort)
+    or ``failed``; ``reason`` is the edge's reason for a cohort, else what went wrong.
+    """
+
+    outcome: str
+    reason: str
+    retry_after: float | None = None
+    tag: str = ""
+
+
+async def probe_cohort(
+    client: httpx.AsyncClient, url: str, *, headers: dict | None, max_seconds: float
+) -> CohortAnswer:
+    """Ask the edge which cohort a client without a cookie lands in; never raises."""
+    try:
+        async with asyncio.timeout(max_seconds):
+            async with client.stream("GET", url, headers=headers) as response:
+                size = 0
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        return CohortAnswer("failed", f"body larger than {MAX_BODY_BYTES} bytes")
+    except (TimeoutError, httpx.TimeoutException):
+        return CohortAnswer("failed", "timed out")
+    except httpx.TooManyRedirects:
+        return CohortAnswer("failed", "too many redirects (a redirect loop?)")
+    except httpx.HTTPError as exc:
+        # The class, not the message: messages carry ports and addresses, and the reasons are
+        # counted, so each must read the same every time.
+        return CohortAnswer("failed", f"unreachable ({type(exc).__name__})")
+    if response.status_code == 429:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return CohortAnswer("rate_limited", "HTTP 429", retry_after)
+    if response.status_code != 200:
+        return CohortAnswer("failed", f"HTTP {response.status_code}")
+    raw_header = response.headers.get("x-pix-canary")
+    if not (raw_header or "").strip():
+        return CohortAnswer("failed", "no X-Pix-Canary header")
+    header = parse_canary_header(raw_header)
+    if not header.valid:
+        return CohortAnswer("failed", "X-Pix-Canary header does not parse")
+    if header.reason in ("cookie", "header"):
+        # We sent neither a cookie nor X-Canary: the edge did not treat us as a fresh client.
+        return CohortAnswer("failed", f"reason={header.reason} for a client without one")
+    return CohortAnswer(header.cohort, header.reason or "none", tag=header.tag or "")

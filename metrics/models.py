@@ -1,0 +1,300 @@
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from rollout.models import ConfigChange, Environment, Service
+
+COHORT_CHOICES = [("native", "native"), ("proxy", "proxy"), ("unknown", "unknown")]
+
+
+class LogSource(models.Model):
+    """Where one environment's Logpush files land: an R2 bucket, or a directory for the demo.
+
+    Both datasets live under their own prefix (``b2a/http_requests/``,
+    ``b2a/workers_trace_events/``); for a directory the prefixes are paths inside it. R2
+    credentials come from the settings, never from here.
+    """
+
+    class Kind(models.TextChoices):
+        R2 = "r2", "R2 bucket (S3 API)"
+        DIRECTORY = "directory", "local directory"
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.CASCADE, related_name="log_source"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.R2)
+    bucket = models.CharField(max_length=63, blank=True, help_text="e.g. logs-canary")
+    directory = models.CharField(max_length=500, blank=True, help_text="absolute path")
+    http_requests_prefix = models.CharField(max_length=300, default="b2a/http_requests/")
+    trace_events_prefix = models.CharField(
+        max_length=300,
+        default="b2a/workers_trace_events/",
+        blank=True,
+        help_text="empty: R2 upload errors are not counted",
+    )
+    enabled = models.BooleanField(default=True)
+
+    # What ingestion has seen (written by the ingest task only).
+    newest_log_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_object_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="r2") | ~Q(bucket=""), name="logsource_r2_has_bucket"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="directory") | ~Q(directory=""),
+                name="logsource_directory_has_path",
+            ),
+        ]
+
+    def __str__(self):
+        where = self.bucket if self.kind == self.Kind.R2 else self.directory
+        return f"{self.environment}: {self.get_kind_display()} {where}"
+
+    def prefixes(self) -> list[tuple[str, str]]:
+        found = [("http_requests", self.http_requests_prefix)]
+        if self.trace_events_prefix:
+            found.append(("workers_trace_events", self.trace_events_prefix))
+        return found
+
+    def logs_age(self, now=None) -> timedelta | None:
+        if self.newest_log_at is None:
+            return None
+        return (now or timezone.now()) - self.newest_log_at
+
+
+class LogObject(models.Model):
+    """One object ingested, claimed in the transaction that folds it: each is counted once."""
+
+    class State(models.TextChoices):
+        COUNTED = "counted", "counted"
+        DAMAGED = "damaged", "counted what could be read"
+        UNREADABLE = "unreadable", "nothing could be read"
+        REPLACED = "replaced", "rewritten after ingestion; not counted again"
+
+    source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="log_objects")
+    dataset = models.CharField(max_length=32)
+    key = models.CharField(max_length=1024)
+    etag = models.CharField(max_length=200)
+    size = models.BigIntegerField(default=0)
+    last_modified = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.COUNTED)
+    lines = models.PositiveIntegerField(default=0)
+    bad_lines = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    oldest_at = models.DateTimeField(null=True, blank=True)
+    newest_at = models.DateTimeField(null=True, blank=True)
+    ingested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-ingested_at", "-id"]
+        constraints = [
+            # Exactly once: the claim. Its leading columns also serve the listing's question
+            # "which of these keys are known already?".
+            models.UniqueConstraint(fields=["source", "key", "etag"], name="logobject_once"),
+        ]
+        indexes = [
+            # The panel's "recent problems with log files", newest first.
+            models.Index(fields=["source", "-ingested_at"], name="logobject_recent_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.key} ({self.state})"
+
+
+class MinuteBucket(models.Model):
+    """Requests of one cohort in one minute of one environment: counts and a TTFB histogram
+    (``integrations.histogram``; merging buckets gives exact-to-1% percentiles of any window)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    cohort = models.CharField(max_length=8, choices=COHORT_CHOICES)
+    requests = models.PositiveIntegerField(default=0)
+    errors_5xx = models.PositiveIntegerField(default=0)
+    # integrations.histogram.Histogram.to_bytes(): the run of non-empty bins, packed.
+    ttfb_histogram = models.BinaryField(default=b"", blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["environment", "minute", "cohort"]
+        constraints = [
+            # One row per cell; its leading columns serve every window query
+            # (environment = ? AND minute >= ? AND minute < ?).
+            models.UniqueConstraint(
+                fields=["environment", "minute", "cohort"], name="bucket_one_per_minute"
+            ),
+            models.CheckConstraint(
+                condition=Q(errors_5xx__lte=models.F("requests")), name="bucket_errors_le_requests"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.environment_id} {self.minute:%Y-%m-%d %H:%M} {self.cohort}"
+
+
+class WorkerMinute(models.Model):
+    """Worker invocations and failed R2 uploads in one minute (``workers_trace_events``)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    events = models.PositiveIntegerField(default=0)
+    upload_errors = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["environment", "minute"]
+        constraints = [
+            # One row per minute; serves the window queries as bucket_one_per_minute does.
+            models.UniqueConstraint(
+                fields=["environment", "minute"], name="workerminute_one_per_minute"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.environment_id} {self.minute:%Y-%m-%d %H:%M}: {self.upload_errors} errors"
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+
+class AlertPolicy(models.Model):
+    """A service's alert settings (one per rollout): the traffic guard, the automatic
+    emergency stop, and its rules."""
+
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="alert_policy")
+    min_requests_per_minute = models.PositiveIntegerField(
+        default=20,
+        help_text="a cohort with fewer requests in a minute cannot fire a rule on it",
+    )
+    auto_emergency_stop = models.BooleanField(
+        default=False,
+        help_text="a firing critical native-5xx rule triggers the emergency stop by itself",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name_plural = "alert policies"
+
+    def __str__(self):
+        return f"alert policy of {self.service}"
+
+
+class AlertRule(models.Model):
+    class Kind(models.TextChoices):
+        NATIVE_5XX = "native_5xx_rate", "native 5xx rate above (%)"
+        NATIVE_P90 = "native_p90", "native p90 TTFB above (ms)"
+        P90_VS_PROXY = "native_p90_vs_proxy", "native p90 above proxy p90 by more than (%)"
+        UPLOAD_ERRORS = "r2_upload_errors", "R2 upload errors per minute above"
+        COHORT_SHARE = "cohort_share", "native share off plan by more than (points)"
+        VOLUME_DROP = "volume_drop", "requests of the last hour down against the hour before (%)"
+        LOGS_STALE = "logs_stale", "no new logs for more than (minutes)"
+
+    class Severity(models.TextChoices):
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    policy = models.ForeignKey(AlertPolicy, on_delete=models.CASCADE, related_name="rules")
+    name = models.SlugField(max_length=64)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    threshold = models.FloatField()
+    for_minutes = models.PositiveSmallIntegerField(default=0)
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["policy", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "name"], name="alertrule_unique_name"),
+            models.CheckConstraint(condition=Q(threshold__gte=0), name="alertrule_threshold_ge_0"),
+            models.CheckConstraint(
+                condition=Q(for_minutes__lte=1440), name="alertrule_for_at_most_a_day"
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def describe(self) -> str:
+        held = f" for {self.for_minutes} min" if self.for_minutes else ""
+        return f"{self.get_kind_display()} {self.threshold:g}{held} ({self.severity})"
+
+    @property
+    def may_stop(self) -> bool:
+        """Whether this rule triggers the emergency stop when its policy allows it."""
+        return self.kind == self.Kind.NATIVE_5XX and self.severity == self.Severity.CRITICAL
+
+
+class AlertState(models.Model):
+    """Where one rule stands for one environment. Changed by compare-and-set only.
+
+    ``last_minute`` is the newest minute of log data evaluated; ``since`` the first minute of the
+    current run of minutes in which the condition held.
+    """
+
+    class State(models.TextChoices):
+        INACTIVE = "inactive"
+        PENDING = "pending"
+        FIRING = "firing"
+        RESOLVED = "resolved"
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.INACTIVE)
+    since = models.DateTimeField(null=True, blank=True)
+    last_minute = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(null=True, blank=True)
+    figures = models.JSONField(default=dict, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "environment"], name="alertstate_one_per_env"),
+        ]
+
+    def __str__(self):
+        return f"{self.rule} @ {self.environment_id}: {self.state}"
+
+    @property
+    def dedup_key(self) -> str:
+        """One PagerDuty incident key per alert (rule × environment)."""
+        return f"rollout-control/{self.environment.public_id}/{self.rule.name}"
+
+
+class AlertEvent(models.Model):
+    """Every change of an alert's state (pending, firing, resolved, back to inactive)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    alert = models.ForeignKey(AlertState, on_delete=models.CASCADE, related_name="events")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    old_state = models.CharField(max_length=16, choices=AlertState.State.choices)
+    new_state = models.CharField(max_length=16, choices=AlertState.State.choices)
+    minute = models.DateTimeField(help_text="the minute of log data that caused it")
+    figures = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    emergency_stop = models.ForeignKey(
+        ConfigChange, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The panel's alert history of one environment, newest first.
+            models.Index(fields=["environment", "-created_at"], name="alertevent_env_recent_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.alert.rule.name}: {self.old_state} → {self.new_state}"

@@ -26,10 +26,15 @@ READ = [
 DEFAULT_PERMISSIONS = {
     VIEWER: READ,
     RELEASE_MANAGER: READ
-    + ["rollout.request_change", "rollout.rollback", "rollout.emergency_stop"],
-    TECH_LEAD: READ + ["rollout.approve_increase", "rollout.sign_decision"],
-    DEVOPS: READ + ["rollout.emergency_stop", "rollout.rollback", "rollout.sign_decision"],
+    + ["rollout.request_change", "rollout.rollback", "rollout.emergency_stop"]
+    + ["monitoring.run_sample"],
+    TECH_LEAD: READ
+    + ["rollout.approve_increase", "rollout.sign_decision", "monitoring.run_sample"],
+    DEVOPS: READ
+    + ["rollout.emergency_stop", "rollout.rollback", "rollout.sign_decision"]
+    + ["monitoring.run_sample"],
     ADMIN: READ
+    + ["monitoring.run_sample"]
     + [
         "rollout.request_change",
         "rollout.rollback",

@@ -284,8 +284,10 @@ def worker(start_worker):
 # --- the browser -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """Per module, not per session: Playwright's sync API runs an event loop in this thread
+    while it is open, and other tests (asyncio.run in the sampler, say) need it closed."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop running in this thread; Django's ORM would

@@ -1,0 +1,394 @@
+"""Cloudflare Logpush files: gzip NDJSON, one JSON object per line.
+
+Two datasets matter here:
+
+- ``http_requests``: ``EdgeStartTimestamp``, ``EdgeResponseStatus``, ``EdgeTimeToFirstByteMs`` …
+  and the custom field ``ResponseHeaders["x-pix-canary"]`` whose ``cohort`` says who served it.
+- ``workers_trace_events``: ``EventTimestampMs``, ``Outcome``, ``ScriptName``, ``Logs``,
+  ``Exceptions`` — where a failed R2 upload of the native handlers shows.
+
+Timestamps come in whatever format the job was set up with: Unix nanoseconds (the API's
+default), Unix seconds, RFC 3339 (the dashboard's default), or milli/microseconds. Numbers are
+told apart by magnitude, which is unambiguous for any date after 1973.
+
+Nothing here raises on bad input it is meant to survive: a line that cannot be read raises
+``BadLine`` for the caller to count, and a damaged file yields what could be read plus an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+from .edge_qa import parse_canary_header
+
+try:  # ISA-L inflates gzip about twice as fast as zlib, with the same interface.
+    from isal import isal_zlib as zlib
+except ImportError:  # pragma: no cover - isal is a pinned dependency
+    import zlib
+
+HTTP_REQUESTS = "http_requests"
+WORKERS_TRACE_EVENTS = "workers_trace_events"
+DATASETS = (HTTP_REQUESTS, WORKERS_TRACE_EVENTS)
+UNKNOWN_COHORT = "unknown"  # no or unreadable X-Pix-Canary: counted, but in neither cohort
+CANARY_HEADER = "x-pix-canary"
+PROBLEMS_KEPT = 5  # sample of bad lines kept per file
+
+# An R2 upload failure as the native handlers log it: an error-level log line or an exception
+# whose text names R2 and an upload / put.
+UPLOAD_ERROR = re.compile(r"\bR2\b.*\b(upload|put)", re.IGNORECASE | re.DOTALL)
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class BadLine(ValueError):
+    """One line that could not be used; the message says why."""
+
+
+# --- timestamps ---------------------------------------------------------------------------------
+
+
+def timestamp_seconds(value: object) -> float:
+    """Seconds since the epoch from any Logpush timestamp format."""
+    if isinstance(value, bool):
+        raise BadLine("timestamp is a boolean")
+    if isinstance(value, int | float):
+        magnitude = abs(value)
+        if magnitude < 1e11:
+            return float(value)  # seconds
+        if magnitude < 1e14:
+            return value / 1e3  # milliseconds
+        if magnitude < 1e17:
+            return value / 1e6  # microseconds
+        return value / 1e9  # nanoseconds
+    if isinstance(value, str):
+        return _rfc3339_seconds(value)
+    raise BadLine(f"timestamp of type {type(value).__name__}")
+
+
+def _rfc3339_seconds(text: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadLine(f"timestamp {text[:40]!r} is not RFC 3339") from None
+    if parsed.tzinfo is None:
+        raise BadLine(f"timestamp {text[:40]!r} has no time zone")
+    return parsed.timestamp()
+
+
+class _Rfc3339Minutes:
+    """RFC 3339 strings of one file share a handful of minutes: parse each minute once.
+
+    Only UTC strings (``…Z``) take the fast path; an offset such as ``+01:00`` is parsed in full.
+    """
+
+    __slots__ = ("cache",)
+
+    def __init__(self) -> None:
+        self.cache: dict[str, float] = {}
+
+    def seconds(self, text: str) -> float:
+        if len(text) >= 20 and text[-1] == "Z" and text[16] == ":" and text[19] in ".Z":
+            base = self.cache.get(text[:16])
+            if base is None:
+                base = _rfc3339_seconds(text[:16] + ":00Z")
+                self.cache[text[:16]] = base
+            try:
+                second = int(text[17:19])
+            except ValueError:
+                raise BadLine(f"timestamp {text[:40]!r} is not RFC 3339") from None
+            if not 0 <= second <= 60 or not text[17:19].isdigit():
+                raise BadLine(f"timestamp {text[:40]!r} is not RFC 3339")
+            return base + second
+        return _rfc3339_seconds(text)
+
+
+# --- one line -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    seconds: float
+    cohort: str
+    status: int
+    ttfb_ms: float
+
+
+def _object(line: bytes | str) -> dict:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise BadLine(f"not JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise BadLine("not a JSON object")
+    return record
+
+
+def cohort_of(headers: object) -> str:
+    """The cohort from ``ResponseHeaders`` (any key case), or ``unknown``."""
+    if not isinstance(headers, dict):
+        return UNKNOWN_COHORT
+    value = headers.get(CANARY_HEADER)
+    if value is None:
+        for key, candidate in headers.items():
+            if isinstance(key, str) and key.lower() == CANARY_HEADER:
+                value = candidate
+                break
+    if not isinstance(value, str):
+        return UNKNOWN_COHORT
+    header = parse_canary_header(value)
+    return header.cohort if header.valid else UNKNOWN_COHORT
+
+
+def _status(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 999:
+        raise BadLine(f"EdgeResponseStatus {value!r} is not an HTTP status")
+    return value
+
+
+def _ttfb(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise BadLine(f"EdgeTimeToFirstByteMs {value!r} is not a duration")
+    return value
+
+
+def parse_http_request(line: bytes | str) -> HttpRequest:
+    """One ``http_requests`` line. Raises BadLine."""
+    record = _object(line)
+    try:
+        stamp = record["EdgeStartTimestamp"]
+        status = record["EdgeResponseStatus"]
+        ttfb = record["EdgeTimeToFirstByteMs"]
+    except KeyError as exc:
+        raise BadLine(f"no {exc.args[0]}") from None
+    return HttpRequest(
+        seconds=timestamp_seconds(stamp),
+        cohort=cohort_of(record.get("ResponseHeaders")),
+        status=_status(status),
+        ttfb_ms=_ttfb(ttfb),
+    )
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    seconds: float
+    outcome: str
+    upload_error: bool
+
+
+def _texts(entries: object) -> list[tuple[str, str]]:
+    """(level, text) of each ``Logs`` / ``Exceptions`` entry, tolerating odd shapes."""
+    found = []
+    if not isinstance(entries, list):
+        return found
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        level = str(entry.get("Level", "error")).lower()
+        parts = [entry.get("Name"), entry.get("Message")]
+        text = " ".join(
+            " ".join(map(str, part)) if isinstance(part, list) else str(part)
+            for part in parts
+            if part is not None
+        )
+        found.append((level, text))
+    return found
+
+
+def parse_trace_event(line: bytes | str) -> TraceEvent:
+    """One ``workers_trace_events`` line. Raises BadLine."""
+    record = _object(line)
+    if "EventTimestampMs" not in record:
+        raise BadLine("no EventTimestampMs")
+    logs = [text for level, text in _texts(record.get("Logs")) if level == "error"]
+    exceptions = [text for _, text in _texts(record.get("Exceptions"))]
+    upload_error = any(UPLOAD_ERROR.search(text) for text in logs + exceptions)
+    return TraceEvent(
+        seconds=timestamp_seconds(record["EventTimestampMs"]),
+        outcome=str(record.get("Outcome", "")),
+        upload_error=upload_error,
+    )
+
+
+# --- one file -----------------------------------------------------------------------------------
+
+
+def decompress(raw: bytes) -> tuple[bytes, str]:
+    """The NDJSON text of a Logpush object and what went wrong ('' if nothing).
+
+    Concatenated gzip members are read one after the other. A truncated or damaged stream gives
+    back everything decoded before the damage; bytes that are not gzip at all are taken as plain
+    NDJSON if they look like it.
+    """
+    if not raw:
+        return b"", ""
+    if not raw.startswith(_GZIP_MAGIC):
+        if raw.lstrip()[:1] == b"{":
+            return raw, ""
+        return b"", "not a gzip file"
+    pieces = []
+    rest = raw
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            pieces.append(inflater.decompress(rest))
+        except zlib.error as exc:
+            # Salvage what a fresh inflater yields before the damage, chunk by chunk.
+            pieces.append(_salvage(rest))
+            return b"".join(pieces), f"corrupt gzip: {exc}"
+        if not inflater.eof:
+            pieces.append(inflater.flush())
+            return b"".join(pieces), "truncated gzip: the file ends mid-stream"
+        rest = inflater.unused_data
+        if rest and not rest.startswith(_GZIP_MAGIC):
+            if rest.strip(b"\0"):
+                return b"".join(pieces), "trailing bytes after the gzip stream"
+            break
+    return b"".join(pieces), ""
+
+
+def _salvage(raw: bytes, chunk: int = 16 * 1024) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = []
+    for start in range(0, len(raw), chunk):
+        try:
+            out.append(inflater.decompress(raw[start : start + chunk]))
+        except zlib.error:
+            break
+    return b"".join(out)
+
+
+class Cell:
+    """What one file says about one minute of one cohort."""
+
+    __slots__ = ("requests", "errors_5xx", "ttfb")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors_5xx = 0
+        self.ttfb: dict = {}  # raw milliseconds → count
+
+
+@dataclass
+class FileSummary:
+    dataset: str
+    lines: int = 0
+    bad_lines: int = 0
+    problems: list[str] = field(default_factory=list)
+    error: str = ""  # about the file as a whole (damaged gzip …)
+    oldest: float | None = None
+    newest: float | None = None
+    # http_requests: (minute, cohort) → Cell, minute in whole minutes since the epoch
+    cells: dict[tuple[int, str], Cell] = field(default_factory=dict)
+    # workers_trace_events: minute → [events, upload errors]
+    trace_minutes: dict[int, list[int]] = field(default_factory=dict)
+
+    def bad(self, number: int, why: str) -> None:
+        self.bad_lines += 1
+        if len(self.problems) < PROBLEMS_KEPT:
+            self.problems.append(f"line {number}: {why}"[:300])
+
+    def saw(self, seconds: float) -> None:
+        if self.newest is None or seconds > self.newest:
+            self.newest = seconds
+        if self.oldest is None or seconds < self.oldest:
+            self.oldest = seconds
+
+
+def summarize(raw: bytes, dataset: str) -> FileSummary:
+    """Read a whole object: decompress, parse every line, fold per minute (and cohort)."""
+    text, error = decompress(raw)
+    summary = FileSummary(dataset=dataset, error=error)
+    if dataset == HTTP_REQUESTS:
+        _summarize_http_requests(text, summary)
+    elif dataset == WORKERS_TRACE_EVENTS:
+        _summarize_trace_events(text, summary)
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}")
+    return summary
+
+
+def _summarize_http_requests(text: bytes, summary: FileSummary) -> None:
+    # The hot loop of ingestion (a day of traffic is a million lines): the per-line work is
+    # inlined, and the header and timestamp parsing cached, since a file repeats a few values.
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    cells = summary.cells
+    cohorts: dict[str, str] = {}
+    rfc3339 = _Rfc3339Minutes()
+    newest = oldest = None
+    lines = 0
+    for number, line in enumerate(text.split(b"\n"), start=1):
+        if not line:
+            continue
+        lines += 1
+        try:
+            record = loads(line)
+            stamp = record["EdgeStartTimestamp"]
+            status = record["EdgeResponseStatus"]
+            ttfb = record["EdgeTimeToFirstByteMs"]
+            if type(stamp) is int:  # the common cases first, without a call
+                seconds = stamp / 1e9 if stamp > 1e17 else timestamp_seconds(stamp)
+            elif type(stamp) is str:
+                seconds = rfc3339.seconds(stamp)
+            else:
+                seconds = timestamp_seconds(stamp)
+            if type(status) is not int or not 0 <= status <= 999:
+                _status(status)
+            if type(ttfb) is not int or ttfb < 0:
+                _ttfb(ttfb)
+            headers = record.get("ResponseHeaders")
+            value = headers.get(CANARY_HEADER) if type(headers) is dict else None
+            cohort = cohorts.get(value) if type(value) is str else None
+            if cohort is None:
+                cohort = cohort_of(headers)
+                if type(value) is str:
+                    cohorts[value] = cohort
+        except decode_error as exc:
+            summary.bad(number, f"not JSON: {exc}")
+            continue
+        except KeyError as exc:
+            summary.bad(number, f"no {exc.args[0]}")
+            continue
+        except (TypeError, AttributeError):
+            summary.bad(number, "not a JSON object of the http_requests dataset")
+            continue
+        except BadLine as exc:
+            summary.bad(number, str(exc))
+            continue
+        key = (int(seconds // 60), cohort)
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = Cell()
+            if newest is None:
+                newest = oldest = seconds
+        cell.requests += 1
+        if status >= 500:
+            cell.errors_5xx += 1
+        tally = cell.ttfb
+        tally[ttfb] = tally.get(ttfb, 0) + 1
+        if seconds > newest:
+            newest = seconds
+        elif seconds < oldest:
+            oldest = seconds
+    summary.lines += lines
+    summary.newest, summary.oldest = newest, oldest
+
+
+def _summarize_trace_events(text: bytes, summary: FileSummary) -> None:
+    for number, line in enumerate(text.split(b"\n"), start=1):
+        if not line or line.isspace():
+            continue
+        summary.lines += 1
+        try:
+            event = parse_trace_event(line)
+        except BadLine as exc:
+            summary.bad(number, str(exc))
+            continue
+        counts = summary.trace_minutes.setdefault(int(event.seconds // 60), [0, 0])
+        counts[0] += 1
+        if event.upload_error:
+            counts[1] += 1
+        summary.saw(event.seconds)

@@ -1,0 +1,390 @@
+"""Alert rules over the minute buckets: pending → firing → resolved, with a "for" duration.
+
+Rules are evaluated minute by minute over *log time*, not wall time: a minute is judged once its
+logs are in (older than the newest log line by ``METRICS_ALERT_SETTLE_MINUTES``), so late files
+do not make a rule flap, and a backlog replays in order. A rule fires once its condition has
+held in ``for_minutes`` consecutive minutes; a minute below the traffic guard does not hold it.
+Only "logs not delivering" runs on the wall clock, since it is about log time standing still.
+
+Each change of state is an ``AlertEvent``; firing and resolved are announced on Slack #incidents
+and PagerDuty, and a firing critical native-5xx rule may trigger the emergency stop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.kv_value import CanarySettings
+from rollout import audit
+from rollout.models import ConfigChange, DesiredConfig, Environment, Service
+
+from . import figures as figures_module
+from .figures import floor_minute
+from .models import AlertEvent, AlertPolicy, AlertRule, AlertState, LogSource
+
+log = logging.getLogger(__name__)
+
+Kind = AlertRule.Kind
+Severity = AlertRule.Severity
+State = AlertState.State
+MAX_CATCH_UP = timedelta(hours=3)  # minutes of log data replayed at most after a gap
+VOLUME_WINDOW = timedelta(hours=1)
+
+# The runbook's rules (DESIGN.md "Alerts"): name, kind, threshold, for (minutes), severity.
+DEFAULT_RULES = [
+    ("native-5xx-warning", Kind.NATIVE_5XX, 1.5, 5, Severity.WARNING),
+    ("native-5xx-critical", Kind.NATIVE_5XX, 3.0, 3, Severity.CRITICAL),
+    ("native-p90", Kind.NATIVE_P90, 600, 10, Severity.WARNING),
+    ("native-p90-vs-proxy", Kind.P90_VS_PROXY, 20, 5, Severity.WARNING),
+    ("r2-upload-errors", Kind.UPLOAD_ERRORS, 5, 3, Severity.CRITICAL),
+    ("cohort-share", Kind.COHORT_SHARE, 5, 10, Severity.WARNING),
+    ("volume-drop", Kind.VOLUME_DROP, 30, 10, Severity.WARNING),
+    ("logs-not-delivering", Kind.LOGS_STALE, 15, 0, Severity.WARNING),
+]
+
+
+def policy_for(service: Service) -> AlertPolicy:
+    """The service's policy, created with the default rules the first time it is needed."""
+    policy = AlertPolicy.objects.filter(service=service).first()
+    if policy is not None:
+        return policy
+    with transaction.atomic():
+        policy, created = AlertPolicy.objects.get_or_create(service=service)
+        if created:
+            AlertRule.objects.bulk_create(
+                AlertRule(
+                    policy=policy,
+                    name=name,
+                    kind=kind,
+                    threshold=threshold,
+                    for_minutes=for_minutes,
+                    severity=severity,
+                    position=position,
+                )
+                for position, (name, kind, threshold, for_minutes, severity) in enumerate(
+                    DEFAULT_RULES
+                )
+            )
+    return policy
+
+
+# --- conditions ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Reading:
+    """A rule's reading of one minute: the value, whether it breaches, and the figures."""
+
+    value: float | None
+    breach: bool
+    figures: dict
+
+
+def _pct(value):
+    return None if value is None else round(value, 2)
+
+
+class MinuteData:
+    """The buckets of one environment around the minutes being judged, loaded once."""
+
+    def __init__(self, environment_id: int, start: datetime, end: datetime):
+        self.start = start - VOLUME_WINDOW * 2  # the volume rule looks two hours back
+        self.cells, self.workers = figures_module.load_minutes(environment_id, self.start, end)
+
+    def minute(self, minute: datetime) -> figures_module.Figures:
+        return figures_module.figures_from(
+            self.cells, self.workers, minute, minute + timedelta(minutes=1)
+        )
+
+    def requests_between(self, start: datetime, end: datetime) -> int:
+        total = 0
+        for minute, by_cohort in self.cells.items():
+            if start <= minute < end:
+                total += sum(
+                    by_cohort.get(cohort, (0, 0, None))[0] for cohort in figures_module.COHORTS
+                )
+        return total
+
+
+def read_minute(
+    rule: AlertRule, data: MinuteData, minute: datetime, *, guard: int, plan_percent
+) -> Reading:
+    figures = data.minute(minute)
+    native, proxy = figures.native, figures.proxy
+    threshold = rule.threshold
+    common = {"minute": minute.isoformat(), "threshold": threshold, "guard": guard}
+    if rule.kind == Kind.NATIVE_5XX:
+        value = native.error_percent
+        enough = native.requests >= guard
+        shown = {
+            "native_5xx_percent": _pct(value),
+            "native_requests": native.requests,
+            "native_5xx": native.errors_5xx,
+            "proxy_5xx_percent": _pct(proxy.error_percent),
+        }
+    elif rule.kind == Kind.NATIVE_P90:
+        value = native.p90
+        enough = native.requests >= guard
+        shown = {"native_p90_ms": _pct(value), "native_requests": native.requests}
+    elif rule.kind == Kind.P90_VS_PROXY:
+        native_p90, proxy_p90 = native.p90, proxy.p90
+        value = 100 * (native_p90 / proxy_p90 - 1) if native_p90 is not None and proxy_p90 else None
+        enough = native.requests >= guard and proxy.requests >= guard
+        shown = {
+            "native_p90_ms": _pct(native_p90),
+            "proxy_p90_ms": _pct(proxy_p90),
+            "native_above_proxy_percent": _pct(value),
+        }
+    elif rule.kind == Kind.UPLOAD_ERRORS:
+        value = float(figures.upload_errors)
+        enough = True  # a failed upload is a failure however little traffic there is
+        shown = {"r2_upload_errors": figures.upload_errors}
+    elif rule.kind == Kind.COHORT_SHARE:
+        share = figures.native_share
+        value = (
+            abs(share - plan_percent) if share is not None and plan_percent is not None else None
+        )
+        enough = figures.requests >= guard
+        shown = {
+            "native_share_percent": _pct(share),
+            "plan_percent": plan_percent,
+            "requests": figures.requests,
+        }
+    elif rule.kind == Kind.VOLUME_DROP:
+        end = minute + timedelta(minutes=1)
+        last = data.requests_between(end - VOLUME_WINDOW, end)
+        before = data.requests_between(end - 2 * VOLUME_WINDOW, end - VOLUME_WINDOW)
+        value = 100 * (1 - last / before) if before else None
+        enough = before >= guard * 60
+        shown = {
+            "requests_last_hour": last,
+            "requests_hour_before": before,
+            "drop_percent": _pct(value),
+        }
+    else:
+        raise ValueError(f"rule kind {rule.kind} is not judged per minute")
+    breach = enough and value is not None and value > threshold
+    if not enough:
+        common["below_guard"] = True
+    return Reading(value, breach, {**common, **shown})
+
+
+# --- state machine -------------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    old: str
+    new: str
+    minute: datetime
+    figures: dict
+
+
+def advance(rule: AlertRule, state: str, since, minute: datetime, reading: Reading):
+    """One minute's effect on an alert: (state, since, step or None)."""
+    needed = timedelta(minutes=max(rule.for_minutes, 1))
+    if reading.breach:
+        if state in (State.INACTIVE, State.RESOLVED):
+            since = minute
+            if needed <= timedelta(minutes=1):
+                return State.FIRING, since, Step(state, State.FIRING, minute, reading.figures)
+            return State.PENDING, since, Step(state, State.PENDING, minute, reading.figures)
+        if state == State.PENDING and minute + timedelta(minutes=1) - since >= needed:
+            return State.FIRING, since, Step(state, State.FIRING, minute, reading.figures)
+        return state, since, None
+    if state == State.PENDING:
+        return State.INACTIVE, None, Step(state, State.INACTIVE, minute, reading.figures)
+    if state == State.FIRING:
+        return State.RESOLVED, None, Step(state, State.RESOLVED, minute, reading.figures)
+    return state, since, None
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def evaluate_environment(environment_id: int, *, now: datetime | None = None) -> list[AlertEvent]:
+    """Judge every enabled rule of the environment's service on the minutes not judged yet."""
+    now = now or timezone.now()
+    environment = Environment.objects.select_related("service").filter(pk=environment_id).first()
+    source = LogSource.objects.filter(environment_id=environment_id, enabled=True).first()
+    if environment is None or source is None:
+        return []
+    policy = policy_for(environment.service)
+    rules = list(policy.rules.filter(enabled=True))
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    plan_percent = (0 if desired.emergency_proxy else desired.canary_percent) if desired else None
+    horizon = None
+    if source.newest_log_at is not None:
+        horizon = floor_minute(source.newest_log_at) - timedelta(
+            minutes=settings.METRICS_ALERT_SETTLE_MINUTES
+        )
+    states = {
+        state.rule_id: state
+        for state in AlertState.objects.filter(environment=environment, rule__in=rules)
+    }
+    for rule in rules:
+        if rule.pk not in states:
+            states[rule.pk], _ = AlertState.objects.get_or_create(
+                rule=rule, environment=environment
+            )
+    data = None
+    if horizon is not None:
+        earliest = min(
+            (_first_minute(states[rule.pk], rule, horizon) for rule in rules), default=horizon
+        )
+        data = MinuteData(environment_id, earliest, horizon)
+    events = []
+    for rule in rules:
+        alert = states[rule.pk]
+        if rule.kind == Kind.LOGS_STALE:
+            readings = _staleness(rule, source, now)
+        elif data is None:
+            continue
+        else:
+            readings = [
+                (
+                    minute,
+                    read_minute(
+                        rule,
+                        data,
+                        minute,
+                        guard=policy.min_requests_per_minute,
+                        plan_percent=plan_percent,
+                    ),
+                )
+                for minute in _minutes(_first_minute(alert, rule, horizon), horizon)
+            ]
+        if readings:
+            events += _apply(alert, rule, policy, environment, readings, now)
+    return events
+
+
+def _first_minute(alert: AlertState, rule: AlertRule, horizon: datetime) -> datetime:
+    floor = horizon - MAX_CATCH_UP
+    if alert.last_minute is not None:
+        return max(alert.last_minute + timedelta(minutes=1), floor)
+    # A new alert looks back just far enough to be able to fire at once.
+    return max(horizon - timedelta(minutes=rule.for_minutes + 1), floor)
+
+
+def _minutes(start: datetime, end: datetime):
+    minute = start
+    while minute < end:
+        yield minute
+        minute += timedelta(minutes=1)
+
+
+def _staleness(rule: AlertRule, source: LogSource, now: datetime):
+    if source.newest_log_at is None:
+        return []  # never delivered: nothing has stopped
+    age = (now - source.newest_log_at).total_seconds() / 60
+    figures = {
+        "minute": floor_minute(now).isoformat(),
+        "threshold": rule.threshold,
+        "minutes_since_newest_log": round(age, 1),
+        "newest_log_at": source.newest_log_at.isoformat(),
+    }
+    return [(floor_minute(now), Reading(age, age > rule.threshold, figures))]
+
+
+def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
+    state, since = alert.state, alert.since
+    steps = []
+    for minute, reading in readings:
+        if alert.last_minute is not None and minute <= alert.last_minute:
+            continue
+        state, since, step = advance(rule, state, since, minute, reading)
+        if step:
+            steps.append(step)
+    last_minute, last_reading = readings[-1]
+    with transaction.atomic():
+        # Compare-and-set on the version: a concurrent evaluation that got here first wins,
+        # and this one's events are not written.
+        updated = AlertState.objects.filter(pk=alert.pk, version=alert.version).update(
+            state=state,
+            since=since,
+            last_minute=max(last_minute, alert.last_minute or last_minute),
+            value=last_reading.value,
+            figures=last_reading.figures,
+            changed_at=now if steps else alert.changed_at,
+            version=F("version") + 1,
+        )
+        if not updated:
+            return []
+        events = [
+            AlertEvent.objects.create(
+                alert=alert,
+                environment=environment,
+                old_state=step.old,
+                new_state=step.new,
+                minute=step.minute,
+                figures=step.figures,
+                created_at=now,
+            )
+            for step in steps
+        ]
+        for event in events:
+            if event.new_state in (State.FIRING, State.RESOLVED):
+                from .notifications import announce
+
+                announce(event, rule=rule, environment=environment)
+            if (
+                event.new_state == State.FIRING
+                and rule.may_stop
+                and policy.auto_emergency_stop
+                and now - event.minute
+                <= timedelta(minutes=settings.METRICS_AUTO_STOP_MAX_AGE_MINUTES)
+            ):
+                _auto_emergency_stop(event, rule=rule, environment=environment)
+    return events
+
+
+def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Environment):
+    """The rule presses the emergency stop itself (the rollout opted in): audited as done by the
+    rule, announced on Slack. Nothing happens if the stop is already on."""
+    from rollout.services import ConfigConflict, request_change
+
+    from .notifications import announce_auto_stop
+
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    system = f"rule:{rule.name}"
+    if desired is None or desired.emergency_proxy:
+        return None
+    figures = event.figures
+    reason = (
+        f"Automatic emergency stop: {rule.describe()} — native 5xx "
+        f"{figures.get('native_5xx_percent')}% of {figures.get('native_requests')} requests "
+        f"in the minute from {figures.get('minute')}"
+    )
+    try:
+        change = request_change(
+            environment=environment,
+            settings=CanarySettings(0, desired.canary_tag, True),
+            kind=ConfigChange.Kind.EMERGENCY_STOP,
+            reason=reason,
+            expected_version=None,
+            system=system,
+        )
+    except (ConfigConflict, ValueError) as exc:
+        audit.record(
+            action="alert.auto_emergency_stop",
+            system=system,
+            environment=environment,
+            obj=event,
+            reason=reason,
+            outcome=audit.AuditEntry.Outcome.FAILED,
+            detail=str(exc),
+        )
+        log.error("automatic emergency stop of %s failed: %s", environment, exc)
+        return None
+    AlertEvent.objects.filter(pk=event.pk).update(emergency_stop=change)
+    event.emergency_stop = change
+    announce_auto_stop(event, rule=rule, environment=environment, change=change)
+    return change

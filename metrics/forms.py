@@ -1,0 +1,55 @@
+from django import forms
+
+from .models import AlertRule
+
+
+class PolicyForm(forms.Form):
+    min_requests_per_minute = forms.IntegerField(
+        min_value=1,
+        max_value=1_000_000,
+        label="Traffic guard: fewest requests per minute a rule may judge",
+    )
+    auto_emergency_stop = forms.BooleanField(
+        required=False,
+        label="A firing critical native-5xx rule triggers the emergency stop by itself",
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=1000,
+        help_text="Recorded in the audit trail.",
+    )
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why the alert settings change.")
+        return reason
+
+
+class RuleForm(forms.Form):
+    """One rule's row. The prefix is the rule's name, so a row cannot edit another rule."""
+
+    threshold = forms.FloatField(min_value=0)
+    for_minutes = forms.IntegerField(min_value=0, max_value=1440, label="for (minutes)")
+    severity = forms.ChoiceField(choices=AlertRule.Severity.choices)
+    enabled = forms.BooleanField(required=False)
+
+    def __init__(self, *args, rule: AlertRule, **kwargs):
+        self.rule = rule
+        super().__init__(*args, prefix=rule.name, **kwargs)
+
+    def clean_threshold(self):
+        threshold = self.cleaned_data["threshold"]
+        percent_kinds = (AlertRule.Kind.NATIVE_5XX, AlertRule.Kind.COHORT_SHARE)
+        if self.rule.kind in percent_kinds and threshold > 100:
+            raise forms.ValidationError("A percentage cannot be above 100.")
+        return threshold
+
+
+def rule_values(rule: AlertRule) -> dict:
+    return {
+        "threshold": rule.threshold,
+        "for_minutes": rule.for_minutes,
+        "severity": rule.severity,
+        "enabled": rule.enabled,
+    }

@@ -1,0 +1,447 @@
+"""Log ingestion: list new objects, read them, fold them into per-minute buckets, once each.
+
+Exactly once: an object is claimed by inserting its ``LogObject`` row (unique on source, key,
+ETag) in the same transaction that folds its counts into the buckets. Two workers folding the
+same object queue on the source row's lock; the second finds the claim taken and adds nothing.
+A worker that dies mid-fold leaves nothing behind, and the object is read again next run.
+
+Fetching and parsing happen before that transaction and outside any lock, in child processes
+when there is a backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import repeat
+
+from django.conf import settings
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from integrations import logpush, r2
+from integrations.histogram import Histogram
+
+from .models import LogObject, LogSource, MinuteBucket, WorkerMinute
+from .reading import (
+    ObjectRef,
+    ReadResult,
+    SourceSpec,
+    SourceUnavailable,
+    read_in_child,
+    read_object,
+    reader_for,
+)
+
+log = logging.getLogger(__name__)
+
+POOL_MIN_OBJECTS = 8  # fewer new objects than this are read in the task itself
+FOLD_BATCH = 16  # objects claimed and folded per transaction
+KNOWN_KEYS_CHUNK = 500
+# A log line dated this far ahead of our clock does not move freshness (its clock is wrong).
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass
+class RunReport:
+    listed: int = 0
+    counted: int = 0  # objects folded by this run
+    already: int = 0  # claimed by another worker first
+    replaced: int = 0
+    lines: int = 0
+    bad_lines: int = 0
+    damaged: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def minute_of(minute_number: int) -> datetime:
+    return datetime.fromtimestamp(minute_number * 60, UTC)
+
+
+def spec_for(source: LogSource) -> SourceSpec:
+    if source.kind == LogSource.Kind.DIRECTORY:
+        return SourceSpec(kind="directory", directory=source.directory)
+    return SourceSpec(
+        kind="r2",
+        bucket=source.bucket,
+        endpoint_url=settings.R2_ENDPOINT_URL
+        or r2.endpoint_for(source.environment.cloudflare_account_id),
+        access_key_id=settings.R2_ACCESS_KEY_ID,
+        secret_access_key=settings.R2_SECRET_ACCESS_KEY,
+        timeout=max(settings.HTTP_TIMEOUT_SECONDS, 5.0),
+    )
+
+
+# --- listing -------------------------------------------------------------------------------------
+
+
+def list_new(source: LogSource, reader) -> tuple[list[ObjectRef], list[ObjectRef], int]:
+    """Objects not ingested yet, objects rewritten since (same key, new ETag), and how many
+    were listed. Oldest first, by the store's modification time, not by name."""
+    horizon = timezone.now() - timedelta(hours=settings.METRICS_LOOKBACK_HOURS)
+    listed = [
+        ref
+        for dataset, prefix in source.prefixes()
+        for ref in reader.list(dataset, prefix)
+        if ref.last_modified >= horizon
+    ]
+    known: dict[str, set[str]] = {}
+    keys = [ref.key for ref in listed]
+    for start in range(0, len(keys), KNOWN_KEYS_CHUNK):
+        rows = LogObject.objects.filter(
+            source=source, key__in=keys[start : start + KNOWN_KEYS_CHUNK]
+        ).values_list("key", "etag")
+        for key, etag in rows:
+            known.setdefault(key, set()).add(etag)
+    new = [ref for ref in listed if ref.key not in known]
+    replaced = [ref for ref in listed if ref.key in known and ref.etag not in known[ref.key]]
+    new.sort(key=lambda ref: (ref.last_modified, ref.key))
+    return new, replaced, len(listed)
+
+
+def _read_all(spec: SourceSpec, reader, refs: list[ObjectRef], processes: int):
+    """ReadResults in the order of ``refs``: in child processes for a backlog, else here."""
+    parallel = (
+        processes > 1
+        and len(refs) >= POOL_MIN_OBJECTS
+        # A daemonic process (Celery's prefork children) may not start children of its own.
+        and not multiprocessing.current_process().daemon
+    )
+    if not parallel:
+        for ref in refs:
+            yield read_object(reader, ref)
+        return
+    # forkserver, not fork: the parent may be a threaded worker, and forking threads is unsafe.
+    context = multiprocessing.get_context("forkserver")
+    # Children are forked from a server that has the reading code imported already.
+    context.set_forkserver_preload(["metrics.reading"])
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        yield from pool.map(read_in_child, repeat(spec), refs, chunksize=1)
+
+
+# --- one run -------------------------------------------------------------------------------------
+
+
+def ingest_source(source_id: int, *, processes: int | None = None) -> RunReport:
+    """One ingestion run over a source: safe to run twice, or in two workers at once."""
+    report = RunReport()
+    source = LogSource.objects.select_related("environment").filter(pk=source_id).first()
+    if source is None or not source.enabled:
+        return report
+    processes = settings.METRICS_INGEST_PROCESSES if processes is None else processes
+    spec = spec_for(source)
+    try:
+        reader = reader_for(spec)
+        new, replaced, report.listed = list_new(source, reader)
+    except SourceUnavailable as exc:
+        report.errors.append(str(exc))
+        _finish_run(source, report)
+        return report
+    for ref in replaced:
+        if _claim_replaced(source, ref):
+            report.replaced += 1
+    batch = []
+    for result in _read_all(spec, reader, new, processes):
+        if result.unavailable:
+            report.errors.append(result.unavailable)
+        elif not result.gone:  # a vanished object is listed again next run if it exists
+            batch.append(result)
+        if len(batch) >= FOLD_BATCH:
+            _fold_into(report, source, batch)
+            batch = []
+    _fold_into(report, source, batch)
+    _finish_run(source, report)
+    return report
+
+
+def _fold_into(report: RunReport, source: LogSource, batch: list[ReadResult]) -> None:
+    if not batch:
+        return
+    claimed = fold_batch(source, batch)
+    report.already += len(batch) - len(claimed)
+    for result in claimed:
+        summary = result.summary
+        report.counted += 1
+        report.lines += summary.lines
+        report.bad_lines += summary.bad_lines
+        if summary.error or summary.bad_lines:
+            report.damaged.append(result.ref.key)
+
+
+def _finish_run(source: LogSource, report: RunReport) -> None:
+    now = timezone.now()
+    fields = {"last_run_at": now}
+    if report.errors:
+        fields.update(last_error="; ".join(report.errors)[:2000], last_error_at=now)
+        log.warning("log source %s: %s", source.pk, fields["last_error"])
+    else:
+        fields["last_error"] = ""
+    LogSource.objects.filter(pk=source.pk).update(**fields)
+
+
+def _claim_replaced(source: LogSource, ref: ObjectRef) -> bool:
+    """A key ingested before now has another ETag: record it, count nothing again."""
+    try:
+        with transaction.atomic():
+            LogObject.objects.create(
+                source=source,
+                dataset=ref.dataset,
+                key=ref.key,
+                etag=ref.etag,
+                size=ref.size,
+                last_modified=ref.last_modified,
+                state=LogObject.State.REPLACED,
+                error="the object was rewritten after it had been counted; not counted again",
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+# --- folding -------------------------------------------------------------------------------------
+
+
+def _state(summary: logpush.FileSummary) -> str:
+    if summary.error and summary.lines == summary.bad_lines:
+        return LogObject.State.UNREADABLE
+    if summary.error or summary.bad_lines:
+        return LogObject.State.DAMAGED
+    return LogObject.State.COUNTED
+
+
+def _moment(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def fold(source: LogSource, result: ReadResult) -> bool:
+    """Claim one object and add its counts. False if another run claimed it first."""
+    return bool(fold_batch(source, [result]))
+
+
+def fold_batch(source: LogSource, results: list[ReadResult]) -> list[ReadResult]:
+    """Claim objects and add their counts, all in one transaction; returns those this call
+    claimed (the others were folded by another run, and add nothing here).
+
+    Few round trips, since a backlog folds hundreds of files: the freshness update doubles as
+    the lock, the claims and the new buckets are ``INSERT … ON CONFLICT DO NOTHING RETURNING``,
+    and only buckets that already existed are read, merged and written back.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Losing the last moments of commits in a database crash loses their claims with
+            # them (one transaction): those objects are simply read again. No fsync wait.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # The source row is the lock that serialises folds into one environment's buckets, so
+        # read-merge-write of a bucket never loses a concurrent fold's counts.
+        fields = {"last_object_at": now}
+        newest = max(
+            (_moment(r.summary.newest) for r in results if r.summary.newest is not None),
+            default=None,
+        )
+        if newest is not None:
+            newest = min(newest, now + FUTURE_TOLERANCE)
+            fields["newest_log_at"] = Greatest(
+                Coalesce(F("newest_log_at"), Value(newest)), Value(newest)
+            )
+        LogSource.objects.filter(pk=source.pk).update(**fields)
+        claimed = {
+            tuple(row)
+            for row in _insert(
+                LogObject,
+                [_claim_row(source, result, now) for result in results],
+                conflict=["source_id", "key", "etag"],
+                returning=["key", "etag"],
+            )
+        }
+        mine = [r for r in results if (r.ref.key, r.ref.etag) in claimed]
+        if not mine:
+            # Other runs folded them all first. Undo the freshness touch: nothing of ours counts.
+            transaction.set_rollback(True)
+            return []
+        cells, trace_minutes = _combine(mine)
+        if cells:
+            _fold_buckets(source.environment_id, cells, now)
+        if trace_minutes:
+            _fold_worker_minutes(source.environment_id, trace_minutes)
+    return mine
+
+
+def _claim_row(source: LogSource, result: ReadResult, now) -> dict:
+    ref, summary = result.ref, result.summary
+    return {
+        "source_id": source.pk,
+        "dataset": ref.dataset,
+        "key": ref.key,
+        "etag": ref.etag,
+        "size": ref.size,
+        "last_modified": ref.last_modified,
+        "state": _state(summary),
+        "lines": summary.lines,
+        "bad_lines": summary.bad_lines,
+        "error": summary.error,
+        "problems": summary.problems,
+        "oldest_at": _moment(summary.oldest),
+        "newest_at": _moment(summary.newest),
+        "ingested_at": now,
+    }
+
+
+def _combine(results: list[ReadResult]):
+    """The cells of several files added together: (minute, cohort) → [requests, 5xx, bytes]."""
+    cells: dict[tuple[int, str], list] = {}
+    trace_minutes: dict[int, list[int]] = {}
+    for result in results:
+        for key, cell in result.summary.cells.items():
+            stored = result.histograms[key]
+            if key in cells:
+                combined = cells[key]
+                combined[0] += cell.requests
+                combined[1] += cell.errors_5xx
+                combined[2] = Histogram.from_bytes(combined[2]).merge_bytes(stored).to_bytes()
+            else:
+                cells[key] = [cell.requests, cell.errors_5xx, stored]
+        for minute, (events, upload_errors) in result.summary.trace_minutes.items():
+            counts = trace_minutes.setdefault(minute, [0, 0])
+            counts[0] += events
+            counts[1] += upload_errors
+    return cells, trace_minutes
+
+
+def _insert(model, rows: list[dict], *, conflict: list[str], returning: list[str]) -> list:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING returning``: the rows inserted.
+
+    PostgreSQL and SQLite (3.35+) both speak it; values go through each field's own
+    preparation, as the ORM would send them."""
+    if not rows:
+        return []
+    meta = model._meta
+    columns = list(rows[0])
+    fields = [meta.get_field(name.removesuffix("_id")) for name in columns]
+    binary = [isinstance(field, models.BinaryField) for field in fields]
+    postgresql = connection.vendor == "postgresql"
+    quote = connection.ops.quote_name
+    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "
+    tail = (
+        f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO NOTHING "
+        f"RETURNING {', '.join(quote(c) for c in returning)}"
+    )
+    if postgresql:
+        # psycopg's own cursor binds the parameters on the server and sends histograms as
+        # binary: Django's cursor builds the query text client-side, and escaping a few hundred
+        # KB of bytea into it was most of a backlog's folding time.
+        marks = "(" + ", ".join("%b" if raw else "%s" for raw in binary) + ")"
+        # psycopg adapts numbers, text, bytes and aware datetimes itself; only JSON needs the
+        # field's own preparation.
+        prepare = [isinstance(field, models.JSONField) for field in fields]
+        params = [
+            [
+                model_field.get_db_prep_save(row[name], connection) if json else row[name]
+                for name, model_field, json in zip(columns, fields, prepare, strict=True)
+            ]
+            for row in rows
+        ]
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            cursor.execute(
+                head + ", ".join([marks] * len(rows)) + tail,
+                [value for row in params for value in row],
+            )
+            return cursor.fetchall()
+    marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    params = [
+        model_field.get_db_prep_save(row[name], connection)
+        for row in rows
+        for name, model_field in zip(columns, fields, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(head + ", ".join([marks] * len(rows)) + tail, params)
+        return cursor.fetchall()
+
+
+def _fold_buckets(environment_id: int, cells: dict, now) -> None:
+    ordered = sorted(cells.items())
+    inserted = _insert(
+        MinuteBucket,
+        [
+            {
+                "environment_id": environment_id,
+                "minute": minute_of(minute),
+                "cohort": cohort,
+                "requests": requests,
+                "errors_5xx": errors,
+                "ttfb_histogram": stored,
+                "updated_at": now,
+            }
+            for (minute, cohort), (requests, errors, stored) in ordered
+        ],
+        conflict=["environment_id", "minute", "cohort"],
+        returning=["minute", "cohort"],
+    )
+    new = {(_aware(minute), cohort) for minute, cohort in inserted}
+    rest = [(key, cell) for key, cell in ordered if (minute_of(key[0]), key[1]) not in new]
+    if not rest:
+        return
+    # Minutes another file already filled: read, merge, write back (under the source lock).
+    existing = {
+        (bucket.minute, bucket.cohort): bucket
+        for bucket in MinuteBucket.objects.filter(
+            environment_id=environment_id, minute__in=sorted({minute_of(m) for (m, _), _ in rest})
+        )
+    }
+    changed = []
+    for (minute, cohort), (requests, errors, stored) in rest:
+        bucket = existing[(minute_of(minute), cohort)]
+        bucket.requests += requests
+        bucket.errors_5xx += errors
+        bucket.ttfb_histogram = (
+            Histogram.from_bytes(bucket.ttfb_histogram).merge_bytes(stored).to_bytes()
+        )
+        bucket.updated_at = now
+        changed.append(bucket)
+    MinuteBucket.objects.bulk_update(
+        changed, ["requests", "errors_5xx", "ttfb_histogram", "updated_at"]
+    )
+
+
+def _aware(value) -> datetime:
+    """A datetime from a raw RETURNING row (SQLite gives text, PostgreSQL an aware datetime)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _fold_worker_minutes(environment_id: int, trace_minutes: dict) -> None:
+    existing = {
+        row.minute: row
+        for row in WorkerMinute.objects.filter(
+            environment_id=environment_id, minute__in=[minute_of(m) for m in trace_minutes]
+        )
+    }
+    created, changed = [], []
+    for minute, (events, upload_errors) in sorted(trace_minutes.items()):
+        row = existing.get(minute_of(minute))
+        if row is None:
+            created.append(
+                WorkerMinute(
+                    environment_id=environment_id,
+                    minute=minute_of(minute),
+                    events=events,
+                    upload_errors=upload_errors,
+                )
+            )
+        else:
+            row.events += events
+            row.upload_errors += upload_errors
+            changed.append(row)
+    WorkerMinute.objects.bulk_create(created)
+    if changed:
+        WorkerMinute.objects.bulk_update(changed, ["events", "upload_errors"])

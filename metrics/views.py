@@ -1,0 +1,179 @@
+import hmac
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from rollout import audit
+from rollout.models import Environment, Service
+
+from . import alerts
+from . import panels as panel_data
+from .forms import PolicyForm, RuleForm, rule_values
+
+VIEW_PERMISSION = "rollout.view_environment"
+EDIT_PERMISSION = "rollout.connect_environment"  # held by the admin role
+
+
+def _environment(public_id) -> Environment:
+    return get_object_or_404(
+        Environment.objects.select_related("service", "desired"), public_id=public_id
+    )
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def environment_metrics(request, public_id):
+    environment = _environment(public_id)
+    window = panel_data.window_key(request.GET.get("window"))
+    context = panel_data.panels_context(environment, window)
+    return render(request, "metrics/environment.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def panels(request, public_id):
+    """The panels fragment. A poll carrying the token of what it shows gets 204 (htmx leaves
+    the page as it is) unless something changed."""
+    environment = _environment(public_id)
+    window = panel_data.window_key(request.GET.get("window"))
+    token = request.GET.get("u")
+    if token and token == panel_data.change_token(environment, window, timezone.now()):
+        return HttpResponse(status=204)
+    context = panel_data.panels_context(environment, window)
+    return render(request, "metrics/_panels.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def figures_json(request, public_id):
+    environment = _environment(public_id)
+    window = panel_data.window_key(request.GET.get("window"))
+    return JsonResponse(panel_data.figures_document(environment, window))
+
+
+@require_GET
+def prometheus(request):
+    """For scrapers: a bearer token (METRICS_PROMETHEUS_TOKEN), or a logged-in viewer."""
+    token = settings.METRICS_PROMETHEUS_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    authorised = (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )
+    if not authorised:
+        if not request.user.is_authenticated:
+            response = HttpResponse("authentication required\n", status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="rollout-control"'
+            return response
+        if not request.user.has_perm(VIEW_PERMISSION):
+            raise PermissionDenied
+    return HttpResponse(
+        panel_data.prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+# --- alert rules ---------------------------------------------------------------------------------
+
+
+def _rule_forms(policy, data=None):
+    return [RuleForm(data, rule=rule, initial=rule_values(rule)) for rule in policy.rules.all()]
+
+
+def _policy_form(policy, data=None):
+    initial = {
+        "min_requests_per_minute": policy.min_requests_per_minute,
+        "auto_emergency_stop": policy.auto_emergency_stop,
+    }
+    return PolicyForm(data, initial=initial)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def alert_rules(request, service):
+    service = get_object_or_404(Service, name=service)
+    policy = alerts.policy_for(service)
+    context = {
+        "service": service,
+        "policy": policy,
+        "policy_form": _policy_form(policy),
+        "rule_forms": _rule_forms(policy),
+        "can_edit": request.user.has_perm(EDIT_PERMISSION),
+    }
+    return render(request, "metrics/alert_rules.html", context)
+
+
+@require_POST
+@login_required
+@permission_required(EDIT_PERMISSION, raise_exception=True)
+def save_alert_rules(request, service):
+    service = get_object_or_404(Service, name=service)
+    policy = alerts.policy_for(service)
+    policy_form = _policy_form(policy, request.POST)
+    rule_forms = _rule_forms(policy, request.POST)
+    if not policy_form.is_valid() or not all(form.is_valid() for form in rule_forms):
+        context = {
+            "service": service,
+            "policy": policy,
+            "policy_form": policy_form,
+            "rule_forms": rule_forms,
+            "can_edit": True,
+        }
+        template = "metrics/_alert_rules_form.html" if request.htmx else "metrics/alert_rules.html"
+        return render(request, template, context, status=422)
+    _save(policy, policy_form, rule_forms, request)
+    response = redirect("metrics:alert_rules", service=service.name)
+    if request.htmx:
+        response["HX-Redirect"] = response["Location"]
+    return response
+
+
+def _policy_values(policy) -> dict:
+    return {
+        "min_requests_per_minute": policy.min_requests_per_minute,
+        "auto_emergency_stop": policy.auto_emergency_stop,
+        "rules": {rule.name: rule_values(rule) for rule in policy.rules.all()},
+    }
+
+
+def _save(policy, policy_form, rule_forms, request):
+    with transaction.atomic():
+        before = _policy_values(policy)
+        policy.min_requests_per_minute = policy_form.cleaned_data["min_requests_per_minute"]
+        policy.auto_emergency_stop = policy_form.cleaned_data["auto_emergency_stop"]
+        policy.updated_by = request.user
+        policy.updated_at = timezone.now()
+        policy.save()
+        for form in rule_forms:
+            for name, value in form.cleaned_data.items():
+                setattr(form.rule, name, value)
+            form.rule.save(update_fields=list(form.cleaned_data))
+        after = _policy_values(policy)
+        changed = sorted(
+            [
+                key
+                for key in ("min_requests_per_minute", "auto_emergency_stop")
+                if before[key] != after[key]
+            ]
+            + [name for name in after["rules"] if before["rules"].get(name) != after["rules"][name]]
+        )
+        audit.record(
+            action="alerts.settings_changed",
+            actor=request.user,
+            obj=policy,
+            before=before,
+            after=after,
+            reason=policy_form.cleaned_data["reason"],
+            detail=f"{policy.service.name}: " + (", ".join(changed) or "nothing changed"),
+            request=request,
+        )

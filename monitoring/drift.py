@@ -1,0 +1,304 @@
+"""Drift: the desired config, the value in Workers KV and what the edge reports, compared.
+
+A KV value changed outside the dashboard (``wrangler kv key put`` during an incident) is shown,
+audited once per distinct value, announced, and left alone until a person adopts it (it becomes
+the desired config) or overwrites it (the desired config is re-applied). It is never reverted
+silently. A KV value the edge has not reported within the propagation allowance is flagged.
+"""
+
+import hashlib
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations import slack
+from integrations.cloudflare_kv import KVError
+from integrations.edge_qa import EdgeReport
+from integrations.kv_value import CanarySettings, read_settings
+from rollout import audit
+from rollout.kv_writer import kv_client_for
+from rollout.models import AuditEntry, ConfigChange, DesiredConfig, Environment
+from rollout.services import request_change
+
+from . import notify
+from .models import DriftEvent, DriftState, Notification
+from .probes import probe
+
+log = logging.getLogger(__name__)
+SYSTEM = "drift-check"
+# How the edge worker reads a missing or unusable value: 0 %, no tag, no emergency.
+WORKER_FALLBACK = CanarySettings(0, "", False)
+
+
+class DriftMoved(Exception):
+    """What the person decided on is no longer what KV holds (or was already decided)."""
+
+
+def value_hash(raw: bytes | None) -> str:
+    """Identifies one stored value; a missing key is a value of its own."""
+    return hashlib.sha256(b"\x00missing" if raw is None else b"value:" + raw).hexdigest()
+
+
+def describe(settings_: CanarySettings | dict | None) -> str:
+    if settings_ is None:
+        return "no valid config"
+    if isinstance(settings_, dict):
+        settings_ = CanarySettings(**settings_)
+    return settings_.describe()
+
+
+def check_drift(environment_id: int) -> DriftState | None:
+    """Read KV and the edge once, compare both with the desired config, record the result."""
+    environment = Environment.objects.select_related("service").filter(pk=environment_id).first()
+    if environment is None:
+        return None
+    state, _ = DriftState.objects.get_or_create(environment=environment)
+    try:
+        with kv_client_for(environment) as kv:
+            raw, kv_error = kv.get_value(), ""
+    except KVError as exc:
+        raw, kv_error = None, exc.message
+    report = probe(environment)
+    return record(state, raw=raw, kv_error=kv_error, report=report)
+
+
+def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeReport):
+    environment = state.environment
+    now = timezone.now()
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    change = (
+        ConfigChange.objects.filter(environment=environment, version=desired.version).first()
+        if desired
+        else None
+    )
+    fields = {
+        "checked_at": now,
+        "desired_version": desired.version if desired else None,
+        "desired": desired.settings.as_dict() if desired else None,
+    }
+    details = []
+
+    # --- KV against desired -----------------------------------------------------------------
+    if kv_error:
+        kv_state = DriftState.KV.UNREADABLE
+        kv_settings = CanarySettings(**state.kv_settings) if state.kv_settings else None
+        kv_hash = state.kv_hash
+        details.append(f"KV could not be read: {kv_error}")
+    else:
+        kv_settings = read_settings(raw)
+        kv_hash = value_hash(raw)
+        fields.update(
+            kv_raw=raw.decode("utf-8", "replace")[:4000] if raw is not None else "",
+            kv_missing=raw is None,
+            kv_settings=kv_settings.as_dict() if kv_settings else None,
+            kv_hash=kv_hash,
+        )
+        if kv_hash != state.kv_hash or state.kv_seen_at is None:
+            # The moment this value appeared: the write time when it is ours, else now.
+            ours = bool(
+                change and change.written_at and desired and kv_settings == desired.settings
+            )
+            fields["kv_seen_at"] = change.written_at if ours else now
+        if desired is None:
+            kv_state = DriftState.KV.NO_DESIRED
+        elif kv_settings == desired.settings:
+            kv_state = DriftState.KV.IN_SYNC
+        elif change is not None and change.state in ConfigChange.PENDING_STATES:
+            kv_state = DriftState.KV.WRITING
+        elif change is not None and change.state == ConfigChange.State.FAILED:
+            kv_state = DriftState.KV.WRITE_FAILED
+            details.append(
+                f"KV holds {_kv_words(raw, kv_settings)}; the write of version "
+                f"{desired.version} failed: {change.last_error[:200]}"
+            )
+        else:
+            kv_state = DriftState.KV.EXTERNAL
+            details.append(
+                f"KV holds {_kv_words(raw, kv_settings)}, desired is "
+                f"{desired.settings.describe()} (version {desired.version}); "
+                "it was changed outside the dashboard"
+            )
+    fields["kv_state"] = kv_state
+
+    # --- the edge against KV ----------------------------------------------------------------
+    if kv_error:
+        reference = desired.settings if desired else None
+    else:
+        reference = kv_settings or WORKER_FALLBACK
+    seen_at = fields.get("kv_seen_at", state.kv_seen_at) or now
+    fields["edge"] = report.summary()
+    if report.error:
+        edge_state = DriftState.Edge.UNREADABLE
+        fields["edge_behind_since"] = None
+        details.append(f"the edge could not be read: {report.error}")
+    elif reference is None:
+        edge_state = DriftState.Edge.UNKNOWN
+        fields["edge_behind_since"] = None
+    elif report.reports(
+        percent=reference.canary_percent,
+        tag=reference.canary_tag,
+        emergency=reference.emergency_proxy,
+    ):
+        edge_state = DriftState.Edge.IN_SYNC
+        fields["edge_behind_since"] = None
+    else:
+        waited = (now - seen_at).total_seconds()
+        allowance = settings.PROPAGATION_ALLOWANCE_SECONDS
+        edge_state = DriftState.Edge.LAGGING if waited > allowance else DriftState.Edge.PROPAGATING
+        fields["edge_behind_since"] = state.edge_behind_since or now
+        details.append(
+            f"the edge reports {_edge_words(report)}, KV holds {reference.describe()} "
+            f"since {waited:.0f}s (allowance {allowance:.0f}s)"
+        )
+    fields["edge_state"] = edge_state
+    fields["detail"] = "; ".join(details)
+
+    with transaction.atomic():
+        first_sighting = False
+        if kv_state == DriftState.KV.EXTERNAL:
+            # Compare-and-set: only the first check to see this value audits and announces it.
+            first_sighting = bool(
+                DriftState.objects.filter(pk=state.pk)
+                .exclude(external_hash=kv_hash)
+                .update(external_hash=kv_hash, external_since=now, resolution="")
+            )
+        elif kv_state == DriftState.KV.IN_SYNC:
+            fields.update(external_hash="", external_since=None, resolution="")
+        elif kv_state == DriftState.KV.WRITE_FAILED and (
+            state.kv_state != kv_state or kv_hash != state.kv_hash
+        ):
+            # A re-apply that failed too needs a person again.
+            fields["resolution"] = ""
+        DriftState.objects.filter(pk=state.pk).update(**fields)
+        if (state.kv_state, state.edge_state) != (kv_state, edge_state):
+            DriftEvent.objects.create(
+                environment=environment,
+                at=now,
+                old_kv_state=state.kv_state,
+                new_kv_state=kv_state,
+                old_edge_state=state.edge_state,
+                new_edge_state=edge_state,
+                detail=fields["detail"][:2000],
+            )
+        if first_sighting:
+            _report_external_change(environment, desired, raw, kv_settings, kv_hash)
+    state.refresh_from_db()
+    return state
+
+
+def _kv_words(raw: bytes | None, kv_settings: CanarySettings | None) -> str:
+    if raw is None:
+        return "nothing (the key is missing)"
+    if kv_settings is None:
+        return "a value that is not a valid config"
+    return kv_settings.describe()
+
+
+def _edge_words(report: EdgeReport) -> str:
+    canary = report.canary
+    if not canary:
+        return "no canary block"
+    if canary.get("emergency_proxy") is True:
+        return f"EMERGENCY, tag {canary.get('tag')}"
+    return f"{canary.get('percent')}%, tag {canary.get('tag')}"
+
+
+def _report_external_change(environment, desired, raw, kv_settings, kv_hash):
+    after = (
+        kv_settings.as_dict()
+        if kv_settings
+        else {"raw": raw.decode("utf-8", "replace")[:500] if raw is not None else None}
+    )
+    detail = (
+        f"KV holds {_kv_words(raw, kv_settings)}, desired is {desired.settings.describe()} "
+        f"(version {desired.version}); waiting for a person to adopt or overwrite it"
+    )
+    audit.record(
+        action="drift.external_change",
+        system=SYSTEM,
+        environment=environment,
+        before=desired.settings.as_dict(),
+        after=after,
+        outcome=AuditEntry.Outcome.FAILED,
+        detail=detail,
+    )
+    link = settings.SITE_URL + reverse("monitoring:environment", args=[environment.public_id])
+    text = f":warning: *{environment}*: Workers KV was changed outside the dashboard"
+    notify.queue(
+        channel=Notification.Channel.SLACK_INCIDENTS,
+        subject=text,
+        payload=slack.message(
+            text,
+            fields=[
+                ("In KV now", _kv_words(raw, kv_settings)),
+                ("Desired", f"{desired.settings.describe()} (version {desired.version})"),
+            ],
+            link=("Adopt or overwrite", link),
+        ),
+        related_object=(
+            f"drift:{environment.public_id}:{kv_hash[:16]}:{int(timezone.now().timestamp())}"
+        ),
+    )
+
+
+# --- a person's decision ------------------------------------------------------------------------
+
+
+def _decide(*, environment, kv_hash, expected_version, reason, actor, request, adopt: bool):
+    state = DriftState.objects.filter(environment=environment).first()
+    if state is None or not state.needs_decision or state.kv_hash != kv_hash:
+        raise DriftMoved(
+            "the value in KV changed or was dealt with since this page was loaded; look again"
+        )
+    if adopt:
+        if not state.kv_settings:
+            raise DriftMoved("KV does not hold a valid config to adopt; overwrite it instead")
+        target = CanarySettings(**state.kv_settings)
+        kind = ConfigChange.Kind.ADOPT_EXTERNAL
+        how = "adopted"
+    else:
+        target = DesiredConfig.objects.get(environment=environment).settings
+        kind = ConfigChange.Kind.REAPPLY
+        how = "overwritten"
+    with transaction.atomic():
+        if not state.settle(kv_hash=kv_hash, resolution=f"{how} by {actor.get_username()}"):
+            raise DriftMoved("someone else decided on this value a moment ago")
+        # ConfigConflict (the desired config moved on) rolls the settlement back with it.
+        return request_change(
+            environment=environment,
+            settings=target,
+            kind=kind,
+            reason=reason,
+            expected_version=expected_version,
+            actor=actor,
+            request=request,
+        )
+
+
+def adopt_external(*, environment, kv_hash, expected_version, reason, actor, request=None):
+    """The value found in KV becomes the desired config (a new version; KV already holds it)."""
+    return _decide(
+        environment=environment,
+        kv_hash=kv_hash,
+        expected_version=expected_version,
+        reason=reason,
+        actor=actor,
+        request=request,
+        adopt=True,
+    )
+
+
+def overwrite_external(*, environment, kv_hash, expected_version, reason, actor, request=None):
+    """The desired config is written to KV again, replacing the value found there."""
+    return _decide(
+        environment=environment,
+        kv_hash=kv_hash,
+        expected_version=expected_version,
+        reason=reason,
+        actor=actor,
+        request=request,
+        adopt=False,
+    )

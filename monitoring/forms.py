@@ -1,0 +1,27 @@
+from django import forms
+
+from .models import HealthCheck
+
+
+class DriftDecisionForm(forms.Form):
+    """Adopt or overwrite a KV value changed outside the dashboard.
+
+    ``kv_hash`` and ``expected_version`` are what the person saw: if KV or the desired config
+    moved on since, the decision is refused rather than applied to something else.
+    """
+
+    reason = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2}), strip=True)
+    kv_hash = forms.RegexField(regex=r"^[0-9a-f]{64}$", widget=forms.HiddenInput)
+    expected_version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"]
+        if len(reason) < 5:
+            raise forms.ValidationError("Say in a few words why (at least 5 characters).")
+        return reason
+
+
+class CheckFilterForm(forms.Form):
+    verdict = forms.ChoiceField(
+        choices=[("", "all")] + list(HealthCheck.Verdict.choices), required=False
+    )

@@ -1,0 +1,305 @@
+"""The cohort sampler: N fresh-client probes of the edge, and a verdict on the native share.
+
+The probes run concurrently (bounded by a semaphore-like pool of workers) on one connection
+pool, with no cookie jar, so every probe is a new client that the edge must sample afresh. The
+worker rate-limits per client: a 429 pauses every probe until its ``Retry-After`` has passed and
+is counted apart, then the probe is tried again; it is never a cohort. The share is judged by
+the exact two-sided binomial test against the desired ``canary_percent`` (with the Wilson
+interval shown), not by a fixed tolerance; with the emergency stop on, any native answer fails.
+
+The network part (``sample_edge``) touches no database, so it runs under ``asyncio.run`` inside
+a task and on its own in the benchmark.
+"""
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from integrations.edge_qa import async_probe_client, probe_cohort
+from integrations.stats import ShareTest, judge_share
+from rollout.models import ConfigChange, DesiredConfig, Environment
+
+from .models import CohortSample
+from .probes import probe_headers_for
+
+log = logging.getLogger(__name__)
+# Wait this long after a 429 that names no Retry-After.
+DEFAULT_PAUSE_SECONDS = 1.0
+
+
+@dataclass
+class SampleCounts:
+    size: int
+    native: int = 0
+    proxy: int = 0
+    rate_limited: int = 0
+    failed: int = 0
+    failure_reasons: Counter = field(default_factory=Counter)
+    cohort_reasons: Counter = field(default_factory=Counter)
+    tags: Counter = field(default_factory=Counter)
+    paused_seconds: float = 0.0
+    duration_ms: float = 0.0
+    # Set when the time limit ended the sample before every probe had an answer.
+    stopped_early: bool = False
+
+    @property
+    def answered(self) -> int:
+        return self.native + self.proxy
+
+    @property
+    def unanswered(self) -> int:
+        return self.size - self.native - self.proxy - self.failed
+
+
+class _Pause:
+    """The moment before which no probe is sent: pushed forward by every 429's Retry-After, so
+    one client of the edge's rate limiter (all of us) backs off as one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.until = 0.0
+        self.total = 0.0
+
+    def extend(self, seconds: float) -> None:
+        until = self.loop.time() + seconds
+        if until > self.until:
+            self.total += until - max(self.until, self.loop.time())
+            self.until = until
+
+    async def wait(self, deadline: float) -> bool:
+        """Sleep out the pause; False when it would outlast the deadline."""
+        while (now := self.loop.time()) < self.until:
+            if self.until >= deadline:
+                return False
+            await asyncio.sleep(self.until - now)
+        return True
+
+
+async def sample_edge(
+    url: str,
+    *,
+    size: int,
+    concurrency: int,
+    headers: dict | None = None,
+    timeout: float = 5.0,
+    max_seconds: float = 60.0,
+) -> SampleCounts:
+    """Probe ``url`` as ``size`` fresh clients, at most ``concurrency`` at a time."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    deadline = loop.time() + max_seconds
+    counts = SampleCounts(size=size)
+    pause = _Pause(loop)
+    unclaimed = size
+
+    async def prober(client):
+        nonlocal unclaimed
+        while unclaimed > 0:
+            unclaimed -= 1
+            # One slot: tried again after each 429 until it has a cohort or a failure.
+            while True:
+                if not await pause.wait(deadline) or loop.time() >= deadline:
+                    counts.stopped_early = True
+                    return
+                budget = min(2 * timeout, max(0.05, deadline - loop.time()))
+                answer = await probe_cohort(client, url, headers=headers, max_seconds=budget)
+                if answer.outcome == "rate_limited":
+                    counts.rate_limited += 1
+                    pause.extend(answer.retry_after or DEFAULT_PAUSE_SECONDS)
+                    continue
+                if answer.outcome == "failed":
+                    counts.failed += 1
+                    counts.failure_reasons[answer.reason] += 1
+                else:
+                    setattr(counts, answer.outcome, getattr(counts, answer.outcome) + 1)
+                    counts.cohort_reasons[f"{answer.outcome}/{answer.reason}"] += 1
+                    counts.tags[answer.tag] += 1
+                break
+
+    async with async_probe_client(timeout=timeout, max_connections=concurrency) as client:
+        await asyncio.gather(*(prober(client) for _ in range(min(concurrency, size))))
+    counts.paused_seconds = round(pause.total, 3)
+    counts.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    return counts
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    reason: str
+    test: ShareTest | None
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.1f}%"
+
+
+def judge(
+    counts: SampleCounts,
+    *,
+    expected_percent: int,
+    expected_tag: str,
+    emergency: bool,
+    alpha: float,
+    max_failed_share: float,
+) -> Judgement:
+    """The verdict on a sample against the plan (the desired config when it started)."""
+    Verdict = CohortSample.Verdict
+    n, k = counts.answered, counts.native
+    expected = 0.0 if emergency else expected_percent / 100
+    test = judge_share(k, n, expected, alpha=alpha) if n else None
+    note = ""
+    if counts.stopped_early:
+        note = f"; only {n + counts.failed} of {counts.size} answered within the time limit"
+    if emergency and k:
+        return Judgement(
+            Verdict.FAIL, f"{k} of {n} answers native while the emergency stop is on{note}", test
+        )
+    if counts.failed > max_failed_share * counts.size:
+        worst = counts.failure_reasons.most_common(1)[0][0]
+        return Judgement(
+            Verdict.FAIL,
+            f"{counts.failed} of {counts.size} probes failed (mostly: {worst}){note}",
+            test,
+        )
+    if test is None:
+        return Judgement(Verdict.INCONCLUSIVE, f"no probe got a cohort{note}", None)
+    interval = f"{test.confidence * 100:g}% interval {_percent(test.low)}–{_percent(test.high)}"
+    if emergency:
+        return Judgement(
+            Verdict.PASS, f"all {n} answers proxy, as the emergency stop requires{note}", test
+        )
+    observed = f"native {k} of {n} ({_percent(test.share)}, {interval})"
+    if test.p_value < alpha:
+        return Judgement(
+            Verdict.FAIL,
+            f"{observed} is off the plan's {expected_percent}% (p = {test.p_value:.2g}){note}",
+            test,
+        )
+    other_tags = sorted(tag for tag in counts.tags if tag != expected_tag)
+    if other_tags:
+        return Judgement(
+            Verdict.FAIL,
+            f"edge answers with tag {', '.join(other_tags)}, the plan says {expected_tag}{note}",
+            test,
+        )
+    return Judgement(
+        Verdict.PASS,
+        f"{observed} fits the plan's {expected_percent}% (p = {test.p_value:.2g}){note}",
+        test,
+    )
+
+
+# --- the job --------------------------------------------------------------------------------
+
+
+def queue_sample(
+    environment: Environment, *, trigger: str, requested_by=None, size: int | None = None
+) -> tuple[CohortSample, bool]:
+    """Record a sample to take and hand it to a worker once committed.
+
+    Returns (sample, created); when one is already queued or running for the environment,
+    that one comes back with created False: a second click does not stack another run.
+    """
+    try:
+        with transaction.atomic():
+            sample = CohortSample.objects.create(
+                environment=environment,
+                trigger=trigger,
+                requested_by=requested_by,
+                size=size or settings.COHORT_SAMPLE_SIZE,
+                concurrency=settings.COHORT_SAMPLE_CONCURRENCY,
+            )
+    except IntegrityError:
+        existing = CohortSample.objects.filter(
+            environment=environment, state__in=CohortSample.OPEN_STATES
+        ).first()
+        if existing is None:  # it finished in between: try once more
+            return queue_sample(environment, trigger=trigger, requested_by=requested_by, size=size)
+        return existing, False
+    transaction.on_commit(partial(enqueue_sample, sample.pk))
+    return sample, True
+
+
+def enqueue_sample(sample_id: int) -> bool:
+    """A broker outage is logged, not raised: the sweep queues the row again later."""
+    from .tasks import run_cohort_sample
+
+    try:
+        run_cohort_sample.delay(sample_id)
+    except Exception as exc:  # any broker or connection error
+        log.warning("could not queue cohort sample %s: %s", sample_id, exc)
+        return False
+    return True
+
+
+def run_sample(sample_id: int) -> CohortSample | None:
+    """Take a queued sample: probe, judge, record. Safe to run twice (the second does nothing)."""
+    sample = CohortSample.objects.select_related("environment__service").filter(pk=sample_id)
+    sample = sample.first()
+    if sample is None or not sample.start():
+        return None
+    environment = sample.environment
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if desired is None:
+        sample.give_up("no desired config yet: nothing to judge the split against")
+        return sample
+    CohortSample.objects.filter(pk=sample.pk).update(
+        desired_version=desired.version,
+        expected_percent=desired.canary_percent,
+        expected_tag=desired.canary_tag,
+        emergency=desired.emergency_proxy,
+    )
+    timeout = settings.HTTP_TIMEOUT_SECONDS
+    try:
+        counts = asyncio.run(
+            sample_edge(
+                environment.qa_url,
+                size=sample.size,
+                concurrency=sample.concurrency,
+                headers=probe_headers_for(environment),
+                timeout=timeout,
+                max_seconds=settings.COHORT_SAMPLE_MAX_SECONDS,
+            )
+        )
+    except Exception as exc:  # a bug must not kill the schedule: record it on the row
+        log.exception("cohort sample %s crashed", sample.pk)
+        sample.give_up(f"the sampler crashed: {type(exc).__name__}: {exc}")
+        return sample
+    judgement = judge(
+        counts,
+        expected_percent=desired.canary_percent,
+        expected_tag=desired.canary_tag,
+        emergency=desired.emergency_proxy,
+        alpha=settings.COHORT_SAMPLE_ALPHA,
+        max_failed_share=settings.COHORT_SAMPLE_MAX_FAILED_SHARE,
+    )
+    reason = judgement.reason
+    change = ConfigChange.objects.filter(environment=environment, version=desired.version).first()
+    if change is not None and change.state != ConfigChange.State.IN_EFFECT:
+        state = change.get_state_display().lower()
+        reason += f" (version {desired.version} is {state}, not in effect yet)"
+    test = judgement.test
+    sample.finish(
+        native=counts.native,
+        proxy=counts.proxy,
+        rate_limited=counts.rate_limited,
+        failed=counts.failed,
+        failure_reasons=dict(counts.failure_reasons.most_common(20)),
+        cohort_reasons=dict(counts.cohort_reasons),
+        tags=dict(counts.tags.most_common(10)),
+        p_value=test.p_value if test else None,
+        interval_low=test.low if test else None,
+        interval_high=test.high if test else None,
+        confidence=test.confidence if test else None,
+        verdict=judgement.verdict,
+        verdict_reason=reason[:300],
+        duration_ms=counts.duration_ms,
+    )
+    return sample

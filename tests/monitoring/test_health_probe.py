@@ -1,0 +1,141 @@
+"""The scheduled health probe of /api/qa: against the edge stand-in, and against a deliberately
+misbehaving local server where every malformed answer must be a failed check with its reason."""
+
+import time
+
+import pytest
+
+from monitoring import probes, tasks
+from monitoring.models import HealthCheck
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_healthy_edge_gives_a_full_record(edge, planned):
+    check = probes.run_health_check(planned.pk)
+    assert check.verdict == "ok" and check.reason == "healthy" and check.problems == []
+    assert check.status_code == 200 and check.latency_ms > 0
+    assert check.header["cohort"] in ("native", "proxy") and check.header["tag"] == "B2a"
+    assert check.header_raw.startswith("1;tag=B2a;cohort=")
+    assert check.reported_environment == "production" and check.reported_status == "healthy"
+    assert check.canary["percent"] == 10 and check.canary["emergency_proxy"] is False
+    assert check.health == {"database": "ok", "r2_bucket": "ok", "proxy_origin": "ok"}
+    assert check.cookie_set and check.cookie_cohort == check.header["cohort"]
+
+
+def test_a_component_in_error_fails_the_check(edge, planned):
+    edge.knobs(health={"production": {"database": "timeout after 5s"}})
+    check = probes.run_health_check(planned.pk)
+    assert check.verdict == "failed"
+    assert check.reason == "database reports error: timeout after 5s"
+    assert check.health["database"] == "error: timeout after 5s"
+    assert "status is 'degraded'" in check.problems
+
+
+def test_a_missing_config_is_reported_as_degraded(edge, production):
+    check = probes.run_health_check(production.pk)  # nothing in KV yet
+    assert check.verdict == "failed" and check.reason == "status is 'degraded'"
+
+
+def test_the_environments_probe_headers_get_past_the_rate_limit(edge, planned, settings):
+    edge.knobs(rate_limit=1, rate_window=30, exempt_token="monitoring-secret-7f3a")
+    assert probes.run_health_check(planned.pk).verdict == "ok"
+    limited = probes.run_health_check(planned.pk)
+    assert limited.verdict == "failed" and limited.reason == "rate limited (429)"
+    assert limited.status_code == 429
+
+    settings.EDGE_PROBE_HEADERS_BY_ENVIRONMENT = {
+        "pix-immo-api/production": {"X-Monitoring-Token": "monitoring-secret-7f3a"}
+    }
+    for _ in range(3):
+        assert probes.run_health_check(planned.pk).verdict == "ok"
+    # The secret went on the wire only: no row holds it.
+    assert not HealthCheck.objects.filter(header_raw__contains="monitoring-secret").exists()
+
+
+def test_another_environments_headers_are_not_sent(edge, planned, settings):
+    edge.knobs(rate_limit=1, rate_window=30, exempt_token="token-for-preview")
+    settings.EDGE_PROBE_HEADERS_BY_ENVIRONMENT = {
+        "pix-immo-api/preview": {"X-Monitoring-Token": "token-for-preview"}
+    }
+    probes.run_health_check(planned.pk)
+    assert probes.run_health_check(planned.pk).reason == "rate limited (429)"
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/no-header", "no X-Pix-Canary header"),
+        ("/bad-header", "X-Pix-Canary header does not parse (cohort 'canary' is not native or"
+                        " proxy)"),
+        ("/garbled-header", "X-Pix-Canary header does not parse (no cohort)"),
+        ("/not-json", "body is not JSON"),
+        ("/nan", "body is not JSON"),
+        ("/not-an-object", "body is JSON but not an object"),
+        ("/missing-fields", "body lacks 'health'"),
+        ("/missing-component", "body lacks 'health.r2_bucket'"),
+        ("/wrong-types", "'canary.percent' is '10', expected an integer 0–100"),
+        ("/wrong-emergency-type", "'canary.emergency_proxy' is 'no', expected true or false"),
+        ("/wrong-environment", "answered for environment 'preview', but 'production' was probed"),
+        ("/component-error", "database reports error: connection refused"),
+        ("/odd-component", "'health.proxy_origin' is 'meh', expected \"ok\" or \"error: …\""),
+        ("/degraded", "status is 'degraded'"),
+        ("/no-cookie", "no _canary_cohort cookie set for a sampled client"),
+        ("/cohort-mismatch", "header says cohort 'native', body says 'proxy'"),
+        ("/server-error", "HTTP 503"),
+        ("/rate-limited", "rate limited (429)"),
+        ("/slow", "timed out"),
+        ("/loop", "too many redirects (a redirect loop?)"),
+        ("/huge", "body larger than 65536 bytes"),
+        ("/drip", "timed out (body still arriving after 2s)"),
+    ],
+)  # fmt: skip
+def test_each_malformed_answer_is_a_failed_check_with_its_reason(
+    misbehaving, production, path, reason
+):
+    production.qa_url = misbehaving.url(path)
+    production.save()
+    started = time.monotonic()
+    check = probes.run_health_check(production.pk)
+    assert check.verdict == "failed"
+    assert check.reason == reason, check.problems
+    # Bounded: the test settings allow 1 s per read and 2 s for the whole exchange.
+    assert time.monotonic() - started < 3.5
+
+
+def test_the_same_server_answering_well_passes(misbehaving, production):
+    production.qa_url = misbehaving.url("/ok")
+    production.save()
+    check = probes.run_health_check(production.pk)
+    assert check.verdict == "ok", check.problems
+
+
+def test_a_body_that_is_not_json_is_kept_in_part(misbehaving, production):
+    production.qa_url = misbehaving.url("/not-json")
+    production.save()
+    check = probes.run_health_check(production.pk)
+    assert check.body_excerpt.startswith("<html><body>502 Bad Gateway")
+
+
+def test_an_unreachable_edge_is_a_failed_check(production):
+    production.qa_url = "http://127.0.0.1:9/api/qa"
+    production.save()
+    check = probes.run_health_check(production.pk)
+    assert check.verdict == "failed" and check.reason.startswith("unreachable:")
+
+
+def test_the_task_records_once_per_interval_and_never_raises(misbehaving, production, settings):
+    settings.HEALTH_CHECK_INTERVAL_SECONDS = 60
+    production.qa_url = misbehaving.url("/not-json")
+    production.save()
+    tasks.health_check(production.pk)
+    tasks.health_check(production.pk)  # a redelivered or doubled task
+    assert HealthCheck.objects.filter(environment=production).count() == 1
+    tasks.health_check(10**9)  # an environment deleted meanwhile
+
+
+def test_the_beat_task_fans_out_to_connected_environments(edge, production):
+    from tests.conftest import make_environment
+
+    make_environment(edge, name="preview", connected=False)
+    assert tasks.run_health_checks() == [production.pk]

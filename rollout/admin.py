@@ -7,8 +7,10 @@ from .models import (
     DesiredConfig,
     Environment,
     Phase,
+    Preflight,
     RolloutPlan,
     Service,
+    VerificationRun,
 )
 
 
@@ -20,7 +22,7 @@ class EnvironmentInline(admin.TabularInline):
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "description"]
+    list_display = ["name", "description", "current_build"]
     inlines = [EnvironmentInline]
 
 
@@ -103,3 +105,16 @@ class ConfigChangeAdmin(ReadOnlyAdmin):
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_at", "actor_label", "action", "environment", "outcome"]
     list_filter = ["action", "outcome"]
+
+
+@admin.register(VerificationRun)
+class VerificationRunAdmin(ReadOnlyAdmin):
+    """Preview suite runs are recorded by the suite itself (issue 5)."""
+
+    list_display = ["environment", "build", "state", "started_by", "created_at", "finished_at"]
+    list_filter = ["state", "environment"]
+
+
+@admin.register(Preflight)
+class PreflightAdmin(ReadOnlyAdmin):
+    list_display = ["environment", "phase", "created_at", "started_at", "started_by"]

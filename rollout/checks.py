@@ -18,3 +18,27 @@ def kv_writer_settings(app_configs, **kwargs):
     if settings.KV_WRITE_MAX_ATTEMPTS < 1:
         errors.append(Error("KV_WRITE_MAX_ATTEMPTS must be at least 1", id="rollout.E002"))
     return errors
+
+
+@register()
+def preview_suite_settings(app_configs, **kwargs):
+    """A preview suite's worker renews its lease between steps that each take up to a few HTTP
+    timeouts (a KV write is three calls); a shorter lease would let the sweep take over a live
+    run. (Issue 5.)"""
+    errors = []
+    if settings.PREVIEW_SUITE_LEASE_SECONDS < 3 * settings.HTTP_TIMEOUT_SECONDS:
+        errors.append(
+            Error(
+                f"PREVIEW_SUITE_LEASE_SECONDS ({settings.PREVIEW_SUITE_LEASE_SECONDS}) must be at"
+                f" least three times HTTP_TIMEOUT_SECONDS ({settings.HTTP_TIMEOUT_SECONDS})",
+                id="rollout.E501",
+            )
+        )
+    if settings.PREVIEW_SUITE_TIMEOUT_SECONDS <= 0 or settings.PREVIEW_SUITE_MAX_AGE_HOURS <= 0:
+        errors.append(
+            Error(
+                "PREVIEW_SUITE_TIMEOUT_SECONDS and PREVIEW_SUITE_MAX_AGE_HOURS must be positive",
+                id="rollout.E502",
+            )
+        )
+    return errors

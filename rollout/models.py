@@ -17,6 +17,13 @@ class Service(models.Model):
 
     name = models.SlugField(max_length=64, unique=True)
     description = models.CharField(max_length=200, blank=True)
+    # What the pre-flight asks the preview suite to have verified (issue 5).
+    current_build = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The build on preview that is to go to production next, e.g. a deployment id "
+        "or a commit. The production pre-flight needs a passed preview suite for this build.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -463,3 +470,275 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+
+# --- Preview verification and the production pre-flight (issue 5) ---------------------------
+
+
+class VerificationRun(models.Model):
+    """One run of the preview verification suite (the runbook's phase 2) against a preview edge.
+
+    The row is the job: the task carries only its id, and the run's lease says which worker is
+    executing it. The emergency check's restore is written down here *before* the emergency flag
+    is set, so that a retried task or the sweep can finish it after a worker died halfway.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PASSED = "passed"
+        FAILED = "failed"
+
+    class RestoreOutcome(models.TextChoices):
+        NONE = "", "—"
+        RESTORED = "restored", "restored"
+        OVERTAKEN = "overtaken", "left alone: someone changed the config meanwhile"
+        NOT_NEEDED = "not_needed", "nothing to restore: the emergency stop was never recorded"
+
+    OPEN_STATES = (State.QUEUED, State.RUNNING)
+    FINISHED_STATES = (State.PASSED, State.FAILED)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="verification_runs"
+    )
+    build = models.CharField(max_length=100, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The desired config (settings and version) the run verified against.
+    expected = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    # Which worker executes the run; a dead worker's lease runs out and the sweep takes over.
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # The emergency check's restore bookkeeping.
+    restore_pending = models.BooleanField(default=False)
+    restore_settings = models.JSONField(null=True, blank=True)
+    restore_from_version = models.PositiveIntegerField(null=True, blank=True)
+    emergency_version = models.PositiveIntegerField(null=True, blank=True)
+    restore_version = models.PositiveIntegerField(null=True, blank=True)
+    restore_outcome = models.CharField(
+        max_length=16, choices=RestoreOutcome.choices, blank=True, default=RestoreOutcome.NONE
+    )
+    restore_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Two suites at once would flip each other's emergency flag.
+            models.UniqueConstraint(
+                fields=["environment"],
+                condition=Q(state__in=["queued", "running"]),
+                name="verification_one_open_run",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "passed", "failed"]),
+                name="verification_state_known",
+            ),
+        ]
+        indexes = [
+            # The pre-flight: the latest finished run of a preview environment for one build.
+            models.Index(
+                fields=["environment", "build", "-finished_at"], name="verification_latest_idx"
+            ),
+            # The sweep: running runs and restores still pending.
+            models.Index(fields=["state", "lease_until"], name="verification_sweep_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.environment} suite {self.created_at:%Y-%m-%d %H:%M} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in self.FINISHED_STATES
+
+    @property
+    def passed(self) -> bool:
+        return self.state == self.State.PASSED
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def try_acquire_lease(self, *, seconds: float) -> uuid.UUID | None:
+        """Compare-and-set: take the run if nobody holds it or the holder's lease ran out."""
+        now = timezone.now()
+        token = uuid.uuid4()
+        taken = VerificationRun.objects.filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=self.pk
+        ).update(lease_token=token, lease_until=now + timedelta(seconds=seconds))
+        return token if taken else None
+
+    def renew_lease(self, token: uuid.UUID, *, seconds: float) -> bool:
+        return bool(
+            VerificationRun.objects.filter(pk=self.pk, lease_token=token).update(
+                lease_until=timezone.now() + timedelta(seconds=seconds)
+            )
+        )
+
+    def release_lease(self, token: uuid.UUID) -> None:
+        VerificationRun.objects.filter(pk=self.pk, lease_token=token).update(
+            lease_token=None, lease_until=None
+        )
+
+    def start(self, *, timeout_seconds: float) -> bool:
+        """Compare-and-set queued → running."""
+        now = timezone.now()
+        started = VerificationRun.objects.filter(pk=self.pk, state=self.State.QUEUED).update(
+            state=self.State.RUNNING,
+            started_at=now,
+            deadline_at=now + timedelta(seconds=timeout_seconds),
+            attempts=F("attempts") + 1,
+        )
+        if started:
+            self.refresh_from_db()
+        return bool(started)
+
+    def finish(self, *, error: str = "") -> bool:
+        """Running → passed when every check passed, else failed. Compare-and-set."""
+        states = set(self.checks.values_list("state", flat=True))
+        passed = not error and states == {VerificationCheck.State.PASSED}
+        finished = VerificationRun.objects.filter(pk=self.pk, state=self.State.RUNNING).update(
+            state=self.State.PASSED if passed else self.State.FAILED,
+            finished_at=timezone.now(),
+            error=error,
+        )
+        self.refresh_from_db()
+        return bool(finished)
+
+
+class VerificationCheck(models.Model):
+    """One check of a preview suite run, with what the edge answered and why it failed."""
+
+    class Name(models.TextChoices):
+        QA_STRUCTURE = "qa_structure", "/qa endpoint structure"
+        STICKY_NATIVE = "sticky_native", "Sticky cohort (native)"
+        STICKY_PROXY = "sticky_proxy", "Sticky cohort (proxy)"
+        HEADER_OVERRIDE = "header_override", "Header override"
+        EMERGENCY_PROXY = "emergency_proxy", "Emergency proxy"
+        RATE_LIMIT = "rate_limit", "Rate limiting"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        PASSED = "passed"
+        FAILED = "failed"
+
+    FINISHED_STATES = (State.PASSED, State.FAILED)
+
+    run = models.ForeignKey(VerificationRun, on_delete=models.CASCADE, related_name="checks")
+    name = models.CharField(max_length=32, choices=Name.choices)
+    position = models.PositiveSmallIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # What was sent and what came back: status line, headers, body excerpt (never secrets).
+    evidence = models.JSONField(default=dict, blank=True)
+    # What was seen when it passed (for the report's notes).
+    note = models.TextField(blank=True)
+    # Why it failed, in words.
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "name"], name="verification_check_once"),
+            models.UniqueConstraint(fields=["run", "position"], name="verification_check_position"),
+            models.CheckConstraint(
+                condition=~Q(state="failed") | ~Q(reason=""), name="verification_failure_reason"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_name_display()}: {self.state}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in self.FINISHED_STATES
+
+
+class Preflight(models.Model):
+    """The checklist before one production phase start (runbook step 3.1).
+
+    One open pre-flight per environment and phase; starting the phase closes it, so the next
+    start of the same phase (after a rollback, a rejected approval) begins a fresh checklist.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="preflights"
+    )
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="preflights")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Given when the phase was started outside the deploy window.
+    window_override_reason = models.TextField(blank=True)
+    preview_run = models.ForeignKey(
+        VerificationRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    start_change = models.ForeignKey(
+        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    start_request = models.ForeignKey(
+        PercentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "phase"],
+                condition=Q(started_at__isnull=True),
+                name="preflight_one_open_per_phase",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.environment} pre-flight for {self.phase}"
+
+
+class PreflightAttestation(models.Model):
+    """A person's word on one item of a pre-flight checklist; the newest of each kind counts."""
+
+    class Kind(models.TextChoices):
+        TEAM_NOTIFIED = "team_notified", "Team notified (Slack #deployments)"
+        RUNBOOK_REVIEWED = "runbook_reviewed", "Rollback runbook reviewed"
+        ONCALL_CONFIRMED = "oncall_confirmed", "On-call confirmed"
+        ENGINEERS_AVAILABLE = "engineers_available", "Two or more engineers available for 4 h"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    preflight = models.ForeignKey(Preflight, on_delete=models.CASCADE, related_name="attestations")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    given_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    given_at = models.DateTimeField(default=timezone.now)
+    names = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True)
+    # The #deployments announcement this attestation queued (monitoring.Notification.public_id).
+    notification_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-given_at", "-id"]
+        indexes = [
+            # The checklist: the newest attestation of each kind of one pre-flight.
+            models.Index(fields=["preflight", "kind", "-given_at"], name="attestation_latest_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} by {self.given_by} at {self.given_at:%Y-%m-%d %H:%M}"

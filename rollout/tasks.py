@@ -54,3 +54,24 @@ def observe_environments():
 @shared_task(acks_late=True)
 def observe_environment(environment_id: int):
     observation.observe(environment_id)
+
+
+# --- Preview verification suite (issue 5) -----------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def run_preview_suite(run_id: int):
+    """Run a queued preview suite; a redelivered message for a run whose worker died takes it
+    over (finishes the emergency check's restore, records the run as interrupted)."""
+    from . import verification
+
+    close_old_connections()
+    return verification.execute(run_id)
+
+
+@shared_task(acks_late=True)
+def sweep_preview_runs():
+    """Take over runs whose worker died, finish pending restores, re-queue lost runs."""
+    from . import verification
+
+    return verification.sweep()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, views
+from . import audit_views, verification_views, views
 
 app_name = "rollout"
 
@@ -21,4 +21,51 @@ urlpatterns = [
     path("requests/<uuid:public_id>/reject/", views.reject_request, name="reject_request"),
     path("audit/", audit_views.audit_log, name="audit"),
     path("audit/export.<str:fmt>", audit_views.audit_export, name="audit_export"),
+    # --- preview suite and production pre-flight (issue 5) ---
+    path(
+        "environments/<uuid:public_id>/preview-suite/",
+        verification_views.preview_suite,
+        name="preview_suite",
+    ),
+    path(
+        "environments/<uuid:public_id>/preview-suite/run/",
+        verification_views.start_preview_run,
+        name="start_preview_run",
+    ),
+    path("preview-runs/<uuid:public_id>/", verification_views.preview_run, name="preview_run"),
+    path(
+        "preview-runs/<uuid:public_id>/checks/",
+        verification_views.preview_run_checks,
+        name="preview_run_checks",
+    ),
+    path(
+        "preview-runs/<uuid:public_id>/report/",
+        verification_views.preview_report,
+        name="preview_report",
+    ),
+    path(
+        "preview-runs/<uuid:public_id>/report.md",
+        verification_views.preview_report_markdown,
+        name="preview_report_markdown",
+    ),
+    path(
+        "environments/<uuid:public_id>/preflight/",
+        verification_views.preflight_page,
+        name="preflight",
+    ),
+    path(
+        "environments/<uuid:public_id>/preflight/attest/<slug:kind>/",
+        verification_views.preflight_attest,
+        name="preflight_attest",
+    ),
+    path(
+        "environments/<uuid:public_id>/preflight/announce/",
+        verification_views.preflight_announce,
+        name="preflight_announce",
+    ),
+    path(
+        "environments/<uuid:public_id>/preflight/start/",
+        verification_views.start_phase,
+        name="start_phase",
+    ),
 ]

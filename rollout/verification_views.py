@@ -1,0 +1,479 @@
+"""Pages of the preview suite (run, live progress, report) and the production pre-flight."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from monitoring import notify
+from monitoring.models import Notification
+
+from . import audit, preflight, services
+from .models import (
+    AuditEntry,
+    Environment,
+    PercentRequest,
+    PreflightAttestation,
+    Service,
+    VerificationCheck,
+    VerificationRun,
+)
+from .verification import create_run
+from .verification_forms import AttestationForm, PreviewRunForm, StartPhaseForm
+from .views import VIEW_PERMISSION, guarded
+
+Kind = PreflightAttestation.Kind
+RUNS_LISTED = 20
+
+
+def _environment(public_id, name: str) -> Environment:
+    environment = get_object_or_404(
+        Environment.objects.select_related("service", "desired"), public_id=public_id
+    )
+    if environment.name != name:
+        raise Http404(f"This page is for the {name} environment.")
+    return environment
+
+
+def _run(public_id) -> VerificationRun:
+    return get_object_or_404(
+        VerificationRun.objects.select_related("environment__service", "started_by"),
+        public_id=public_id,
+    )
+
+
+def _deny(request, detail: str):
+    audit.record(
+        action="permission.denied",
+        actor=request.user,
+        outcome=AuditEntry.Outcome.REFUSED,
+        detail=detail,
+        request=request,
+    )
+    raise PermissionDenied(detail)
+
+
+# --- the preview suite ---------------------------------------------------------------------------
+
+
+def _suite_context(environment: Environment, form=None, **extra) -> dict:
+    runs = VerificationRun.objects.filter(environment=environment).select_related("started_by")
+    return {
+        "environment": environment,
+        "runs": runs[:RUNS_LISTED],
+        "open_run": runs.filter(state__in=VerificationRun.OPEN_STATES).first(),
+        "run_form": form or PreviewRunForm(initial={"build": environment.service.current_build}),
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_suite(request, public_id):
+    """The preview environment's suite: start a run, and the runs so far."""
+    environment = _environment(public_id, Environment.PREVIEW)
+    return render(request, "rollout/preview_suite.html", _suite_context(environment))
+
+
+@guarded("rollout.request_change")
+def start_preview_run(request, public_id):
+    environment = _environment(public_id, Environment.PREVIEW)
+    form = PreviewRunForm(request.POST)
+    if not form.is_valid():
+        context = _suite_context(environment, form)
+        return render(request, "rollout/preview_suite.html", context, status=422)
+    error = None
+    if not hasattr(environment, "desired"):
+        error = "Preview has no desired config yet: connect it first."
+    else:
+        open_run = VerificationRun.objects.filter(
+            environment=environment, state__in=VerificationRun.OPEN_STATES
+        ).first()
+        if open_run:
+            error = "A run of the suite is already in progress on preview: wait for it to finish."
+    if error is None:
+        try:
+            with transaction.atomic():
+                _set_current_build(environment.service, form.cleaned_data["build"], request)
+                run = create_run(
+                    environment=environment,
+                    build=form.cleaned_data["build"],
+                    started_by=request.user,
+                    request=request,
+                )
+        except IntegrityError:
+            error = "A run of the suite is already in progress on preview: wait for it to finish."
+    if error:
+        audit.record(
+            action="preview_suite.refused",
+            actor=request.user,
+            environment=environment,
+            outcome=AuditEntry.Outcome.REFUSED,
+            detail=error,
+            request=request,
+        )
+        context = _suite_context(environment, form, error=error)
+        return render(request, "rollout/preview_suite.html", context, status=409)
+    response = redirect("rollout:preview_run", public_id=run.public_id)
+    if request.htmx:
+        response["HX-Redirect"] = response["Location"]
+    return response
+
+
+def _set_current_build(service: Service, build: str, request) -> None:
+    if service.current_build == build:
+        return
+    before = service.current_build
+    Service.objects.filter(pk=service.pk).update(current_build=build)
+    service.current_build = build
+    audit.record(
+        action="service.current_build",
+        actor=request.user,
+        obj=service,
+        before={"current_build": before},
+        after={"current_build": build},
+        detail=f"{service.name}: current build {before or '(none)'} → {build}",
+        request=request,
+    )
+
+
+def _checks_context(run: VerificationRun) -> dict:
+    checks = list(run.checks.all())
+    for check in checks:
+        check.evidence_text = json.dumps(check.evidence, indent=2, ensure_ascii=False)
+    token = hashlib.sha256(
+        repr((run.state, run.restore_pending, [(c.state, c.duration_ms) for c in checks])).encode()
+    ).hexdigest()[:16]
+    return {"run": run, "checks": checks, "token": token}
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_run(request, public_id):
+    run = _run(public_id)
+    return render(request, "rollout/preview_run.html", _checks_context(run))
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_run_checks(request, public_id):
+    """The live checks table alone: polled while the run is open; 204 when nothing changed,
+    286 (stop polling) with the final table once it finished."""
+    run = _run(public_id)
+    context = _checks_context(run)
+    if run.is_finished:
+        content = render(request, "rollout/_preview_checks.html", context).content
+        return HttpResponseStopPolling(content)
+    if request.GET.get("u") == context["token"]:
+        return HttpResponse(status=204)
+    return render(request, "rollout/_preview_checks.html", context)
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportRow:
+    label: str
+    status: str  # PASS / FAIL / PENDING
+    notes: str
+
+
+def report_context(run: VerificationRun) -> dict:
+    checks = list(run.checks.all())
+    rows = []
+    for check in checks:
+        if check.state == VerificationCheck.State.PASSED:
+            rows.append(ReportRow(check.get_name_display(), "PASS", check.note))
+        elif check.state == VerificationCheck.State.FAILED:
+            rows.append(ReportRow(check.get_name_display(), "FAIL", check.reason))
+        else:
+            rows.append(ReportRow(check.get_name_display(), "PENDING", "not finished"))
+    if not run.is_finished:
+        decision = "PENDING"
+    else:
+        decision = "GO" if run.passed else "NO-GO"
+    environment = run.environment
+    production = environment.service.environments.filter(name=Environment.PRODUCTION).first()
+    return {
+        "run": run,
+        "environment": environment,
+        "rows": rows,
+        "decision": decision,
+        "next_steps": _next_steps(run, decision, production, checks),
+        "production": production,
+        "tester": run.started_by.get_username() if run.started_by else "the system",
+        "generated_at": timezone.now(),
+    }
+
+
+def _next_steps(run, decision, production, checks) -> list[str]:
+    if decision == "PENDING":
+        return ["Wait for the run to finish."]
+    if decision == "NO-GO":
+        steps = [
+            f"Fix {check.get_name_display()}: {check.reason}"
+            for check in checks
+            if check.state != VerificationCheck.State.PASSED
+        ]
+        if run.error:
+            steps.append(f"The run itself: {run.error}")
+        steps += [
+            "Deploy the fix to preview and run the suite again.",
+            "Production stays as it is until a suite of the build to ship passes.",
+        ]
+        return steps
+    phase = preflight.next_phase(production) if production else None
+    start = f"start phase {phase.tag} ({phase.percent}%)" if phase else "start the next phase"
+    return [
+        "Production pre-flight: notify #deployments, review the rollback runbook, confirm "
+        "on-call, two or more engineers for the next 4 hours "
+        f"(this result counts for {settings.PREVIEW_SUITE_MAX_AGE_HOURS:g} h).",
+        f"On production, {start} inside the deploy window ({preflight.WINDOW_TEXT}); raising "
+        "the percent needs a second person's approval.",
+        "Watch the check-ins T+0, T+30 min, T+2 h, T+6 h, T+12 h and T+24 h, then decide "
+        "GO / HOLD / NO-GO.",
+    ]
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_report(request, public_id):
+    run = _run(public_id)
+    return render(request, "rollout/preview_report.html", report_context(run))
+
+
+def _cell(text: str) -> str:
+    """Markdown table cell: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def report_markdown(run: VerificationRun) -> str:
+    context = report_context(run)
+    environment = context["environment"]
+    moment = run.finished_at or run.started_at or run.created_at
+    local = timezone.localtime(moment)
+    marks = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "PENDING": "⏳ PENDING"}
+    lines = [
+        f"# {environment.service.name} preview verification — test results",
+        "",
+        f"**Date:** {moment:%Y-%m-%d %H:%M} UTC ({local:%Y-%m-%d %H:%M} {local.tzname()})  ",
+        f"**Environment:** {environment.name} ({environment.qa_url})  ",
+        f"**Build:** {run.build or '—'}  ",
+        f"**Tester:** {context['tester']} (run {run.public_id})",
+        "",
+        "## Test execution",
+        "",
+        "| Test | Status | Notes |",
+        "|------|--------|-------|",
+    ]
+    for row in context["rows"]:
+        lines.append(f"| {_cell(row.label)} | {marks[row.status]} | {_cell(row.notes)} |")
+    lines += ["", "## Decision", ""]
+    decision = context["decision"]
+    if decision == "GO":
+        lines.append("**GO** — proceed to the production pre-flight.")
+        lines += ["", "All checks passed."]
+    elif decision == "NO-GO":
+        lines.append("**NO-GO** — do not start a production phase with this build.")
+    else:
+        lines.append("**PENDING** — the run has not finished.")
+    if run.error:
+        lines += ["", f"Run: {run.error}"]
+    if run.restore_outcome:
+        lines += ["", f"Preview after the emergency check: {run.restore_note}."]
+    lines += ["", "## Next steps", ""]
+    lines += [f"{number}. {step}" for number, step in enumerate(context["next_steps"], start=1)]
+    lines += [
+        "",
+        f"_Generated by Rollout Control from run {run.public_id} at "
+        f"{context['generated_at']:%Y-%m-%d %H:%M} UTC._",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_report_markdown(request, public_id):
+    run = _run(public_id)
+    moment = run.finished_at or run.created_at
+    response = HttpResponse(report_markdown(run), content_type="text/markdown; charset=utf-8")
+    filename = f"preview-report-{run.environment.service.name}-{moment:%Y%m%d-%H%M}.md"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- the production pre-flight -------------------------------------------------------------------
+
+
+def _preflight_context(request, environment, *, create=False, **extra) -> dict:
+    now = timezone.now()
+    checklist = preflight.evaluate(environment, now=now, create=create)
+    desired = checklist.desired
+    context = {
+        "environment": environment,
+        "checklist": checklist,
+        "window": checklist.window,
+        "slack_configured": notify.channel_configured(Notification.Channel.SLACK_DEPLOYMENTS),
+        "runbook_url": settings.ROLLBACK_RUNBOOK_URL,
+        "max_age_hours": settings.PREVIEW_SUITE_MAX_AGE_HOURS,
+        "attestation_hours": settings.PREFLIGHT_ATTESTATION_MAX_AGE_HOURS,
+        "kinds": Kind,
+        "preview": environment.service.environments.filter(name=Environment.PREVIEW).first(),
+        "start_form": StartPhaseForm(
+            initial={
+                "expected_version": desired.version if desired else None,
+                "tag": checklist.phase.tag if checklist.phase else "",
+            }
+        ),
+    }
+    forms = extra.pop("forms", {})
+    for item in checklist.items:
+        if item.key in ATTEST_PERMISSIONS:
+            item.form = forms.get(item.key) or AttestationForm(kind=item.key)
+    context.update(extra)
+    return context
+
+
+def _render_preflight(request, environment, *, status=200, create=False, **extra):
+    context = _preflight_context(request, environment, create=create, **extra)
+    return render(request, "rollout/_preflight.html", context, status=status)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preflight_page(request, public_id):
+    environment = _environment(public_id, Environment.PRODUCTION)
+    context = _preflight_context(request, environment)
+    template = "rollout/_preflight.html" if request.htmx else "rollout/preflight.html"
+    return render(request, template, context)
+
+
+ATTEST_PERMISSIONS = {
+    Kind.TEAM_NOTIFIED: ("rollout.request_change",),
+    Kind.RUNBOOK_REVIEWED: ("rollout.request_change",),
+    # DevOps (on call themselves) may confirm the rotation too.
+    Kind.ONCALL_CONFIRMED: ("rollout.request_change", "rollout.emergency_stop"),
+    Kind.ENGINEERS_AVAILABLE: ("rollout.request_change",),
+}
+
+
+@require_POST
+@login_required
+def preflight_attest(request, public_id, kind):
+    if kind not in ATTEST_PERMISSIONS:
+        raise Http404("Unknown checklist item.")
+    permissions = ATTEST_PERMISSIONS[kind]
+    if not any(request.user.has_perm(permission) for permission in permissions):
+        _deny(request, f"POST {request.path} needs {' or '.join(permissions)}")
+    environment = _environment(public_id, Environment.PRODUCTION)
+    form = AttestationForm(request.POST, kind=kind)
+    if not form.is_valid():
+        return _render_preflight(request, environment, status=422, forms={kind: form})
+    checklist = preflight.evaluate(environment, now=timezone.now(), create=True)
+    if checklist.preflight is None:
+        return _render_preflight(request, environment, status=409, error=checklist.blocker)
+    preflight.attest(
+        preflight=checklist.preflight,
+        kind=kind,
+        person=request.user,
+        names=form.cleaned_data["names"],
+        note=form.cleaned_data["note"],
+        request=request,
+    )
+    return _render_preflight(
+        request, environment, success=f"Recorded: {Kind(kind).label}, by {request.user}."
+    )
+
+
+@guarded("rollout.request_change")
+def preflight_announce(request, public_id):
+    environment = _environment(public_id, Environment.PRODUCTION)
+    now = timezone.now()
+    checklist = preflight.evaluate(environment, now=now, create=True)
+    if checklist.preflight is None:
+        return _render_preflight(request, environment, status=409, error=checklist.blocker)
+    if not notify.channel_configured(Notification.Channel.SLACK_DEPLOYMENTS):
+        return _render_preflight(
+            request,
+            environment,
+            status=409,
+            error="Slack #deployments is not configured (SLACK_DEPLOYMENTS_WEBHOOK_URL): tell "
+            "the team another way and attest it by hand with a note.",
+        )
+    attestation = preflight.announce(
+        checklist=checklist, person=request.user, now=now, request=request
+    )
+    if attestation is None:
+        return _render_preflight(
+            request, environment, status=409, error="The announcement could not be queued."
+        )
+    return _render_preflight(
+        request, environment, success="Announcement queued for Slack #deployments."
+    )
+
+
+@guarded("rollout.request_change")
+def start_phase(request, public_id):
+    environment = _environment(public_id, Environment.PRODUCTION)
+    form = StartPhaseForm(request.POST)
+    if not form.is_valid():
+        return _render_preflight(request, environment, status=422, start_form=form)
+    data = form.cleaned_data
+    now = timezone.now()
+    checklist = preflight.evaluate(environment, now=now)
+    refusal = preflight.start_refusal(
+        checklist, tag=data["tag"], override_reason=data["window_override_reason"]
+    )
+    if not refusal and not data["confirmed"]:
+        return _render_preflight(request, environment, start_form=form, confirm=True)
+    try:
+        if refusal:
+            raise preflight.StartRefused(refusal)
+        result = preflight.start_phase(
+            environment=environment,
+            tag=data["tag"],
+            reason=data["reason"],
+            expected_version=data["expected_version"],
+            override_reason=data["window_override_reason"],
+            person=request.user,
+            now=now,
+            request=request,
+        )
+    except (services.ControlRefused, services.ConfigConflict) as exc:
+        message = str(exc)
+        if isinstance(exc, services.ConfigConflict):
+            message = f"Not started: {exc}."
+        audit.record(
+            action="preflight.start_refused",
+            actor=request.user,
+            environment=environment,
+            outcome=AuditEntry.Outcome.REFUSED,
+            reason=data["reason"],
+            detail=message,
+            request=request,
+        )
+        return _render_preflight(request, environment, status=409, error=message)
+    if isinstance(result, PercentRequest):
+        success = (
+            f"Requested {result.summary}: waiting for a second person's approval (Controls above)."
+        )
+    else:
+        success = f"Started: {result.settings.describe()} queued (version {result.version})."
+    return _render_preflight(request, environment, success=success)

@@ -32,6 +32,15 @@ def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):
         time.sleep(interval)
 
 
+def client_for(user, **kwargs):
+    """A Django test client logged in as ``user``."""
+    from django.test import Client
+
+    client = Client(**kwargs)
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
 # --- people ------------------------------------------------------------------------------------
 
 

@@ -4,20 +4,13 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from rollout import audit
 from rollout.models import AuditEntry
-from tests.conftest import PASSWORD, make_environment
+from tests.conftest import client_for, make_environment
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user):
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture

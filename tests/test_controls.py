@@ -7,17 +7,11 @@ from django.urls import reverse
 from integrations.kv_value import CanarySettings
 from rollout import services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
-from tests.conftest import PASSWORD, make_environment
+from tests.conftest import client_for, make_environment
 
 pytestmark = pytest.mark.django_db
 
 B2A = CanarySettings(10, "B2a", False)
-
-
-def client_for(user, **kwargs):
-    client = Client(**kwargs)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture

@@ -5,15 +5,9 @@ from django.test import Client
 from django.urls import reverse
 
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
-from tests.conftest import NAMESPACES, PASSWORD, make_environment
+from tests.conftest import NAMESPACES, client_for, make_environment
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user, **kwargs):
-    client = Client(**kwargs)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture

@@ -5,23 +5,16 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from metrics import alerts
 from metrics.models import AlertPolicy, AlertRule, LogSource
 from rollout.models import AuditEntry, DesiredConfig
-from tests.conftest import PASSWORD, make_environment
+from tests.conftest import client_for, make_environment
 from tests.metrics.test_alert_rules import at, minute_of_traffic
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(user, **kwargs):
-    client = Client(**kwargs)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 @pytest.fixture

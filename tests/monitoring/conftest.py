@@ -7,12 +7,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.test import Client
 
 from integrations.kv_value import CanarySettings
 from rollout import kv_writer, services
 from rollout.models import ConfigChange
-from tests.conftest import PASSWORD, make_environment
+from tests.conftest import make_environment
 
 GOOD_HEADER = "1;tag=B2a;cohort=proxy;reason=sampled"
 GOOD_COOKIE = "_canary_cohort=proxy; Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None"
@@ -199,9 +198,3 @@ def planned(production):
     edge)."""
     write_plan(production)
     return production
-
-
-def client_for(user, **kwargs) -> Client:
-    client = Client(**kwargs)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client

@@ -14,8 +14,8 @@ from monitoring import drift, tasks
 from monitoring.models import DriftEvent, DriftState, Notification
 from rollout import services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
-from tests.conftest import NAMESPACES, wait_for
-from tests.monitoring.conftest import client_for, settle_writes, write_plan
+from tests.conftest import NAMESPACES, client_for, wait_for
+from tests.monitoring.conftest import settle_writes, write_plan
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ import pytest
 from django.urls import reverse
 
 from monitoring.models import CohortSample
-from tests.conftest import wait_for
-from tests.monitoring.conftest import client_for, write_plan
+from tests.conftest import client_for, wait_for
+from tests.monitoring.conftest import write_plan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from monitoring import drift, probes, sampler
 from monitoring.models import CohortSample, HealthCheck
-from tests.monitoring.conftest import client_for
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

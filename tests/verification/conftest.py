@@ -7,12 +7,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 
 from integrations.kv_value import CanarySettings, read_settings
 from rollout import services, verification
 from rollout.models import ConfigChange, DesiredConfig, Phase, RolloutPlan
-from tests.conftest import PASSWORD, make_environment
+from tests.conftest import make_environment
 
 MONITORING_TOKEN = "preview-suite-monitoring-token-5e1"
 B2A = CanarySettings(10, "B2a", False)
@@ -78,12 +77,6 @@ def kv_settings(edge, name="preview") -> CanarySettings | None:
 
 def kv_document(edge, name="preview") -> dict:
     return json.loads(edge.kv_value(name))
-
-
-def client_for(user, **kwargs) -> Client:
-    client = Client(**kwargs)
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
 
 
 def run_now(environment, person, build="deploy-abc123"):

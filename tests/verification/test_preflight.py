@@ -26,8 +26,8 @@ from rollout.models import (
     VerificationRun,
 )
 from rollout.services import approve_percent_request
+from tests.conftest import client_for
 from tests.support.webhooks import WebhookReceiver
-from tests.verification.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

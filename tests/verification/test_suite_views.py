@@ -9,7 +9,8 @@ from django.utils import timezone
 from rollout import verification
 from rollout.models import AuditEntry, Service, VerificationCheck, VerificationRun
 from rollout.verification_views import report_markdown
-from tests.verification.conftest import client_for, run_now
+from tests.conftest import client_for
+from tests.verification.conftest import run_now
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,11 @@ from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from rollout import audit
 from rollout.models import Environment, Service
+from rollout.permissions import guarded
 
 from . import alerts
 from . import panels as panel_data
@@ -113,9 +114,7 @@ def alert_rules(request, service):
     return render(request, "metrics/alert_rules.html", context)
 
 
-@require_POST
-@login_required
-@permission_required(EDIT_PERMISSION, raise_exception=True)
+@guarded(EDIT_PERMISSION)
 def save_alert_rules(request, service):
     service = get_object_or_404(Service, name=service)
     policy = alerts.policy_for(service)

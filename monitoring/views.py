@@ -4,9 +4,10 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from rollout.models import DesiredConfig, Environment
+from rollout.permissions import guarded
 from rollout.services import ConfigConflict
 
 from . import charts, drift, sampler
@@ -147,9 +148,7 @@ def checks(request, public_id):
 # --- acting -------------------------------------------------------------------------------------
 
 
-@require_POST
-@login_required
-@permission_required("monitoring.run_sample", raise_exception=True)
+@guarded("monitoring.run_sample")
 def sample_now(request, public_id):
     """Take a cohort sample now (a worker runs it; the panel shows it when done)."""
     environment = _environment(public_id)
@@ -187,17 +186,13 @@ def _decide(request, public_id, decision):
     return redirect("monitoring:environment", public_id=environment.public_id)
 
 
-@require_POST
-@login_required
-@permission_required("rollout.request_change", raise_exception=True)
+@guarded("rollout.request_change")
 def adopt(request, public_id):
     """Make the value found in KV the desired config."""
     return _decide(request, public_id, drift.adopt_external)
 
 
-@require_POST
-@login_required
-@permission_required("rollout.request_change", raise_exception=True)
+@guarded("rollout.request_change")
 def overwrite(request, public_id):
     """Write the desired config to KV again over the value found there."""
     return _decide(request, public_id, drift.overwrite_external)

@@ -27,9 +27,10 @@ from .models import (
     VerificationCheck,
     VerificationRun,
 )
+from .permissions import guarded
 from .verification import create_run
 from .verification_forms import AttestationForm, PreviewRunForm, StartPhaseForm
-from .views import VIEW_PERMISSION, guarded
+from .views import VIEW_PERMISSION
 
 Kind = PreflightAttestation.Kind
 RUNS_LISTED = 20

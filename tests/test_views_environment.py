@@ -185,3 +185,41 @@ def test_an_unconnected_environment_gets_no_initial_value(production, admin_user
     form = {"canary_percent": "10", "canary_tag": "B2a", "reason": "setup"}
     response = client_for(admin_user).post(initial_url(production), form)
     assert response.status_code == 422 and b"Check the connection first" in response.content
+
+
+def test_the_live_overview_costs_the_same_queries_for_any_number_of_environments(edge, viewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from integrations.kv_value import CanarySettings
+    from rollout import services
+
+    client = client_for(viewer)
+
+    def queries_for_overview():
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(reverse("rollout:overview"), headers={"HX-Request": "true"})
+        assert response.status_code == 200
+        return len(captured), response.content.decode()
+
+    for index in range(3):
+        environment = make_environment(edge, service_name=f"service-{index}")
+        services.create_initial_config(
+            environment=environment,
+            settings=CanarySettings(10, "B2a", False),
+            reason="initial",
+            system="test",
+        )
+    few, page = queries_for_overview()
+    assert page.count("initial value") == 3, "each open change is shown"
+    for index in range(3, 9):
+        environment = make_environment(edge, service_name=f"service-{index}")
+        services.create_initial_config(
+            environment=environment,
+            settings=CanarySettings(10, "B2a", False),
+            reason="initial",
+            system="test",
+        )
+    many, page = queries_for_overview()
+    assert page.count("initial value") == 9
+    assert many == few

@@ -221,6 +221,11 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 # worker exempts from its rate limit. Never rendered in a page.
 EDGE_PROBE_HEADERS = env.json("EDGE_PROBE_HEADERS", default={})
 OBSERVE_INTERVAL_SECONDS = env.float("OBSERVE_INTERVAL_SECONDS", default=15.0)
+CELERY_BEAT_SCHEDULE["advance-rollouts"] = {
+    "task": "rollout.tasks.advance_rollouts",
+    "schedule": timedelta(seconds=60),
+    "options": {"expires": 60},
+}
 CELERY_BEAT_SCHEDULE["observe-environments"] = {
     "task": "rollout.tasks.observe_environments",
     "schedule": timedelta(seconds=OBSERVE_INTERVAL_SECONDS),

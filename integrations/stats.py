@@ -102,3 +102,40 @@ def judge_share(k: int, n: int, expected: float, *, alpha: float) -> ShareTest:
         high=high,
         confidence=1 - alpha,
     )
+
+
+def difference_interval(
+    k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """An interval for the difference of two shares, k1/n1 − k2/n2, from independent samples.
+
+    Newcombe's hybrid score interval (method 10 of Newcombe 1998): each share's distance to its
+    own Wilson bound, combined in quadrature. It inherits Wilson's good behaviour at 0 of n, where
+    the textbook Wald interval for a difference collapses to a point.
+    """
+    if n1 == 0 or n2 == 0:
+        raise ValueError("both samples need at least one trial")
+    p1, p2 = k1 / n1, k2 / n2
+    low1, high1 = wilson_interval(k1, n1, confidence)
+    low2, high2 = wilson_interval(k2, n2, confidence)
+    difference = p1 - p2
+    low = difference - math.sqrt((p1 - low1) ** 2 + (high2 - p2) ** 2)
+    high = difference + math.sqrt((high1 - p1) ** 2 + (p2 - low2) ** 2)
+    return max(-1.0, low), min(1.0, high)
+
+
+def quantile_rank_interval(n: int, q: float, confidence: float = 0.95) -> tuple[int, int]:
+    """The ranks (1-based, within 1..n) of the order statistics that bound the q-quantile of n
+    observations: n·q ± z·sqrt(n·q·(1−q)), rounded outwards.
+
+    Distribution-free: the count of observations below the true quantile is Binomial(n, q),
+    whatever the latencies look like; this is its normal approximation.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one observation, got n={n}")
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must be within (0, 1), got {q}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    centre = n * q
+    spread = z * math.sqrt(n * q * (1 - q))
+    return max(1, math.floor(centre - spread)), min(n, math.ceil(centre + spread))

@@ -73,6 +73,7 @@ class Environment(models.Model):
             ("emergency_stop", "Can trigger and lift the emergency stop"),
             ("rollback", "Can roll back to 0%"),
             ("sign_decision", "Can sign GO / HOLD / NO-GO decisions"),
+            ("observe_phase", "Can acknowledge check-ins, attest criteria and edit post-mortems"),
         ]
 
     def __str__(self):
@@ -108,6 +109,13 @@ class Environment(models.Model):
 class RolloutPlan(models.Model):
     service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="plan")
     name = models.CharField(max_length=100)
+    decision_thresholds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Overrides of the GO / HOLD / NO-GO matrix, e.g. "
+        '{"go_max_error_percent": 1.0}; keys not given keep the defaults of DESIGN.md '
+        "(rollout.recommendation.Thresholds).",
+    )
 
     def __str__(self):
         return f"{self.service.name}: {self.name}"
@@ -742,3 +750,308 @@ class PreflightAttestation(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} by {self.given_by} at {self.given_at:%Y-%m-%d %H:%M}"
+
+
+# --- rollouts, observation windows and decisions (issue 7) ----------------------------------------
+
+
+class Rollout(models.Model):
+    """One run of a service's plan through an environment's phases (runbook phases 5 and 6).
+
+    draft → preview verified → observing (a phase's window runs) → decision due → after GO the
+    next phase (observing again, or waiting for its pre-flight start) → completed at 100%; after
+    HOLD the same phase observes a new window; after NO-GO aborted. Transitions go through
+    ``rollout.lifecycle``, row-locked and audited.
+    """
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        PREVIEW_VERIFIED = "preview_verified", "preview verified"
+        OBSERVING = "observing", "phase running (observing)"
+        DECISION_DUE = "decision_due", "decision due"
+        AWAITING_NEXT = "awaiting_next", "GO signed, next phase waits for its start"
+        COMPLETED = "completed"
+        ABORTED = "aborted"
+
+    FINISHED_STATES = (State.COMPLETED, State.ABORTED)
+    TRANSITIONS = {
+        State.DRAFT: {State.PREVIEW_VERIFIED, State.OBSERVING, State.ABORTED},
+        State.PREVIEW_VERIFIED: {State.OBSERVING, State.ABORTED},
+        State.OBSERVING: {State.DECISION_DUE, State.OBSERVING, State.ABORTED, State.COMPLETED},
+        State.DECISION_DUE: {
+            State.OBSERVING,
+            State.AWAITING_NEXT,
+            State.COMPLETED,
+            State.ABORTED,
+        },
+        State.AWAITING_NEXT: {State.OBSERVING, State.ABORTED},
+        State.COMPLETED: set(),
+        State.ABORTED: set(),
+    }
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.PROTECT, related_name="rollouts")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="rollouts")
+    build = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment"],
+                condition=~Q(state__in=["completed", "aborted"]),
+                name="rollout_one_active_per_environment",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.environment} rollout of {self.build or 'the current build'}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state not in self.FINISHED_STATES
+
+
+class PhaseRun(models.Model):
+    """One observation window of one phase. The window counts from the moment the phase's config
+    was in effect at the edge, not from the click; HOLD opens the next window of the same phase."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "waiting for the config to take effect"
+        OBSERVING = "observing"
+        DECISION_DUE = "decision_due", "decision due"
+        DECIDED = "decided"
+        CANCELLED = "cancelled", "cancelled (the start did not go through)"
+
+    OPEN_STATES = (State.WAITING, State.OBSERVING, State.DECISION_DUE)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="phase_runs")
+    phase = models.ForeignKey(Phase, on_delete=models.PROTECT, related_name="runs")
+    window_number = models.PositiveSmallIntegerField(default=1)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    started_at = models.DateTimeField(default=timezone.now)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    start_change = models.ForeignKey(
+        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    start_request = models.ForeignKey(
+        PercentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    in_effect_at = models.DateTimeField(null=True, blank=True)
+    window_ends_at = models.DateTimeField(null=True, blank=True)
+    incident_hit = models.BooleanField(default=False)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=8, blank=True)
+
+    class Meta:
+        ordering = ["rollout", "started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rollout"],
+                condition=Q(state__in=["waiting", "observing", "decision_due"]),
+                name="phaserun_one_open_per_rollout",
+            ),
+            models.UniqueConstraint(
+                fields=["rollout", "phase", "window_number"], name="phaserun_unique_window"
+            ),
+        ]
+
+    def __str__(self):
+        suffix = f", window {self.window_number}" if self.window_number > 1 else ""
+        return f"{self.phase.tag} ({self.phase.percent}%{suffix})"
+
+    @property
+    def environment(self) -> Environment:
+        return self.rollout.environment
+
+    def window_open(self, now) -> bool:
+        return self.window_ends_at is None or now < self.window_ends_at
+
+
+class CheckIn(models.Model):
+    """One of the runbook's check-ins on a phase's timeline (T+0, T+30 min, … T+24 h)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="check_ins")
+    label = models.CharField(max_length=16)
+    offset = models.DurationField()
+    purpose = models.CharField(max_length=120)
+    due_at = models.DateTimeField()
+    # Acknowledged after this moment, the check-in counts as missed (acknowledged late).
+    missed_after = models.DateTimeField()
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["phase_run", "offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["phase_run", "offset"], name="checkin_unique_offset"),
+        ]
+
+    def __str__(self):
+        return f"{self.phase_run} {self.label}"
+
+    def status(self, now) -> str:
+        """upcoming, due, acknowledged, late (acknowledged after its slot) or missed."""
+        if self.acknowledged_at:
+            return "late" if self.acknowledged_at > self.missed_after else "acknowledged"
+        if now < self.due_at:
+            return "upcoming"
+        return "due" if now <= self.missed_after else "missed"
+
+
+class PhaseAttestation(models.Model):
+    """A person's word on a criterion no metric covers; the newest of each kind counts."""
+
+    class Kind(models.TextChoices):
+        UPLOAD_FLOW = "upload_flow", "Upload flow healthy, no orphaned uploads"
+        TEAM_AGREES = "team_agrees", "Team consensus: stable"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="attestations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    value = models.BooleanField()
+    note = models.TextField()
+    given_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    given_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-given_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(note=""), name="phase_attestation_has_note"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {'yes' if self.value else 'no'} by {self.given_by}"
+
+
+class Decision(models.Model):
+    """GO, HOLD or NO-GO for one phase window, with the frozen evidence its signers saw.
+
+    It takes effect when a tech lead and a DevOps engineer, two different people, have both
+    signed it on the same evidence (the digest). New evidence before the second signature
+    invalidates the first.
+    """
+
+    class Outcome(models.TextChoices):
+        GO = "go", "GO"
+        HOLD = "hold", "HOLD"
+        NO_GO = "no_go", "NO-GO"
+
+    class State(models.TextChoices):
+        OPEN = "open", "collecting signatures"
+        EFFECTIVE = "effective", "in effect"
+        WITHDRAWN = "withdrawn"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="decisions")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    recommendation = models.CharField(max_length=8, choices=Outcome.choices)
+    evidence = models.JSONField()
+    evidence_digest = models.CharField(max_length=64)
+    justification = models.TextField(blank=True)
+    early = models.BooleanField(default=False, help_text="signed before the window ended")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    effective_at = models.DateTimeField(null=True, blank=True)
+    closed_note = models.TextField(blank=True)
+    result_change = models.ForeignKey(
+        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    next_phase_run = models.ForeignKey(
+        PhaseRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["phase_run"],
+                condition=Q(state__in=["open", "effective"]),
+                name="decision_one_per_window",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_outcome_display()} for {self.phase_run}"
+
+    @property
+    def against_recommendation(self) -> bool:
+        return self.outcome != self.recommendation
+
+
+class Signature(models.Model):
+    """One signer's name under a decision, on the evidence digest they saw."""
+
+    class Role(models.TextChoices):
+        TECH_LEAD = "tech_lead", "Tech lead"
+        DEVOPS = "devops", "DevOps"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="signatures")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    evidence_digest = models.CharField(max_length=64)
+    justification = models.TextField(blank=True)
+    signed_at = models.DateTimeField(default=timezone.now)
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    invalidated_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["signed_at", "id"]
+        constraints = [
+            # Two different people in the two roles: one valid signature per person and per role.
+            models.UniqueConstraint(
+                fields=["decision", "signer"],
+                condition=Q(invalidated_at__isnull=True),
+                name="signature_one_per_person",
+            ),
+            models.UniqueConstraint(
+                fields=["decision", "role"],
+                condition=Q(invalidated_at__isnull=True),
+                name="signature_one_per_role",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_role_display()} {self.signer} on {self.decision}"
+
+
+class PostMortem(models.Model):
+    """Opened by a NO-GO: root cause, fix plan, re-rollout date and owner, with the timeline."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="post_mortem")
+    timeline = models.TextField()
+    root_cause = models.TextField(blank=True)
+    fix_plan = models.TextField(blank=True)
+    rerollout_date = models.DateField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    def __str__(self):
+        return f"post-mortem of {self.decision.phase_run}"

@@ -23,9 +23,10 @@ from integrations.kv_value import CanarySettings
 from monitoring import notify
 from monitoring.models import Notification
 
-from . import audit, services
+from . import audit, lifecycle, services
 from .models import (
     AuditEntry,
+    ConfigChange,
     DesiredConfig,
     Environment,
     PercentRequest,
@@ -219,6 +220,10 @@ def evaluate(environment: Environment, *, now: datetime, create: bool = False) -
         return checklist
     if desired.emergency_proxy:
         checklist.blocker = "The emergency stop is active: lift it before starting a phase."
+        return checklist
+    running = lifecycle.start_refusal(environment)
+    if running:
+        checklist.blocker = running
         return checklist
     if create:
         preflight = open_preflight(environment, phase)
@@ -514,10 +519,12 @@ def start_phase(
     person,
     now: datetime,
     request=None,
+    approved_by=None,
 ):
     """Start the plan's next phase if the pre-flight allows it (``services.submit_percent``:
-    raising waits for a second person's approval). Returns the change or the approval request;
-    raises StartRefused, or ConfigConflict when the config moved on."""
+    raising waits for a second person's approval, unless ``approved_by`` names the person who
+    already gave it — the first signer of a GO decision). Returns the change or the approval
+    request; raises StartRefused, or ConfigConflict when the config moved on."""
     checklist = evaluate(environment, now=now)
     refusal = start_refusal(checklist, tag=tag, override_reason=override_reason)
     if refusal:
@@ -532,13 +539,33 @@ def start_phase(
         )
         if not claimed:
             raise StartRefused("This phase start was just made by someone else.")
-        result = services.submit_percent(
+        if approved_by is not None:
+            result = services.request_change(
+                environment=environment,
+                settings=checklist.target,
+                kind=ConfigChange.Kind.PHASE_START,
+                reason=reason,
+                expected_version=expected_version,
+                actor=person,
+                request=request,
+                approved_by=approved_by,
+            )
+        else:
+            result = services.submit_percent(
+                environment=environment,
+                percent=checklist.phase.percent,
+                tag=checklist.phase.tag,
+                reason=reason,
+                expected_version=expected_version,
+                actor=person,
+                request=request,
+            )
+        lifecycle.record_phase_start(
             environment=environment,
-            percent=checklist.phase.percent,
-            tag=checklist.phase.tag,
-            reason=reason,
-            expected_version=expected_version,
-            actor=person,
+            phase=checklist.phase,
+            result=result,
+            person=person,
+            now=now,
             request=request,
         )
         link = (

@@ -27,12 +27,13 @@ DEFAULT_PERMISSIONS = {
     VIEWER: READ,
     RELEASE_MANAGER: READ
     + ["rollout.request_change", "rollout.rollback", "rollout.emergency_stop"]
-    + ["monitoring.run_sample"],
+    + ["rollout.observe_phase", "monitoring.run_sample"],
     TECH_LEAD: READ
-    + ["rollout.approve_increase", "rollout.sign_decision", "monitoring.run_sample"],
+    + ["rollout.approve_increase", "rollout.sign_decision", "rollout.observe_phase"]
+    + ["monitoring.run_sample"],
     DEVOPS: READ
     + ["rollout.emergency_stop", "rollout.rollback", "rollout.sign_decision"]
-    + ["monitoring.run_sample"],
+    + ["rollout.observe_phase", "monitoring.run_sample"],
     ADMIN: READ
     + ["monitoring.run_sample"]
     + [
@@ -41,6 +42,7 @@ DEFAULT_PERMISSIONS = {
         "rollout.emergency_stop",
         "rollout.approve_increase",
         "rollout.sign_decision",
+        "rollout.observe_phase",
         "rollout.connect_environment",
         "rollout.add_service",
         "rollout.change_service",

@@ -10,6 +10,7 @@ from django.utils import timezone
 from integrations.kv_value import CanarySettings
 
 from . import audit
+from .lifecycle import mark_incident
 from .models import ConfigChange, DesiredConfig, Environment, PercentRequest
 
 log = logging.getLogger(__name__)
@@ -393,16 +394,19 @@ def emergency_stop(
     desired = _desired(environment)
     if desired.emergency_proxy:
         raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
-    return request_change(
-        environment=environment,
-        settings=CanarySettings(0, desired.canary_tag, True),
-        kind=ConfigChange.Kind.EMERGENCY_STOP,
-        reason=reason,
-        expected_version=None,
-        actor=actor,
-        system=system,
-        request=request,
-    )
+    with transaction.atomic():
+        change = request_change(
+            environment=environment,
+            settings=CanarySettings(0, desired.canary_tag, True),
+            kind=ConfigChange.Kind.EMERGENCY_STOP,
+            reason=reason,
+            expected_version=None,
+            actor=actor,
+            system=system,
+            request=request,
+        )
+        mark_incident(environment, change=change, now=change.requested_at)
+    return change
 
 
 def lift_emergency(

@@ -75,3 +75,15 @@ def sweep_preview_runs():
     from . import verification
 
     return verification.sweep()
+
+
+# --- Rollouts: phase windows (issue 7) -----------------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def advance_rollouts():
+    """Start windows whose config took effect, mark windows that ended as decision due.
+    Idempotent (conditional updates): a retried or doubled run changes nothing more."""
+    from . import lifecycle
+
+    return lifecycle.advance_all()

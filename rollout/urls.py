@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit_views, verification_views, views
+from . import audit_views, decision_views, verification_views, views
 
 app_name = "rollout"
 
@@ -68,4 +68,28 @@ urlpatterns = [
         verification_views.start_phase,
         name="start_phase",
     ),
+    # --- rollouts, phase windows, decisions (issue 7) ---
+    path("rollouts/", decision_views.rollout_history, name="rollouts"),
+    path("rollouts/<uuid:public_id>/", decision_views.rollout_detail, name="rollout"),
+    path("phases/<uuid:public_id>/", decision_views.phase_run, name="phase_run"),
+    path(
+        "phases/<uuid:public_id>/evidence-check/",
+        decision_views.evidence_check,
+        name="evidence_check",
+    ),
+    path("phases/<uuid:public_id>/attest/", decision_views.attest, name="attest"),
+    path("phases/<uuid:public_id>/sign/", decision_views.sign, name="sign"),
+    path("phases/<uuid:public_id>/report/", decision_views.phase_report, name="phase_report"),
+    path(
+        "phases/<uuid:public_id>/report.md",
+        decision_views.phase_report_markdown,
+        name="phase_report_markdown",
+    ),
+    path(
+        "check-ins/<uuid:public_id>/acknowledge/",
+        decision_views.acknowledge_check_in,
+        name="acknowledge_check_in",
+    ),
+    path("decisions/<uuid:public_id>/withdraw/", decision_views.withdraw, name="withdraw"),
+    path("post-mortems/<uuid:public_id>/", decision_views.post_mortem, name="post_mortem"),
 ]

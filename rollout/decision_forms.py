@@ -1,0 +1,78 @@
+"""Forms of the observation window and the decision: one small form per action."""
+
+import re
+
+from django import forms
+
+from .models import Decision, PhaseAttestation, PostMortem, Signature
+
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class NoteForm(forms.Form):
+    """A check-in acknowledgement or a withdrawal: a short note is all it takes."""
+
+    note = forms.CharField(
+        max_length=1000,
+        error_messages={
+            "required": "Write a short note.",
+            "max_length": "A note is at most 1,000 characters.",
+        },
+    )
+
+    def clean_note(self):
+        note = self.cleaned_data["note"].strip()
+        if not note:
+            raise forms.ValidationError("Write a short note.")
+        return note
+
+
+class PhaseAttestationForm(NoteForm):
+    kind = forms.ChoiceField(choices=PhaseAttestation.Kind.choices)
+    value = forms.TypedChoiceField(
+        choices=[("yes", "yes"), ("no", "no")],
+        coerce=lambda value: value == "yes",
+        error_messages={"invalid_choice": "Answer yes or no."},
+    )
+
+
+class SignForm(forms.Form):
+    outcome = forms.ChoiceField(
+        choices=Decision.Outcome.choices,
+        error_messages={"invalid_choice": "Choose GO, HOLD or NO-GO."},
+    )
+    role = forms.ChoiceField(
+        choices=Signature.Role.choices,
+        error_messages={"invalid_choice": "Sign as tech lead or DevOps."},
+    )
+    evidence_digest = forms.CharField(
+        max_length=64,
+        widget=forms.HiddenInput,
+        error_messages={"required": "The evidence you saw is missing: reload the page."},
+    )
+    justification = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"max_length": "A justification is at most 4,000 characters."},
+    )
+
+    def clean_evidence_digest(self):
+        digest = self.cleaned_data["evidence_digest"].strip().lower()
+        if not DIGEST.match(digest):
+            raise forms.ValidationError("The evidence you saw is not readable: reload the page.")
+        return digest
+
+
+class PostMortemForm(forms.ModelForm):
+    class Meta:
+        model = PostMortem
+        fields = ["root_cause", "fix_plan", "rerollout_date", "owner", "timeline"]
+        widgets = {
+            "root_cause": forms.Textarea(attrs={"rows": 4}),
+            "fix_plan": forms.Textarea(attrs={"rows": 4}),
+            "timeline": forms.Textarea(attrs={"rows": 10}),
+            "rerollout_date": forms.DateInput(attrs={"type": "date"}),
+        }
+        labels = {"rerollout_date": "Re-rollout date"}
+        error_messages = {"rerollout_date": {"invalid": "Give a date as YYYY-MM-DD."}}

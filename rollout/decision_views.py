@@ -1,0 +1,339 @@
+"""Pages of a rollout's life: the history, a phase window with its check-ins, its evidence and
+the sign-off, the phase report, the post-mortem. Thin: the rules live in ``lifecycle`` and
+``signoff``; each POST answers with the fragment it changed."""
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from . import audit, evidence, lifecycle, reports, signoff
+from .decision_forms import NoteForm, PhaseAttestationForm, PostMortemForm, SignForm
+from .models import CheckIn, Decision, PhaseRun, PostMortem, Rollout, Signature
+from .permissions import guarded
+from .views import VIEW_PERMISSION
+
+
+def _run(public_id) -> PhaseRun:
+    run = get_object_or_404(
+        PhaseRun.objects.select_related("phase", "rollout__plan__service", "rollout__environment"),
+        public_id=public_id,
+    )
+    lifecycle.advance(run.rollout)
+    run.refresh_from_db()
+    return run
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def rollout_history(request):
+    """Every rollout, newest first, with its phase windows and their decisions."""
+    for rollout in Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES):
+        lifecycle.advance(rollout)
+    rollouts = Rollout.objects.select_related("plan__service", "environment").prefetch_related(
+        Prefetch(
+            "phase_runs",
+            queryset=PhaseRun.objects.select_related("phase").prefetch_related(
+                Prefetch("decisions", queryset=Decision.objects.exclude(state="withdrawn"))
+            ),
+        )
+    )
+    return render(request, "rollout/decisions/history.html", {"rollouts": rollouts[:100]})
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def rollout_detail(request, public_id):
+    rollout = get_object_or_404(
+        Rollout.objects.select_related("plan__service", "environment"), public_id=public_id
+    )
+    rollout = lifecycle.advance(rollout)
+    runs = rollout.phase_runs.select_related("phase").prefetch_related("decisions")
+    return render(request, "rollout/decisions/rollout.html", {"rollout": rollout, "runs": runs})
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def phase_run(request, public_id):
+    run = _run(public_id)
+    context = {**_timeline_context(run), **_decision_context(request, run)}
+    return render(request, "rollout/decisions/phase.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def evidence_check(request, public_id):
+    """Polled by the phase page: 204 while the evidence is what the page shows, else a notice."""
+    run = _run(public_id)
+    if run.in_effect_at is None or run.state == PhaseRun.State.DECIDED:
+        return HttpResponse(status=204)
+    current = evidence.build(run, timezone.now())
+    if current.digest == request.GET.get("seen", ""):
+        return HttpResponse(status=204)
+    return render(request, "rollout/decisions/_evidence_changed.html", {"run": run})
+
+
+# --- check-ins -----------------------------------------------------------------------------------
+
+
+def _timeline_context(run, **extra) -> dict:
+    now = timezone.now()
+    check_ins = [
+        (item, item.status(now)) for item in run.check_ins.select_related("acknowledged_by")
+    ]
+    return {"run": run, "check_ins": check_ins, "now": now, **extra}
+
+
+def _render_timeline(request, run, *, status=200, **extra):
+    return render(
+        request, "rollout/decisions/_timeline.html", _timeline_context(run, **extra), status=status
+    )
+
+
+@guarded("rollout.observe_phase")
+def acknowledge_check_in(request, public_id):
+    check_in = get_object_or_404(
+        CheckIn.objects.select_related("phase_run__rollout__environment", "phase_run__phase"),
+        public_id=public_id,
+    )
+    run = check_in.phase_run
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _render_timeline(request, run, status=422, error=form.errors["note"][0])
+    try:
+        lifecycle.acknowledge(
+            check_in,
+            person=request.user,
+            note=form.cleaned_data["note"],
+            now=timezone.now(),
+            request=request,
+        )
+    except lifecycle.TransitionRefused as refused:
+        _record_refusal(request, run, str(refused))
+        return _render_timeline(request, run, status=409, error=str(refused))
+    return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
+
+
+# --- evidence, attestations and sign-off ---------------------------------------------------------
+
+
+def _decision_context(request, run, **extra) -> dict:
+    now = timezone.now()
+    context = {"run": run, "now": now, **extra}
+    if run.in_effect_at is None:
+        return context
+    decisions = run.decisions.prefetch_related(
+        Prefetch("signatures", queryset=Signature.objects.select_related("signer"))
+    ).select_related("created_by")
+    effective = next((item for item in decisions if item.state == "effective"), None)
+    open_decision = next((item for item in decisions if item.state == "open"), None)
+    shown = effective.evidence if effective else None
+    current = None
+    if effective is None:
+        current = evidence.build(run, now)
+        shown = current.document
+    signer_roles = signoff.roles_of(request.user)
+    # Always a fresh form bound to the evidence shown now: a signer signs only what they see.
+    sign_form = SignForm(
+        initial={
+            "outcome": open_decision.outcome if open_decision else current and current.outcome,
+            "role": signer_roles[0] if signer_roles else "",
+            "evidence_digest": current.digest if current else "",
+            "justification": request.POST.get("justification", "")[:4000],
+        }
+    )
+    context.update(
+        decisions=decisions,
+        effective=effective,
+        open_decision=open_decision,
+        current=current,
+        evidence_document=shown,
+        criteria=shown["recommendation"]["criteria"],
+        signer_roles=[(role, Signature.Role(role).label) for role in signer_roles],
+        sign_form=sign_form,
+        attest_form=extra.pop("attest_form", None) or PhaseAttestationForm(),
+        can_sign=effective is None
+        and run.state in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE),
+        window_open=run.window_open(now),
+        **extra,
+    )
+    return context
+
+
+def _render_decision(request, run, *, status=200, **extra):
+    return render(
+        request,
+        "rollout/decisions/_decision.html",
+        _decision_context(request, run, **extra),
+        status=status,
+    )
+
+
+@guarded("rollout.observe_phase")
+def attest(request, public_id):
+    run = _run(public_id)
+    form = PhaseAttestationForm(request.POST)
+    if not form.is_valid():
+        return _render_decision(
+            request, run, status=422, attest_form=form, error=_first_error(form)
+        )
+    data = form.cleaned_data
+    try:
+        signoff.attest(
+            run=run,
+            kind=data["kind"],
+            value=data["value"],
+            note=data["note"],
+            person=request.user,
+            now=timezone.now(),
+            request=request,
+        )
+    except signoff.SignRefused as refused:
+        _record_refusal(request, run, str(refused))
+        return _render_decision(request, run, status=409, error=str(refused))
+    return _render_decision(request, run, success="Attestation recorded.")
+
+
+@guarded("rollout.sign_decision")
+def sign(request, public_id):
+    run = _run(public_id)
+    form = SignForm(request.POST)
+    if not form.is_valid():
+        return _render_decision(request, run, status=422, error=_first_error(form))
+    data = form.cleaned_data
+    try:
+        signature = signoff.sign(
+            run=run,
+            outcome=data["outcome"],
+            role=data["role"],
+            seen_digest=data["evidence_digest"],
+            justification=data["justification"],
+            person=request.user,
+            now=timezone.now(),
+            request=request,
+        )
+    except signoff.SignRefused as refused:
+        return _render_decision(request, run, status=409, error=str(refused))
+    run.refresh_from_db()
+    decision = signature.decision
+    decision.refresh_from_db()
+    if decision.state == Decision.State.EFFECTIVE:
+        message = f"{decision.get_outcome_display()} is signed by both and in effect."
+    else:
+        message = (
+            f"Signed {decision.get_outcome_display()} as {signature.get_role_display()}: "
+            "it takes effect with the second signature."
+        )
+    return _render_decision(request, run, success=message)
+
+
+@guarded("rollout.sign_decision")
+def withdraw(request, public_id):
+    decision = get_object_or_404(
+        Decision.objects.select_related("phase_run__rollout__environment", "phase_run__phase"),
+        public_id=public_id,
+    )
+    run = _run(decision.phase_run.public_id)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _render_decision(request, run, status=422, error=form.errors["note"][0])
+    try:
+        signoff.withdraw(
+            decision=decision,
+            person=request.user,
+            note=form.cleaned_data["note"],
+            now=timezone.now(),
+            request=request,
+        )
+    except signoff.SignRefused as refused:
+        _record_refusal(request, run, str(refused))
+        return _render_decision(request, run, status=409, error=str(refused))
+    return _render_decision(request, run, success="The decision was withdrawn.")
+
+
+def _first_error(form) -> str:
+    for errors in form.errors.values():
+        return errors[0]
+    return "Check the form."
+
+
+def _record_refusal(request, run, message):
+    audit.record(
+        action="decision.refused",
+        actor=request.user,
+        environment=run.rollout.environment,
+        obj=run,
+        outcome=audit.AuditEntry.Outcome.REFUSED,
+        detail=message,
+        request=request,
+    )
+
+
+# --- reports and the post-mortem -----------------------------------------------------------------
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def phase_report(request, public_id):
+    run = _run(public_id)
+    return render(request, "rollout/decisions/report.html", reports.phase_report(run))
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def phase_report_markdown(request, public_id):
+    run = _run(public_id)
+    report = reports.phase_report(run)
+    response = HttpResponse(reports.markdown(report), content_type="text/markdown; charset=utf-8")
+    filename = f"GO_NO_GO_{run.rollout.environment.name}_{run.phase.tag}_w{run.window_number}.md"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def post_mortem(request, public_id):
+    record = get_object_or_404(
+        PostMortem.objects.select_related(
+            "decision__phase_run__phase", "decision__phase_run__rollout__environment", "owner"
+        ),
+        public_id=public_id,
+    )
+    if request.method == "POST":
+        return _save_post_mortem(request, record)
+    form = PostMortemForm(instance=record)
+    return render(request, "rollout/decisions/post_mortem.html", {"record": record, "form": form})
+
+
+@guarded("rollout.observe_phase")
+def _save_post_mortem(request, record):
+    before = {field: str(getattr(record, field) or "") for field in PostMortemForm.Meta.fields}
+    form = PostMortemForm(request.POST, instance=record)
+    if not form.is_valid():
+        context = {"record": record, "form": form, "error": _first_error(form)}
+        return render(request, "rollout/decisions/post_mortem.html", context, status=422)
+    record = form.save(commit=False)
+    record.updated_at = timezone.now()
+    record.updated_by = request.user
+    record.save()
+    after = {field: str(getattr(record, field) or "") for field in PostMortemForm.Meta.fields}
+    audit.record(
+        action="postmortem.updated",
+        actor=request.user,
+        environment=record.decision.phase_run.rollout.environment,
+        obj=record,
+        before={key: value for key, value in before.items() if value != after[key]},
+        after={key: value for key, value in after.items() if value != before[key]},
+        detail=f"post-mortem of {record.decision.phase_run}",
+        request=request,
+    )
+    context = {"record": record, "form": PostMortemForm(instance=record), "success": "Saved."}
+    return render(request, "rollout/decisions/post_mortem.html", context)

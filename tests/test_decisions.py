@@ -1,0 +1,518 @@
+"""Phase windows, check-ins, sign-off rules and what a signed decision does (issue 7)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from integrations.histogram import Histogram
+from metrics.models import MinuteBucket
+from rollout import lifecycle, signoff
+from rollout.evidence import build
+from rollout.models import (
+    AuditEntry,
+    CheckIn,
+    ConfigChange,
+    Decision,
+    DesiredConfig,
+    Phase,
+    PhaseRun,
+    PostMortem,
+    Rollout,
+    RolloutPlan,
+    Signature,
+)
+from tests.conftest import client_for, make_environment
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now().replace(second=0, microsecond=0)
+
+
+def plan_for(environment):
+    plan = RolloutPlan.objects.create(service=environment.service, name="B2")
+    for position, (tag, percent, hours) in enumerate(
+        [("B2a", 10, 24), ("B2b", 25, 48), ("B2c", 100, 24)]
+    ):
+        Phase.objects.create(
+            plan=plan,
+            position=position,
+            tag=tag,
+            percent=percent,
+            min_observation=timedelta(hours=hours),
+        )
+    return plan
+
+
+def fill(environment, start, end, *, native=(40, 0, 300.0), proxy=(360, 1, 280.0)):
+    """One bucket per minute and cohort: (requests, 5xx, ttfb ms)."""
+    minute = start
+    rows = []
+    while minute < end:
+        for cohort, (requests, errors, ttfb) in (("native", native), ("proxy", proxy)):
+            histogram = Histogram()
+            histogram.add(ttfb, requests)
+            rows.append(
+                MinuteBucket(
+                    environment=environment,
+                    minute=minute,
+                    cohort=cohort,
+                    requests=requests,
+                    errors_5xx=errors,
+                    ttfb_histogram=histogram.to_bytes(),
+                )
+            )
+        minute += timedelta(minutes=1)
+    MinuteBucket.objects.bulk_create(rows)
+
+
+@pytest.fixture
+def production(edge):
+    environment = make_environment(edge)
+    plan_for(environment)
+    DesiredConfig.objects.create(
+        environment=environment,
+        version=3,
+        canary_percent=10,
+        canary_tag="B2a",
+        emergency_proxy=False,
+    )
+    return environment
+
+
+def observing(environment, *, phase_tag="B2a", hours_ago=25, healthy=True, fill_logs=True):
+    """A rollout whose phase took effect ``hours_ago`` hours before NOW, with its metrics."""
+    rollout = Rollout.objects.create(
+        plan=environment.service.plan,
+        environment=environment,
+        build="build-7",
+        state=Rollout.State.OBSERVING,
+    )
+    phase = Phase.objects.get(plan=rollout.plan, tag=phase_tag)
+    in_effect = NOW - timedelta(hours=hours_ago)
+    run = PhaseRun.objects.create(
+        rollout=rollout,
+        phase=phase,
+        state=PhaseRun.State.WAITING,
+        started_at=in_effect,
+    )
+    lifecycle.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
+    if fill_logs:
+        native = (40, 0, 300.0) if healthy else (40, 2, 300.0)
+        fill(environment, in_effect, min(NOW, run.window_ends_at), native=native)
+    run.refresh_from_db()
+    return run
+
+
+def attest_all(run, person):
+    for kind in ("upload_flow", "team_agrees"):
+        signoff.attest(run=run, kind=kind, value=True, note="checked", person=person, now=NOW)
+
+
+def sign(run, person, role, outcome="go", justification="", now=NOW, digest=None):
+    return signoff.sign(
+        run=run,
+        outcome=outcome,
+        role=role,
+        seen_digest=digest or build(run, now).digest,
+        justification=justification,
+        person=person,
+        now=now,
+    )
+
+
+# --- the window -------------------------------------------------------------------------------
+
+
+def test_window_counts_from_in_effect_not_from_the_click(production, release_manager):
+    rollout = lifecycle.ensure_rollout(production, person=release_manager, now=NOW)
+    change = ConfigChange.objects.create(
+        environment=production,
+        version=4,
+        kind="phase_start",
+        requested_by=release_manager,
+        reason="start B2a",
+        after={"canary_percent": 10, "canary_tag": "B2a", "emergency_proxy": False},
+    )
+    phase = Phase.objects.get(tag="B2a")
+    run = lifecycle.record_phase_start(
+        environment=production, phase=phase, result=change, person=release_manager, now=NOW
+    )
+    lifecycle.advance(rollout, now=NOW + timedelta(minutes=5))
+    run.refresh_from_db()
+    assert run.state == PhaseRun.State.WAITING and run.window_ends_at is None
+
+    in_effect = NOW + timedelta(minutes=7)
+    ConfigChange.objects.filter(pk=change.pk).update(state="in_effect", in_effect_at=in_effect)
+    rollout = lifecycle.advance(rollout, now=NOW + timedelta(minutes=8))
+    run.refresh_from_db()
+    assert rollout.state == Rollout.State.OBSERVING
+    assert run.in_effect_at == in_effect
+    assert run.window_ends_at == in_effect + timedelta(hours=24)
+    labels = list(run.check_ins.values_list("label", flat=True))
+    assert labels == ["T+0", "T+30 min", "T+2 h", "T+6 h", "T+12 h", "T+24 h"]
+
+    lifecycle.advance(rollout, now=in_effect + timedelta(hours=23, minutes=59))
+    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.OBSERVING
+    lifecycle.advance(rollout, now=in_effect + timedelta(hours=24))
+    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.DECISION_DUE
+    assert PhaseRun.objects.get(pk=run.pk).state == PhaseRun.State.DECISION_DUE
+    actions = set(AuditEntry.objects.values_list("action", flat=True))
+    assert {"rollout.created", "phase.started", "rollout.observing", "rollout.decision_due"} <= (
+        actions
+    )
+
+
+def test_a_rejected_start_cancels_the_window(production, release_manager, tech_lead):
+    from rollout.models import PercentRequest
+
+    lifecycle.ensure_rollout(production, person=release_manager, now=NOW)
+    request = PercentRequest.objects.create(
+        environment=production,
+        requested_by=release_manager,
+        reason="B2b",
+        base_version=3,
+        from_percent=10,
+        to_percent=25,
+        from_tag="B2a",
+        to_tag="B2b",
+    )
+    run = lifecycle.record_phase_start(
+        environment=production,
+        phase=Phase.objects.get(tag="B2b"),
+        result=request,
+        person=release_manager,
+        now=NOW,
+    )
+    request.decide(state=PercentRequest.State.REJECTED, by=tech_lead, note="not today")
+    lifecycle.advance(run.rollout, now=NOW)
+    assert PhaseRun.objects.get(pk=run.pk).state == PhaseRun.State.CANCELLED
+
+
+def test_no_next_phase_starts_while_a_window_is_open(production):
+    observing(production, hours_ago=2)
+    assert "under observation" in lifecycle.start_refusal(production)
+
+
+def test_emergency_stop_marks_the_phase_incident_hit(production, devops):
+    from rollout import services
+
+    run = observing(production, hours_ago=3)
+    services.emergency_stop(environment=production, reason="5xx spike", actor=devops)
+    run.refresh_from_db()
+    assert run.incident_hit
+    assert AuditEntry.objects.filter(action="phase.incident_hit").count() == 1
+
+
+# --- check-ins --------------------------------------------------------------------------------
+
+
+def test_check_ins_acknowledged_late_and_missed(production, release_manager):
+    run = observing(production, hours_ago=3)
+    first, second, third = run.check_ins.all()[:3]
+    assert first.status(NOW) == "missed"  # T+0 slot closed at T+30 min
+    assert third.status(NOW) == "due"  # T+2 h, open until T+6 h
+    lifecycle.acknowledge(third, person=release_manager, note="5xx 0%, p90 300 ms", now=NOW)
+    lifecycle.acknowledge(first, person=release_manager, note="late look", now=NOW)
+    assert CheckIn.objects.get(pk=third.pk).status(NOW) == "acknowledged"
+    assert CheckIn.objects.get(pk=first.pk).status(NOW) == "late"
+    upcoming = run.check_ins.get(label="T+6 h")
+    with pytest.raises(lifecycle.TransitionRefused, match="not yet"):
+        lifecycle.acknowledge(upcoming, person=release_manager, note="early", now=NOW)
+    with pytest.raises(lifecycle.TransitionRefused, match="already acknowledged"):
+        lifecycle.acknowledge(third, person=release_manager, note="again", now=NOW)
+    with pytest.raises(lifecycle.TransitionRefused, match="what you checked"):
+        lifecycle.acknowledge(second, person=release_manager, note="  ", now=NOW)
+
+
+def test_check_in_page_forbidden_for_a_viewer(production, viewer):
+    run = observing(production, hours_ago=1)
+    check_in = run.check_ins.first()
+    response = client_for(viewer).post(
+        f"/check-ins/{check_in.public_id}/acknowledge/", {"note": "x"}
+    )
+    assert response.status_code == 403
+    assert CheckIn.objects.get(pk=check_in.pk).acknowledged_at is None
+
+
+# --- sign-off rules ---------------------------------------------------------------------------
+
+
+def test_go_needs_two_different_people_in_the_two_roles(production, tech_lead, devops, admin_user):
+    run = observing(production)
+    attest_all(run, tech_lead)
+    first = sign(run, tech_lead, "tech_lead")
+    assert first.decision.state == Decision.State.OPEN
+    with pytest.raises(signoff.SignRefused, match="signature is already given"):
+        sign(run, admin_user, "tech_lead")
+    with pytest.raises(signoff.SignRefused, match="already signed"):
+        sign(run, tech_lead, "tech_lead")
+    refusals = AuditEntry.objects.filter(action="decision.refused").count()
+    assert refusals == 2
+
+
+def test_same_person_cannot_fill_both_roles(production, admin_user, tech_lead):
+    run = observing(production)
+    attest_all(run, tech_lead)
+    sign(run, admin_user, "tech_lead")
+    with pytest.raises(signoff.SignRefused, match="already signed this decision"):
+        sign(run, admin_user, "devops")
+    assert Decision.objects.get().state == Decision.State.OPEN
+
+
+def test_wrong_role_is_refused_with_403(production, tech_lead, release_manager):
+    run = observing(production)
+    digest = build(run, NOW).digest
+    # A tech lead does not sign as DevOps.
+    response = client_for(tech_lead).post(
+        f"/phases/{run.public_id}/sign/",
+        {"outcome": "go", "role": "devops", "evidence_digest": digest},
+    )
+    assert response.status_code == 403
+    # A release manager has no signing permission at all.
+    response = client_for(release_manager).post(
+        f"/phases/{run.public_id}/sign/",
+        {"outcome": "go", "role": "tech_lead", "evidence_digest": digest},
+    )
+    assert response.status_code == 403
+    assert not Signature.objects.exists()
+    assert AuditEntry.objects.filter(outcome="refused").count() == 2
+
+
+def test_evidence_changed_between_signatures_invalidates_the_first(production, tech_lead, devops):
+    run = observing(production)
+    attest_all(run, tech_lead)
+    first = sign(run, tech_lead, "tech_lead")
+    stale_digest = first.evidence_digest
+    # Late logs for the window arrive before the second signature.
+    MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="native").update(requests=80)
+    with pytest.raises(signoff.EvidenceChanged):
+        sign(run, devops, "devops", digest=stale_digest)
+    second = sign(run, devops, "devops")
+    first.refresh_from_db()
+    assert first.invalidated_at is not None
+    assert "evidence changed before the second signature" in first.invalidated_reason
+    assert "requests" in first.invalidated_reason
+    decision = second.decision
+    decision.refresh_from_db()
+    assert decision.state == Decision.State.OPEN  # only one valid signature now
+    assert decision.evidence_digest == second.evidence_digest
+    page = client_for(devops).get(f"/phases/{run.public_id}/")
+    assert "no longer counts" in page.content.decode()
+
+
+def test_signing_before_the_window_ends_is_refused_except_no_go(production, tech_lead, devops):
+    run = observing(production, hours_ago=3)
+    with pytest.raises(signoff.SignRefused, match="only NO-GO"):
+        sign(run, tech_lead, "tech_lead", outcome="go")
+    with pytest.raises(signoff.SignRefused, match="only NO-GO"):
+        sign(run, tech_lead, "tech_lead", outcome="hold")
+    sign(run, tech_lead, "tech_lead", outcome="no_go", justification="upload errors seen")
+    sign(run, devops, "devops", outcome="no_go", justification="agreed")
+    decision = Decision.objects.get()
+    assert decision.state == Decision.State.EFFECTIVE and decision.early
+
+
+def test_signing_against_the_recommendation_needs_a_justification(production, tech_lead, devops):
+    run = observing(production)  # attestations missing: recommendation HOLD
+    assert build(run, NOW).outcome == "hold"
+    with pytest.raises(signoff.SignRefused, match="against the recommendation"):
+        sign(run, tech_lead, "tech_lead", outcome="go")
+    sign(run, tech_lead, "tech_lead", outcome="go", justification="team agreed in the call")
+    decision = Decision.objects.get()
+    assert decision.against_recommendation and decision.recommendation == "hold"
+
+
+def test_an_open_decision_of_another_outcome_must_be_withdrawn_first(production, tech_lead, devops):
+    run = observing(production)
+    attest_all(run, tech_lead)
+    sign(run, tech_lead, "tech_lead", outcome="go")
+    with pytest.raises(signoff.SignRefused, match="withdraw it first"):
+        sign(run, devops, "devops", outcome="hold", justification="want more data")
+    signoff.withdraw(
+        decision=Decision.objects.get(), person=devops, note="need another day", now=NOW
+    )
+    sign(run, devops, "devops", outcome="hold", justification="want more data")
+    assert Decision.objects.filter(state="open", outcome="hold").count() == 1
+
+
+# --- what a decision does ---------------------------------------------------------------------
+
+
+def test_no_go_rolls_back_at_once_and_opens_a_post_mortem(production, tech_lead, devops):
+    run = observing(production, healthy=False)
+    assert build(run, NOW).outcome == "no_go"
+    sign(run, tech_lead, "tech_lead", outcome="no_go")
+    sign(run, devops, "devops", outcome="no_go")
+    rollback = ConfigChange.objects.get(kind="rollback")
+    assert rollback.after["canary_percent"] == 0 and rollback.requested_by == devops
+    desired = DesiredConfig.objects.get(environment=production)
+    assert desired.canary_percent == 0
+    rollout = Rollout.objects.get()
+    assert rollout.state == Rollout.State.ABORTED
+    post_mortem = PostMortem.objects.get()
+    assert "B2a" in post_mortem.timeline and "decision.signed" in post_mortem.timeline
+    assert Decision.objects.get().result_change == rollback
+
+
+def test_hold_opens_a_new_window_of_the_same_phase(production, tech_lead, devops):
+    run = observing(production, fill_logs=False)
+    sign(run, tech_lead, "tech_lead", outcome="hold")
+    sign(run, devops, "devops", outcome="hold")
+    held = PhaseRun.objects.get(window_number=2)
+    assert held.phase == run.phase and held.state == PhaseRun.State.OBSERVING
+    assert held.in_effect_at == NOW and held.window_ends_at == NOW + timedelta(hours=24)
+    assert Rollout.objects.get().state == Rollout.State.OBSERVING
+    assert not ConfigChange.objects.exists()
+
+
+def test_go_waits_for_the_next_phase_pre_flight(production, tech_lead, devops):
+    run = observing(production)
+    attest_all(run, tech_lead)
+    sign(run, tech_lead, "tech_lead")
+    sign(run, devops, "devops")
+    rollout = Rollout.objects.get()
+    assert rollout.state == Rollout.State.AWAITING_NEXT  # no preview suite passed in this test
+    entry = AuditEntry.objects.get(action="decision.next_phase_waiting")
+    assert "B2b" in entry.detail and "pre-flight" in entry.detail
+    assert not ConfigChange.objects.filter(kind="phase_start").exists()
+
+
+def test_go_after_the_last_phase_completes_the_rollout(production, tech_lead, devops):
+    run = observing(production, phase_tag="B2c")
+    attest_all(run, tech_lead)
+    sign(run, tech_lead, "tech_lead")
+    sign(run, devops, "devops")
+    assert Rollout.objects.get().state == Rollout.State.COMPLETED
+
+
+def test_go_is_refused_while_the_emergency_stop_is_active(production, tech_lead):
+    run = observing(production)
+    attest_all(run, tech_lead)
+    DesiredConfig.objects.filter(environment=production).update(emergency_proxy=True)
+    with pytest.raises(signoff.SignRefused, match="emergency stop is active"):
+        sign(run, tech_lead, "tech_lead", justification="x")
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def test_sign_over_http_and_the_report(production, tech_lead, devops, viewer):
+    run = observing(production)
+    attest_all(run, tech_lead)
+    for person, role in ((tech_lead, "tech_lead"), (devops, "devops")):
+        client = client_for(person)
+        page = client.get(f"/phases/{run.public_id}/")
+        assert page.status_code == 200
+        digest = build(run, timezone.now()).digest
+        response = client.post(
+            f"/phases/{run.public_id}/sign/",
+            {"outcome": "go", "role": role, "evidence_digest": digest},
+        )
+        assert response.status_code == 200, response.content.decode()[:500]
+    assert Decision.objects.get().state == Decision.State.EFFECTIVE
+    report = client_for(viewer).get(f"/phases/{run.public_id}/report.md")
+    text = report.content.decode()
+    assert report.status_code == 200
+    assert "| Error rate (5xx) | 0.00% |" in text
+    assert "Tech lead: theo" in text and "DevOps: dana" in text
+    assert "**GO**" in text
+    html = client_for(viewer).get(f"/phases/{run.public_id}/report/").content.decode()
+    assert "metrics-table" in html and "theo" in html
+    history = client_for(viewer).get("/rollouts/").content.decode()
+    assert "B2a" in history and "GO" in history
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"outcome": "maybe", "role": "tech_lead", "evidence_digest": "0" * 64}, "GO, HOLD"),
+        ({"outcome": "go", "role": "boss", "evidence_digest": "0" * 64}, "tech lead or DevOps"),
+        ({"outcome": "go", "role": "tech_lead", "evidence_digest": "xyz"}, "not readable"),
+        ({"outcome": "go", "role": "tech_lead"}, "evidence you saw is missing"),
+        (
+            {
+                "outcome": "go",
+                "role": "tech_lead",
+                "evidence_digest": "0" * 64,
+                "justification": "j" * 4001,
+            },
+            "at most 4,000",
+        ),
+    ],
+)
+def test_bad_sign_forms_answer_422(production, tech_lead, data, message):
+    run = observing(production)
+    response = client_for(tech_lead).post(f"/phases/{run.public_id}/sign/", data)
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert not Signature.objects.exists()
+
+
+def test_stale_digest_over_http_answers_409(production, tech_lead):
+    run = observing(production)
+    response = client_for(tech_lead).post(
+        f"/phases/{run.public_id}/sign/",
+        {"outcome": "go", "role": "tech_lead", "evidence_digest": "a" * 64},
+    )
+    assert response.status_code == 409
+    assert "evidence changed" in response.content.decode()
+
+
+def test_attest_forbidden_for_a_viewer_and_bad_values(production, viewer, tech_lead):
+    run = observing(production)
+    url = f"/phases/{run.public_id}/attest/"
+    assert (
+        client_for(viewer)
+        .post(url, {"kind": "upload_flow", "value": "yes", "note": "ok"})
+        .status_code
+        == 403
+    )
+    client = client_for(tech_lead)
+    assert (
+        client.post(url, {"kind": "upload_flow", "value": "perhaps", "note": "x"}).status_code
+        == 422
+    )
+    assert client.post(url, {"kind": "nonsense", "value": "yes", "note": "x"}).status_code == 422
+    assert client.post(url, {"kind": "upload_flow", "value": "yes", "note": " "}).status_code == 422
+    assert not run.attestations.exists()
+
+
+def test_withdraw_and_post_mortem_forbidden_for_a_viewer(production, viewer, tech_lead, devops):
+    run = observing(production, healthy=False)
+    sign(run, tech_lead, "tech_lead", outcome="no_go")
+    decision = Decision.objects.get()
+    assert (
+        client_for(viewer)
+        .post(f"/decisions/{decision.public_id}/withdraw/", {"note": "x"})
+        .status_code
+        == 403
+    )
+    sign(run, devops, "devops", outcome="no_go")
+    post_mortem = PostMortem.objects.get()
+    url = f"/post-mortems/{post_mortem.public_id}/"
+    assert client_for(viewer).post(url, {"root_cause": "x"}).status_code == 403
+    response = client_for(tech_lead).post(
+        url,
+        {
+            "root_cause": "pool exhausted",
+            "fix_plan": "raise pool",
+            "rerollout_date": "tomorrow",
+            "timeline": post_mortem.timeline,
+        },
+    )
+    assert response.status_code == 422 and "YYYY-MM-DD" in response.content.decode()
+    response = client_for(tech_lead).post(
+        url,
+        {
+            "root_cause": "pool exhausted",
+            "fix_plan": "raise pool",
+            "rerollout_date": "2026-12-01",
+            "owner": tech_lead.pk,
+            "timeline": post_mortem.timeline,
+        },
+    )
+    assert response.status_code == 200
+    post_mortem.refresh_from_db()
+    assert post_mortem.root_cause == "pool exhausted" and post_mortem.owner == tech_lead
+    assert AuditEntry.objects.filter(action="postmortem.updated").exists()

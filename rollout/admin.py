@@ -1,13 +1,17 @@
 from django.contrib import admin
 from django.db import models
 
+from . import audit
 from .models import (
     AuditEntry,
     ConfigChange,
+    Decision,
     DesiredConfig,
     Environment,
     Phase,
+    PhaseRun,
     Preflight,
+    Rollout,
     RolloutPlan,
     Service,
     VerificationRun,
@@ -58,7 +62,23 @@ class PhaseInline(admin.TabularInline):
 @admin.register(RolloutPlan)
 class RolloutPlanAdmin(admin.ModelAdmin):
     list_display = ["service", "name"]
+    fields = ["service", "name", "decision_thresholds"]
     inlines = [PhaseInline]
+
+    def save_model(self, request, obj, form, change):
+        stored = RolloutPlan.objects.filter(pk=obj.pk).values_list("decision_thresholds", flat=True)
+        before = stored.first() if change else None
+        super().save_model(request, obj, form, change)
+        if before != obj.decision_thresholds:
+            audit.record(
+                action="plan.thresholds_changed",
+                actor=request.user,
+                obj=obj,
+                before=before,
+                after=obj.decision_thresholds,
+                detail=f"decision thresholds of {obj}",
+                request=request,
+            )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -118,3 +138,21 @@ class VerificationRunAdmin(ReadOnlyAdmin):
 @admin.register(Preflight)
 class PreflightAdmin(ReadOnlyAdmin):
     list_display = ["environment", "phase", "created_at", "started_at", "started_by"]
+
+
+@admin.register(Rollout)
+class RolloutAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "state", "created_at", "finished_at"]
+    list_filter = ["state"]
+
+
+@admin.register(PhaseRun)
+class PhaseRunAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "rollout", "state", "in_effect_at", "window_ends_at", "outcome"]
+    list_filter = ["state"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "state", "recommendation", "created_at", "effective_at"]
+    list_filter = ["state", "outcome"]

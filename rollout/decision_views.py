@@ -5,7 +5,7 @@ the sign-off, the phase report, the post-mortem. Thin: the rules live in ``lifec
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -231,6 +231,15 @@ def sign(request, public_id):
             "it takes effect with the second signature."
         )
     return _render_decision(request, run, success=message)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def decision(request, public_id):
+    """A decision lives on its phase's page (where the audit trail's links lead)."""
+    found = get_object_or_404(Decision.objects.select_related("phase_run"), public_id=public_id)
+    return redirect("rollout:phase_run", found.phase_run.public_id)
 
 
 @guarded("rollout.sign_decision")

@@ -46,11 +46,8 @@ class Evidence:
 
 
 def thresholds_for(run: PhaseRun) -> Thresholds:
-    overrides = run.rollout.plan.decision_thresholds or {}
-    known = {
-        name: value for name, value in overrides.items() if name in Thresholds.__dataclass_fields__
-    }
-    return Thresholds(**known)
+    """The matrix in force: the defaults with the plan's overrides (validated when saved)."""
+    return Thresholds.from_overrides(run.rollout.plan.decision_thresholds)
 
 
 def window_bounds(run: PhaseRun, now: datetime) -> tuple[datetime, datetime]:

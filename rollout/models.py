@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
@@ -119,6 +120,16 @@ class RolloutPlan(models.Model):
 
     def __str__(self):
         return f"{self.service.name}: {self.name}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .recommendation import Thresholds
+
+        try:
+            Thresholds.from_overrides(self.decision_thresholds)
+        except ValueError as problem:
+            raise ValidationError({"decision_thresholds": str(problem)}) from problem
 
 
 class Phase(models.Model):
@@ -478,6 +489,25 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    # The pages an entry's object has; the audit trail links to them.
+    OBJECT_PAGES = {
+        "Rollout": "rollout:rollout",
+        "PhaseRun": "rollout:phase_run",
+        "Decision": "rollout:decision",
+        "PostMortem": "rollout:post_mortem",
+        "VerificationRun": "rollout:preview_run",
+    }
+
+    @property
+    def object_url(self) -> str:
+        name = self.OBJECT_PAGES.get(self.object_type)
+        if not name or not self.object_id:
+            return ""
+        try:
+            return reverse(name, args=[self.object_id])
+        except NoReverseMatch:
+            return ""
 
 
 # --- Preview verification and the production pre-flight (issue 5) ---------------------------

@@ -42,6 +42,7 @@ All thresholds live in ``Thresholds`` so that a rollout can carry its own later.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -80,6 +81,38 @@ class Thresholds:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_overrides(cls, overrides: object) -> Thresholds:
+        """The defaults with a plan's overrides applied; ValueError says what is wrong."""
+        if overrides in (None, ""):
+            return cls()
+        if not isinstance(overrides, dict):
+            raise ValueError("The thresholds are a JSON object of name: number.")
+        known = {item.name: item for item in dataclasses.fields(cls)}
+        values = {}
+        for name, value in overrides.items():
+            if name not in known:
+                raise ValueError(f"Unknown threshold {name!r}; known: {', '.join(known)}.")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"{name} must be a number ≥ 0, not {value!r}.")
+            values[name] = int(value) if known[name].type in (int, "int") else float(value)
+        thresholds = cls(**values)
+        if not 0 < thresholds.confidence < 1:
+            raise ValueError("confidence is a share between 0 and 1, e.g. 0.95.")
+        for low, high in (
+            ("go_max_error_percent", "nogo_error_percent"),
+            ("go_max_p90_ms", "nogo_p90_ms"),
+            ("p90_excess_fine_percent", "p90_excess_fail_percent"),
+        ):
+            if getattr(thresholds, low) > getattr(thresholds, high):
+                raise ValueError(f"{low} must not be above {high}.")
+        return thresholds
 
 
 @dataclass

@@ -90,6 +90,7 @@ urlpatterns = [
         decision_views.acknowledge_check_in,
         name="acknowledge_check_in",
     ),
+    path("decisions/<uuid:public_id>/", decision_views.decision, name="decision"),
     path("decisions/<uuid:public_id>/withdraw/", decision_views.withdraw, name="withdraw"),
     path("post-mortems/<uuid:public_id>/", decision_views.post_mortem, name="post_mortem"),
 ]

@@ -12,7 +12,7 @@ from integrations.kv_value import CanarySettings
 from monitoring import notify
 from monitoring.models import Notification
 
-from . import audit, services
+from . import audit, lifecycle, services
 from .connection import check_connection
 from .forms import (
     DecisionNoteForm,
@@ -95,6 +95,10 @@ def environment_detail(request, public_id):
     if request.htmx:
         return render(request, "rollout/_environment_status.html", context)
     context.update(_controls_context(request, environment))
+    context["rollout"] = lifecycle.active_rollout(environment)
+    if context["rollout"]:
+        context["rollout"] = lifecycle.advance(context["rollout"])
+        context["phase_run"] = lifecycle.open_run(context["rollout"])
     context["initial_form"] = InitialConfigForm(
         initial={"canary_tag": _first_phase_tag(environment)}
     )

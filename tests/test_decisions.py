@@ -516,3 +516,84 @@ def test_withdraw_and_post_mortem_forbidden_for_a_viewer(production, viewer, tec
     post_mortem.refresh_from_db()
     assert post_mortem.root_cause == "pool exhausted" and post_mortem.owner == tech_lead
     assert AuditEntry.objects.filter(action="postmortem.updated").exists()
+
+
+# --- thresholds, links, pages -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"go_max_error_percent": "high"}, "must be a number"),
+        ({"go_max_error_percent": -1}, "must be a number"),
+        ({"go_max_error_percent": True}, "must be a number"),
+        ({"no_such_threshold": 1}, "Unknown threshold"),
+        ({"go_max_error_percent": 3.0}, "must not be above nogo_error_percent"),
+        ({"confidence": 1.5}, "between 0 and 1"),
+        (["go_max_error_percent", 1], "JSON object"),
+    ],
+)
+def test_bad_decision_thresholds_are_refused_with_a_message(production, overrides, message):
+    from django.core.exceptions import ValidationError
+
+    plan = production.service.plan
+    plan.decision_thresholds = overrides
+    with pytest.raises(ValidationError, match=message):
+        plan.full_clean()
+
+
+def test_plan_thresholds_are_in_force_and_frozen_with_the_evidence(production, tech_lead):
+    plan = production.service.plan
+    plan.decision_thresholds = {"min_native_requests": 10_000_000}
+    plan.full_clean()
+    plan.save()
+    run = observing(production)
+    attest_all(run, tech_lead)
+    evidence = build(run, NOW)
+    assert evidence.outcome == "hold"
+    assert evidence.document["thresholds"]["min_native_requests"] == 10_000_000
+    assert "too little native traffic" in " ".join(evidence.recommendation.reasons)
+
+
+def test_audit_trail_links_to_phases_and_decisions(production, tech_lead, devops, viewer):
+    run = observing(production, healthy=False)
+    check_in = run.check_ins.last()
+    lifecycle.acknowledge(check_in, person=devops, note="5xx at 5%", now=NOW)
+    sign(run, tech_lead, "tech_lead", outcome="no_go")
+    sign(run, devops, "devops", outcome="no_go")
+    decision = Decision.objects.get()
+    client = client_for(viewer)
+    page = client.get("/audit/").content.decode()
+    assert f'href="/decisions/{decision.public_id}/"' in page
+    assert f'href="/phases/{run.public_id}/"' in page
+    assert f'href="/rollouts/{run.rollout.public_id}/"' in page
+    redirect = client.get(f"/decisions/{decision.public_id}/")
+    assert redirect.status_code == 302 and redirect["Location"] == f"/phases/{run.public_id}/"
+    post_mortem = PostMortem.objects.get()
+    page = client.get(f"/post-mortems/{post_mortem.public_id}/").content.decode()
+    assert "<form" not in page.split("post-mortem")[-1] and "Root cause" in page
+
+
+def test_environment_page_shows_the_running_phase(production, viewer):
+    run = observing(production, hours_ago=2)
+    page = client_for(viewer).get(f"/environments/{production.public_id}/").content.decode()
+    assert f'href="/phases/{run.public_id}/"' in page and "phase running" in page
+
+
+def test_viewer_sees_the_evidence_but_no_forms(production, viewer):
+    run = observing(production)
+    page = client_for(viewer).get(f"/phases/{run.public_id}/").content.decode()
+    assert 'id="criteria"' in page and "Recommendation" in page
+    assert 'id="sign-form"' not in page and 'id="attest-form"' not in page
+    assert "Acknowledge" not in page
+
+
+def test_evidence_check_answers_204_until_the_evidence_changes(production, viewer):
+    run = observing(production)
+    client = client_for(viewer)
+    digest = build(run, timezone.now()).digest
+    url = f"/phases/{run.public_id}/evidence-check/?seen={digest}"
+    assert client.get(url).status_code == 204
+    MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="native").update(errors_5xx=5)
+    response = client.get(url)
+    assert response.status_code == 200 and "evidence-changed" in response.content.decode()

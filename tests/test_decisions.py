@@ -597,3 +597,32 @@ def test_evidence_check_answers_204_until_the_evidence_changes(production, viewe
     MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="native").update(errors_5xx=5)
     response = client.get(url)
     assert response.status_code == 200 and "evidence-changed" in response.content.decode()
+
+
+def test_demo_rollout_seed_backdates_a_window_with_a_day_of_traffic(edge, tmp_path):
+    from django.core.management import call_command
+
+    from integrations.kv_value import CanarySettings
+    from rollout import kv_writer, services
+
+    production = make_environment(edge)
+    plan_for(production)
+    change = services.create_initial_config(
+        environment=production,
+        settings=CanarySettings(10, "B2a", False),
+        reason="demo",
+        system="test",
+    )
+    kv_writer.reconcile(production.pk)
+    kv_writer.confirm(change.pk)
+    call_command("seed_demo_rollout", edge_url=edge.base_url, directory=str(tmp_path), wait=10)
+    run = PhaseRun.objects.get()
+    assert run.state == PhaseRun.State.OBSERVING and run.phase.tag == "B2a"
+    left = run.window_ends_at - timezone.now()
+    assert timedelta(minutes=9) < left <= timedelta(minutes=10)
+    written = list((tmp_path / "production").rglob("*.gz"))
+    assert len(written) == 2 * (24 * 60 - 10) // 5
+    assert AuditEntry.objects.filter(detail__startswith="demo data").exists()
+    # Seeding twice changes nothing.
+    call_command("seed_demo_rollout", edge_url=edge.base_url, directory=str(tmp_path))
+    assert Rollout.objects.count() == 1

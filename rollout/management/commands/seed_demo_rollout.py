@@ -1,0 +1,106 @@
+"""Demo only: a production rollout whose B2a window is nearly over, with a day of Logpush traffic
+behind it, so the embedded demo shows a decision coming due without waiting 24 hours.
+
+The window is backdated (its start says so in the audit trail); the traffic is written by the
+edge stand-in at its current routing and ingested by the demo's worker like any other logs.
+"""
+
+import time
+from datetime import timedelta
+
+import httpx
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from rollout import audit, lifecycle
+from rollout.models import ConfigChange, DesiredConfig, Environment, PhaseRun, Rollout
+
+LEFT_OF_WINDOW = timedelta(minutes=10)
+
+
+class Command(BaseCommand):
+    help = "Seed a backdated B2a observation window with a day of traffic (embedded demo only)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("service", nargs="?", default="pix-immo-api")
+        parser.add_argument("--edge-url", required=True, help="the edge stand-in's base URL")
+        parser.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the edge")
+        parser.add_argument("--directory", help="where the stand-in writes (default: its own)")
+
+    def handle(self, *args, service, edge_url, wait, directory, **options):
+        environment = Environment.objects.filter(
+            service__name=service, name=Environment.PRODUCTION
+        ).first()
+        if environment is None or not hasattr(environment.service, "plan"):
+            raise CommandError(f"{service} has no production environment with a plan")
+        if lifecycle.active_rollout(environment) is not None:
+            self.stdout.write("A rollout is already running: nothing seeded.")
+            return
+        desired = DesiredConfig.objects.filter(environment=environment).first()
+        phase = environment.service.plan.phases.filter(
+            tag=desired.canary_tag if desired else ""
+        ).first()
+        if desired is None or phase is None or desired.canary_percent != phase.percent:
+            raise CommandError("production is not at a phase of the plan: connect it first")
+        client = httpx.Client(base_url=edge_url, timeout=10)
+        self._wait_for_edge(client, desired.canary_percent, wait)
+
+        # A healthy native cohort: its latency within 10% of proxy's (the stand-in's default
+        # native is slower, which the matrix calls borderline).
+        client.post(
+            "/_standin/traffic", json={"native": {"latency_ms": 125, "error_rate": 0.002}}
+        ).raise_for_status()
+        window = phase.min_observation
+        now = timezone.now()
+        written = client.post(
+            "/_standin/logpush/write",
+            json={
+                "env": environment.name,
+                "minutes": (window - LEFT_OF_WINDOW).total_seconds() / 60,
+                "end": now.timestamp(),
+                "file_minutes": 5,
+                "directory": directory,
+            },
+        )
+        written.raise_for_status()
+        requests = written.json()["requests"]
+
+        rollout = Rollout.objects.create(
+            plan=environment.service.plan,
+            environment=environment,
+            build=environment.service.current_build,
+            created_at=now - window,
+            state_changed_at=now - window,
+        )
+        run = PhaseRun.objects.create(
+            rollout=rollout,
+            phase=phase,
+            started_at=now - window,
+            start_change=ConfigChange.objects.filter(environment=environment).first(),
+        )
+        audit.record(
+            action="rollout.created",
+            system="seed_demo_rollout",
+            environment=environment,
+            obj=rollout,
+            detail=f"demo data: {run} backdated to have taken effect "
+            f"{(window - LEFT_OF_WINDOW).total_seconds() / 3600:g} h ago",
+        )
+        lifecycle.begin_window(rollout, run, in_effect_at=now - window + LEFT_OF_WINDOW, now=now)
+        self.stdout.write(
+            f"Seeded {run} on {environment}: window ends in {LEFT_OF_WINDOW}; "
+            f"{requests['native']['requests']:,} native and {requests['proxy']['requests']:,} "
+            "proxy requests written as Logpush files."
+        )
+
+    def _wait_for_edge(self, client, percent, wait):
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                report = client.get("/production/api/qa", headers={"X-Forwarded-For": "10.9.9.9"})
+                if report.json()["canary"]["percent"] == percent:
+                    return
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                pass
+            time.sleep(1)
+        raise CommandError(f"the edge did not report {percent}% within {wait:g} s")

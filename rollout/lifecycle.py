@@ -209,6 +209,9 @@ def advance(rollout: Rollout, *, now: datetime | None = None) -> Rollout:
                 state=PhaseRun.State.DECISION_DUE
             )
             run.state = PhaseRun.State.DECISION_DUE
+            from .notifications import announce_decision_due
+
+            announce_decision_due(run)
             set_state(
                 rollout,
                 State.DECISION_DUE,

@@ -43,3 +43,47 @@ def announce_change_outcome(change: ConfigChange):
         payload=payload,
         related_object=f"config-change:{change.public_id}:{change.state}",
     )
+
+
+def announce_decision_due(run):
+    """Post to #deployments that a phase's window ended and its decision waits for signers."""
+    environment = run.rollout.environment
+    link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
+    text = (
+        f":hourglass: *{environment}*: the observation window of {run} ended; "
+        "the GO / NO-GO decision is due (tech lead and DevOps sign)"
+    )
+    payload = slack.message(text, fields=[], link=("Open the decision", link))
+    return notify.queue(
+        channel=Notification.Channel.SLACK_DEPLOYMENTS,
+        subject=text[:200],
+        payload=payload,
+        related_object=f"phase-run:{run.public_id}:decision_due",
+    )
+
+
+def announce_decision(decision, signers: str):
+    """Post to #deployments that a decision took effect, with what it does and its report."""
+    run = decision.phase_run
+    environment = run.rollout.environment
+    link = settings.SITE_URL + reverse("rollout:phase_report", args=[run.public_id])
+    icon = {"go": ":rocket:", "hold": ":pause_button:", "no_go": ":rotating_light:"}
+    effect = {
+        "go": "the next phase starts through its pre-flight",
+        "hold": "the phase stays and a new window starts",
+        "no_go": "rolled back to 0%, post-mortem opened",
+    }
+    text = (
+        f"{icon[decision.outcome]} *{environment}*: {decision.get_outcome_display()} for {run} "
+        f"signed by {signers} — {effect[decision.outcome]}"
+    )
+    fields = [("Recommendation", decision.get_recommendation_display())]
+    if decision.justification:
+        fields.append(("Justification", decision.justification[:300]))
+    payload = slack.message(text, fields=fields, link=("Open the report", link))
+    return notify.queue(
+        channel=Notification.Channel.SLACK_DEPLOYMENTS,
+        subject=text[:200],
+        payload=payload,
+        related_object=f"decision:{decision.public_id}:effective",
+    )

@@ -289,6 +289,9 @@ def take_effect(decision: Decision, signatures: list[Signature], *, now, request
         detail=reason,
         request=request,
     )
+    from .notifications import announce_decision
+
+    announce_decision(decision, names)
     if decision.outcome == Outcome.NO_GO:
         _no_go(decision, rollout, second.signer, reason, now, request)
     elif decision.outcome == Outcome.HOLD:

@@ -626,3 +626,27 @@ def test_demo_rollout_seed_backdates_a_window_with_a_day_of_traffic(edge, tmp_pa
     # Seeding twice changes nothing.
     call_command("seed_demo_rollout", edge_url=edge.base_url, directory=str(tmp_path))
     assert Rollout.objects.count() == 1
+
+
+def test_decision_due_and_decision_are_announced_in_deployments(
+    production, tech_lead, devops, settings
+):
+    from monitoring.models import Notification
+
+    settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
+    run = observing(production, healthy=False)
+    lifecycle.advance(run.rollout, now=NOW)
+    lifecycle.advance(run.rollout, now=NOW)  # announced once
+    due = Notification.objects.get(related_object__endswith=":decision_due")
+    assert "decision is due" in due.subject and str(run.public_id) in json_text(due.payload)
+    sign(run, tech_lead, "tech_lead", outcome="no_go")
+    sign(run, devops, "devops", outcome="no_go")
+    effective = Notification.objects.get(related_object__endswith=":effective")
+    assert "NO-GO for B2a (10%) signed by theo and dana" in effective.subject
+    assert "/report/" in json_text(effective.payload)
+
+
+def json_text(payload) -> str:
+    import json
+
+    return json.dumps(payload)

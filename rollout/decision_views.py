@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from . import audit, evidence, lifecycle, reports, signoff
 from .decision_forms import NoteForm, PhaseAttestationForm, PostMortemForm, SignForm
-from .models import CheckIn, Decision, PhaseRun, PostMortem, Rollout, Signature
+from .models import CheckIn, Decision, Environment, PhaseRun, PostMortem, Rollout, Signature
 from .permissions import guarded
 from .views import VIEW_PERMISSION
 
@@ -77,6 +77,69 @@ def evidence_check(request, public_id):
     if current.digest == request.GET.get("seen", ""):
         return HttpResponse(status=204)
     return render(request, "rollout/decisions/_evidence_changed.html", {"run": run})
+
+
+@guarded("rollout.request_change")
+def begin_rollout(request, public_id):
+    environment = get_object_or_404(
+        Environment.objects.select_related("service"), public_id=public_id
+    )
+    try:
+        lifecycle.begin(environment, person=request.user, now=timezone.now(), request=request)
+    except lifecycle.TransitionRefused as refused:
+        audit.record(
+            action="rollout.refused",
+            actor=request.user,
+            environment=environment,
+            outcome=audit.AuditEntry.Outcome.REFUSED,
+            detail=str(refused),
+            request=request,
+        )
+        return _render_rollout_card(request, environment, status=409, error=str(refused))
+    return _render_rollout_card(request, environment, success="Rollout begun.")
+
+
+@guarded("rollout.request_change")
+def abort_rollout(request, public_id):
+    rollout = get_object_or_404(
+        Rollout.objects.select_related("environment__service"), public_id=public_id
+    )
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _render_rollout_card(
+            request, rollout.environment, status=422, error=form.errors["note"][0]
+        )
+    try:
+        lifecycle.abort(
+            rollout,
+            person=request.user,
+            reason=form.cleaned_data["note"],
+            now=timezone.now(),
+            request=request,
+        )
+    except lifecycle.TransitionRefused as refused:
+        audit.record(
+            action="rollout.refused",
+            actor=request.user,
+            environment=rollout.environment,
+            obj=rollout,
+            outcome=audit.AuditEntry.Outcome.REFUSED,
+            detail=str(refused),
+            request=request,
+        )
+        return _render_rollout_card(request, rollout.environment, status=409, error=str(refused))
+    return _render_rollout_card(request, rollout.environment, success="Rollout aborted.")
+
+
+def _render_rollout_card(request, environment, *, status=200, **extra):
+    rollout = lifecycle.active_rollout(environment)
+    context = {
+        "environment": environment,
+        "rollout": rollout,
+        "phase_run": lifecycle.open_run(rollout),
+        **extra,
+    }
+    return render(request, "rollout/decisions/_rollout_card.html", context, status=status)
 
 
 # --- check-ins -----------------------------------------------------------------------------------

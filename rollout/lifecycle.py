@@ -143,6 +143,40 @@ def ensure_rollout(environment: Environment, *, person, now: datetime) -> Rollou
     return rollout
 
 
+def begin(environment: Environment, *, person, now: datetime, request=None) -> Rollout:
+    """A release manager opens a rollout of the service's current build (draft); it becomes
+    "preview verified" once the preview suite of that build has passed."""
+    if not environment.is_production:
+        raise TransitionRefused("Rollouts run on production; preview has its suite.")
+    if not hasattr(environment.service, "plan"):
+        raise TransitionRefused("The service has no rollout plan (add one in the admin).")
+    if active_rollout(environment) is not None:
+        raise TransitionRefused("A rollout is already running on this environment.")
+    rollout = ensure_rollout(environment, person=person, now=now)
+    return advance(rollout, now=now)
+
+
+def abort(rollout: Rollout, *, person, reason: str, now: datetime, request=None) -> Rollout:
+    """End a rollout that has no window running (a running window ends through NO-GO)."""
+    reason = reason.strip()
+    if not reason:
+        raise TransitionRefused("Give the reason for aborting the rollout.")
+    running = open_run(rollout)
+    if running is not None and running.state == PhaseRun.State.WAITING:
+        raise TransitionRefused(f"{running} is starting: reject its approval or let it finish.")
+    if running is not None:
+        raise TransitionRefused(
+            f"{running} is under observation: end it with a signed decision (NO-GO rolls back), "
+            "not an abort."
+        )
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().get(pk=rollout.pk)
+        if not rollout.is_active:
+            raise TransitionRefused(f"The rollout is already {rollout.get_state_display()}.")
+        set_state(rollout, State.ABORTED, now=now, actor=person, reason=reason, request=request)
+    return rollout
+
+
 def start_refusal(environment: Environment) -> str:
     """Why no phase may start now on this environment (empty when one may): a phase whose
     window is open moves on only through a signed decision."""

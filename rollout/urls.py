@@ -71,6 +71,12 @@ urlpatterns = [
     # --- rollouts, phase windows, decisions (issue 7) ---
     path("rollouts/", decision_views.rollout_history, name="rollouts"),
     path("rollouts/<uuid:public_id>/", decision_views.rollout_detail, name="rollout"),
+    path(
+        "environments/<uuid:public_id>/rollout/begin/",
+        decision_views.begin_rollout,
+        name="begin_rollout",
+    ),
+    path("rollouts/<uuid:public_id>/abort/", decision_views.abort_rollout, name="abort_rollout"),
     path("phases/<uuid:public_id>/", decision_views.phase_run, name="phase_run"),
     path(
         "phases/<uuid:public_id>/evidence-check/",

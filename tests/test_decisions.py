@@ -650,3 +650,30 @@ def json_text(payload) -> str:
     import json
 
     return json.dumps(payload)
+
+
+def test_begin_and_abort_a_rollout(production, release_manager, viewer):
+    url = f"/environments/{production.public_id}/rollout/begin/"
+    assert client_for(viewer).post(url).status_code == 403
+    client = client_for(release_manager)
+    response = client.post(url)
+    assert response.status_code == 200 and "Draft" in response.content.decode()
+    rollout = Rollout.objects.get()
+    assert rollout.state == Rollout.State.DRAFT  # no preview suite has passed
+    again = client.post(url)
+    assert again.status_code == 409 and "already running" in again.content.decode()
+    abort_url = f"/rollouts/{rollout.public_id}/abort/"
+    assert client_for(viewer).post(abort_url, {"note": "x"}).status_code == 403
+    assert client.post(abort_url, {"note": "  "}).status_code == 422
+    assert client.post(abort_url, {"note": "wrong build"}).status_code == 200
+    assert Rollout.objects.get().state == Rollout.State.ABORTED
+    assert AuditEntry.objects.filter(action="rollout.aborted", reason="wrong build").exists()
+
+
+def test_a_running_window_is_not_aborted(production, release_manager):
+    run = observing(production, hours_ago=2)
+    response = client_for(release_manager).post(
+        f"/rollouts/{run.rollout.public_id}/abort/", {"note": "bored"}
+    )
+    assert response.status_code == 409 and "signed decision" in response.content.decode()
+    assert Rollout.objects.get().state == Rollout.State.OBSERVING

@@ -87,14 +87,7 @@ def begin_rollout(request, public_id):
     try:
         lifecycle.begin(environment, person=request.user, now=timezone.now(), request=request)
     except lifecycle.TransitionRefused as refused:
-        audit.record(
-            action="rollout.refused",
-            actor=request.user,
-            environment=environment,
-            outcome=audit.AuditEntry.Outcome.REFUSED,
-            detail=str(refused),
-            request=request,
-        )
+        _record_refusal(request, str(refused), environment=environment, action="rollout.refused")
         return _render_rollout_card(request, environment, status=409, error=str(refused))
     return _render_rollout_card(request, environment, success="Rollout begun.")
 
@@ -118,14 +111,12 @@ def abort_rollout(request, public_id):
             request=request,
         )
     except lifecycle.TransitionRefused as refused:
-        audit.record(
-            action="rollout.refused",
-            actor=request.user,
+        _record_refusal(
+            request,
+            str(refused),
             environment=rollout.environment,
             obj=rollout,
-            outcome=audit.AuditEntry.Outcome.REFUSED,
-            detail=str(refused),
-            request=request,
+            action="rollout.refused",
         )
         return _render_rollout_card(request, rollout.environment, status=409, error=str(refused))
     return _render_rollout_card(request, rollout.environment, success="Rollout aborted.")
@@ -178,7 +169,7 @@ def acknowledge_check_in(request, public_id):
             request=request,
         )
     except lifecycle.TransitionRefused as refused:
-        _record_refusal(request, run, str(refused))
+        _record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_timeline(request, run, status=409, error=str(refused))
     return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
 
@@ -258,7 +249,7 @@ def attest(request, public_id):
             request=request,
         )
     except signoff.SignRefused as refused:
-        _record_refusal(request, run, str(refused))
+        _record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_decision(request, run, status=409, error=str(refused))
     return _render_decision(request, run, success="Attestation recorded.")
 
@@ -324,7 +315,7 @@ def withdraw(request, public_id):
             request=request,
         )
     except signoff.SignRefused as refused:
-        _record_refusal(request, run, str(refused))
+        _record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_decision(request, run, status=409, error=str(refused))
     return _render_decision(request, run, success="The decision was withdrawn.")
 
@@ -335,12 +326,12 @@ def _first_error(form) -> str:
     return "Check the form."
 
 
-def _record_refusal(request, run, message):
+def _record_refusal(request, message, *, environment, obj=None, action="decision.refused"):
     audit.record(
-        action="decision.refused",
+        action=action,
         actor=request.user,
-        environment=run.rollout.environment,
-        obj=run,
+        environment=environment,
+        obj=obj,
         outcome=audit.AuditEntry.Outcome.REFUSED,
         detail=message,
         request=request,

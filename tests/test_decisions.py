@@ -677,3 +677,50 @@ def test_a_running_window_is_not_aborted(production, release_manager):
     )
     assert response.status_code == 409 and "signed decision" in response.content.decode()
     assert Rollout.objects.get().state == Rollout.State.OBSERVING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_signers_at_once_take_effect_exactly_once(edge, tech_lead, devops):
+    """Both signatures posted at the same moment: the phase row lock serialises them, so the
+    NO-GO takes effect once — one rollback, one post-mortem."""
+    import threading
+
+    from django.db import connection
+
+    environment = make_environment(edge)
+    plan_for(environment)
+    DesiredConfig.objects.create(
+        environment=environment,
+        version=3,
+        canary_percent=10,
+        canary_tag="B2a",
+        emergency_proxy=False,
+    )
+    run = observing(environment, healthy=False)
+    digest = build(run, NOW).digest
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def sign_as(person, role):
+        try:
+            barrier.wait()
+            sign(run, person, role, outcome="no_go", digest=digest)
+        except Exception as exc:  # recorded and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=sign_as, args=(tech_lead, "tech_lead")),
+        threading.Thread(target=sign_as, args=(devops, "devops")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert Decision.objects.filter(state="effective").count() == 1
+    assert Signature.objects.filter(invalidated_at__isnull=True).count() == 2
+    assert ConfigChange.objects.filter(kind="rollback").count() == 1
+    assert PostMortem.objects.count() == 1
+    assert AuditEntry.objects.filter(action="decision.effective").count() == 1

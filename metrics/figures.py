@@ -142,15 +142,21 @@ def series(environment_id: int, start: datetime, end: datetime, points: int = 60
     """The window cut into ``points`` steps of whole minutes, with the figures of each."""
     start, end = floor_minute(start), floor_minute(end)
     minutes = max(1, int((end - start).total_seconds() // 60))
-    step_minutes = max(1, -(-minutes // points))
-    step = timedelta(minutes=step_minutes)
+    step = timedelta(minutes=max(1, -(-minutes // points)))
     cells, workers = load_minutes(environment_id, start, end)
+    return split(cells, workers, start, end, step), step
+
+
+def split(cells, workers, start: datetime, end: datetime, step: timedelta) -> list[Figures]:
+    """[start, end) cut into steps, each minute's buckets merged into its step once."""
     steps = []
     moment = start
     while moment < end:
         steps.append(Figures(start=moment, end=min(moment + step, end)))
         moment += step
     for minute, by_cohort in cells.items():
+        if not start <= minute < end:
+            continue
         figures = steps[int((minute - start) / step)]
         for cohort, (requests, errors, stored) in by_cohort.items():
             if cohort in figures.cohorts:
@@ -158,5 +164,20 @@ def series(environment_id: int, start: datetime, end: datetime, points: int = 60
             else:
                 figures.unknown_requests += requests
     for minute, count in workers.items():
-        steps[int((minute - start) / step)].upload_errors += count
-    return steps, step
+        if start <= minute < end:
+            steps[int((minute - start) / step)].upload_errors += count
+    return steps
+
+
+def combined(parts: list[Figures], start: datetime, end: datetime) -> Figures:
+    """The figures of consecutive steps as one (histograms merged bin by bin, not re-read)."""
+    total = Figures(start=start, end=end)
+    for part in parts:
+        for name, cohort in part.cohorts.items():
+            target = total.cohorts[name]
+            target.requests += cohort.requests
+            target.errors_5xx += cohort.errors_5xx
+            target.histogram.merge(cohort.histogram)
+        total.unknown_requests += part.unknown_requests
+        total.upload_errors += part.upload_errors
+    return total

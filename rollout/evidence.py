@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from metrics.figures import figures_from, floor_minute, load_minutes
+from metrics.figures import combined, floor_minute, load_minutes, split
 from metrics.models import AlertEvent, AlertRule, AlertState
 
 from .models import ConfigChange, PhaseRun
@@ -62,12 +62,8 @@ def gather(run: PhaseRun, now: datetime) -> Window:
     start, end = window_bounds(run, now)
     environment_id = run.rollout.environment_id
     cells, workers = load_minutes(environment_id, start, end)
-    figures = figures_from(cells, workers, start, end)
-    hourly = []
-    moment = start
-    while moment < end:
-        hourly.append(figures_from(cells, workers, moment, min(moment + HOUR, end)))
-        moment += HOUR
+    hourly = split(cells, workers, start, end, HOUR)
+    figures = combined(hourly, start, end)
     return Window(
         start=start,
         end=end,

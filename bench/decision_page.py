@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""The decision page of a 48-hour window on PostgreSQL (issue 7).
+
+    .venv/bin/python bench/decision_page.py [--hours 48] [--requests 50]
+
+Fills the database ``rollout_bench_decisions`` (dropped and re-created) with a B2b window whose
+config took effect ``--hours`` hours ago: one bucket per minute and cohort with a realistic
+latency histogram (about 40 non-empty bins each). Then times, through Django's test client:
+building the evidence alone, the phase page, the evidence poll every open page sends each 30 s,
+and the Markdown report.
+"""
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="config.settings",
+    DATABASE_URL=os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_bench_decisions"
+    ),
+    SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
+    LOG_LEVEL="WARNING",
+    LOG_FORMAT="text",
+    ALLOWED_HOSTS="testserver",
+)
+
+
+def fill(hours):
+    from django.contrib.auth.models import Group, User
+    from django.utils import timezone
+
+    from integrations.histogram import Histogram
+    from metrics.models import MinuteBucket
+    from rollout import lifecycle
+    from rollout.models import Environment, Phase, PhaseRun, Rollout, RolloutPlan, Service
+
+    service = Service.objects.create(name="pix-immo-api")
+    environment = Environment.objects.create(
+        service=service,
+        name="production",
+        cloudflare_account_id="a",
+        kv_namespace_id="ns",
+        qa_url="http://x/production/api/qa",
+    )
+    plan = RolloutPlan.objects.create(service=service, name="B2")
+    phase = Phase.objects.create(
+        plan=plan, position=1, tag="B2b", percent=25, min_observation=timedelta(hours=hours)
+    )
+    viewer = User.objects.create_user("theo", password="bench-pass-123")
+    viewer.groups.add(Group.objects.get(name="tech lead"))
+    now = timezone.now().replace(second=0, microsecond=0)
+    in_effect = now - timedelta(hours=hours)
+    rollout = Rollout.objects.create(plan=plan, environment=environment, build="bench")
+    run = PhaseRun.objects.create(rollout=rollout, phase=phase, started_at=in_effect)
+    lifecycle.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
+
+    rng = random.Random(7)
+    rows = []
+    for minute_index in range(hours * 60):
+        minute = in_effect + timedelta(minutes=minute_index)
+        for cohort, requests, median in (("native", 300, 130.0), ("proxy", 900, 120.0)):
+            histogram = Histogram()
+            for _ in range(requests):
+                histogram.add(rng.lognormvariate(0, 0.5) * median)
+            rows.append(
+                MinuteBucket(
+                    environment=environment,
+                    minute=minute,
+                    cohort=cohort,
+                    requests=requests,
+                    errors_5xx=rng.randrange(3),
+                    ttfb_histogram=histogram.to_bytes(),
+                )
+            )
+        if len(rows) >= 2000:
+            MinuteBucket.objects.bulk_create(rows)
+            rows = []
+    MinuteBucket.objects.bulk_create(rows)
+    return run
+
+
+def timed(action, repeat):
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", type=int, default=48)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    database = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
+    subprocess.run(
+        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True
+    )
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.utils import timezone
+
+    from rollout.evidence import build
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    run = fill(args.hours)
+    print(f"filled {args.hours * 120:,} buckets in {time.perf_counter() - started:.1f} s")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE metrics_minutebucket")
+    client = Client()
+    assert client.login(username="theo", password="bench-pass-123")
+    digest = build(run, timezone.now()).digest
+
+    def get(url):
+        def action():
+            response = client.get(url)
+            assert response.status_code in (200, 204), (url, response.status_code)
+
+        return action
+
+    cases = [
+        (
+            "evidence alone (window figures, recommendation, digest)",
+            lambda: build(run, timezone.now()),
+        ),
+        ("phase page", get(f"/phases/{run.public_id}/")),
+        (
+            "evidence poll (unchanged: 204)",
+            get(f"/phases/{run.public_id}/evidence-check/?seen={digest}"),
+        ),
+        ("report (Markdown)", get(f"/phases/{run.public_id}/report.md")),
+    ]
+    print(f"{args.hours} h window, {args.requests} requests a case")
+    print("| case | median | p99 |")
+    print("| --- | --- | --- |")
+    for label, action in cases:
+        action()  # warm
+        times = timed(action, args.requests)
+        print(f"| {label} | {statistics.median(times):.1f} ms | {percentile(times, 0.99):.1f} ms |")
+
+
+if __name__ == "__main__":
+    main()

@@ -353,7 +353,7 @@ def create_check_ins(run: PhaseRun) -> None:
         )
 
 
-def mark_incident(environment: Environment, *, change: ConfigChange, now: datetime) -> None:
+def mark_incident(environment: Environment, *, change: ConfigChange) -> None:
     """An emergency stop hit the open window of the environment's rollout (if any)."""
     run = open_run(active_rollout(environment))
     if run is None or run.incident_hit:

@@ -105,6 +105,10 @@ def _record_change(
             after=settings.as_dict(),
         )
         superseded = ConfigChange.supersede_older(environment, change.version)
+        if kind == ConfigChange.Kind.EMERGENCY_STOP:
+            # Whoever pressed it — a person, an alert rule, the preview suite — the open phase
+            # window (if any) is incident-hit.
+            mark_incident(environment, change=change)
         audit.record(
             action=f"config.{kind}",
             actor=actor,
@@ -394,19 +398,16 @@ def emergency_stop(
     desired = _desired(environment)
     if desired.emergency_proxy:
         raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
-    with transaction.atomic():
-        change = request_change(
-            environment=environment,
-            settings=CanarySettings(0, desired.canary_tag, True),
-            kind=ConfigChange.Kind.EMERGENCY_STOP,
-            reason=reason,
-            expected_version=None,
-            actor=actor,
-            system=system,
-            request=request,
-        )
-        mark_incident(environment, change=change, now=change.requested_at)
-    return change
+    return request_change(
+        environment=environment,
+        settings=CanarySettings(0, desired.canary_tag, True),
+        kind=ConfigChange.Kind.EMERGENCY_STOP,
+        reason=reason,
+        expected_version=None,
+        actor=actor,
+        system=system,
+        request=request,
+    )
 
 
 def lift_emergency(

@@ -204,6 +204,25 @@ def test_emergency_stop_marks_the_phase_incident_hit(production, devops):
     assert AuditEntry.objects.filter(action="phase.incident_hit").count() == 1
 
 
+def test_a_rule_pressing_the_stop_marks_the_phase_too(production):
+    from integrations.kv_value import CanarySettings
+    from rollout import services
+
+    run = observing(production, hours_ago=3)
+    services.request_change(
+        environment=production,
+        settings=CanarySettings(0, "B2a", True),
+        kind=ConfigChange.Kind.EMERGENCY_STOP,
+        reason="native 5xx 4%",
+        expected_version=None,
+        system="rule:native-5xx-critical",
+    )
+    run.refresh_from_db()
+    assert run.incident_hit
+    entry = AuditEntry.objects.get(action="phase.incident_hit")
+    assert entry.actor_label == "rule:native-5xx-critical"
+
+
 # --- check-ins --------------------------------------------------------------------------------
 
 

@@ -5,12 +5,15 @@ COPY pyproject.toml ./
 COPY config ./config
 COPY rollout ./rollout
 COPY monitoring ./monitoring
+COPY metrics ./metrics
 COPY integrations ./integrations
 COPY edge_standin ./edge_standin
 COPY templates ./templates
 COPY static ./static
-COPY manage.py ./
-RUN pip install . && ROLLOUT_VAR_DIR=/tmp/build python manage.py collectstatic --noinput
+COPY manage.py gunicorn.conf.py ./
+# Static files where the running web process serves them from (whitenoise, STATIC_ROOT under
+# var/): the CSS and the htmx script the live panels need.
+RUN pip install . && python manage.py collectstatic --noinput
 RUN useradd --system --home /app rollout && mkdir -p /app/var && chown rollout /app/var
 USER rollout
 EXPOSE 8000

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "rollout.middleware.RequestIdMiddleware",
+    "rollout.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "rollout.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -69,7 +70,9 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'rollout.sqlite3'}"),
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# Embedded mode: the SQLite file of the demo, not the full stack.
+_embedded = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _embedded:
     # Web, worker and beat write to one file: WAL lets readers run beside the writer, and
     # IMMEDIATE transactions make writers queue on the busy timeout instead of failing with
     # "database is locked" halfway through a transaction.
@@ -80,8 +83,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 else:
+    # Persistent connections, each tested before it is reused in a request: after a PostgreSQL
+    # restart the first request finds its old connection dead and opens a new one, no process
+    # restart needed. While the server is away, a request answers 503 (rollout/middleware.py),
+    # and its attempt to connect gives up after DATABASE_CONNECT_TIMEOUT seconds instead of
+    # holding a gunicorn thread for the operating system's TCP timeout.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -106,11 +117,28 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Logs go to stderr, one record a line: JSON objects (time, level, logger, message, request_id
+# or task_name/task_id, extra fields) for a log collector, or plain text for a person reading a
+# terminal. JSON unless in embedded mode (SQLite). Secrets are removed from both; see
+# config/log_format.py.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if _embedded else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ValueError(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "config.log_format.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "config.log_format.JsonLogFormatter"},
+        "text": {"()": "config.log_format.TextLogFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"httpx": {"level": "WARNING"}},
 }
@@ -160,9 +188,16 @@ else:
         "priority_steps": list(range(10)),
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task without a priority of its own is routine work (5). Without this a message carries
+# no priority, which the Redis transport reads as 0, and every health check, sample and sweep
+# would queue level with an emergency stop instead of behind it.
+CELERY_TASK_DEFAULT_PRIORITY = 5
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Keep Django's LOGGING (the JSON or text lines above) in worker and beat: by default Celery
+# replaces the root logger's handlers with its own plain-text one.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -214,6 +249,9 @@ CONTENT_SECURITY_POLICY = (
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Seconds one rendering of a live fragment (overview rows, environment status) serves every
+# poll; 0 renders each poll. See rollout.views._live_fragment.
+LIVE_FRAGMENT_CACHE_SECONDS = env.int("LIVE_FRAGMENT_CACHE_SECONDS", default=1)
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 

@@ -1,11 +1,26 @@
+import logging
 import re
 import uuid
 
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
+from django.template.loader import render_to_string
+
+from config import log_format
+
+log = logging.getLogger(__name__)
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# Seconds a client is asked to wait before it tries again while the database is away.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class RequestIdMiddleware:
-    """Give every request an id (or keep a proxy's X-Request-ID) for the audit trail and logs."""
+    """Give every request an id (or keep a proxy's X-Request-ID) for the audit trail and logs.
+
+    The id is also put where the log formatter finds it, so every line logged while the request
+    is handled carries it (config/log_format.py)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -13,8 +28,71 @@ class RequestIdMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        response = self.get_response(request)
+        token = log_format.current_request_id.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            log_format.current_request_id.reset(token)
         response["X-Request-ID"] = request.request_id
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that is briefly away (a PostgreSQL restart or failover) answers 503 with a
+    short page, or for an HTMX request a small fragment the poller shows in place of its panel,
+    with Retry-After; one warning line is logged, never a traceback page.
+
+    Every OperationalError counts: a refused or lost connection, a server starting up or shutting
+    down, a deadlock or a cancelled statement are all worth trying again a few seconds later.
+    An InterfaceError is a connection Django found closed. Nothing else is touched: any other
+    exception still ends in the ordinary 500 with its traceback in the log.
+
+    Only errors raised by a view (or while its template is rendered) reach ``process_exception``;
+    the views are where the database is read. Django closes the broken connection at the end of
+    the request (``errors_occurred``), and with CONN_HEALTH_CHECKS a persistent connection is
+    tested before it is reused, so the first request after the database is back reconnects.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        reason = (str(exception).strip().splitlines() or [""])[0][:300]
+        log.warning(
+            "database unavailable, answered 503 to %s %s: %s",
+            request.method,
+            request.path,
+            reason or type(exception).__name__,
+            extra={"status_code": 503, "error": type(exception).__name__},
+        )
+        fragment = (
+            request.headers.get("HX-Request") == "true"
+            and request.headers.get("HX-History-Restore-Request") != "true"
+        )
+        context = {
+            "retry_after": DATABASE_RETRY_AFTER_SECONDS,
+            # A read can simply be tried again; an action may or may not have been recorded.
+            "action": request.method not in ("GET", "HEAD"),
+        }
+        # Rendered without the request: no context processor may touch the database.
+        template = "_database_unavailable.html" if fragment else "database_unavailable.html"
+        body = render_to_string(template, context)
+        response = HttpResponse(body, status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        response["Cache-Control"] = "no-store"
+        # Django's own marker: the handler's "Service Unavailable: <path>" line would be a
+        # second, less telling line for the same request.
+        response._has_been_logged = True
+        if fragment:
+            # Into the element that asked, whatever its own swap: a poller that replaces itself
+            # (outerHTML) keeps its hx-trigger and so keeps polling, and the next good answer
+            # replaces the message.
+            response["HX-Reswap"] = "innerHTML"
         return response
 
 

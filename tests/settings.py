@@ -41,6 +41,10 @@ from config.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Tests change state and read the live fragments at once; tests/test_live_fragment_cache.py
+# turns the one-second cache on where it is the subject.
+LIVE_FRAGMENT_CACHE_SECONDS = 0
+
 # Serve static files straight from the source folders (no collectstatic before the tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

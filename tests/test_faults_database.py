@@ -1,7 +1,9 @@
-"""Database faults with real processes: PostgreSQL restarted while gunicorn and a Celery worker
-run against it. Both must recover on their own (no process restarted): the overview answers
-again, and a change requested through the web afterwards is recorded and reaches "in effect"
-through the same worker. Prints "requested / applied once / lost / duplicated".
+"""Database faults with real processes: PostgreSQL stopped and started again while gunicorn and a
+Celery worker run against it. While it is away every request answers 503 "database unreachable,
+retrying" (never a 500 or a traceback), logged once each. Both processes recover on their own
+(no process restarted): the overview answers again, and a change requested through the web
+afterwards is recorded and reaches "in effect" through the same worker. Prints "requested /
+applied once / lost / duplicated".
 
 The machine's PostgreSQL (port 5432) is shared with other test runs, so this test starts a
 private cluster of its own (initdb as the ``postgres`` OS user) and restarts only that.
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -78,8 +81,12 @@ class PrivateCluster:
         with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
             connection.execute(f"CREATE DATABASE {DATABASE}")
 
-    def restart(self):
-        self._pg_ctl("restart", "-m", "fast")
+    def stop_server(self):
+        """Fast shutdown: open connections are cut, as in a restart or a failover."""
+        self._pg_ctl("stop", "-m", "fast")
+
+    def start_server(self):
+        self._pg_ctl("start")
 
     def stop(self):
         if self.started:
@@ -211,31 +218,41 @@ def logged_in_client(base_url: str) -> httpx.Client:
 
 
 class Poller(threading.Thread):
-    """GETs the overview every 100 ms until stopped; counts answers other than 200."""
+    """GETs the overview fragment every 100 ms until stopped, as the page's HTMX poll does;
+    counts the answers by status and keeps the first 503's body and headers."""
 
     def __init__(self, client):
         super().__init__(daemon=True)
         self.client = client
-        self.ok = 0
-        self.failed = 0
-        self.failures = []
+        self.statuses = Counter()
+        self.unavailable = None
         self.halt = threading.Event()
 
     def run(self):
         while not self.halt.is_set():
             try:
-                status = self.client.get("/", headers={"HX-Request": "true"}).status_code
-            except httpx.HTTPError:
-                status = None
-            if status == 200:
-                self.ok += 1
-            else:
-                self.failed += 1
-                self.failures.append(status)
+                response = self.client.get("/", headers={"HX-Request": "true"})
+                status = response.status_code
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            self.statuses[status] += 1
+            if status == 503 and self.unavailable is None:
+                self.unavailable = response
             self.halt.wait(0.1)
 
 
-def test_postgres_restarted_while_web_and_worker_run(private_postgres, edge, broker_url):
+def unavailable_lines(log_path: Path) -> list[dict]:
+    """The JSON log lines of the 503 answers in gunicorn's log."""
+    lines = []
+    for line in log_path.read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("logger") == "rollout.middleware":
+                lines.append(record)
+    return lines
+
+
+def test_postgres_away_and_back_while_web_and_worker_run(private_postgres, edge, broker_url):
     started = time.monotonic()
     database_url = private_postgres.url()
     env = dict(
@@ -277,14 +294,22 @@ def test_postgres_restarted_while_web_and_worker_run(private_postgres, edge, bro
         assert client.get("/").status_code == 200
         edge_puts_before = len(edge.requests("PUT"))
 
-        # Restart PostgreSQL while a viewer polls the overview: every pooled connection of
-        # gunicorn's and the worker's threads is now dead.
+        # Stop PostgreSQL while a viewer polls the overview: every pooled connection of
+        # gunicorn's and the worker's threads is now dead, and new ones are refused.
         poller = Poller(logged_in_client(gunicorn.url))
         poller.start()
         time.sleep(0.5)
-        restart_started = time.monotonic()
-        private_postgres.restart()
-        restart_seconds = time.monotonic() - restart_started
+        outage_started = time.monotonic()
+        private_postgres.stop_server()
+
+        # While it is away: a short page for a person, a fragment for the poller, both 503.
+        page = client.get("/")
+        assert page.status_code == 503, page.text[:1000]
+        assert page.headers["Retry-After"] == "5"
+        assert "Database unreachable, retrying" in page.text and "Traceback" not in page.text
+        time.sleep(1.5)  # the poller sees the outage for a while
+        private_postgres.start_server()
+        outage_seconds = time.monotonic() - outage_started
 
         # Recovery, bounded: the overview answers 200 again within a few tries.
         tries = []
@@ -301,11 +326,23 @@ def test_postgres_restarted_while_web_and_worker_run(private_postgres, edge, bro
         poller.halt.set()
         poller.join(timeout=10)
         print(
-            f"postgres restart took {restart_seconds:.2f}s; overview after it: {tries}; "
-            f"viewer poll during the window: {poller.ok} ok, "
-            f"{poller.failed} failed {poller.failures}"
+            f"postgres away for {outage_seconds:.2f}s; overview after it: {tries}; "
+            f"viewer polls during the window by status: {dict(poller.statuses)}"
         )
         assert tries[-1] == 200, f"the overview never answered 200 again: {tries}"
+        assert set(poller.statuses) <= {200, 503}, f"not 503 while away: {poller.statuses}"
+        assert poller.statuses[503] >= 3, f"the poller never saw the outage: {poller.statuses}"
+        fragment = poller.unavailable
+        assert fragment.headers["Retry-After"] == "5"
+        assert fragment.headers["HX-Reswap"] == "innerHTML"
+        assert "Database unreachable, retrying" in fragment.text and "<html" not in fragment.text
+        # One log line per 503 answer, a warning without a traceback.
+        answered_503 = 1 + poller.statuses[503] + tries.count(503)
+        logged = unavailable_lines(gunicorn.log_path)
+        assert len(logged) == answered_503, (len(logged), answered_503)
+        assert all(r["level"] == "WARNING" and "exc_info" not in r for r in logged)
+        assert all(r.get("request_id") for r in logged)
+        assert "Traceback" not in gunicorn.log_path.read_text()
 
         # A change requested through the web after the restart: lowering is one-person.
         page = client.get(f"/environments/{public_id}/")
@@ -347,7 +384,8 @@ def test_postgres_restarted_while_web_and_worker_run(private_postgres, edge, bro
             "applied once": int(written.count((5, "B2a", False)) == 1),
             "lost": sum(1 for s in states.values() if s in ("requested", "applying", "failed")),
             "duplicated writes": len(written) - len(set(written)),
-            "overview requests failed during restart": poller.failed,
+            "overview polls answered 503 while away": poller.statuses[503],
+            "answered 500": poller.statuses[500],
         }
         print("fault figures:", figures)
         assert figures["recorded"] == 1 and figures["applied once"] == 1

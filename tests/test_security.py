@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -117,3 +118,55 @@ def test_secrets_are_never_rendered(edge, admin_user, settings):
     for entry in AuditEntry.objects.all():
         text = f"{entry.detail} {entry.before} {entry.after} {entry.reason}"
         assert "cf-secret-token" not in text and "SECRET999" not in text
+
+
+def test_secrets_never_reach_the_log_lines(edge, admin_user, settings):
+    """Actions that log while secrets are configured (a connect, failed health checks with a
+    secret probe header, a 503 while the database is away, an error whose message holds a
+    webhook URL) write JSON lines without any of them; a secret that slips into a message,
+    an argument, an extra field or a traceback is replaced by "[redacted]"."""
+    from django.db import OperationalError
+    from django.test import RequestFactory
+
+    from monitoring import probes
+    from rollout.middleware import DatabaseUnavailableMiddleware
+    from tests.support.logs import json_log_lines
+
+    token = "cf-secret-token-123456"
+    webhook = "https://hooks.slack.test/services/SECRET999"
+    probe_token = "monitor-secret-777"
+    settings.CLOUDFLARE_API_TOKEN = token
+    settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = webhook
+    settings.PAGERDUTY_ROUTING_KEY = "pd-routing-key-4242"
+    settings.EDGE_PROBE_HEADERS = {"X-Monitoring-Token": probe_token}
+    settings.EDGE_PROBE_HEADERS_BY_ENVIRONMENT = {
+        "pix-immo-api/production": {"X-Other-Token": "per-env-secret-888"}
+    }
+    secrets = [token, "SECRET999", probe_token, "pd-routing-key-4242", "per-env-secret-888"]
+    environment = make_environment(edge)
+    client = Client()
+    client.login(username=admin_user.username, password=PASSWORD)
+    log = logging.getLogger("rollout.test_security")
+    with json_log_lines() as lines:
+        client.post(reverse("rollout:connect", args=[environment.public_id]))
+        edge.knobs(health={"production": {"database": "connection timeout"}})
+        probes.run_health_check(environment.pk)  # a failed check, logged
+        middleware = DatabaseUnavailableMiddleware(lambda request: None)
+        middleware.process_exception(
+            RequestFactory().get("/"), OperationalError(f"password for token {token} refused")
+        )
+        try:
+            raise RuntimeError(f"POST {webhook} answered 404")
+        except RuntimeError:
+            log.exception("posting to %s failed", webhook, extra={"headers": {"X-T": probe_token}})
+    raw = lines.raw()
+    for secret in secrets:
+        assert secret not in raw, f"{secret} in the log"
+    records = lines()
+    assert any("health check of" in r["message"] for r in records)
+    slipped = [r for r in records if r["logger"] == "rollout.test_security"][0]
+    assert slipped["message"] == "posting to [redacted] failed"
+    assert slipped["headers"] == {"X-T": "[redacted]"}
+    assert "POST [redacted] answered 404" in slipped["exc_info"]
+    (unavailable,) = [r for r in records if r["logger"] == "rollout.middleware"]
+    assert "password for token [redacted] refused" in unavailable["message"]

@@ -73,8 +73,7 @@ def evidence_check(request, public_id):
     run = _run(public_id)
     if run.in_effect_at is None or run.state == PhaseRun.State.DECIDED:
         return HttpResponse(status=204)
-    current = evidence.build(run, timezone.now())
-    if current.digest == request.GET.get("seen", ""):
+    if evidence.fingerprint(run, timezone.now()) == request.GET.get("seen", ""):
         return HttpResponse(status=204)
     return render(request, "rollout/decisions/_evidence_changed.html", {"run": run})
 
@@ -203,6 +202,7 @@ def _decision_context(request, run, **extra) -> dict:
         }
     )
     context.update(
+        fingerprint=evidence.fingerprint(run, now) if current else "",
         decisions=decisions,
         effective=effective,
         open_decision=open_decision,

@@ -13,8 +13,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Count, Max, Sum
+
 from metrics.figures import combined, floor_minute, load_minutes, split
-from metrics.models import AlertEvent, AlertRule, AlertState
+from metrics.models import AlertEvent, AlertRule, AlertState, MinuteBucket, WorkerMinute
 
 from .models import ConfigChange, PhaseRun
 from .recommendation import (
@@ -173,6 +175,32 @@ def build(run: PhaseRun, now: datetime) -> Evidence:
         "recommendation": recommendation.as_dict(),
     }
     return Evidence(document, digest_of(document), recommendation, window)
+
+
+def fingerprint(run: PhaseRun, now: datetime) -> str:
+    """A cheap stand-in for the digest, for the page's poll: a handful of aggregates over
+    everything the evidence is built from (any new or re-folded bucket moves the newest
+    ``updated_at``). It only decides whether to tell the reader that the figures moved; a
+    signature is always checked against the digest of freshly built evidence."""
+    start, end = window_bounds(run, now)
+    environment_id = run.rollout.environment_id
+    window = {"environment_id": environment_id, "minute__gte": start, "minute__lt": end}
+    buckets = MinuteBucket.objects.filter(**window).aggregate(
+        rows=Count("id"),
+        requests=Sum("requests"),
+        errors=Sum("errors_5xx"),
+        newest=Max("updated_at"),
+    )
+    workers = WorkerMinute.objects.filter(**window).aggregate(
+        rows=Count("id"), errors=Sum("upload_errors")
+    )
+    changes = ConfigChange.objects.filter(
+        environment_id=environment_id, kind__in=list(INCIDENT_KINDS)
+    ).aggregate(newest=Max("id"))
+    alerts = AlertEvent.objects.filter(environment_id=environment_id).aggregate(newest=Max("id"))
+    attested = run.attestations.aggregate(newest=Max("id"))
+    parts = [start, end, buckets, workers, changes, alerts, attested, thresholds_for(run)]
+    return digest_of({"parts": [str(part) for part in parts]})
 
 
 def digest_of(document: dict) -> str:

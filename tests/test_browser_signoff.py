@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from metrics.models import MinuteBucket
 from rollout import lifecycle, signoff
-from rollout.evidence import build
+from rollout.evidence import build, fingerprint
 from rollout.models import (
     AuditEntry,
     ConfigChange,
@@ -182,7 +182,7 @@ def test_new_metrics_between_the_signatures_invalidate_the_first(
     assert current != seen
 
     check_url = f"{live_server.url}/phases/{run.public_id}/evidence-check/?seen="
-    assert dana.request.get(check_url + current).status == 204
+    assert dana.request.get(check_url + fingerprint(run, timezone.now())).status == 204
     expect(dana.locator("#evidence-changed")).to_have_count(0)
     dana.clock.fast_forward("00:31")
     expect(dana.locator("#evidence-poll #evidence-changed")).to_contain_text(

@@ -607,15 +607,42 @@ def test_viewer_sees_the_evidence_but_no_forms(production, viewer):
     assert "Acknowledge" not in page
 
 
-def test_evidence_check_answers_204_until_the_evidence_changes(production, viewer):
+def test_evidence_check_answers_204_until_the_evidence_changes(production, viewer, tech_lead):
+    from rollout.evidence import fingerprint
+
     run = observing(production)
     client = client_for(viewer)
-    digest = build(run, timezone.now()).digest
-    url = f"/phases/{run.public_id}/evidence-check/?seen={digest}"
+    page = client.get(f"/phases/{run.public_id}/").content.decode()
+    seen = fingerprint(run, timezone.now())
+    assert f"?seen={seen}" in page
+    url = f"/phases/{run.public_id}/evidence-check/?seen={seen}"
     assert client.get(url).status_code == 204
     MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="native").update(errors_5xx=5)
     response = client.get(url)
     assert response.status_code == 200 and "evidence-changed" in response.content.decode()
+
+
+@pytest.mark.parametrize("change", ["late bucket", "refolded bucket", "attestation", "incident"])
+def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, change):
+    from rollout import services
+    from rollout.evidence import fingerprint
+
+    run = observing(production)
+    before = fingerprint(run, NOW), build(run, NOW).digest
+    if change == "late bucket":
+        MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="proxy").delete()
+    elif change == "refolded bucket":
+        MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="native").update(
+            updated_at=timezone.now()
+        )
+    elif change == "attestation":
+        signoff.attest(
+            run=run, kind="team_agrees", value=True, note="ok", person=tech_lead, now=NOW
+        )
+    else:
+        services.emergency_stop(environment=production, reason="spike", actor=tech_lead)
+    assert fingerprint(run, NOW) != before[0]
+    assert fingerprint(run, NOW) == fingerprint(run, NOW)
 
 
 def test_demo_rollout_seed_backdates_a_window_with_a_day_of_traffic(edge, tmp_path):

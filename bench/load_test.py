@@ -41,12 +41,16 @@ DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DATABASE_NAME}"
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
+# As docker-compose.yml runs it: a cache all web processes share (sessions, permission sets,
+# log-in throttling, the one-second fragment renderings).
+CACHE_URL = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/12")
 PASSWORD = "bench-load-pass-2026"
 PORT = int(os.environ.get("BENCH_PORT", "8123"))
 os.environ.update(
     DJANGO_SETTINGS_MODULE="config.settings",
     DATABASE_URL=DATABASE_URL,
     CELERY_BROKER_URL=BROKER_URL,
+    CACHE_URL=CACHE_URL,
     SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
     LOG_LEVEL="WARNING",
     EDGE_POLL_INTERVAL_SECONDS="0.2",
@@ -205,6 +209,7 @@ def prepare_database():
     import redis
 
     redis.Redis.from_url(BROKER_URL).flushdb()
+    redis.Redis.from_url(CACHE_URL).flushdb()
 
 
 def seed(edge, managers):

@@ -249,6 +249,13 @@ CONTENT_SECURITY_POLICY = (
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# With a cache every process shares (Redis), sessions and permission sets are read from it
+# instead of PostgreSQL on every poll (rollout/auth_backend.py). A per-process cache cannot
+# carry a logout or a revoked role to the other processes, so it keeps Django's defaults.
+SHARED_CACHE = CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+if SHARED_CACHE:
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    AUTHENTICATION_BACKENDS = ["rollout.auth_backend.CachedPermissionsBackend"]
 # Seconds one rendering of a live fragment (overview rows, environment status) serves every
 # poll; 0 renders each poll. See rollout.views._live_fragment.
 LIVE_FRAGMENT_CACHE_SECONDS = env.int("LIVE_FRAGMENT_CACHE_SECONDS", default=1)

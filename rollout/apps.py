@@ -8,6 +8,9 @@ class RolloutConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401 - registers the system checks
+        from .auth_backend import connect_signals
         from .roles import ensure_roles
+
+        connect_signals()
 
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="rollout.ensure_roles")

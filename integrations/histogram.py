@@ -13,6 +13,7 @@ with small counts). ``to_json`` gives the same run as a list, for people.
 from __future__ import annotations
 
 import math
+import operator
 import sys
 from array import array
 from collections.abc import Iterable, Mapping
@@ -56,12 +57,35 @@ _BIN_CACHE_SIZE = 200_000
 
 
 class Histogram:
-    """Counts per bin, kept sparse (a dict) while filling and merging."""
+    """Counts per bin, kept sparse (a dict) while filling and merging.
 
-    __slots__ = ("counts",)
+    Stored histograms merged in (``merge_bytes``: a window merges one per minute and cohort) are
+    first added run by run into a dense list of every bin, in C, and that list is folded into
+    the dict when ``counts`` is next read."""
+
+    __slots__ = ("_counts", "_dense", "_low", "_high")
 
     def __init__(self, counts: Mapping[int, int] | None = None) -> None:
-        self.counts: dict[int, int] = dict(counts or {})
+        self._counts: dict[int, int] = dict(counts or {})
+        self._dense: list[int] | None = None  # merged runs not in _counts yet, bins [_low, _high)
+        self._low = self._high = 0
+
+    @property
+    def counts(self) -> dict[int, int]:
+        """Count per bin index, of the bins that have any."""
+        if self._dense is not None:
+            dense, low, high = self._dense, self._low, self._high
+            self._dense = None
+            counts = self._counts
+            for index, count in enumerate(dense[low:high], low):
+                if count:
+                    counts[index] = counts.get(index, 0) + count
+        return self._counts
+
+    @counts.setter
+    def counts(self, counts: Mapping[int, int]) -> None:
+        self._counts = dict(counts)
+        self._dense = None
 
     # --- filling ------------------------------------------------------------------------------
 
@@ -173,19 +197,28 @@ class Histogram:
         if not stored:
             return self
         stored = bytes(stored)
-        head = array("I")
-        head.frombytes(stored[1:5])
-        packed = array(_WIDTHS[stored[0]])
-        packed.frombytes(stored[5:])
-        if sys.byteorder == "big":
-            head.byteswap()
-            packed.byteswap()
-        counts = self.counts
-        index = head[0]
-        for count in packed:
-            if count:
-                counts[index] = counts.get(index, 0) + count
-            index += 1
+        first = int.from_bytes(stored[1:5], "little")
+        if stored[0] == 1:  # counts of one byte each: the bytes are the counts
+            packed = stored[5:]
+        else:
+            packed = array(_WIDTHS[stored[0]])
+            packed.frombytes(stored[5:])
+            if sys.byteorder == "big":
+                packed.byteswap()
+        end = first + len(packed)
+        if end > NBINS:  # bins past the last one: not from to_bytes, add them one by one
+            counts = self.counts
+            for index, count in enumerate(packed, first):
+                if count:
+                    counts[index] = counts.get(index, 0) + count
+            return self
+        dense = self._dense
+        if dense is None:
+            dense = self._dense = [0] * NBINS
+            self._low, self._high = first, end
+        else:
+            self._low, self._high = min(self._low, first), max(self._high, end)
+        dense[first:end] = map(operator.add, dense[first:end], packed)
         return self
 
 

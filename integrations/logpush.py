@@ -18,8 +18,11 @@ Nothing here raises on bad input it is meant to survive: a line that cannot be r
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 
 import orjson
 
@@ -36,6 +39,8 @@ DATASETS = (HTTP_REQUESTS, WORKERS_TRACE_EVENTS)
 UNKNOWN_COHORT = "unknown"  # no or unreadable X-Pix-Canary: counted, but in neither cohort
 CANARY_HEADER = "x-pix-canary"
 PROBLEMS_KEPT = 5  # sample of bad lines kept per file
+_NANOSECONDS = 10**17  # an integer timestamp above this is in Unix nanoseconds
+PIECE = 64 * 1024  # bytes inflated at a time (see inflated)
 
 # An R2 upload failure as the native handlers log it: an error-level log line or an exception
 # whose text names R2 and an upload / put.
@@ -222,31 +227,58 @@ def decompress(raw: bytes) -> tuple[bytes, str]:
     back everything decoded before the damage; bytes that are not gzip at all are taken as plain
     NDJSON if they look like it.
     """
+    problems: list[str] = []
+    text = b"".join(inflated(raw, problems))
+    return text, "".join(problems)
+
+
+def inflated(raw: bytes, problems: list[str]) -> Iterator[bytes]:
+    """``decompress`` piece by piece: pieces of at most PIECE bytes, but for plain NDJSON (one
+    piece) and what is salvaged of a damaged member. What went wrong goes into ``problems``.
+
+    Ingestion parses the lines of each piece as it comes, while the piece is still in the CPU's
+    cache: inflating a whole 5-minute file (1.3 MB) before splitting it into lines cost about 10%
+    more time on one core, and 15-20% more with two processes at it."""
     if not raw:
-        return b"", ""
+        return
     if not raw.startswith(_GZIP_MAGIC):
         if raw.lstrip()[:1] == b"{":
-            return raw, ""
-        return b"", "not a gzip file"
-    pieces = []
+            yield raw
+        else:
+            problems.append("not a gzip file")
+        return
     rest = raw
     while rest:
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data = rest
+        given = 0  # bytes of this member yielded so far
         try:
-            pieces.append(inflater.decompress(rest))
+            while not inflater.eof:
+                piece = inflater.decompress(data, PIECE)
+                if piece:
+                    given += len(piece)
+                    yield piece
+                elif len(inflater.unconsumed_tail) == len(data):
+                    break  # no progress: the input ends before the stream does
+                data = inflater.unconsumed_tail
         except zlib.error as exc:
             # Salvage what a fresh inflater yields before the damage, chunk by chunk.
-            pieces.append(_salvage(rest))
-            return b"".join(pieces), f"corrupt gzip: {exc}"
+            salvaged = _salvage(rest)
+            if len(salvaged) > given:
+                yield salvaged[given:]
+            problems.append(f"corrupt gzip: {exc}")
+            return
         if not inflater.eof:
-            pieces.append(inflater.flush())
-            return b"".join(pieces), "truncated gzip: the file ends mid-stream"
+            piece = inflater.flush()
+            if piece:
+                yield piece
+            problems.append("truncated gzip: the file ends mid-stream")
+            return
         rest = inflater.unused_data
         if rest and not rest.startswith(_GZIP_MAGIC):
             if rest.strip(b"\0"):
-                return b"".join(pieces), "trailing bytes after the gzip stream"
-            break
-    return b"".join(pieces), ""
+                problems.append("trailing bytes after the gzip stream")
+            return
 
 
 def _salvage(raw: bytes, chunk: int = 16 * 1024) -> bytes:
@@ -299,80 +331,105 @@ class FileSummary:
 
 def summarize(raw: bytes, dataset: str) -> FileSummary:
     """Read a whole object: decompress, parse every line, fold per minute (and cohort)."""
-    text, error = decompress(raw)
-    summary = FileSummary(dataset=dataset, error=error)
+    problems: list[str] = []
+    summary = FileSummary(dataset=dataset)
     if dataset == HTTP_REQUESTS:
-        _summarize_http_requests(text, summary)
+        _summarize_http_requests(inflated(raw, problems), summary)
     elif dataset == WORKERS_TRACE_EVENTS:
-        _summarize_trace_events(text, summary)
+        _summarize_trace_events(b"".join(inflated(raw, problems)), summary)
     else:
         raise ValueError(f"unknown dataset {dataset!r}")
+    summary.error = "".join(problems)
     return summary
 
 
-def _summarize_http_requests(text: bytes, summary: FileSummary) -> None:
-    # The hot loop of ingestion (a day of traffic is a million lines): the per-line work is
-    # inlined, and the header and timestamp parsing cached, since a file repeats a few values.
+def _summarize_http_requests(pieces: Iterable[bytes], summary: FileSummary) -> None:
+    # The hot loop of ingestion (a day of traffic is a million lines), so it does as little per
+    # line as it can: every line is parsed whole by orjson and its four fields checked, and the
+    # rest is cached per file. Lines come piece by piece as the file inflates (see inflated).
+    # The minute being filled is a range of seconds, so a line of the same minute costs two
+    # comparisons; the canary header's value (a file repeats a handful) leads straight to its
+    # cohort's latencies of that minute, appended to a list and counted once at the end, in C.
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    cells = summary.cells
-    cohorts: dict[str, str] = {}
     rfc3339 = _Rfc3339Minutes()
+    latencies: dict[tuple[int, str], list] = {}  # (minute, cohort) → TTFB of each request
+    errors_5xx: dict[tuple[int, str], int] = {}
+    # This minute's [low, high) in seconds, and its header value → the append of a cell's list.
+    minute, low, high = 0, 0.0, 0.0
+    appends: dict[str, object] = {}
+    minutes: dict[int, dict[str, object]] = {}
     newest = oldest = None
-    lines = 0
-    for number, line in enumerate(text.split(b"\n"), start=1):
-        if not line:
-            continue
-        lines += 1
-        try:
-            record = loads(line)
-            stamp = record["EdgeStartTimestamp"]
-            status = record["EdgeResponseStatus"]
-            ttfb = record["EdgeTimeToFirstByteMs"]
-            if type(stamp) is int:  # the common cases first, without a call
-                seconds = stamp / 1e9 if stamp > 1e17 else timestamp_seconds(stamp)
-            elif type(stamp) is str:
-                seconds = rfc3339.seconds(stamp)
-            else:
-                seconds = timestamp_seconds(stamp)
-            if type(status) is not int or not 0 <= status <= 999:
-                _status(status)
-            if type(ttfb) is not int or ttfb < 0:
-                _ttfb(ttfb)
-            headers = record.get("ResponseHeaders")
-            value = headers.get(CANARY_HEADER) if type(headers) is dict else None
-            cohort = cohorts.get(value) if type(value) is str else None
-            if cohort is None:
-                cohort = cohort_of(headers)
+    done = lines = 0  # lines seen (the numbering goes on from piece to piece), and not empty
+    rest = b""  # the start of a line that continues in the next piece
+    for piece in chain(pieces, (None,)):
+        if piece is None:
+            parts = [rest]
+        else:
+            parts = (rest + piece).split(b"\n")
+            rest = parts.pop()
+        lines += len(parts) - parts.count(b"")
+        first, done = done + 1, done + len(parts)
+        for number, line in enumerate(parts, first):
+            if not line:
+                continue
+            try:
+                record = loads(line)
+                stamp = record["EdgeStartTimestamp"]
+                status = record["EdgeResponseStatus"]
+                ttfb = record["EdgeTimeToFirstByteMs"]
+                if type(stamp) is int and stamp > _NANOSECONDS:  # the common cases without a call
+                    seconds = stamp / 1e9
+                elif type(stamp) is str:
+                    seconds = rfc3339.seconds(stamp)
+                else:
+                    seconds = timestamp_seconds(stamp)
+                if type(status) is not int or not 0 <= status <= 999:
+                    _status(status)
+                if type(ttfb) is not int or ttfb < 0:
+                    _ttfb(ttfb)
+            except decode_error as exc:
+                summary.bad(number, f"not JSON: {exc}")
+                continue
+            except KeyError as exc:
+                summary.bad(number, f"no {exc.args[0]}")
+                continue
+            except (TypeError, AttributeError):
+                summary.bad(number, "not a JSON object of the http_requests dataset")
+                continue
+            except BadLine as exc:
+                summary.bad(number, str(exc))
+                continue
+            if not low <= seconds < high:  # exactly when int(seconds // 60) != minute
+                minute = int(seconds // 60)
+                low = minute * 60.0
+                high = low + 60.0
+                appends = minutes.setdefault(minute, {})
+                if newest is None:
+                    newest = oldest = seconds
+            try:
+                add = appends[record["ResponseHeaders"][CANARY_HEADER]]
+            except (KeyError, TypeError):  # a header value not seen this minute, or no header
+                headers = record.get("ResponseHeaders")
+                key = (minute, cohort_of(headers))
+                add = latencies.setdefault(key, []).append
+                value = headers.get(CANARY_HEADER) if type(headers) is dict else None
                 if type(value) is str:
-                    cohorts[value] = cohort
-        except decode_error as exc:
-            summary.bad(number, f"not JSON: {exc}")
-            continue
-        except KeyError as exc:
-            summary.bad(number, f"no {exc.args[0]}")
-            continue
-        except (TypeError, AttributeError):
-            summary.bad(number, "not a JSON object of the http_requests dataset")
-            continue
-        except BadLine as exc:
-            summary.bad(number, str(exc))
-            continue
-        key = (int(seconds // 60), cohort)
-        cell = cells.get(key)
-        if cell is None:
-            cell = cells[key] = Cell()
-            if newest is None:
-                newest = oldest = seconds
-        cell.requests += 1
-        if status >= 500:
-            cell.errors_5xx += 1
-        tally = cell.ttfb
-        tally[ttfb] = tally.get(ttfb, 0) + 1
-        if seconds > newest:
-            newest = seconds
-        elif seconds < oldest:
-            oldest = seconds
+                    appends[value] = add
+            add(ttfb)
+            if status >= 500:
+                key = (minute, cohort_of(record.get("ResponseHeaders")))
+                errors_5xx[key] = errors_5xx.get(key, 0) + 1
+            if seconds > newest:
+                newest = seconds
+            elif seconds < oldest:
+                oldest = seconds
+    cells = summary.cells
+    for key, values in latencies.items():
+        cell = cells[key] = Cell()
+        cell.requests = len(values)
+        cell.errors_5xx = errors_5xx.get(key, 0)
+        cell.ttfb = dict(Counter(values))
     summary.lines += lines
     summary.newest, summary.oldest = newest, oldest
 

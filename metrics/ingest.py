@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Value
@@ -120,8 +122,12 @@ def _read_all(spec: SourceSpec, reader, refs: list[ObjectRef], processes: int):
     context = multiprocessing.get_context("forkserver")
     # Children are forked from a server that has the reading code imported already.
     context.set_forkserver_preload(["metrics.reading"])
+    # A few objects per task, so that a child always has the next ones at hand: with one, a
+    # child waits for this process's pool thread to hand it more, and that thread waits for the
+    # interpreter lock while this one folds.
+    chunksize = max(1, min(4, len(refs) // (4 * processes)))
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        yield from pool.map(read_in_child, repeat(spec), refs, chunksize=1)
+        yield from pool.map(read_in_child, repeat(spec), refs, chunksize=chunksize)
 
 
 # --- one run -------------------------------------------------------------------------------------
@@ -324,36 +330,14 @@ def _insert(model, rows: list[dict], *, conflict: list[str], returning: list[str
     meta = model._meta
     columns = list(rows[0])
     fields = [meta.get_field(name.removesuffix("_id")) for name in columns]
-    binary = [isinstance(field, models.BinaryField) for field in fields]
-    postgresql = connection.vendor == "postgresql"
     quote = connection.ops.quote_name
-    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) VALUES "
+    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
     tail = (
         f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO NOTHING "
         f"RETURNING {', '.join(quote(c) for c in returning)}"
     )
-    if postgresql:
-        # psycopg's own cursor binds the parameters on the server and sends histograms as
-        # binary: Django's cursor builds the query text client-side, and escaping a few hundred
-        # KB of bytea into it was most of a backlog's folding time.
-        marks = "(" + ", ".join("%b" if raw else "%s" for raw in binary) + ")"
-        # psycopg adapts numbers, text, bytes and aware datetimes itself; only JSON needs the
-        # field's own preparation.
-        prepare = [isinstance(field, models.JSONField) for field in fields]
-        params = [
-            [
-                model_field.get_db_prep_save(row[name], connection) if json else row[name]
-                for name, model_field, json in zip(columns, fields, prepare, strict=True)
-            ]
-            for row in rows
-        ]
-        connection.ensure_connection()
-        with connection.connection.cursor() as cursor:
-            cursor.execute(
-                head + ", ".join([marks] * len(rows)) + tail,
-                [value for row in params for value in row],
-            )
-            return cursor.fetchall()
+    if connection.vendor == "postgresql":
+        return _insert_postgresql(head, tail, rows, columns, fields)
     marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
     params = [
         model_field.get_db_prep_save(row[name], connection)
@@ -361,7 +345,36 @@ def _insert(model, rows: list[dict], *, conflict: list[str], returning: list[str
         for name, model_field in zip(columns, fields, strict=True)
     ]
     with connection.cursor() as cursor:
-        cursor.execute(head + ", ".join([marks] * len(rows)) + tail, params)
+        cursor.execute(head + "VALUES " + ", ".join([marks] * len(rows)) + tail, params)
+        return cursor.fetchall()
+
+
+def _insert_postgresql(head: str, tail: str, rows: list[dict], columns: list, fields: list):
+    """The same insert in one statement of one array parameter per column, whatever the number
+    of rows: ``SELECT * FROM unnest(%b::integer[], %b::bytea[], …)``.
+
+    The arrays go to the server as binary parameters (histograms as they are, no escaping),
+    and the statement's text is the same for every batch, so psycopg prepares it once. A
+    ``VALUES`` list of thousands of placeholders, quoted client-side, was most of a backlog's
+    folding time."""
+    # Array types without their modifiers: a text too long for varchar(32) still fails on
+    # assignment to the column, where a cast to varchar(32)[] would silently cut it.
+    types = [re.sub(r"\(.*?\)", "", field.db_type(connection)) for field in fields]
+    # psycopg adapts numbers, text, bytes and aware datetimes itself; only JSON needs the
+    # field's own preparation.
+    is_json = [isinstance(field, models.JSONField) for field in fields]
+    arrays = [
+        [field.get_db_prep_save(row[name], connection) for row in rows]
+        if prepare
+        else [row[name] for row in rows]
+        for name, field, prepare in zip(columns, fields, is_json, strict=True)
+    ]
+    unnest = ", ".join(f"%b::{db_type}[]" for db_type in types)
+    connection.ensure_connection()
+    # A plain psycopg cursor: Django's connection makes client-side binding cursors, which
+    # would quote every element into the query text. Errors still come out as Django's.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(f"{head}SELECT * FROM unnest({unnest}){tail}", arrays, binary=True)
         return cursor.fetchall()
 
 
@@ -384,6 +397,8 @@ def _fold_buckets(environment_id: int, cells: dict, now) -> None:
         conflict=["environment_id", "minute", "cohort"],
         returning=["minute", "cohort"],
     )
+    if len(inserted) == len(ordered):
+        return  # every cell was a new bucket
     new = {(_aware(minute), cohort) for minute, cohort in inserted}
     rest = [(key, cell) for key, cell in ordered if (minute_of(key[0]), key[1]) not in new]
     if not rest:

@@ -77,3 +77,38 @@ def test_absurd_values_land_in_the_edge_bins():
     assert set(histogram.counts) == {0, NBINS - 1}
     with pytest.raises(ValueError):
         histogram.quantile(1.5)
+
+
+def test_merging_stored_histograms_adds_them_bin_by_bin():
+    """Merged runs are summed densely and folded into ``counts`` when it is read: the result
+    is the same whatever the order of merges, adds and reads."""
+    rng = random.Random(8)
+    parts = []
+    for _ in range(50):
+        part = Histogram()
+        for _ in range(rng.randrange(0, 300)):
+            part.add(rng.lognormvariate(5, 1.5))
+        if rng.random() < 0.1:
+            part.add(130, 70_000)  # counts of 4 bytes
+        if rng.random() < 0.1:
+            part.add(10**12)  # the last bin
+        parts.append(part)
+    expected = Histogram()
+    for part in parts:
+        expected.merge(part)
+    merged = Histogram({bin_of(50): 2})
+    expected.add(50, 2)
+    for number, part in enumerate(parts):
+        merged.merge_bytes(part.to_bytes())
+        if number % 7 == 0:
+            assert merged.total == sum(expected.counts.values()) - sum(
+                p.total for p in parts[number + 1 :]
+            )
+            merged.add(7)
+            expected.add(7)
+    assert merged.counts == expected.counts
+    assert merged.to_bytes() == expected.to_bytes()
+    assert merged.quantiles([0.5, 0.99]) == expected.quantiles([0.5, 0.99])
+    # A stored run reaching past the last bin is not ours, but still adds up bin by bin.
+    odd = bytes([1]) + (NBINS - 1).to_bytes(4, "little") + bytes([3, 0, 4])
+    assert Histogram().merge_bytes(odd).counts == {NBINS - 1: 3, NBINS + 1: 4}

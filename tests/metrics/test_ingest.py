@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 
 from metrics import ingest
 from metrics.figures import window_figures
@@ -235,3 +235,43 @@ def test_a_backlog_read_by_child_processes_counts_the_same(source, deliver):
     report = ingest.ingest_source(source.pk, processes=2)
     assert report.counted == 2 * len(batches)
     assert_matches(source.environment, batches)
+
+
+def test_the_bulk_insert_stores_values_as_the_orm_would_and_refuses_what_does_not_fit(
+    directory_source,
+):
+    """The bulk insert (one array per column on PostgreSQL, a VALUES list on SQLite) stores
+    each value as the ORM would, returns only the rows it inserted, and a text too long for
+    its column is refused, not cut short."""
+    now = datetime(2025, 11, 12, 14, 30, tzinfo=UTC)
+    row = {
+        "source_id": directory_source.pk,
+        "dataset": "http_requests",
+        "key": "b2a/http_requests/a.log.gz",
+        "etag": "e1",
+        "size": 2**40,
+        "last_modified": now,
+        "state": LogObject.State.DAMAGED,
+        "lines": 10,
+        "bad_lines": 2,
+        "error": "truncated gzip",
+        "problems": ["line 3: not JSON", 'line 7: "quoted" \\ and ünïcode'],
+        "oldest_at": None,
+        "newest_at": now,
+        "ingested_at": now,
+    }
+    claim = {"conflict": ["source_id", "key", "etag"], "returning": ["key", "etag"]}
+    second = {**row, "key": "b2a/http_requests/b.log.gz"}
+    assert [tuple(r) for r in ingest._insert(LogObject, [row, second], **claim)] == [
+        (row["key"], "e1"),
+        (second["key"], "e1"),
+    ]
+    assert [tuple(r) for r in ingest._insert(LogObject, [row, {**row, "etag": "e2"}], **claim)] == [
+        (row["key"], "e2")
+    ]
+    stored = LogObject.objects.get(key=row["key"], etag="e1")
+    for name, value in row.items():
+        assert getattr(stored, name) == value, name
+    if connection.vendor == "postgresql":  # SQLite does not enforce varchar lengths
+        with pytest.raises(DataError), transaction.atomic():
+            ingest._insert(LogObject, [{**row, "dataset": "x" * 33}], **claim)

@@ -3,9 +3,12 @@ damaged gzip."""
 
 import gzip
 import json
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from integrations import logpush
 
@@ -105,3 +108,135 @@ def test_damaged_gzip_gives_what_it_can():
     two_members = gzip.compress(line()) + gzip.compress(b"\n" + line())
     assert logpush.decompress(two_members) == (line() + b"\n" + line(), "")
     assert logpush.decompress(line()) == (line(), "")  # plain NDJSON is taken as it is
+
+
+# --- the file loop against the line parser ------------------------------------------------------
+
+BASE_MINUTE = int(MOMENT // 60) * 60
+STAMPS = st.one_of(
+    # Unix nanoseconds anywhere in four minutes, and right at minute boundaries (where dividing
+    # by 1e9 rounds up into the next minute).
+    st.integers((BASE_MINUTE - 60) * 10**9, (BASE_MINUTE + 180) * 10**9 - 1),
+    st.sampled_from([-1, 0, 1]).flatmap(
+        lambda d: st.integers(0, 3).map(lambda m: (BASE_MINUTE + 60 * m) * 10**9 + d)
+    ),
+    st.integers(-60, 179).map(lambda s: BASE_MINUTE + s),  # Unix seconds
+    st.integers(-60, 179).map(lambda s: (BASE_MINUTE + s) * 1000 + 999),  # milliseconds
+    st.integers(-60, 179).map(
+        lambda s: datetime.fromtimestamp(BASE_MINUTE + s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ),
+    st.integers(-60, 179).map(
+        lambda s: datetime.fromtimestamp(BASE_MINUTE + s + 3600, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S+01:00"
+        )
+    ),
+    st.just(float(BASE_MINUTE + 30.5)),
+    st.sampled_from([True, None, "yesterday", "2025-11-12T14:30:61Z", [1], {}]),
+)
+HEADERS = st.sampled_from(
+    [
+        {"x-pix-canary": "1;tag=B2a;cohort=proxy;reason=sampled"},
+        {"x-pix-canary": "1;tag=B2a;cohort=proxy;reason=cookie"},
+        {"x-pix-canary": "1;tag=B2a;cohort=native;reason=sampled"},
+        {"x-pix-canary": "1;tag=B2a;cohort=sideways"},
+        {"X-Pix-Canary": "cohort=native; tag=B2a ;1"},
+        {"x-pix-canary": None},
+        {"x-pix-canary": ["cohort=native"]},
+        {"x-pix-canary": 7},
+        {"other": "cohort=native"},
+        {},
+        None,
+        [],
+        "cohort=native",
+    ]
+)
+FIELDS = {
+    "EdgeStartTimestamp": STAMPS,
+    "EdgeResponseStatus": st.sampled_from(
+        [200, 200, 204, 404, 500, 503, 599, 999, 1000, -1, "500", True, 200.0, None]
+    ),
+    "EdgeTimeToFirstByteMs": st.one_of(
+        st.integers(0, 3000),
+        st.floats(0, 3000, allow_nan=False),
+        st.sampled_from([147, 147.0, -1, "fast", True, None]),
+    ),
+    "ResponseHeaders": HEADERS,
+}
+RECORDS = st.fixed_dictionaries({}, optional={"ClientIP": st.just("198.51.100.7"), **FIELDS}).map(
+    lambda record: json.dumps(record).encode()
+)
+LINES = st.lists(
+    st.one_of(
+        RECORDS,
+        st.fixed_dictionaries(FIELDS).map(lambda record: json.dumps(record).encode()),
+        st.sampled_from([b"", b" ", b"{nope", b"[1]", b"null", b'"text"', b"{}"]),
+    ),
+    max_size=40,
+)
+
+
+def summary_line_by_line(lines):
+    """What a file of these lines says, from ``parse_http_request`` one line at a time."""
+    cells, bad, seconds = {}, 0, []
+    for raw in lines:
+        if not raw:
+            continue
+        try:
+            request = logpush.parse_http_request(raw)
+        except logpush.BadLine:
+            bad += 1
+            continue
+        cell = cells.setdefault((int(request.seconds // 60), request.cohort), [0, 0, Counter()])
+        cell[0] += 1
+        cell[1] += request.status >= 500
+        cell[2][request.ttfb_ms] += 1
+        seconds.append(request.seconds)
+    return cells, bad, seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(LINES)
+def test_a_file_sums_up_to_what_its_lines_say_one_by_one(lines):
+    """Lines out of order across minutes, cohorts reached by several header values, every
+    timestamp format and bad lines anywhere: the file loop's caches change nothing."""
+    summary = logpush.summarize(gzip.compress(b"\n".join(lines)), "http_requests")
+    cells, bad, seconds = summary_line_by_line(lines)
+    assert summary.lines == sum(1 for raw in lines if raw)
+    assert summary.bad_lines == bad
+    assert list(summary.cells) == list(cells)  # in the order their first lines came
+    for key, (requests, errors, ttfb) in cells.items():
+        cell = summary.cells[key]
+        assert (cell.requests, cell.errors_5xx, cell.ttfb) == (requests, errors, dict(ttfb))
+    assert summary.newest == (max(seconds) if seconds else None)
+    assert summary.oldest == (min(seconds) if seconds else None)
+
+
+def test_a_nanosecond_stamp_rounding_onto_a_minute_counts_in_that_minute():
+    boundary = BASE_MINUTE + 60
+    before = line(EdgeStartTimestamp=boundary * 10**9 - 1)  # / 1e9 rounds to the boundary
+    summary = logpush.summarize(before, "http_requests")
+    assert list(summary.cells) == [(boundary // 60, "native")]
+    assert summary.newest == summary.oldest == float(boundary)
+
+
+@pytest.mark.parametrize("piece", [1, 7, 300, 4096])
+def test_lines_split_across_inflated_pieces_count_as_in_one(monkeypatch, piece):
+    """Lines are parsed piece by piece as the file inflates: a line cut between two pieces is
+    read whole, and bad lines keep their numbers in the file."""
+    lines = [line(EdgeTimeToFirstByteMs=ms, EdgeResponseStatus=500 + ms % 2) for ms in range(200)]
+    lines[0], lines[77], lines[-1] = b"{nope", b"", line(EdgeResponseStatus="200")
+    raw = gzip.compress(b"\n".join(lines) + b"\n")
+    whole = logpush.summarize(raw, "http_requests")
+    assert (whole.lines, whole.bad_lines) == (199, 2)
+    assert [problem.split(":")[0] for problem in whole.problems] == ["line 1", "line 200"]
+    monkeypatch.setattr(logpush, "PIECE", piece)
+    pieces = logpush.summarize(raw, "http_requests")
+    assert (pieces.lines, pieces.bad_lines, pieces.problems, pieces.error) == (
+        whole.lines,
+        whole.bad_lines,
+        whole.problems,
+        whole.error,
+    )
+    assert {key: (c.requests, c.errors_5xx, c.ttfb) for key, c in pieces.cells.items()} == {
+        key: (c.requests, c.errors_5xx, c.ttfb) for key, c in whole.cells.items()
+    }

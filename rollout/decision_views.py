@@ -16,13 +16,14 @@ from .permissions import guarded
 from .views import VIEW_PERMISSION
 
 
-def _run(public_id) -> PhaseRun:
+def _run(public_id, *, advance: bool = True) -> PhaseRun:
     run = get_object_or_404(
         PhaseRun.objects.select_related("phase", "rollout__plan__service", "rollout__environment"),
         public_id=public_id,
     )
-    lifecycle.advance(run.rollout)
-    run.refresh_from_db()
+    if advance:
+        lifecycle.advance(run.rollout)
+        run.refresh_from_db()
     return run
 
 
@@ -69,8 +70,9 @@ def phase_run(request, public_id):
 @login_required
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def evidence_check(request, public_id):
-    """Polled by the phase page: 204 while the evidence is what the page shows, else a notice."""
-    run = _run(public_id)
+    """Polled by the phase page: 204 while the evidence is what the page shows, else a notice.
+    Read-only and cheap (every open page asks every 30 s): no state transition here."""
+    run = _run(public_id, advance=False)
     if run.in_effect_at is None or run.state == PhaseRun.State.DECIDED:
         return HttpResponse(status=204)
     if evidence.fingerprint(run, timezone.now()) == request.GET.get("seen", ""):

@@ -40,6 +40,8 @@ from .models import (
     Rollout,
     Signature,
 )
+from .notifications import announce_decision
+from .preflight import StartRefused, start_phase
 
 Outcome = Decision.Outcome
 ROLE_GROUPS = {Signature.Role.TECH_LEAD: roles.TECH_LEAD, Signature.Role.DEVOPS: roles.DEVOPS}
@@ -289,8 +291,6 @@ def take_effect(decision: Decision, signatures: list[Signature], *, now, request
         detail=reason,
         request=request,
     )
-    from .notifications import announce_decision
-
     announce_decision(decision, names)
     if decision.outcome == Outcome.NO_GO:
         _no_go(decision, rollout, second.signer, reason, now, request)
@@ -351,8 +351,6 @@ def _go(decision, rollout, run, approver, person, reason, now, request):
     lifecycle.set_state(
         rollout, Rollout.State.AWAITING_NEXT, now=now, actor=person, reason=reason, request=request
     )
-    from .preflight import StartRefused, start_phase
-
     desired = DesiredConfig.objects.get(environment=rollout.environment)
     try:
         with transaction.atomic():

@@ -770,3 +770,26 @@ def test_two_signers_at_once_take_effect_exactly_once(edge, tech_lead, devops):
     assert ConfigChange.objects.filter(kind="rollback").count() == 1
     assert PostMortem.objects.count() == 1
     assert AuditEntry.objects.filter(action="decision.effective").count() == 1
+
+
+def test_check_in_acknowledgement_over_http_and_its_bad_inputs(production, release_manager):
+    import uuid
+
+    run = observing(production, hours_ago=3)
+    client = client_for(release_manager)
+    due = run.check_ins.get(label="T+2 h")
+    upcoming = run.check_ins.get(label="T+6 h")
+    url = "/check-ins/{}/acknowledge/"
+    empty = client.post(url.format(due.public_id), {"note": "   "})
+    assert empty.status_code == 422 and "short note" in empty.content.decode()
+    long = client.post(url.format(due.public_id), {"note": "x" * 1001})
+    assert long.status_code == 422 and "1,000" in long.content.decode()
+    early = client.post(url.format(upcoming.public_id), {"note": "looked"})
+    assert early.status_code == 409 and "not yet" in early.content.decode()
+    assert client.post(url.format(uuid.uuid4()), {"note": "x"}).status_code == 404
+    assert client.get(url.format(due.public_id)).status_code == 405
+    done = client.post(url.format(due.public_id), {"note": "5xx 0.1%, p90 280 ms"})
+    assert done.status_code == 200 and "T+2 h acknowledged" in done.content.decode()
+    assert CheckIn.objects.get(pk=due.pk).acknowledged_by == release_manager
+    assert AuditEntry.objects.filter(action="phase.check_in").count() == 1
+    assert AuditEntry.objects.filter(action="decision.refused").count() == 1  # the early one

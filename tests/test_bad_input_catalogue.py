@@ -257,6 +257,71 @@ def test_a_bad_token_for_the_command_is_named(edge, settings):
     assert AuditEntry.objects.get().outcome == "failed"
 
 
+DIGEST = "0" * 64
+DECISION_POSTS = [
+    ("sign: unknown outcome", "sign", {"outcome": "maybe", "role": "tech_lead"}, "GO, HOLD"),
+    ("sign: outcome missing", "sign", {"role": "tech_lead"}, "required"),
+    ("sign: unknown role", "sign", {"outcome": "go", "role": "boss"}, "tech lead or DevOps"),
+    (
+        "sign: digest not hex",
+        "sign",
+        {"outcome": "go", "role": "tech_lead", "evidence_digest": "z" * 64},
+        "not readable",
+    ),
+    (
+        "sign: digest too long",
+        "sign",
+        {"outcome": "go", "role": "tech_lead", "evidence_digest": "0" * 65},
+        "at most 64",
+    ),
+    (
+        "sign: justification too long",
+        "sign",
+        {"outcome": "go", "role": "tech_lead", "justification": "j" * 4001},
+        "4,000",
+    ),
+    (
+        "attest: unknown kind",
+        "attest",
+        {"kind": "vibes", "value": "yes", "note": "x"},
+        "valid choice",
+    ),
+    (
+        "attest: value not yes/no",
+        "attest",
+        {"kind": "upload_flow", "value": "1", "note": "x"},
+        "yes or no",
+    ),
+    (
+        "attest: blank note",
+        "attest",
+        {"kind": "upload_flow", "value": "yes", "note": "  "},
+        "short note",
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "case, action, data, message", DECISION_POSTS, ids=[c for c, _, _, _ in DECISION_POSTS]
+)
+def test_decision_posts(edge, tech_lead, case, action, data, message):
+    from rollout.models import PhaseAttestation, Signature
+    from tests.test_decisions import observing, plan_for
+
+    production = make_environment(edge)
+    plan_for(production)
+    DesiredConfig.objects.create(
+        environment=production, version=3, canary_percent=10, canary_tag="B2a"
+    )
+    run = observing(production)
+    data = {"evidence_digest": DIGEST, **data} if action == "sign" else data
+    response = client_for(tech_lead).post(f"/phases/{run.public_id}/{action}/", data)
+    assert response.status_code == 422, (case, response.status_code)
+    assert message in response.content.decode(), case
+    assert not Signature.objects.exists() and not PhaseAttestation.objects.exists()
+
+
 def test_the_catalogue_is_at_least_sixty_cases():
     count = (
         len(LOGPUSH_LINES)
@@ -266,6 +331,7 @@ def test_the_catalogue_is_at_least_sixty_cases():
         + len(PERCENT_POSTS)
         + len(AUDIT_FILTERS)
         + len(COMMANDS)
+        + len(DECISION_POSTS)
         + 1
     )
     assert count >= 60

@@ -148,7 +148,7 @@ class RolloutAdmin(ReadOnlyAdmin):
 
 @admin.register(PhaseRun)
 class PhaseRunAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "rollout", "state", "in_effect_at", "window_ends_at", "outcome"]
+    list_display = ["__str__", "rollout", "state", "in_effect_at", "window_ends_at"]
     list_filter = ["state"]
 
 

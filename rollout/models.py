@@ -880,8 +880,6 @@ class PhaseRun(models.Model):
     in_effect_at = models.DateTimeField(null=True, blank=True)
     window_ends_at = models.DateTimeField(null=True, blank=True)
     incident_hit = models.BooleanField(default=False)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=8, blank=True)
 
     class Meta:
         ordering = ["rollout", "started_at", "id"]

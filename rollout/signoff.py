@@ -276,9 +276,8 @@ def take_effect(decision: Decision, signatures: list[Signature], *, now, request
     first, second = sorted(signatures, key=lambda item: (item.signed_at, item.pk))
     names = f"{first.signer.get_username()} and {second.signer.get_username()}"
     Decision.objects.filter(pk=decision.pk).update(state=Decision.State.EFFECTIVE, effective_at=now)
-    PhaseRun.objects.filter(pk=run.pk).update(
-        state=PhaseRun.State.DECIDED, decided_at=now, outcome=decision.outcome
-    )
+    # The outcome and its time live on the decision (effective_at), not copied here.
+    PhaseRun.objects.filter(pk=run.pk).update(state=PhaseRun.State.DECIDED)
     run.state = PhaseRun.State.DECIDED
     reason = f"{decision.get_outcome_display()} for {run} signed by {names}"
     audit.record(

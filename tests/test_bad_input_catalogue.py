@@ -307,14 +307,9 @@ DECISION_POSTS = [
 )
 def test_decision_posts(edge, tech_lead, case, action, data, message):
     from rollout.models import PhaseAttestation, Signature
-    from tests.test_decisions import observing, plan_for
+    from tests.test_decisions import observing, production_at_b2a
 
-    production = make_environment(edge)
-    plan_for(production)
-    DesiredConfig.objects.create(
-        environment=production, version=3, canary_percent=10, canary_tag="B2a"
-    )
-    run = observing(production)
+    run = observing(production_at_b2a(edge))
     data = {"evidence_digest": DIGEST, **data} if action == "sign" else data
     response = client_for(tech_lead).post(f"/phases/{run.public_id}/{action}/", data)
     assert response.status_code == 422, (case, response.status_code)

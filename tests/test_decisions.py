@@ -66,8 +66,8 @@ def fill(environment, start, end, *, native=(40, 0, 300.0), proxy=(360, 1, 280.0
     MinuteBucket.objects.bulk_create(rows)
 
 
-@pytest.fixture
-def production(edge):
+def production_at_b2a(edge):
+    """Production with the B2 plan, its desired config at B2a 10% (version 3)."""
     environment = make_environment(edge)
     plan_for(environment)
     DesiredConfig.objects.create(
@@ -78,6 +78,11 @@ def production(edge):
         emergency_proxy=False,
     )
     return environment
+
+
+@pytest.fixture
+def production(edge):
+    return production_at_b2a(edge)
 
 
 def observing(environment, *, phase_tag="B2a", hours_ago=25, healthy=True, fill_logs=True):
@@ -733,15 +738,7 @@ def test_two_signers_at_once_take_effect_exactly_once(edge, tech_lead, devops):
 
     from django.db import connection
 
-    environment = make_environment(edge)
-    plan_for(environment)
-    DesiredConfig.objects.create(
-        environment=environment,
-        version=3,
-        canary_percent=10,
-        canary_tag="B2a",
-        emergency_proxy=False,
-    )
+    environment = production_at_b2a(edge)
     run = observing(environment, healthy=False)
     digest = build(run, NOW).digest
     barrier = threading.Barrier(2)

@@ -18,7 +18,7 @@ Exits non-zero when an error occurred or a final-state check failed.
 """
 
 # locust patches the standard library for gevent when imported; do it before anything else.
-from locust import FastHttpUser, between, constant_pacing, events, task  # isort: skip
+from locust import FastHttpUser, between, events, task  # isort: skip
 from locust.env import Environment as LocustEnvironment  # isort: skip
 
 import argparse
@@ -57,6 +57,7 @@ os.environ.update(
 )
 
 FRAGMENTS = ("fragment: overview", "fragment: environment")
+POLL_SECONDS = 2.0  # the pages' hx-trigger="every 2s"
 ACCESS_LOG = ROOT / "var" / "bench-load-access.log"
 VERSION = re.compile(r'name="expected_version"[^>]*value="(\d+)"')
 PERCENT = re.compile(r'name="canary_percent"[^>]*value="(\d+)"')
@@ -67,12 +68,28 @@ SESSIONS: dict[str, dict[str, str]] = {}
 ENVIRONMENTS: list[str] = []
 TALLY: Counter = Counter()
 TIMINGS: dict[str, list[float]] = {name: [] for name in FRAGMENTS}
+FRAGMENT_STARTS: list[float] = []
 
 
 @events.request.add_listener
-def _record(request_type, name, response_time, response_length, exception=None, **_):
+def _record(request_type, name, response_time, response_length, exception=None, **kwargs):
     if name in TIMINGS and exception is None:
         TIMINGS[name].append(response_time)
+        FRAGMENT_STARTS.append(kwargs["start_time"])
+
+
+def polling_schedule(user) -> float:
+    """Wait until the user's next poll: each user keeps its own schedule, every POLL_SECONDS
+    from a random first poll, as a page's ``hx-trigger="every 2s"`` does from the moment it
+    was opened.
+
+    Not locust's ``constant_pacing``: it counts its first interval from the user's start, so it
+    takes back a random delay in ``on_start`` and every user polls in the same fraction of the
+    interval. 50 viewers then arrived within about 300 ms of every 2 s, in bursts of 100
+    requests that queued (fragments p50 211 ms against 9 ms spread out, same server, same rate).
+    """
+    user.next_poll += POLL_SECONDS
+    return max(0.0, user.next_poll - time.monotonic())
 
 
 class Person(FastHttpUser):
@@ -83,7 +100,8 @@ class Person(FastHttpUser):
         # The person's session, sent as a header (logins happen once, before the run).
         self.cookie = "; ".join(f"{k}={v}" for k, v in SESSIONS[self.username].items())
         # Spread the users over the polling interval, as page loads would be.
-        gevent.sleep(random.uniform(0, 2))
+        self.next_poll = time.monotonic() + random.uniform(0, POLL_SECONDS)
+        gevent.sleep(self.next_poll - time.monotonic())
 
     def post(self, path, data, name):
         headers = {
@@ -122,7 +140,7 @@ class Viewer(Person):
 
     fixed_count = 50
     username = "viewer"
-    wait_time = constant_pacing(2)
+    wait_time = polling_schedule
 
     def on_start(self):
         super().on_start()
@@ -177,7 +195,7 @@ class TechLead(Person):
 
     fixed_count = 1
     username = "techlead"
-    wait_time = constant_pacing(2)
+    wait_time = polling_schedule
 
     @task
     def approve(self):
@@ -377,6 +395,15 @@ def report(stats, duration):
     fragments = [t for name in FRAGMENTS for t in TIMINGS[name]]
     p50, p99 = percentile(fragments, 0.5), percentile(fragments, 0.99)
     print(f"live fragments: {len(fragments)} requests, p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    if FRAGMENT_STARTS:
+        first = min(FRAGMENT_STARTS)
+        tenths = Counter(
+            int((start - first) % POLL_SECONDS / POLL_SECONDS * 10) for start in FRAGMENT_STARTS
+        )
+        print(
+            f"  sent per tenth of the {POLL_SECONDS:.0f} s interval (spread, as browsers would): "
+            f"{[tenths[n] for n in range(10)]}"
+        )
     for name in FRAGMENTS:
         values = TIMINGS[name]
         print(

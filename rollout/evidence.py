@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Sum
 
 from metrics.figures import combined, floor_minute, load_minutes, split
-from metrics.models import AlertEvent, AlertRule, AlertState, MinuteBucket, WorkerMinute
+from metrics.models import (
+    AlertEvent,
+    AlertRule,
+    AlertState,
+    LogSource,
+    MinuteBucket,
+    WorkerMinute,
+)
 
 from .models import ConfigChange, PhaseRun
 from .recommendation import (
@@ -75,6 +82,18 @@ def gather(run: PhaseRun, now: datetime) -> Window:
         incidents=incidents(run, start, end),
         attestations=attestations(run),
     )
+
+
+def logs_received_through(environment_id: int, end: datetime) -> datetime | None:
+    """How far the environment's logs have arrived, up to the window's end. Logpush delivers a
+    file every few minutes, so right after a window ends its last minutes may still be on their
+    way: until a line from the end or later has been ingested, the figures can still change."""
+    newest = (
+        LogSource.objects.filter(environment_id=environment_id)
+        .values_list("newest_log_at", flat=True)
+        .first()
+    )
+    return None if newest is None else min(newest, end)
 
 
 def log_gaps(minutes: list[datetime], start: datetime, end: datetime):
@@ -143,6 +162,7 @@ def attestations(run: PhaseRun) -> dict[str, Attestation]:
 
 def build(run: PhaseRun, now: datetime) -> Evidence:
     window = gather(run, now)
+    logs_through = logs_received_through(run.rollout.environment_id, window.end)
     thresholds = thresholds_for(run)
     recommendation = recommend(window, thresholds)
     document = {
@@ -158,6 +178,8 @@ def build(run: PhaseRun, now: datetime) -> Evidence:
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),
             "complete": window.end >= floor_minute(run.window_ends_at),
+            "logs_through": logs_through.isoformat() if logs_through else None,
+            "logs_complete": logs_through is not None and logs_through >= window.end,
         },
         "thresholds": thresholds.as_dict(),
         "figures": window.figures.as_dict(),
@@ -199,7 +221,18 @@ def fingerprint(run: PhaseRun, now: datetime) -> str:
     ).aggregate(newest=Max("id"))
     alerts = AlertEvent.objects.filter(environment_id=environment_id).aggregate(newest=Max("id"))
     attested = run.attestations.aggregate(newest=Max("id"))
-    parts = [start, end, buckets, workers, changes, alerts, attested, thresholds_for(run)]
+    logs_through = logs_received_through(environment_id, end)
+    parts = [
+        start,
+        end,
+        buckets,
+        workers,
+        changes,
+        alerts,
+        attested,
+        logs_through,
+        thresholds_for(run),
+    ]
     return digest_of({"parts": [str(part) for part in parts]})
 
 
@@ -239,6 +272,12 @@ def what_changed(old: dict, new: dict) -> str:
     new_outcome = new.get("recommendation", {}).get("outcome")
     if old_outcome != new_outcome:
         changes.append(f"recommendation {old_outcome} → {new_outcome}")
-    if not changes and old.get("window") != new.get("window"):
-        changes.append(f"window end {old['window'].get('end')} → {new['window'].get('end')}")
+    old_window, new_window = old.get("window", {}), new.get("window", {})
+    if old_window.get("logs_through") != new_window.get("logs_through"):
+        changes.append(
+            f"logs received through {old_window.get('logs_through')} → "
+            f"{new_window.get('logs_through')}"
+        )
+    if not changes and old_window != new_window:
+        changes.append(f"window end {old_window.get('end')} → {new_window.get('end')}")
     return "; ".join(changes) or "the evidence document differs"

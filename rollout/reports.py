@@ -102,6 +102,12 @@ def markdown(report: dict) -> str:
     lines += [
         f"**Period:** {window['start']} – {window['end']}"
         + ("" if window["complete"] else " (window still running)"),
+        f"**Logs received through:** {window.get('logs_through') or '—'}"
+        + (
+            " (the window's last logs had not all arrived)"
+            if window["complete"] and window.get("logs_complete") is False
+            else ""
+        ),
         f"**Traffic:** {figures['requests']:,} requests "
         f"({cohorts['native']['requests']:,} native, {cohorts['proxy']['requests']:,} proxy; "
         f"native share {_share(figures)})",

@@ -627,7 +627,38 @@ def test_evidence_check_answers_204_until_the_evidence_changes(production, viewe
     assert response.status_code == 200 and "evidence-changed" in response.content.decode()
 
 
-@pytest.mark.parametrize("change", ["late bucket", "refolded bucket", "attestation", "incident"])
+def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production, viewer):
+    from metrics.models import LogSource
+    from rollout.evidence import what_changed
+
+    run = observing(production)
+    end = run.window_ends_at.replace(second=0, microsecond=0)
+    source = LogSource.objects.create(
+        environment=production,
+        kind="directory",
+        directory="/srv/logs",
+        newest_log_at=end - timedelta(minutes=7),
+    )
+    client = client_for(viewer)
+    waiting = build(run, NOW).document
+    assert waiting["window"]["logs_complete"] is False
+    page = client.get(f"/phases/{run.public_id}/").content.decode()
+    assert 'id="logs-pending"' in page and waiting["window"]["logs_through"] in page
+
+    source.newest_log_at = end + timedelta(minutes=3)
+    source.save()
+    arrived = build(run, NOW).document
+    assert arrived["window"]["logs_complete"] is True
+    assert arrived["window"]["logs_through"] == end.isoformat()  # never past the window's end
+    assert 'id="logs-pending"' not in client.get(f"/phases/{run.public_id}/").content.decode()
+    assert "logs received through" in what_changed(waiting, arrived)
+    report = client.get(f"/phases/{run.public_id}/report.md").content.decode()
+    assert f"**Logs received through:** {end.isoformat()}" in report
+
+
+@pytest.mark.parametrize(
+    "change", ["late bucket", "refolded bucket", "attestation", "incident", "logs arriving"]
+)
 def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, change):
     from rollout import services
     from rollout.evidence import fingerprint
@@ -644,9 +675,17 @@ def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, change):
         signoff.attest(
             run=run, kind="team_agrees", value=True, note="ok", person=tech_lead, now=NOW
         )
+    elif change == "logs arriving":
+        from metrics.models import LogSource
+
+        LogSource.objects.create(
+            environment=production, kind="directory", directory="/srv/logs", newest_log_at=NOW
+        )
     else:
         services.emergency_stop(environment=production, reason="spike", actor=tech_lead)
     assert fingerprint(run, NOW) != before[0]
+    if change in ("late bucket", "attestation", "logs arriving"):
+        assert build(run, NOW).digest != before[1]
     assert fingerprint(run, NOW) == fingerprint(run, NOW)
 
 

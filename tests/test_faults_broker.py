@@ -1,5 +1,6 @@
 """Broker faults with real processes: Redis stopped while people click, Redis restarted while a
-worker is mid-write. Each case prints "requested / applied once / lost / duplicated"."""
+worker is mid-write. Each case reports "requested / applied exactly once / lost / duplicated"
+(tests/support/fault_figures.py)."""
 
 import json
 import time
@@ -13,26 +14,9 @@ from rollout import services
 from rollout.models import ConfigChange, DesiredConfig
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, PASSWORD, make_environment, wait_for
+from tests.support.fault_figures import change_figures, recorded_changes, report
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-def ledger(edge, environment, requested: int) -> dict:
-    """What happened to the requested changes, from the database and the KV API's own log."""
-    puts = [json.loads(r["body"]) for r in edge.requests("PUT") if r["status"] == 200]
-    changes = ConfigChange.objects.filter(environment=environment)
-    newest = changes.order_by("-version").first()
-    written_settings = [(p["canary_percent"], p["canary_tag"], p["emergency_proxy"]) for p in puts]
-    figures = {
-        "requested": requested,
-        "recorded": changes.exclude(kind="initial").count(),
-        "in effect (newest)": int(newest.state == "in_effect"),
-        "superseded": changes.filter(state="superseded").count(),
-        "lost": changes.filter(state__in=["requested", "applying", "failed"]).count(),
-        "duplicated writes": len(written_settings) - len(set(written_settings)),
-    }
-    print("fault figures:", figures)
-    return figures
 
 
 def supervised(worker, start_worker):
@@ -91,15 +75,22 @@ def test_clicks_while_redis_is_down_are_recorded_and_applied(
         return ConfigChange.objects.get(pk=newest.pk).state == "in_effect"
 
     wait_for(settled, timeout=60, interval=1, message="the newest change to go into effect")
-    figures = ledger(edge, environment, requested=5)
+    figures = change_figures(
+        edge,
+        environment.kv_namespace_id,
+        recorded_changes(environment, after_version=initial.version),
+        requested=5,
+    )
+    report("Redis stopped while people click", figures)
     assert figures == {
         "requested": 5,
         "recorded": 5,
-        "in effect (newest)": 1,
+        "applied exactly once": 1,
         "superseded": 4,
         "lost": 0,
         "duplicated writes": 0,
     }
+    assert ConfigChange.objects.get(pk=newest.pk).state == "in_effect"
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 1
 
 
@@ -127,6 +118,10 @@ def test_redis_restarted_while_a_worker_writes(edge, redis_server, start_worker)
         return supervise() is not None and settled()
 
     wait_for(settled_under_supervision, timeout=60, interval=1, message="the change in effect")
-    figures = ledger(edge, environment, requested=1)
+    figures = change_figures(
+        edge, environment.kv_namespace_id, recorded_changes(environment), requested=1
+    )
+    report("Redis restarted while a worker writes", figures)
+    assert figures["recorded"] == 1 and figures["applied exactly once"] == 1
     assert figures["lost"] == 0 and figures["duplicated writes"] == 0
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 10

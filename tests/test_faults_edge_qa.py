@@ -1,7 +1,8 @@
 """The edge's ``/api/qa`` flapping between healthy and broken while the scheduled health checks
 run, with real processes: a Celery worker takes beat's ``run_health_checks`` and probes the edge
 stand-in over HTTP. Every check must be recorded with the verdict the edge deserved at that
-moment, and none may crash. Prints "checks run / recorded healthy / recorded broken / crashed".
+moment, and none may crash. Reports "checks run / recorded healthy / recorded broken / crashed"
+(tests/support/fault_figures.py).
 """
 
 import json
@@ -14,6 +15,7 @@ from monitoring.models import HealthCheck
 from monitoring.tasks import run_health_checks
 from tests.conftest import make_environment, wait_for
 from tests.monitoring.conftest import write_plan
+from tests.support.fault_figures import report
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -104,7 +106,7 @@ def test_checks_record_a_flapping_edge_with_the_right_verdicts(edge, start_worke
         "crashed": missing + len(crashes_in(worker.output())),
         "wrong verdict": len(wrong),
     }
-    print("flapping /api/qa, one state per check:", figures)
+    report("/api/qa flapping, one state per check", figures)
     assert wrong == [], wrong
     assert figures["crashed"] == 0, crashes_in(worker.output())
     assert figures["recorded healthy"] == states.count("healthy")
@@ -155,7 +157,7 @@ def test_checks_record_a_flapping_edge_with_the_right_verdicts(edge, start_worke
         "crashed": 15 - len(fast) + len(crashes_in(worker.output())),
         "verdict against its own answer": len(inconsistent),
     }
-    print("flapping /api/qa every 30 ms:", fast_figures)
+    report("/api/qa flapping every 30 ms", fast_figures)
     assert inconsistent == [], inconsistent
     assert fast_figures["crashed"] == 0, crashes_in(worker.output())
     assert worker.process.poll() is None, "the worker must still run"

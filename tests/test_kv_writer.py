@@ -1,5 +1,7 @@
 """The KV writer in-process (deterministic, one attempt per call) against the edge stand-in
-as a real HTTP server. The same code under a real Celery worker: test_kv_writer_worker.py."""
+as a real HTTP server. The same code under a real Celery worker: test_kv_writer_worker.py.
+The KV API fault cases (429 and 5xx, a hang past the timeout, a dropped connection) report
+"requested / applied exactly once / lost / duplicated" (tests/support/fault_figures.py)."""
 
 import json
 import time
@@ -10,6 +12,7 @@ from integrations.kv_value import CanarySettings
 from rollout import kv_writer, services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from tests.conftest import NAMESPACES, make_environment
+from tests.support.fault_figures import change_figures, recorded_changes, report
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +41,19 @@ def latest_change(environment) -> ConfigChange:
 
 def puts(edge):
     return [r for r in edge.requests() if r["method"] == "PUT" and r["status"] == 200]
+
+
+def reported_figures(edge, environment, case: str) -> dict:
+    figures = change_figures(
+        edge, environment.kv_namespace_id, recorded_changes(environment), requested=1
+    )
+    figures["attempts"] = latest_change(environment).attempts
+    report(case, figures)
+    return figures
+
+
+def applied_once_lost_duplicated(figures: dict) -> tuple[int, int, int]:
+    return figures["applied exactly once"], figures["lost"], figures["duplicated writes"]
 
 
 def test_it_writes_reads_back_and_hands_over_to_the_edge_watch(edge, production):
@@ -116,6 +132,8 @@ def test_429_is_retried_after_the_time_the_api_asks_for(edge, production):
     assert kv_writer.reconcile(production.pk).confirm_change_id == change.pk
     change.refresh_from_db()
     assert change.state == "written" and change.attempts == 2 and change.last_error == ""
+    figures = reported_figures(edge, production, "KV API: 429 with Retry-After")
+    assert applied_once_lost_duplicated(figures) == (1, 0, 0)
 
 
 def _run_until_settled(environment, limit=10):
@@ -134,6 +152,8 @@ def test_500_three_times_then_success(edge, production, settings):
     change = latest_change(production)
     assert change.state == "written" and change.attempts == 4
     assert kv_json(edge)["canary_percent"] == 10
+    figures = reported_figures(edge, production, "KV API: 500 three times in a row")
+    assert applied_once_lost_duplicated(figures) == (1, 0, 0)
 
 
 def test_a_final_failure_is_recorded_with_its_reason(edge, production, settings):
@@ -163,6 +183,8 @@ def test_a_timeout_is_retried(edge, production, settings):
     _run_until_settled(production)
     assert latest_change(production).state == "written"
     assert kv_json(edge)["canary_percent"] == 10
+    figures = reported_figures(edge, production, "KV API: a write hangs past the timeout")
+    assert applied_once_lost_duplicated(figures) == (1, 0, 0)
 
 
 def test_a_malformed_read_does_not_lose_the_change(edge, production):
@@ -258,6 +280,8 @@ def test_a_dropped_connection_is_retried(edge, production):
     _run_until_settled(production)
     assert latest_change(production).state == "written"
     assert kv_json(edge)["canary_percent"] == 10
+    figures = reported_figures(edge, production, "KV API: the connection dropped during a write")
+    assert applied_once_lost_duplicated(figures) == (1, 0, 0)
 
 
 def test_a_burst_of_429_and_5xx_ends_written_once(edge, production, settings):
@@ -274,3 +298,5 @@ def test_a_burst_of_429_and_5xx_ends_written_once(edge, production, settings):
     change = latest_change(production)
     assert change.state == "written" and change.attempts == 5
     assert len(puts(edge)) == 1
+    figures = reported_figures(edge, production, "KV API: a burst of 429, 502 and 503")
+    assert applied_once_lost_duplicated(figures) == (1, 0, 0)

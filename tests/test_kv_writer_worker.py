@@ -1,16 +1,19 @@
 """The KV writer end to end: web-side service → Redis → a real Celery worker process → the
-Cloudflare KV API and /api/qa of the edge stand-in, on PostgreSQL."""
+Cloudflare KV API and /api/qa of the edge stand-in, on PostgreSQL. The fault cases (a worker
+killed mid-write, two workers racing, an emergency stop during a retry) report "requested /
+applied exactly once / lost / duplicated" (tests/support/fault_figures.py)."""
 
 import json
 import time
 
 import pytest
 
-from integrations.kv_value import CanarySettings
+from integrations.kv_value import CanarySettings, read_settings
 from rollout import services
 from rollout.models import AuditEntry, ConfigChange
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, make_environment, wait_for
+from tests.support.fault_figures import change_figures, recorded_changes, report
 from tests.test_faults_broker import supervised
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -124,6 +127,12 @@ def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
     # The in-effect entry is written just after the state flips: wait for it, then count.
     wait_for(lambda: audited("config.in_effect"), message="the in-effect audit entry")
     time.sleep(0.5)
+    figures = change_figures(
+        edge, production.kv_namespace_id, recorded_changes(production), requested=1
+    )
+    report("Worker killed (SIGKILL) during a KV write", figures)
+    assert figures["recorded"] == 1 and figures["applied exactly once"] == 1
+    assert figures["lost"] == 0 and figures["duplicated writes"] == 0
     assert audited("config.written") == 1
     assert audited("config.in_effect") == 1
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 10
@@ -155,6 +164,18 @@ def test_an_emergency_stop_wins_over_an_increase_still_retrying(edge, production
     )
     state_of(stop, "in_effect")
     time.sleep(3)  # past the increase's retry time: its message is delivered and must do nothing
+    figures = change_figures(
+        edge,
+        production.kv_namespace_id,
+        recorded_changes(production, after_version=initial.version),
+        requested=2,
+    )
+    figures["KV ended in"] = read_settings(edge.kv_value(NAMESPACES["production"])).describe()
+    report("Emergency stop while a percent increase is retrying", figures)
+    assert figures["recorded"] == 2 and figures["applied exactly once"] == 1
+    assert figures["superseded"] == 1
+    assert figures["lost"] == 0 and figures["duplicated writes"] == 0
+    assert figures["KV ended in"].startswith("EMERGENCY")
     increase.refresh_from_db()
     assert increase.state == "superseded"
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["emergency_proxy"] is True
@@ -170,8 +191,16 @@ def test_two_workers_racing_on_one_environment_write_once(edge, production, star
     )
     from rollout.tasks import apply_desired_config
 
-    for _ in range(6):
+    tasks_sent = 6
+    for _ in range(tasks_sent):
         apply_desired_config.delay(production.pk)
     state_of(change, "in_effect")
     time.sleep(1)
+    figures = change_figures(
+        edge, production.kv_namespace_id, recorded_changes(production), requested=1
+    )
+    figures["extra apply tasks sent"] = tasks_sent
+    report("Two workers racing on one environment", figures)
+    assert figures["recorded"] == 1 and figures["applied exactly once"] == 1
+    assert figures["lost"] == 0 and figures["duplicated writes"] == 0
     assert len(successful_puts(edge)) == 1

@@ -231,12 +231,14 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def cohort_cookie(headers: httpx.Headers) -> str | None:
-    """The value of the ``_canary_cohort`` cookie among the answer's Set-Cookie headers."""
+    """The value of the ``_canary_cohort`` cookie among the answer's Set-Cookie headers (the
+    last one, as a browser keeps it)."""
+    found = None
     for value in headers.get_list("set-cookie"):
         name, _, rest = value.partition("=")
         if name.strip() == COHORT_COOKIE:
-            return rest.split(";", 1)[0].strip()
-    return None
+            found = rest.split(";", 1)[0].strip()
+    return found
 
 
 def _is_int(value) -> bool:
@@ -322,32 +324,68 @@ def _health_problems(health: dict) -> list[str]:
     return problems
 
 
+def header_problem(report: EdgeReport) -> str | None:
+    """Why the answer's X-Pix-Canary header cannot be read, if it cannot."""
+    header = report.header
+    if not (report.header_raw or "").strip() or header is None:
+        return "no X-Pix-Canary header"
+    if header.valid:
+        return None
+    bad = [p.removeprefix("bad header: ") for p in header.problems if p.startswith("bad")]
+    return f"X-Pix-Canary header {_short(report.header_raw)} does not parse ({'; '.join(bad)})"
+
+
+def body_disagreement(report: EdgeReport) -> str | None:
+    """Where the body names another cohort or reason than the header. A body value outside the
+    contract is left to ``validate_qa_body``, so that one fault gives one reason."""
+    header = report.header
+    if header is None or not header.valid:
+        return None
+    said = "the X-Pix-Canary header says {0}={1} but the body says {0}={2}"
+    cohort, reason = report.canary.get("cohort"), report.canary.get("reason")
+    if cohort in COHORTS and cohort != header.cohort:
+        return said.format("cohort", header.cohort, cohort)
+    if isinstance(reason, str) and header.reason is not None and reason != header.reason:
+        return said.format("reason", header.reason, reason[:40])
+    return None
+
+
+def cookie_problem(report: EdgeReport) -> str | None:
+    """What is wrong with the ``_canary_cohort`` cookie that keeps a client in its cohort."""
+    header = report.header
+    cohort = header.cohort if header is not None and header.valid else None
+    cookie = report.cookie_cohort
+    if cookie is None:
+        wanted = f"{COHORT_COOKIE}={cohort}" if cohort else "one"
+        return f"no {COHORT_COOKIE} cookie set, expected {wanted} to keep the client in its cohort"
+    if cookie not in COHORTS:
+        return f"the {COHORT_COOKIE} cookie holds {_short(cookie)}, expected native or proxy"
+    if cohort is not None and cookie != cohort:
+        return (
+            f"the {COHORT_COOKIE} cookie says {cookie} but the X-Pix-Canary header says "
+            f"cohort={cohort}"
+        )
+    return None
+
+
+def is_sampled(report: EdgeReport) -> bool:
+    return report.header is not None and report.header.valid and report.header.reason == "sampled"
+
+
 def judge_qa(report: EdgeReport, *, expected_environment: str | None) -> list[str]:
-    """Every reason a health probe fails, most telling first; empty when the edge is healthy."""
+    """Every reason a health probe fails, most telling first; empty when the edge is healthy.
+
+    The one judgement of an ``/api/qa`` answer: the preview suite builds on it.
+    """
     if report.error:
         return [report.error]
-    problems = []
-    header = report.header
-    if not (report.header_raw or "").strip():
-        problems.append("no X-Pix-Canary header")
-    elif not header.valid:
-        bad = [p.removeprefix("bad header: ") for p in header.problems if p.startswith("bad")]
-        problems.append(f"X-Pix-Canary header does not parse ({'; '.join(bad)})")
+    problems = [header_problem(report)]
     problems += validate_qa_body(report.body or {}, expected_environment=expected_environment)
-    canary = report.canary
-    if header is not None and header.valid and canary.get("cohort") in COHORTS:
-        if header.cohort != canary["cohort"]:
-            problems.append(f"header says cohort {header.cohort!r}, body says {canary['cohort']!r}")
-    if header is not None and header.valid and header.reason == "sampled":
+    problems.append(body_disagreement(report))
+    if is_sampled(report):
         # A sampled client must be made sticky, or it is re-drawn on every request.
-        if report.cookie_cohort is None:
-            problems.append(f"no {COHORT_COOKIE} cookie set for a sampled client")
-        elif report.cookie_cohort != header.cohort:
-            problems.append(
-                f"{COHORT_COOKIE} cookie says {report.cookie_cohort!r}, "
-                f"header says {header.cohort!r}"
-            )
-    return problems
+        problems.append(cookie_problem(report))
+    return [problem for problem in problems if problem]
 
 
 # --- clients --------------------------------------------------------------------------------------

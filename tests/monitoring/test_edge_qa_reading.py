@@ -6,8 +6,15 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from integrations.edge_qa import cohort_cookie, parse_retry_after, validate_qa_body
-from tests.monitoring.conftest import good_document
+from integrations.edge_qa import (
+    EdgeReport,
+    cohort_cookie,
+    judge_qa,
+    parse_canary_header,
+    parse_retry_after,
+    validate_qa_body,
+)
+from tests.monitoring.conftest import GOOD_HEADER, good_document
 
 
 @pytest.mark.parametrize(
@@ -33,6 +40,11 @@ def test_the_cohort_cookie_among_several():
         ]
     )
     assert cohort_cookie(headers) == "native"
+    # A later cookie of the same name replaces the earlier one, as in a browser.
+    twice = httpx.Headers(
+        [("set-cookie", "_canary_cohort=native"), ("set-cookie", "_canary_cohort=proxy")]
+    )
+    assert cohort_cookie(twice) == "proxy"
     assert cohort_cookie(httpx.Headers([("set-cookie", "x_canary_cohort=proxy")])) is None
     assert cohort_cookie(httpx.Headers()) is None
 
@@ -61,3 +73,38 @@ def test_a_huge_value_is_shortened_in_the_reason():
     body = good_document(canary__tag=["x" * 10_000])
     (problem,) = validate_qa_body(body, expected_environment="production")
     assert len(problem) < 120 and problem.endswith("..., expected a string")
+
+
+def answer(body=None, header=GOOD_HEADER, cookie="proxy") -> EdgeReport:
+    return EdgeReport(
+        url="http://edge.test/api/qa",
+        status_code=200,
+        header_raw=header,
+        header=parse_canary_header(header),
+        body=body or good_document(),
+        cookie_cohort=cookie,
+    )
+
+
+def test_a_good_answer_is_healthy():
+    assert judge_qa(answer(), expected_environment="production") == []
+
+
+def test_header_and_body_must_give_the_same_reason():
+    body = good_document(canary__reason="cookie")
+    assert judge_qa(answer(body), expected_environment="production") == [
+        "the X-Pix-Canary header says reason=sampled but the body says reason=cookie"
+    ]
+
+
+def test_a_body_cohort_outside_the_contract_is_reported_once():
+    body = good_document(canary__cohort="canary")
+    assert judge_qa(answer(body), expected_environment="production") == [
+        "'canary.cohort' is 'canary', expected \"native\" or \"proxy\""
+    ]
+
+
+def test_a_cookie_that_is_no_cohort_is_named():
+    assert judge_qa(answer(cookie="banana"), expected_environment="production") == [
+        "the _canary_cohort cookie holds 'banana', expected native or proxy"
+    ]

@@ -66,9 +66,9 @@ def test_another_environments_headers_are_not_sent(edge, planned, settings):
     "path, reason",
     [
         ("/no-header", "no X-Pix-Canary header"),
-        ("/bad-header", "X-Pix-Canary header does not parse (cohort 'canary' is not native or"
-                        " proxy)"),
-        ("/garbled-header", "X-Pix-Canary header does not parse (no cohort)"),
+        ("/bad-header", "X-Pix-Canary header '1;tag=B2a;cohort=canary;reason=sampled' does not"
+                        " parse (cohort 'canary' is not native or proxy)"),
+        ("/garbled-header", "X-Pix-Canary header 'native please' does not parse (no cohort)"),
         ("/not-json", "body is not JSON"),
         ("/nan", "body is not JSON"),
         ("/not-an-object", "body is JSON but not an object"),
@@ -80,8 +80,10 @@ def test_another_environments_headers_are_not_sent(edge, planned, settings):
         ("/component-error", "database reports error: connection refused"),
         ("/odd-component", "'health.proxy_origin' is 'meh', expected \"ok\" or \"error: …\""),
         ("/degraded", "status is 'degraded'"),
-        ("/no-cookie", "no _canary_cohort cookie set for a sampled client"),
-        ("/cohort-mismatch", "header says cohort 'native', body says 'proxy'"),
+        ("/no-cookie", "no _canary_cohort cookie set, expected _canary_cohort=proxy to keep the"
+                       " client in its cohort"),
+        ("/cohort-mismatch", "the X-Pix-Canary header says cohort=native but the body says"
+                             " cohort=proxy"),
         ("/server-error", "HTTP 503"),
         ("/rate-limited", "rate limited (429)"),
         ("/slow", "timed out"),

@@ -14,11 +14,12 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+
+from common import percentile, recreate_database  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,21 +98,12 @@ def timed(action, repeat):
     return times
 
 
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
-    database = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
-    subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True
-    )
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
+    recreate_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()

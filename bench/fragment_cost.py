@@ -14,10 +14,11 @@ is for all but one of the 25 polls a second that 50 viewers send.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import recreate_database  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -99,8 +100,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--polls", type=int, default=300)
     args = parser.parse_args()
-    for command in (["dropdb", "--if-exists"], ["createdb"]):
-        subprocess.run([*command, "-h", "127.0.0.1", "-U", "postgres", DATABASE_NAME], check=True)
+    recreate_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()

@@ -27,6 +27,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common import recreate_database  # bench/common.py
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -213,11 +215,7 @@ def main():
 
     directory = ROOT / "var" / "bench" / f"logpush-{args.lines}"
     generate(directory, args.lines)
-    database = DATABASE_URL.rsplit("/", 1)[1]
-    subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", database], check=True
-    )
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", database], check=True)
+    recreate_database(DATABASE_URL)
 
     import django
 

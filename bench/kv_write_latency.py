@@ -20,6 +20,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+from common import percentile, recreate_database  # bench/common.py
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -37,21 +39,12 @@ os.environ.update(
 )
 
 
-def percentile(values, fraction):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=60)
     args = parser.parse_args()
 
-    subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "rollout_bench"], check=True
-    )
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", "rollout_bench"], check=True)
+    recreate_database(DATABASE_URL)
     import redis
 
     redis.Redis.from_url(BROKER_URL).flushdb()

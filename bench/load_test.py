@@ -32,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 import gevent
+from common import percentile, recreate_database  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -211,19 +212,8 @@ class TechLead(Person):
                     TALLY["increase approved"] += 1
 
 
-def percentile(values, fraction):
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def prepare_database():
-    subprocess.run(
-        ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DATABASE_NAME], check=True
-    )
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DATABASE_NAME], check=True)
+    recreate_database(DATABASE_URL)
     import redis
 
     redis.Redis.from_url(BROKER_URL).flushdb()

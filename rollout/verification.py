@@ -283,6 +283,11 @@ def check_qa_structure(target: Target, deadline: float) -> Result:
         )
     if canary.get("emergency_proxy") is True:
         problems.append("emergency_proxy is on (expected off)")
+    elif report.header is not None and report.header.valid and report.header.reason != "sampled":
+        problems.append(
+            f"a fresh client (no cookie, no X-Canary header) came back with "
+            f"reason={report.header.reason}, expected reason=sampled"
+        )
     # judge_qa asks a cookie only of a sampled client; this client is fresh, so it must get one
     # whatever reason the edge gives.
     if not is_sampled(report) and (problem := cookie_problem(report)):

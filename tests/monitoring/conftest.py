@@ -73,6 +73,11 @@ CANNED = {
     "/degraded": _answer(body=good_document(status="degraded")),
     "/no-cookie": _answer(headers={"Set-Cookie": None}),
     "/cohort-mismatch": _answer(headers={"X-Pix-Canary": "1;tag=B2a;cohort=native;reason=sampled"}),
+    # Routes a client that sent no cookie as if it had one: consistent, but not a fresh draw.
+    "/cookie-for-a-fresh-client": _answer(
+        body=good_document(canary__reason="cookie"),
+        headers={"X-Pix-Canary": "1;tag=B2a;cohort=proxy;reason=cookie"},
+    ),
     "/nan": _answer(body=b'{"status": "healthy", "canary": {"percent": NaN}, "x": 1e999}'),
     "/server-error": _answer(status=503, body=b"upstream unavailable"),
     "/rate-limited": _answer(status=429, body={"error": "x"}, headers={"Retry-After": "7"}),

@@ -71,3 +71,14 @@ def test_a_routing_check_gives_the_health_checks_first_reason(misbehaving, produ
     )
 
     assert not routing.passed and routing.reason == check.reason
+
+
+def test_only_the_qa_structure_check_expects_a_fresh_client_to_be_sampled(misbehaving, production):
+    check, target = checked(production, misbehaving, "/cookie-for-a-fresh-client")
+    structure = verification.check_qa_structure(target, time.monotonic() + 10)
+
+    assert check.verdict == "ok"  # a health probe judges health, not routing
+    assert not structure.passed and structure.reason == (
+        "a fresh client (no cookie, no X-Canary header) came back with reason=cookie, "
+        "expected reason=sampled"
+    )

@@ -162,6 +162,9 @@ KV_RETRY_MAX_SECONDS = env.float("KV_RETRY_MAX_SECONDS", default=60.0)
 # How long the edge may take to report a written value before the change is flagged.
 PROPAGATION_ALLOWANCE_SECONDS = env.float("PROPAGATION_ALLOWANCE_SECONDS", default=120.0)
 EDGE_POLL_INTERVAL_SECONDS = env.float("EDGE_POLL_INTERVAL_SECONDS", default=1.0)
+# A write that got no answer may still be applied by the API: for this long after it, KV holding
+# that older version's settings again is taken for our late write and undone (monitoring/drift.py).
+LATE_WRITE_HORIZON_SECONDS = env.float("LATE_WRITE_HORIZON_SECONDS", default=600.0)
 SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=30.0)
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -14,8 +14,21 @@ NAMESPACE_NOT_FOUND = 10013
 AUTHENTICATION_ERROR = 10000
 
 
+# A write whose request went out but whose answer never came may still be applied by the API
+# later: the request was sent, then the wait for the answer timed out or the connection closed.
+# Connect errors and pool timeouts mean nothing was sent; any HTTP answer says what happened.
+_ANSWER_LOST = (
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+
 class KVError(Exception):
-    """A call that did not do what was asked. ``transient`` says whether trying again may help."""
+    """A call that did not do what was asked. ``transient`` says whether trying again may help;
+    ``may_have_landed`` that a write got no answer and may still be applied by the API later."""
 
     def __init__(
         self,
@@ -25,6 +38,7 @@ class KVError(Exception):
         status: int | None = None,
         code: int | None = None,
         retry_after: float | None = None,
+        may_have_landed: bool = False,
     ):
         super().__init__(message)
         self.message = message
@@ -32,6 +46,7 @@ class KVError(Exception):
         self.status = status
         self.code = code
         self.retry_after = retry_after
+        self.may_have_landed = may_have_landed
 
 
 @dataclass(frozen=True)
@@ -102,12 +117,16 @@ class KVClient:
             return self._client.request(
                 method, url, headers={**self._headers, **(headers or {})}, **kwargs
             )
-        except httpx.TimeoutException as exc:
-            raise KVError(
-                f"Cloudflare API timed out ({type(exc).__name__})", transient=True
-            ) from exc
         except httpx.TransportError as exc:
-            raise KVError(f"Cloudflare API unreachable: {exc}", transient=True) from exc
+            # A read cannot land; only a write that went out unanswered may change KV later.
+            may_have_landed = method not in ("GET", "HEAD") and isinstance(exc, _ANSWER_LOST)
+            if isinstance(exc, httpx.TimeoutException):
+                message = f"Cloudflare API timed out ({type(exc).__name__})"
+            else:
+                message = f"Cloudflare API unreachable: {exc}"
+            if may_have_landed:
+                message += "; the write got no answer and may still be applied"
+            raise KVError(message, transient=True, may_have_landed=may_have_landed) from exc
 
     def _raise_for(self, response: httpx.Response, what: str):
         status = response.status_code

@@ -4,6 +4,12 @@ A KV value changed outside the dashboard (``wrangler kv key put`` during an inci
 audited once per distinct value, announced, and left alone until a person adopts it (it becomes
 the desired config) or overwrites it (the desired config is re-applied). It is never reverted
 silently. A KV value the edge has not reported within the propagation allowance is flagged.
+
+One exception is our own doing: a write of an older version that got no answer (it timed out or
+its connection closed) may be applied by the API after a newer version was written, putting the
+old state back — an emergency stop undone. When KV holds exactly the settings of such an older
+change within ``LATE_WRITE_HORIZON_SECONDS`` of its unanswered write, the desired config is
+re-applied at once (audited and announced), not left waiting for a person.
 """
 
 import hashlib
@@ -19,9 +25,9 @@ from integrations.cloudflare_kv import KVError
 from integrations.edge_qa import EdgeReport
 from integrations.kv_value import CanarySettings, read_settings
 from rollout import audit
-from rollout.kv_writer import kv_client_for
+from rollout.kv_writer import kv_client_for, unanswered_older_writes
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, Environment
-from rollout.services import request_change
+from rollout.services import ConfigConflict, request_change
 
 from . import notify
 from .models import DriftEvent, DriftState, Notification
@@ -29,6 +35,7 @@ from .probes import probe
 
 log = logging.getLogger(__name__)
 SYSTEM = "drift-check"
+LATE_WRITE_GUARD = "late-write-guard"
 # How the edge worker reads a missing or unusable value: 0 %, no tag, no emergency.
 WORKER_FALLBACK = CanarySettings(0, "", False)
 
@@ -80,6 +87,7 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
         "desired": desired.settings.as_dict() if desired else None,
     }
     details = []
+    late = None
 
     # --- KV against desired -----------------------------------------------------------------
     if kv_error:
@@ -114,6 +122,10 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
                 f"KV holds {_kv_words(raw, kv_settings)}; the write of version "
                 f"{desired.version} failed: {change.last_error[:200]}"
             )
+        elif late := _late_write_of_ours(change, kv_settings, now):
+            # Ours, not an outsider's: re-applied below, once, by the check that claims it.
+            kv_state = DriftState.KV.WRITING
+            details.append(_late_write_words(late, desired))
         else:
             kv_state = DriftState.KV.EXTERNAL
             details.append(
@@ -158,7 +170,23 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
 
     with transaction.atomic():
         first_sighting = False
-        if kv_state == DriftState.KV.EXTERNAL:
+        reapplied = None
+        if late is not None:
+            # Compare-and-set, as for an external value: of two checks at once only one
+            # re-applies. The hash also keeps a re-applied value from being re-applied again.
+            claimed = (
+                DriftState.objects.filter(pk=state.pk)
+                .exclude(external_hash=kv_hash)
+                .update(external_hash=kv_hash, external_since=None, resolution="")
+            )
+            if claimed:
+                reapplied = _reapply_after_late_write(environment, desired, late, kv_hash)
+            if reapplied is not None:
+                fields["desired_version"] = reapplied.version
+                fields["resolution"] = (
+                    f"re-applied as version {reapplied.version} by the {LATE_WRITE_GUARD}"
+                )
+        elif kv_state == DriftState.KV.EXTERNAL:
             # Compare-and-set: only the first check to see this value audits and announces it.
             first_sighting = bool(
                 DriftState.objects.filter(pk=state.pk)
@@ -173,7 +201,7 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
             # A re-apply that failed too needs a person again.
             fields["resolution"] = ""
         DriftState.objects.filter(pk=state.pk).update(**fields)
-        if (state.kv_state, state.edge_state) != (kv_state, edge_state):
+        if (state.kv_state, state.edge_state) != (kv_state, edge_state) or reapplied:
             DriftEvent.objects.create(
                 environment=environment,
                 at=now,
@@ -187,6 +215,62 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
             _report_external_change(environment, desired, raw, kv_settings, kv_hash)
     state.refresh_from_db()
     return state
+
+
+def _late_write_of_ours(change, kv_settings, now) -> ConfigChange | None:
+    """The older change whose unanswered write KV holds again, once the desired version was
+    written after it; None when the value matches no write of ours that may still land."""
+    if kv_settings is None or change is None:
+        return None
+    if change.state not in (ConfigChange.State.WRITTEN, ConfigChange.State.IN_EFFECT):
+        return None
+    older = unanswered_older_writes(change, now).order_by("-version")
+    return next(
+        (older_change for older_change in older if older_change.settings == kv_settings), None
+    )
+
+
+def _late_write_words(late: ConfigChange, desired: DesiredConfig) -> str:
+    return (
+        f"KV held version {late.version}'s settings again: its write that got no answer landed "
+        f"after version {desired.version} was written; re-applying version {desired.version}"
+    )
+
+
+def _reapply_after_late_write(environment, desired, late, kv_hash) -> ConfigChange | None:
+    reason = _late_write_words(late, desired)
+    try:
+        reapplied = request_change(
+            environment=environment,
+            settings=desired.settings,
+            kind=ConfigChange.Kind.REAPPLY,
+            reason=reason,
+            expected_version=desired.version,
+            system=LATE_WRITE_GUARD,
+        )
+    except ConfigConflict:
+        # A newer version was requested meanwhile; its write replaces the late one anyway.
+        log.info("late write in %s: the desired config moved on, nothing re-applied", environment)
+        return None
+    link = settings.SITE_URL + reverse("monitoring:environment", args=[environment.public_id])
+    text = (
+        f":warning: *{environment}*: our unanswered write of version {late.version} landed late "
+        f"and put its settings back into Workers KV; version {desired.version} re-applied"
+    )
+    notify.queue(
+        channel=Notification.Channel.SLACK_INCIDENTS,
+        subject=text,
+        payload=slack.message(
+            text,
+            fields=[
+                ("In KV now", f"{late.settings.describe()} (version {late.version})"),
+                ("Re-applied", f"{desired.settings.describe()} (as version {reapplied.version})"),
+            ],
+            link=("Drift", link),
+        ),
+        related_object=f"late-write:{environment.public_id}:{kv_hash[:16]}",
+    )
+    return reapplied
 
 
 def _kv_words(raw: bytes | None, kv_settings: CanarySettings | None) -> str:

@@ -373,7 +373,8 @@ class DriftState(models.Model):
     edge = models.JSONField(default=dict, blank=True)
     edge_behind_since = models.DateTimeField(null=True, blank=True)
     detail = models.TextField(blank=True)
-    # The external value already audited and announced; cleared once KV is in sync again.
+    # The value already audited and announced (an external change, or a late write of ours that
+    # was re-applied); cleared once KV is in sync again.
     external_hash = models.CharField(max_length=64, blank=True)
     external_since = models.DateTimeField(null=True, blank=True)
     resolution = models.CharField(max_length=300, blank=True)

@@ -5,15 +5,20 @@ newest desired version and writes that, never the version it was queued for, so 
 cannot put an old state back (an emergency stop landing while a percent change is still
 retrying wins). One worker at a time writes an environment (the KV lease on Environment); the
 holder follows newer versions until none is left, then releases it.
+
+A write that got no answer may still be applied by the API later, over a newer version: the
+change records it (``unanswered_write_at``) and the drift check undoes such a late write.
 """
 
 import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 import httpx
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from integrations.cloudflare_kv import KVClient, KVError
@@ -28,6 +33,9 @@ log = logging.getLogger(__name__)
 WRITER = "kv-writer"
 # How many newer versions one run follows before it hands over to a fresh task.
 MAX_VERSIONS_PER_RUN = 10
+# While an older write of ours is unanswered, a drift check this long after a newer change is
+# written, and after it is in effect, looks for that write landing late.
+LATE_WRITE_CHECK_DELAY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,7 @@ def _write_once(environment: Environment, kv: KVClient, change: ConfigChange, to
             detail=f"version {change.version}, attempt {change.attempts}"
             + (f"; {note}" if note else ""),
         )
+        _watch_for_late_writes(change)
     return True
 
 
@@ -175,11 +184,11 @@ def _after_failure(environment: Environment, change: ConfigChange, exc: KVError)
     if exc.transient and change.attempts < settings.KV_WRITE_MAX_ATTEMPTS:
         delay = exc.retry_after if exc.retry_after is not None else backoff_seconds(change.attempts)
         delay = max(delay, 0.1)
-        change.schedule_retry(error, delay)
+        change.schedule_retry(error, delay, unanswered=exc.may_have_landed)
         log.info("KV write for %s will retry in %.1fs: %s", environment, delay, exc.message)
         return Outcome(retry_in=delay)
     final = error if not exc.transient else f"gave up after {change.attempts} attempts; {error}"
-    if change.mark_failed(final):
+    if change.mark_failed(final, unanswered=exc.may_have_landed):
         audit.record(
             action="config.failed",
             system=WRITER,
@@ -224,6 +233,7 @@ def confirm(change_id: int) -> Outcome:
             from .notifications import announce_change_outcome
 
             announce_change_outcome(change)
+            _watch_for_late_writes(change)
         return Outcome()
     waited = (now - change.written_at).total_seconds()
     allowance = settings.PROPAGATION_ALLOWANCE_SECONDS
@@ -247,6 +257,34 @@ def confirm(change_id: int) -> Outcome:
     if report.retry_after:
         interval = max(interval, report.retry_after)
     return Outcome(retry_in=interval, confirm_change_id=change.pk)
+
+
+def unanswered_older_writes(change: ConfigChange, now=None):
+    """Older changes of the environment with a write that got no answer and may still land."""
+    since = (now or timezone.now()) - timedelta(seconds=settings.LATE_WRITE_HORIZON_SECONDS)
+    return ConfigChange.objects.filter(
+        environment_id=change.environment_id,
+        version__lt=change.version,
+        unanswered_write_at__gte=since,
+    )
+
+
+def _watch_for_late_writes(change: ConfigChange) -> None:
+    """When an older write of ours got no answer, it may land over this change: look with a
+    drift check a few seconds after this change is written and again once it is in effect,
+    not only at the next beat (monitoring/drift.py re-applies the desired config then)."""
+    if unanswered_older_writes(change).exists():
+        transaction.on_commit(partial(_queue_drift_check, change.environment_id))
+
+
+def _queue_drift_check(environment_id: int) -> None:
+    """A broker outage is logged, not raised: the beat's drift check comes anyway."""
+    from monitoring.tasks import check_drift
+
+    try:
+        check_drift.apply_async((environment_id,), countdown=LATE_WRITE_CHECK_DELAY_SECONDS)
+    except Exception as exc:  # any broker or connection error
+        log.warning("could not queue a drift check of environment %s: %s", environment_id, exc)
 
 
 def due_for_sweep(now=None) -> tuple[list[int], list[int]]:

@@ -250,6 +250,9 @@ class ConfigChange(models.Model):
     kv_value_written = models.TextField(blank=True)
     last_edge_probe_at = models.DateTimeField(null=True, blank=True)
     edge_overdue = models.BooleanField(default=False)
+    # The last PUT of this change that got no answer (timed out, connection closed): the API may
+    # still apply it later, after a newer version was written (monitoring/drift.py undoes that).
+    unanswered_write_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -307,12 +310,13 @@ class ConfigChange(models.Model):
             next_attempt_at=None,
         )
 
-    def schedule_retry(self, error: str, delay_seconds: float) -> bool:
-        return self._transition(
-            (self.State.APPLYING,),
-            last_error=error,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay_seconds),
-        )
+    def schedule_retry(self, error: str, delay_seconds: float, *, unanswered: bool = False) -> bool:
+        """``unanswered``: this attempt's write got no answer and may still be applied."""
+        now = timezone.now()
+        fields = {"last_error": error, "next_attempt_at": now + timedelta(seconds=delay_seconds)}
+        if unanswered:
+            fields["unanswered_write_at"] = now
+        return self._transition((self.State.APPLYING,), **fields)
 
     def mark_written(self, *, value_before: str, value_written: str) -> bool:
         return self._transition(
@@ -334,14 +338,12 @@ class ConfigChange(models.Model):
             last_error="",
         )
 
-    def mark_failed(self, error: str) -> bool:
-        return self._transition(
-            self.PENDING_STATES,
-            state=self.State.FAILED,
-            failed_at=timezone.now(),
-            last_error=error,
-            next_attempt_at=None,
-        )
+    def mark_failed(self, error: str, *, unanswered: bool = False) -> bool:
+        now = timezone.now()
+        fields = {"state": self.State.FAILED, "failed_at": now, "last_error": error}
+        if unanswered:
+            fields["unanswered_write_at"] = now
+        return self._transition(self.PENDING_STATES, next_attempt_at=None, **fields)
 
     @classmethod
     def supersede_older(cls, environment: Environment, version: int) -> list[int]:

@@ -16,13 +16,14 @@ from django.utils import timezone
 
 from config.celery import app
 from integrations.cloudflare_kv import KVClient, KVError
-from integrations.kv_value import CanarySettings
+from integrations.kv_value import CanarySettings, read_settings
 from monitoring import drift
 from monitoring.models import DriftEvent, DriftState, Notification
 from rollout import kv_writer, services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from tests.conftest import NAMESPACES, make_environment, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
+from tests.support.fault_figures import report
 
 pytestmark = pytest.mark.django_db
 
@@ -221,6 +222,23 @@ def test_a_hung_increase_landing_after_an_emergency_stop_is_undone(edge, product
     assert "unanswered write of version 2 landed late" in announced.subject
     assert "version 3 re-applied" in announced.subject
     assert not Notification.objects.filter(subject__contains="outside the dashboard").exists()
+
+    states = dict(
+        ConfigChange.objects.filter(environment=production).values_list("version", "state")
+    )
+    figures = {
+        "requested": 2,
+        "lost": sum(state in ("requested", "applying", "failed") for state in states.values()),
+        "superseded": sum(state == "superseded" for state in states.values()),
+        "late writes landed": len(hung),
+        "re-applied by the guard": ConfigChange.objects.filter(
+            environment=production, requested_by_system="late-write-guard"
+        ).count(),
+        "KV ended in": read_settings(edge.kv_value(NAMESPACES["production"])).describe(),
+    }
+    report("KV API: an unanswered write lands after an emergency stop", figures)
+    assert figures["lost"] == 0 and figures["re-applied by the guard"] == 1
+    assert figures["KV ended in"].startswith("EMERGENCY")
 
 
 def test_a_write_that_got_an_answer_is_not_mistaken_for_a_late_one(edge, production, settings):

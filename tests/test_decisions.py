@@ -259,6 +259,30 @@ def test_check_in_page_forbidden_for_a_viewer(production, viewer):
     assert CheckIn.objects.get(pk=check_in.pk).acknowledged_at is None
 
 
+def test_while_the_window_runs_no_outcome_is_preselected(production, tech_lead):
+    """Only NO-GO can be signed early: the form offers it without choosing it for the signer,
+    and never shows a disabled outcome as the chosen one."""
+    import re
+
+    run = observing(production, hours_ago=2)
+    page = client_for(tech_lead).get(f"/phases/{run.public_id}/").content.decode()
+    radios = re.findall(r'<input type="radio" name="outcome" value="(\w+)"([^>]*)>', page)
+    assert [value for value, _ in radios] == ["go", "hold", "no_go"]
+    assert not [value for value, attributes in radios if "checked" in attributes]
+    assert [value for value, attributes in radios if "disabled" not in attributes] == ["no_go"]
+
+
+def test_after_the_window_the_recommended_outcome_is_preselected(production, tech_lead):
+    import re
+
+    run = observing(production)
+    recommended = build(run, NOW).outcome
+    page = client_for(tech_lead).get(f"/phases/{run.public_id}/").content.decode()
+    radios = re.findall(r'<input type="radio" name="outcome" value="(\w+)"([^>]*)>', page)
+    assert [value for value, attributes in radios if "checked" in attributes] == [recommended]
+    assert not [value for value, attributes in radios if "disabled" in attributes]
+
+
 # --- sign-off rules ---------------------------------------------------------------------------
 
 

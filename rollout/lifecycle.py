@@ -238,6 +238,8 @@ def advance(rollout: Rollout, *, now: datetime | None = None) -> Rollout:
         run = open_run(rollout)
         if run is not None and run.state == PhaseRun.State.WAITING:
             _follow_start(rollout, run, now)
+        if run is not None and run.state == PhaseRun.State.OBSERVING:
+            _remind_check_ins(run, now)
         if run is not None and run.state == PhaseRun.State.OBSERVING and not run.window_open(now):
             PhaseRun.objects.filter(pk=run.pk, state=PhaseRun.State.OBSERVING).update(
                 state=PhaseRun.State.DECISION_DUE
@@ -370,6 +372,24 @@ def mark_incident(environment: Environment, *, change: ConfigChange) -> None:
 
 
 # --- check-ins -----------------------------------------------------------------------------------
+
+
+def _remind_check_ins(run: PhaseRun, now: datetime) -> None:
+    """Remind #deployments of each check-in when it falls due, once, as the runbook's schedule
+    had people set reminders for. Not one already acknowledged or past its slot, and not the
+    window's end: that is the decision, announced when it falls due."""
+    due = run.check_ins.filter(
+        due_at__lte=now,
+        due_at__lt=run.window_ends_at,
+        missed_after__gt=now,
+        acknowledged_at__isnull=True,
+        reminded_at__isnull=True,
+    )
+    for check_in in due:
+        if CheckIn.objects.filter(pk=check_in.pk, reminded_at__isnull=True).update(reminded_at=now):
+            from .notifications import announce_check_in_due
+
+            announce_check_in_due(check_in)
 
 
 def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=None) -> CheckIn:

@@ -924,6 +924,8 @@ class CheckIn(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
+    # When #deployments was reminded that it is due (once; the decision's own is announced apart).
+    reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["phase_run", "offset"]

@@ -62,6 +62,28 @@ def announce_decision_due(run):
     )
 
 
+def announce_check_in_due(check_in):
+    """Post to #deployments that a check-in of the runbook's schedule is due."""
+    run = check_in.phase_run
+    environment = run.rollout.environment
+    link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
+    text = (
+        f":alarm_clock: *{environment}*: check-in {check_in.label} of {run} is due — "
+        f"{check_in.purpose}"
+    )
+    payload = slack.message(
+        text,
+        fields=[("Acknowledge by", f"{check_in.missed_after:%Y-%m-%d %H:%M} UTC")],
+        link=("Open the phase", link),
+    )
+    return notify.queue(
+        channel=Notification.Channel.SLACK_DEPLOYMENTS,
+        subject=text[:200],
+        payload=payload,
+        related_object=f"check-in:{check_in.public_id}:due",
+    )
+
+
 def announce_decision(decision, signers: str):
     """Post to #deployments that a decision took effect, with what it does and its report."""
     run = decision.phase_run

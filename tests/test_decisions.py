@@ -761,6 +761,41 @@ def test_decision_due_and_decision_are_announced_in_deployments(
     assert "/report/" in json_text(effective.payload)
 
 
+def test_a_check_in_falling_due_is_announced_once(production, release_manager, settings):
+    from monitoring.models import Notification
+
+    settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
+    run = observing(production, hours_ago=40 / 60, fill_logs=False)  # T+0 missed, T+30 min due
+    lifecycle.advance(run.rollout, now=NOW)
+    lifecycle.advance(run.rollout, now=NOW)
+    reminders = Notification.objects.filter(related_object__startswith="check-in:")
+    assert [n.subject for n in reminders] == [
+        f":alarm_clock: *{production}*: check-in T+30 min of B2a (10%) is due — "
+        "First check-in: error rate, latency p50/p90"
+    ]
+    assert str(run.public_id) in json_text(reminders[0].payload)
+    reminded = run.check_ins.exclude(reminded_at=None)
+    assert [check_in.label for check_in in reminded] == ["T+30 min"]
+
+    # The next one is reminded when it falls due, not before.
+    lifecycle.advance(run.rollout, now=NOW + timedelta(minutes=60))
+    assert reminders.all().count() == 1
+    lifecycle.advance(run.rollout, now=NOW + timedelta(minutes=81))
+    assert reminders.all().count() == 2
+    assert "check-in T+2 h" in reminders.order_by("id").last().subject
+
+
+def test_an_acknowledged_check_in_is_not_announced(production, release_manager, settings):
+    from monitoring.models import Notification
+
+    settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
+    run = observing(production, hours_ago=40 / 60, fill_logs=False)
+    check_in = run.check_ins.get(label="T+30 min")
+    lifecycle.acknowledge(check_in, person=release_manager, note="5xx flat", now=NOW)
+    lifecycle.advance(run.rollout, now=NOW)
+    assert not Notification.objects.filter(related_object__startswith="check-in:").exists()
+
+
 def json_text(payload) -> str:
     import json
 

@@ -32,6 +32,8 @@ from .models import (
     DesiredConfig,
     Environment,
     PercentRequest,
+    PhaseRun,
+    Rollout,
 )
 from .permissions import guarded
 
@@ -92,26 +94,43 @@ def _live_fragment(name: str, render_html: Callable[[], str]) -> HttpResponse:
 
 
 def _overview_rows():
-    """One row per environment in three queries, whatever the number of environments: the
+    """One row per environment in five queries, whatever the number of environments: the
     overview fragment is polled every 2 s by everyone who has the page open."""
     open_changes = Prefetch(
         "changes",
         queryset=ConfigChange.objects.filter(state__in=ConfigChange.OPEN_STATES),
         to_attr="open_changes",
     )
+    open_runs = Prefetch(
+        "phase_runs",
+        queryset=PhaseRun.objects.filter(state__in=PhaseRun.OPEN_STATES).select_related("phase"),
+        to_attr="open_runs",
+    )
+    active_rollouts = Prefetch(
+        "rollouts",
+        queryset=Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES).prefetch_related(
+            open_runs
+        ),
+        to_attr="active_rollouts",
+    )
     environments = (
         Environment.objects.select_related("service", "desired")
-        .prefetch_related(open_changes)
+        .prefetch_related(open_changes, active_rollouts)
         .order_by("service__name", "-name")
     )
-    return [
-        {
-            "environment": environment,
-            "desired": getattr(environment, "desired", None),
-            "open_changes": environment.open_changes,
-        }
-        for environment in environments
-    ]
+    rows = []
+    for environment in environments:
+        rollout = next(iter(environment.active_rollouts), None)
+        rows.append(
+            {
+                "environment": environment,
+                "desired": getattr(environment, "desired", None),
+                "open_changes": environment.open_changes,
+                "rollout": rollout,
+                "phase_run": next(iter(rollout.open_runs), None) if rollout else None,
+            }
+        )
+    return rows
 
 
 @require_GET

@@ -761,6 +761,23 @@ def test_decision_due_and_decision_are_announced_in_deployments(
     assert "/report/" in json_text(effective.payload)
 
 
+def test_the_overview_shows_each_environments_running_phase(production, viewer, settings):
+    settings.LIVE_FRAGMENT_CACHE_SECONDS = 0
+    client = client_for(viewer)
+
+    def overview():
+        return client.get("/", headers={"HX-Request": "true"}).content.decode()
+
+    assert "rollout-line" not in overview()
+    run = observing(production, hours_ago=2, fill_logs=False)
+    shown = overview()
+    assert f'href="/phases/{run.public_id}/"' in shown and "window until" in shown
+    assert "decision is due" not in shown
+
+    lifecycle.advance(run.rollout, now=run.window_ends_at + timedelta(minutes=1))
+    assert "the GO / NO-GO decision is due" in overview()
+
+
 def test_a_check_in_falling_due_is_announced_once(production, release_manager, settings):
     from monitoring.models import Notification
 

@@ -127,6 +127,29 @@ def make_environment(edge_server, name="production", service_name="pix-immo-api"
     )
 
 
+def configured_environment(edge_server, name="production", percent=10, tag="B2a"):
+    """A connected environment with its initial desired config recorded (not yet written)."""
+    from integrations.kv_value import CanarySettings
+    from rollout import services
+
+    environment = make_environment(edge_server, name=name)
+    services.create_initial_config(
+        environment=environment,
+        settings=CanarySettings(percent, tag, False),
+        reason="initial",
+        system="test",
+    )
+    return environment
+
+
+def skip_unless_installed(what: str) -> None:
+    """Skip a test whose tool is missing on a developer's machine; under CI=true, where
+    .ci/run installs everything, fail instead, so that a missing tool never passes as a skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing: .ci/run should have installed it")
+    pytest.skip(f"{what} is not installed")
+
+
 def time_now():
     from django.utils import timezone
 

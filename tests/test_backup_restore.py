@@ -11,10 +11,8 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from integrations.kv_value import CanarySettings
-from rollout import services
 from rollout.models import AuditEntry
-from tests.conftest import ROOT, make_environment
+from tests.conftest import ROOT, configured_environment, skip_unless_installed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,14 +36,8 @@ def restored_name():
 
 def test_a_restored_backup_passes_verify_audit(edge, tmp_path, restored_name):
     if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
-        pytest.skip("pg_dump / pg_restore not installed")
-    environment = make_environment(edge)
-    services.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(10, "B2a", False),
-        reason="initial",
-        system="test",
-    )
+        skip_unless_installed("pg_dump / pg_restore")
+    configured_environment(edge)
     entries = AuditEntry.objects.count()
     assert entries >= 1
 
@@ -71,3 +63,12 @@ def test_a_restored_backup_passes_verify_audit(edge, tmp_path, restored_name):
 
     with psycopg.connect(target) as connection, pytest.raises(psycopg.errors.RaiseException):
         connection.execute("UPDATE rollout_auditentry SET reason = 'rewritten'")
+
+
+def test_a_missing_tool_fails_under_ci_and_is_skipped_elsewhere(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="should have installed it"):
+        skip_unless_installed("pg_dump")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        skip_unless_installed("pg_dump")

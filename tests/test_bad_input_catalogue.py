@@ -8,11 +8,10 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from integrations.edge_qa import parse_canary_header, validate_qa_body
-from integrations.kv_value import CanarySettings, InvalidKVValue, parse_object, read_settings
+from integrations.kv_value import InvalidKVValue, parse_object, read_settings
 from integrations.logpush import BadLine, parse_http_request
-from rollout import services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
-from tests.conftest import client_for, make_environment
+from tests.conftest import client_for, configured_environment, make_environment
 
 GOOD_LINE = {
     "EdgeStartTimestamp": 1762957800000000000,
@@ -165,13 +164,7 @@ PERCENT_POSTS = [
     "case, change, message", PERCENT_POSTS, ids=[c for c, _, _ in PERCENT_POSTS]
 )
 def test_set_percent_posts(edge, release_manager, case, change, message):
-    environment = make_environment(edge)
-    services.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(10, "B2a", False),
-        reason="initial",
-        system="test",
-    )
+    environment = configured_environment(edge)
     data = {
         "canary_percent": "5",
         "canary_tag": "B2a",

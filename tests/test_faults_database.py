@@ -26,7 +26,14 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import NAMESPACES, PASSWORD, ROOT, WorkerProcess, wait_for
+from tests.conftest import (
+    NAMESPACES,
+    PASSWORD,
+    ROOT,
+    WorkerProcess,
+    skip_unless_installed,
+    wait_for,
+)
 from tests.support.fault_figures import change_figures, report
 
 pytestmark = pytest.mark.worker
@@ -47,7 +54,7 @@ def pg_tool(name: str) -> str:
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
     if not versions:
-        pytest.skip(f"no PostgreSQL server binaries ({name}) under {PG_BIN}")
+        skip_unless_installed(f"the PostgreSQL server binary {name} (under {PG_BIN})")
     return str(versions[-1] / name)
 
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
 from rollout import services
-from tests.conftest import client_for, make_environment
+from tests.conftest import client_for, configured_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +27,7 @@ def cached(settings):
 
 @pytest.fixture
 def production(edge):
-    environment = make_environment(edge)
-    services.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(10, "B2a", False),
-        reason="initial",
-        system="test",
-    )
-    return environment
+    return configured_environment(edge)
 
 
 def poll(client, url):

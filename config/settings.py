@@ -410,7 +410,10 @@ CELERY_BEAT_SCHEDULE["preview-suite-sweep"] = {
 # at least AUDIT_HMAC_KEY_MIN_LENGTH characters. Generate one with
 #   python -c "import secrets; print(secrets.token_urlsafe(48))"
 AUDIT_HMAC_KEY_MIN_LENGTH = 32
-AUDIT_HMAC_KEY_FILE = env.str("AUDIT_HMAC_KEY_FILE", default="")
+# The embedded demo makes its key once in var/ (scripts/demo).
+AUDIT_HMAC_KEY_FILE = env.str(
+    "AUDIT_HMAC_KEY_FILE", default=str(VAR_DIR / "audit-hmac-key") if _embedded else ""
+)
 AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
 if not AUDIT_HMAC_KEY and AUDIT_HMAC_KEY_FILE:
     try:
@@ -427,7 +430,9 @@ AUDIT_HMAC_OLD_KEYS = dict(
 # append-only local file (one JSON line per checkpoint) and/or an S3/R2 bucket (one object per
 # checkpoint, credentials R2_* below). Either or both; none means deleted newest entries and a
 # truncated table cannot be detected.
-AUDIT_CHECKPOINT_FILE = env.str("AUDIT_CHECKPOINT_FILE", default="")
+AUDIT_CHECKPOINT_FILE = env.str(
+    "AUDIT_CHECKPOINT_FILE", default=str(VAR_DIR / "audit-checkpoints.jsonl") if _embedded else ""
+)
 AUDIT_CHECKPOINT_BUCKET = env.str("AUDIT_CHECKPOINT_BUCKET", default="")
 AUDIT_CHECKPOINT_PREFIX = env.str("AUDIT_CHECKPOINT_PREFIX", default="audit-checkpoints/")
 # R2's S3 endpoint for the checkpoint bucket; empty means R2_ENDPOINT_URL.

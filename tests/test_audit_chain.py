@@ -271,3 +271,56 @@ def test_legacy_entries_before_the_keyed_ones_verify_and_are_counted(release_man
     call_command("verify_audit")
     out = capsys.readouterr().out
     assert "2 legacy entries" in out and "3 entries verified" in out
+
+
+# --- the key's settings ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "check_id"), [("", "rollout.E601"), ("short-key", "rollout.E602")]
+)
+def test_a_secure_deployment_does_not_start_without_a_proper_key(settings, key, check_id):
+    from rollout.checks import audit_key_settings
+
+    settings.SECURE_DEPLOYMENT, settings.AUDIT_HMAC_KEY = True, key
+    errors = [item for item in audit_key_settings(None) if item.is_serious()]
+    assert [item.id for item in errors] == [check_id]
+    assert "secrets.token_urlsafe" in errors[0].hint
+
+
+def test_a_proper_key_passes_the_check(settings):
+    from rollout.checks import audit_key_settings
+
+    settings.SECURE_DEPLOYMENT = True
+    settings.AUDIT_CHECKPOINT_FILE = "/var/lib/rollout/audit-checkpoints.jsonl"
+    assert audit_key_settings(None) == []
+
+
+def test_the_key_is_read_from_a_file_and_old_keys_from_a_list(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    key_file = tmp_path / "audit-hmac-key"
+    key_file.write_text("a-key-kept-in-a-file-0123456789abcdefghijkl\n")
+    environment = dict(os.environ, AUDIT_HMAC_KEY_FILE=str(key_file))
+    environment.pop("AUDIT_HMAC_KEY")
+    environment["AUDIT_HMAC_OLD_KEYS"] = "2024:first-old-key,2025:second:old:key"
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from config import settings as s; print(s.AUDIT_HMAC_KEY, s.AUDIT_HMAC_OLD_KEYS)",
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown.strip() == (
+        "a-key-kept-in-a-file-0123456789abcdefghijkl "
+        "{'2024': 'first-old-key', '2025': 'second:old:key'}"
+    )

@@ -288,6 +288,27 @@ def test_a_secure_deployment_does_not_start_without_a_proper_key(settings, key, 
     assert "secrets.token_urlsafe" in errors[0].hint
 
 
+def test_start_up_stops_without_the_key_in_a_secure_deployment():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    environment = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings")
+    environment.update(SECURE_DEPLOYMENT="true", AUDIT_HMAC_KEY="", AUDIT_HMAC_KEY_FILE="")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "rollout.E601" in result.stderr and "secrets.token_urlsafe" in result.stderr
+
+
 def test_a_proper_key_passes_the_check(settings):
     from rollout.checks import audit_key_settings
 

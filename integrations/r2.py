@@ -1,9 +1,8 @@
 """Cloudflare R2 through its S3-compatible API (boto3 with an endpoint URL, region ``auto``).
 
 What log ingestion and the audit checkpoints need: list the objects under a prefix, fetch one,
-and create one that must not exist yet. Any S3 server
-speaks the same protocol, so the tests use a local one. Credentials come from the caller (the
-settings), never from the database.
+and create one that must not exist yet. Any S3 server speaks the same protocol, so the tests use
+a local one. Credentials come from the caller (the settings), never from the database.
 """
 
 from __future__ import annotations

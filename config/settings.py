@@ -401,3 +401,48 @@ CELERY_BEAT_SCHEDULE["preview-suite-sweep"] = {
     "options": {"expires": SWEEP_INTERVAL_SECONDS},
 }
 # --- end of preview suite and pre-flight settings ---------------------------------------------
+
+# --- Audit chain: its key and its checkpoints ---------------------------------------------------
+# See docs/security.md ("The audit trail") and docs/configuration.md.
+# Each entry's hash is an HMAC-SHA256 under this key, which never enters the database: someone
+# who can write to the database but not read the key cannot forge a chain that verifies. Set the
+# key itself (AUDIT_HMAC_KEY) or a file holding it (AUDIT_HMAC_KEY_FILE, e.g. a mounted secret);
+# at least AUDIT_HMAC_KEY_MIN_LENGTH characters. Generate one with
+#   python -c "import secrets; print(secrets.token_urlsafe(48))"
+AUDIT_HMAC_KEY_MIN_LENGTH = 32
+# The embedded demo makes its key once in var/ (scripts/demo).
+AUDIT_HMAC_KEY_FILE = env.str(
+    "AUDIT_HMAC_KEY_FILE", default=str(VAR_DIR / "audit-hmac-key") if _embedded else ""
+)
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
+if not AUDIT_HMAC_KEY and AUDIT_HMAC_KEY_FILE:
+    try:
+        AUDIT_HMAC_KEY = Path(AUDIT_HMAC_KEY_FILE).read_text().strip()
+    except OSError:
+        AUDIT_HMAC_KEY = ""  # reported by the system check rollout.E601
+# Stored on every entry sealed with the key, so that a rotated-out key can still verify it.
+AUDIT_HMAC_KEY_ID = env.str("AUDIT_HMAC_KEY_ID", default="k1")
+# Keys no longer used for new entries but still needed to verify older ones: "id:key,id:key".
+AUDIT_HMAC_OLD_KEYS = dict(
+    item.split(":", 1) for item in env.list("AUDIT_HMAC_OLD_KEYS", default=[]) if ":" in item
+)
+# Where the chain's head (newest entry id and hash) is recorded outside the database: an
+# append-only local file (one JSON line per checkpoint) and/or an S3/R2 bucket (one object per
+# checkpoint, credentials R2_* below). Either or both; none means deleted newest entries and a
+# truncated table cannot be detected.
+AUDIT_CHECKPOINT_FILE = env.str(
+    "AUDIT_CHECKPOINT_FILE", default=str(VAR_DIR / "audit-checkpoints.jsonl") if _embedded else ""
+)
+AUDIT_CHECKPOINT_BUCKET = env.str("AUDIT_CHECKPOINT_BUCKET", default="")
+AUDIT_CHECKPOINT_PREFIX = env.str("AUDIT_CHECKPOINT_PREFIX", default="audit-checkpoints/")
+# R2's S3 endpoint for the checkpoint bucket; empty means R2_ENDPOINT_URL.
+AUDIT_CHECKPOINT_ENDPOINT_URL = env.str("AUDIT_CHECKPOINT_ENDPOINT_URL", default="")
+# Besides every emergency stop and every decision, the head is checkpointed this often: the
+# longest stretch of newest entries whose deletion could go unnoticed.
+AUDIT_CHECKPOINT_INTERVAL_SECONDS = env.float("AUDIT_CHECKPOINT_INTERVAL_SECONDS", default=300.0)
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "rollout.tasks.checkpoint_audit",
+    "schedule": timedelta(seconds=AUDIT_CHECKPOINT_INTERVAL_SECONDS),
+    "options": {"expires": AUDIT_CHECKPOINT_INTERVAL_SECONDS},
+}
+# --- end of audit chain settings ----------------------------------------------------------------

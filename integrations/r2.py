@@ -1,8 +1,8 @@
 """Cloudflare R2 through its S3-compatible API (boto3 with an endpoint URL, region ``auto``).
 
-Only what log ingestion needs: list the objects under a prefix, and fetch one. Any S3 server
-speaks the same protocol, so the tests use a local one. Credentials come from the caller (the
-settings), never from the database.
+What log ingestion and the audit checkpoints need: list the objects under a prefix, fetch one,
+and create one that must not exist yet. Any S3 server speaks the same protocol, so the tests use
+a local one. Credentials come from the caller (the settings), never from the database.
 """
 
 from __future__ import annotations
@@ -101,3 +101,23 @@ def get_object(s3, bucket: str, key: str, *, etag: str | None = None) -> bytes:
         raise R2Error(f"fetching {key}: {_error_text(exc)}") from exc
     except BotoCoreError as exc:
         raise R2Error(f"fetching {key}: {_error_text(exc)}") from exc
+
+
+def put_object_once(s3, bucket: str, key: str, body: bytes) -> bool:
+    """Create the object unless one exists under ``key``: True if written, False if it existed.
+
+    A conditional PUT (``If-None-Match: *``), which R2 and S3 honour, so that an existing object
+    is never overwritten, not even by two writers at once.
+    """
+    try:
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json"
+        )
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if exc.response.get("Error", {}).get("Code") == "PreconditionFailed" or status == 412:
+            return False
+        raise R2Error(f"writing {bucket}/{key}: {_error_text(exc)}") from exc
+    except BotoCoreError as exc:
+        raise R2Error(f"writing {bucket}/{key}: {_error_text(exc)}") from exc
+    return True

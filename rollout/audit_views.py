@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 from datetime import datetime, time, timedelta
 
 from django.contrib.auth.decorators import login_required, permission_required
@@ -129,6 +130,21 @@ class _Echo:
         return value
 
 
+# A spreadsheet reads a cell beginning with one of these as a formula (=HYPERLINK(…) runs).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(value) -> str:
+    """The cell as text a spreadsheet shows but never runs: a leading ``'`` before a formula
+    character. A plain negative number ("-5") is left as it is: it cannot run, and quoting it
+    would turn a number into text."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _row(entry: AuditEntry) -> dict:
     return {
         "id": entry.pk,
@@ -153,7 +169,8 @@ def _row(entry: AuditEntry) -> dict:
 @login_required
 @permission_required("rollout.view_auditentry", raise_exception=True)
 def audit_export(request, fmt):
-    """The whole filtered set, oldest first, streamed so 100,000 entries never sit in memory."""
+    """The whole filtered set, oldest first, streamed so 100,000 entries never sit in memory.
+    CSV cells are made spreadsheet-safe (``spreadsheet_safe``); JSON keeps every value exact."""
     form = AuditFilterForm(request.GET)
     if fmt not in ("csv", "json") or not form.is_valid():
         problems = "; ".join(" ".join(errors) for errors in form.errors.values())
@@ -180,7 +197,7 @@ def audit_export(request, fmt):
                 row = _row(entry)
                 row["before"] = json.dumps(row["before"]) if row["before"] is not None else ""
                 row["after"] = json.dumps(row["after"]) if row["after"] is not None else ""
-                yield writer.writerow(row)
+                yield writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     else:

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.checks import Error, register
+from django.core.checks import Warning as CheckWarning
 
 
 @register()
@@ -42,3 +43,72 @@ def preview_suite_settings(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register()
+def audit_key_settings(app_configs, **kwargs):
+    """The audit chain's HMAC key: a secure deployment does not start without one, because an
+    unkeyed chain can be rewritten by anyone with write access to the database."""
+    problems = []
+    key, minimum = settings.AUDIT_HMAC_KEY, settings.AUDIT_HMAC_KEY_MIN_LENGTH
+    how = (
+        'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))" and '
+        "set AUDIT_HMAC_KEY, or AUDIT_HMAC_KEY_FILE to a file holding it"
+    )
+    level, letter = (Error, "E") if settings.SECURE_DEPLOYMENT else (CheckWarning, "W")
+    if not key:
+        where = (
+            f" (AUDIT_HMAC_KEY_FILE {settings.AUDIT_HMAC_KEY_FILE} is missing or empty)"
+            if settings.AUDIT_HMAC_KEY_FILE
+            else ""
+        )
+        problems.append(
+            level(
+                f"No audit key{where}: audit entries are sealed with a plain SHA-256 that anyone "
+                "with database access can recompute.",
+                hint=how,
+                id=f"rollout.{letter}601",
+            )
+        )
+    elif len(key) < minimum:
+        problems.append(
+            level(
+                f"The audit key (AUDIT_HMAC_KEY) is {len(key)} characters; at least {minimum} "
+                "are needed.",
+                hint=how,
+                id=f"rollout.{letter}602",
+            )
+        )
+    if not settings.AUDIT_HMAC_KEY_ID or ":" in settings.AUDIT_HMAC_KEY_ID:
+        problems.append(Error("AUDIT_HMAC_KEY_ID must be set and hold no ':'", id="rollout.E603"))
+    if settings.AUDIT_HMAC_KEY_ID in settings.AUDIT_HMAC_OLD_KEYS:
+        problems.append(
+            Error(
+                f"AUDIT_HMAC_OLD_KEYS names the current key id {settings.AUDIT_HMAC_KEY_ID!r}: "
+                "give the new key a new id",
+                id="rollout.E604",
+            )
+        )
+    if settings.AUDIT_CHECKPOINT_BUCKET and not (
+        settings.AUDIT_CHECKPOINT_ENDPOINT_URL or settings.R2_ENDPOINT_URL
+    ):
+        problems.append(
+            Error(
+                "AUDIT_CHECKPOINT_BUCKET is set but no endpoint: set AUDIT_CHECKPOINT_ENDPOINT_URL "
+                "or R2_ENDPOINT_URL",
+                id="rollout.E605",
+            )
+        )
+    if settings.SECURE_DEPLOYMENT and not (
+        settings.AUDIT_CHECKPOINT_FILE or settings.AUDIT_CHECKPOINT_BUCKET
+    ):
+        problems.append(
+            CheckWarning(
+                "No audit checkpoint target: deleting the newest audit entries, or all of them, "
+                "would go unnoticed.",
+                hint="set AUDIT_CHECKPOINT_BUCKET (with the R2_* credentials) and/or "
+                "AUDIT_CHECKPOINT_FILE",
+                id="rollout.W606",
+            )
+        )
+    return problems

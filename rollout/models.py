@@ -443,9 +443,13 @@ class PercentRequest(models.Model):
 class AuditEntry(models.Model):
     """Append-only record of every action and automatic act, chained by hash.
 
-    ``entry_hash`` covers the entry's content and the previous entry's hash, so changing or
-    removing any stored entry breaks the chain from there on (``manage.py verify_audit``).
-    On PostgreSQL a trigger also refuses UPDATE and DELETE (migration 0002).
+    ``entry_hash`` is an HMAC-SHA256, under the key named by ``key_id``, of the entry's content
+    and the previous entry's hash: changing or removing a stored entry breaks the chain from
+    there on, and without the key (which never enters the database) nobody can re-seal it
+    (``manage.py verify_audit``, rollout/audit.py). Entries written before the chain was keyed
+    have an empty ``key_id`` and a plain SHA-256. The newest entry is checkpointed outside the
+    database, which exposes deleted newest entries and a truncated table. On PostgreSQL
+    triggers refuse UPDATE, DELETE (migration 0003) and TRUNCATE (migration 0012).
     """
 
     class Outcome(models.TextChoices):
@@ -478,6 +482,8 @@ class AuditEntry(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)
+    # The id of the HMAC key that sealed the entry; empty for an unkeyed (legacy) entry.
+    key_id = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-id"]

@@ -10,6 +10,7 @@ from django.utils import timezone
 from integrations.kv_value import CanarySettings
 
 from . import audit
+from .audit_checkpoints import enqueue_checkpoint
 from .lifecycle import mark_incident
 from .models import ConfigChange, DesiredConfig, Environment, PercentRequest
 
@@ -127,6 +128,9 @@ def _record_change(
         transaction.on_commit(
             partial(enqueue_apply, environment.pk, urgent=settings.emergency_proxy)
         )
+        if kind == ConfigChange.Kind.EMERGENCY_STOP:
+            # Queued after the stop's KV write, and taken after it (lower priority).
+            transaction.on_commit(enqueue_checkpoint)
     return change
 
 

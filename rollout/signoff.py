@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from integrations.kv_value import CanarySettings
 
 from . import audit, evidence, lifecycle, roles, services
+from .audit_checkpoints import enqueue_checkpoint
 from .models import (
     AuditEntry,
     Decision,
@@ -297,6 +298,7 @@ def take_effect(decision: Decision, signatures: list[Signature], *, now, request
         _hold(decision, rollout, run, second.signer, now, request)
     else:
         _go(decision, rollout, run, first.signer, second.signer, reason, now, request)
+    transaction.on_commit(enqueue_checkpoint)
 
 
 def _no_go(decision, rollout, person, reason, now, request):

@@ -41,6 +41,15 @@ def sweep_unapplied_changes():
 
 
 @shared_task(acks_late=True)
+def checkpoint_audit():
+    """Record the audit chain's head outside the database (see audit_checkpoints)."""
+    from .audit_checkpoints import write_checkpoint
+
+    close_old_connections()
+    return write_checkpoint()
+
+
+@shared_task(acks_late=True)
 def observe_environments():
     """Read every connected environment's KV value and edge report for the overview."""
     from .models import Environment

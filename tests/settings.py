@@ -33,6 +33,9 @@ TEST_ENV = {
     "ROLLOUT_VAR_DIR": os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"),
     "CELERY_BROKER_URL": f"redis://127.0.0.1:{TEST_REDIS_PORT}/0",
     "SLACK_DEPLOYMENTS_WEBHOOK_URL": "",
+    # The audit chain's key, in os.environ so that workers and `manage.py` children share it.
+    "AUDIT_HMAC_KEY": "test-audit-hmac-key-not-for-production-0123456789",
+    "AUDIT_HMAC_KEY_ID": "test1",
 }
 for _key, _value in TEST_ENV.items():
     os.environ[_key] = _value

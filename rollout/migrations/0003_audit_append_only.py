@@ -1,5 +1,6 @@
-"""On PostgreSQL, the audit table refuses UPDATE and DELETE (TRUNCATE stays possible for
-test teardown and deliberate archiving, which the hash chain would expose anyway)."""
+"""On PostgreSQL, the audit table refuses UPDATE and DELETE. TRUNCATE is refused too, by a
+second trigger on the same function (migration 0012); a truncated or shortened table is
+detected by ``verify_audit`` against the chain's checkpoints kept outside the database."""
 
 from django.db import migrations
 

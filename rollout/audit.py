@@ -5,6 +5,7 @@ import json
 
 from django.db import connection, transaction
 
+from .client_address import client_address
 from .models import AuditEntry
 
 GENESIS_HASH = "0" * 64
@@ -82,7 +83,8 @@ def record(
 def _client_ip(request) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    # The same address the log-in lockout uses, so the two agree behind the proxy.
+    return client_address(request)
 
 
 def verify_chain(batch_size: int = 2000):

@@ -21,7 +21,7 @@ DEBUG = env.bool("DEBUG", default=False)
 # The embedded demo's key is published here; a secure deployment refuses to start with it, or with
 # any short key (system check rollout.E1401).
 EMBEDDED_SECRET_KEY = "insecure-embedded-mode-key-change-me-" + "x" * 20
-SECRET_KEY = env.str("SECRET_KEY", default=EMBEDDED_SECRET_KEY)
+SECRET_KEY = env.str("SECRET_KEY", default="") or EMBEDDED_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

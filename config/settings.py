@@ -5,6 +5,7 @@ server, and the edge stand-in on 127.0.0.1:8787. The full stack sets DATABASE_UR
 CELERY_BROKER_URL and the Cloudflare variables; see docs/configuration.md.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +18,10 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-embedded-mode-key-change-me-" + "x" * 20)
+# The embedded demo's key is published here; a secure deployment refuses to start with it, or with
+# any short key (system check rollout.E600).
+EMBEDDED_SECRET_KEY = "insecure-embedded-mode-key-change-me-" + "x" * 20
+SECRET_KEY = env.str("SECRET_KEY", default="") or EMBEDDED_SECRET_KEY
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -30,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
     "rollout",
     "monitoring",
     "metrics",
@@ -48,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as axes asks: it turns a locked-out log-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -248,10 +255,35 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# Login throttling: this many failures for one username or one address inside the window
-# locks further attempts for the window.
+# The proxies whose X-Forwarded-For is believed: addresses or networks (CIDR). Empty: the header is
+# never believed and the client address is the connection's. See rollout/client_address.py.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ValueError(f"TRUSTED_PROXIES: {_proxy!r} is not an address or network") from None
+
+# Log-in lockout (django-axes, rollout/lockout.py): LOGIN_FAILURE_LIMIT failed log-ins for one
+# username from one client address, each within LOGIN_FAILURE_WINDOW_SECONDS of the next, lock
+# that username at that address until LOGIN_FAILURE_WINDOW_SECONDS after the last of them.
+# Attempts and lockouts are in the database (the admin's "Axes" pages) and in the audit trail.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW_SECONDS)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "rollout.client_address.client_address"
+AXES_HANDLER = "rollout.lockout.AuditedLockoutHandler"
+AXES_LOCKOUT_CALLABLE = "rollout.auth_views.locked_out"
+# A person who got in starts afresh; attempts during a lock neither count nor lengthen it, so a
+# locked-out person retrying does not push the end further away.
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AUTHENTICATION_BACKENDS = [
+    "rollout.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # With a cache every process shares (Redis), sessions and permission sets are read from it
 # instead of PostgreSQL on every poll (rollout/auth_backend.py). A per-process cache cannot
@@ -259,7 +291,10 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 SHARED_CACHE = CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 if SHARED_CACHE:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-    AUTHENTICATION_BACKENDS = ["rollout.auth_backend.CachedPermissionsBackend"]
+    AUTHENTICATION_BACKENDS = [
+        "rollout.lockout.LockoutBackend",
+        "rollout.auth_backend.CachedPermissionsBackend",
+    ]
 # Seconds one rendering of a live fragment (overview rows, environment status) serves every
 # poll; 0 renders each poll. See rollout.views._live_fragment.
 LIVE_FRAGMENT_CACHE_SECONDS = env.int("LIVE_FRAGMENT_CACHE_SECONDS", default=1)

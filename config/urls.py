@@ -7,7 +7,7 @@ from rollout.auth_views import LoginView
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # The admin logs in through the same throttled form.
+    # The admin logs in through the same view, so the same lockout page.
     path("admin/login/", LoginView.as_view(), name="admin_login"),
     path("admin/", admin.site.urls),
     path("monitoring/", include("monitoring.urls")),

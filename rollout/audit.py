@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 
+from .client_address import client_address
 from .models import AuditEntry
 
 GENESIS_HASH = "0" * 64
@@ -123,7 +124,8 @@ def record(
 def _client_ip(request) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    # The same address the log-in lockout uses, so the two agree behind the proxy.
+    return client_address(request)
 
 
 @dataclass

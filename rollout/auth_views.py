@@ -1,48 +1,36 @@
-"""Log-in with throttling: repeated failures for one username or from one address lock both
-out for a while, whatever the password, so guessing costs time."""
+"""Log-in. Failed log-ins are counted and locked out by django-axes (``rollout/lockout.py``);
+this module shows the lock on the log-in page."""
 
-from django import forms
-from django.conf import settings
+import math
+
+from axes.helpers import get_client_username
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import cache
+from django.shortcuts import render
+from django.utils import timezone
 
-from . import audit
-
-
-def _keys(request, username: str) -> list[str]:
-    address = request.META.get("REMOTE_ADDR", "unknown") if request else "unknown"
-    return [f"login-failures:user:{username.lower()[:150]}", f"login-failures:addr:{address}"]
-
-
-class ThrottledAuthenticationForm(AuthenticationForm):
-    def clean(self):
-        username = (self.data.get("username") or "").strip()
-        keys = _keys(self.request, username)
-        if any((cache.get(key) or 0) >= settings.LOGIN_FAILURE_LIMIT for key in keys):
-            minutes = settings.LOGIN_FAILURE_WINDOW_SECONDS // 60
-            raise forms.ValidationError(
-                f"Too many failed log-ins. Try again in {minutes} minutes.", code="throttled"
-            )
-        try:
-            return super().clean()
-        except forms.ValidationError:
-            for key in keys:
-                cache.add(key, 0, settings.LOGIN_FAILURE_WINDOW_SECONDS)
-                try:
-                    cache.incr(key)
-                except ValueError:
-                    cache.set(key, 1, settings.LOGIN_FAILURE_WINDOW_SECONDS)
-            audit.record(
-                action="auth.login_failed",
-                system="login",
-                outcome="refused",
-                detail=f"username {username[:150]!r}",
-                request=self.request,
-            )
-            raise
+from .lockout import locked_until
 
 
 class LoginView(auth_views.LoginView):
-    authentication_form = ThrottledAuthenticationForm
     redirect_authenticated_user = True
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """The log-in page with what happened and how long it lasts (axes' ``AXES_LOCKOUT_CALLABLE``,
+    for our log-in and the admin's)."""
+    until = locked_until(request, credentials)
+    seconds = (until - timezone.now()).total_seconds() if until else 0
+    minutes = max(1, math.ceil(seconds / 60))
+    message = (
+        "Too many failed log-ins: this account is locked from your address for"
+        f" {minutes} more minute{'s' if minutes != 1 else ''}. Log-ins from other addresses"
+        " are not affected, and an administrator can lift the lock earlier."
+    )
+    username = get_client_username(request, credentials) or ""
+    context = {
+        "form": AuthenticationForm(request, initial={"username": username}),
+        "next": request.POST.get("next", ""),
+        "lockout": message,
+    }
+    return render(request, "registration/login.html", context, status=429)

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 
@@ -112,3 +112,31 @@ def audit_key_settings(app_configs, **kwargs):
             )
         )
     return problems
+
+
+GENERATE_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(50))"'
+
+
+@register(Tags.security)
+def secret_key_in_a_secure_deployment(app_configs, **kwargs):
+    """Sessions, CSRF tokens and password-reset links are signed with SECRET_KEY; the demo's key
+    is published in this repository. An error, not a warning like Django's own security.W009,
+    so that a secure deployment does not start with such a key (config/startup.py)."""
+    if not settings.SECURE_DEPLOYMENT:
+        return []
+    key = settings.SECRET_KEY
+    if key == settings.EMBEDDED_SECRET_KEY:
+        problem = "is unset or is the embedded demo's key, which is published in the repository"
+    elif len(key) < 50:
+        problem = f"has {len(key)} characters; it needs at least 50"
+    elif len(set(key)) < 5:
+        problem = f"has only {len(set(key))} different characters; it needs at least 5"
+    else:
+        return []
+    return [
+        Error(
+            f"SECURE_DEPLOYMENT is true and SECRET_KEY {problem}.",
+            hint=f"Generate a key with: {GENERATE_KEY}",
+            id="rollout.E600",
+        )
+    ]

@@ -53,6 +53,11 @@ DEFAULT_PERMISSIONS = {
         "rollout.add_phase",
         "rollout.change_phase",
         "rollout.delete_phase",
+        # log-in attempts and lockouts (django-axes); deleting an attempt lifts its lock
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
+        "axes.view_accesslog",
+        "axes.view_accessfailurelog",
     ],
 }
 

@@ -17,13 +17,14 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 BACKEND = "rollout.auth_backend.CachedPermissionsBackend"
+LOCKOUT = "rollout.lockout.LockoutBackend"
 
 
 @pytest.fixture
 def cached_permissions(settings):
     from django.core.cache import cache
 
-    settings.AUTHENTICATION_BACKENDS = [BACKEND]
+    settings.AUTHENTICATION_BACKENDS = [LOCKOUT, BACKEND]
     cache.clear()
     yield
     cache.clear()
@@ -90,6 +91,8 @@ def test_only_a_shared_cache_turns_it_on(cache_url, shared):
     ).stdout
     engine, backends = json.loads(output.strip().splitlines()[-1])
     if shared:
-        assert engine == "django.contrib.sessions.backends.cached_db" and backends == [BACKEND]
+        assert engine == "django.contrib.sessions.backends.cached_db"
+        assert backends == [LOCKOUT, BACKEND]
     else:
-        assert engine == "django.contrib.sessions.backends.db" and BACKEND not in backends
+        assert engine == "django.contrib.sessions.backends.db"
+        assert backends == [LOCKOUT, "django.contrib.auth.backends.ModelBackend"]

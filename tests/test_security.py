@@ -43,53 +43,92 @@ def test_the_pages_have_no_inline_script(viewer, edge):
         assert "<script>" not in html and " onclick=" not in html
 
 
-def test_check_deploy_is_clean_under_production_settings():
+GOOD_KEY = "x7#Qp!2vL9zR@4mN8sT$1wY6uB0eK3jH5gF^cD&aZ*oI(lP)qW-rE=tU+yO[iA]"
+WEAK_KEYS = {
+    "unset": None,
+    "the demo's": "insecure-embedded-mode-key-change-me-" + "x" * 20,
+    "49 characters": "abcdefghij" * 4 + "123456789",
+    "four different characters": "abcd" * 13,
+}
+
+
+def production_env(secret_key=GOOD_KEY):
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         SECURE_DEPLOYMENT="true",
         DEBUG="false",
-        SECRET_KEY="x7#Qp!2vL9zR@4mN8sT$1wY6uB0eK3jH5gF^cD&aZ*oI(lP)qW-rE=tU+yO[iA]",
         DATABASE_URL="sqlite:///" + str(ROOT / "var" / "check-deploy.sqlite3"),
         ALLOWED_HOSTS="rollout.example.com",
     )
-    result = subprocess.run(
+    env.pop("SECRET_KEY")
+    if secret_key is not None:
+        env["SECRET_KEY"] = secret_key
+    return env
+
+
+def run(command, env, timeout=60):
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_check_deploy_is_clean_under_production_settings():
+    result = run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        production_env(),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
-def test_login_is_throttled_after_repeated_failures(viewer, settings):
-    settings.LOGIN_FAILURE_LIMIT = 3
-    client = Client()
-    for _ in range(3):
-        response = client.post(reverse("login"), {"username": "vera", "password": "wrong"})
-        assert b"Please enter a correct username and password" in response.content
-    locked = client.post(reverse("login"), {"username": "vera", "password": PASSWORD})
-    assert b"Too many failed log-ins" in locked.content
-    assert "_auth_user_id" not in client.session
-    assert AuditEntry.objects.filter(action="auth.login_failed").count() == 3
+@pytest.mark.parametrize("weak", WEAK_KEYS.values(), ids=WEAK_KEYS.keys())
+def test_check_deploy_refuses_a_weak_secret_key(weak):
+    result = run([sys.executable, "manage.py", "check", "--deploy"], production_env(weak))
+    assert result.returncode != 0
+    assert "ERRORS:" in result.stderr and "(rollout.E600)" in result.stderr
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(50))"' in result.stderr
 
 
-def test_a_different_address_is_locked_out_for_that_username_too(viewer, settings):
-    settings.LOGIN_FAILURE_LIMIT = 2
-    for _ in range(2):
-        Client(REMOTE_ADDR="10.0.0.1").post(reverse("login"), {"username": "vera", "password": "x"})
-    response = Client(REMOTE_ADDR="10.0.0.2").post(
-        reverse("login"), {"username": "vera", "password": PASSWORD}
+def test_the_demo_key_is_fine_without_a_secure_deployment():
+    env = production_env(None)
+    env["SECURE_DEPLOYMENT"] = "false"
+    result = run([sys.executable, "manage.py", "check"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("weak", WEAK_KEYS.values(), ids=WEAK_KEYS.keys())
+def test_the_web_process_refuses_to_start_with_a_weak_key(weak):
+    result = run([sys.executable, "-c", "import config.wsgi"], production_env(weak))
+    assert result.returncode != 0
+    assert "The web process refuses to start" in result.stderr
+    assert "(rollout.E600)" in result.stderr and "token_urlsafe(50)" in result.stderr
+
+
+def test_the_web_process_starts_with_a_good_key():
+    result = run([sys.executable, "-c", "import config.wsgi; print('loaded')"], production_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "loaded"
+
+
+def test_gunicorn_stops_instead_of_serving_with_a_weak_key():
+    """Its worker fails to boot, and gunicorn halts rather than starting new workers."""
+    result = run(
+        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "config.wsgi:application"],
+        production_env(WEAK_KEYS["the demo's"]),
+        timeout=120,
     )
-    assert b"Too many failed log-ins" in response.content
+    assert result.returncode == 3  # gunicorn's "worker failed to boot"
+    assert "The web process refuses to start" in result.stderr
+    assert "(rollout.E600)" in result.stderr
 
 
-def test_the_admin_login_is_the_throttled_one():
-    response = Client().get("/admin/login/")
-    assert response.status_code == 200 and b"Log in" in response.content
+def test_the_celery_worker_refuses_to_start_with_a_weak_key():
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
+    result = run(command + ["--without-gossip", "--without-mingle"], production_env(None))
+    assert result.returncode != 0
+    assert "The Celery worker refuses to start" in result.stderr
+    assert "(rollout.E600)" in result.stderr
 
 
 def test_sessions_expire(settings):

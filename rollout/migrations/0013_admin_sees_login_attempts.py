@@ -43,7 +43,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("rollout", "0011_checkin_reminded_at"),
+        ("rollout", "0012_audit_keyed_chain"),
         ("axes", "0010_accessattemptexpiration"),
     ]
 

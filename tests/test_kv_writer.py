@@ -414,3 +414,12 @@ def test_an_emergency_stop_waits_for_a_live_writer_which_then_writes_the_stop(
     assert outcome.confirm_change_id == stop.pk
     assert kv_json(edge)["emergency_proxy"] is True
     assert not AuditEntry.objects.filter(action="config.lease_taken_over").exists()
+
+
+def test_a_heartbeat_too_slow_for_the_lease_is_a_configuration_error(settings):
+    from rollout.checks import kv_writer_settings
+
+    settings.KV_LEASE_HEARTBEAT_SECONDS = 2  # three beats are longer than the 4 s lease
+    assert [error.id for error in kv_writer_settings(None)] == ["rollout.E003"]
+    settings.KV_LEASE_HEARTBEAT_SECONDS = 1
+    assert kv_writer_settings(None) == []

@@ -38,6 +38,8 @@ TESTS = [
     "tests/test_faults_edge_qa.py::test_checks_record_a_flapping_edge_with_the_right_verdicts",
     "tests/test_kv_writer_worker.py::test_an_emergency_stop_wins_over_an_increase_still_retrying",
     "tests/test_late_write.py::test_a_hung_increase_landing_after_an_emergency_stop_is_undone",
+    "tests/test_kv_writer_worker.py::"
+    "test_an_emergency_stop_does_not_wait_for_the_lease_of_a_worker_killed_mid_write",
 ]
 COLUMNS = ["requested", "applied exactly once", "lost", "duplicated writes"]
 OUTCOMES = {"failure": "failed", "error": "error", "skipped": "skipped"}

@@ -164,6 +164,9 @@ HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=5.0)
 # One worker at a time may write an environment's KV key. The lease outlives the three bounded
 # HTTP calls of one attempt (read, write, read back), so a live holder never loses it mid-write.
 KV_WRITE_LEASE_SECONDS = env.float("KV_WRITE_LEASE_SECONDS", default=4 * HTTP_TIMEOUT_SECONDS)
+# The holder renews a heartbeat this often while it works; an emergency stop takes over the lease
+# of a holder that missed three beats (a worker killed mid-write) instead of waiting for it.
+KV_LEASE_HEARTBEAT_SECONDS = env.float("KV_LEASE_HEARTBEAT_SECONDS", default=1.0)
 KV_WRITE_MAX_ATTEMPTS = env.int("KV_WRITE_MAX_ATTEMPTS", default=6)
 KV_RETRY_BASE_SECONDS = env.float("KV_RETRY_BASE_SECONDS", default=1.0)
 KV_RETRY_MAX_SECONDS = env.float("KV_RETRY_MAX_SECONDS", default=60.0)

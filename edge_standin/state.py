@@ -248,6 +248,7 @@ class StandIn:
 
     def finish_api_call(self, entry: dict, status: int | None, note: str | None = None) -> None:
         entry["status"] = status
+        entry["finished"] = time.time()
         if note:
             entry["fault"] = note
         if status == 429:

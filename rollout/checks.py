@@ -16,6 +16,15 @@ def kv_writer_settings(app_configs, **kwargs):
                 id="rollout.E001",
             )
         )
+    if not 0 < 3 * settings.KV_LEASE_HEARTBEAT_SECONDS < settings.KV_WRITE_LEASE_SECONDS:
+        errors.append(
+            Error(
+                f"KV_LEASE_HEARTBEAT_SECONDS ({settings.KV_LEASE_HEARTBEAT_SECONDS}) must be"
+                " positive and three beats shorter than KV_WRITE_LEASE_SECONDS"
+                f" ({settings.KV_WRITE_LEASE_SECONDS})",
+                id="rollout.E003",
+            )
+        )
     if settings.KV_WRITE_MAX_ATTEMPTS < 1:
         errors.append(Error("KV_WRITE_MAX_ATTEMPTS must be at least 1", id="rollout.E002"))
     return errors

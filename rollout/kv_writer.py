@@ -8,17 +8,39 @@ holder follows newer versions until none is left, then releases it.
 
 A write that got no answer may still be applied by the API later, over a newer version: the
 change records it (``unanswered_write_at``) and the drift check undoes such a late write.
+
+The emergency stop does not wait for a dead writer. The lease lasts ``KV_WRITE_LEASE_SECONDS``
+(longer than one attempt's three HTTP calls, so a live holder never loses it mid-write), and a
+worker killed mid-write keeps it that long. So the holder also renews a heartbeat every
+``KV_LEASE_HEARTBEAT_SECONDS`` from a thread of its own (``LeaseHeartbeat``), which goes on while
+the writing thread waits for the KV API. When the newest desired config is an emergency stop
+still waiting to be written and the holder has not renewed for ``SILENT_HEARTBEATS`` beats, the
+stop's writer takes the lease over (compare-and-set on the silent holder's token) instead of
+waiting out its expiry; everything else still waits for the lease to expire or be released.
+Why a heartbeat and not "emergency writes need no lease": without the lease, a live holder
+that passed its last look before the stop was recorded puts its older version after the stop's
+PUT — an answered write, which nothing would undo. With the heartbeat, a live holder keeps the
+lease (the stop waits for it, and it follows the newer version itself), and a takeover happens
+only when the holder looks dead. If it was not dead after all (a process frozen for seconds),
+or its last PUT is still in flight at the API, that PUT may land over the stop. The takeover
+therefore records the silent holder's recent attempts as unanswered writes, and the
+late-write guard (the drift check, queued a few seconds after the stop is written) re-applies
+the stop if one of them lands. A silent holder that wakes up finds its token gone at its last
+look before the PUT and stops. Newest-version-wins still decides what is written, and KV's
+one write per key per second still holds: a 429 is retried after its ``Retry-After``.
 """
 
 import logging
 import random
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import Error as DatabaseError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from integrations.cloudflare_kv import KVClient, KVError
@@ -36,6 +58,8 @@ MAX_VERSIONS_PER_RUN = 10
 # While an older write of ours is unanswered, a drift check this long after a newer change is
 # written, and after it is in effect, looks for that write landing late.
 LATE_WRITE_CHECK_DELAY_SECONDS = 5
+# An emergency write takes over the lease of a holder that missed this many heartbeats in a row.
+SILENT_HEARTBEATS = 3
 
 
 @dataclass(frozen=True)
@@ -72,20 +96,122 @@ def reconcile(environment_id: int) -> Outcome:
     environment = Environment.objects.filter(pk=environment_id).first()
     if environment is None:
         return Outcome()
+    emergency = _emergency_stop_waiting(environment)
     token = environment.try_acquire_kv_lease(seconds=settings.KV_WRITE_LEASE_SECONDS)
+    if token is None and emergency:
+        token = _take_over_silent_lease(environment)
     if token is None:
         # Another worker is writing; it follows newer versions itself. Look again once it is
-        # done, or once its lease has expired if it died.
-        lease_until = Environment.objects.values_list("kv_lease_until", flat=True).get(
-            pk=environment_id
-        )
-        remaining = (lease_until - timezone.now()).total_seconds() if lease_until else 0
-        return Outcome(retry_in=max(0.2, min(remaining, 2.0)))
+        # done, or once its lease has expired (an emergency stop: once it went silent) if it died.
+        return Outcome(retry_in=_look_again_in(environment, emergency))
     try:
-        with kv_client_for(environment) as kv:
+        with LeaseHeartbeat(environment, token), kv_client_for(environment) as kv:
             return _write_newest(environment, kv, token)
     finally:
         environment.release_kv_lease(token)
+
+
+def silent_after_seconds() -> float:
+    return SILENT_HEARTBEATS * settings.KV_LEASE_HEARTBEAT_SECONDS
+
+
+def _emergency_stop_waiting(environment: Environment) -> bool:
+    """Whether the newest desired config turns the emergency stop on and is not written yet."""
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    return bool(
+        desired
+        and desired.emergency_proxy
+        and ConfigChange.objects.filter(
+            environment=environment,
+            version=desired.version,
+            state__in=ConfigChange.PENDING_STATES,
+        ).exists()
+    )
+
+
+def _look_again_in(environment: Environment, emergency: bool) -> float:
+    lease = Environment.objects.values("kv_lease_until", "kv_lease_renewed_at").get(
+        pk=environment.pk
+    )
+    now = timezone.now()
+    remaining = (lease["kv_lease_until"] - now).total_seconds() if lease["kv_lease_until"] else 0
+    if emergency and lease["kv_lease_renewed_at"]:
+        silent_in = lease["kv_lease_renewed_at"] + timedelta(seconds=silent_after_seconds()) - now
+        remaining = min(remaining, silent_in.total_seconds())
+    return max(0.2, min(remaining, 2.0))
+
+
+def _take_over_silent_lease(environment: Environment):
+    """Take the lease of a holder that stopped renewing it, for an emergency stop. Its attempts
+    of the last lease may have a PUT still in flight: they are recorded as unanswered writes, so
+    that the late-write guard re-applies the stop should one of them land over it."""
+    taken = environment.take_over_silent_kv_lease(
+        seconds=settings.KV_WRITE_LEASE_SECONDS, silent_for=silent_after_seconds()
+    )
+    if taken is None:
+        return None
+    token, last_renewed_at = taken
+    now = timezone.now()
+    in_flight = ConfigChange.objects.filter(
+        environment=environment,
+        state__in=(ConfigChange.State.APPLYING, ConfigChange.State.SUPERSEDED),
+        next_attempt_at__isnull=True,
+        applying_at__gte=last_renewed_at - timedelta(seconds=settings.KV_WRITE_LEASE_SECONDS),
+    )
+    versions = sorted(in_flight.values_list("version", flat=True))
+    ConfigChange.objects.filter(pk__in=in_flight.values("pk")).update(unanswered_write_at=now)
+    silent = (now - last_renewed_at).total_seconds()
+    audit.record(
+        action="config.lease_taken_over",
+        system=WRITER,
+        environment=environment,
+        outcome=AuditEntry.Outcome.OK,
+        detail=f"the KV writer holding the lease has not renewed it for {silent:.1f}s "
+        f"(heartbeat every {settings.KV_LEASE_HEARTBEAT_SECONDS:g}s): taken over for the "
+        "emergency stop"
+        + (
+            f"; its write of version {', '.join(map(str, versions))} may still land and is "
+            "watched for"
+            if versions
+            else ""
+        ),
+    )
+    log.warning("took over the silent KV lease of %s for an emergency stop", environment)
+    return token
+
+
+class LeaseHeartbeat:
+    """Renews the holder's heartbeat every ``KV_LEASE_HEARTBEAT_SECONDS`` from its own thread,
+    so that it goes on while the writing thread waits up to HTTP_TIMEOUT_SECONDS for the KV API.
+    It dies with the process: a killed worker goes silent at once. It stops when the lease is
+    released or taken over."""
+
+    def __init__(self, environment: Environment, token):
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(environment, token), name="kv-lease-heartbeat", daemon=True
+        )
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stopped.set()
+        self._thread.join(timeout=settings.HTTP_TIMEOUT_SECONDS)
+
+    def _beat(self, environment: Environment, token) -> None:
+        try:
+            while not self._stopped.wait(settings.KV_LEASE_HEARTBEAT_SECONDS):
+                try:
+                    if not environment.renew_kv_lease(token):
+                        return
+                except DatabaseError as exc:
+                    # A missed beat can only let an emergency stop take over; try again.
+                    log.warning("could not renew the KV lease of %s: %s", environment, exc)
+                    connection.close()
+        finally:
+            connection.close()
 
 
 def _write_newest(environment: Environment, kv: KVClient, token) -> Outcome:

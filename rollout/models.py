@@ -1,5 +1,5 @@
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -50,9 +50,11 @@ class Environment(models.Model):
     connected_at = models.DateTimeField(null=True, blank=True)
     connection_error = models.TextField(blank=True)
 
-    # The KV write lease: one worker at a time writes this environment's key.
+    # The KV write lease: one worker at a time writes this environment's key. Its holder renews
+    # ``kv_lease_renewed_at`` while it works (rollout/kv_writer.py, LeaseHeartbeat).
     kv_lease_token = models.UUIDField(null=True, blank=True, editable=False)
     kv_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    kv_lease_renewed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # The latest observation of KV and of the edge (written by the observe task).
     last_kv_raw = models.TextField(blank=True)
@@ -90,8 +92,48 @@ class Environment(models.Model):
         token = uuid.uuid4()
         taken = Environment.objects.filter(
             Q(kv_lease_until__isnull=True) | Q(kv_lease_until__lt=now), pk=self.pk
-        ).update(kv_lease_token=token, kv_lease_until=now + timedelta(seconds=seconds))
+        ).update(
+            kv_lease_token=token,
+            kv_lease_until=now + timedelta(seconds=seconds),
+            kv_lease_renewed_at=now,
+        )
         return token if taken else None
+
+    def take_over_silent_kv_lease(
+        self, *, seconds: float, silent_for: float
+    ) -> tuple[uuid.UUID, datetime] | None:
+        """Compare-and-set: take a lease whose holder has not renewed it for ``silent_for``
+        seconds, although it has not expired. Returns the new token and the silent holder's
+        last renewal. A holder that never renewed (``kv_lease_renewed_at`` empty) is left alone:
+        nothing says it is dead."""
+        now = timezone.now()
+        lease = (
+            Environment.objects.filter(pk=self.pk)
+            .values("kv_lease_token", "kv_lease_renewed_at")
+            .get()
+        )
+        renewed_at = lease["kv_lease_renewed_at"]
+        if lease["kv_lease_token"] is None or renewed_at is None:
+            return None
+        if renewed_at > now - timedelta(seconds=silent_for):
+            return None
+        token = uuid.uuid4()
+        taken = Environment.objects.filter(
+            pk=self.pk, kv_lease_token=lease["kv_lease_token"], kv_lease_renewed_at=renewed_at
+        ).update(
+            kv_lease_token=token,
+            kv_lease_until=now + timedelta(seconds=seconds),
+            kv_lease_renewed_at=now,
+        )
+        return (token, renewed_at) if taken else None
+
+    def renew_kv_lease(self, token: uuid.UUID) -> bool:
+        """The holder's heartbeat: says it is alive. Does not extend the lease."""
+        return bool(
+            Environment.objects.filter(pk=self.pk, kv_lease_token=token).update(
+                kv_lease_renewed_at=timezone.now()
+            )
+        )
 
     def holds_kv_lease(self, token: uuid.UUID, *, margin: float) -> bool:
         """Whether ``token`` still holds the lease with at least ``margin`` seconds left."""
@@ -103,7 +145,7 @@ class Environment(models.Model):
 
     def release_kv_lease(self, token: uuid.UUID) -> None:
         Environment.objects.filter(pk=self.pk, kv_lease_token=token).update(
-            kv_lease_token=None, kv_lease_until=None
+            kv_lease_token=None, kv_lease_until=None, kv_lease_renewed_at=None
         )
 
 

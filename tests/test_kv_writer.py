@@ -4,14 +4,19 @@ The KV API fault cases (429 and 5xx, a hang past the timeout, a dropped connecti
 "requested / applied exactly once / lost / duplicated" (tests/support/fault_figures.py)."""
 
 import json
+import threading
 import time
+import uuid
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
 from rollout import kv_writer, services
-from rollout.models import AuditEntry, ConfigChange, DesiredConfig
-from tests.conftest import NAMESPACES, make_environment
+from rollout.models import AuditEntry, ConfigChange, DesiredConfig, Environment
+from tests.conftest import NAMESPACES, make_environment, wait_for
 from tests.support.fault_figures import change_figures, recorded_changes, report
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +305,121 @@ def test_a_burst_of_429_and_5xx_ends_written_once(edge, production, settings):
     assert len(puts(edge)) == 1
     figures = reported_figures(edge, production, "KV API: a burst of 429, 502 and 503")
     assert applied_once_lost_duplicated(figures) == (1, 0, 0)
+
+
+# --- the lease of a writer that died --------------------------------------------------------------
+
+
+def a_dead_writer_holds_the_lease(environment, *, silent_for: float) -> ConfigChange:
+    """What a worker killed in the middle of writing version 1 leaves behind: its change
+    applying, its lease a minute from expiry, its last heartbeat ``silent_for`` seconds ago."""
+    change = latest_change(environment)
+    assert change.start_attempt()
+    now = timezone.now()
+    Environment.objects.filter(pk=environment.pk).update(
+        kv_lease_token=uuid.uuid4(),
+        kv_lease_until=now + timedelta(seconds=60),
+        kv_lease_renewed_at=now - timedelta(seconds=silent_for),
+    )
+    return change
+
+
+def lease_token(environment):
+    return Environment.objects.values_list("kv_lease_token", flat=True).get(pk=environment.pk)
+
+
+def test_an_emergency_stop_takes_over_the_lease_of_a_writer_gone_silent(edge, production):
+    dead_write = a_dead_writer_holds_the_lease(production, silent_for=10)
+    stop = services.emergency_stop(environment=production, reason="5xx spike", system="test")
+
+    outcome = kv_writer.reconcile(production.pk)
+
+    assert outcome.confirm_change_id == stop.pk
+    assert kv_json(edge)["emergency_proxy"] is True
+    assert lease_token(production) is None  # released after the write
+    # The dead writer's PUT may still be applied by the API: the late-write guard watches for it.
+    dead_write.refresh_from_db()
+    assert dead_write.state == "superseded" and dead_write.unanswered_write_at is not None
+    taken_over = AuditEntry.objects.get(action="config.lease_taken_over")
+    assert taken_over.actor_label == "kv-writer"
+    assert "has not renewed it for 10." in taken_over.detail
+    assert "its write of version 1 may still land" in taken_over.detail
+
+
+def test_a_routine_change_waits_for_the_lease_of_a_writer_gone_silent(edge, production):
+    a_dead_writer_holds_the_lease(production, silent_for=10)
+    held_by = lease_token(production)
+    services.request_change(
+        environment=production,
+        settings=B2B,
+        kind="percent_change",
+        reason="phase B2b",
+        expected_version=None,
+        system="test",
+    )
+
+    assert kv_writer.reconcile(production.pk).retry_in is not None
+    assert puts(edge) == []
+    assert lease_token(production) == held_by
+    assert not AuditEntry.objects.filter(action="config.lease_taken_over").exists()
+
+
+def test_an_emergency_stop_leaves_the_lease_of_a_writer_that_never_renewed(edge, production):
+    """A holder without a heartbeat (a worker of the previous release during a deploy) may be
+    alive: nothing says it died."""
+    a_dead_writer_holds_the_lease(production, silent_for=10)
+    Environment.objects.filter(pk=production.pk).update(kv_lease_renewed_at=None)
+    services.emergency_stop(environment=production, reason="5xx spike", system="test")
+    assert kv_writer.reconcile(production.pk).retry_in is not None
+    assert puts(edge) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_emergency_stop_waits_for_a_live_writer_which_then_writes_the_stop(
+    edge, production, settings
+):
+    """The holder's heartbeat goes on while its PUT hangs, so the stop does not take the lease
+    from a live writer; the holder follows the newer version itself."""
+    settings.KV_LEASE_HEARTBEAT_SECONDS = 0.2
+    settings.HTTP_TIMEOUT_SECONDS = 3.0
+    settings.KV_WRITE_LEASE_SECONDS = 12
+    edge.knobs(kv_faults=[{"method": "PUT", "hang": 2.0}])
+    outcomes = []
+
+    def holder():
+        try:
+            outcomes.append(kv_writer.reconcile(production.pk))
+        finally:
+            connection.close()
+
+    writing = threading.Thread(target=holder)
+    writing.start()
+    wait_for(lambda: edge.requests("PUT"), message="the holder's PUT to arrive")
+    time.sleep(1.0)  # five heartbeats into the hang: silent by now, were it not renewing
+    stop = services.emergency_stop(environment=production, reason="5xx spike", system="test")
+
+    waited = kv_writer.reconcile(production.pk)
+
+    assert waited.retry_in is not None
+    assert [json.loads(r["body"])["emergency_proxy"] for r in edge.requests("PUT")] == [False]
+    writing.join(timeout=15)
+    assert outcomes, "the holder did not finish"
+    # The holder went on to the stop itself; KV's one write a second may have asked it to wait.
+    for _ in range(5):
+        outcome = kv_writer.reconcile(production.pk)
+        if outcome.retry_in is None:
+            break
+        ConfigChange.objects.filter(pk=stop.pk).update(next_attempt_at=None)
+        time.sleep(min(outcome.retry_in, 1.1))
+    assert outcome.confirm_change_id == stop.pk
+    assert kv_json(edge)["emergency_proxy"] is True
+    assert not AuditEntry.objects.filter(action="config.lease_taken_over").exists()
+
+
+def test_a_heartbeat_too_slow_for_the_lease_is_a_configuration_error(settings):
+    from rollout.checks import kv_writer_settings
+
+    settings.KV_LEASE_HEARTBEAT_SECONDS = 2  # three beats are longer than the 4 s lease
+    assert [error.id for error in kv_writer_settings(None)] == ["rollout.E003"]
+    settings.KV_LEASE_HEARTBEAT_SECONDS = 1
+    assert kv_writer_settings(None) == []

@@ -4,13 +4,16 @@ killed mid-write, two workers racing, an emergency stop during a retry) report "
 applied exactly once / lost / duplicated" (tests/support/fault_figures.py)."""
 
 import json
+import os
+import signal
 import time
 
 import pytest
 
 from integrations.kv_value import CanarySettings, read_settings
+from monitoring import drift
 from rollout import services
-from rollout.models import AuditEntry, ConfigChange
+from rollout.models import AuditEntry, ConfigChange, Environment
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, make_environment, wait_for
 from tests.support.fault_figures import change_figures, recorded_changes, report
@@ -38,6 +41,10 @@ def successful_puts(edge):
         for r in edge.requests()
         if r["method"] == "PUT" and r["status"] == 200
     ]
+
+
+def lease_token(environment):
+    return Environment.objects.values_list("kv_lease_token", flat=True).get(pk=environment.pk)
 
 
 @pytest.fixture
@@ -204,3 +211,79 @@ def test_two_workers_racing_on_one_environment_write_once(edge, production, star
     assert figures["recorded"] == 1 and figures["applied exactly once"] == 1
     assert figures["lost"] == 0 and figures["duplicated writes"] == 0
     assert len(successful_puts(edge)) == 1
+
+
+# Production timings for both workers: a 5 s HTTP timeout and the default lease of 4 × that.
+PRODUCTION_TIMINGS = {"HTTP_TIMEOUT_SECONDS": 5, "KV_WRITE_LEASE_SECONDS": 20}
+# The dead worker's PUT is served this long after it arrived: after the stop's write, usually.
+DEAD_PUT_HANG = 10
+
+
+def test_an_emergency_stop_does_not_wait_for_the_lease_of_a_worker_killed_mid_write(
+    edge, production, start_worker
+):
+    doomed = start_worker(pool="solo", name="doomed", env=PRODUCTION_TIMINGS)
+    edge.knobs(kv_faults=[{"method": "PUT", "hang": DEAD_PUT_HANG}])
+    initial = services.create_initial_config(
+        environment=production, settings=B2A, reason="initial", system="test"
+    )
+    dead_put = wait_for(lambda: edge.requests("PUT"), timeout=20, message="the PUT to arrive")[0]
+    held_by = lease_token(production)
+    assert held_by is not None and state_of(initial, "applying")
+    rescuer = start_worker(name="rescuer", env=PRODUCTION_TIMINGS)
+    os.kill(doomed.process.pid, signal.SIGKILL)
+    doomed.process.wait(timeout=10)
+    assert lease_token(production) == held_by, "the dead worker's lease must still be there"
+
+    seen = len(edge.requests())
+    clicked = time.time()
+    stop = services.emergency_stop(environment=production, reason="5xx spike", system="test")
+
+    def emergency_put():
+        return next(
+            (
+                r
+                for r in edge.requests("PUT", since=seen)
+                if r["status"] == 200 and json.loads(r["body"])["emergency_proxy"]
+            ),
+            None,
+        )
+
+    put = wait_for(emergency_put, timeout=15, message="the emergency stop's PUT at the KV API")
+    state_of(stop, "in_effect", timeout=15)
+    assert AuditEntry.objects.filter(action="config.lease_taken_over").count() == 1
+
+    # The API serves the dead worker's PUT after all; landing over the stop, it is undone.
+    wait_for(
+        lambda: edge.requests("PUT")[0]["status"] is not None,
+        timeout=DEAD_PUT_HANG + 5,
+        message="the dead worker's PUT to be served",
+    )
+    wait_for(
+        lambda: drift.check_drift(production.pk).kv_state == "in_sync",
+        timeout=15,
+        interval=0.5,
+        message="KV to hold the stop again",
+    )
+    kv_value = json.loads(edge.kv_value(NAMESPACES["production"]))
+    assert kv_value["emergency_proxy"] is True and kv_value["canary_percent"] == 0
+    assert not AuditEntry.objects.filter(action="drift.external_change").exists()
+    assert "ready." in rescuer.output()
+
+    states = dict(
+        ConfigChange.objects.filter(environment=production).values_list("version", "state")
+    )
+    dead_put = edge.requests("PUT")[0]
+    figures = {
+        "requested": 2,
+        "lost": sum(state in ("requested", "applying", "failed") for state in states.values()),
+        "superseded": sum(state == "superseded" for state in states.values()),
+        "click → PUT": f"{put['time'] - clicked:.2f} s",
+        "dead worker's PUT answered": dead_put["status"],
+        "re-applied by the guard": ConfigChange.objects.filter(
+            environment=production, requested_by_system="late-write-guard"
+        ).count(),
+        "KV ended in": read_settings(edge.kv_value(NAMESPACES["production"])).describe(),
+    }
+    report("Worker killed (SIGKILL) mid-write, then an emergency stop", figures)
+    assert figures["lost"] == 0

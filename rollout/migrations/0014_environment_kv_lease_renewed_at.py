@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("rollout", "0011_checkin_reminded_at"),
+        ("rollout", "0013_admin_sees_login_attempts"),
     ]
 
     operations = [

@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Audits every refusal of a state-changing request (rollout/permissions.py).
+    "rollout.permissions.RefusalAuditMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -42,3 +42,18 @@ def preview_suite_settings(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register()
+def refusals_are_audited(app_configs, **kwargs):
+    """Refusals are written to the audit trail by a middleware (rollout/permissions.py); without
+    it every 403 would leave no trace."""
+    if "rollout.permissions.RefusalAuditMiddleware" in settings.MIDDLEWARE:
+        return []
+    return [
+        Error(
+            "rollout.permissions.RefusalAuditMiddleware is missing from MIDDLEWARE: refused"
+            " requests would not be audited",
+            id="rollout.E003",
+        )
+    ]

@@ -363,23 +363,34 @@ def phase_report_markdown(request, public_id):
     return response
 
 
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def post_mortem(request, public_id):
-    record = get_object_or_404(
+def _post_mortem(public_id) -> PostMortem:
+    return get_object_or_404(
         PostMortem.objects.select_related(
             "decision__phase_run__phase", "decision__phase_run__rollout__environment", "owner"
         ),
         public_id=public_id,
     )
+
+
+def post_mortem(request, public_id):
+    """Read with the view permission; save with the permission to observe a phase."""
     if request.method == "POST":
-        return _save_post_mortem(request, record)
+        return _save_post_mortem(request, public_id)
+    return _show_post_mortem(request, public_id)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def _show_post_mortem(request, public_id):
+    record = _post_mortem(public_id)
     form = PostMortemForm(instance=record)
     return render(request, "rollout/decisions/post_mortem.html", {"record": record, "form": form})
 
 
 @guarded("rollout.observe_phase")
-def _save_post_mortem(request, record):
+def _save_post_mortem(request, public_id):
+    record = _post_mortem(public_id)
     before = {field: str(getattr(record, field) or "") for field in PostMortemForm.Meta.fields}
     form = PostMortemForm(request.POST, instance=record)
     if not form.is_valid():

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 
 from integrations.kv_value import CanarySettings
 
-from . import audit, evidence, lifecycle, roles, services
+from . import audit, evidence, lifecycle, limits, roles, services
 from .models import (
     AuditEntry,
     Decision,
@@ -403,7 +403,11 @@ def timeline_text(run: PhaseRun) -> str:
         if entry.detail:
             line += f": {entry.detail}"
         lines.append(line)
-    return "\n".join(lines)
+    return limits.cut(
+        "\n".join(lines),
+        limits.POST_MORTEM_SECTION,
+        "cut here: the full trail is on the audit page",
+    )
 
 
 def _refuse(run, person, request, message):

@@ -375,7 +375,9 @@ def preflight_attest(request, public_id, kind):
     environment = _environment(public_id, Environment.PRODUCTION)
     form = AttestationForm(request.POST, kind=kind)
     if not form.is_valid():
-        return _render_preflight(request, environment, status=422, forms={kind: form})
+        # Said at the top too: the item's form may not be on show in the current state.
+        error = next(iter(form.errors.values()))[0]
+        return _render_preflight(request, environment, status=422, forms={kind: form}, error=error)
     checklist = preflight.evaluate(environment, now=timezone.now(), create=True)
     if checklist.preflight is None:
         return _render_preflight(request, environment, status=409, error=checklist.blocker)
@@ -424,7 +426,8 @@ def start_phase(request, public_id):
     environment = _environment(public_id, Environment.PRODUCTION)
     form = StartPhaseForm(request.POST)
     if not form.is_valid():
-        return _render_preflight(request, environment, status=422, start_form=form)
+        error = next(iter(form.errors.values()))[0]
+        return _render_preflight(request, environment, status=422, start_form=form, error=error)
     data = form.cleaned_data
     now = timezone.now()
     checklist = preflight.evaluate(environment, now=now)

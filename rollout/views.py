@@ -388,7 +388,11 @@ def _one_person_control(request, public_id, control: OnePersonControl):
     environment = _environment(public_id)
     form = control.form_class(request.POST)
     if not form.is_valid():
-        return _render_controls(request, environment, status=422, **{control.form_name: form})
+        # Said above the controls too: the form may not be on show in the current state.
+        error = next(iter(form.errors.values()))[0]
+        return _render_controls(
+            request, environment, status=422, error=error, **{control.form_name: form}
+        )
     data = form.cleaned_data
     desired = DesiredConfig.objects.filter(environment=environment).first()
     if not data["confirmed"] and desired is not None:
@@ -441,11 +445,23 @@ def _percent_request(public_id) -> PercentRequest:
     )
 
 
+def _refuse_note(request, percent_request, form):
+    """A note that does not fit is said so, not dropped: the request stays as it was."""
+    return _render_controls(
+        request,
+        percent_request.environment,
+        status=422,
+        error=f"The note was not accepted: {form.errors['note'][0]}",
+    )
+
+
 @guarded("rollout.approve_increase")
 def approve_request(request, public_id):
     percent_request = _percent_request(public_id)
     form = DecisionNoteForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        return _refuse_note(request, percent_request, form)
+    note = form.cleaned_data["note"]
     return _act(
         request,
         percent_request.environment,
@@ -475,7 +491,9 @@ def reject_request(request, public_id):
             obj=percent_request,
         )
     form = DecisionNoteForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        return _refuse_note(request, percent_request, form)
+    note = form.cleaned_data["note"]
     return _act(
         request,
         percent_request.environment,

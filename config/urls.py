@@ -14,3 +14,6 @@ urlpatterns = [
     path("metrics/", include("metrics.urls")),
     path("", include("rollout.urls")),
 ]
+
+# A body over the upload limit, or too many fields, says what was too large and the limit.
+handler400 = "rollout.error_views.bad_request"

@@ -1,5 +1,8 @@
 from django import forms
 
+from rollout import limits
+from rollout.limits import LimitedText
+
 from .models import AlertRule
 
 
@@ -13,9 +16,9 @@ class PolicyForm(forms.Form):
         required=False,
         label="A firing critical native-5xx rule triggers the emergency stop by itself",
     )
-    reason = forms.CharField(
+    reason = LimitedText(
+        limit=limits.REASON,
         widget=forms.Textarea(attrs={"rows": 2}),
-        max_length=1000,
         help_text="Recorded in the audit trail.",
     )
 

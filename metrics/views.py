@@ -2,7 +2,6 @@ import hmac
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,7 +10,7 @@ from django.views.decorators.http import require_GET
 
 from rollout import audit
 from rollout.models import Environment, Service
-from rollout.permissions import guarded
+from rollout.permissions import guarded, refuse
 
 from . import alerts
 from . import panels as panel_data
@@ -77,7 +76,7 @@ def prometheus(request):
             response["WWW-Authenticate"] = 'Bearer realm="rollout-control"'
             return response
         if not request.user.has_perm(VIEW_PERMISSION):
-            raise PermissionDenied
+            refuse(f"You do not have the permission {VIEW_PERMISSION}.", needs=VIEW_PERMISSION)
     return HttpResponse(
         panel_data.prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )

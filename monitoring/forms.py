@@ -1,5 +1,8 @@
 from django import forms
 
+from rollout import limits
+from rollout.limits import LimitedText
+
 from .models import HealthCheck
 
 
@@ -10,7 +13,7 @@ class DriftDecisionForm(forms.Form):
     moved on since, the decision is refused rather than applied to something else.
     """
 
-    reason = forms.CharField(max_length=1000, widget=forms.Textarea(attrs={"rows": 2}), strip=True)
+    reason = LimitedText(limit=limits.REASON, widget=forms.Textarea(attrs={"rows": 2}))
     kv_hash = forms.RegexField(regex=r"^[0-9a-f]{64}$", widget=forms.HiddenInput)
     expected_version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
 

@@ -149,3 +149,18 @@ def secret_key_in_a_secure_deployment(app_configs, **kwargs):
             id="rollout.E600",
         )
     ]
+
+
+@register()
+def refusals_are_audited(app_configs, **kwargs):
+    """Refusals are written to the audit trail by a middleware (rollout/permissions.py); without
+    it every 403 would leave no trace."""
+    if "rollout.permissions.RefusalAuditMiddleware" in settings.MIDDLEWARE:
+        return []
+    return [
+        Error(
+            "rollout.permissions.RefusalAuditMiddleware is missing from MIDDLEWARE: refused"
+            " requests would not be audited",
+            id="rollout.E004",
+        )
+    ]

@@ -4,6 +4,8 @@ import re
 
 from django import forms
 
+from . import limits
+from .limits import LimitedText
 from .models import Decision, PhaseAttestation, PostMortem, Signature
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -12,13 +14,7 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class NoteForm(forms.Form):
     """A check-in acknowledgement or a withdrawal: a short note is all it takes."""
 
-    note = forms.CharField(
-        max_length=1000,
-        error_messages={
-            "required": "Write a short note.",
-            "max_length": "A note is at most 1,000 characters.",
-        },
-    )
+    note = LimitedText(limit=limits.NOTE, error_messages={"required": "Write a short note."})
 
     def clean_note(self):
         note = self.cleaned_data["note"].strip()
@@ -50,11 +46,8 @@ class SignForm(forms.Form):
         widget=forms.HiddenInput,
         error_messages={"required": "The evidence you saw is missing: reload the page."},
     )
-    justification = forms.CharField(
-        required=False,
-        max_length=4000,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        error_messages={"max_length": "A justification is at most 4,000 characters."},
+    justification = LimitedText(
+        limit=limits.JUSTIFICATION, required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
 
     def clean_evidence_digest(self):
@@ -65,14 +58,19 @@ class SignForm(forms.Form):
 
 
 class PostMortemForm(forms.ModelForm):
+    root_cause = LimitedText(
+        limit=limits.POST_MORTEM_SECTION, required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    fix_plan = LimitedText(
+        limit=limits.POST_MORTEM_SECTION, required=False, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    timeline = LimitedText(
+        limit=limits.POST_MORTEM_SECTION, widget=forms.Textarea(attrs={"rows": 10})
+    )
+
     class Meta:
         model = PostMortem
         fields = ["root_cause", "fix_plan", "rerollout_date", "owner", "timeline"]
-        widgets = {
-            "root_cause": forms.Textarea(attrs={"rows": 4}),
-            "fix_plan": forms.Textarea(attrs={"rows": 4}),
-            "timeline": forms.Textarea(attrs={"rows": 10}),
-            "rerollout_date": forms.DateInput(attrs={"type": "date"}),
-        }
+        widgets = {"rerollout_date": forms.DateInput(attrs={"type": "date"})}
         labels = {"rerollout_date": "Re-rollout date"}
         error_messages = {"rerollout_date": {"invalid": "Give a date as YYYY-MM-DD."}}

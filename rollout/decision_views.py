@@ -2,6 +2,9 @@
 the sign-off, the phase report, the post-mortem. Thin: the rules live in ``lifecycle`` and
 ``signoff``; each POST answers with the fragment it changed."""
 
+import difflib
+import hashlib
+
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.http import HttpResponse
@@ -9,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import audit, evidence, lifecycle, reports, signoff
+from . import audit, evidence, lifecycle, limits, reports, signoff
 from .decision_forms import NoteForm, PhaseAttestationForm, PostMortemForm, SignForm
 from .models import CheckIn, Decision, Environment, PhaseRun, PostMortem, Rollout, Signature
 from .permissions import guarded
@@ -363,24 +366,65 @@ def phase_report_markdown(request, public_id):
     return response
 
 
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def post_mortem(request, public_id):
-    record = get_object_or_404(
+def _post_mortem(public_id) -> PostMortem:
+    return get_object_or_404(
         PostMortem.objects.select_related(
             "decision__phase_run__phase", "decision__phase_run__rollout__environment", "owner"
         ),
         public_id=public_id,
     )
+
+
+def post_mortem(request, public_id):
+    """Read with the view permission; save with the permission to observe a phase."""
     if request.method == "POST":
-        return _save_post_mortem(request, record)
+        return _save_post_mortem(request, public_id)
+    return _show_post_mortem(request, public_id)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def _show_post_mortem(request, public_id):
+    record = _post_mortem(public_id)
     form = PostMortemForm(instance=record)
     return render(request, "rollout/decisions/post_mortem.html", {"record": record, "form": form})
 
 
+# A post-mortem section may hold 20,000 characters and is saved many times; the audit trail, which
+# is never pruned, keeps what changed in a bounded form: each changed field's start, its length
+# and digest, and a line diff cut to fit the entry's detail.
+EXCERPT_CHARACTERS = 300
+DIFF_CHARACTERS = 3000
+
+
+def _post_mortem_texts(record) -> dict:
+    return {field: str(getattr(record, field) or "") for field in PostMortemForm.Meta.fields}
+
+
+def _excerpt(text: str) -> str | dict:
+    if len(text) <= EXCERPT_CHARACTERS:
+        return text
+    return {
+        "start": text[:EXCERPT_CHARACTERS],
+        "characters": len(text),
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
+def _diff(before: dict, after: dict, changed: list) -> str:
+    lines = []
+    for field in changed:
+        lines += difflib.unified_diff(
+            before[field].splitlines(), after[field].splitlines(), field, field, n=0, lineterm=""
+        )
+    return limits.cut("\n".join(lines), DIFF_CHARACTERS, "diff cut here")
+
+
 @guarded("rollout.observe_phase")
-def _save_post_mortem(request, record):
-    before = {field: str(getattr(record, field) or "") for field in PostMortemForm.Meta.fields}
+def _save_post_mortem(request, public_id):
+    record = _post_mortem(public_id)
+    before = _post_mortem_texts(record)
     form = PostMortemForm(request.POST, instance=record)
     if not form.is_valid():
         context = {"record": record, "form": form, "error": _first_error(form)}
@@ -389,15 +433,16 @@ def _save_post_mortem(request, record):
     record.updated_at = timezone.now()
     record.updated_by = request.user
     record.save()
-    after = {field: str(getattr(record, field) or "") for field in PostMortemForm.Meta.fields}
+    after = _post_mortem_texts(record)
+    changed = [field for field in after if after[field] != before[field]]
     audit.record(
         action="postmortem.updated",
         actor=request.user,
         environment=record.decision.phase_run.rollout.environment,
         obj=record,
-        before={key: value for key, value in before.items() if value != after[key]},
-        after={key: value for key, value in after.items() if value != before[key]},
-        detail=f"post-mortem of {record.decision.phase_run}",
+        before={field: _excerpt(before[field]) for field in changed},
+        after={field: _excerpt(after[field]) for field in changed},
+        detail=f"post-mortem of {record.decision.phase_run}\n" + _diff(before, after, changed),
         request=request,
     )
     context = {"record": record, "form": PostMortemForm(instance=record), "success": "Saved."}

@@ -2,6 +2,9 @@ from django import forms
 
 from integrations.kv_value import CanarySettings
 
+from . import limits
+from .limits import LimitedText
+
 PERCENT_ERRORS = {
     "required": "Enter a percent.",
     "invalid": "Percent must be a whole number from 0 to 100.",
@@ -10,9 +13,9 @@ PERCENT_ERRORS = {
 }
 
 
-class ReasonField(forms.CharField):
+class ReasonField(LimitedText):
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 1000)
+        kwargs.setdefault("limit", limits.REASON)
         kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2}))
         kwargs.setdefault(
             "error_messages", {"required": "Give a reason: it goes into the audit trail."}
@@ -100,9 +103,7 @@ class EmergencyStopForm(ConfirmableForm):
 
 
 class DecisionNoteForm(forms.Form):
-    note = forms.CharField(
-        max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 1})
-    )
+    note = LimitedText(limit=limits.NOTE, required=False, widget=forms.Textarea(attrs={"rows": 1}))
 
 
 class AuditFilterForm(forms.Form):

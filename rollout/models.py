@@ -10,6 +10,9 @@ from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
 
+from . import limits
+from .limits import MaxCharacters, at_most
+
 PERCENT_VALIDATORS = [MinValueValidator(0), MaxValueValidator(100)]
 
 
@@ -273,7 +276,7 @@ class ConfigChange(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
-    reason = models.TextField()
+    reason = models.TextField(validators=[MaxCharacters(limits.REASON)])
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField()
 
@@ -299,6 +302,7 @@ class ConfigChange(models.Model):
     class Meta:
         ordering = ["-requested_at", "-id"]
         constraints = [
+            at_most("reason", limits.REASON),
             models.UniqueConstraint(
                 fields=["environment", "version"], name="change_unique_version"
             ),
@@ -421,7 +425,7 @@ class PercentRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     requested_at = models.DateTimeField(default=timezone.now)
-    reason = models.TextField()
+    reason = models.TextField(validators=[MaxCharacters(limits.REASON)])
     base_version = models.PositiveIntegerField()
     from_percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
     to_percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
@@ -432,7 +436,7 @@ class PercentRequest(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True)
+    decision_note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     change = models.OneToOneField(
         ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="approval"
     )
@@ -440,6 +444,8 @@ class PercentRequest(models.Model):
     class Meta:
         ordering = ["-requested_at", "-id"]
         constraints = [
+            at_most("reason", limits.REASON),
+            at_most("decision_note", limits.NOTE),
             models.CheckConstraint(
                 condition=Q(to_percent__gt=F("from_percent")), name="percent_request_raises"
             ),
@@ -775,7 +781,7 @@ class Preflight(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # Given when the phase was started outside the deploy window.
-    window_override_reason = models.TextField(blank=True)
+    window_override_reason = models.TextField(blank=True, validators=[MaxCharacters(limits.REASON)])
     preview_run = models.ForeignKey(
         VerificationRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -789,6 +795,7 @@ class Preflight(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            at_most("window_override_reason", limits.REASON),
             models.UniqueConstraint(
                 fields=["environment", "phase"],
                 condition=Q(started_at__isnull=True),
@@ -817,11 +824,14 @@ class PreflightAttestation(models.Model):
     )
     given_at = models.DateTimeField(default=timezone.now)
     names = models.JSONField(default=list, blank=True)
-    note = models.TextField(blank=True)
+    note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     # The #deployments announcement this attestation queued (monitoring.Notification.public_id).
     notification_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
+        constraints = [
+            at_most("note", limits.NOTE),
+        ]
         ordering = ["-given_at", "-id"]
         indexes = [
             # The checklist: the newest attestation of each kind of one pre-flight.
@@ -971,13 +981,14 @@ class CheckIn(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    note = models.TextField(blank=True)
+    note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     # When #deployments was reminded that it is due (once; the decision's own is announced apart).
     reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["phase_run", "offset"]
         constraints = [
+            at_most("note", limits.NOTE),
             models.UniqueConstraint(fields=["phase_run", "offset"], name="checkin_unique_offset"),
         ]
 
@@ -1004,7 +1015,7 @@ class PhaseAttestation(models.Model):
     phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="attestations")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     value = models.BooleanField()
-    note = models.TextField()
+    note = models.TextField(validators=[MaxCharacters(limits.NOTE)])
     given_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -1013,6 +1024,7 @@ class PhaseAttestation(models.Model):
     class Meta:
         ordering = ["-given_at", "-id"]
         constraints = [
+            at_most("note", limits.NOTE),
             models.CheckConstraint(condition=~Q(note=""), name="phase_attestation_has_note"),
         ]
 
@@ -1045,14 +1057,14 @@ class Decision(models.Model):
     recommendation = models.CharField(max_length=8, choices=Outcome.choices)
     evidence = models.JSONField()
     evidence_digest = models.CharField(max_length=64)
-    justification = models.TextField(blank=True)
+    justification = models.TextField(blank=True, validators=[MaxCharacters(limits.JUSTIFICATION)])
     early = models.BooleanField(default=False, help_text="signed before the window ended")
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     effective_at = models.DateTimeField(null=True, blank=True)
-    closed_note = models.TextField(blank=True)
+    closed_note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     result_change = models.ForeignKey(
         ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -1063,6 +1075,8 @@ class Decision(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            at_most("justification", limits.JUSTIFICATION),
+            at_most("closed_note", limits.NOTE),
             models.UniqueConstraint(
                 fields=["phase_run"],
                 condition=Q(state__in=["open", "effective"]),
@@ -1090,7 +1104,7 @@ class Signature(models.Model):
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     role = models.CharField(max_length=16, choices=Role.choices)
     evidence_digest = models.CharField(max_length=64)
-    justification = models.TextField(blank=True)
+    justification = models.TextField(blank=True, validators=[MaxCharacters(limits.JUSTIFICATION)])
     signed_at = models.DateTimeField(default=timezone.now)
     invalidated_at = models.DateTimeField(null=True, blank=True)
     invalidated_reason = models.TextField(blank=True)
@@ -1098,6 +1112,7 @@ class Signature(models.Model):
     class Meta:
         ordering = ["signed_at", "id"]
         constraints = [
+            at_most("justification", limits.JUSTIFICATION),
             # Two different people in the two roles: one valid signature per person and per role.
             models.UniqueConstraint(
                 fields=["decision", "signer"],
@@ -1120,9 +1135,11 @@ class PostMortem(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="post_mortem")
-    timeline = models.TextField()
-    root_cause = models.TextField(blank=True)
-    fix_plan = models.TextField(blank=True)
+    timeline = models.TextField(validators=[MaxCharacters(limits.POST_MORTEM_SECTION)])
+    root_cause = models.TextField(
+        blank=True, validators=[MaxCharacters(limits.POST_MORTEM_SECTION)]
+    )
+    fix_plan = models.TextField(blank=True, validators=[MaxCharacters(limits.POST_MORTEM_SECTION)])
     rerollout_date = models.DateField(null=True, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -1132,6 +1149,13 @@ class PostMortem(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+
+    class Meta:
+        constraints = [
+            at_most("timeline", limits.POST_MORTEM_SECTION),
+            at_most("root_cause", limits.POST_MORTEM_SECTION),
+            at_most("fix_plan", limits.POST_MORTEM_SECTION),
+        ]
 
     def __str__(self):
         return f"post-mortem of {self.decision.phase_run}"

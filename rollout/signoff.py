@@ -23,12 +23,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from integrations.kv_value import CanarySettings
 
-from . import audit, evidence, lifecycle, roles, services
+from . import audit, evidence, lifecycle, limits, roles, services
 from .audit_checkpoints import enqueue_checkpoint
 from .models import (
     AuditEntry,
@@ -42,6 +41,7 @@ from .models import (
     Signature,
 )
 from .notifications import announce_decision
+from .permissions import refuse
 from .preflight import StartRefused, start_phase
 
 Outcome = Decision.Outcome
@@ -83,8 +83,13 @@ def sign(
 ) -> Signature:
     justification = justification.strip()
     if role not in roles_of(person):
-        _refuse(run, person, request, f"You do not sign as {Signature.Role(role).label}.")
-        raise PermissionDenied(f"You do not hold the role {Signature.Role(role).label}.")
+        label = Signature.Role(role).label
+        refuse(
+            f"You do not hold the role {label}.",
+            needs=f"the role {label}",
+            environment=run.rollout.environment,
+            obj=run,
+        )
     try:
         return _sign(run, outcome, role, seen_digest, justification, person, now, request)
     except SignRefused as refused:
@@ -223,7 +228,12 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
     if not note:
         raise SignRefused("Say why the decision is withdrawn.")
     if not roles_of(person):
-        raise PermissionDenied("Only a tech lead or a DevOps engineer may withdraw a decision.")
+        refuse(
+            "Only a tech lead or a DevOps engineer may withdraw a decision.",
+            needs="the role tech lead or DevOps",
+            environment=decision.phase_run.rollout.environment,
+            obj=decision,
+        )
     if not Decision.objects.filter(pk=decision.pk, state=Decision.State.OPEN).update(
         state=Decision.State.WITHDRAWN, closed_note=note
     ):
@@ -395,7 +405,11 @@ def timeline_text(run: PhaseRun) -> str:
         if entry.detail:
             line += f": {entry.detail}"
         lines.append(line)
-    return "\n".join(lines)
+    return limits.cut(
+        "\n".join(lines),
+        limits.POST_MORTEM_SECTION,
+        "cut here: the full trail is on the audit page",
+    )
 
 
 def _refuse(run, person, request, message):

@@ -2,7 +2,9 @@
 
 from django import forms
 
+from . import limits
 from .forms import ConfirmableForm, ReasonField, TagField
+from .limits import LimitedText
 from .models import PreflightAttestation
 from .preflight import split_names
 
@@ -33,15 +35,13 @@ class PreviewRunForm(forms.Form):
 class AttestationForm(forms.Form):
     """One attestation; which fields matter depends on the kind (from the URL)."""
 
-    names = forms.CharField(
+    names = LimitedText(
+        limit=limits.NAMES,
         required=False,
-        max_length=500,
         help_text="Separated by commas.",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
-    note = forms.CharField(
-        required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 1})
-    )
+    note = LimitedText(limit=limits.NOTE, required=False, widget=forms.Textarea(attrs={"rows": 1}))
 
     def __init__(self, *args, kind: str, **kwargs):
         self.kind = kind
@@ -70,10 +70,10 @@ class AttestationForm(forms.Form):
 class StartPhaseForm(ConfirmableForm):
     tag = TagField(widget=forms.HiddenInput)
     reason = ReasonField()
-    window_override_reason = forms.CharField(
+    window_override_reason = LimitedText(
         label="Reason for starting outside the deploy window",
         required=False,
-        max_length=1000,
+        limit=limits.REASON,
         widget=forms.Textarea(attrs={"rows": 1}),
     )
 

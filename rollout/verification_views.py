@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,7 +26,7 @@ from .models import (
     VerificationCheck,
     VerificationRun,
 )
-from .permissions import guarded
+from .permissions import guarded, refuse
 from .verification import create_run
 from .verification_forms import AttestationForm, PreviewRunForm, StartPhaseForm
 from .views import VIEW_PERMISSION
@@ -50,17 +49,6 @@ def _run(public_id) -> VerificationRun:
         VerificationRun.objects.select_related("environment__service", "started_by"),
         public_id=public_id,
     )
-
-
-def _deny(request, detail: str):
-    audit.record(
-        action="permission.denied",
-        actor=request.user,
-        outcome=AuditEntry.Outcome.REFUSED,
-        detail=detail,
-        request=request,
-    )
-    raise PermissionDenied(detail)
 
 
 # --- the preview suite ---------------------------------------------------------------------------
@@ -382,11 +370,14 @@ def preflight_attest(request, public_id, kind):
         raise Http404("Unknown checklist item.")
     permissions = ATTEST_PERMISSIONS[kind]
     if not any(request.user.has_perm(permission) for permission in permissions):
-        _deny(request, f"POST {request.path} needs {' or '.join(permissions)}")
+        needs = " or ".join(permissions)
+        refuse(f"You do not have the permission {needs}.", needs=needs)
     environment = _environment(public_id, Environment.PRODUCTION)
     form = AttestationForm(request.POST, kind=kind)
     if not form.is_valid():
-        return _render_preflight(request, environment, status=422, forms={kind: form})
+        # Said at the top too: the item's form may not be on show in the current state.
+        error = next(iter(form.errors.values()))[0]
+        return _render_preflight(request, environment, status=422, forms={kind: form}, error=error)
     checklist = preflight.evaluate(environment, now=timezone.now(), create=True)
     if checklist.preflight is None:
         return _render_preflight(request, environment, status=409, error=checklist.blocker)
@@ -435,7 +426,8 @@ def start_phase(request, public_id):
     environment = _environment(public_id, Environment.PRODUCTION)
     form = StartPhaseForm(request.POST)
     if not form.is_valid():
-        return _render_preflight(request, environment, status=422, start_form=form)
+        error = next(iter(form.errors.values()))[0]
+        return _render_preflight(request, environment, status=422, start_form=form, error=error)
     data = form.cleaned_data
     now = timezone.now()
     checklist = preflight.evaluate(environment, now=now)

@@ -5,7 +5,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +15,7 @@ from integrations.kv_value import CanarySettings
 from monitoring import notify
 from monitoring.models import Notification
 
-from . import audit, lifecycle, services
+from . import lifecycle, services
 from .connection import check_connection
 from .forms import (
     DecisionNoteForm,
@@ -27,7 +26,6 @@ from .forms import (
     SetPercentForm,
 )
 from .models import (
-    AuditEntry,
     ConfigChange,
     DesiredConfig,
     Environment,
@@ -35,7 +33,7 @@ from .models import (
     PhaseRun,
     Rollout,
 )
-from .permissions import guarded
+from .permissions import guarded, refuse
 
 VIEW_PERMISSION = "rollout.view_environment"
 
@@ -163,9 +161,7 @@ def _first_phase_tag(environment: Environment) -> str:
     return first.tag if first else ""
 
 
-@require_POST
-@login_required
-@permission_required("rollout.connect_environment", raise_exception=True)
+@guarded("rollout.connect_environment")
 def connect(request, public_id):
     environment = _environment(public_id)
     result = check_connection(environment, actor=request.user, request=request)
@@ -185,9 +181,7 @@ def connect(request, public_id):
     return render(request, "rollout/_connection_result.html", context)
 
 
-@require_POST
-@login_required
-@permission_required("rollout.connect_environment", raise_exception=True)
+@guarded("rollout.connect_environment")
 def write_initial(request, public_id):
     environment = _environment(public_id)
     form = InitialConfigForm(request.POST)
@@ -394,7 +388,11 @@ def _one_person_control(request, public_id, control: OnePersonControl):
     environment = _environment(public_id)
     form = control.form_class(request.POST)
     if not form.is_valid():
-        return _render_controls(request, environment, status=422, **{control.form_name: form})
+        # Said above the controls too: the form may not be on show in the current state.
+        error = next(iter(form.errors.values()))[0]
+        return _render_controls(
+            request, environment, status=422, error=error, **{control.form_name: form}
+        )
     data = form.cleaned_data
     desired = DesiredConfig.objects.filter(environment=environment).first()
     if not data["confirmed"] and desired is not None:
@@ -447,11 +445,23 @@ def _percent_request(public_id) -> PercentRequest:
     )
 
 
+def _refuse_note(request, percent_request, form):
+    """A note that does not fit is said so, not dropped: the request stays as it was."""
+    return _render_controls(
+        request,
+        percent_request.environment,
+        status=422,
+        error=f"The note was not accepted: {form.errors['note'][0]}",
+    )
+
+
 @guarded("rollout.approve_increase")
 def approve_request(request, public_id):
     percent_request = _percent_request(public_id)
     form = DecisionNoteForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        return _refuse_note(request, percent_request, form)
+    note = form.cleaned_data["note"]
     return _act(
         request,
         percent_request.environment,
@@ -474,16 +484,16 @@ def reject_request(request, public_id):
     percent_request = _percent_request(public_id)
     is_requester = percent_request.requested_by_id == request.user.pk
     if not (is_requester or request.user.has_perm("rollout.approve_increase")):
-        audit.record(
-            action="permission.denied",
-            actor=request.user,
-            outcome=AuditEntry.Outcome.REFUSED,
-            detail=f"POST {request.path} needs rollout.approve_increase or to be the requester",
-            request=request,
+        refuse(
+            "Only an approver or the requester can reject this request.",
+            needs="rollout.approve_increase or to be the requester",
+            environment=percent_request.environment,
+            obj=percent_request,
         )
-        raise PermissionDenied("Only an approver or the requester can reject this request.")
     form = DecisionNoteForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        return _refuse_note(request, percent_request, form)
+    note = form.cleaned_data["note"]
     return _act(
         request,
         percent_request.environment,

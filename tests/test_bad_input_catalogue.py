@@ -153,7 +153,7 @@ PERCENT_POSTS = [
     ("tag with spaces", {"canary_tag": "B 2"}, "A tag is 1–32"),
     ("tag too long", {"canary_tag": "B" * 40}, "A tag is 1–32"),
     ("reason blank", {"reason": "  "}, "Give a reason"),
-    ("reason too long", {"reason": "x" * 1001}, "at most 1000 characters"),
+    ("reason too long", {"reason": "x" * 1001}, "At most 1,000 characters (you entered 1,001)."),
     ("version lost", {"expected_version": ""}, "Reload the page"),
     ("version text", {"expected_version": "v1"}, "Enter a whole number"),
 ]
@@ -271,7 +271,7 @@ DECISION_POSTS = [
         "sign: justification too long",
         "sign",
         {"outcome": "go", "role": "tech_lead", "justification": "j" * 4001},
-        "4,000",
+        "At most 4,000 characters (you entered 4,001).",
     ),
     (
         "attest: unknown kind",
@@ -310,6 +310,227 @@ def test_decision_posts(edge, tech_lead, case, action, data, message):
     assert not Signature.objects.exists() and not PhaseAttestation.objects.exists()
 
 
+# --- texts people write: accepted at their limit, refused one character over -------------------
+
+
+def _percent_request(environment, person):
+    from rollout.models import PercentRequest
+
+    return PercentRequest.objects.create(
+        environment=environment,
+        requested_by=person,
+        reason="B2b",
+        base_version=1,
+        from_percent=10,
+        to_percent=25,
+        from_tag="B2a",
+        to_tag="B2b",
+    )
+
+
+def _post_mortem(run, person):
+    from rollout.models import Decision, PostMortem
+
+    decision = Decision.objects.create(
+        phase_run=run,
+        outcome="no_go",
+        recommendation="no_go",
+        evidence={},
+        evidence_digest=DIGEST,
+        created_by=person,
+    )
+    return PostMortem.objects.create(decision=decision, timeline="t")
+
+
+def _text_form(edge, people, form):
+    """(person, URL, the rest of the form) for one form with a text field."""
+    from tests.test_decisions import observing, production_at_b2a
+
+    if form in ("set_percent", "emergency_stop", "rollback", "lift_emergency", "approve_note"):
+        environment = configured_environment(edge)
+        person = people["release_manager"]
+        data = {"canary_percent": "5", "canary_tag": "B2a", "expected_version": "1"}
+        if form == "approve_note":
+            pending = _percent_request(environment, person)
+            return people["tech_lead"], f"/requests/{pending.public_id}/approve/", {}
+        return person, reverse(f"rollout:{form}", args=[environment.public_id]), data
+    if form == "drift_reason":
+        environment = configured_environment(edge)
+        url = reverse("monitoring:adopt", args=[environment.public_id])
+        return people["release_manager"], url, {"kv_hash": "a" * 64, "expected_version": "1"}
+    if form == "alert_reason":
+        environment = make_environment(edge)
+        from tests.metrics.test_views import form_data
+
+        data = form_data()
+        url = reverse("metrics:save_alert_rules", args=[environment.service.name])
+        return people["admin_user"], url, data
+    if form in ("attest_names", "attest_note", "window_override_reason"):
+        environment = configured_environment(edge)
+        if form == "window_override_reason":
+            url = reverse("rollout:start_phase", args=[environment.public_id])
+            data = {"tag": "B2a", "reason": "start", "expected_version": "1"}
+            return people["release_manager"], url, data
+        url = reverse("rollout:preflight_attest", args=[environment.public_id, "oncall_confirmed"])
+        return people["release_manager"], url, {"names": "dana"}
+    run = observing(production_at_b2a(edge))
+    if form == "check_in_note":
+        return people["tech_lead"], f"/check-ins/{run.check_ins.first().public_id}/acknowledge/", {}
+    if form == "phase_attest_note":
+        data = {"kind": "upload_flow", "value": "yes"}
+        return people["tech_lead"], f"/phases/{run.public_id}/attest/", data
+    if form == "justification":
+        data = {"outcome": "go", "role": "tech_lead", "evidence_digest": DIGEST}
+        return people["tech_lead"], f"/phases/{run.public_id}/sign/", data
+    if form == "withdraw_note":
+        decision = _post_mortem(run, people["tech_lead"]).decision
+        return people["tech_lead"], f"/decisions/{decision.public_id}/withdraw/", {}
+    if form == "abort_note":
+        return people["release_manager"], f"/rollouts/{run.rollout.public_id}/abort/", {}
+    record = _post_mortem(run, people["tech_lead"])
+    data = {"timeline": "t", "root_cause": "", "fix_plan": ""}
+    return people["tech_lead"], f"/post-mortems/{record.public_id}/", data
+
+
+TEXT_LIMITS = [
+    ("set_percent", "reason", 1000),
+    ("emergency_stop", "reason", 1000),
+    ("rollback", "reason", 1000),
+    ("lift_emergency", "reason", 1000),
+    ("approve_note", "note", 1000),
+    ("drift_reason", "reason", 1000),
+    ("alert_reason", "reason", 1000),
+    ("attest_names", "names", 500),
+    ("attest_note", "note", 1000),
+    ("window_override_reason", "window_override_reason", 1000),
+    ("check_in_note", "note", 1000),
+    ("phase_attest_note", "note", 1000),
+    ("justification", "justification", 4000),
+    ("withdraw_note", "note", 1000),
+    ("abort_note", "note", 1000),
+    ("post-mortem root_cause", "root_cause", 20000),
+    ("post-mortem fix_plan", "fix_plan", 20000),
+    ("post-mortem timeline", "timeline", 20000),
+]
+
+
+def _row_counts():
+    from django.apps import apps
+
+    return {
+        model._meta.label: model.objects.count()
+        for app in ("rollout", "monitoring", "metrics")
+        for model in apps.get_app_config(app).get_models()
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("form, field, limit", TEXT_LIMITS, ids=[c for c, _, _ in TEXT_LIMITS])
+def test_texts_at_their_limit_and_one_over(
+    edge, release_manager, tech_lead, admin_user, form, field, limit
+):
+    people = {"release_manager": release_manager, "tech_lead": tech_lead, "admin_user": admin_user}
+    person, url, data = _text_form(edge, people, form.split(" ")[0])
+    client = client_for(person)
+    # Line breaks as a browser sends them (CRLF) count once, as the person saw them.
+    at_limit = "w" * (limit - 2) + "\r\n" + "x"
+    response = client.post(url, {**data, field: at_limit})
+    assert response.status_code not in (422, 500), (form, response.status_code)
+    assert "At most" not in response.content.decode()
+
+    counts = _row_counts()
+    response = client.post(url, {**data, field: "y" * (limit + 1)}, headers={"HX-Request": "true"})
+    assert response.status_code == 422, (form, response.status_code)
+    assert f"At most {limit:,} characters (you entered {limit + 1:,})." in response.content.decode()
+    assert _row_counts() == counts
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "model, field, limit",
+    [
+        ("PostMortem", "root_cause", 20000),
+        ("CheckIn", "note", 1000),
+        ("ConfigChange", "reason", 1000),
+        ("PercentRequest", "decision_note", 1000),
+    ],
+)
+def test_the_database_refuses_an_overlong_text_from_anywhere(edge, tech_lead, model, field, limit):
+    from django.db import IntegrityError, connection, transaction
+
+    from tests.test_decisions import observing, production_at_b2a
+
+    assert connection.vendor == "postgresql"
+    run = observing(production_at_b2a(edge))
+    rows = {
+        "PostMortem": lambda: _post_mortem(run, tech_lead),
+        "CheckIn": lambda: run.check_ins.first(),
+        "ConfigChange": lambda: ConfigChange.objects.filter(
+            environment=configured_environment(edge, name="preview")
+        ).first(),
+        "PercentRequest": lambda: _percent_request(run.rollout.environment, tech_lead),
+    }
+    row = rows[model]()
+    type(row).objects.filter(pk=row.pk).update(**{field: "z" * limit})
+    with pytest.raises(IntegrityError, match=f"{model.lower()}_{field}_length"):
+        with transaction.atomic():
+            type(row).objects.filter(pk=row.pk).update(**{field: "z" * (limit + 1)})
+
+
+@pytest.mark.django_db
+def test_a_post_mortem_save_writes_a_bounded_audit_entry(edge, tech_lead):
+    from tests.test_decisions import observing, production_at_b2a
+
+    record = _post_mortem(observing(production_at_b2a(edge)), tech_lead)
+    texts = {"root_cause": "r" * 20000, "fix_plan": "f\n" * 10000, "timeline": "t" * 20000}
+    response = client_for(tech_lead).post(f"/post-mortems/{record.public_id}/", texts)
+    assert response.status_code == 200
+    record.refresh_from_db()
+    assert record.root_cause == texts["root_cause"]
+    entry = AuditEntry.objects.get(action="postmortem.updated")
+    size = len(json.dumps([entry.before, entry.after, entry.detail, entry.reason]))
+    # 60,000 characters saved; the entry keeps a start, a length and a digest of each.
+    assert size < 10_000, size
+    assert entry.after["root_cause"]["characters"] == 20000
+    assert entry.after["root_cause"]["start"] == "r" * 300
+    assert "+rrrr" in entry.detail
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_three_megabyte_post_is_told_the_limit_and_writes_nothing(edge, tech_lead, htmx):
+    from tests.test_decisions import observing, production_at_b2a
+
+    record = _post_mortem(observing(production_at_b2a(edge)), tech_lead)
+    before = {**_row_counts(), "audit": AuditEntry.objects.count()}
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = client_for(tech_lead).post(
+        f"/post-mortems/{record.public_id}/", {"root_cause": "x" * 3_000_000}, headers=headers
+    )
+    assert response.status_code == 413
+    text = response.content.decode()
+    assert "over the limit of 2,621,440 bytes (2.5 MB)" in text
+    if htmx:
+        assert response["Content-Type"].startswith("text/plain") and len(text) < 300
+    else:
+        assert "<h1>What you sent is too large</h1>" in text
+    assert {**_row_counts(), "audit": AuditEntry.objects.count()} == before
+    record.refresh_from_db()
+    assert record.root_cause == ""
+
+
+@pytest.mark.django_db
+def test_a_form_with_too_many_fields_is_told_the_limit(edge, devops):
+    environment = configured_environment(edge)
+    fields = {f"field{number}": "1" for number in range(1001)}
+    response = client_for(devops).post(
+        reverse("rollout:emergency_stop", args=[environment.public_id]), fields
+    )
+    assert response.status_code == 400
+    assert "more than 1,000 fields" in response.content.decode()
+    assert DesiredConfig.objects.get(environment=environment).version == 1
+
+
 def test_the_catalogue_is_at_least_sixty_cases():
     count = (
         len(LOGPUSH_LINES)
@@ -320,6 +541,7 @@ def test_the_catalogue_is_at_least_sixty_cases():
         + len(AUDIT_FILTERS)
         + len(COMMANDS)
         + len(DECISION_POSTS)
+        + len(TEXT_LIMITS)
         + 1
     )
     assert count >= 60

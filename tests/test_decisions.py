@@ -485,7 +485,7 @@ def test_sign_over_http_and_the_report(production, tech_lead, devops, viewer):
                 "evidence_digest": "0" * 64,
                 "justification": "j" * 4001,
             },
-            "at most 4,000",
+            "At most 4,000 characters (you entered 4,001).",
         ),
     ],
 )

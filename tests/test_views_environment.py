@@ -72,7 +72,10 @@ def test_only_admins_connect(production, request, person):
     user = request.getfixturevalue(person)
     assert client_for(user).post(connect_url(production)).status_code == 403
     assert client_for(user).post(initial_url(production), {}).status_code == 403
-    assert not AuditEntry.objects.exists()
+    refusals = AuditEntry.objects.values_list("action", "actor", "outcome")
+    assert list(refusals) == [("permission.denied", user.pk, "refused")] * 2
+    production.refresh_from_db()
+    assert production.connected_at is None
 
 
 def test_connect_without_a_csrf_token_is_refused(production, admin_user):

@@ -10,12 +10,11 @@ logger_class = "config.log_format.GunicornLogger"
 # Dockerfile, docker-compose.yml, scripts/demo) give the number of threads.
 worker_class = "gthread"
 
-# How long an idle connection stays open, in seconds. Whoever closes an idle connection while
-# the other side reuses it loses a request: gunicorn closes a connection with the request unread,
-# the client gets a reset (httpx's ReadError), and nothing is logged. With gunicorn's default of
-# 2 s, a page polling every 2 s or a reverse proxy's pool of upstream connections meets that
-# moment again and again; under the load test 2 in 300 requests were lost that way. So gunicorn
-# must be the last to close: longer than any proxy's idle timeout for its upstream connections
-# (nginx 60 s, AWS ALB 60 s, cloudflared 90 s by default; see docs/operations.md). An idle
+# How long an idle connection stays open, in seconds. When gunicorn closes an idle connection
+# just as the client reuses it, the request on it is lost unread: the client gets a reset
+# (httpx's ReadError) and gunicorn logs nothing. With gunicorn's default of 2 s, clients that
+# write every 2 s met that moment about once in 80 writes in the load test. So gunicorn closes
+# last: later than any proxy closes its idle upstream connections (nginx 60 s, AWS ALB 60 s,
+# cloudflared 90 s by default; docs/operations.md) and later than a polling page's 2 s. An idle
 # connection costs the gthread worker a file descriptor, not a thread.
 keepalive = 120

@@ -5,7 +5,7 @@
         [--pollers 10] [--keepalive SECONDS]
 
 Starts gunicorn (``config.wsgi``, the project's ``gunicorn.conf.py``, ``--workers 2 --threads
-4`` as the demo and compose file do) in the embedded mode, then runs two kinds of client, each
+4`` as scripts/demo does) in the embedded mode, then runs two kinds of client, each
 thread with its own ``httpx.Client`` limited to one connection:
 
 - ``--clients`` reusers: one request, then an idle pause drawn from ``--idle`` (seconds, from

@@ -364,6 +364,7 @@ class StandIn:
         """
         self.request_log.clear()
         self.edge_log.clear()
+        self.edge_requests_seen = 0
         self.kv_faults.clear()
         self.kv_fault_rule = None
         self.api_limiter.clear()

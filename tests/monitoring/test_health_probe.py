@@ -87,7 +87,6 @@ def test_another_environments_headers_are_not_sent(edge, planned, settings):
         ("/cohort-mismatch", "the X-Pix-Canary header says cohort=native but the body says"
                              " cohort=proxy"),
         ("/server-error", "HTTP 503"),
-        ("/rate-limited", "rate limited (429)"),
         ("/slow", "timed out"),
         ("/loop", "too many redirects (a redirect loop?)"),
         ("/huge", "body larger than 65536 bytes"),
@@ -105,6 +104,14 @@ def test_each_malformed_answer_is_a_failed_check_with_its_reason(
     assert check.reason == reason, check.problems
     # Bounded: the test settings allow 1 s per read and 2 s for the whole exchange.
     assert time.monotonic() - started < 3.5
+
+
+def test_a_429_is_a_rate_limited_check_not_a_failed_one(misbehaving, production):
+    production.qa_url = misbehaving.url("/rate-limited")
+    production.save()
+    check = observe(production.pk).check
+    assert check.verdict == "limited" and check.reason == "rate limited (429)"
+    assert check.status_code == 429
 
 
 def test_the_same_server_answering_well_passes(misbehaving, production):

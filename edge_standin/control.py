@@ -78,6 +78,18 @@ async def requests(request: Request) -> Response:
     return JSONResponse({"requests": log[since:], "next": len(log)})
 
 
+async def edge_requests(request: Request) -> Response:
+    """Requests to the edge workers (with their headers) from index `since` on."""
+    standin = _standin(request)
+    try:
+        since = max(0, int(request.query_params.get("since", "0")))
+    except ValueError:
+        return JSONResponse({"error": "since must be a whole number"}, status_code=400)
+    return JSONResponse(
+        {"requests": standin.edge_requests(since), "next": standin.edge_requests_seen}
+    )
+
+
 def control_routes() -> list[Route]:
     return [
         Route("/_standin/state", state, methods=["GET"]),
@@ -85,4 +97,5 @@ def control_routes() -> list[Route]:
         Route("/_standin/kv/{namespace}", external_write, methods=["POST", "PUT", "DELETE"]),
         Route("/_standin/reset", reset, methods=["POST"]),
         Route("/_standin/requests", requests, methods=["GET"]),
+        Route("/_standin/edge-requests", edge_requests, methods=["GET"]),
     ]

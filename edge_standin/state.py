@@ -22,6 +22,7 @@ HEALTH_COMPONENTS = ("database", "r2_bucket", "proxy_origin")
 DEFAULT_COOKIE_ATTRIBUTES = "Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None"
 SAME_KEY_WRITE_INTERVAL = 1.0  # seconds; Workers KV refuses faster writes to one key
 HISTORY_SHOWN = 10  # writes per namespace listed by /_standin/state
+EDGE_LOG_KEPT = 5000  # edge requests kept for /_standin/edge-requests (a long demo sends many)
 
 
 class KnobError(ValueError):
@@ -197,6 +198,9 @@ class StandIn:
         self.kv_faults: deque[KvFault] = deque()
         self.kv_fault_rule: KvFault | None = None
         self.request_log: list[dict] = []
+        # Requests to the edge workers with their headers, the newest EDGE_LOG_KEPT of them.
+        self.edge_log: deque[dict] = deque(maxlen=EDGE_LOG_KEPT)
+        self.edge_requests_seen = 0
         self.api_limiter = SlidingWindow()
         self.edge_limiter = SlidingWindow()
         self.counters = empty_counters(self.envs)
@@ -227,6 +231,26 @@ class StandIn:
     def edge_config(self, env: str) -> bytes | None:
         namespace = self.namespace_for_env(env)
         return namespace.visible(CONFIG_KEY, self.settings.propagation_delay)
+
+    # --- edge bookkeeping -------------------------------------------------------------------
+
+    def log_edge_request(self, env: str, method: str, path: str, headers: dict) -> dict:
+        """Record a request to an edge worker as it arrives; the status is filled in later."""
+        entry = {
+            "index": self.edge_requests_seen,
+            "env": env,
+            "method": method,
+            "path": path,
+            "headers": headers,
+            "status": None,
+            "time": time.time(),
+        }
+        self.edge_requests_seen += 1
+        self.edge_log.append(entry)
+        return entry
+
+    def edge_requests(self, since: int) -> list[dict]:
+        return [entry for entry in self.edge_log if entry["index"] >= since]
 
     # --- KV API bookkeeping -----------------------------------------------------------------
 
@@ -339,6 +363,8 @@ class StandIn:
         With values=True the namespaces also go back to their start (seeded or empty).
         """
         self.request_log.clear()
+        self.edge_log.clear()
+        self.edge_requests_seen = 0
         self.kv_faults.clear()
         self.kv_fault_rule = None
         self.api_limiter.clear()

@@ -101,6 +101,7 @@ async def edge(request: Request) -> Response:
         return JSONResponse({"error": "unknown environment", "environment": env}, status_code=404)
     settings = standin.settings
     counters = standin.counters["edge"][env]
+    logged = standin.log_edge_request(env, request.method, path, dict(request.headers))
     token = request.headers.get("x-monitoring-token")
     exempt = settings.exempt_token is not None and token == settings.exempt_token
     if not exempt:
@@ -108,8 +109,10 @@ async def edge(request: Request) -> Response:
         wait = standin.edge_limiter.admit(client, settings.rate_limit, settings.rate_window)
         if wait is not None:
             counters["rate_limited"] += 1
+            logged["status"] = 429
             body = {"error": "rate limited", "retry_after": wait}
             return JSONResponse(body, status_code=429, headers={"Retry-After": str(wait)})
+    logged["status"] = 200
 
     knobs = standin.edge_knobs[env]
     if knobs.latency_ms:

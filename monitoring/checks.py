@@ -1,5 +1,10 @@
+import os
+
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
+
+# Read no more: one observation (OBSERVE_INTERVAL_SECONDS) replaced the separate schedules.
+RETIRED_INTERVALS = ("HEALTH_CHECK_INTERVAL_SECONDS", "DRIFT_CHECK_INTERVAL_SECONDS")
 
 
 @register()
@@ -37,6 +42,25 @@ def monitoring_settings(app_configs, **kwargs):
         errors.append(
             Error("COHORT_SAMPLE_MAX_FAILED_SHARE must be within 0 and 1", id="monitoring.E005")
         )
+    budget, reserved = settings.EDGE_REQUEST_BUDGET, settings.EDGE_REQUEST_BUDGET_RESERVED
+    window = settings.EDGE_REQUEST_BUDGET_WINDOW_SECONDS
+    if budget > 0 and not (0 < reserved < budget and window > 0):
+        errors.append(
+            Error(
+                "EDGE_REQUEST_BUDGET_RESERVED must be at least 1 and below EDGE_REQUEST_BUDGET, "
+                "and EDGE_REQUEST_BUDGET_WINDOW_SECONDS above 0 (or EDGE_REQUEST_BUDGET=0)",
+                id="monitoring.E006",
+            )
+        )
+    for name in RETIRED_INTERVALS:
+        if name in os.environ:
+            errors.append(
+                Warning(
+                    f"{name} is no longer read: one observation per environment runs every "
+                    "OBSERVE_INTERVAL_SECONDS and records the health check and the drift state",
+                    id="monitoring.W001",
+                )
+            )
     return errors
 
 

@@ -21,17 +21,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from integrations import slack
-from integrations.cloudflare_kv import KVError
 from integrations.edge_qa import EdgeReport
 from integrations.kv_value import CanarySettings, read_settings
 from rollout import audit
-from rollout.kv_writer import kv_client_for, unanswered_older_writes
-from rollout.models import AuditEntry, ConfigChange, DesiredConfig, Environment
+from rollout.kv_writer import unanswered_older_writes
+from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.services import ConfigConflict, request_change
 
 from . import notify
 from .models import DriftEvent, DriftState, Notification
-from .probes import probe
 
 log = logging.getLogger(__name__)
 SYSTEM = "drift-check"
@@ -57,22 +55,8 @@ def describe(settings_: CanarySettings | dict | None) -> str:
     return settings_.describe()
 
 
-def check_drift(environment_id: int) -> DriftState | None:
-    """Read KV and the edge once, compare both with the desired config, record the result."""
-    environment = Environment.objects.select_related("service").filter(pk=environment_id).first()
-    if environment is None:
-        return None
-    state, _ = DriftState.objects.get_or_create(environment=environment)
-    try:
-        with kv_client_for(environment) as kv:
-            raw, kv_error = kv.get_value(), ""
-    except KVError as exc:
-        raw, kv_error = None, exc.message
-    report = probe(environment)
-    return record(state, raw=raw, kv_error=kv_error, report=report)
-
-
 def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeReport):
+    """Compare what the observation read from KV and the edge with the desired config."""
     environment = state.environment
     now = timezone.now()
     desired = DesiredConfig.objects.filter(environment=environment).first()

@@ -96,7 +96,7 @@ class Notification(models.Model):
 
 
 class HealthCheck(models.Model):
-    """One scheduled probe of an environment's ``/api/qa``: what came back and the verdict.
+    """What the observation's probe of an environment's ``/api/qa`` showed, and the verdict.
 
     Anything wrong with the answer is a failed check with its reason in words; raw rows are
     pruned after ``CHECK_RETENTION_DAYS`` into ``HourlySummary``.
@@ -105,6 +105,8 @@ class HealthCheck(models.Model):
     class Verdict(models.TextChoices):
         OK = "ok"
         FAILED = "failed"
+        # The edge answered 429, or our request budget held the probe back: not a failure.
+        RATE_LIMITED = "limited", "rate limited"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     environment = models.ForeignKey(
@@ -131,7 +133,8 @@ class HealthCheck(models.Model):
         ordering = ["-checked_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(verdict__in=["ok", "failed"]), name="healthcheck_verdict_known"
+                condition=models.Q(verdict__in=["ok", "failed", "limited"]),
+                name="healthcheck_verdict_known",
             ),
             models.CheckConstraint(
                 condition=~models.Q(reason=""), name="healthcheck_reason_not_empty"

@@ -7,6 +7,10 @@ is counted apart, then the probe is tried again; it is never a cohort. The share
 the exact two-sided binomial test against the desired ``canary_percent`` (with the Wilson
 interval shown), not by a fixed tolerance; with the emergency stop on, any native answer fails.
 
+The sampler shares the environment's edge request budget (integrations/edge.py) with the
+observation: it takes a turn before every probe and only from the share the observation's
+reserve leaves, so a sample paces itself instead of making a health check see a 429.
+
 The network part (``sample_edge``) touches no database, so it runs under ``asyncio.run`` inside
 a task and on its own in the benchmark.
 """
@@ -15,18 +19,19 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from integrations import edge
 from integrations.edge_qa import async_probe_client, probe_cohort
 from integrations.stats import ShareTest, judge_share
 from rollout.models import ConfigChange, DesiredConfig, Environment
 
 from .models import CohortSample
-from .probes import probe_headers_for
 
 log = logging.getLogger(__name__)
 # Wait this long after a 429 that names no Retry-After.
@@ -89,8 +94,13 @@ async def sample_edge(
     headers: dict | None = None,
     timeout: float = 5.0,
     max_seconds: float = 60.0,
+    take_turn: Callable[[], float] | None = None,
 ) -> SampleCounts:
-    """Probe ``url`` as ``size`` fresh clients, at most ``concurrency`` at a time."""
+    """Probe ``url`` as ``size`` fresh clients, at most ``concurrency`` at a time.
+
+    ``take_turn`` (blocking, so run on a thread) takes one request's turn from a budget: 0 when
+    taken, else the seconds to wait before asking again.
+    """
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     deadline = loop.time() + max_seconds
@@ -105,6 +115,9 @@ async def sample_edge(
             # One slot: tried again after each 429 until it has a cohort or a failure.
             while True:
                 if not await pause.wait(deadline) or loop.time() >= deadline:
+                    counts.stopped_early = True
+                    return
+                if take_turn is not None and not await wait_for_turn(take_turn, loop, deadline):
                     counts.stopped_early = True
                     return
                 budget = min(2 * timeout, max(0.05, deadline - loop.time()))
@@ -127,6 +140,15 @@ async def sample_edge(
     counts.paused_seconds = round(pause.total, 3)
     counts.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return counts
+
+
+async def wait_for_turn(take_turn, loop: asyncio.AbstractEventLoop, deadline: float) -> bool:
+    """Wait for a turn from the budget; False when it would come after the deadline."""
+    while (wait := await asyncio.to_thread(take_turn)) > 0:
+        if loop.time() + wait >= deadline:
+            return False
+        await asyncio.sleep(wait)
+    return True
 
 
 @dataclass(frozen=True)
@@ -263,9 +285,10 @@ def run_sample(sample_id: int) -> CohortSample | None:
                 environment.qa_url,
                 size=sample.size,
                 concurrency=sample.concurrency,
-                headers=probe_headers_for(environment),
+                headers=edge.probe_headers(environment),
                 timeout=timeout,
                 max_seconds=settings.COHORT_SAMPLE_MAX_SECONDS,
+                take_turn=partial(edge.take_turn, environment.pk, edge.SAMPLER),
             )
         )
     except Exception as exc:  # a bug must not kill the schedule: record it on the row

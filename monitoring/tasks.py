@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from rollout.models import DesiredConfig, Environment
 
-from . import drift, notify, probes, retention, sampler
+from . import notify, observation, retention, sampler
 from .models import CohortSample, Notification
 
 
@@ -32,7 +32,7 @@ def sweep_unsent_notifications():
         send_notification.delay(notification_id)
 
 
-# --- Health checks, cohort samples, drift, retention (issue 4) ------------------------------
+# --- Observation, cohort samples, retention ----------------------------------------------------
 # Each task takes ids and re-reads the database; a bad answer from the network is recorded on a
 # row (a failed check, a failed sample, a drift state), never raised out of the schedule.
 # (Celery's Django fix-up closes stale database connections around every task.)
@@ -43,18 +43,20 @@ def _connected_environment_ids():
 
 
 @shared_task(acks_late=True)
-def run_health_checks():
-    """Beat: one health check per connected environment."""
+def observe_environments():
+    """Beat: one observation per connected environment."""
     environment_ids = _connected_environment_ids()
     for environment_id in environment_ids:
-        health_check.delay(environment_id)
+        observe_environment.delay(environment_id)
     return environment_ids
 
 
 @shared_task(acks_late=True)
-def health_check(environment_id: int):
-    if probes.is_due(environment_id):
-        probes.run_health_check(environment_id)
+def observe_environment(environment_id: int, force: bool = False):
+    """Read KV and the edge once and record it; a doubled message within half an interval does
+    nothing, a forced one (a look right after a write, for a late write of ours) always runs."""
+    if force or observation.claim(environment_id):
+        observation.observe(environment_id)
 
 
 @shared_task(acks_late=True)
@@ -94,20 +96,6 @@ def sweep_samples(now=None):
 @shared_task(acks_late=True)
 def run_cohort_sample(sample_id: int):
     sampler.run_sample(sample_id)
-
-
-@shared_task(acks_late=True)
-def check_drift_everywhere():
-    """Beat: one drift check per connected environment."""
-    environment_ids = _connected_environment_ids()
-    for environment_id in environment_ids:
-        check_drift.delay(environment_id)
-    return environment_ids
-
-
-@shared_task(acks_late=True)
-def check_drift(environment_id: int):
-    drift.check_drift(environment_id)
 
 
 @shared_task(acks_late=True)

@@ -24,10 +24,11 @@ lease (the stop waits for it, and it follows the newer version itself), and a ta
 only when the holder looks dead. If it was not dead after all (a process frozen for seconds),
 or its last PUT is still in flight at the API, that PUT may land over the stop. The takeover
 therefore records the silent holder's recent attempts as unanswered writes, and the
-late-write guard (the drift check, queued a few seconds after the stop is written) re-applies
-the stop if one of them lands. A silent holder that wakes up finds its token gone at its last
-look before the PUT and stops. Newest-version-wins still decides what is written, and KV's
-one write per key per second still holds: a 429 is retried after its ``Retry-After``.
+late-write guard (the observation's drift check, queued a few seconds after the stop is
+written) re-applies the stop if one of them lands. A silent holder that wakes up finds its
+token gone at its last look before the PUT and stops. Newest-version-wins still decides what is
+written, and KV's one write per key per second still holds: a 429 is retried after its
+``Retry-After``.
 """
 
 import logging
@@ -37,14 +38,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-import httpx
 from django.conf import settings
 from django.db import Error as DatabaseError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from integrations import edge
 from integrations.cloudflare_kv import KVClient, KVError
-from integrations.edge_qa import probe_qa
 from integrations.http import shared_client
 from integrations.kv_value import InvalidKVValue, merge, parse_object, read_settings
 
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 WRITER = "kv-writer"
 # How many newer versions one run follows before it hands over to a fresh task.
 MAX_VERSIONS_PER_RUN = 10
-# While an older write of ours is unanswered, a drift check this long after a newer change is
+# While an older write of ours is unanswered, an observation this long after a newer change is
 # written, and after it is in effect, looks for that write landing late.
 LATE_WRITE_CHECK_DELAY_SECONDS = 5
 # An emergency write takes over the lease of a holder that missed this many heartbeats in a row.
@@ -78,10 +78,6 @@ def kv_client_for(environment: Environment) -> KVClient:
         namespace_id=environment.kv_namespace_id,
         client=shared_client(settings.HTTP_TIMEOUT_SECONDS),
     )
-
-
-def edge_client() -> httpx.Client:
-    return shared_client(settings.HTTP_TIMEOUT_SECONDS)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -332,13 +328,19 @@ def _after_failure(environment: Environment, change: ConfigChange, exc: KVError)
 
 def confirm(change_id: int) -> Outcome:
     """Probe the edge until it reports the written config; record the time to effect."""
-    change = ConfigChange.objects.select_related("environment").filter(pk=change_id).first()
+    change = ConfigChange.objects.select_related("environment__service").filter(pk=change_id)
+    change = change.first()
     if change is None or change.state != ConfigChange.State.WRITTEN:
         return Outcome()
     environment = change.environment
     target = change.settings
-    report = probe_qa(environment.qa_url, client=edge_client(), headers=settings.EDGE_PROBE_HEADERS)
+    report = edge.read_qa(environment, max_wait=0)
     now = timezone.now()
+    if report.error == edge.BUDGET_SPENT:
+        # Nothing was sent: our other requests used this window's turns. Still watching.
+        ConfigChange.objects.filter(pk=change.pk).update(last_edge_probe_at=now)
+        interval = settings.EDGE_POLL_INTERVAL_SECONDS
+        return Outcome(retry_in=interval, confirm_change_id=change.pk)
     Environment.objects.filter(pk=environment.pk).update(
         last_edge_report=report.summary(), last_edge_read_at=now
     )
@@ -396,21 +398,23 @@ def unanswered_older_writes(change: ConfigChange, now=None):
 
 
 def _watch_for_late_writes(change: ConfigChange) -> None:
-    """When an older write of ours got no answer, it may land over this change: look with a
-    drift check a few seconds after this change is written and again once it is in effect,
+    """When an older write of ours got no answer, it may land over this change: observe the
+    environment a few seconds after this change is written and again once it is in effect,
     not only at the next beat (monitoring/drift.py re-applies the desired config then)."""
     if unanswered_older_writes(change).exists():
-        transaction.on_commit(partial(_queue_drift_check, change.environment_id))
+        transaction.on_commit(partial(_queue_observation, change.environment_id))
 
 
-def _queue_drift_check(environment_id: int) -> None:
-    """A broker outage is logged, not raised: the beat's drift check comes anyway."""
-    from monitoring.tasks import check_drift
+def _queue_observation(environment_id: int) -> None:
+    """A broker outage is logged, not raised: the beat's observation comes anyway."""
+    from monitoring.tasks import observe_environment
 
     try:
-        check_drift.apply_async((environment_id,), countdown=LATE_WRITE_CHECK_DELAY_SECONDS)
+        observe_environment.apply_async(
+            (environment_id,), {"force": True}, countdown=LATE_WRITE_CHECK_DELAY_SECONDS
+        )
     except Exception as exc:  # any broker or connection error
-        log.warning("could not queue a drift check of environment %s: %s", environment_id, exc)
+        log.warning("could not queue an observation of environment %s: %s", environment_id, exc)
 
 
 def due_for_sweep(now=None) -> tuple[list[int], list[int]]:

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import close_old_connections
 
-from . import kv_writer, observation
+from . import kv_writer
 
 
 def _follow(task, outcome: kv_writer.Outcome):
@@ -47,22 +47,6 @@ def checkpoint_audit():
 
     close_old_connections()
     return write_checkpoint()
-
-
-@shared_task(acks_late=True)
-def observe_environments():
-    """Read every connected environment's KV value and edge report for the overview."""
-    from .models import Environment
-
-    for environment_id in Environment.objects.filter(connected_at__isnull=False).values_list(
-        "pk", flat=True
-    ):
-        observe_environment.delay(environment_id)
-
-
-@shared_task(acks_late=True)
-def observe_environment(environment_id: int):
-    observation.observe(environment_id)
 
 
 # --- Preview verification suite (issue 5) -----------------------------------------------------

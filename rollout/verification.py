@@ -40,6 +40,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from integrations import edge
 from integrations.edge_qa import (
     COHORT_COOKIE,
     EdgeReport,
@@ -129,9 +130,7 @@ class Target:
 def monitoring_headers_for(environment: Environment) -> dict:
     """The extra probe headers of this environment (e.g. a token that the worker exempts from
     its rate limit): the global ones, then the environment's own over them."""
-    key = f"{environment.service.name}/{environment.name}"
-    by_environment = getattr(settings, "EDGE_PROBE_HEADERS_BY_ENVIRONMENT", {}) or {}
-    return {**settings.EDGE_PROBE_HEADERS, **by_environment.get(key, {})}
+    return edge.probe_headers(environment)
 
 
 def client_prefix(run: VerificationRun) -> str:

@@ -30,6 +30,9 @@ TEST_ENV = {
     "PROPAGATION_ALLOWANCE_SECONDS": "3",
     "SWEEP_INTERVAL_SECONDS": "1",
     "OBSERVE_INTERVAL_SECONDS": "3600",
+    # The edge request budget is off by default, so that tests of the edge's own rate limit see
+    # it; tests/monitoring/test_edge_budget.py turns it on where it is the subject.
+    "EDGE_REQUEST_BUDGET": "0",
     "ROLLOUT_VAR_DIR": os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"),
     "CELERY_BROKER_URL": f"redis://127.0.0.1:{TEST_REDIS_PORT}/0",
     "SLACK_DEPLOYMENTS_WEBHOOK_URL": "",

@@ -1,5 +1,5 @@
 """The edge's ``/api/qa`` flapping between healthy and broken while the scheduled health checks
-run, with real processes: a Celery worker takes beat's ``run_health_checks`` and probes the edge
+run, with real processes: a Celery worker takes beat's ``observe_environments`` and probes the edge
 stand-in over HTTP. Every check must be recorded with the verdict the edge deserved at that
 moment, and none may crash. Reports "checks run / recorded healthy / recorded broken / crashed"
 (tests/support/fault_figures.py).
@@ -12,7 +12,7 @@ import time
 import pytest
 
 from monitoring.models import HealthCheck
-from monitoring.tasks import run_health_checks
+from monitoring.tasks import observe_environments
 from tests.conftest import make_environment, wait_for
 from tests.monitoring.conftest import write_plan
 from tests.support.fault_figures import report
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 # The worker's bound on each probe read is HTTP_TIMEOUT_SECONDS (1 s in tests/settings.py).
 SLOW_MS = 1500
-DUE_AFTER = 0.01  # seconds; half the worker's health check interval
+DUE_AFTER = 0.01  # seconds; half the worker's observation interval
 
 
 class Flapper:
@@ -68,9 +68,9 @@ def test_checks_record_a_flapping_edge_with_the_right_verdicts(edge, start_worke
     environment = make_environment(edge)
     write_plan(environment)
     flapper = Flapper(edge, edge.kv_value("production"))
-    # A check within half an interval of the last one is skipped (probes.is_due: a doubled
+    # A check within half an interval of the last one is skipped (observation.claim: a doubled
     # message records nothing); each round below waits out those 10 ms, so every one runs.
-    worker = start_worker(env={"HEALTH_CHECK_INTERVAL_SECONDS": str(2 * DUE_AFTER)})
+    worker = start_worker(env={"OBSERVE_INTERVAL_SECONDS": str(2 * DUE_AFTER)})
 
     # Part 1: the edge changes state between checks; each check has one right verdict.
     broken_states = ["component error", "slow", "bad config"]
@@ -83,7 +83,7 @@ def test_checks_record_a_flapping_edge_with_the_right_verdicts(edge, start_worke
     for number, state in enumerate(states, start=1):
         flapper.set(state)
         time.sleep(DUE_AFTER)
-        run_health_checks.delay()  # what beat sends every HEALTH_CHECK_INTERVAL_SECONDS
+        observe_environments.delay()  # what beat sends every OBSERVE_INTERVAL_SECONDS
         try:
             wait_for(
                 lambda n=number: HealthCheck.objects.filter(environment=environment).count() >= n,
@@ -133,7 +133,7 @@ def test_checks_record_a_flapping_edge_with_the_right_verdicts(edge, start_worke
     try:
         for number in range(1, 16):
             time.sleep(DUE_AFTER)
-            run_health_checks.delay()
+            observe_environments.delay()
             wait_for(
                 lambda n=number: checks.count() >= before + n,
                 timeout=15,

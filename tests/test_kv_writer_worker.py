@@ -11,7 +11,7 @@ import time
 import pytest
 
 from integrations.kv_value import CanarySettings, read_settings
-from monitoring import drift
+from monitoring.observation import observe
 from rollout import services
 from rollout.models import AuditEntry, ConfigChange, Environment
 from rollout.tasks import sweep_unapplied_changes
@@ -260,7 +260,7 @@ def test_an_emergency_stop_does_not_wait_for_the_lease_of_a_worker_killed_mid_wr
         message="the dead worker's PUT to be served",
     )
     wait_for(
-        lambda: drift.check_drift(production.pk).kv_state == "in_sync",
+        lambda: observe(production.pk).drift.kv_state == "in_sync",
         timeout=15,
         interval=0.5,
         message="KV to hold the stop again",

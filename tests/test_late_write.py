@@ -17,8 +17,8 @@ from django.utils import timezone
 from config.celery import app
 from integrations.cloudflare_kv import KVClient, KVError
 from integrations.kv_value import CanarySettings, read_settings
-from monitoring import drift
 from monitoring.models import DriftEvent, DriftState, Notification
+from monitoring.observation import observe
 from rollout import kv_writer, services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from tests.conftest import NAMESPACES, make_environment, wait_for
@@ -81,7 +81,7 @@ def queued_drift_checks() -> list[tuple[list, str | None]]:
     with app.connection_for_read() as broker:
         channel = broker.default_channel
         while (message := channel.basic_get("celery", no_ack=True)) is not None:
-            if message.headers["task"] == "monitoring.tasks.check_drift":
+            if message.headers["task"] == "monitoring.tasks.observe_environment":
                 found.append((message.decode()[0], message.headers.get("eta")))
     return found
 
@@ -107,7 +107,7 @@ def unanswered_first_write(edge, production, settings):
     stop(production)
     write_and_confirm(production)
     assert kv_json(edge)["emergency_proxy"] is True
-    assert drift.check_drift(production.pk).kv_state == "in_sync"
+    assert observe(production.pk).drift.kv_state == "in_sync"
     return production
 
 
@@ -163,7 +163,7 @@ def test_a_hung_increase_landing_after_an_emergency_stop_is_undone(edge, product
     settings.HTTP_TIMEOUT_SECONDS = 0.5
     settings.SLACK_INCIDENTS_WEBHOOK_URL = "http://127.0.0.1:9/incidents"
     write_plan(production)
-    assert drift.check_drift(production.pk).kv_state == "in_sync"
+    assert observe(production.pk).drift.kv_state == "in_sync"
     time.sleep(1.05)  # Workers KV refuses a second write of one key within a second
 
     increase = change(production, settings=B2B, kind="percent_change", reason="go B2b")
@@ -189,7 +189,7 @@ def test_a_hung_increase_landing_after_an_emergency_stop_is_undone(edge, product
     assert hung[0]["status"] == 200, "the late write was refused; the stop's write came too late"
     assert kv_json(edge)["canary_percent"] == 25 and kv_json(edge)["emergency_proxy"] is False
 
-    state = drift.check_drift(production.pk)
+    state = observe(production.pk).drift
     assert state.kv_state == "writing" and not state.needs_decision
     assert state.resolution == "re-applied as version 4 by the late-write-guard"
     reapply = ConfigChange.objects.get(environment=production, version=4)
@@ -203,12 +203,12 @@ def test_a_hung_increase_landing_after_an_emergency_stop_is_undone(edge, product
     assert emergency.state == "in_effect"  # it was; the re-apply is a new version
 
     # A second look at the same value re-applies nothing more.
-    assert drift.check_drift(production.pk).kv_state == "writing"
+    assert observe(production.pk).drift.kv_state == "writing"
     assert DesiredConfig.objects.get(environment=production).version == 4
 
     assert write_and_confirm(production).version == 4
     assert kv_json(edge)["emergency_proxy"] is True and kv_json(edge)["canary_percent"] == 0
-    assert drift.check_drift(production.pk).kv_state == "in_sync"
+    assert observe(production.pk).drift.kv_state == "in_sync"
 
     naming_it = AuditEntry.objects.filter(reason__contains="got no answer landed")
     assert [(e.action, e.actor_label) for e in naming_it] == [
@@ -252,10 +252,10 @@ def test_a_write_that_got_an_answer_is_not_mistaken_for_a_late_one(edge, product
     assert ConfigChange.objects.get(version=1).unanswered_write_at is None
     stop(production)
     write_and_confirm(production)
-    drift.check_drift(production.pk)
+    observe(production.pk)
 
     land_late(edge, B2A, by="wrangler")
-    state = drift.check_drift(production.pk)
+    state = observe(production.pk).drift
     assert state.kv_state == "external" and state.needs_decision
     assert kv_json(edge)["by"] == "wrangler"  # left alone
     assert DesiredConfig.objects.get(environment=production).version == 2
@@ -268,7 +268,7 @@ def test_an_unanswered_write_older_than_the_horizon_is_not_ours_any_more(
 ):
     land_late(edge, B2A)
     with time_machine.travel(timezone.now() + timedelta(seconds=601), tick=True):
-        state = drift.check_drift(unanswered_first_write.pk)
+        state = observe(unanswered_first_write.pk).drift
     assert state.kv_state == "external" and state.needs_decision
     assert DesiredConfig.objects.get(environment=unanswered_first_write).version == 2
     assert AuditEntry.objects.filter(action="drift.external_change").count() == 1
@@ -277,12 +277,12 @@ def test_an_unanswered_write_older_than_the_horizon_is_not_ours_any_more(
 def test_the_horizon_is_a_setting(edge, unanswered_first_write, settings):
     settings.LATE_WRITE_HORIZON_SECONDS = 0
     land_late(edge, B2A)
-    assert drift.check_drift(unanswered_first_write.pk).kv_state == "external"
+    assert observe(unanswered_first_write.pk).drift.kv_state == "external"
 
 
 def test_a_late_write_within_the_horizon_is_re_applied(edge, unanswered_first_write):
     land_late(edge, B2A)
-    state = drift.check_drift(unanswered_first_write.pk)
+    state = observe(unanswered_first_write.pk).drift
     assert state.kv_state == "writing" and not state.needs_decision
     assert "KV held version 1's settings again" in state.detail
     reapply = ConfigChange.objects.get(environment=unanswered_first_write, version=3)
@@ -291,7 +291,7 @@ def test_a_late_write_within_the_horizon_is_re_applied(edge, unanswered_first_wr
 
 def test_a_value_that_matches_no_unanswered_write_is_left_to_people(edge, unanswered_first_write):
     land_late(edge, CanarySettings(50, "B2a", False), by="wrangler")
-    state = drift.check_drift(unanswered_first_write.pk)
+    state = observe(unanswered_first_write.pk).drift
     assert state.kv_state == "external" and state.needs_decision
     assert DesiredConfig.objects.get(environment=unanswered_first_write).version == 2
 
@@ -334,7 +334,7 @@ def test_two_drift_checks_at_once_re_apply_once(edge, unanswered_first_write, br
     def check():
         try:
             start.wait(timeout=10)
-            states.append(drift.check_drift(unanswered_first_write.pk).kv_state)
+            states.append(observe(unanswered_first_write.pk).drift.kv_state)
         finally:
             connection.close()
 

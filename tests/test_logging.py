@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import path
 
 from monitoring.models import HealthCheck
-from monitoring.tasks import health_check
+from monitoring.tasks import observe_environment
 from tests.conftest import ROOT, make_environment, wait_for
 from tests.support.logs import json_log_lines
 
@@ -132,8 +132,8 @@ def test_the_embedded_demo_logs_text_by_default(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_the_celery_worker_logs_json_lines_with_the_task(edge, start_worker):
     environment = make_environment(edge)  # no config in KV: the check fails and says so
-    worker = start_worker(env={"HEALTH_CHECK_INTERVAL_SECONDS": "0.1"})
-    result = health_check.delay(environment.pk)
+    worker = start_worker()
+    result = observe_environment.delay(environment.pk)
     wait_for(lambda: HealthCheck.objects.filter(environment=environment).exists(), timeout=20)
     wait_for(lambda: f"{result.id}] succeeded" in worker.output(), timeout=10)
     records = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
@@ -142,5 +142,5 @@ def test_the_celery_worker_logs_json_lines_with_the_task(edge, start_worker):
     assert not [line for line in worker.output().splitlines() if "INFO/MainProcess]" in line]
     ours = [r for r in records if r["logger"] == "monitoring.probes"]
     assert ours and ours[0]["level"] == "INFO" and "health check of" in ours[0]["message"]
-    assert ours[0]["task_name"] == "monitoring.tasks.health_check"
+    assert ours[0]["task_name"] == "monitoring.tasks.observe_environment"
     assert ours[0]["task_id"] == result.id

@@ -167,7 +167,7 @@ def test_secrets_never_reach_the_log_lines(edge, admin_user, settings):
     from django.db import OperationalError
     from django.test import RequestFactory
 
-    from monitoring import probes
+    from monitoring.observation import observe
     from rollout.middleware import DatabaseUnavailableMiddleware
     from tests.support.logs import json_log_lines
 
@@ -189,7 +189,7 @@ def test_secrets_never_reach_the_log_lines(edge, admin_user, settings):
     with json_log_lines() as lines:
         client.post(reverse("rollout:connect", args=[environment.public_id]))
         edge.knobs(health={"production": {"database": "connection timeout"}})
-        probes.run_health_check(environment.pk)  # a failed check, logged
+        observe(environment.pk)  # a failed check, logged
         middleware = DatabaseUnavailableMiddleware(lambda request: None)
         middleware.process_exception(
             RequestFactory().get("/"), OperationalError(f"password for token {token} refused")

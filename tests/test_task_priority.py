@@ -3,12 +3,12 @@ writes: tasks without a priority of their own are sent at 5 (CELERY_TASK_DEFAULT
 emergency stop's write at 0, and the broker hands out the highest priority first."""
 
 from config.celery import app
-from monitoring.tasks import health_check, sweep_unsent_notifications
+from monitoring.tasks import observe_environment, sweep_unsent_notifications
 from rollout.tasks import apply_desired_config
 
 
 def test_an_emergency_write_is_taken_before_work_queued_earlier(broker_url):
-    health_check.delay(1)  # as beat sends them, without a priority
+    observe_environment.delay(1)  # as beat sends them, without a priority
     sweep_unsent_notifications.delay()
     apply_desired_config.apply_async((1,), priority=5)  # a routine write
     apply_desired_config.apply_async((2,), priority=0)  # an emergency stop's write
@@ -20,7 +20,7 @@ def test_an_emergency_write_is_taken_before_work_queued_earlier(broker_url):
             taken.append((message.headers["task"], message.properties.get("priority")))
     assert taken[0] == ("rollout.tasks.apply_desired_config", 0)
     assert sorted(taken[1:]) == [
-        ("monitoring.tasks.health_check", 5),
+        ("monitoring.tasks.observe_environment", 5),
         ("monitoring.tasks.sweep_unsent_notifications", 5),
         ("rollout.tasks.apply_desired_config", 5),
     ]

@@ -8,7 +8,8 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from integrations.kv_value import CanarySettings
-from monitoring import probes, sampler
+from monitoring import sampler
+from monitoring.observation import observe
 from rollout import kv_writer, services
 from tests.monitoring.conftest import settle_writes, write_plan
 
@@ -42,7 +43,7 @@ def test_the_panel_follows_a_change_of_the_split_by_itself(
 ):
     write_plan(production)  # 10 %
     assert take_sample(production).verdict == "pass"
-    in_own_thread(probes.run_health_check, production.pk)
+    in_own_thread(observe, production.pk)
 
     page = open_page(viewer)
     page.goto(f"{live_server.url}/monitoring/environments/{production.public_id}/")
@@ -64,7 +65,7 @@ def test_the_panel_follows_a_change_of_the_split_by_itself(
     kv_writer.confirm(change.pk)
     edge.knobs(health={"production": {"database": "replica lag 30s"}})
     newest = take_sample(production)
-    in_own_thread(probes.run_health_check, production.pk)
+    in_own_thread(observe, production.pk)
     assert newest.expected_percent == 50 and newest.verdict == "pass", newest.verdict_reason
 
     expect(panel.locator("[data-plan]")).to_have_text("50%", timeout=10_000)

@@ -10,8 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
-from monitoring import drift, tasks
+from monitoring import tasks
 from monitoring.models import DriftEvent, DriftState, Notification
+from monitoring.observation import observe
 from rollout import services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from tests.conftest import NAMESPACES, client_for, wait_for
@@ -45,15 +46,15 @@ def decide(client, environment, action, state=None, **fields):
 @pytest.fixture
 def external(edge, planned):
     """Production at 10 % with someone's `wrangler kv key put` of 50 % seen by a drift check."""
-    assert drift.check_drift(planned.pk).kv_state == "in_sync"
+    assert observe(planned.pk).drift.kv_state == "in_sync"
     put_external(edge, EXTERNAL_50)
-    state = drift.check_drift(planned.pk)
+    state = observe(planned.pk).drift
     assert state.kv_state == "external"
     return planned
 
 
 def test_in_sync_everywhere(edge, planned):
-    state = drift.check_drift(planned.pk)
+    state = observe(planned.pk).drift
     assert (state.kv_state, state.edge_state) == ("in_sync", "in_sync")
     assert state.kv_settings == CanarySettings(10, "B2a", False).as_dict()
     assert state.desired_version == 1 and not state.attention
@@ -62,10 +63,10 @@ def test_in_sync_everywhere(edge, planned):
 
 def test_an_external_change_is_shown_audited_once_and_announced(edge, planned, settings):
     settings.SLACK_INCIDENTS_WEBHOOK_URL = "http://127.0.0.1:9/incidents"
-    drift.check_drift(planned.pk)
+    observe(planned.pk)
     put_external(edge, EXTERNAL_50)
     for _ in range(3):  # every minute, but one audit entry per distinct value
-        state = drift.check_drift(planned.pk)
+        state = observe(planned.pk).drift
     assert state.kv_state == "external" and state.needs_decision
     assert "KV holds 50%, tag B2a, desired is 10%, tag B2a (version 1)" in state.detail
     entry = AuditEntry.objects.get(action="drift.external_change")
@@ -80,13 +81,13 @@ def test_an_external_change_is_shown_audited_once_and_announced(edge, planned, s
     assert DriftEvent.objects.filter(environment=planned, new_kv_state="external").count() == 1
 
     put_external(edge, EXTERNAL_50.replace("50", "0"))  # a second, different value
-    drift.check_drift(planned.pk)
+    observe(planned.pk)
     assert AuditEntry.objects.filter(action="drift.external_change").count() == 2
 
 
 def test_the_beat_task_runs_a_check_per_environment(edge, planned):
-    assert tasks.check_drift_everywhere() == [planned.pk]
-    tasks.check_drift(planned.pk)
+    assert tasks.observe_environments() == [planned.pk]
+    tasks.observe_environment(planned.pk)
     assert DriftState.objects.get(environment=planned).kv_state == "in_sync"
 
 
@@ -104,7 +105,7 @@ def test_adopting_makes_the_kv_value_the_desired_config(edge, external, release_
 
     settle_writes(external)
     assert kv_json(edge)["by"] == "wrangler"  # KV already held it: nothing rewritten
-    state = drift.check_drift(external.pk)
+    state = observe(external.pk).drift
     assert state.kv_state == "in_sync" and state.external_hash == "" and state.resolution == ""
 
 
@@ -114,12 +115,12 @@ def test_overwriting_re_applies_the_desired_config(edge, external, admin_user):
     desired = DesiredConfig.objects.get(environment=external)
     assert (desired.version, desired.canary_percent) == (2, 10)
     assert ConfigChange.objects.get(environment=external, version=2).kind == "reapply"
-    assert drift.check_drift(external.pk).kv_state == "writing"
+    assert observe(external.pk).drift.kv_state == "writing"
 
     settle_writes(external)  # the same settings, but KV differs, so it writes
     assert kv_json(edge)["canary_percent"] == 10
     assert kv_json(edge)["by"] == "wrangler"  # keys we do not own survive
-    assert drift.check_drift(external.pk).kv_state == "in_sync"
+    assert observe(external.pk).drift.kv_state == "in_sync"
 
 
 @pytest.mark.parametrize("person", ["viewer", "tech_lead", "devops", "outsider"])
@@ -150,7 +151,7 @@ def test_a_decision_needs_a_reason(external, release_manager):
 def test_a_decision_on_a_value_that_changed_since_is_refused(edge, external, release_manager):
     seen = DriftState.objects.get(environment=external)
     put_external(edge, EXTERNAL_50.replace("50", "75"))
-    drift.check_drift(external.pk)
+    observe(external.pk)
     response = decide(client_for(release_manager), external, "adopt", state=seen)
     assert response.status_code == 409 and b"changed or was dealt with" in response.content
     assert DesiredConfig.objects.get(environment=external).version == 1
@@ -181,9 +182,9 @@ def test_a_value_decided_once_cannot_be_decided_twice(external, release_manager,
 
 
 def test_garbage_in_kv_can_be_overwritten_but_not_adopted(edge, planned, release_manager):
-    drift.check_drift(planned.pk)
+    observe(planned.pk)
     put_external(edge, "canary=50 (typed by hand)")
-    state = drift.check_drift(planned.pk)
+    state = observe(planned.pk).drift
     assert state.kv_state == "external" and state.kv_settings is None
     assert "a value that is not a valid config" in state.detail
     entry = AuditEntry.objects.get(action="drift.external_change")
@@ -194,9 +195,9 @@ def test_garbage_in_kv_can_be_overwritten_but_not_adopted(edge, planned, release
 
 
 def test_a_deleted_key_is_an_external_change(edge, planned):
-    drift.check_drift(planned.pk)
+    observe(planned.pk)
     edge.delete_external(NAMESPACES["production"])
-    state = drift.check_drift(planned.pk)
+    state = observe(planned.pk).drift
     assert state.kv_state == "external" and state.kv_missing
     assert "the key is missing" in state.detail
 
@@ -214,7 +215,7 @@ def test_a_failed_write_is_not_called_an_external_change(edge, planned, settings
     edge.knobs(kv_faults=[{"method": "PUT", "status": 400}])
     time.sleep(1.05)  # KV refuses a second write of one key within a second
     settle_writes(planned)
-    state = drift.check_drift(planned.pk)
+    state = observe(planned.pk).drift
     assert state.kv_state == "write_failed" and state.needs_decision
     assert "the write of version 2 failed" in state.detail
     assert not AuditEntry.objects.filter(action="drift.external_change").exists()
@@ -229,12 +230,12 @@ def test_a_write_pending_is_not_drift(edge, planned):
         expected_version=1,
         system="test",
     )
-    assert drift.check_drift(planned.pk).kv_state == "writing"
+    assert observe(planned.pk).drift.kv_state == "writing"
 
 
 def test_unreadable_kv_is_recorded_not_raised(edge, planned, settings):
     settings.CLOUDFLARE_API_TOKEN = "wrong-token"
-    state = drift.check_drift(planned.pk)
+    state = observe(planned.pk).drift
     assert state.kv_state == "unreadable" and "KV could not be read" in state.detail
     assert state.edge_state == "in_sync"  # the edge still matches the desired config
 
@@ -245,17 +246,17 @@ def test_a_write_that_has_not_reached_the_edge_is_flagged_then_clears(edge, prod
     write_plan(production)
     written_at = ConfigChange.objects.get(environment=production).written_at
 
-    state = drift.check_drift(production.pk)
+    state = observe(production.pk).drift
     assert (state.kv_state, state.edge_state) == ("in_sync", "propagating")
     assert state.kv_seen_at == written_at and not state.attention
 
     time.sleep(0.6)
-    state = drift.check_drift(production.pk)
+    state = observe(production.pk).drift
     assert state.edge_state == "lagging" and state.attention
     assert "the edge reports 0%, tag , KV holds 10%, tag B2a since" in state.detail
 
     state = wait_for(
-        lambda: (s := drift.check_drift(production.pk)).edge_state == "in_sync" and s,
+        lambda: (s := observe(production.pk).drift).edge_state == "in_sync" and s,
         timeout=5,
         interval=0.2,
         message="the edge to report the write",
@@ -272,5 +273,5 @@ def test_a_write_that_has_not_reached_the_edge_is_flagged_then_clears(edge, prod
 def test_an_unreachable_edge_is_recorded(edge, planned):
     planned.qa_url = "http://127.0.0.1:9/api/qa"
     planned.save()
-    state = drift.check_drift(planned.pk)
+    state = observe(planned.pk).drift
     assert state.edge_state == "unreadable" and "the edge could not be read" in state.detail

@@ -1,18 +1,20 @@
-"""The scheduled health probe of /api/qa: against the edge stand-in, and against a deliberately
-misbehaving local server where every malformed answer must be a failed check with its reason."""
+"""The health check the observation records from its probe of /api/qa: against the edge
+stand-in, and against a deliberately misbehaving local server where every malformed answer must be
+a failed check with its reason."""
 
 import time
 
 import pytest
 
-from monitoring import probes, tasks
+from monitoring import tasks
 from monitoring.models import HealthCheck
+from monitoring.observation import observe
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_healthy_edge_gives_a_full_record(edge, planned):
-    check = probes.run_health_check(planned.pk)
+    check = observe(planned.pk).check
     assert check.verdict == "ok" and check.reason == "healthy" and check.problems == []
     assert check.status_code == 200 and check.latency_ms > 0
     assert check.header["cohort"] in ("native", "proxy") and check.header["tag"] == "B2a"
@@ -25,7 +27,7 @@ def test_a_healthy_edge_gives_a_full_record(edge, planned):
 
 def test_a_component_in_error_fails_the_check(edge, planned):
     edge.knobs(health={"production": {"database": "timeout after 5s"}})
-    check = probes.run_health_check(planned.pk)
+    check = observe(planned.pk).check
     assert check.verdict == "failed"
     assert check.reason == "database reports error: timeout after 5s"
     assert check.health["database"] == "error: timeout after 5s"
@@ -33,22 +35,22 @@ def test_a_component_in_error_fails_the_check(edge, planned):
 
 
 def test_a_missing_config_is_reported_as_degraded(edge, production):
-    check = probes.run_health_check(production.pk)  # nothing in KV yet
+    check = observe(production.pk).check  # nothing in KV yet
     assert check.verdict == "failed" and check.reason == "status is 'degraded'"
 
 
 def test_the_environments_probe_headers_get_past_the_rate_limit(edge, planned, settings):
     edge.knobs(rate_limit=1, rate_window=30, exempt_token="monitoring-secret-7f3a")
-    assert probes.run_health_check(planned.pk).verdict == "ok"
-    limited = probes.run_health_check(planned.pk)
-    assert limited.verdict == "failed" and limited.reason == "rate limited (429)"
+    assert observe(planned.pk).check.verdict == "ok"
+    limited = observe(planned.pk).check
+    assert limited.verdict == "limited" and limited.reason == "rate limited (429)"
     assert limited.status_code == 429
 
     settings.EDGE_PROBE_HEADERS_BY_ENVIRONMENT = {
         "pix-immo-api/production": {"X-Monitoring-Token": "monitoring-secret-7f3a"}
     }
     for _ in range(3):
-        assert probes.run_health_check(planned.pk).verdict == "ok"
+        assert observe(planned.pk).check.verdict == "ok"
     # The secret went on the wire only: no row holds it.
     assert not HealthCheck.objects.filter(header_raw__contains="monitoring-secret").exists()
 
@@ -58,8 +60,8 @@ def test_another_environments_headers_are_not_sent(edge, planned, settings):
     settings.EDGE_PROBE_HEADERS_BY_ENVIRONMENT = {
         "pix-immo-api/preview": {"X-Monitoring-Token": "token-for-preview"}
     }
-    probes.run_health_check(planned.pk)
-    assert probes.run_health_check(planned.pk).reason == "rate limited (429)"
+    observe(planned.pk)
+    assert observe(planned.pk).check.reason == "rate limited (429)"
 
 
 @pytest.mark.parametrize(
@@ -85,7 +87,6 @@ def test_another_environments_headers_are_not_sent(edge, planned, settings):
         ("/cohort-mismatch", "the X-Pix-Canary header says cohort=native but the body says"
                              " cohort=proxy"),
         ("/server-error", "HTTP 503"),
-        ("/rate-limited", "rate limited (429)"),
         ("/slow", "timed out"),
         ("/loop", "too many redirects (a redirect loop?)"),
         ("/huge", "body larger than 65536 bytes"),
@@ -98,46 +99,56 @@ def test_each_malformed_answer_is_a_failed_check_with_its_reason(
     production.qa_url = misbehaving.url(path)
     production.save()
     started = time.monotonic()
-    check = probes.run_health_check(production.pk)
+    check = observe(production.pk).check
     assert check.verdict == "failed"
     assert check.reason == reason, check.problems
     # Bounded: the test settings allow 1 s per read and 2 s for the whole exchange.
     assert time.monotonic() - started < 3.5
 
 
+def test_a_429_is_a_rate_limited_check_not_a_failed_one(misbehaving, production):
+    production.qa_url = misbehaving.url("/rate-limited")
+    production.save()
+    check = observe(production.pk).check
+    assert check.verdict == "limited" and check.reason == "rate limited (429)"
+    assert check.status_code == 429
+
+
 def test_the_same_server_answering_well_passes(misbehaving, production):
     production.qa_url = misbehaving.url("/ok")
     production.save()
-    check = probes.run_health_check(production.pk)
+    check = observe(production.pk).check
     assert check.verdict == "ok", check.problems
 
 
 def test_a_body_that_is_not_json_is_kept_in_part(misbehaving, production):
     production.qa_url = misbehaving.url("/not-json")
     production.save()
-    check = probes.run_health_check(production.pk)
+    check = observe(production.pk).check
     assert check.body_excerpt.startswith("<html><body>502 Bad Gateway")
 
 
 def test_an_unreachable_edge_is_a_failed_check(production):
     production.qa_url = "http://127.0.0.1:9/api/qa"
     production.save()
-    check = probes.run_health_check(production.pk)
+    check = observe(production.pk).check
     assert check.verdict == "failed" and check.reason.startswith("unreachable:")
 
 
 def test_the_task_records_once_per_interval_and_never_raises(misbehaving, production, settings):
-    settings.HEALTH_CHECK_INTERVAL_SECONDS = 60
+    settings.OBSERVE_INTERVAL_SECONDS = 60
     production.qa_url = misbehaving.url("/not-json")
     production.save()
-    tasks.health_check(production.pk)
-    tasks.health_check(production.pk)  # a redelivered or doubled task
+    tasks.observe_environment(production.pk)
+    tasks.observe_environment(production.pk)  # a redelivered or doubled task
     assert HealthCheck.objects.filter(environment=production).count() == 1
-    tasks.health_check(10**9)  # an environment deleted meanwhile
+    tasks.observe_environment(production.pk, force=True)  # a look right after a write
+    assert HealthCheck.objects.filter(environment=production).count() == 2
+    tasks.observe_environment(10**9)  # an environment deleted meanwhile
 
 
 def test_the_beat_task_fans_out_to_connected_environments(edge, production):
     from tests.conftest import make_environment
 
     make_environment(edge, name="preview", connected=False)
-    assert tasks.run_health_checks() == [production.pk]
+    assert tasks.observe_environments() == [production.pk]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from monitoring import probes
+from monitoring.observation import observe
 from rollout import verification
 from tests.monitoring.conftest import B2A
 
@@ -47,7 +47,7 @@ def checked(environment, misbehaving, path):
         monitoring_headers={},
         address_prefix="198.18.0",
     )
-    return probes.run_health_check(environment.pk), target
+    return observe(environment.pk).check, target
 
 
 @pytest.mark.parametrize("path, problems", MALFORMED, ids=[path for path, _ in MALFORMED])

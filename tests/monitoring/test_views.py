@@ -10,8 +10,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring import drift, probes, sampler
+from monitoring import sampler
 from monitoring.models import CohortSample, HealthCheck
+from monitoring.observation import observe
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -41,14 +42,13 @@ def token_of(content: bytes) -> str:
 
 @pytest.fixture
 def observed(planned, settings):
-    """Production with a sample, a health check and a drift check behind it."""
+    """Production with a sample and an observation (health check, drift state) behind it."""
     settings.EDGE_PROBE_HEADERS_BY_ENVIRONMENT = {
         "pix-immo-api/production": {"X-Monitoring-Token": SECRET}
     }
     sample, _ = sampler.queue_sample(planned, trigger="manual")
     sampler.run_sample(sample.pk)
-    probes.run_health_check(planned.pk)
-    drift.check_drift(planned.pk)
+    observe(planned.pk)
     return planned
 
 
@@ -122,7 +122,7 @@ def test_an_external_change_offers_adopt_and_overwrite_to_release_managers(
     edge.put_external(
         "production", '{"canary_percent":50,"canary_tag":"B2a","emergency_proxy":false}'
     )
-    drift.check_drift(observed.pk)
+    observe(observed.pk)
     content = client_for(release_manager).get(page_url(observed)).content.decode()
     assert "changed outside the dashboard" in content
     assert "Adopt the value in KV" in content and "Overwrite with 10%, tag B2a" in content

@@ -206,5 +206,13 @@ class EdgeStandIn:
         entries = response.json()["requests"]
         return [e for e in entries if method is None or e["method"] == method.upper()]
 
+    def edge_requests(self, env: str | None = None, since: int = 0) -> list[dict]:
+        """Requests the edge workers received (method, path, headers, status), optionally
+        only one environment's; header names are lower case."""
+        response = self.client.get("/_standin/edge-requests", params={"since": since})
+        response.raise_for_status()
+        entries = response.json()["requests"]
+        return [e for e in entries if env is None or e["env"] == env]
+
     def reset(self, values: bool = False) -> None:
         self.client.post("/_standin/reset", json={"values": values}).raise_for_status()

@@ -1,0 +1,70 @@
+"""One observation per environment: KV read once, ``/api/qa`` probed once, recorded once.
+
+Everything that shows what KV holds or what the edge reports reads this record: the overview's
+side-by-side view (``Environment.last_kv_*`` and ``last_edge_*``), the drift view (``DriftState``
+and its ``DriftEvent`` history) and the health checks history (``HealthCheck``). Nothing else
+reads them on a schedule, so the three can never disagree about one moment, and the edge sees one
+request per interval, with the environment's probe headers, inside its request budget
+(integrations/edge.py). The "in effect" confirmation after a write is the one other reader of the
+edge: it is started by the write, not by the clock, and uses the same headers, budget and fields.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations import edge
+from integrations.cloudflare_kv import KVError
+from rollout.kv_writer import kv_client_for
+from rollout.models import Environment
+
+from . import drift, probes
+from .models import DriftState, HealthCheck
+
+
+@dataclass(frozen=True)
+class Observation:
+    environment: Environment
+    check: HealthCheck
+    drift: DriftState
+
+
+def claim(environment_id: int, now=None) -> bool:
+    """Whether this run is the one to observe: none was started in the last half interval
+    (compare-and-set, so a redelivered or doubled message observes nothing)."""
+    now = now or timezone.now()
+    recent = now - timedelta(seconds=settings.OBSERVE_INTERVAL_SECONDS / 2)
+    return bool(
+        Environment.objects.filter(pk=environment_id)
+        .filter(Q(last_kv_read_at__isnull=True) | Q(last_kv_read_at__lte=recent))
+        .update(last_kv_read_at=now)
+    )
+
+
+def observe(environment_id: int) -> Observation | None:
+    """Read KV and the edge once, and record what they showed for every page that shows it."""
+    environment = Environment.objects.select_related("service").filter(pk=environment_id).first()
+    if environment is None:
+        return None
+    fields = {"last_kv_read_at": timezone.now()}
+    try:
+        with kv_client_for(environment) as kv:
+            raw, kv_error = kv.get_value(), ""
+        fields.update(
+            last_kv_raw=raw.decode("utf-8", "replace")[:4000] if raw is not None else "",
+            last_kv_missing=raw is None,
+        )
+    except KVError as exc:
+        raw, kv_error = None, exc.message
+    fields["last_kv_error"] = kv_error
+    report = edge.read_qa(environment)
+    fields.update(last_edge_report=report.summary(), last_edge_read_at=timezone.now())
+    Environment.objects.filter(pk=environment.pk).update(**fields)
+    check = probes.record_check(environment, report)
+    state, _ = DriftState.objects.get_or_create(environment=environment)
+    state = drift.record(state, raw=raw, kv_error=kv_error, report=report)
+    environment.refresh_from_db()
+    return Observation(environment=environment, check=check, drift=state)

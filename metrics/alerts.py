@@ -22,8 +22,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
-from rollout import audit
 from rollout.models import ConfigChange, DesiredConfig, Environment, Service
+from rollout.services import audit
 
 from . import figures as figures_module
 from .figures import floor_minute
@@ -349,7 +349,7 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
 def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Environment):
     """The rule presses the emergency stop itself (the rollout opted in): audited as done by the
     rule, announced on Slack. Nothing happens if the stop is already on."""
-    from rollout.services import ConfigConflict, request_change
+    from rollout.services.controls import ConfigConflict, request_change
 
     from .notifications import announce_auto_stop
 

@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.db import models
 
-from . import audit
 from .models import (
     AuditEntry,
     ConfigChange,
@@ -16,6 +15,7 @@ from .models import (
     Service,
     VerificationRun,
 )
+from .services import audit
 
 
 class EnvironmentInline(admin.TabularInline):

@@ -12,10 +12,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import audit, evidence, lifecycle, limits, reports, signoff
+from . import limits
 from .decision_forms import NoteForm, PhaseAttestationForm, PostMortemForm, SignForm
 from .models import CheckIn, Decision, Environment, PhaseRun, PostMortem, Rollout, Signature
 from .permissions import guarded
+from .services import audit, evidence, phases, reports, signoff
 from .views import VIEW_PERMISSION
 
 
@@ -25,7 +26,7 @@ def _run(public_id, *, advance: bool = True) -> PhaseRun:
         public_id=public_id,
     )
     if advance:
-        lifecycle.advance(run.rollout)
+        phases.advance(run.rollout)
         run.refresh_from_db()
     return run
 
@@ -36,7 +37,7 @@ def _run(public_id, *, advance: bool = True) -> PhaseRun:
 def rollout_history(request):
     """Every rollout, newest first, with its phase windows and their decisions."""
     for rollout in Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES):
-        lifecycle.advance(rollout)
+        phases.advance(rollout)
     rollouts = Rollout.objects.select_related("plan__service", "environment").prefetch_related(
         Prefetch(
             "phase_runs",
@@ -55,7 +56,7 @@ def rollout_detail(request, public_id):
     rollout = get_object_or_404(
         Rollout.objects.select_related("plan__service", "environment"), public_id=public_id
     )
-    rollout = lifecycle.advance(rollout)
+    rollout = phases.advance(rollout)
     runs = rollout.phase_runs.select_related("phase").prefetch_related("decisions")
     return render(request, "rollout/decisions/rollout.html", {"rollout": rollout, "runs": runs})
 
@@ -89,8 +90,8 @@ def begin_rollout(request, public_id):
         Environment.objects.select_related("service"), public_id=public_id
     )
     try:
-        lifecycle.begin(environment, person=request.user, now=timezone.now(), request=request)
-    except lifecycle.TransitionRefused as refused:
+        phases.begin(environment, person=request.user, now=timezone.now(), request=request)
+    except phases.TransitionRefused as refused:
         _record_refusal(request, str(refused), environment=environment, action="rollout.refused")
         return _render_rollout_card(request, environment, status=409, error=str(refused))
     return _render_rollout_card(request, environment, success="Rollout begun.")
@@ -107,14 +108,14 @@ def abort_rollout(request, public_id):
             request, rollout.environment, status=422, error=form.errors["note"][0]
         )
     try:
-        lifecycle.abort(
+        phases.abort(
             rollout,
             person=request.user,
             reason=form.cleaned_data["note"],
             now=timezone.now(),
             request=request,
         )
-    except lifecycle.TransitionRefused as refused:
+    except phases.TransitionRefused as refused:
         _record_refusal(
             request,
             str(refused),
@@ -127,11 +128,11 @@ def abort_rollout(request, public_id):
 
 
 def _render_rollout_card(request, environment, *, status=200, **extra):
-    rollout = lifecycle.active_rollout(environment)
+    rollout = phases.active_rollout(environment)
     context = {
         "environment": environment,
         "rollout": rollout,
-        "phase_run": lifecycle.open_run(rollout),
+        "phase_run": phases.open_run(rollout),
         **extra,
     }
     return render(request, "rollout/decisions/_rollout_card.html", context, status=status)
@@ -165,14 +166,14 @@ def acknowledge_check_in(request, public_id):
     if not form.is_valid():
         return _render_timeline(request, run, status=422, error=form.errors["note"][0])
     try:
-        lifecycle.acknowledge(
+        phases.acknowledge(
             check_in,
             person=request.user,
             note=form.cleaned_data["note"],
             now=timezone.now(),
             request=request,
         )
-    except lifecycle.TransitionRefused as refused:
+    except phases.TransitionRefused as refused:
         _record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_timeline(request, run, status=409, error=str(refused))
     return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")

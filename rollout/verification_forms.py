@@ -6,7 +6,7 @@ from . import limits
 from .forms import ConfirmableForm, ReasonField, TagField
 from .limits import LimitedText
 from .models import PreflightAttestation
-from .preflight import split_names
+from .services.preflight import split_names
 
 Kind = PreflightAttestation.Kind
 

@@ -16,7 +16,6 @@ from django_htmx.http import HttpResponseStopPolling
 from monitoring import notify
 from monitoring.models import Notification
 
-from . import audit, preflight, services
 from .models import (
     AuditEntry,
     Environment,
@@ -27,7 +26,8 @@ from .models import (
     VerificationRun,
 )
 from .permissions import guarded, refuse
-from .verification import create_run
+from .services import audit, controls, preflight
+from .services.preview import create_run
 from .verification_forms import AttestationForm, PreviewRunForm, StartPhaseForm
 from .views import VIEW_PERMISSION
 
@@ -449,9 +449,9 @@ def start_phase(request, public_id):
             now=now,
             request=request,
         )
-    except (services.ControlRefused, services.ConfigConflict) as exc:
+    except (controls.ControlRefused, controls.ConfigConflict) as exc:
         message = str(exc)
-        if isinstance(exc, services.ConfigConflict):
+        if isinstance(exc, controls.ConfigConflict):
             message = f"Not started: {exc}."
         audit.record(
             action="preflight.start_refused",

@@ -15,8 +15,6 @@ from integrations.kv_value import CanarySettings
 from monitoring import notify
 from monitoring.models import Notification
 
-from . import lifecycle, services
-from .connection import check_connection
 from .forms import (
     DecisionNoteForm,
     EmergencyStopForm,
@@ -34,6 +32,8 @@ from .models import (
     Rollout,
 )
 from .permissions import guarded, refuse
+from .services import controls, phases
+from .services.environments import check_connection
 
 VIEW_PERMISSION = "rollout.view_environment"
 
@@ -145,10 +145,10 @@ def environment_detail(request, public_id):
     environment = _environment(public_id)
     context = _status_context(environment)
     context.update(_controls_context(request, environment))
-    context["rollout"] = lifecycle.active_rollout(environment)
+    context["rollout"] = phases.active_rollout(environment)
     if context["rollout"]:
-        context["rollout"] = lifecycle.advance(context["rollout"])
-        context["phase_run"] = lifecycle.open_run(context["rollout"])
+        context["rollout"] = phases.advance(context["rollout"])
+        context["phase_run"] = phases.open_run(context["rollout"])
     context["initial_form"] = InitialConfigForm(
         initial={"canary_tag": _first_phase_tag(environment)}
     )
@@ -167,7 +167,7 @@ def connect(request, public_id):
     result = check_connection(environment, actor=request.user, request=request)
     desired_exists = DesiredConfig.objects.filter(environment=environment).exists()
     if result.kv_state == "valid" and not desired_exists:
-        services.adopt_existing_config(
+        controls.adopt_existing_config(
             environment=environment,
             settings=result.kv_settings,
             actor=request.user,
@@ -199,7 +199,7 @@ def write_initial(request, public_id):
             {"environment": environment, "initial_form": form},
             status=422,
         )
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=environment,
         settings=form.canary_settings(),
         reason=form.cleaned_data["reason"],
@@ -282,9 +282,9 @@ def _act(request, environment, call, success):
     """
     try:
         result = call()
-    except services.ConfigConflict as exc:
+    except controls.ConfigConflict as exc:
         return _render_controls(request, environment, status=409, error=f"Not applied: {exc}.")
-    except services.ControlRefused as exc:
+    except controls.ControlRefused as exc:
         return _render_controls(request, environment, status=409, error=str(exc))
     return _render_controls(request, environment, success=success(result))
 
@@ -315,7 +315,7 @@ def set_percent(request, public_id):
             environment,
             action_url=request.path,
             form=form,
-            description=services.describe_transition(environment, desired.settings, target),
+            description=controls.describe_transition(environment, desired.settings, target),
             note="Raising the percent needs a second person's approval."
             if raising
             else STICKY_NOTE,
@@ -324,7 +324,7 @@ def set_percent(request, public_id):
     return _act(
         request,
         environment,
-        lambda: services.submit_percent(
+        lambda: controls.submit_percent(
             environment=environment,
             percent=target.canary_percent,
             tag=target.canary_tag,
@@ -361,7 +361,7 @@ ROLLBACK = OnePersonControl(
     RollbackForm,
     "rollback_form",
     lambda d: CanarySettings(0, d.canary_tag, False),
-    services.rollback,
+    controls.rollback,
     "Rollback to 0% queued",
     danger=True,
     note=STICKY_NOTE,
@@ -370,7 +370,7 @@ EMERGENCY_STOP = OnePersonControl(
     EmergencyStopForm,
     "emergency_form",
     lambda d: CanarySettings(0, d.canary_tag, True),
-    services.emergency_stop,
+    controls.emergency_stop,
     "EMERGENCY STOP queued at the front",
     danger=True,
     note="Overrides sticky cookies: every client goes to proxy.",
@@ -379,7 +379,7 @@ LIFT_EMERGENCY = OnePersonControl(
     LiftEmergencyForm,
     "lift_form",
     lambda d: CanarySettings(d.canary_percent, d.canary_tag, False),
-    services.lift_emergency,
+    controls.lift_emergency,
     "Emergency stop lifted",
 )
 
@@ -402,7 +402,7 @@ def _one_person_control(request, public_id, control: OnePersonControl):
             action_url=request.path,
             form=form,
             danger=control.danger,
-            description=services.describe_transition(
+            description=controls.describe_transition(
                 environment, desired.settings, control.target(desired)
             ),
             note=control.note,
@@ -465,7 +465,7 @@ def approve_request(request, public_id):
     return _act(
         request,
         percent_request.environment,
-        lambda: services.approve_percent_request(
+        lambda: controls.approve_percent_request(
             percent_request=percent_request,
             approver=request.user,
             note=note,
@@ -497,7 +497,7 @@ def reject_request(request, public_id):
     return _act(
         request,
         percent_request.environment,
-        lambda: services.reject_percent_request(
+        lambda: controls.reject_percent_request(
             percent_request=percent_request,
             person=request.user,
             note=note,

@@ -11,8 +11,6 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from metrics.models import MinuteBucket
-from rollout import lifecycle, signoff
-from rollout.evidence import build, fingerprint
 from rollout.models import (
     AuditEntry,
     ConfigChange,
@@ -23,6 +21,8 @@ from rollout.models import (
     Rollout,
     Signature,
 )
+from rollout.services import phases, signoff
+from rollout.services.evidence import build, fingerprint
 from tests.conftest import make_environment
 from tests.test_decisions import fill, plan_for
 
@@ -57,7 +57,7 @@ def run(production):
         state=PhaseRun.State.WAITING,
         started_at=in_effect,
     )
-    lifecycle.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
+    phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
     run.refresh_from_db()
     fill(production, in_effect, run.window_ends_at)
     return run

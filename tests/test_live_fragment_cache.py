@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
-from rollout import services
+from rollout.services import controls
 from tests.conftest import client_for, configured_environment
 
 pytestmark = pytest.mark.django_db
@@ -72,7 +72,7 @@ def test_a_change_shows_once_the_second_is_over(cached, production, viewer, rele
     client = client_for(viewer)
     url = reverse("rollout:environment", args=[production.public_id])
     assert "version 2" not in poll(client, url)[0].content.decode()
-    services.request_change(
+    controls.request_change(
         environment=production,
         settings=CanarySettings(5, "B2a", False),
         kind="percent_change",

@@ -170,7 +170,7 @@ class RolloutPlan(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
-        from ..recommendation import Thresholds
+        from ..services.recommendation import Thresholds
 
         try:
             Thresholds.from_overrides(self.decision_thresholds)

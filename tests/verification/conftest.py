@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 
 from integrations.kv_value import CanarySettings, read_settings
-from rollout import services, verification
 from rollout.models import ConfigChange, DesiredConfig, Phase, RolloutPlan
+from rollout.services import controls
+from rollout.services import preview as preview_suite
 from tests.conftest import make_environment
 
 MONITORING_TOKEN = "preview-suite-monitoring-token-5e1"
@@ -28,7 +29,7 @@ def edge_limits(edge, settings):
 
 def settle(change: ConfigChange, timeout: float = 15.0) -> ConfigChange:
     """Drive a change into KV and to the edge in this process; fail the test if it does not."""
-    change = verification.drive(change.pk, until=time.monotonic() + timeout)
+    change = preview_suite.drive(change.pk, until=time.monotonic() + timeout)
     assert change.state == ConfigChange.State.IN_EFFECT, (change.state, change.last_error)
     return change
 
@@ -38,7 +39,7 @@ def with_config(edge, environment, settings: CanarySettings = B2A):
     KV and at the edge, and the dashboard adopts it as version 1. (No API write now, so the
     suite's first write is not refused as a second write of the key within a second.)"""
     edge.put_external(environment.name, json.dumps(settings.as_dict()))
-    services.adopt_existing_config(environment=environment, settings=settings, system="test")
+    controls.adopt_existing_config(environment=environment, settings=settings, system="test")
     return environment
 
 
@@ -81,8 +82,8 @@ def kv_document(edge, name="preview") -> dict:
 
 def run_now(environment, person, build="deploy-abc123"):
     """A run recorded as the view records it, executed in this process."""
-    run = verification.create_run(environment=environment, build=build, started_by=person)
-    verification.execute(run.pk)
+    run = preview_suite.create_run(environment=environment, build=build, started_by=person)
+    preview_suite.execute(run.pk)
     run.refresh_from_db()
     return run
 

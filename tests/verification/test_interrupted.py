@@ -6,8 +6,9 @@ import json
 import pytest
 from django.utils import timezone
 
-from rollout import tasks, verification
+from rollout import tasks
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, VerificationRun
+from rollout.services import preview as preview_suite
 from tests.conftest import wait_for
 from tests.verification.conftest import B2A, MONITORING_TOKEN, kv_settings
 
@@ -25,7 +26,7 @@ def kill_inside_the_emergency_check(edge, preview, start_worker, person):
     # The edge will not see the flag for a long time: the suite waits inside the check.
     edge.knobs(propagation_delay=30)
     worker = start_worker(pool="solo", concurrency=1, env=WORKER_ENV, name="doomed")
-    run = verification.create_run(environment=preview, build="deploy-1", started_by=person)
+    run = preview_suite.create_run(environment=preview, build="deploy-1", started_by=person)
     wait_for(
         lambda: VerificationRun.objects.get(pk=run.pk).emergency_version is not None,
         timeout=30,
@@ -69,9 +70,9 @@ def test_the_sweep_restores_preview_after_the_worker_was_killed(
     run = kill_inside_the_emergency_check(edge_limits, preview, start_worker, release_manager)
 
     # While the dead worker's lease lasts, the sweep leaves the run alone.
-    assert verification.sweep()["taken_over"] == []
+    assert preview_suite.sweep()["taken_over"] == []
     wait_for(
-        lambda: run.pk in verification.sweep()["taken_over"],
+        lambda: run.pk in preview_suite.sweep()["taken_over"],
         timeout=15,
         interval=0.3,
         message="the sweep to take the run over",

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from monitoring import notify
 from monitoring.models import Notification
-from rollout import preflight, verification
 from rollout.models import (
     AuditEntry,
     ConfigChange,
@@ -25,7 +24,9 @@ from rollout.models import (
     VerificationCheck,
     VerificationRun,
 )
-from rollout.services import approve_percent_request
+from rollout.services import preflight
+from rollout.services import preview as preview_suite
+from rollout.services.controls import approve_percent_request
 from tests.conftest import client_for
 from tests.support.webhooks import WebhookReceiver
 
@@ -77,7 +78,7 @@ def test_the_window_needs_an_aware_clock():
 
 
 def passed_run(preview, person, *, build="deploy-1", finished_at=None, state="passed"):
-    run = verification.create_run(environment=preview, build=build, started_by=person)
+    run = preview_suite.create_run(environment=preview, build=build, started_by=person)
     finished_at = finished_at or timezone.now()
     VerificationRun.objects.filter(pk=run.pk).update(
         state=state, started_at=finished_at - timedelta(seconds=5), finished_at=finished_at

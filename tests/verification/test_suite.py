@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from rollout import verification
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, VerificationRun
+from rollout.services import preview as preview_suite
 from tests.verification.conftest import B2A, desired_settings, kv_settings, outcomes, run_now
 
 pytestmark = pytest.mark.django_db
@@ -162,10 +162,10 @@ def test_the_suite_is_bounded_in_time(edge, preview, release_manager, settings):
 
 
 def test_an_active_emergency_stop_is_left_alone(edge, preview, release_manager):
-    from rollout import services
+    from rollout.services import controls
     from tests.verification.conftest import settle
 
-    stop = services.emergency_stop(environment=preview, reason="incident", actor=release_manager)
+    stop = controls.emergency_stop(environment=preview, reason="incident", actor=release_manager)
     settle(stop)
     run = run_now(preview, release_manager)
     emergency = run.checks.get(name="emergency_proxy")
@@ -177,11 +177,11 @@ def test_an_active_emergency_stop_is_left_alone(edge, preview, release_manager):
 
 def test_a_person_who_acted_meanwhile_wins_over_the_restore(edge, preview, release_manager):
     """The restore only puts the config back while it is still the suite's emergency stop."""
-    from rollout import services
+    from rollout.services import controls
 
-    run = verification.create_run(environment=preview, build="b1", started_by=release_manager)
+    run = preview_suite.create_run(environment=preview, build="b1", started_by=release_manager)
     before = DesiredConfig.objects.get(environment=preview)
-    stop = services.emergency_stop(environment=preview, reason="suite", system="preview-suite")
+    stop = controls.emergency_stop(environment=preview, reason="suite", system="preview-suite")
     VerificationRun.objects.filter(pk=run.pk).update(
         state="running",
         restore_pending=True,
@@ -190,10 +190,10 @@ def test_a_person_who_acted_meanwhile_wins_over_the_restore(edge, preview, relea
         emergency_version=stop.version,
     )
     # Meanwhile a person lifts the stop and lowers the percent.
-    lifted = services.lift_emergency(
+    lifted = controls.lift_emergency(
         environment=preview, reason="done", expected_version=stop.version, actor=release_manager
     )
-    restore = verification.restore_after_emergency(run.pk)
+    restore = preview_suite.restore_after_emergency(run.pk)
     assert restore.outcome == "overtaken"
     assert f"moved on to version {lifted.version}" in restore.note and "rita" in restore.note
     desired = DesiredConfig.objects.get(environment=preview)
@@ -201,4 +201,4 @@ def test_a_person_who_acted_meanwhile_wins_over_the_restore(edge, preview, relea
     run.refresh_from_db()
     assert not run.restore_pending and run.restore_outcome == "overtaken"
     assert AuditEntry.objects.filter(action="preview_suite.restore_skipped").exists()
-    assert verification.restore_after_emergency(run.pk) is None, "nothing left to do"
+    assert preview_suite.restore_after_emergency(run.pk) is None, "nothing left to do"

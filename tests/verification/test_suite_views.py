@@ -6,8 +6,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from rollout import verification
 from rollout.models import AuditEntry, Service, VerificationCheck, VerificationRun
+from rollout.services import preview as preview_suite
 from rollout.verification_views import report_markdown
 from tests.conftest import client_for
 from tests.verification.conftest import run_now
@@ -31,7 +31,7 @@ def test_a_release_manager_starts_a_run_and_sets_the_current_build(preview, rele
     run = VerificationRun.objects.get()
     assert response.status_code == 302 and response["Location"] == run_url("preview_run", run)
     assert (run.state, run.build, run.started_by) == ("queued", "deploy-42", release_manager)
-    assert list(run.checks.values_list("name", flat=True)) == verification.CHECK_ORDER
+    assert list(run.checks.values_list("name", flat=True)) == preview_suite.CHECK_ORDER
     assert Service.objects.get().current_build == "deploy-42"
     assert AuditEntry.objects.filter(action="preview_suite.requested", actor=release_manager)
     changed = AuditEntry.objects.get(action="service.current_build")
@@ -92,7 +92,7 @@ def test_the_preview_page_offers_the_run_and_lists_runs(preview, release_manager
 
 
 def test_the_checks_fragment_polls_until_the_run_finished(preview, release_manager, viewer):
-    run = verification.create_run(environment=preview, build="b", started_by=release_manager)
+    run = preview_suite.create_run(environment=preview, build="b", started_by=release_manager)
     client = client_for(viewer)
     page = client.get(run_url("preview_run", run))
     assert page.status_code == 200 and b'hx-trigger="every 1s"' in page.content
@@ -108,7 +108,7 @@ def test_the_checks_fragment_polls_until_the_run_finished(preview, release_manag
     moved = client.get(run_url("preview_run_checks", run) + f"?u={token}")
     assert moved.status_code == 200 and "running…" in moved.content.decode()
 
-    verification.execute(run.pk)
+    preview_suite.execute(run.pk)
     done = client.get(run_url("preview_run_checks", run) + f"?u={token}")
     assert done.status_code == 286, "stop polling"
     assert b"hx-trigger" not in done.content
@@ -157,7 +157,7 @@ def test_a_failed_run_reports_no_go_with_the_reasons(edge, preview, release_mana
 
 
 def test_markdown_cells_stay_in_their_column(preview, release_manager):
-    run = verification.create_run(environment=preview, build="b", started_by=release_manager)
+    run = preview_suite.create_run(environment=preview, build="b", started_by=release_manager)
     VerificationRun.objects.filter(pk=run.pk).update(state="failed", finished_at=timezone.now())
     VerificationCheck.objects.filter(run=run).update(state="failed", reason="a | b\nc")
     text = report_markdown(VerificationRun.objects.get(pk=run.pk))

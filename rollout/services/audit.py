@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 
-from .client_address import client_address
-from .models import AuditEntry
+from ..client_address import client_address
+from ..models import AuditEntry
 
 GENESIS_HASH = "0" * 64
 # Any constant: the key of the PostgreSQL advisory lock that serialises appends to the chain.

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
 
+from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
-from .lifecycle import mark_incident
-from .models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from .phases import mark_incident
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class ConfigConflict(Exception):
 def enqueue_apply(environment_id: int, *, urgent: bool = False) -> bool:
     """Hand the environment to a worker. A broker outage is logged, not raised: the change is
     already committed and the periodic sweep queues it once the broker is back."""
-    from .tasks import apply_desired_config
+    from ..tasks import apply_desired_config
 
     try:
         apply_desired_config.apply_async((environment_id,), priority=0 if urgent else 5)

@@ -6,7 +6,7 @@ thread records each result as it arrives (the run page shows them live) and keep
 alive. The emergency check changes preview's shared state, so it runs alone afterwards:
 
 1. the restore is written down on the run row (``restore_pending``) before anything changes;
-2. the emergency stop goes through the normal, audited config path (``services.emergency_stop``)
+2. the emergency stop goes through the normal, audited config path (``controls.emergency_stop``)
    and its version is recorded on the run in the same transaction;
 3. the change is driven into KV and watched until the edge reports it, in this process, with the
    KV writer's own idempotent, lease-protected steps (``kv_writer.reconcile`` / ``confirm``);
@@ -53,8 +53,8 @@ from integrations.edge_qa import (
 )
 from integrations.kv_value import CanarySettings
 
-from . import audit, kv_writer, services
-from .models import (
+from .. import kv_writer
+from ..models import (
     AuditEntry,
     ConfigChange,
     DesiredConfig,
@@ -62,6 +62,7 @@ from .models import (
     VerificationCheck,
     VerificationRun,
 )
+from . import audit, controls
 
 log = logging.getLogger(__name__)
 
@@ -473,7 +474,7 @@ def create_run(*, environment: Environment, build: str, started_by, request=None
 
 def enqueue_run(run_id: int) -> bool:
     """Hand the run to a worker; a broker outage is logged, and the sweep queues it later."""
-    from .tasks import run_preview_suite
+    from ..tasks import run_preview_suite
 
     try:
         run_preview_suite.delay(run_id)
@@ -714,7 +715,7 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
     who = run.started_by.get_username() if run.started_by else "the system"
     try:
         with transaction.atomic():
-            change = services.emergency_stop(
+            change = controls.emergency_stop(
                 environment=environment,
                 reason=f"Preview suite run {run.public_id} (started by {who}, build "
                 f"{run.build or '—'}): emergency check — turn the flag on, observe, restore",
@@ -726,7 +727,7 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
                 restore_settings=change.before,
                 restore_from_version=change.version - 1,
             )
-    except services.ControlRefused as exc:
+    except controls.ControlRefused as exc:
         return failed(f"could not turn the emergency flag on: {exc}")
     until = min(deadline, time.monotonic() + settings.PREVIEW_SUITE_EDGE_WAIT_SECONDS)
     change = drive(change.pk, until=until, renew=execution.renew)
@@ -856,7 +857,7 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
         else:
             before = CanarySettings(**run.restore_settings)
             try:
-                change = services.request_change(
+                change = controls.request_change(
                     environment=environment,
                     settings=before,
                     kind=ConfigChange.Kind.LIFT_EMERGENCY,
@@ -866,7 +867,7 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
                     expected_version=run.emergency_version,
                     system=SYSTEM,
                 )
-            except services.ConfigConflict:
+            except controls.ConfigConflict:
                 outcome, note = _overtaken(run, DesiredConfig.objects.get(environment=environment))
             else:
                 outcome = VerificationRun.RestoreOutcome.RESTORED

@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit
-from .models import (
+from ..models import (
     CheckIn,
     ConfigChange,
     Environment,
@@ -26,6 +25,7 @@ from .models import (
     PhaseRun,
     Rollout,
 )
+from . import audit
 
 State = Rollout.State
 
@@ -245,7 +245,7 @@ def advance(rollout: Rollout, *, now: datetime | None = None) -> Rollout:
                 state=PhaseRun.State.DECISION_DUE
             )
             run.state = PhaseRun.State.DECISION_DUE
-            from .notifications import announce_decision_due
+            from ..notifications import announce_decision_due
 
             announce_decision_due(run)
             set_state(
@@ -387,7 +387,7 @@ def _remind_check_ins(run: PhaseRun, now: datetime) -> None:
     )
     for check_in in due:
         if CheckIn.objects.filter(pk=check_in.pk, reminded_at__isnull=True).update(reminded_at=now):
-            from .notifications import announce_check_in_due
+            from ..notifications import announce_check_in_due
 
             announce_check_in_due(check_in)
 

@@ -7,9 +7,9 @@ from django.utils import timezone
 from integrations.cloudflare_kv import KVError
 from integrations.kv_value import CanarySettings, read_settings
 
+from ..kv_writer import kv_client_for
+from ..models import AuditEntry, Environment
 from . import audit
-from .kv_writer import kv_client_for
-from .models import AuditEntry, Environment
 
 
 @dataclass

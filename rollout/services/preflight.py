@@ -23,8 +23,7 @@ from integrations.kv_value import CanarySettings
 from monitoring import notify
 from monitoring.models import Notification
 
-from . import audit, lifecycle, services
-from .models import (
+from ..models import (
     AuditEntry,
     ConfigChange,
     DesiredConfig,
@@ -35,6 +34,7 @@ from .models import (
     PreflightAttestation,
     VerificationRun,
 )
+from . import audit, controls, phases
 
 Kind = PreflightAttestation.Kind
 
@@ -100,18 +100,18 @@ def next_phase(environment: Environment, desired: DesiredConfig | None = None) -
     plan = getattr(environment.service, "plan", None)
     if plan is None:
         return None
-    phases = list(plan.phases.all())
-    if not phases:
+    planned = list(plan.phases.all())
+    if not planned:
         return None
     desired = desired or DesiredConfig.objects.filter(environment=environment).first()
     if desired is None:
-        return phases[0]
-    for index, phase in enumerate(phases):
+        return planned[0]
+    for index, phase in enumerate(planned):
         if phase.tag == desired.canary_tag:
             if desired.canary_percent < phase.percent:
                 return phase
-            return phases[index + 1] if index + 1 < len(phases) else None
-    return phases[0]
+            return planned[index + 1] if index + 1 < len(planned) else None
+    return planned[0]
 
 
 # --- the checklist -------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class Checklist:
     def description(self) -> str:
         if self.target is None:
             return ""
-        return services.describe_transition(self.environment, self.desired.settings, self.target)
+        return controls.describe_transition(self.environment, self.desired.settings, self.target)
 
     @property
     def raising(self) -> bool:
@@ -221,7 +221,7 @@ def evaluate(environment: Environment, *, now: datetime, create: bool = False) -
     if desired.emergency_proxy:
         checklist.blocker = "The emergency stop is active: lift it before starting a phase."
         return checklist
-    running = lifecycle.start_refusal(environment)
+    running = phases.start_refusal(environment)
     if running:
         checklist.blocker = running
         return checklist
@@ -505,7 +505,7 @@ def announce(*, checklist: Checklist, person, now: datetime, request=None):
 # --- starting the phase --------------------------------------------------------------------------
 
 
-class StartRefused(services.ControlRefused):
+class StartRefused(controls.ControlRefused):
     """The pre-flight does not allow the start; the message says what is missing."""
 
 
@@ -521,7 +521,7 @@ def start_phase(
     request=None,
     approved_by=None,
 ):
-    """Start the plan's next phase if the pre-flight allows it (``services.submit_percent``:
+    """Start the plan's next phase if the pre-flight allows it (``controls.submit_percent``:
     raising waits for a second person's approval, unless ``approved_by`` names the person who
     already gave it — the first signer of a GO decision). Returns the change or the approval
     request; raises StartRefused, or ConfigConflict when the config moved on."""
@@ -540,7 +540,7 @@ def start_phase(
         if not claimed:
             raise StartRefused("This phase start was just made by someone else.")
         if approved_by is not None:
-            result = services.request_change(
+            result = controls.request_change(
                 environment=environment,
                 settings=checklist.target,
                 kind=ConfigChange.Kind.PHASE_START,
@@ -551,7 +551,7 @@ def start_phase(
                 approved_by=approved_by,
             )
         else:
-            result = services.submit_percent(
+            result = controls.submit_percent(
                 environment=environment,
                 percent=checklist.phase.percent,
                 tag=checklist.phase.tag,
@@ -560,7 +560,7 @@ def start_phase(
                 actor=person,
                 request=request,
             )
-        lifecycle.record_phase_start(
+        phases.record_phase_start(
             environment=environment,
             phase=checklist.phase,
             result=result,

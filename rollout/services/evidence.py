@@ -25,7 +25,7 @@ from metrics.models import (
     WorkerMinute,
 )
 
-from .models import ConfigChange, PhaseRun
+from ..models import ConfigChange, PhaseRun
 from .recommendation import (
     Attestation,
     Incident,

@@ -27,9 +27,8 @@ from django.db import IntegrityError, transaction
 
 from integrations.kv_value import CanarySettings
 
-from . import audit, evidence, lifecycle, limits, roles, services
-from .audit_checkpoints import enqueue_checkpoint
-from .models import (
+from .. import limits, roles
+from ..models import (
     AuditEntry,
     Decision,
     DesiredConfig,
@@ -40,15 +39,17 @@ from .models import (
     Rollout,
     Signature,
 )
-from .notifications import announce_decision
-from .permissions import refuse
+from ..notifications import announce_decision
+from ..permissions import refuse
+from . import audit, controls, evidence, phases
+from .audit_checkpoints import enqueue_checkpoint
 from .preflight import StartRefused, start_phase
 
 Outcome = Decision.Outcome
 ROLE_GROUPS = {Signature.Role.TECH_LEAD: roles.TECH_LEAD, Signature.Role.DEVOPS: roles.DEVOPS}
 
 
-class SignRefused(services.ControlRefused):
+class SignRefused(controls.ControlRefused):
     """The signature cannot be given as asked; the message says why."""
 
 
@@ -99,7 +100,7 @@ def sign(
 
 
 def _sign(run, outcome, role, seen_digest, justification, person, now, request) -> Signature:
-    lifecycle.advance(run.rollout, now=now)  # a window that just ended is decision due first
+    phases.advance(run.rollout, now=now)  # a window that just ended is decision due first
     with transaction.atomic():
         run = (
             PhaseRun.objects.select_for_update()
@@ -315,7 +316,7 @@ def _no_go(decision, rollout, person, reason, now, request):
     desired = DesiredConfig.objects.get(environment=rollout.environment)
     change = None
     if desired.canary_percent:
-        change = services.request_change(
+        change = controls.request_change(
             environment=rollout.environment,
             settings=CanarySettings(0, desired.canary_tag, desired.emergency_proxy),
             kind="rollback",
@@ -331,7 +332,7 @@ def _no_go(decision, rollout, person, reason, now, request):
         created_at=now,
         updated_at=now,
     )
-    lifecycle.set_state(
+    phases.set_state(
         rollout, Rollout.State.ABORTED, now=now, actor=person, reason=reason, request=request
     )
 
@@ -345,7 +346,7 @@ def _hold(decision, rollout, run, person, now, request):
         started_by=person,
     )
     Decision.objects.filter(pk=decision.pk).update(next_phase_run=held)
-    lifecycle.begin_window(rollout, held, in_effect_at=now, now=now)
+    phases.begin_window(rollout, held, in_effect_at=now, now=now)
 
 
 def _go(decision, rollout, run, approver, person, reason, now, request):
@@ -355,11 +356,11 @@ def _go(decision, rollout, run, approver, person, reason, now, request):
         .first()
     )
     if following is None or run.phase.percent >= 100:
-        lifecycle.set_state(
+        phases.set_state(
             rollout, Rollout.State.COMPLETED, now=now, actor=person, reason=reason, request=request
         )
         return
-    lifecycle.set_state(
+    phases.set_state(
         rollout, Rollout.State.AWAITING_NEXT, now=now, actor=person, reason=reason, request=request
     )
     desired = DesiredConfig.objects.get(environment=rollout.environment)
@@ -376,7 +377,7 @@ def _go(decision, rollout, run, approver, person, reason, now, request):
                 request=request,
                 approved_by=approver,
             )
-    except (StartRefused, services.ConfigConflict) as refused:
+    except (StartRefused, controls.ConfigConflict) as refused:
         audit.record(
             action="decision.next_phase_waiting",
             system="sign-off",
@@ -388,7 +389,7 @@ def _go(decision, rollout, run, approver, person, reason, now, request):
             request=request,
         )
         return
-    next_run = lifecycle.open_run(rollout)
+    next_run = phases.open_run(rollout)
     Decision.objects.filter(pk=decision.pk).update(result_change=change, next_phase_run=next_run)
 
 

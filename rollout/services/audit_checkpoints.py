@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from integrations import r2
 
+from ..models import AuditEntry
 from . import audit
-from .models import AuditEntry
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def current_head() -> Checkpoint | None:
 def enqueue_checkpoint() -> None:
     """Queue a checkpoint (called on commit). A broker outage is logged only: the scheduled
     checkpoint follows within one interval."""
-    from .tasks import checkpoint_audit
+    from ..tasks import checkpoint_audit
 
     try:
         checkpoint_audit.apply_async(priority=PRIORITY)

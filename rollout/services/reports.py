@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from ..models import Decision, PhaseRun, Signature
 from . import evidence
-from .models import Decision, PhaseRun, Signature
 
 
 def phase_report(run: PhaseRun) -> dict:

@@ -280,7 +280,7 @@ AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW_SECONDS)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "rollout.client_address.client_address"
 AXES_HANDLER = "rollout.lockout.AuditedLockoutHandler"
-AXES_LOCKOUT_CALLABLE = "rollout.auth_views.locked_out"
+AXES_LOCKOUT_CALLABLE = "rollout.views.auth.locked_out"
 # A person who got in starts afresh; attempts during a lock neither count nor lengthen it, so a
 # locked-out person retrying does not push the end further away.
 AXES_RESET_ON_SUCCESS = True
@@ -301,7 +301,7 @@ if SHARED_CACHE:
         "rollout.auth_backend.CachedPermissionsBackend",
     ]
 # Seconds one rendering of a live fragment (overview rows, environment status) serves every
-# poll; 0 renders each poll. See rollout.views._live_fragment.
+# poll; 0 renders each poll. See rollout.views.environments._live_fragment.
 LIVE_FRAGMENT_CACHE_SECONDS = env.int("LIVE_FRAGMENT_CACHE_SECONDS", default=1)
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
-"""The one-second cache of the live fragments (rollout.views._live_fragment): every poll inside
-the second gets the same rendering without the view's queries, whoever asks; the log-in and
-permission check still run for each; a change shows once the second is over; full pages and
-unknown environments are unaffected."""
+"""The one-second cache of the live fragments (rollout.views.environments._live_fragment): every
+poll inside the second gets the same rendering without the view's queries, whoever asks; the
+log-in and permission check still run for each; a change shows once the second is over; full
+pages and unknown environments are unaffected."""
 
 import time
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from rollout.models import AuditEntry, Service, VerificationCheck, VerificationRun
 from rollout.services import preview as preview_suite
-from rollout.verification_views import report_markdown
+from rollout.views.preview import report_markdown
 from tests.conftest import client_for
 from tests.verification.conftest import run_now
 

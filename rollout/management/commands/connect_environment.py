@@ -7,7 +7,7 @@ initial value through the normal config path when the key is missing.
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.kv_value import CanarySettings
-from rollout.forms import InitialConfigForm
+from rollout.forms.environments import InitialConfigForm
 from rollout.models import DesiredConfig, Environment
 from rollout.services import controls
 from rollout.services.environments import check_connection

@@ -1,9 +1,9 @@
+"""Fields and the confirmable form the controls, the pre-flight and the environments share."""
+
 from django import forms
 
-from integrations.kv_value import CanarySettings
-
-from . import limits
-from .limits import LimitedText
+from .. import limits
+from ..limits import LimitedText
 
 PERCENT_ERRORS = {
     "required": "Enter a percent.",
@@ -53,17 +53,6 @@ class TagField(forms.RegexField):
         )
 
 
-class InitialConfigForm(forms.Form):
-    canary_percent = PercentField(label="Percent", initial=0)
-    canary_tag = TagField(label="Tag")
-    reason = ReasonField(initial="Initial KV value written on connection")
-
-    def canary_settings(self) -> CanarySettings:
-        return CanarySettings(
-            self.cleaned_data["canary_percent"], self.cleaned_data["canary_tag"], False
-        )
-
-
 class ConfirmableForm(forms.Form):
     """A control's form: filled in once, shown back as a confirmation, then sent confirmed.
 
@@ -80,59 +69,3 @@ class ConfirmableForm(forms.Form):
         if value is None and self.version_required:
             raise forms.ValidationError("Reload the page: the form lost the config version.")
         return value
-
-
-class SetPercentForm(ConfirmableForm):
-    canary_percent = PercentField(label="New percent")
-    canary_tag = TagField(label="Tag")
-    reason = ReasonField()
-
-
-class RollbackForm(ConfirmableForm):
-    reason = ReasonField()
-
-
-class LiftEmergencyForm(ConfirmableForm):
-    reason = ReasonField()
-
-
-class EmergencyStopForm(ConfirmableForm):
-    # The stop acts on whatever version is current: speed is safety here.
-    version_required = False
-    reason = ReasonField(initial="Emergency stop (NOT-AUS)")
-
-
-class DecisionNoteForm(forms.Form):
-    note = LimitedText(limit=limits.NOTE, required=False, widget=forms.Textarea(attrs={"rows": 1}))
-
-
-class AuditFilterForm(forms.Form):
-    """The audit page's filters; every field optional, every bad value named."""
-
-    actor = forms.CharField(required=False, max_length=150)
-    action = forms.CharField(required=False, max_length=64)
-    environment = forms.UUIDField(
-        required=False, error_messages={"invalid": "Unknown environment id."}
-    )
-    since = forms.DateField(
-        required=False,
-        label="From",
-        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    until = forms.DateField(
-        required=False,
-        label="To",
-        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    q = forms.CharField(required=False, max_length=200, label="Text")
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-
-    def clean(self):
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            raise forms.ValidationError("The From date is after the To date.")
-        return data

@@ -1,4 +1,4 @@
-"""Pages of the preview suite (run, live progress, report) and the production pre-flight."""
+"""Pages of the preview suite: start a run, its live progress, its report."""
 
 import hashlib
 import json
@@ -7,41 +7,26 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import IntegrityError, transaction
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
-from monitoring import notify
-from monitoring.models import Notification
-
-from .models import (
+from ..forms.preview import PreviewRunForm
+from ..models import (
     AuditEntry,
     Environment,
-    PercentRequest,
-    PreflightAttestation,
     Service,
     VerificationCheck,
     VerificationRun,
 )
-from .permissions import guarded, refuse
-from .services import audit, controls, preflight
-from .services.preview import create_run
-from .verification_forms import AttestationForm, PreviewRunForm, StartPhaseForm
-from .views import VIEW_PERMISSION
+from ..permissions import guarded
+from ..services import audit, preflight
+from ..services.preview import create_run
+from .lookups import VIEW_PERMISSION, environment_named_or_404
 
-Kind = PreflightAttestation.Kind
 RUNS_LISTED = 20
-
-
-def _environment(public_id, name: str) -> Environment:
-    environment = get_object_or_404(
-        Environment.objects.select_related("service", "desired"), public_id=public_id
-    )
-    if environment.name != name:
-        raise Http404(f"This page is for the {name} environment.")
-    return environment
 
 
 def _run(public_id) -> VerificationRun:
@@ -49,9 +34,6 @@ def _run(public_id) -> VerificationRun:
         VerificationRun.objects.select_related("environment__service", "started_by"),
         public_id=public_id,
     )
-
-
-# --- the preview suite ---------------------------------------------------------------------------
 
 
 def _suite_context(environment: Environment, form=None, **extra) -> dict:
@@ -70,13 +52,13 @@ def _suite_context(environment: Environment, form=None, **extra) -> dict:
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def preview_suite(request, public_id):
     """The preview environment's suite: start a run, and the runs so far."""
-    environment = _environment(public_id, Environment.PREVIEW)
+    environment = environment_named_or_404(public_id, Environment.PREVIEW)
     return render(request, "rollout/preview_suite.html", _suite_context(environment))
 
 
 @guarded("rollout.request_change")
 def start_preview_run(request, public_id):
-    environment = _environment(public_id, Environment.PREVIEW)
+    environment = environment_named_or_404(public_id, Environment.PREVIEW)
     form = PreviewRunForm(request.POST)
     if not form.is_valid():
         context = _suite_context(environment, form)
@@ -168,9 +150,6 @@ def preview_run_checks(request, public_id):
     if request.GET.get("u") == context["token"]:
         return HttpResponse(status=204)
     return render(request, "rollout/_preview_checks.html", context)
-
-
-# --- the report ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -305,168 +284,3 @@ def preview_report_markdown(request, public_id):
     filename = f"preview-report-{run.environment.service.name}-{moment:%Y%m%d-%H%M}.md"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-# --- the production pre-flight -------------------------------------------------------------------
-
-
-def _preflight_context(request, environment, *, create=False, **extra) -> dict:
-    now = timezone.now()
-    checklist = preflight.evaluate(environment, now=now, create=create)
-    desired = checklist.desired
-    context = {
-        "environment": environment,
-        "checklist": checklist,
-        "window": checklist.window,
-        "slack_configured": notify.channel_configured(Notification.Channel.SLACK_DEPLOYMENTS),
-        "runbook_url": settings.ROLLBACK_RUNBOOK_URL,
-        "max_age_hours": settings.PREVIEW_SUITE_MAX_AGE_HOURS,
-        "attestation_hours": settings.PREFLIGHT_ATTESTATION_MAX_AGE_HOURS,
-        "kinds": Kind,
-        "preview": environment.service.environments.filter(name=Environment.PREVIEW).first(),
-        "start_form": StartPhaseForm(
-            initial={
-                "expected_version": desired.version if desired else None,
-                "tag": checklist.phase.tag if checklist.phase else "",
-            }
-        ),
-    }
-    forms = extra.pop("forms", {})
-    for item in checklist.items:
-        if item.key in ATTEST_PERMISSIONS:
-            item.form = forms.get(item.key) or AttestationForm(kind=item.key)
-    context.update(extra)
-    return context
-
-
-def _render_preflight(request, environment, *, status=200, create=False, **extra):
-    context = _preflight_context(request, environment, create=create, **extra)
-    return render(request, "rollout/_preflight.html", context, status=status)
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def preflight_page(request, public_id):
-    environment = _environment(public_id, Environment.PRODUCTION)
-    context = _preflight_context(request, environment)
-    template = "rollout/_preflight.html" if request.htmx else "rollout/preflight.html"
-    return render(request, template, context)
-
-
-ATTEST_PERMISSIONS = {
-    Kind.TEAM_NOTIFIED: ("rollout.request_change",),
-    Kind.RUNBOOK_REVIEWED: ("rollout.request_change",),
-    # DevOps (on call themselves) may confirm the rotation too.
-    Kind.ONCALL_CONFIRMED: ("rollout.request_change", "rollout.emergency_stop"),
-    Kind.ENGINEERS_AVAILABLE: ("rollout.request_change",),
-}
-
-
-@require_POST
-@login_required
-def preflight_attest(request, public_id, kind):
-    if kind not in ATTEST_PERMISSIONS:
-        raise Http404("Unknown checklist item.")
-    permissions = ATTEST_PERMISSIONS[kind]
-    if not any(request.user.has_perm(permission) for permission in permissions):
-        needs = " or ".join(permissions)
-        refuse(f"You do not have the permission {needs}.", needs=needs)
-    environment = _environment(public_id, Environment.PRODUCTION)
-    form = AttestationForm(request.POST, kind=kind)
-    if not form.is_valid():
-        # Said at the top too: the item's form may not be on show in the current state.
-        error = next(iter(form.errors.values()))[0]
-        return _render_preflight(request, environment, status=422, forms={kind: form}, error=error)
-    checklist = preflight.evaluate(environment, now=timezone.now(), create=True)
-    if checklist.preflight is None:
-        return _render_preflight(request, environment, status=409, error=checklist.blocker)
-    preflight.attest(
-        preflight=checklist.preflight,
-        kind=kind,
-        person=request.user,
-        names=form.cleaned_data["names"],
-        note=form.cleaned_data["note"],
-        request=request,
-    )
-    return _render_preflight(
-        request, environment, success=f"Recorded: {Kind(kind).label}, by {request.user}."
-    )
-
-
-@guarded("rollout.request_change")
-def preflight_announce(request, public_id):
-    environment = _environment(public_id, Environment.PRODUCTION)
-    now = timezone.now()
-    checklist = preflight.evaluate(environment, now=now, create=True)
-    if checklist.preflight is None:
-        return _render_preflight(request, environment, status=409, error=checklist.blocker)
-    if not notify.channel_configured(Notification.Channel.SLACK_DEPLOYMENTS):
-        return _render_preflight(
-            request,
-            environment,
-            status=409,
-            error="Slack #deployments is not configured (SLACK_DEPLOYMENTS_WEBHOOK_URL): tell "
-            "the team another way and attest it by hand with a note.",
-        )
-    attestation = preflight.announce(
-        checklist=checklist, person=request.user, now=now, request=request
-    )
-    if attestation is None:
-        return _render_preflight(
-            request, environment, status=409, error="The announcement could not be queued."
-        )
-    return _render_preflight(
-        request, environment, success="Announcement queued for Slack #deployments."
-    )
-
-
-@guarded("rollout.request_change")
-def start_phase(request, public_id):
-    environment = _environment(public_id, Environment.PRODUCTION)
-    form = StartPhaseForm(request.POST)
-    if not form.is_valid():
-        error = next(iter(form.errors.values()))[0]
-        return _render_preflight(request, environment, status=422, start_form=form, error=error)
-    data = form.cleaned_data
-    now = timezone.now()
-    checklist = preflight.evaluate(environment, now=now)
-    refusal = preflight.start_refusal(
-        checklist, tag=data["tag"], override_reason=data["window_override_reason"]
-    )
-    if not refusal and not data["confirmed"]:
-        return _render_preflight(request, environment, start_form=form, confirm=True)
-    try:
-        if refusal:
-            raise preflight.StartRefused(refusal)
-        result = preflight.start_phase(
-            environment=environment,
-            tag=data["tag"],
-            reason=data["reason"],
-            expected_version=data["expected_version"],
-            override_reason=data["window_override_reason"],
-            person=request.user,
-            now=now,
-            request=request,
-        )
-    except (controls.ControlRefused, controls.ConfigConflict) as exc:
-        message = str(exc)
-        if isinstance(exc, controls.ConfigConflict):
-            message = f"Not started: {exc}."
-        audit.record(
-            action="preflight.start_refused",
-            actor=request.user,
-            environment=environment,
-            outcome=AuditEntry.Outcome.REFUSED,
-            reason=data["reason"],
-            detail=message,
-            request=request,
-        )
-        return _render_preflight(request, environment, status=409, error=message)
-    if isinstance(result, PercentRequest):
-        success = (
-            f"Requested {result.summary}: waiting for a second person's approval (Controls above)."
-        )
-    else:
-        success = f"Started: {result.settings.describe()} queued (version {result.version})."
-    return _render_preflight(request, environment, success=success)

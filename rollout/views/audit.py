@@ -14,8 +14,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from .forms import AuditFilterForm
-from .models import AuditEntry, Environment
+from ..forms.audit import AuditFilterForm
+from ..models import AuditEntry, Environment
 
 PAGE_SIZE = 50
 EXPORT_FIELDS = [

@@ -9,7 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import render
 from django.utils import timezone
 
-from .lockout import locked_until
+from ..lockout import locked_until
 
 
 class LoginView(auth_views.LoginView):

@@ -1,35 +1,14 @@
-"""Forms of the observation window and the decision: one small form per action."""
+"""Forms of the sign-off and the post-mortem."""
 
 import re
 
 from django import forms
 
-from . import limits
-from .limits import LimitedText
-from .models import Decision, PhaseAttestation, PostMortem, Signature
+from .. import limits
+from ..limits import LimitedText
+from ..models import Decision, PostMortem, Signature
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
-
-
-class NoteForm(forms.Form):
-    """A check-in acknowledgement or a withdrawal: a short note is all it takes."""
-
-    note = LimitedText(limit=limits.NOTE, error_messages={"required": "Write a short note."})
-
-    def clean_note(self):
-        note = self.cleaned_data["note"].strip()
-        if not note:
-            raise forms.ValidationError("Write a short note.")
-        return note
-
-
-class PhaseAttestationForm(NoteForm):
-    kind = forms.ChoiceField(choices=PhaseAttestation.Kind.choices)
-    value = forms.TypedChoiceField(
-        choices=[("yes", "yes"), ("no", "no")],
-        coerce=lambda value: value == "yes",
-        error_messages={"invalid_choice": "Answer yes or no."},
-    )
 
 
 class SignForm(forms.Form):

@@ -1,188 +1,24 @@
-"""Pages of a rollout's life: the history, a phase window with its check-ins, its evidence and
-the sign-off, the phase report, the post-mortem. Thin: the rules live in ``lifecycle`` and
-``signoff``; each POST answers with the fragment it changed."""
+"""The evidence, the attestations, the GO / HOLD / NO-GO sign-off and the post-mortem."""
 
 import difflib
 import hashlib
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from . import limits
-from .decision_forms import NoteForm, PhaseAttestationForm, PostMortemForm, SignForm
-from .models import CheckIn, Decision, Environment, PhaseRun, PostMortem, Rollout, Signature
-from .permissions import guarded
-from .services import audit, evidence, phases, reports, signoff
-from .views import VIEW_PERMISSION
+from .. import limits
+from ..forms.phases import NoteForm, PhaseAttestationForm
+from ..forms.signoff import PostMortemForm, SignForm
+from ..models import Decision, PhaseRun, PostMortem, Signature
+from ..permissions import guarded
+from ..services import audit, evidence, signoff
+from .lookups import VIEW_PERMISSION, phase_run_or_404
 
 
-def _run(public_id, *, advance: bool = True) -> PhaseRun:
-    run = get_object_or_404(
-        PhaseRun.objects.select_related("phase", "rollout__plan__service", "rollout__environment"),
-        public_id=public_id,
-    )
-    if advance:
-        phases.advance(run.rollout)
-        run.refresh_from_db()
-    return run
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def rollout_history(request):
-    """Every rollout, newest first, with its phase windows and their decisions."""
-    for rollout in Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES):
-        phases.advance(rollout)
-    rollouts = Rollout.objects.select_related("plan__service", "environment").prefetch_related(
-        Prefetch(
-            "phase_runs",
-            queryset=PhaseRun.objects.select_related("phase").prefetch_related(
-                Prefetch("decisions", queryset=Decision.objects.exclude(state="withdrawn"))
-            ),
-        )
-    )
-    return render(request, "rollout/decisions/history.html", {"rollouts": rollouts[:100]})
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def rollout_detail(request, public_id):
-    rollout = get_object_or_404(
-        Rollout.objects.select_related("plan__service", "environment"), public_id=public_id
-    )
-    rollout = phases.advance(rollout)
-    runs = rollout.phase_runs.select_related("phase").prefetch_related("decisions")
-    return render(request, "rollout/decisions/rollout.html", {"rollout": rollout, "runs": runs})
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def phase_run(request, public_id):
-    run = _run(public_id)
-    context = {**_timeline_context(run), **_decision_context(request, run)}
-    return render(request, "rollout/decisions/phase.html", context)
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def evidence_check(request, public_id):
-    """Polled by the phase page: 204 while the evidence is what the page shows, else a notice.
-    Read-only and cheap (every open page asks every 30 s): no state transition here."""
-    run = _run(public_id, advance=False)
-    if run.in_effect_at is None or run.state == PhaseRun.State.DECIDED:
-        return HttpResponse(status=204)
-    if evidence.fingerprint(run, timezone.now()) == request.GET.get("seen", ""):
-        return HttpResponse(status=204)
-    return render(request, "rollout/decisions/_evidence_changed.html", {"run": run})
-
-
-@guarded("rollout.request_change")
-def begin_rollout(request, public_id):
-    environment = get_object_or_404(
-        Environment.objects.select_related("service"), public_id=public_id
-    )
-    try:
-        phases.begin(environment, person=request.user, now=timezone.now(), request=request)
-    except phases.TransitionRefused as refused:
-        _record_refusal(request, str(refused), environment=environment, action="rollout.refused")
-        return _render_rollout_card(request, environment, status=409, error=str(refused))
-    return _render_rollout_card(request, environment, success="Rollout begun.")
-
-
-@guarded("rollout.request_change")
-def abort_rollout(request, public_id):
-    rollout = get_object_or_404(
-        Rollout.objects.select_related("environment__service"), public_id=public_id
-    )
-    form = NoteForm(request.POST)
-    if not form.is_valid():
-        return _render_rollout_card(
-            request, rollout.environment, status=422, error=form.errors["note"][0]
-        )
-    try:
-        phases.abort(
-            rollout,
-            person=request.user,
-            reason=form.cleaned_data["note"],
-            now=timezone.now(),
-            request=request,
-        )
-    except phases.TransitionRefused as refused:
-        _record_refusal(
-            request,
-            str(refused),
-            environment=rollout.environment,
-            obj=rollout,
-            action="rollout.refused",
-        )
-        return _render_rollout_card(request, rollout.environment, status=409, error=str(refused))
-    return _render_rollout_card(request, rollout.environment, success="Rollout aborted.")
-
-
-def _render_rollout_card(request, environment, *, status=200, **extra):
-    rollout = phases.active_rollout(environment)
-    context = {
-        "environment": environment,
-        "rollout": rollout,
-        "phase_run": phases.open_run(rollout),
-        **extra,
-    }
-    return render(request, "rollout/decisions/_rollout_card.html", context, status=status)
-
-
-# --- check-ins -----------------------------------------------------------------------------------
-
-
-def _timeline_context(run, **extra) -> dict:
-    now = timezone.now()
-    check_ins = [
-        (item, item.status(now)) for item in run.check_ins.select_related("acknowledged_by")
-    ]
-    return {"run": run, "check_ins": check_ins, "now": now, **extra}
-
-
-def _render_timeline(request, run, *, status=200, **extra):
-    return render(
-        request, "rollout/decisions/_timeline.html", _timeline_context(run, **extra), status=status
-    )
-
-
-@guarded("rollout.observe_phase")
-def acknowledge_check_in(request, public_id):
-    check_in = get_object_or_404(
-        CheckIn.objects.select_related("phase_run__rollout__environment", "phase_run__phase"),
-        public_id=public_id,
-    )
-    run = check_in.phase_run
-    form = NoteForm(request.POST)
-    if not form.is_valid():
-        return _render_timeline(request, run, status=422, error=form.errors["note"][0])
-    try:
-        phases.acknowledge(
-            check_in,
-            person=request.user,
-            note=form.cleaned_data["note"],
-            now=timezone.now(),
-            request=request,
-        )
-    except phases.TransitionRefused as refused:
-        _record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
-        return _render_timeline(request, run, status=409, error=str(refused))
-    return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
-
-
-# --- evidence, attestations and sign-off ---------------------------------------------------------
-
-
-def _decision_context(request, run, **extra) -> dict:
+def decision_context(request, run, **extra) -> dict:
     now = timezone.now()
     context = {"run": run, "now": now, **extra}
     if run.in_effect_at is None:
@@ -230,14 +66,14 @@ def _render_decision(request, run, *, status=200, **extra):
     return render(
         request,
         "rollout/decisions/_decision.html",
-        _decision_context(request, run, **extra),
+        decision_context(request, run, **extra),
         status=status,
     )
 
 
 @guarded("rollout.observe_phase")
 def attest(request, public_id):
-    run = _run(public_id)
+    run = phase_run_or_404(public_id)
     form = PhaseAttestationForm(request.POST)
     if not form.is_valid():
         return _render_decision(
@@ -255,14 +91,14 @@ def attest(request, public_id):
             request=request,
         )
     except signoff.SignRefused as refused:
-        _record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
+        record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_decision(request, run, status=409, error=str(refused))
     return _render_decision(request, run, success="Attestation recorded.")
 
 
 @guarded("rollout.sign_decision")
 def sign(request, public_id):
-    run = _run(public_id)
+    run = phase_run_or_404(public_id)
     form = SignForm(request.POST)
     if not form.is_valid():
         return _render_decision(request, run, status=422, error=_first_error(form))
@@ -308,7 +144,7 @@ def withdraw(request, public_id):
         Decision.objects.select_related("phase_run__rollout__environment", "phase_run__phase"),
         public_id=public_id,
     )
-    run = _run(decision.phase_run.public_id)
+    run = phase_run_or_404(decision.phase_run.public_id)
     form = NoteForm(request.POST)
     if not form.is_valid():
         return _render_decision(request, run, status=422, error=form.errors["note"][0])
@@ -321,7 +157,7 @@ def withdraw(request, public_id):
             request=request,
         )
     except signoff.SignRefused as refused:
-        _record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
+        record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_decision(request, run, status=409, error=str(refused))
     return _render_decision(request, run, success="The decision was withdrawn.")
 
@@ -332,7 +168,7 @@ def _first_error(form) -> str:
     return "Check the form."
 
 
-def _record_refusal(request, message, *, environment, obj=None, action="decision.refused"):
+def record_refusal(request, message, *, environment, obj=None, action="decision.refused"):
     audit.record(
         action=action,
         actor=request.user,
@@ -342,29 +178,6 @@ def _record_refusal(request, message, *, environment, obj=None, action="decision
         detail=message,
         request=request,
     )
-
-
-# --- reports and the post-mortem -----------------------------------------------------------------
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def phase_report(request, public_id):
-    run = _run(public_id)
-    return render(request, "rollout/decisions/report.html", reports.phase_report(run))
-
-
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
-def phase_report_markdown(request, public_id):
-    run = _run(public_id)
-    report = reports.phase_report(run)
-    response = HttpResponse(reports.markdown(report), content_type="text/markdown; charset=utf-8")
-    filename = f"GO_NO_GO_{run.rollout.environment.name}_{run.phase.tag}_w{run.window_number}.md"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 def _post_mortem(public_id) -> PostMortem:
@@ -396,6 +209,8 @@ def _show_post_mortem(request, public_id):
 # is never pruned, keeps what changed in a bounded form: each changed field's start, its length
 # and digest, and a line diff cut to fit the entry's detail.
 EXCERPT_CHARACTERS = 300
+
+
 DIFF_CHARACTERS = 3000
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The decision page of a 48-hour window on PostgreSQL (issue 7).
+"""The decision page of a 48-hour window on PostgreSQL.
 
     .venv/bin/python bench/decision_page.py [--hours 48] [--requests 50]
 

@@ -334,7 +334,7 @@ CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
     "options": {"expires": SWEEP_INTERVAL_SECONDS},
 }
 
-# --- Monitoring: health checks, cohort sampler, drift, retention (issue 4) --------------------
+# --- Monitoring: health checks, cohort sampler, drift, retention --------------------------------
 # See docs/monitoring.md and docs/configuration.md.
 HEALTH_CHECK_INTERVAL_SECONDS = env.float("HEALTH_CHECK_INTERVAL_SECONDS", default=60.0)
 COHORT_SAMPLE_INTERVAL_SECONDS = env.float("COHORT_SAMPLE_INTERVAL_SECONDS", default=300.0)
@@ -375,7 +375,7 @@ CELERY_BEAT_SCHEDULE["monitoring-prune-checks"] = {
 }
 # --- end of monitoring settings ---------------------------------------------------------------
 
-# --- Metrics: Logpush ingestion, alert rules, PagerDuty (issue 6) -----------------------------
+# --- Metrics: Logpush ingestion, alert rules, PagerDuty ----------------------------------------
 # See docs/metrics.md and docs/configuration.md. Where each environment's logs are (bucket and
 # prefixes, or a directory) is set per environment in the admin; credentials only here.
 # R2's S3 API endpoint; empty means https://<environment's account id>.r2.cloudflarestorage.com
@@ -413,7 +413,7 @@ CELERY_BEAT_SCHEDULE["metrics-evaluate-alerts"] = {
 }
 # --- end of metrics settings ------------------------------------------------------------------
 
-# --- Preview verification suite and production pre-flight (issue 5) ---------------------------
+# --- Preview suite and production pre-flight ---------------------------------------------------
 # See docs/preview-and-preflight.md and docs/configuration.md.
 # The suite's checks (not the restore of its emergency check, which always runs) end after this.
 PREVIEW_SUITE_TIMEOUT_SECONDS = env.float("PREVIEW_SUITE_TIMEOUT_SECONDS", default=300.0)

@@ -37,7 +37,8 @@ State = AlertState.State
 MAX_CATCH_UP = timedelta(hours=3)  # minutes of log data replayed at most after a gap
 VOLUME_WINDOW = timedelta(hours=1)
 
-# The runbook's rules (DESIGN.md "Alerts"): name, kind, threshold, for (minutes), severity.
+# The runbook's rules (docs/contracts.md, "Alert rules"): name, kind, threshold, for (minutes),
+# severity.
 DEFAULT_RULES = [
     ("native-5xx-warning", Kind.NATIVE_5XX, 1.5, 5, Severity.WARNING),
     ("native-5xx-critical", Kind.NATIVE_5XX, 3.0, 3, Severity.CRITICAL),

@@ -32,7 +32,7 @@ def sweep_unsent_notifications():
         send_notification.delay(notification_id)
 
 
-# --- Health checks, cohort samples, drift, retention (issue 4) ------------------------------
+# --- Health checks, cohort samples, drift, retention ------------------------------------------
 # Each task takes ids and re-reads the database; a bad answer from the network is recorded on a
 # row (a failed check, a failed sample, a drift state), never raised out of the schedule.
 # (Celery's Django fix-up closes stale database connections around every task.)

@@ -10,10 +10,10 @@ from .models import (
     Phase,
     PhaseRun,
     Preflight,
+    PreviewRun,
     Rollout,
     RolloutPlan,
     Service,
-    VerificationRun,
 )
 from .services import audit
 
@@ -127,9 +127,9 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ["action", "outcome"]
 
 
-@admin.register(VerificationRun)
-class VerificationRunAdmin(ReadOnlyAdmin):
-    """Preview suite runs are recorded by the suite itself (issue 5)."""
+@admin.register(PreviewRun)
+class PreviewRunAdmin(ReadOnlyAdmin):
+    """Preview suite runs are recorded by the suite itself."""
 
     list_display = ["environment", "build", "state", "started_by", "created_at", "finished_at"]
     list_filter = ["state", "environment"]

@@ -65,7 +65,7 @@ def observe_environment(environment_id: int):
     observation.observe(environment_id)
 
 
-# --- Preview verification suite (issue 5) -----------------------------------------------------
+# --- Preview suite -----------------------------------------------------------------------------
 
 
 @shared_task(acks_late=True)
@@ -86,7 +86,7 @@ def sweep_preview_runs():
     return preview.sweep()
 
 
-# --- Rollouts: phase windows (issue 7) -----------------------------------------------------------
+# --- Rollouts: phase windows ------------------------------------------------------------------
 
 
 @shared_task(acks_late=True)

@@ -1,4 +1,4 @@
-"""The GO / NO-GO sign-off in real Chromium, with two people in two browser contexts (issue 7).
+"""The GO / NO-GO sign-off in real Chromium, with two people in two browser contexts.
 
 The phase window is built as in tests/test_decisions.py — B2a took effect 25 h ago, so its 24 h
 window has ended, with healthy metrics in every minute — but from the time of the test itself,

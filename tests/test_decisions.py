@@ -1,4 +1,4 @@
-"""Phase windows, check-ins, sign-off rules and what a signed decision does (issue 7)."""
+"""Phase windows, check-ins, sign-off rules and what a signed decision does."""
 
 from datetime import timedelta
 

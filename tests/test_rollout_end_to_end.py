@@ -1,5 +1,5 @@
 """A rollout end to end on the edge stand-in, a real worker and the metrics pipeline, with the
-clock moved forward through the 24-hour window instead of sleeping (issue 7).
+clock moved forward through the 24-hour window instead of sleeping.
 
 Phase B2a starts through its pre-flight and a second person's approval; the worker writes KV and
 watches the edge until the change is in effect, which starts the window. A day of the edge's
@@ -30,8 +30,8 @@ from rollout.models import (
 from rollout.services import controls, phases, preflight, signoff
 from rollout.services.evidence import build
 from tests.conftest import NAMESPACES, client_for, make_environment, wait_for
+from tests.preview.test_preflight import complete
 from tests.test_decisions import plan_for
-from tests.verification.test_preflight import complete
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

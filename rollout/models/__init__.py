@@ -14,7 +14,7 @@ from .environments import (
 )
 from .phases import CheckIn, PhaseAttestation, PhaseRun, Rollout
 from .preflight import Preflight, PreflightAttestation
-from .preview import VerificationCheck, VerificationRun
+from .preview import PreviewCheck, PreviewRun
 from .signoff import Decision, PostMortem, Signature
 
 __all__ = [
@@ -35,6 +35,6 @@ __all__ = [
     "RolloutPlan",
     "Service",
     "Signature",
-    "VerificationCheck",
-    "VerificationRun",
+    "PreviewCheck",
+    "PreviewRun",
 ]

@@ -22,7 +22,7 @@ class Service(models.Model):
 
     name = models.SlugField(max_length=64, unique=True)
     description = models.CharField(max_length=200, blank=True)
-    # What the pre-flight asks the preview suite to have verified (issue 5).
+    # What the pre-flight asks the preview suite to have verified.
     current_build = models.CharField(
         max_length=100,
         blank=True,
@@ -160,8 +160,8 @@ class RolloutPlan(models.Model):
         default=dict,
         blank=True,
         help_text="Overrides of the GO / HOLD / NO-GO matrix, e.g. "
-        '{"go_max_error_percent": 1.0}; keys not given keep the defaults of DESIGN.md '
-        "(rollout.recommendation.Thresholds).",
+        '{"go_max_error_percent": 1.0}; keys not given keep the defaults of docs/contracts.md '
+        "(rollout.services.recommendation.Thresholds).",
     )
 
     def __str__(self):

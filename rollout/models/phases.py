@@ -20,7 +20,7 @@ class Rollout(models.Model):
     draft → preview verified → observing (a phase's window runs) → decision due → after GO the
     next phase (observing again, or waiting for its pre-flight start) → completed at 100%; after
     HOLD the same phase observes a new window; after NO-GO aborted. Transitions go through
-    ``rollout.lifecycle``, row-locked and audited.
+    ``rollout.services.phases``, row-locked and audited.
     """
 
     class State(models.TextChoices):

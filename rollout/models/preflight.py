@@ -11,7 +11,7 @@ from .. import limits
 from ..limits import MaxCharacters, at_most
 from .controls import PercentRequest
 from .environments import ConfigChange, Environment, Phase
-from .preview import VerificationRun
+from .preview import PreviewRun
 
 
 class Preflight(models.Model):
@@ -34,7 +34,7 @@ class Preflight(models.Model):
     # Given when the phase was started outside the deploy window.
     window_override_reason = models.TextField(blank=True, validators=[MaxCharacters(limits.REASON)])
     preview_run = models.ForeignKey(
-        VerificationRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        PreviewRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     start_change = models.ForeignKey(
         ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

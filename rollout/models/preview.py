@@ -11,8 +11,8 @@ from django.utils import timezone
 from .environments import Environment
 
 
-class VerificationRun(models.Model):
-    """One run of the preview verification suite (the runbook's phase 2) against a preview edge.
+class PreviewRun(models.Model):
+    """One run of the preview suite (the runbook's phase 2) against a preview edge.
 
     The row is the job: the task carries only its id, and the run's lease says which worker is
     executing it. The emergency check's restore is written down here *before* the emergency flag
@@ -36,7 +36,7 @@ class VerificationRun(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     environment = models.ForeignKey(
-        Environment, on_delete=models.CASCADE, related_name="verification_runs"
+        Environment, on_delete=models.CASCADE, related_name="preview_runs"
     )
     build = models.CharField(max_length=100, blank=True)
     started_by = models.ForeignKey(
@@ -69,6 +69,8 @@ class VerificationRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Constraint and index names keep the model's former name ("verification"): renaming
+        # one would rebuild it for no gain.
         constraints = [
             # Two suites at once would flip each other's emergency flag.
             models.UniqueConstraint(
@@ -111,27 +113,27 @@ class VerificationRun(models.Model):
         """Compare-and-set: take the run if nobody holds it or the holder's lease ran out."""
         now = timezone.now()
         token = uuid.uuid4()
-        taken = VerificationRun.objects.filter(
+        taken = PreviewRun.objects.filter(
             Q(lease_until__isnull=True) | Q(lease_until__lt=now), pk=self.pk
         ).update(lease_token=token, lease_until=now + timedelta(seconds=seconds))
         return token if taken else None
 
     def renew_lease(self, token: uuid.UUID, *, seconds: float) -> bool:
         return bool(
-            VerificationRun.objects.filter(pk=self.pk, lease_token=token).update(
+            PreviewRun.objects.filter(pk=self.pk, lease_token=token).update(
                 lease_until=timezone.now() + timedelta(seconds=seconds)
             )
         )
 
     def release_lease(self, token: uuid.UUID) -> None:
-        VerificationRun.objects.filter(pk=self.pk, lease_token=token).update(
+        PreviewRun.objects.filter(pk=self.pk, lease_token=token).update(
             lease_token=None, lease_until=None
         )
 
     def start(self, *, timeout_seconds: float) -> bool:
         """Compare-and-set queued → running."""
         now = timezone.now()
-        started = VerificationRun.objects.filter(pk=self.pk, state=self.State.QUEUED).update(
+        started = PreviewRun.objects.filter(pk=self.pk, state=self.State.QUEUED).update(
             state=self.State.RUNNING,
             started_at=now,
             deadline_at=now + timedelta(seconds=timeout_seconds),
@@ -144,8 +146,8 @@ class VerificationRun(models.Model):
     def finish(self, *, error: str = "") -> bool:
         """Running → passed when every check passed, else failed. Compare-and-set."""
         states = set(self.checks.values_list("state", flat=True))
-        passed = not error and states == {VerificationCheck.State.PASSED}
-        finished = VerificationRun.objects.filter(pk=self.pk, state=self.State.RUNNING).update(
+        passed = not error and states == {PreviewCheck.State.PASSED}
+        finished = PreviewRun.objects.filter(pk=self.pk, state=self.State.RUNNING).update(
             state=self.State.PASSED if passed else self.State.FAILED,
             finished_at=timezone.now(),
             error=error,
@@ -154,7 +156,7 @@ class VerificationRun(models.Model):
         return bool(finished)
 
 
-class VerificationCheck(models.Model):
+class PreviewCheck(models.Model):
     """One check of a preview suite run, with what the edge answered and why it failed."""
 
     class Name(models.TextChoices):
@@ -173,7 +175,7 @@ class VerificationCheck(models.Model):
 
     FINISHED_STATES = (State.PASSED, State.FAILED)
 
-    run = models.ForeignKey(VerificationRun, on_delete=models.CASCADE, related_name="checks")
+    run = models.ForeignKey(PreviewRun, on_delete=models.CASCADE, related_name="checks")
     name = models.CharField(max_length=32, choices=Name.choices)
     position = models.PositiveSmallIntegerField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)

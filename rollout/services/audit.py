@@ -9,7 +9,7 @@ key id and a plain SHA-256; they still verify, but only as the chain's oldest pa
 entry after a keyed one is a forgery (someone without the key re-hashing the tail).
 
 Deleting the newest entries, or all of them, leaves a chain that verifies; the checkpoints of
-the chain's head outside the database (rollout/audit_checkpoints.py) expose that.
+the chain's head outside the database (rollout/services/audit_checkpoints.py) expose that.
 """
 
 import hashlib

@@ -32,7 +32,7 @@ from ..models import (
     Phase,
     Preflight,
     PreflightAttestation,
-    VerificationRun,
+    PreviewRun,
 )
 from . import audit, controls, phases
 
@@ -124,7 +124,7 @@ class Item:
     done: bool
     detail: str
     attestation: PreflightAttestation | None = None
-    run: VerificationRun | None = None
+    run: PreviewRun | None = None
     notification: Notification | None = None
 
 
@@ -239,17 +239,17 @@ def evaluate(environment: Environment, *, now: datetime, create: bool = False) -
     return checklist
 
 
-def latest_preview_run(environment: Environment) -> VerificationRun | None:
+def latest_preview_run(environment: Environment) -> PreviewRun | None:
     """The latest finished preview suite of the service's current build."""
     service = environment.service
     preview = service.environments.filter(name=Environment.PREVIEW).first()
     if preview is None:
         return None
     return (
-        VerificationRun.objects.filter(
+        PreviewRun.objects.filter(
             environment=preview,
             build=service.current_build,
-            state__in=VerificationRun.FINISHED_STATES,
+            state__in=PreviewRun.FINISHED_STATES,
         )
         .select_related("started_by")
         .order_by("-finished_at", "-id")

@@ -1,6 +1,6 @@
-"""The preview verification suite: the runbook's phase-2 integration checks as one recorded run.
+"""The preview suite: the runbook's phase-2 integration checks as one recorded run.
 
-A run (``VerificationRun``) is executed by a Celery task that holds the run's lease. The checks
+A run (``PreviewRun``) is executed by a Celery task that holds the run's lease. The checks
 that only read the edge run concurrently on threads that do HTTP and nothing else; the main
 thread records each result as it arrives (the run page shows them live) and keeps the lease
 alive. The emergency check changes preview's shared state, so it runs alone afterwards:
@@ -59,15 +59,15 @@ from ..models import (
     ConfigChange,
     DesiredConfig,
     Environment,
-    VerificationCheck,
-    VerificationRun,
+    PreviewCheck,
+    PreviewRun,
 )
 from . import audit, controls
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "preview-suite"
-Name = VerificationCheck.Name
+Name = PreviewCheck.Name
 # The runbook's order; also the order of the report's table.
 CHECK_ORDER = [
     Name.QA_STRUCTURE,
@@ -79,7 +79,7 @@ CHECK_ORDER = [
 ]
 # Every check but the emergency check only reads the edge: these run side by side.
 CONCURRENT = [name for name in CHECK_ORDER if name != Name.EMERGENCY_PROXY]
-# The edge's limit (DESIGN.md): the 11th request from one client inside its window gets 429.
+# The edge's limit (docs/contracts.md): the 11th request from one client inside its window gets 429.
 RATE_LIMIT = 10
 BURST = 12
 EXCERPT_CHARS = 800
@@ -135,7 +135,7 @@ def monitoring_headers_for(environment: Environment) -> dict:
     return {**settings.EDGE_PROBE_HEADERS, **by_environment.get(key, {})}
 
 
-def client_prefix(run: VerificationRun) -> str:
+def client_prefix(run: PreviewRun) -> str:
     """Addresses from 198.18.0.0/15 (reserved for benchmarking), one /24 per run, so that a run
     does not inherit the rate-limit budget an earlier run used up."""
     return f"198.{18 + run.public_id.bytes[0] % 2}.{run.public_id.bytes[1]}"
@@ -218,8 +218,8 @@ def _routing(report: EdgeReport) -> str:
 
 def cookie_problems(response: httpx.Response | None) -> list[str]:
     """What is wrong with the attributes of the ``_canary_cohort`` cookie the answer set
-    (DESIGN.md: ``Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None``). Whether it is set
-    and names the right cohort is ``edge_qa.cookie_problem``'s to say."""
+    (docs/contracts.md: ``Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None``). Whether it is
+    set and names the right cohort is ``edge_qa.cookie_problem``'s to say."""
     if response is None:
         return []
     values = [
@@ -259,8 +259,8 @@ def cookie_problems(response: httpx.Response | None) -> list[str]:
 
 
 def check_qa_structure(target: Target, deadline: float) -> Result:
-    """Status 200, the JSON document of DESIGN.md, a parsable X-Pix-Canary, the sticky cookie
-    with its attributes, the desired percent and tag, emergency off, every component ok."""
+    """Status 200, the JSON document of docs/contracts.md, a parsable X-Pix-Canary, the sticky
+    cookie with its attributes, the desired percent and tag, emergency off, every component ok."""
     headers, sent = target.headers(Name.QA_STRUCTURE)
     report, response = probe_once(target, headers=headers)
     evidence = {
@@ -452,11 +452,11 @@ def create_run(*, environment: Environment, build: str, started_by, request=None
     Raises IntegrityError when a run of this environment is still open (one at a time).
     """
     with transaction.atomic():
-        run = VerificationRun.objects.create(
+        run = PreviewRun.objects.create(
             environment=environment, build=build, started_by=started_by
         )
-        VerificationCheck.objects.bulk_create(
-            VerificationCheck(run=run, name=name, position=position)
+        PreviewCheck.objects.bulk_create(
+            PreviewCheck(run=run, name=name, position=position)
             for position, name in enumerate(CHECK_ORDER, start=1)
         )
         audit.record(
@@ -484,25 +484,25 @@ def enqueue_run(run_id: int) -> bool:
     return True
 
 
-def _mark_running(check: VerificationCheck) -> None:
-    VerificationCheck.objects.filter(pk=check.pk, state=VerificationCheck.State.PENDING).update(
-        state=VerificationCheck.State.RUNNING, started_at=timezone.now()
+def _mark_running(check: PreviewCheck) -> None:
+    PreviewCheck.objects.filter(pk=check.pk, state=PreviewCheck.State.PENDING).update(
+        state=PreviewCheck.State.RUNNING, started_at=timezone.now()
     )
 
 
-def _record(check: VerificationCheck, result: Result) -> bool:
+def _record(check: PreviewCheck, result: Result) -> bool:
     """Write a check's result once; a check finished already (by a takeover) is left as is."""
     now = timezone.now()
-    open_states = [VerificationCheck.State.PENDING, VerificationCheck.State.RUNNING]
+    open_states = [PreviewCheck.State.PENDING, PreviewCheck.State.RUNNING]
     check.refresh_from_db(fields=["started_at"])
     duration = result.duration_ms
     if duration is None and check.started_at:
         duration = round((now - check.started_at).total_seconds() * 1000)
     return bool(
-        VerificationCheck.objects.filter(pk=check.pk, state__in=open_states).update(
-            state=VerificationCheck.State.PASSED
+        PreviewCheck.objects.filter(pk=check.pk, state__in=open_states).update(
+            state=PreviewCheck.State.PASSED
             if result.passed
-            else VerificationCheck.State.FAILED,
+            else PreviewCheck.State.FAILED,
             finished_at=now,
             duration_ms=duration,
             evidence=result.evidence,
@@ -512,15 +512,15 @@ def _record(check: VerificationCheck, result: Result) -> bool:
     )
 
 
-def _fail_unfinished(run: VerificationRun, reason: str, evidence: dict | None = None) -> None:
-    for check in run.checks.exclude(state__in=VerificationCheck.FINISHED_STATES):
+def _fail_unfinished(run: PreviewRun, reason: str, evidence: dict | None = None) -> None:
+    for check in run.checks.exclude(state__in=PreviewCheck.FINISHED_STATES):
         extra = evidence if check.name == Name.EMERGENCY_PROXY else None
         _record(check, failed(reason, extra))
 
 
-def _audit_finished(run: VerificationRun) -> None:
+def _audit_finished(run: PreviewRun) -> None:
     checks = list(run.checks.all())
-    failing = [c.get_name_display() for c in checks if c.state != VerificationCheck.State.PASSED]
+    failing = [c.get_name_display() for c in checks if c.state != PreviewCheck.State.PASSED]
     detail = f"{len(checks) - len(failing)}/{len(checks)} checks passed; build {run.build or '—'}"
     if failing:
         detail += "; failed: " + ", ".join(failing)
@@ -546,7 +546,7 @@ class LeaseLost(Exception):
 class Execution:
     """One worker's hold on a run: renews the lease while it works."""
 
-    def __init__(self, run: VerificationRun, token: uuid.UUID):
+    def __init__(self, run: PreviewRun, token: uuid.UUID):
         self.run = run
         self.token = token
         self.lease_seconds = settings.PREVIEW_SUITE_LEASE_SECONDS
@@ -568,7 +568,7 @@ class Execution:
 def execute(run_id: int) -> str:
     """Run a queued run, or take over one whose worker died. Safe to call twice at once: the
     run's lease lets one caller act."""
-    run = VerificationRun.objects.select_related("environment__service").filter(pk=run_id).first()
+    run = PreviewRun.objects.select_related("environment__service").filter(pk=run_id).first()
     if run is None:
         return "gone"
     if run.is_finished and not run.restore_pending:
@@ -579,7 +579,7 @@ def execute(run_id: int) -> str:
     execution = Execution(run, token)
     try:
         run.refresh_from_db()
-        if run.state == VerificationRun.State.QUEUED:
+        if run.state == PreviewRun.State.QUEUED:
             if not run.start(timeout_seconds=settings.PREVIEW_SUITE_TIMEOUT_SECONDS):
                 return "busy"
             _run_suite(execution)
@@ -611,7 +611,7 @@ def _run_suite(execution: Execution) -> None:
         _audit_finished(run)
         return
     run.expected = {**desired.settings.as_dict(), "version": desired.version}
-    VerificationRun.objects.filter(pk=run.pk).update(expected=run.expected)
+    PreviewRun.objects.filter(pk=run.pk).update(expected=run.expected)
     target = Target(
         url=environment.qa_url,
         environment=environment.name,
@@ -703,13 +703,13 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
             "(lift it, then run the suite again)"
         )
     # The restore intent goes onto the row before anything changes.
-    VerificationRun.objects.filter(pk=run.pk).update(
+    PreviewRun.objects.filter(pk=run.pk).update(
         restore_pending=True,
         restore_settings=desired.settings.as_dict(),
         restore_from_version=desired.version,
         emergency_version=None,
         restore_version=None,
-        restore_outcome=VerificationRun.RestoreOutcome.NONE,
+        restore_outcome=PreviewRun.RestoreOutcome.NONE,
         restore_note="",
     )
     who = run.started_by.get_username() if run.started_by else "the system"
@@ -722,7 +722,7 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
                 system=SYSTEM,
             )
             # The exact state it replaced, committed together with the stop itself.
-            VerificationRun.objects.filter(pk=run.pk).update(
+            PreviewRun.objects.filter(pk=run.pk).update(
                 emergency_version=change.version,
                 restore_settings=change.before,
                 restore_from_version=change.version - 1,
@@ -811,7 +811,7 @@ class Restore:
 
     def problem(self) -> str | None:
         """Why preview may not be as it was before the check, if so."""
-        if self.outcome != VerificationRun.RestoreOutcome.RESTORED or self.change is None:
+        if self.outcome != PreviewRun.RestoreOutcome.RESTORED or self.change is None:
             return None
         if self.change.state != ConfigChange.State.IN_EFFECT:
             return (
@@ -822,7 +822,7 @@ class Restore:
         return None
 
     def summary(self) -> str:
-        if self.outcome == VerificationRun.RestoreOutcome.RESTORED and self.change is not None:
+        if self.outcome == PreviewRun.RestoreOutcome.RESTORED and self.change is not None:
             seconds = self.change.time_to_effect
             return f"restored {self.change.settings.describe()} (version {self.change.version})" + (
                 f", in effect after {seconds.total_seconds():.1f}s" if seconds else ""
@@ -839,7 +839,7 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
     """
     with transaction.atomic():
         run = (
-            VerificationRun.objects.select_for_update()
+            PreviewRun.objects.select_for_update()
             .select_related("environment")
             .filter(pk=run_id, restore_pending=True)
             .first()
@@ -850,7 +850,7 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
         desired = DesiredConfig.objects.get(environment=environment)
         change = None
         if run.emergency_version is None:
-            outcome = VerificationRun.RestoreOutcome.NOT_NEEDED
+            outcome = PreviewRun.RestoreOutcome.NOT_NEEDED
             note = "nothing to restore: the suite's emergency stop was never recorded"
         elif desired.version != run.emergency_version:
             outcome, note = _overtaken(run, desired)
@@ -870,9 +870,9 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
             except controls.ConfigConflict:
                 outcome, note = _overtaken(run, DesiredConfig.objects.get(environment=environment))
             else:
-                outcome = VerificationRun.RestoreOutcome.RESTORED
+                outcome = PreviewRun.RestoreOutcome.RESTORED
                 note = f"restored {before.describe()} as version {change.version}"
-        VerificationRun.objects.filter(pk=run.pk).update(
+        PreviewRun.objects.filter(pk=run.pk).update(
             restore_pending=False,
             restore_outcome=outcome,
             restore_note=note,
@@ -880,7 +880,7 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
         )
         audit.record(
             action="preview_suite.restored"
-            if outcome == VerificationRun.RestoreOutcome.RESTORED
+            if outcome == PreviewRun.RestoreOutcome.RESTORED
             else "preview_suite.restore_skipped",
             system=SYSTEM,
             environment=environment,
@@ -895,13 +895,13 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
     return Restore(outcome, note, change)
 
 
-def _overtaken(run: VerificationRun, desired: DesiredConfig) -> tuple[str, str]:
+def _overtaken(run: PreviewRun, desired: DesiredConfig) -> tuple[str, str]:
     latest = ConfigChange.objects.filter(
         environment_id=run.environment_id, version=desired.version
     ).first()
     by = f" ({latest.get_kind_display()} by {latest.actor_label})" if latest else ""
     return (
-        VerificationRun.RestoreOutcome.OVERTAKEN,
+        PreviewRun.RestoreOutcome.OVERTAKEN,
         f"not restored: the config moved on to version {desired.version}{by} after the suite's "
         f"emergency stop (version {run.emergency_version}); that change stands",
     )
@@ -923,7 +923,7 @@ def take_over(execution: Execution, *, why: str = "") -> None:
         reason += f"; {restore.problem() or restore.summary()}"
     evidence = {"restore": restore.evidence()} if restore else None
     _fail_unfinished(run, reason, evidence)
-    if run.state == VerificationRun.State.RUNNING:
+    if run.state == PreviewRun.State.RUNNING:
         run.finish(error=why)
         _audit_finished(run)
 
@@ -933,8 +933,8 @@ def sweep(now=None) -> dict:
     message was lost. Found by state, not by queue."""
     now = now or timezone.now()
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    stalled = VerificationRun.objects.filter(free).filter(
-        Q(state=VerificationRun.State.RUNNING) | Q(restore_pending=True)
+    stalled = PreviewRun.objects.filter(free).filter(
+        Q(state=PreviewRun.State.RUNNING) | Q(restore_pending=True)
     )
     taken_over = []
     for run_id in stalled.values_list("pk", flat=True):
@@ -943,7 +943,7 @@ def sweep(now=None) -> dict:
     grace = now - timedelta(seconds=2 * settings.SWEEP_INTERVAL_SECONDS)
     expired_before = now - timedelta(seconds=settings.PREVIEW_SUITE_TIMEOUT_SECONDS)
     requeued, expired = [], []
-    queued = VerificationRun.objects.filter(free, state=VerificationRun.State.QUEUED)
+    queued = PreviewRun.objects.filter(free, state=PreviewRun.State.QUEUED)
     for run in queued.filter(created_at__lt=grace):
         if run.created_at < expired_before:
             if _expire(run):
@@ -953,13 +953,13 @@ def sweep(now=None) -> dict:
     return {"taken_over": taken_over, "requeued": requeued, "expired": expired}
 
 
-def _expire(run: VerificationRun) -> bool:
+def _expire(run: PreviewRun) -> bool:
     error = (
         "no worker started the run within "
         f"{settings.PREVIEW_SUITE_TIMEOUT_SECONDS:g}s; nothing was changed"
     )
-    if not VerificationRun.objects.filter(pk=run.pk, state=VerificationRun.State.QUEUED).update(
-        state=VerificationRun.State.FAILED, finished_at=timezone.now(), error=error
+    if not PreviewRun.objects.filter(pk=run.pk, state=PreviewRun.State.QUEUED).update(
+        state=PreviewRun.State.FAILED, finished_at=timezone.now(), error=error
     ):
         return False
     run.refresh_from_db()

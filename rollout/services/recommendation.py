@@ -1,4 +1,5 @@
-"""The GO / NO-GO / HOLD recommendation for an observation window (DESIGN.md §8, runbook Phase 6).
+"""The GO / NO-GO / HOLD recommendation for an observation window (the decision matrix of
+docs/contracts.md, runbook Phase 6).
 
 Plain data in, plain data out: no models, no database, so it can be tested on synthetic windows
 and its answer frozen as JSON evidence. People decide and sign; this only recommends.
@@ -61,7 +62,7 @@ INCIDENT_KINDS = ("emergency_stop", "rollback", "critical_alert")
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The decision matrix of DESIGN.md §8 (runbook Phase 6)."""
+    """The decision matrix of docs/contracts.md (runbook Phase 6)."""
 
     go_max_error_percent: float = 1.5  # GO needs native 5xx below this
     nogo_error_percent: float = 2.0  # NO-GO when native 5xx sustained above this

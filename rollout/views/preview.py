@@ -17,9 +17,9 @@ from ..forms.preview import PreviewRunForm
 from ..models import (
     AuditEntry,
     Environment,
+    PreviewCheck,
+    PreviewRun,
     Service,
-    VerificationCheck,
-    VerificationRun,
 )
 from ..permissions import guarded
 from ..services import audit, preflight
@@ -29,19 +29,19 @@ from .lookups import VIEW_PERMISSION, environment_named_or_404
 RUNS_LISTED = 20
 
 
-def _run(public_id) -> VerificationRun:
+def _run(public_id) -> PreviewRun:
     return get_object_or_404(
-        VerificationRun.objects.select_related("environment__service", "started_by"),
+        PreviewRun.objects.select_related("environment__service", "started_by"),
         public_id=public_id,
     )
 
 
 def _suite_context(environment: Environment, form=None, **extra) -> dict:
-    runs = VerificationRun.objects.filter(environment=environment).select_related("started_by")
+    runs = PreviewRun.objects.filter(environment=environment).select_related("started_by")
     return {
         "environment": environment,
         "runs": runs[:RUNS_LISTED],
-        "open_run": runs.filter(state__in=VerificationRun.OPEN_STATES).first(),
+        "open_run": runs.filter(state__in=PreviewRun.OPEN_STATES).first(),
         "run_form": form or PreviewRunForm(initial={"build": environment.service.current_build}),
         **extra,
     }
@@ -53,7 +53,7 @@ def _suite_context(environment: Environment, form=None, **extra) -> dict:
 def preview_suite(request, public_id):
     """The preview environment's suite: start a run, and the runs so far."""
     environment = environment_named_or_404(public_id, Environment.PREVIEW)
-    return render(request, "rollout/preview_suite.html", _suite_context(environment))
+    return render(request, "rollout/preview/suite.html", _suite_context(environment))
 
 
 @guarded("rollout.request_change")
@@ -62,13 +62,13 @@ def start_preview_run(request, public_id):
     form = PreviewRunForm(request.POST)
     if not form.is_valid():
         context = _suite_context(environment, form)
-        return render(request, "rollout/preview_suite.html", context, status=422)
+        return render(request, "rollout/preview/suite.html", context, status=422)
     error = None
     if not hasattr(environment, "desired"):
         error = "Preview has no desired config yet: connect it first."
     else:
-        open_run = VerificationRun.objects.filter(
-            environment=environment, state__in=VerificationRun.OPEN_STATES
+        open_run = PreviewRun.objects.filter(
+            environment=environment, state__in=PreviewRun.OPEN_STATES
         ).first()
         if open_run:
             error = "A run of the suite is already in progress on preview: wait for it to finish."
@@ -94,7 +94,7 @@ def start_preview_run(request, public_id):
             request=request,
         )
         context = _suite_context(environment, form, error=error)
-        return render(request, "rollout/preview_suite.html", context, status=409)
+        return render(request, "rollout/preview/suite.html", context, status=409)
     response = redirect("rollout:preview_run", public_id=run.public_id)
     if request.htmx:
         response["HX-Redirect"] = response["Location"]
@@ -118,7 +118,7 @@ def _set_current_build(service: Service, build: str, request) -> None:
     )
 
 
-def _checks_context(run: VerificationRun) -> dict:
+def _checks_context(run: PreviewRun) -> dict:
     checks = list(run.checks.all())
     for check in checks:
         check.evidence_text = json.dumps(check.evidence, indent=2, ensure_ascii=False)
@@ -133,7 +133,7 @@ def _checks_context(run: VerificationRun) -> dict:
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def preview_run(request, public_id):
     run = _run(public_id)
-    return render(request, "rollout/preview_run.html", _checks_context(run))
+    return render(request, "rollout/preview/run.html", _checks_context(run))
 
 
 @require_GET
@@ -145,11 +145,11 @@ def preview_run_checks(request, public_id):
     run = _run(public_id)
     context = _checks_context(run)
     if run.is_finished:
-        content = render(request, "rollout/_preview_checks.html", context).content
+        content = render(request, "rollout/preview/_checks.html", context).content
         return HttpResponseStopPolling(content)
     if request.GET.get("u") == context["token"]:
         return HttpResponse(status=204)
-    return render(request, "rollout/_preview_checks.html", context)
+    return render(request, "rollout/preview/_checks.html", context)
 
 
 @dataclass
@@ -159,13 +159,13 @@ class ReportRow:
     notes: str
 
 
-def report_context(run: VerificationRun) -> dict:
+def report_context(run: PreviewRun) -> dict:
     checks = list(run.checks.all())
     rows = []
     for check in checks:
-        if check.state == VerificationCheck.State.PASSED:
+        if check.state == PreviewCheck.State.PASSED:
             rows.append(ReportRow(check.get_name_display(), "PASS", check.note))
-        elif check.state == VerificationCheck.State.FAILED:
+        elif check.state == PreviewCheck.State.FAILED:
             rows.append(ReportRow(check.get_name_display(), "FAIL", check.reason))
         else:
             rows.append(ReportRow(check.get_name_display(), "PENDING", "not finished"))
@@ -194,7 +194,7 @@ def _next_steps(run, decision, production, checks) -> list[str]:
         steps = [
             f"Fix {check.get_name_display()}: {check.reason}"
             for check in checks
-            if check.state != VerificationCheck.State.PASSED
+            if check.state != PreviewCheck.State.PASSED
         ]
         if run.error:
             steps.append(f"The run itself: {run.error}")
@@ -221,7 +221,7 @@ def _next_steps(run, decision, production, checks) -> list[str]:
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def preview_report(request, public_id):
     run = _run(public_id)
-    return render(request, "rollout/preview_report.html", report_context(run))
+    return render(request, "rollout/preview/report.html", report_context(run))
 
 
 def _cell(text: str) -> str:
@@ -229,14 +229,14 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def report_markdown(run: VerificationRun) -> str:
+def report_markdown(run: PreviewRun) -> str:
     context = report_context(run)
     environment = context["environment"]
     moment = run.finished_at or run.started_at or run.created_at
     local = timezone.localtime(moment)
     marks = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "PENDING": "⏳ PENDING"}
     lines = [
-        f"# {environment.service.name} preview verification — test results",
+        f"# {environment.service.name} preview suite — test results",
         "",
         f"**Date:** {moment:%Y-%m-%d %H:%M} UTC ({local:%Y-%m-%d %H:%M} {local.tzname()})  ",
         f"**Environment:** {environment.name} ({environment.qa_url})  ",

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from rollout.models import AuditEntry, ConfigChange, DesiredConfig, VerificationRun
+from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PreviewRun
 from rollout.services import preview as preview_suite
-from tests.verification.conftest import B2A, desired_settings, kv_settings, outcomes, run_now
+from tests.preview.conftest import B2A, desired_settings, kv_settings, outcomes, run_now
 
 pytestmark = pytest.mark.django_db
 
@@ -163,7 +163,7 @@ def test_the_suite_is_bounded_in_time(edge, preview, release_manager, settings):
 
 def test_an_active_emergency_stop_is_left_alone(edge, preview, release_manager):
     from rollout.services import controls
-    from tests.verification.conftest import settle
+    from tests.preview.conftest import settle
 
     stop = controls.emergency_stop(environment=preview, reason="incident", actor=release_manager)
     settle(stop)
@@ -182,7 +182,7 @@ def test_a_person_who_acted_meanwhile_wins_over_the_restore(edge, preview, relea
     run = preview_suite.create_run(environment=preview, build="b1", started_by=release_manager)
     before = DesiredConfig.objects.get(environment=preview)
     stop = controls.emergency_stop(environment=preview, reason="suite", system="preview-suite")
-    VerificationRun.objects.filter(pk=run.pk).update(
+    PreviewRun.objects.filter(pk=run.pk).update(
         state="running",
         restore_pending=True,
         restore_settings=before.settings.as_dict(),

@@ -6,11 +6,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from rollout.models import AuditEntry, Service, VerificationCheck, VerificationRun
+from rollout.models import AuditEntry, PreviewCheck, PreviewRun, Service
 from rollout.services import preview as preview_suite
 from rollout.views.preview import report_markdown
 from tests.conftest import client_for
-from tests.verification.conftest import run_now
+from tests.preview.conftest import run_now
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def run_url(name, run):
 
 def test_a_release_manager_starts_a_run_and_sets_the_current_build(preview, release_manager):
     response = client_for(release_manager).post(start_url(preview), {"build": " deploy-42 "})
-    run = VerificationRun.objects.get()
+    run = PreviewRun.objects.get()
     assert response.status_code == 302 and response["Location"] == run_url("preview_run", run)
     assert (run.state, run.build, run.started_by) == ("queued", "deploy-42", release_manager)
     assert list(run.checks.values_list("name", flat=True)) == preview_suite.CHECK_ORDER
@@ -43,7 +43,7 @@ def test_only_people_who_request_changes_may_run_it(request, preview, person):
     user = request.getfixturevalue(person)
     response = client_for(user).post(start_url(preview), {"build": "b"})
     assert response.status_code == 403
-    assert not VerificationRun.objects.exists()
+    assert not PreviewRun.objects.exists()
     denied = AuditEntry.objects.get(action="permission.denied")
     assert denied.actor == user and "rollout.request_change" in denied.detail
 
@@ -52,14 +52,14 @@ def test_a_run_needs_post_and_a_login(preview, admin_user):
     assert client_for(admin_user).get(start_url(preview)).status_code == 405
     response = Client().post(start_url(preview), {"build": "b"})
     assert response.status_code == 302 and "/login/" in response["Location"]
-    assert not VerificationRun.objects.exists()
+    assert not PreviewRun.objects.exists()
 
 
 def test_a_run_without_a_build_is_refused_with_a_message(preview, release_manager):
     response = client_for(release_manager).post(start_url(preview), {"build": "   "})
     assert response.status_code == 422
     assert b"Name the build deployed to preview" in response.content
-    assert not VerificationRun.objects.exists() and Service.objects.get().current_build == ""
+    assert not PreviewRun.objects.exists() and Service.objects.get().current_build == ""
 
 
 def test_one_run_at_a_time(preview, release_manager):
@@ -68,14 +68,14 @@ def test_one_run_at_a_time(preview, release_manager):
     response = client.post(start_url(preview), {"build": "b2"})
     assert response.status_code == 409
     assert b"already in progress" in response.content
-    assert VerificationRun.objects.count() == 1 and Service.objects.get().current_build == "b1"
+    assert PreviewRun.objects.count() == 1 and Service.objects.get().current_build == "b1"
     assert AuditEntry.objects.filter(action="preview_suite.refused", outcome="refused").exists()
 
 
 def test_the_suite_runs_against_preview_only(production, release_manager):
     response = client_for(release_manager).post(start_url(production), {"build": "b"})
     assert response.status_code == 404
-    assert not VerificationRun.objects.exists()
+    assert not PreviewRun.objects.exists()
 
 
 def test_the_preview_page_offers_the_run_and_lists_runs(preview, release_manager, viewer):
@@ -104,7 +104,7 @@ def test_the_checks_fragment_polls_until_the_run_finished(preview, release_manag
     unchanged = client.get(run_url("preview_run_checks", run) + f"?u={token}")
     assert unchanged.status_code == 204
 
-    VerificationCheck.objects.filter(run=run, name="rate_limit").update(state="running")
+    PreviewCheck.objects.filter(run=run, name="rate_limit").update(state="running")
     moved = client.get(run_url("preview_run_checks", run) + f"?u={token}")
     assert moved.status_code == 200 and "running…" in moved.content.decode()
 
@@ -158,7 +158,7 @@ def test_a_failed_run_reports_no_go_with_the_reasons(edge, preview, release_mana
 
 def test_markdown_cells_stay_in_their_column(preview, release_manager):
     run = preview_suite.create_run(environment=preview, build="b", started_by=release_manager)
-    VerificationRun.objects.filter(pk=run.pk).update(state="failed", finished_at=timezone.now())
-    VerificationCheck.objects.filter(run=run).update(state="failed", reason="a | b\nc")
-    text = report_markdown(VerificationRun.objects.get(pk=run.pk))
+    PreviewRun.objects.filter(pk=run.pk).update(state="failed", finished_at=timezone.now())
+    PreviewCheck.objects.filter(run=run).update(state="failed", reason="a | b\nc")
+    text = report_markdown(PreviewRun.objects.get(pk=run.pk))
     assert "| /qa endpoint structure | ❌ FAIL | a \\| b c |" in text

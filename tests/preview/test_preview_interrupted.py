@@ -7,10 +7,10 @@ import pytest
 from django.utils import timezone
 
 from rollout import tasks
-from rollout.models import AuditEntry, ConfigChange, DesiredConfig, VerificationRun
+from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PreviewRun
 from rollout.services import preview as preview_suite
 from tests.conftest import wait_for
-from tests.verification.conftest import B2A, MONITORING_TOKEN, kv_settings
+from tests.preview.conftest import B2A, MONITORING_TOKEN, kv_settings
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -28,7 +28,7 @@ def kill_inside_the_emergency_check(edge, preview, start_worker, person):
     worker = start_worker(pool="solo", concurrency=1, env=WORKER_ENV, name="doomed")
     run = preview_suite.create_run(environment=preview, build="deploy-1", started_by=person)
     wait_for(
-        lambda: VerificationRun.objects.get(pk=run.pk).emergency_version is not None,
+        lambda: PreviewRun.objects.get(pk=run.pk).emergency_version is not None,
         timeout=30,
         message="the suite to record its emergency stop",
     )
@@ -89,13 +89,13 @@ def test_a_retried_task_restores_preview_after_the_worker_was_killed(
     # The broker hands an unacknowledged message to another worker once its visibility timeout
     # has passed (longer than the lease); send it again as the broker would.
     wait_for(
-        lambda: VerificationRun.objects.get(pk=run.pk).lease_until < timezone.now(),
+        lambda: PreviewRun.objects.get(pk=run.pk).lease_until < timezone.now(),
         timeout=10,
         message="the dead worker's lease to run out",
     )
     tasks.run_preview_suite.delay(run.pk)
     wait_for(
-        lambda: VerificationRun.objects.get(pk=run.pk).state == "failed",
+        lambda: PreviewRun.objects.get(pk=run.pk).state == "failed",
         timeout=20,
         message="the second worker to take the run over",
     )

@@ -6,7 +6,7 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.verification.conftest import MONITORING_TOKEN
+from tests.preview.conftest import MONITORING_TOKEN
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 

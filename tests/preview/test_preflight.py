@@ -20,9 +20,9 @@ from rollout.models import (
     Phase,
     Preflight,
     PreflightAttestation,
+    PreviewCheck,
+    PreviewRun,
     Service,
-    VerificationCheck,
-    VerificationRun,
 )
 from rollout.services import preflight
 from rollout.services import preview as preview_suite
@@ -80,12 +80,12 @@ def test_the_window_needs_an_aware_clock():
 def passed_run(preview, person, *, build="deploy-1", finished_at=None, state="passed"):
     run = preview_suite.create_run(environment=preview, build=build, started_by=person)
     finished_at = finished_at or timezone.now()
-    VerificationRun.objects.filter(pk=run.pk).update(
+    PreviewRun.objects.filter(pk=run.pk).update(
         state=state, started_at=finished_at - timedelta(seconds=5), finished_at=finished_at
     )
-    VerificationCheck.objects.filter(run=run).update(state="passed", note="ok")
+    PreviewCheck.objects.filter(run=run).update(state="passed", note="ok")
     if state == "failed":
-        VerificationCheck.objects.filter(run=run, name="rate_limit").update(
+        PreviewCheck.objects.filter(run=run, name="rate_limit").update(
             state="failed", reason="no 429"
         )
     return run

@@ -15,8 +15,8 @@ class AuditEntry(models.Model):
     ``entry_hash`` is an HMAC-SHA256, under the key named by ``key_id``, of the entry's content
     and the previous entry's hash: changing or removing a stored entry breaks the chain from
     there on, and without the key (which never enters the database) nobody can re-seal it
-    (``manage.py verify_audit``, rollout/services/audit.py). Entries written before the chain was keyed
-    have an empty ``key_id`` and a plain SHA-256. The newest entry is checkpointed outside the
+    (``manage.py verify_audit``, rollout/services/audit.py). Entries written before the chain was
+    keyed have an empty ``key_id`` and a plain SHA-256. The newest entry is checkpointed outside the
     database, which exposes deleted newest entries and a truncated table. On PostgreSQL
     triggers refuse UPDATE, DELETE (migration 0003) and TRUNCATE (migration 0012).
     """

@@ -46,8 +46,8 @@ def fill(count):
     from django.contrib.auth.models import Group, User
     from django.utils import timezone
 
-    from rollout import audit
     from rollout.models import AuditEntry, Environment, Service
+    from rollout.services import audit
 
     service = Service.objects.create(name="pix-immo-api")
     environments = [

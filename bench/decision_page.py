@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The decision page of a 48-hour window on PostgreSQL (issue 7).
+"""The decision page of a 48-hour window on PostgreSQL.
 
     .venv/bin/python bench/decision_page.py [--hours 48] [--requests 50]
 
@@ -41,8 +41,8 @@ def fill(hours):
 
     from integrations.histogram import Histogram
     from metrics.models import MinuteBucket
-    from rollout import lifecycle
     from rollout.models import Environment, Phase, PhaseRun, Rollout, RolloutPlan, Service
+    from rollout.services import phases
 
     service = Service.objects.create(name="pix-immo-api")
     environment = Environment.objects.create(
@@ -62,7 +62,7 @@ def fill(hours):
     in_effect = now - timedelta(hours=hours)
     rollout = Rollout.objects.create(plan=plan, environment=environment, build="bench")
     run = PhaseRun.objects.create(rollout=rollout, phase=phase, started_at=in_effect)
-    lifecycle.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
+    phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
 
     rng = random.Random(7)
     rows = []
@@ -112,7 +112,7 @@ def main():
     from django.test import Client
     from django.utils import timezone
 
-    from rollout.evidence import build
+    from rollout.services.evidence import build
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The fault suite of issue 8: runs the fault tests (real processes on 127.0.0.1: a private
+"""The fault suite: runs the fault tests (real processes on 127.0.0.1: a private
 redis-server, Celery workers, gunicorn, a private PostgreSQL cluster, the edge stand-in) and
 prints, per case, "requested / applied exactly once / lost / duplicated" as a Markdown table.
 

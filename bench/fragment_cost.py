@@ -39,8 +39,9 @@ def seed():
     from django.utils import timezone
 
     from integrations.kv_value import CanarySettings
-    from rollout import roles, services
+    from rollout import roles
     from rollout.models import Environment, Service
+    from rollout.services import controls
 
     call_command("migrate", verbosity=0)
     viewer = User.objects.create_user(username="viewer", password="bench-pass-2026")
@@ -55,14 +56,14 @@ def seed():
             qa_url=f"http://127.0.0.1:9/{name}/api/qa",
             connected_at=timezone.now(),
         )
-        services.create_initial_config(
+        controls.create_initial_config(
             environment=environment,
             settings=CanarySettings(10, "B2a", False),
             reason="initial",
             system="bench",
         )
         for version in range(1, 21):
-            services.request_change(
+            controls.request_change(
                 environment=environment,
                 settings=CanarySettings(10 + version % 5, "B2a", False),
                 kind="percent_change",

@@ -105,8 +105,8 @@ def main():
 
 def run_trials(edge, trials):
     from integrations.kv_value import CanarySettings
-    from rollout import services
     from rollout.models import Environment, Service
+    from rollout.services import controls
 
     service = Service.objects.create(name="bench")
     environment = Environment.objects.create(
@@ -117,7 +117,7 @@ def run_trials(edge, trials):
         qa_url=edge.qa_url("production"),
         connected_at=None,
     )
-    first = services.create_initial_config(
+    first = controls.create_initial_config(
         environment=environment,
         settings=CanarySettings(1, "B2a", False),
         reason="bench",
@@ -131,7 +131,7 @@ def run_trials(edge, trials):
         percent = 2 + trial % 90
         seen = len(edge.requests())
         started = time.time()
-        change = services.request_change(
+        change = controls.request_change(
             environment=environment,
             settings=CanarySettings(percent, "B2a", False),
             kind="percent_change",

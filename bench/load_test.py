@@ -254,8 +254,9 @@ def seed(edge, managers):
     from django.utils import timezone
 
     from integrations.kv_value import CanarySettings
-    from rollout import roles, services
+    from rollout import roles
     from rollout.models import Environment, Service
+    from rollout.services import controls
 
     call_command("migrate", verbosity=0)
     people = {"viewer": roles.VIEWER, "techlead": roles.TECH_LEAD}
@@ -273,7 +274,7 @@ def seed(edge, managers):
             qa_url=edge.qa_url(name),
             connected_at=timezone.now(),
         )
-        services.create_initial_config(
+        controls.create_initial_config(
             environment=environment,
             settings=CanarySettings(10, "B2a", False),
             reason="initial",

@@ -280,7 +280,7 @@ AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW_SECONDS)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_CLIENT_IP_CALLABLE = "rollout.client_address.client_address"
 AXES_HANDLER = "rollout.lockout.AuditedLockoutHandler"
-AXES_LOCKOUT_CALLABLE = "rollout.auth_views.locked_out"
+AXES_LOCKOUT_CALLABLE = "rollout.views.auth.locked_out"
 # A person who got in starts afresh; attempts during a lock neither count nor lengthen it, so a
 # locked-out person retrying does not push the end further away.
 AXES_RESET_ON_SUCCESS = True
@@ -301,7 +301,7 @@ if SHARED_CACHE:
         "rollout.auth_backend.CachedPermissionsBackend",
     ]
 # Seconds one rendering of a live fragment (overview rows, environment status) serves every
-# poll; 0 renders each poll. See rollout.views._live_fragment.
+# poll; 0 renders each poll. See rollout.views.environments._live_fragment.
 LIVE_FRAGMENT_CACHE_SECONDS = env.int("LIVE_FRAGMENT_CACHE_SECONDS", default=1)
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -328,7 +328,7 @@ CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
     "options": {"expires": SWEEP_INTERVAL_SECONDS},
 }
 
-# --- Monitoring: health checks, cohort sampler, drift, retention (issue 4) --------------------
+# --- Monitoring: health checks, cohort sampler, drift, retention --------------------------------
 # See docs/monitoring.md and docs/configuration.md.
 # One observation per connected environment: KV read once, /api/qa probed once, recorded for the
 # overview, the drift view and the health checks history (monitoring/observation.py).
@@ -377,7 +377,7 @@ CELERY_BEAT_SCHEDULE["monitoring-prune-checks"] = {
 }
 # --- end of monitoring settings ---------------------------------------------------------------
 
-# --- Metrics: Logpush ingestion, alert rules, PagerDuty (issue 6) -----------------------------
+# --- Metrics: Logpush ingestion, alert rules, PagerDuty ----------------------------------------
 # See docs/metrics.md and docs/configuration.md. Where each environment's logs are (bucket and
 # prefixes, or a directory) is set per environment in the admin; credentials only here.
 # R2's S3 API endpoint; empty means https://<environment's account id>.r2.cloudflarestorage.com
@@ -415,7 +415,7 @@ CELERY_BEAT_SCHEDULE["metrics-evaluate-alerts"] = {
 }
 # --- end of metrics settings ------------------------------------------------------------------
 
-# --- Preview verification suite and production pre-flight (issue 5) ---------------------------
+# --- Preview suite and production pre-flight ---------------------------------------------------
 # See docs/preview-and-preflight.md and docs/configuration.md.
 # The suite's checks (not the restore of its emergency check, which always runs) end after this.
 PREVIEW_SUITE_TIMEOUT_SECONDS = env.float("PREVIEW_SUITE_TIMEOUT_SECONDS", default=300.0)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from rollout.auth_views import LoginView
+from rollout.views.auth import LoginView
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
@@ -16,4 +16,4 @@ urlpatterns = [
 ]
 
 # A body over the upload limit, or too many fields, says what was too large and the limit.
-handler400 = "rollout.error_views.bad_request"
+handler400 = "rollout.views.errors.bad_request"

@@ -258,9 +258,9 @@ def _type_name(value) -> str:
 def validate_qa_body(body: dict, *, expected_environment: str | None = None) -> list[str]:
     """What is wrong with an ``/api/qa`` document, one sentence each (empty when it is fine).
 
-    Contract (DESIGN.md): ``status``, ``environment``, ``canary{percent, tag, emergency_proxy,
-    cohort, reason}``, ``health{database, r2_bucket, proxy_origin}``, each component ``"ok"`` or
-    ``"error: <text>"``.
+    Contract (docs/contracts.md): ``status``, ``environment``, ``canary{percent, tag,
+    emergency_proxy, cohort, reason}``, ``health{database, r2_bucket, proxy_origin}``, each
+    component ``"ok"`` or ``"error: <text>"``.
     """
     problems = []
     for key, kind in (("status", str), ("environment", str), ("canary", dict), ("health", dict)):

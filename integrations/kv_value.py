@@ -1,8 +1,8 @@
 """The Workers KV ``config`` value: the JSON document the edge worker reads.
 
-Contract (DESIGN.md): ``canary_percent`` (int 0–100), ``canary_tag`` (str), ``emergency_proxy``
-(bool), ``last_updated`` (UTC, second precision, ``Z``). Keys we do not own must survive a write,
-so a write is always read → merge → write.
+Contract (docs/contracts.md): ``canary_percent`` (int 0–100), ``canary_tag`` (str),
+``emergency_proxy`` (bool), ``last_updated`` (UTC, second precision, ``Z``). Keys we do not own
+must survive a write, so a write is always read → merge → write.
 """
 
 import json

@@ -22,8 +22,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
-from rollout import audit
 from rollout.models import ConfigChange, DesiredConfig, Environment, Service
+from rollout.services import audit
 
 from . import figures as figures_module
 from .figures import floor_minute
@@ -37,7 +37,8 @@ State = AlertState.State
 MAX_CATCH_UP = timedelta(hours=3)  # minutes of log data replayed at most after a gap
 VOLUME_WINDOW = timedelta(hours=1)
 
-# The runbook's rules (DESIGN.md "Alerts"): name, kind, threshold, for (minutes), severity.
+# The runbook's rules (docs/contracts.md, "Alert rules"): name, kind, threshold, for (minutes),
+# severity.
 DEFAULT_RULES = [
     ("native-5xx-warning", Kind.NATIVE_5XX, 1.5, 5, Severity.WARNING),
     ("native-5xx-critical", Kind.NATIVE_5XX, 3.0, 3, Severity.CRITICAL),
@@ -349,7 +350,7 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
 def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Environment):
     """The rule presses the emergency stop itself (the rollout opted in): audited as done by the
     rule, announced on Slack. Nothing happens if the stop is already on."""
-    from rollout.services import ConfigConflict, request_change
+    from rollout.services.controls import ConfigConflict, request_change
 
     from .notifications import announce_auto_stop
 

@@ -8,9 +8,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from rollout import audit
 from rollout.models import Environment, Service
 from rollout.permissions import guarded, refuse
+from rollout.services import audit
 
 from . import alerts
 from . import panels as panel_data

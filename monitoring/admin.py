@@ -13,7 +13,7 @@ class NotificationAdmin(admin.ModelAdmin):
         return False
 
 
-# --- Health checks, cohort samples, drift (issue 4): read-only, the rows are records ------------
+# --- Health checks, cohort samples, drift: read-only, the rows are records ---------------------
 
 
 class _ReadOnly(admin.ModelAdmin):

@@ -23,10 +23,10 @@ from django.utils import timezone
 from integrations import slack
 from integrations.edge_qa import EdgeReport
 from integrations.kv_value import CanarySettings, read_settings
-from rollout import audit
 from rollout.kv_writer import unanswered_older_writes
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
-from rollout.services import ConfigConflict, request_change
+from rollout.services import audit
+from rollout.services.controls import ConfigConflict, request_change
 
 from . import notify
 from .models import DriftEvent, DriftState, Notification

@@ -37,7 +37,7 @@ class Notification(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_answer = models.TextField(blank=True)
-    # PagerDuty: the incident key and trigger / resolve (issue 6). A resolve waits until every
+    # PagerDuty: the incident key and trigger / resolve. A resolve waits until every
     # earlier trigger of its key is sent or failed, or PagerDuty would be left with an open one.
     dedup_key = models.CharField(max_length=255, blank=True)
     event_action = models.CharField(max_length=16, blank=True)
@@ -92,7 +92,7 @@ class Notification(models.Model):
         self.refresh_from_db()
 
 
-# --- Health checks, cohort samples, drift (issue 4) -----------------------------------------
+# --- Health checks, cohort samples, drift -----------------------------------------------------
 
 
 class HealthCheck(models.Model):

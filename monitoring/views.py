@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from rollout.models import DesiredConfig, Environment
 from rollout.permissions import guarded
-from rollout.services import ConfigConflict
+from rollout.services.controls import ConfigConflict
 
 from . import charts, drift, sampler
 from .forms import CheckFilterForm, DriftDecisionForm

@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.db import models
 
-from . import audit
 from .models import (
     AuditEntry,
     ConfigChange,
@@ -11,11 +10,12 @@ from .models import (
     Phase,
     PhaseRun,
     Preflight,
+    PreviewRun,
     Rollout,
     RolloutPlan,
     Service,
-    VerificationRun,
 )
+from .services import audit
 
 
 class EnvironmentInline(admin.TabularInline):
@@ -127,9 +127,9 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ["action", "outcome"]
 
 
-@admin.register(VerificationRun)
-class VerificationRunAdmin(ReadOnlyAdmin):
-    """Preview suite runs are recorded by the suite itself (issue 5)."""
+@admin.register(PreviewRun)
+class PreviewRunAdmin(ReadOnlyAdmin):
+    """Preview suite runs are recorded by the suite itself."""
 
     list_display = ["environment", "build", "state", "started_by", "created_at", "finished_at"]
     list_filter = ["state", "environment"]

@@ -34,7 +34,7 @@ def kv_writer_settings(app_configs, **kwargs):
 def preview_suite_settings(app_configs, **kwargs):
     """A preview suite's worker renews its lease between steps that each take up to a few HTTP
     timeouts (a KV write is three calls); a shorter lease would let the sweep take over a live
-    run. (Issue 5.)"""
+    run."""
     errors = []
     if settings.PREVIEW_SUITE_LEASE_SECONDS < 3 * settings.HTTP_TIMEOUT_SECONDS:
         errors.append(

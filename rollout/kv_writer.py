@@ -48,8 +48,8 @@ from integrations.cloudflare_kv import KVClient, KVError
 from integrations.http import shared_client
 from integrations.kv_value import InvalidKVValue, merge, parse_object, read_settings
 
-from . import audit
 from .models import AuditEntry, ConfigChange, DesiredConfig, Environment
+from .services import audit
 
 log = logging.getLogger(__name__)
 WRITER = "kv-writer"

@@ -12,7 +12,7 @@ from axes.backends import AxesStandaloneBackend
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
 
-from . import audit
+from .services import audit
 
 
 class LockoutBackend(AxesStandaloneBackend):

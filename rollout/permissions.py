@@ -83,8 +83,8 @@ def _environment_named_by(url_kwargs):
 
 def record_refusal(request, exception: PermissionDenied) -> None:
     """Write the ``permission.denied`` entry for a refused state-changing request."""
-    from . import audit
     from .models import AuditEntry
+    from .services import audit
 
     user = getattr(request, "user", None)
     if request.method in SAFE_METHODS or user is None or not user.is_authenticated:

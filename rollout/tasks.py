@@ -43,40 +43,40 @@ def sweep_unapplied_changes():
 @shared_task(acks_late=True)
 def checkpoint_audit():
     """Record the audit chain's head outside the database (see audit_checkpoints)."""
-    from .audit_checkpoints import write_checkpoint
+    from .services.audit_checkpoints import write_checkpoint
 
     close_old_connections()
     return write_checkpoint()
 
 
-# --- Preview verification suite (issue 5) -----------------------------------------------------
+# --- Preview suite -----------------------------------------------------------------------------
 
 
 @shared_task(acks_late=True)
 def run_preview_suite(run_id: int):
     """Run a queued preview suite; a redelivered message for a run whose worker died takes it
     over (finishes the emergency check's restore, records the run as interrupted)."""
-    from . import verification
+    from .services import preview
 
     close_old_connections()
-    return verification.execute(run_id)
+    return preview.execute(run_id)
 
 
 @shared_task(acks_late=True)
 def sweep_preview_runs():
     """Take over runs whose worker died, finish pending restores, re-queue lost runs."""
-    from . import verification
+    from .services import preview
 
-    return verification.sweep()
+    return preview.sweep()
 
 
-# --- Rollouts: phase windows (issue 7) -----------------------------------------------------------
+# --- Rollouts: phase windows ------------------------------------------------------------------
 
 
 @shared_task(acks_late=True)
 def advance_rollouts():
     """Start windows whose config took effect, mark windows that ended as decision due.
     Idempotent (conditional updates): a retried or doubled run changes nothing more."""
-    from . import lifecycle
+    from .services import phases
 
-    return lifecycle.advance_all()
+    return phases.advance_all()

@@ -130,10 +130,10 @@ def make_environment(edge_server, name="production", service_name="pix-immo-api"
 def configured_environment(edge_server, name="production", percent=10, tag="B2a"):
     """A connected environment with its initial desired config recorded (not yet written)."""
     from integrations.kv_value import CanarySettings
-    from rollout import services
+    from rollout.services import controls
 
     environment = make_environment(edge_server, name=name)
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=environment,
         settings=CanarySettings(percent, tag, False),
         reason="initial",

@@ -2,8 +2,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
-from rollout import audit
 from rollout.models import AuditEntry
+from rollout.services import audit
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +136,7 @@ def _reseal_from(first_id, *, key_id, keys, edit=None):
 @pytest.fixture
 def checkpointed(entries, settings, tmp_path):
     """The three entries with their head checkpointed to a local file."""
-    from rollout.audit_checkpoints import write_checkpoint
+    from rollout.services.audit_checkpoints import write_checkpoint
 
     settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "audit-checkpoints.jsonl")
     assert write_checkpoint() == {"file": "written"}

@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from config.celery import app
-from rollout import audit, services
-from rollout.audit_checkpoints import FAILED_ACTION, object_key, write_checkpoint
 from rollout.models import AuditEntry
+from rollout.services import audit, controls
+from rollout.services.audit_checkpoints import FAILED_ACTION, object_key, write_checkpoint
 from tests.conftest import configured_environment, wait_for
 from tests.metrics.conftest import s3, s3_server  # noqa: F401 - fixtures
 from tests.test_decisions import observing, production_at_b2a, sign
@@ -157,7 +157,7 @@ def test_the_checkpoint_is_queued_behind_the_emergency_stops_write(
 ):
     environment = configured_environment(edge)
     with django_capture_on_commit_callbacks(execute=True):
-        services.emergency_stop(environment=environment, reason="5xx spike", actor=devops)
+        controls.emergency_stop(environment=environment, reason="5xx spike", actor=devops)
     taken = []
     with app.connection_for_read() as broker:
         channel = broker.default_channel
@@ -175,7 +175,7 @@ def test_an_emergency_stop_is_checkpointed_by_the_worker(edge, devops, start_wor
     path = tmp_path / "audit-checkpoints.jsonl"
     start_worker(env={"AUDIT_CHECKPOINT_FILE": str(path)})
     environment = configured_environment(edge)
-    services.emergency_stop(environment=environment, reason="5xx spike", actor=devops)
+    controls.emergency_stop(environment=environment, reason="5xx spike", actor=devops)
     stop = AuditEntry.objects.get(action="config.emergency_stop")
     wait_for(
         lambda: any(item["entry_id"] >= stop.pk for item in lines(path)),

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from rollout import audit
 from rollout.models import AuditEntry
+from rollout.services import audit
 from tests.conftest import client_for, make_environment
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Every malformed input we know of, at every entry point, in one table (issue 8): each gives a
+"""Every malformed input we know of, at every entry point, in one table: each gives a
 clear message naming what is wrong, raises nothing unexpected, and writes nothing."""
 
 import json

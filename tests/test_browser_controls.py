@@ -7,8 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from integrations.kv_value import CanarySettings
-from rollout import services
 from rollout.models import ConfigChange, DesiredConfig
+from rollout.services import controls
 from tests.conftest import NAMESPACES, make_environment, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pyte
 @pytest.fixture
 def production(edge, worker):
     environment = make_environment(edge)
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=environment,
         settings=CanarySettings(10, "B2a", False),
         reason="initial",

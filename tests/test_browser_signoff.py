@@ -1,4 +1,4 @@
-"""The GO / NO-GO sign-off in real Chromium, with two people in two browser contexts (issue 7).
+"""The GO / NO-GO sign-off in real Chromium, with two people in two browser contexts.
 
 The phase window is built as in tests/test_decisions.py — B2a took effect 25 h ago, so its 24 h
 window has ended, with healthy metrics in every minute — but from the time of the test itself,
@@ -11,8 +11,6 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from metrics.models import MinuteBucket
-from rollout import lifecycle, signoff
-from rollout.evidence import build, fingerprint
 from rollout.models import (
     AuditEntry,
     ConfigChange,
@@ -23,6 +21,8 @@ from rollout.models import (
     Rollout,
     Signature,
 )
+from rollout.services import phases, signoff
+from rollout.services.evidence import build, fingerprint
 from tests.conftest import make_environment
 from tests.test_decisions import fill, plan_for
 
@@ -57,7 +57,7 @@ def run(production):
         state=PhaseRun.State.WAITING,
         started_at=in_effect,
     )
-    lifecycle.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
+    phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
     run.refresh_from_db()
     fill(production, in_effect, run.window_ends_at)
     return run

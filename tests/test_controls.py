@@ -5,8 +5,8 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
-from rollout import services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
+from rollout.services import controls
 from tests.conftest import client_for, make_environment
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ B2A = CanarySettings(10, "B2a", False)
 @pytest.fixture
 def production(edge):
     environment = make_environment(edge)
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=environment, settings=B2A, reason="initial", system="test"
     )
     return environment

@@ -1,4 +1,4 @@
-"""Phase windows, check-ins, sign-off rules and what a signed decision does (issue 7)."""
+"""Phase windows, check-ins, sign-off rules and what a signed decision does."""
 
 from datetime import timedelta
 
@@ -7,8 +7,6 @@ from django.utils import timezone
 
 from integrations.histogram import Histogram
 from metrics.models import MinuteBucket
-from rollout import lifecycle, signoff
-from rollout.evidence import build
 from rollout.models import (
     AuditEntry,
     CheckIn,
@@ -22,6 +20,8 @@ from rollout.models import (
     RolloutPlan,
     Signature,
 )
+from rollout.services import phases, signoff
+from rollout.services.evidence import build
 from tests.conftest import client_for, make_environment
 
 pytestmark = pytest.mark.django_db
@@ -101,7 +101,7 @@ def observing(environment, *, phase_tag="B2a", hours_ago=25, healthy=True, fill_
         state=PhaseRun.State.WAITING,
         started_at=in_effect,
     )
-    lifecycle.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
+    phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
     if fill_logs:
         native = (40, 0, 300.0) if healthy else (40, 2, 300.0)
         fill(environment, in_effect, min(NOW, run.window_ends_at), native=native)
@@ -130,7 +130,7 @@ def sign(run, person, role, outcome="go", justification="", now=NOW, digest=None
 
 
 def test_window_counts_from_in_effect_not_from_the_click(production, release_manager):
-    rollout = lifecycle.ensure_rollout(production, person=release_manager, now=NOW)
+    rollout = phases.ensure_rollout(production, person=release_manager, now=NOW)
     change = ConfigChange.objects.create(
         environment=production,
         version=4,
@@ -140,16 +140,16 @@ def test_window_counts_from_in_effect_not_from_the_click(production, release_man
         after={"canary_percent": 10, "canary_tag": "B2a", "emergency_proxy": False},
     )
     phase = Phase.objects.get(tag="B2a")
-    run = lifecycle.record_phase_start(
+    run = phases.record_phase_start(
         environment=production, phase=phase, result=change, person=release_manager, now=NOW
     )
-    lifecycle.advance(rollout, now=NOW + timedelta(minutes=5))
+    phases.advance(rollout, now=NOW + timedelta(minutes=5))
     run.refresh_from_db()
     assert run.state == PhaseRun.State.WAITING and run.window_ends_at is None
 
     in_effect = NOW + timedelta(minutes=7)
     ConfigChange.objects.filter(pk=change.pk).update(state="in_effect", in_effect_at=in_effect)
-    rollout = lifecycle.advance(rollout, now=NOW + timedelta(minutes=8))
+    rollout = phases.advance(rollout, now=NOW + timedelta(minutes=8))
     run.refresh_from_db()
     assert rollout.state == Rollout.State.OBSERVING
     assert run.in_effect_at == in_effect
@@ -157,9 +157,9 @@ def test_window_counts_from_in_effect_not_from_the_click(production, release_man
     labels = list(run.check_ins.values_list("label", flat=True))
     assert labels == ["T+0", "T+30 min", "T+2 h", "T+6 h", "T+12 h", "T+24 h"]
 
-    lifecycle.advance(rollout, now=in_effect + timedelta(hours=23, minutes=59))
+    phases.advance(rollout, now=in_effect + timedelta(hours=23, minutes=59))
     assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.OBSERVING
-    lifecycle.advance(rollout, now=in_effect + timedelta(hours=24))
+    phases.advance(rollout, now=in_effect + timedelta(hours=24))
     assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.DECISION_DUE
     assert PhaseRun.objects.get(pk=run.pk).state == PhaseRun.State.DECISION_DUE
     actions = set(AuditEntry.objects.values_list("action", flat=True))
@@ -171,7 +171,7 @@ def test_window_counts_from_in_effect_not_from_the_click(production, release_man
 def test_a_rejected_start_cancels_the_window(production, release_manager, tech_lead):
     from rollout.models import PercentRequest
 
-    lifecycle.ensure_rollout(production, person=release_manager, now=NOW)
+    phases.ensure_rollout(production, person=release_manager, now=NOW)
     request = PercentRequest.objects.create(
         environment=production,
         requested_by=release_manager,
@@ -182,7 +182,7 @@ def test_a_rejected_start_cancels_the_window(production, release_manager, tech_l
         from_tag="B2a",
         to_tag="B2b",
     )
-    run = lifecycle.record_phase_start(
+    run = phases.record_phase_start(
         environment=production,
         phase=Phase.objects.get(tag="B2b"),
         result=request,
@@ -190,20 +190,20 @@ def test_a_rejected_start_cancels_the_window(production, release_manager, tech_l
         now=NOW,
     )
     request.decide(state=PercentRequest.State.REJECTED, by=tech_lead, note="not today")
-    lifecycle.advance(run.rollout, now=NOW)
+    phases.advance(run.rollout, now=NOW)
     assert PhaseRun.objects.get(pk=run.pk).state == PhaseRun.State.CANCELLED
 
 
 def test_no_next_phase_starts_while_a_window_is_open(production):
     observing(production, hours_ago=2)
-    assert "under observation" in lifecycle.start_refusal(production)
+    assert "under observation" in phases.start_refusal(production)
 
 
 def test_emergency_stop_marks_the_phase_incident_hit(production, devops):
-    from rollout import services
+    from rollout.services import controls
 
     run = observing(production, hours_ago=3)
-    services.emergency_stop(environment=production, reason="5xx spike", actor=devops)
+    controls.emergency_stop(environment=production, reason="5xx spike", actor=devops)
     run.refresh_from_db()
     assert run.incident_hit
     assert AuditEntry.objects.filter(action="phase.incident_hit").count() == 1
@@ -211,10 +211,10 @@ def test_emergency_stop_marks_the_phase_incident_hit(production, devops):
 
 def test_a_rule_pressing_the_stop_marks_the_phase_too(production):
     from integrations.kv_value import CanarySettings
-    from rollout import services
+    from rollout.services import controls
 
     run = observing(production, hours_ago=3)
-    services.request_change(
+    controls.request_change(
         environment=production,
         settings=CanarySettings(0, "B2a", True),
         kind=ConfigChange.Kind.EMERGENCY_STOP,
@@ -236,17 +236,17 @@ def test_check_ins_acknowledged_late_and_missed(production, release_manager):
     first, second, third = run.check_ins.all()[:3]
     assert first.status(NOW) == "missed"  # T+0 slot closed at T+30 min
     assert third.status(NOW) == "due"  # T+2 h, open until T+6 h
-    lifecycle.acknowledge(third, person=release_manager, note="5xx 0%, p90 300 ms", now=NOW)
-    lifecycle.acknowledge(first, person=release_manager, note="late look", now=NOW)
+    phases.acknowledge(third, person=release_manager, note="5xx 0%, p90 300 ms", now=NOW)
+    phases.acknowledge(first, person=release_manager, note="late look", now=NOW)
     assert CheckIn.objects.get(pk=third.pk).status(NOW) == "acknowledged"
     assert CheckIn.objects.get(pk=first.pk).status(NOW) == "late"
     upcoming = run.check_ins.get(label="T+6 h")
-    with pytest.raises(lifecycle.TransitionRefused, match="not yet"):
-        lifecycle.acknowledge(upcoming, person=release_manager, note="early", now=NOW)
-    with pytest.raises(lifecycle.TransitionRefused, match="already acknowledged"):
-        lifecycle.acknowledge(third, person=release_manager, note="again", now=NOW)
-    with pytest.raises(lifecycle.TransitionRefused, match="what you checked"):
-        lifecycle.acknowledge(second, person=release_manager, note="  ", now=NOW)
+    with pytest.raises(phases.TransitionRefused, match="not yet"):
+        phases.acknowledge(upcoming, person=release_manager, note="early", now=NOW)
+    with pytest.raises(phases.TransitionRefused, match="already acknowledged"):
+        phases.acknowledge(third, person=release_manager, note="again", now=NOW)
+    with pytest.raises(phases.TransitionRefused, match="what you checked"):
+        phases.acknowledge(second, person=release_manager, note="  ", now=NOW)
 
 
 def test_check_in_page_forbidden_for_a_viewer(production, viewer):
@@ -606,7 +606,7 @@ def test_plan_thresholds_are_in_force_and_frozen_with_the_evidence(production, t
 def test_audit_trail_links_to_phases_and_decisions(production, tech_lead, devops, viewer):
     run = observing(production, healthy=False)
     check_in = run.check_ins.last()
-    lifecycle.acknowledge(check_in, person=devops, note="5xx at 5%", now=NOW)
+    phases.acknowledge(check_in, person=devops, note="5xx at 5%", now=NOW)
     sign(run, tech_lead, "tech_lead", outcome="no_go")
     sign(run, devops, "devops", outcome="no_go")
     decision = Decision.objects.get()
@@ -637,7 +637,7 @@ def test_viewer_sees_the_evidence_but_no_forms(production, viewer):
 
 
 def test_evidence_check_answers_204_until_the_evidence_changes(production, viewer, tech_lead):
-    from rollout.evidence import fingerprint
+    from rollout.services.evidence import fingerprint
 
     run = observing(production)
     client = client_for(viewer)
@@ -653,7 +653,7 @@ def test_evidence_check_answers_204_until_the_evidence_changes(production, viewe
 
 def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production, viewer):
     from metrics.models import LogSource
-    from rollout.evidence import what_changed
+    from rollout.services.evidence import what_changed
 
     run = observing(production)
     end = run.window_ends_at.replace(second=0, microsecond=0)
@@ -685,8 +685,8 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production, v
     "change", ["late bucket", "refolded bucket", "attestation", "incident", "logs arriving"]
 )
 def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, change):
-    from rollout import services
-    from rollout.evidence import fingerprint
+    from rollout.services import controls
+    from rollout.services.evidence import fingerprint
 
     run = observing(production)
     before = fingerprint(run, NOW), build(run, NOW).digest
@@ -707,7 +707,7 @@ def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, change):
             environment=production, kind="directory", directory="/srv/logs", newest_log_at=NOW
         )
     else:
-        services.emergency_stop(environment=production, reason="spike", actor=tech_lead)
+        controls.emergency_stop(environment=production, reason="spike", actor=tech_lead)
     assert fingerprint(run, NOW) != before[0]
     if change in ("late bucket", "attestation", "logs arriving"):
         assert build(run, NOW).digest != before[1]
@@ -718,11 +718,12 @@ def test_demo_rollout_seed_backdates_a_window_with_a_day_of_traffic(edge, tmp_pa
     from django.core.management import call_command
 
     from integrations.kv_value import CanarySettings
-    from rollout import kv_writer, services
+    from rollout import kv_writer
+    from rollout.services import controls
 
     production = make_environment(edge)
     plan_for(production)
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=production,
         settings=CanarySettings(10, "B2a", False),
         reason="demo",
@@ -750,8 +751,8 @@ def test_decision_due_and_decision_are_announced_in_deployments(
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
     run = observing(production, healthy=False)
-    lifecycle.advance(run.rollout, now=NOW)
-    lifecycle.advance(run.rollout, now=NOW)  # announced once
+    phases.advance(run.rollout, now=NOW)
+    phases.advance(run.rollout, now=NOW)  # announced once
     due = Notification.objects.get(related_object__endswith=":decision_due")
     assert "decision is due" in due.subject and str(run.public_id) in json_text(due.payload)
     sign(run, tech_lead, "tech_lead", outcome="no_go")
@@ -774,7 +775,7 @@ def test_the_overview_shows_each_environments_running_phase(production, viewer, 
     assert f'href="/phases/{run.public_id}/"' in shown and "window until" in shown
     assert "decision is due" not in shown
 
-    lifecycle.advance(run.rollout, now=run.window_ends_at + timedelta(minutes=1))
+    phases.advance(run.rollout, now=run.window_ends_at + timedelta(minutes=1))
     assert "the GO / NO-GO decision is due" in overview()
 
 
@@ -783,8 +784,8 @@ def test_a_check_in_falling_due_is_announced_once(production, release_manager, s
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
     run = observing(production, hours_ago=40 / 60, fill_logs=False)  # T+0 missed, T+30 min due
-    lifecycle.advance(run.rollout, now=NOW)
-    lifecycle.advance(run.rollout, now=NOW)
+    phases.advance(run.rollout, now=NOW)
+    phases.advance(run.rollout, now=NOW)
     reminders = Notification.objects.filter(related_object__startswith="check-in:")
     assert [n.subject for n in reminders] == [
         f":alarm_clock: *{production}*: check-in T+30 min of B2a (10%) is due — "
@@ -795,9 +796,9 @@ def test_a_check_in_falling_due_is_announced_once(production, release_manager, s
     assert [check_in.label for check_in in reminded] == ["T+30 min"]
 
     # The next one is reminded when it falls due, not before.
-    lifecycle.advance(run.rollout, now=NOW + timedelta(minutes=60))
+    phases.advance(run.rollout, now=NOW + timedelta(minutes=60))
     assert reminders.all().count() == 1
-    lifecycle.advance(run.rollout, now=NOW + timedelta(minutes=81))
+    phases.advance(run.rollout, now=NOW + timedelta(minutes=81))
     assert reminders.all().count() == 2
     assert "check-in T+2 h" in reminders.order_by("id").last().subject
 
@@ -808,8 +809,8 @@ def test_an_acknowledged_check_in_is_not_announced(production, release_manager, 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
     run = observing(production, hours_ago=40 / 60, fill_logs=False)
     check_in = run.check_ins.get(label="T+30 min")
-    lifecycle.acknowledge(check_in, person=release_manager, note="5xx flat", now=NOW)
-    lifecycle.advance(run.rollout, now=NOW)
+    phases.acknowledge(check_in, person=release_manager, note="5xx flat", now=NOW)
+    phases.advance(run.rollout, now=NOW)
     assert not Notification.objects.filter(related_object__startswith="check-in:").exists()
 
 

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
-from rollout import services
 from rollout.models import ConfigChange, DesiredConfig
+from rollout.services import controls
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, PASSWORD, make_environment, wait_for
 from tests.support.fault_figures import change_figures, recorded_changes, report
@@ -38,7 +38,7 @@ def test_clicks_while_redis_is_down_are_recorded_and_applied(
     edge, redis_server, start_worker, release_manager
 ):
     environment = make_environment(edge)
-    initial = services.create_initial_config(
+    initial = controls.create_initial_config(
         environment=environment,
         settings=CanarySettings(10, "B2a", False),
         reason="initial",
@@ -98,7 +98,7 @@ def test_redis_restarted_while_a_worker_writes(edge, redis_server, start_worker)
     environment = make_environment(edge)
     worker = start_worker(env={"HTTP_TIMEOUT_SECONDS": 3, "KV_WRITE_LEASE_SECONDS": 9})
     edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=environment,
         settings=CanarySettings(10, "B2a", False),
         reason="initial",

@@ -168,7 +168,8 @@ SEED = """
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from integrations.kv_value import CanarySettings
-from rollout import roles, services
+from rollout import roles
+from rollout.services import controls
 from rollout.models import Environment, Service
 user = User.objects.create_user(username="rita", password={password!r})
 user.groups.add(Group.objects.get(name=roles.RELEASE_MANAGER))
@@ -180,7 +181,7 @@ environment = Environment.objects.create(
     qa_url={qa_url!r},
     connected_at=timezone.now(),
 )
-services.create_initial_config(
+controls.create_initial_config(
     environment=environment, settings=CanarySettings(10, "B2a", False),
     reason="initial", system="test",
 )

@@ -1,6 +1,6 @@
 import pytest
 
-from rollout.forms import InitialConfigForm
+from rollout.forms.environments import InitialConfigForm
 
 
 def _form(**data):

@@ -14,8 +14,9 @@ from django.db import connection
 from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
-from rollout import kv_writer, services
+from rollout import kv_writer
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, Environment
+from rollout.services import controls
 from tests.conftest import NAMESPACES, make_environment, wait_for
 from tests.support.fault_figures import change_figures, recorded_changes, report
 
@@ -29,7 +30,7 @@ EMERGENCY = CanarySettings(0, "B2a", True)
 @pytest.fixture
 def production(edge):
     environment = make_environment(edge)
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=environment, settings=B2A, reason="initial", system="test"
     )
     return environment
@@ -212,7 +213,7 @@ def test_an_unreachable_api_is_retried_then_recorded(production, settings):
 def test_a_newer_version_supersedes_an_older_one_waiting_for_its_retry(edge, production):
     kv_writer.reconcile(production.pk)
     edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 5}])
-    increase = services.request_change(
+    increase = controls.request_change(
         environment=production,
         settings=B2B,
         kind="percent_change",
@@ -221,7 +222,7 @@ def test_a_newer_version_supersedes_an_older_one_waiting_for_its_retry(edge, pro
         system="test",
     )
     assert kv_writer.reconcile(production.pk).retry_in == 5
-    stop = services.request_change(
+    stop = controls.request_change(
         environment=production,
         settings=EMERGENCY,
         kind="emergency_stop",
@@ -244,8 +245,8 @@ def test_a_newer_version_supersedes_an_older_one_waiting_for_its_retry(edge, pro
 
 
 def test_a_conflicting_request_is_refused(production):
-    with pytest.raises(services.ConfigConflict, match="changed since"):
-        services.request_change(
+    with pytest.raises(controls.ConfigConflict, match="changed since"):
+        controls.request_change(
             environment=production,
             settings=B2B,
             kind="percent_change",
@@ -330,7 +331,7 @@ def lease_token(environment):
 
 def test_an_emergency_stop_takes_over_the_lease_of_a_writer_gone_silent(edge, production):
     dead_write = a_dead_writer_holds_the_lease(production, silent_for=10)
-    stop = services.emergency_stop(environment=production, reason="5xx spike", system="test")
+    stop = controls.emergency_stop(environment=production, reason="5xx spike", system="test")
 
     outcome = kv_writer.reconcile(production.pk)
 
@@ -349,7 +350,7 @@ def test_an_emergency_stop_takes_over_the_lease_of_a_writer_gone_silent(edge, pr
 def test_a_routine_change_waits_for_the_lease_of_a_writer_gone_silent(edge, production):
     a_dead_writer_holds_the_lease(production, silent_for=10)
     held_by = lease_token(production)
-    services.request_change(
+    controls.request_change(
         environment=production,
         settings=B2B,
         kind="percent_change",
@@ -369,7 +370,7 @@ def test_an_emergency_stop_leaves_the_lease_of_a_writer_that_never_renewed(edge,
     alive: nothing says it died."""
     a_dead_writer_holds_the_lease(production, silent_for=10)
     Environment.objects.filter(pk=production.pk).update(kv_lease_renewed_at=None)
-    services.emergency_stop(environment=production, reason="5xx spike", system="test")
+    controls.emergency_stop(environment=production, reason="5xx spike", system="test")
     assert kv_writer.reconcile(production.pk).retry_in is not None
     assert puts(edge) == []
 
@@ -396,7 +397,7 @@ def test_an_emergency_stop_waits_for_a_live_writer_which_then_writes_the_stop(
     writing.start()
     wait_for(lambda: edge.requests("PUT"), message="the holder's PUT to arrive")
     time.sleep(1.0)  # five heartbeats into the hang: silent by now, were it not renewing
-    stop = services.emergency_stop(environment=production, reason="5xx spike", system="test")
+    stop = controls.emergency_stop(environment=production, reason="5xx spike", system="test")
 
     waited = kv_writer.reconcile(production.pk)
 

@@ -12,8 +12,8 @@ import pytest
 
 from integrations.kv_value import CanarySettings, read_settings
 from monitoring.observation import observe
-from rollout import services
 from rollout.models import AuditEntry, ConfigChange, Environment
+from rollout.services import controls
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, make_environment, wait_for
 from tests.support.fault_figures import change_figures, recorded_changes, report
@@ -53,11 +53,11 @@ def production(edge):
 
 
 def test_a_change_goes_into_effect_through_the_worker(edge, production, worker):
-    initial = services.create_initial_config(
+    initial = controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     state_of(initial, "in_effect")
-    change = services.request_change(
+    change = controls.request_change(
         environment=production,
         settings=B2B,
         kind="percent_change",
@@ -74,7 +74,7 @@ def test_a_change_goes_into_effect_through_the_worker(edge, production, worker):
 
 def test_429_then_200_through_the_worker(edge, production, worker):
     edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 1}])
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     state_of(change, "in_effect")
@@ -88,7 +88,7 @@ def test_a_change_made_while_the_broker_is_down_is_applied_by_the_sweep(
     worker = start_worker()
     redis_server.stop()
     started = time.monotonic()
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=production, settings=B2A, reason="made during a Redis outage", system="test"
     )
     assert time.monotonic() - started < 5, "the web side must not hang on a dead broker"
@@ -115,7 +115,7 @@ def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
         pool="solo", name="doomed", env={"HTTP_TIMEOUT_SECONDS": 2, "KV_WRITE_LEASE_SECONDS": 6}
     )
     edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     state_of(change, "applying")
@@ -147,12 +147,12 @@ def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
 
 
 def test_an_emergency_stop_wins_over_an_increase_still_retrying(edge, production, worker):
-    initial = services.create_initial_config(
+    initial = controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     state_of(initial, "in_effect")
     edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 2}])
-    increase = services.request_change(
+    increase = controls.request_change(
         environment=production,
         settings=B2B,
         kind="percent_change",
@@ -161,7 +161,7 @@ def test_an_emergency_stop_wins_over_an_increase_still_retrying(edge, production
         system="test",
     )
     wait_for(lambda: ConfigChange.objects.get(pk=increase.pk).attempts >= 1, message="a try")
-    stop = services.request_change(
+    stop = controls.request_change(
         environment=production,
         settings=EMERGENCY,
         kind="emergency_stop",
@@ -193,7 +193,7 @@ def test_two_workers_racing_on_one_environment_write_once(edge, production, star
     start_worker(name="a", pool="threads", concurrency=2)
     start_worker(name="b", pool="threads", concurrency=2)
     edge.knobs(kv_faults=[{"method": "GET", "hang": 0.3}])  # widen the window for a race
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     from rollout.tasks import apply_desired_config
@@ -224,7 +224,7 @@ def test_an_emergency_stop_does_not_wait_for_the_lease_of_a_worker_killed_mid_wr
 ):
     doomed = start_worker(pool="solo", name="doomed", env=PRODUCTION_TIMINGS)
     edge.knobs(kv_faults=[{"method": "PUT", "hang": DEAD_PUT_HANG}])
-    initial = services.create_initial_config(
+    initial = controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     dead_put = wait_for(lambda: edge.requests("PUT"), timeout=20, message="the PUT to arrive")[0]
@@ -237,7 +237,7 @@ def test_an_emergency_stop_does_not_wait_for_the_lease_of_a_worker_killed_mid_wr
 
     seen = len(edge.requests())
     clicked = time.time()
-    stop = services.emergency_stop(environment=production, reason="5xx spike", system="test")
+    stop = controls.emergency_stop(environment=production, reason="5xx spike", system="test")
 
     def emergency_put():
         return next(

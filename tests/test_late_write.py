@@ -19,8 +19,9 @@ from integrations.cloudflare_kv import KVClient, KVError
 from integrations.kv_value import CanarySettings, read_settings
 from monitoring.models import DriftEvent, DriftState, Notification
 from monitoring.observation import observe
-from rollout import kv_writer, services
+from rollout import kv_writer
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
+from rollout.services import controls
 from tests.conftest import NAMESPACES, make_environment, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
 from tests.support.fault_figures import report
@@ -58,7 +59,7 @@ def failure_of(call) -> KVError:
 
 
 def change(environment, **fields) -> ConfigChange:
-    return services.request_change(
+    return controls.request_change(
         environment=environment, expected_version=None, system="test", **fields
     )
 
@@ -97,7 +98,7 @@ def unanswered_first_write(edge, production, settings):
     written and in effect. The dropped PUT never lands in the stand-in: where a test needs it
     to, ``land_late`` puts its value into KV by the side door."""
     settings.SLACK_INCIDENTS_WEBHOOK_URL = "http://127.0.0.1:9/incidents"
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     edge.knobs(kv_faults=[{"method": "PUT", "close": True}])
@@ -244,7 +245,7 @@ def test_a_hung_increase_landing_after_an_emergency_stop_is_undone(edge, product
 def test_a_write_that_got_an_answer_is_not_mistaken_for_a_late_one(edge, production, settings):
     """Someone's `wrangler kv key put` of an older version's settings stays for a person."""
     settings.SLACK_INCIDENTS_WEBHOOK_URL = "http://127.0.0.1:9/incidents"
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     edge.knobs(kv_faults=[{"method": "PUT", "status": 500}])
@@ -299,7 +300,7 @@ def test_a_value_that_matches_no_unanswered_write_is_left_to_people(edge, unansw
 def test_a_drift_check_is_queued_soon_after_a_newer_change_while_a_write_is_unanswered(
     edge, production, broker_url, django_capture_on_commit_callbacks
 ):
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     edge.knobs(kv_faults=[{"method": "PUT", "close": True}])
@@ -316,7 +317,7 @@ def test_a_drift_check_is_queued_soon_after_a_newer_change_while_a_write_is_unan
 def test_no_drift_check_is_queued_when_every_write_was_answered(
     edge, production, broker_url, django_capture_on_commit_callbacks
 ):
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=production, settings=B2A, reason="initial", system="test"
     )
     with django_capture_on_commit_callbacks(execute=True):

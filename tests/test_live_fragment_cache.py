@@ -1,7 +1,7 @@
-"""The one-second cache of the live fragments (rollout.views._live_fragment): every poll inside
-the second gets the same rendering without the view's queries, whoever asks; the log-in and
-permission check still run for each; a change shows once the second is over; full pages and
-unknown environments are unaffected."""
+"""The one-second cache of the live fragments (rollout.views.environments._live_fragment): every
+poll inside the second gets the same rendering without the view's queries, whoever asks; the
+log-in and permission check still run for each; a change shows once the second is over; full
+pages and unknown environments are unaffected."""
 
 import time
 
@@ -11,7 +11,7 @@ from django.db import connection
 from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
-from rollout import services
+from rollout.services import controls
 from tests.conftest import client_for, configured_environment
 
 pytestmark = pytest.mark.django_db
@@ -72,7 +72,7 @@ def test_a_change_shows_once_the_second_is_over(cached, production, viewer, rele
     client = client_for(viewer)
     url = reverse("rollout:environment", args=[production.public_id])
     assert "version 2" not in poll(client, url)[0].content.decode()
-    services.request_change(
+    controls.request_change(
         environment=production,
         settings=CanarySettings(5, "B2a", False),
         kind="percent_change",

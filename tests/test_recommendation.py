@@ -9,7 +9,7 @@ import pytest
 from integrations.histogram import Histogram, bin_of, representative
 from integrations.stats import difference_interval, quantile_rank_interval
 from metrics.figures import CohortFigures, Figures
-from rollout.recommendation import (
+from rollout.services.recommendation import (
     Attestation,
     Incident,
     Thresholds,

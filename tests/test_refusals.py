@@ -11,8 +11,8 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from metrics import alerts
-from rollout import verification
 from rollout.models import AuditEntry, Decision, PercentRequest, PostMortem
+from rollout.services import preview as preview_suite
 from tests.conftest import PASSWORD, client_for, make_environment
 from tests.test_decisions import observing, production_at_b2a
 
@@ -65,7 +65,7 @@ def world(edge, release_manager, tech_lead):
         from_tag="B2a",
         to_tag="B2b",
     )
-    preview_run = verification.create_run(
+    preview_run = preview_suite.create_run(
         environment=preview, build="b1", started_by=release_manager
     )
     alerts.policy_for(production.service)

@@ -1,5 +1,5 @@
 """A rollout end to end on the edge stand-in, a real worker and the metrics pipeline, with the
-clock moved forward through the 24-hour window instead of sleeping (issue 7).
+clock moved forward through the 24-hour window instead of sleeping.
 
 Phase B2a starts through its pre-flight and a second person's approval; the worker writes KV and
 watches the edge until the change is in effect, which starts the window. A day of the edge's
@@ -19,8 +19,6 @@ from django.utils import timezone
 from integrations.kv_value import CanarySettings
 from metrics import ingest
 from metrics.models import LogSource
-from rollout import lifecycle, preflight, services, signoff
-from rollout.evidence import build
 from rollout.models import (
     ConfigChange,
     Decision,
@@ -29,9 +27,11 @@ from rollout.models import (
     PostMortem,
     Rollout,
 )
+from rollout.services import controls, phases, preflight, signoff
+from rollout.services.evidence import build
 from tests.conftest import NAMESPACES, client_for, make_environment, wait_for
+from tests.preview.test_preflight import complete
 from tests.test_decisions import plan_for
-from tests.verification.test_preflight import complete
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -78,7 +78,7 @@ def edge_config(edge):
 
 
 def start_b2a(production, preview, release_manager, tech_lead) -> PhaseRun:
-    initial = services.create_initial_config(
+    initial = controls.create_initial_config(
         environment=production,
         settings=CanarySettings(0, "B2a", False),
         reason="connected",
@@ -97,9 +97,9 @@ def start_b2a(production, preview, release_manager, tech_lead) -> PhaseRun:
         now=now,
     )
     change = in_effect(
-        services.approve_percent_request(percent_request=request, approver=tech_lead)
+        controls.approve_percent_request(percent_request=request, approver=tech_lead)
     )
-    rollout = lifecycle.advance(lifecycle.active_rollout(production))
+    rollout = phases.advance(phases.active_rollout(production))
     assert rollout.state == Rollout.State.OBSERVING
     run = PhaseRun.objects.get(rollout=rollout, phase__tag="B2a")
     # The window counts from the moment the edge reported the change, not from the click.
@@ -160,7 +160,7 @@ def test_b2a_window_passes_go_signed_b2b_in_effect_at_25(
     assert traffic["native"]["requests"] > 5000
 
     with time_machine.travel(decision_moment(run), tick=True):
-        rollout = lifecycle.advance(run.rollout)
+        rollout = phases.advance(run.rollout)
         assert rollout.state == Rollout.State.DECISION_DUE
         now = timezone.now()
         for kind in ("upload_flow", "team_agrees"):
@@ -194,7 +194,7 @@ def test_b2a_window_passes_go_signed_b2b_in_effect_at_25(
     report = edge.client.get(edge.qa_url("production").removeprefix(edge.base_url)).json()
     assert report["canary"]["percent"] == 25 and report["canary"]["tag"] == "B2b"
 
-    rollout = lifecycle.advance(run.rollout)
+    rollout = phases.advance(run.rollout)
     assert rollout.state == Rollout.State.OBSERVING
     following = PhaseRun.objects.get(rollout=rollout, phase__tag="B2b")
     assert following.in_effect_at == b2b.in_effect_at
@@ -217,7 +217,7 @@ def test_high_native_error_rate_ends_in_no_go_and_kv_at_0(
     a_day_of_traffic(edge, tmp_path, logs, run, FAILING)
 
     with time_machine.travel(decision_moment(run), tick=True):
-        lifecycle.advance(run.rollout)
+        phases.advance(run.rollout)
         evidence = build(run, timezone.now())
         assert evidence.outcome == "no_go"
         assert evidence.recommendation.criterion("native_5xx").status == "fail"

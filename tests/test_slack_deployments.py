@@ -7,9 +7,10 @@ from django.urls import reverse
 from integrations.kv_value import CanarySettings
 from monitoring import notify
 from monitoring.models import Notification
-from rollout import kv_writer, services
+from rollout import kv_writer
 from rollout.models import ConfigChange
 from rollout.notifications import announce_change_outcome
+from rollout.services import controls
 from tests.conftest import PASSWORD, make_environment, wait_for
 from tests.support.webhooks import WebhookReceiver
 
@@ -25,7 +26,7 @@ def slack(settings):
 
 def _in_effect_change(edge):
     environment = make_environment(edge)
-    change = services.create_initial_config(
+    change = controls.create_initial_config(
         environment=environment, settings=B2A, reason="runbook 1.2", system="test"
     )
     kv_writer.reconcile(environment.pk)
@@ -104,7 +105,7 @@ def test_the_worker_announces_in_effect_and_failed_changes(edge, start_worker):
     with WebhookReceiver() as slack:
         start_worker(env={"SLACK_DEPLOYMENTS_WEBHOOK_URL": slack.url, "KV_WRITE_MAX_ATTEMPTS": 1})
         environment = make_environment(edge)
-        ok = services.create_initial_config(
+        ok = controls.create_initial_config(
             environment=environment, settings=B2A, reason="initial", system="test"
         )
         wait_for(lambda: len(slack.received) == 1, timeout=20, message="the in-effect message")
@@ -112,7 +113,7 @@ def test_the_worker_announces_in_effect_and_failed_changes(edge, start_worker):
         ok.refresh_from_db()
         assert ok.state == "in_effect"
         edge.knobs(kv_faults=[{"method": "PUT", "status": 500}])
-        bad = services.request_change(
+        bad = controls.request_change(
             environment=environment,
             settings=CanarySettings(5, "B2a", False),
             kind="rollback",

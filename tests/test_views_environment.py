@@ -195,7 +195,7 @@ def test_the_live_overview_costs_the_same_queries_for_any_number_of_environments
     from django.test.utils import CaptureQueriesContext
 
     from integrations.kv_value import CanarySettings
-    from rollout import services
+    from rollout.services import controls
 
     client = client_for(viewer)
 
@@ -207,7 +207,7 @@ def test_the_live_overview_costs_the_same_queries_for_any_number_of_environments
 
     for index in range(3):
         environment = make_environment(edge, service_name=f"service-{index}")
-        services.create_initial_config(
+        controls.create_initial_config(
             environment=environment,
             settings=CanarySettings(10, "B2a", False),
             reason="initial",
@@ -217,7 +217,7 @@ def test_the_live_overview_costs_the_same_queries_for_any_number_of_environments
     assert page.count("initial value") == 3, "each open change is shown"
     for index in range(3, 9):
         environment = make_environment(edge, service_name=f"service-{index}")
-        services.create_initial_config(
+        controls.create_initial_config(
             environment=environment,
             settings=CanarySettings(10, "B2a", False),
             reason="initial",

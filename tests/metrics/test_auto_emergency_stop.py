@@ -12,8 +12,8 @@ from metrics import alerts
 from metrics.models import AlertEvent, AlertState, LogSource
 from metrics.tasks import ingest_logs
 from monitoring.models import Notification
-from rollout import services
 from rollout.models import AuditEntry, ConfigChange
+from rollout.services import controls
 from tests.conftest import NAMESPACES, make_environment, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -68,7 +68,7 @@ def test_a_failing_native_cohort_stops_itself(
             "PAGERDUTY_ROUTING_KEY": settings.PAGERDUTY_ROUTING_KEY,
         }
     )
-    initial = services.create_initial_config(
+    initial = controls.create_initial_config(
         environment=production,
         settings=CanarySettings(10, "B2a", False),
         reason="phase B2a",
@@ -146,7 +146,7 @@ def test_without_the_opt_in_the_rule_only_alerts(
     edge, production, logs, tmp_path, start_worker, settings
 ):
     start_worker(env={"METRICS_ALERT_SETTLE_MINUTES": 0, "METRICS_INGEST_PROCESSES": 1})
-    initial = services.create_initial_config(
+    initial = controls.create_initial_config(
         environment=production,
         settings=CanarySettings(10, "B2a", False),
         reason="phase B2a",

@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from integrations.kv_value import CanarySettings
-from rollout import kv_writer, services
+from rollout import kv_writer
 from rollout.models import ConfigChange
+from rollout.services import controls
 from tests.conftest import make_environment
 
 GOOD_HEADER = "1;tag=B2a;cohort=proxy;reason=sampled"
@@ -173,7 +174,7 @@ B2A = CanarySettings(10, "B2a", False)
 def write_plan(environment, settings: CanarySettings = B2A):
     """Give the environment its first desired config, write it into KV and, when the edge
     reports it already, mark it in effect (all in-process)."""
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=environment, settings=settings, reason="initial", system="test"
     )
     outcome = settle_writes(environment)

@@ -10,7 +10,8 @@ from playwright.sync_api import expect
 from integrations.kv_value import CanarySettings
 from monitoring import sampler
 from monitoring.observation import observe
-from rollout import kv_writer, services
+from rollout import kv_writer
+from rollout.services import controls
 from tests.monitoring.conftest import settle_writes, write_plan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -53,7 +54,7 @@ def test_the_panel_follows_a_change_of_the_split_by_itself(
     page.evaluate("window.stillTheSamePage = true")
 
     # The release manager moves to 50 % (in KV and at the edge), and the schedule samples.
-    change = services.request_change(
+    change = controls.request_change(
         environment=production,
         settings=CanarySettings(50, "B2b", False),
         kind="percent_change",

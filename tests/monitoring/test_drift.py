@@ -13,8 +13,8 @@ from integrations.kv_value import CanarySettings
 from monitoring import tasks
 from monitoring.models import DriftEvent, DriftState, Notification
 from monitoring.observation import observe
-from rollout import services
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
+from rollout.services import controls
 from tests.conftest import NAMESPACES, client_for, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
 
@@ -158,7 +158,7 @@ def test_a_decision_on_a_value_that_changed_since_is_refused(edge, external, rel
 
 
 def test_a_decision_on_a_desired_version_that_moved_on_is_refused(external, release_manager):
-    services.request_change(
+    controls.request_change(
         environment=external,
         settings=CanarySettings(0, "B2a", True),
         kind="emergency_stop",
@@ -204,7 +204,7 @@ def test_a_deleted_key_is_an_external_change(edge, planned):
 
 def test_a_failed_write_is_not_called_an_external_change(edge, planned, settings):
     settings.KV_WRITE_MAX_ATTEMPTS = 1
-    services.request_change(
+    controls.request_change(
         environment=planned,
         settings=CanarySettings(25, "B2b", False),
         kind="percent_change",
@@ -222,7 +222,7 @@ def test_a_failed_write_is_not_called_an_external_change(edge, planned, settings
 
 
 def test_a_write_pending_is_not_drift(edge, planned):
-    services.request_change(
+    controls.request_change(
         environment=planned,
         settings=CanarySettings(25, "B2b", False),
         kind="percent_change",

@@ -14,7 +14,8 @@ from integrations.kv_value import CanarySettings
 from monitoring import sampler, tasks
 from monitoring.models import CohortSample, DriftState, HealthCheck
 from monitoring.observation import observe
-from rollout import kv_writer, services
+from rollout import kv_writer
+from rollout.services import controls
 from tests.conftest import client_for, make_environment
 from tests.monitoring.conftest import settle_writes, write_plan
 
@@ -82,7 +83,7 @@ def test_every_request_to_the_edge_carries_the_environments_probe_headers(edge, 
     }
     settings.COHORT_SAMPLE_SIZE = 5
     production = make_environment(edge)
-    services.create_initial_config(
+    controls.create_initial_config(
         environment=production,
         settings=CanarySettings(10, "B2a", False),
         reason="initial",

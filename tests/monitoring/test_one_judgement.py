@@ -7,7 +7,7 @@ import time
 import pytest
 
 from monitoring.observation import observe
-from rollout import verification
+from rollout.services import preview as preview_suite
 from tests.monitoring.conftest import B2A
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +40,7 @@ MALFORMED = [
 def checked(environment, misbehaving, path):
     environment.qa_url = misbehaving.url(path)
     environment.save()
-    target = verification.Target(
+    target = preview_suite.Target(
         url=environment.qa_url,
         environment=environment.name,
         expected=B2A,
@@ -55,7 +55,7 @@ def test_the_health_check_and_the_qa_structure_check_give_the_same_reasons(
     misbehaving, production, path, problems
 ):
     check, target = checked(production, misbehaving, path)
-    structure = verification.check_qa_structure(target, time.monotonic() + 10)
+    structure = preview_suite.check_qa_structure(target, time.monotonic() + 10)
 
     assert check.verdict == "failed" and check.problems == problems
     assert not structure.passed and structure.reason == "; ".join(problems)
@@ -64,9 +64,9 @@ def test_the_health_check_and_the_qa_structure_check_give_the_same_reasons(
 @pytest.mark.parametrize("path", ["/no-header", "/garbled-header", "/cohort-mismatch"])
 def test_a_routing_check_gives_the_health_checks_first_reason(misbehaving, production, path):
     check, target = checked(production, misbehaving, path)
-    report, _ = verification.probe_once(target, headers={})
+    report, _ = preview_suite.probe_once(target, headers={})
     # /cohort-mismatch's header routes as expected here, so what fails is its body.
-    routing = verification.judge_routing(
+    routing = preview_suite.judge_routing(
         report, expect=("native", "sampled"), hint="unexpected routing", evidence={}
     )
 
@@ -75,7 +75,7 @@ def test_a_routing_check_gives_the_health_checks_first_reason(misbehaving, produ
 
 def test_only_the_qa_structure_check_expects_a_fresh_client_to_be_sampled(misbehaving, production):
     check, target = checked(production, misbehaving, "/cookie-for-a-fresh-client")
-    structure = verification.check_qa_structure(target, time.monotonic() + 10)
+    structure = preview_suite.check_qa_structure(target, time.monotonic() + 10)
 
     assert check.verdict == "ok"  # a health probe judges health, not routing
     assert not structure.passed and structure.reason == (

@@ -7,10 +7,10 @@ initial value through the normal config path when the key is missing.
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.kv_value import CanarySettings
-from rollout import services
-from rollout.connection import check_connection
-from rollout.forms import InitialConfigForm
+from rollout.forms.environments import InitialConfigForm
 from rollout.models import DesiredConfig, Environment
+from rollout.services import controls
+from rollout.services.environments import check_connection
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{env}: already has a desired config; nothing written")
             return
         if result.kv_state == "valid":
-            services.adopt_existing_config(
+            controls.adopt_existing_config(
                 environment=env, settings=result.kv_settings, system="manage.py connect_environment"
             )
             self.stdout.write(f"{env}: adopted {result.kv_settings.describe()} from KV")
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
             raise CommandError(f"bad initial value: {problems}")
         settings_: CanarySettings = form.canary_settings()
-        services.create_initial_config(
+        controls.create_initial_config(
             environment=env,
             settings=settings_,
             reason=form.cleaned_data["reason"],

@@ -12,8 +12,8 @@ import httpx
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from rollout import audit, lifecycle
 from rollout.models import ConfigChange, DesiredConfig, Environment, PhaseRun, Rollout
+from rollout.services import audit, phases
 
 LEFT_OF_WINDOW = timedelta(minutes=10)
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         ).first()
         if environment is None or not hasattr(environment.service, "plan"):
             raise CommandError(f"{service} has no production environment with a plan")
-        if lifecycle.active_rollout(environment) is not None:
+        if phases.active_rollout(environment) is not None:
             self.stdout.write("A rollout is already running: nothing seeded.")
             return
         desired = DesiredConfig.objects.filter(environment=environment).first()
@@ -86,7 +86,7 @@ class Command(BaseCommand):
             detail=f"demo data: {run} backdated to have taken effect "
             f"{(window - LEFT_OF_WINDOW).total_seconds() / 3600:g} h ago",
         )
-        lifecycle.begin_window(rollout, run, in_effect_at=now - window + LEFT_OF_WINDOW, now=now)
+        phases.begin_window(rollout, run, in_effect_at=now - window + LEFT_OF_WINDOW, now=now)
         self.stdout.write(
             f"Seeded {run} on {environment}: window ends in {LEFT_OF_WINDOW}; "
             f"{requests['native']['requests']:,} native and {requests['proxy']['requests']:,} "

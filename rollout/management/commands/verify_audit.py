@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from rollout import audit_checkpoints
-from rollout.audit import verify_chain
+from rollout.services import audit_checkpoints
+from rollout.services.audit import verify_chain
 
 
 class Command(BaseCommand):

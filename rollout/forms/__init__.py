@@ -1,0 +1,1 @@
+"""Forms of the rollout app, one module per concept: one small form per action."""

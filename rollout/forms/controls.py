@@ -1,0 +1,31 @@
+"""Forms of the guarded controls: one small form per action."""
+
+from django import forms
+
+from .. import limits
+from ..limits import LimitedText
+from .fields import ConfirmableForm, PercentField, ReasonField, TagField
+
+
+class SetPercentForm(ConfirmableForm):
+    canary_percent = PercentField(label="New percent")
+    canary_tag = TagField(label="Tag")
+    reason = ReasonField()
+
+
+class RollbackForm(ConfirmableForm):
+    reason = ReasonField()
+
+
+class LiftEmergencyForm(ConfirmableForm):
+    reason = ReasonField()
+
+
+class EmergencyStopForm(ConfirmableForm):
+    # The stop acts on whatever version is current: speed is safety here.
+    version_required = False
+    reason = ReasonField(initial="Emergency stop (NOT-AUS)")
+
+
+class DecisionNoteForm(forms.Form):
+    note = LimitedText(limit=limits.NOTE, required=False, widget=forms.Textarea(attrs={"rows": 1}))

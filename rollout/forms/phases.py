@@ -1,0 +1,43 @@
+"""Forms of a rollout's phases: notes, check-ins, attestations, starting a phase."""
+
+from django import forms
+
+from .. import limits
+from ..limits import LimitedText
+from ..models import PhaseAttestation
+from .fields import ConfirmableForm, ReasonField, TagField
+
+
+class NoteForm(forms.Form):
+    """A check-in acknowledgement or a withdrawal: a short note is all it takes."""
+
+    note = LimitedText(limit=limits.NOTE, error_messages={"required": "Write a short note."})
+
+    def clean_note(self):
+        note = self.cleaned_data["note"].strip()
+        if not note:
+            raise forms.ValidationError("Write a short note.")
+        return note
+
+
+class PhaseAttestationForm(NoteForm):
+    kind = forms.ChoiceField(choices=PhaseAttestation.Kind.choices)
+    value = forms.TypedChoiceField(
+        choices=[("yes", "yes"), ("no", "no")],
+        coerce=lambda value: value == "yes",
+        error_messages={"invalid_choice": "Answer yes or no."},
+    )
+
+
+class StartPhaseForm(ConfirmableForm):
+    tag = TagField(widget=forms.HiddenInput)
+    reason = ReasonField()
+    window_override_reason = LimitedText(
+        label="Reason for starting outside the deploy window",
+        required=False,
+        limit=limits.REASON,
+        widget=forms.Textarea(attrs={"rows": 1}),
+    )
+
+    def clean_window_override_reason(self):
+        return self.cleaned_data.get("window_override_reason", "").strip()

@@ -1,0 +1,89 @@
+"""The audit trail: one append-only, chained entry per act or refusal."""
+
+
+from django.conf import settings
+from django.db import models
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from .environments import Environment
+
+
+class AuditEntry(models.Model):
+    """Append-only record of every action and automatic act, chained by hash.
+
+    ``entry_hash`` is an HMAC-SHA256, under the key named by ``key_id``, of the entry's content
+    and the previous entry's hash: changing or removing a stored entry breaks the chain from
+    there on, and without the key (which never enters the database) nobody can re-seal it
+    (``manage.py verify_audit``, rollout/services/audit.py). Entries written before the chain was
+    keyed have an empty ``key_id`` and a plain SHA-256. The newest entry is checkpointed outside the
+    database, which exposes deleted newest entries and a truncated table. On PostgreSQL
+    triggers refuse UPDATE, DELETE (migration 0003) and TRUNCATE (migration 0012).
+    """
+
+    class Outcome(models.TextChoices):
+        OK = "ok"
+        REFUSED = "refused"
+        FAILED = "failed"
+        PENDING = "pending"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    environment = models.ForeignKey(
+        Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OK)
+    detail = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64, unique=True)
+    # The id of the HMAC key that sealed the entry; empty for an unkeyed (legacy) entry.
+    key_id = models.CharField(max_length=32, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The audit page's filters, newest first.
+            models.Index(fields=["action", "-id"], name="audit_action_idx"),
+            models.Index(fields=["environment", "-id"], name="audit_environment_idx"),
+            models.Index(fields=["actor_label", "-id"], name="audit_actor_idx"),
+            models.Index(fields=["created_at"], name="audit_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    # The pages an entry's object has; the audit trail links to them.
+    OBJECT_PAGES = {
+        "Rollout": "rollout:rollout",
+        "PhaseRun": "rollout:phase_run",
+        "Decision": "rollout:decision",
+        "PostMortem": "rollout:post_mortem",
+        "PreviewRun": "rollout:preview_run",
+        # Entries are never rewritten: those written before the model was renamed keep its old name.
+        "VerificationRun": "rollout:preview_run",
+    }
+
+    @property
+    def object_url(self) -> str:
+        name = self.OBJECT_PAGES.get(self.object_type)
+        if not name or not self.object_id:
+            return ""
+        try:
+            return reverse(name, args=[self.object_id])
+        except NoReverseMatch:
+            return ""

@@ -1,0 +1,96 @@
+"""A requested percent increase waiting for a second person's approval."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .. import limits
+from ..limits import MaxCharacters, at_most
+from .environments import PERCENT_VALIDATORS, ConfigChange, Environment
+
+
+class PercentRequest(models.Model):
+    """A request to raise the canary percent, waiting for a second person's approval.
+
+    Lowering needs no approval and never creates one of these.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        STALE = "stale", "stale (config changed)"
+        CANCELLED = "cancelled"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="percent_requests"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    reason = models.TextField(validators=[MaxCharacters(limits.REASON)])
+    base_version = models.PositiveIntegerField()
+    from_percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
+    to_percent = models.PositiveSmallIntegerField(validators=PERCENT_VALIDATORS)
+    from_tag = models.CharField(max_length=32)
+    to_tag = models.CharField(max_length=32)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
+    change = models.OneToOneField(
+        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="approval"
+    )
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            at_most("reason", limits.REASON),
+            at_most("decision_note", limits.NOTE),
+            models.CheckConstraint(
+                condition=Q(to_percent__gt=F("from_percent")), name="percent_request_raises"
+            ),
+            models.CheckConstraint(
+                condition=Q(to_percent__lte=100), name="percent_request_percent_range"
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="percent_request_has_reason"),
+            # The four-eyes rule, in the database as well as in the service.
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True)
+                | ~Q(decided_by=F("requested_by"))
+                | Q(state="cancelled"),
+                name="percent_request_not_self_approved",
+            ),
+        ]
+        indexes = [
+            # The environment page: pending requests of one environment.
+            models.Index(fields=["environment", "state"], name="percent_request_pending_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.environment}: {self.from_percent}% → {self.to_percent}% ({self.state})"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.environment.name}: {self.from_percent}% → {self.to_percent}%, tag {self.to_tag}"
+        )
+
+    def decide(self, *, state: str, by, note: str = "", change=None) -> bool:
+        """Compare-and-set from pending; False when someone else decided first."""
+        decided = PercentRequest.objects.filter(pk=self.pk, state=self.State.PENDING).update(
+            state=state,
+            decided_by=by,
+            decided_at=timezone.now(),
+            decision_note=note,
+            change=change,
+        )
+        self.refresh_from_db()
+        return bool(decided)

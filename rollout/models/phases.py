@@ -1,0 +1,201 @@
+"""A rollout through the plan's phases: each phase's run, its observation window, check-ins
+and attestations."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import limits
+from ..limits import MaxCharacters, at_most
+from .controls import PercentRequest
+from .environments import ConfigChange, Environment, Phase, RolloutPlan
+
+
+class Rollout(models.Model):
+    """One run of a service's plan through an environment's phases (runbook phases 5 and 6).
+
+    draft → preview verified → observing (a phase's window runs) → decision due → after GO the
+    next phase (observing again, or waiting for its pre-flight start) → completed at 100%; after
+    HOLD the same phase observes a new window; after NO-GO aborted. Transitions go through
+    ``rollout.services.phases``, row-locked and audited.
+    """
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        PREVIEW_VERIFIED = "preview_verified", "preview verified"
+        OBSERVING = "observing", "phase running (observing)"
+        DECISION_DUE = "decision_due", "decision due"
+        AWAITING_NEXT = "awaiting_next", "GO signed, next phase waits for its start"
+        COMPLETED = "completed"
+        ABORTED = "aborted"
+
+    FINISHED_STATES = (State.COMPLETED, State.ABORTED)
+    TRANSITIONS = {
+        State.DRAFT: {State.PREVIEW_VERIFIED, State.OBSERVING, State.ABORTED},
+        State.PREVIEW_VERIFIED: {State.OBSERVING, State.ABORTED},
+        State.OBSERVING: {State.DECISION_DUE, State.OBSERVING, State.ABORTED, State.COMPLETED},
+        State.DECISION_DUE: {
+            State.OBSERVING,
+            State.AWAITING_NEXT,
+            State.COMPLETED,
+            State.ABORTED,
+        },
+        State.AWAITING_NEXT: {State.OBSERVING, State.ABORTED},
+        State.COMPLETED: set(),
+        State.ABORTED: set(),
+    }
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.PROTECT, related_name="rollouts")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="rollouts")
+    build = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment"],
+                condition=~Q(state__in=["completed", "aborted"]),
+                name="rollout_one_active_per_environment",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.environment} rollout of {self.build or 'the current build'}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state not in self.FINISHED_STATES
+
+
+class PhaseRun(models.Model):
+    """One observation window of one phase. The window counts from the moment the phase's config
+    was in effect at the edge, not from the click; HOLD opens the next window of the same phase."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "waiting for the config to take effect"
+        OBSERVING = "observing"
+        DECISION_DUE = "decision_due", "decision due"
+        DECIDED = "decided"
+        CANCELLED = "cancelled", "cancelled (the start did not go through)"
+
+    OPEN_STATES = (State.WAITING, State.OBSERVING, State.DECISION_DUE)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="phase_runs")
+    phase = models.ForeignKey(Phase, on_delete=models.PROTECT, related_name="runs")
+    window_number = models.PositiveSmallIntegerField(default=1)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
+    started_at = models.DateTimeField(default=timezone.now)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    start_change = models.ForeignKey(
+        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    start_request = models.ForeignKey(
+        PercentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    in_effect_at = models.DateTimeField(null=True, blank=True)
+    window_ends_at = models.DateTimeField(null=True, blank=True)
+    incident_hit = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["rollout", "started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rollout"],
+                condition=Q(state__in=["waiting", "observing", "decision_due"]),
+                name="phaserun_one_open_per_rollout",
+            ),
+            models.UniqueConstraint(
+                fields=["rollout", "phase", "window_number"], name="phaserun_unique_window"
+            ),
+        ]
+
+    def __str__(self):
+        suffix = f", window {self.window_number}" if self.window_number > 1 else ""
+        return f"{self.phase.tag} ({self.phase.percent}%{suffix})"
+
+    @property
+    def environment(self) -> Environment:
+        return self.rollout.environment
+
+    def window_open(self, now) -> bool:
+        return self.window_ends_at is None or now < self.window_ends_at
+
+
+class CheckIn(models.Model):
+    """One of the runbook's check-ins on a phase's timeline (T+0, T+30 min, … T+24 h)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="check_ins")
+    label = models.CharField(max_length=16)
+    offset = models.DurationField()
+    purpose = models.CharField(max_length=120)
+    due_at = models.DateTimeField()
+    # Acknowledged after this moment, the check-in counts as missed (acknowledged late).
+    missed_after = models.DateTimeField()
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
+    # When #deployments was reminded that it is due (once; the decision's own is announced apart).
+    reminded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["phase_run", "offset"]
+        constraints = [
+            at_most("note", limits.NOTE),
+            models.UniqueConstraint(fields=["phase_run", "offset"], name="checkin_unique_offset"),
+        ]
+
+    def __str__(self):
+        return f"{self.phase_run} {self.label}"
+
+    def status(self, now) -> str:
+        """upcoming, due, acknowledged, late (acknowledged after its slot) or missed."""
+        if self.acknowledged_at:
+            return "late" if self.acknowledged_at > self.missed_after else "acknowledged"
+        if now < self.due_at:
+            return "upcoming"
+        return "due" if now <= self.missed_after else "missed"
+
+
+class PhaseAttestation(models.Model):
+    """A person's word on a criterion no metric covers; the newest of each kind counts."""
+
+    class Kind(models.TextChoices):
+        UPLOAD_FLOW = "upload_flow", "Upload flow healthy, no orphaned uploads"
+        TEAM_AGREES = "team_agrees", "Team consensus: stable"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="attestations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    value = models.BooleanField()
+    note = models.TextField(validators=[MaxCharacters(limits.NOTE)])
+    given_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    given_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-given_at", "-id"]
+        constraints = [
+            at_most("note", limits.NOTE),
+            models.CheckConstraint(condition=~Q(note=""), name="phase_attestation_has_note"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {'yes' if self.value else 'no'} by {self.given_by}"

@@ -1,0 +1,450 @@
+"""Writes that span several models: recording a change of an environment's desired config."""
+
+import logging
+from functools import partial
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.kv_value import CanarySettings
+
+from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from . import audit
+from .audit_checkpoints import enqueue_checkpoint
+from .phases import mark_incident
+
+log = logging.getLogger(__name__)
+
+
+class ConfigConflict(Exception):
+    """The desired config moved on since the person looked at it."""
+
+
+def enqueue_apply(environment_id: int, *, urgent: bool = False) -> bool:
+    """Hand the environment to a worker. A broker outage is logged, not raised: the change is
+    already committed and the periodic sweep queues it once the broker is back."""
+    from ..tasks import apply_desired_config
+
+    try:
+        apply_desired_config.apply_async((environment_id,), priority=0 if urgent else 5)
+    except Exception as exc:  # any broker or connection error
+        log.warning("could not queue the KV write for environment %s: %s", environment_id, exc)
+        return False
+    return True
+
+
+def request_change(
+    *,
+    environment: Environment,
+    settings: CanarySettings,
+    kind: str,
+    reason: str,
+    expected_version: int | None,
+    actor=None,
+    system: str = "",
+    request=None,
+    approved_by=None,
+) -> ConfigChange:
+    """Record a new desired config (version + 1) and queue its write once committed.
+
+    ``expected_version`` is the version the person saw: if another change landed in between,
+    ConfigConflict is raised and nothing is written. ``None`` means "whatever is current" and is
+    only for acts that must win regardless, such as the emergency stop.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    attempts = 1 if expected_version is not None else 5
+    for attempt in range(attempts):
+        try:
+            return _record_change(
+                environment=environment,
+                settings=settings,
+                kind=kind,
+                reason=reason,
+                expected_version=expected_version,
+                actor=actor,
+                system=system,
+                request=request,
+                approved_by=approved_by,
+            )
+        except ConfigConflict:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_change(
+    *, environment, settings, kind, reason, expected_version, actor, system, request, approved_by
+) -> ConfigChange:
+    with transaction.atomic():
+        desired = DesiredConfig.objects.get(environment=environment)
+        version = desired.version if expected_version is None else expected_version
+        before = desired.settings
+        updated = DesiredConfig.objects.filter(environment=environment, version=version).update(
+            version=F("version") + 1,
+            canary_percent=settings.canary_percent,
+            canary_tag=settings.canary_tag,
+            emergency_proxy=settings.emergency_proxy,
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise ConfigConflict(
+                "the config changed since this was requested "
+                f"(you saw version {version}, it is now version {desired.version})"
+            )
+        change = ConfigChange.objects.create(
+            environment=environment,
+            version=version + 1,
+            kind=kind,
+            requested_by=actor,
+            requested_by_system=system if actor is None else "",
+            approved_by=approved_by,
+            reason=reason,
+            before=before.as_dict(),
+            after=settings.as_dict(),
+        )
+        superseded = ConfigChange.supersede_older(environment, change.version)
+        if kind == ConfigChange.Kind.EMERGENCY_STOP:
+            # Whoever pressed it — a person, an alert rule, the preview suite — the open phase
+            # window (if any) is incident-hit.
+            mark_incident(environment, change=change)
+        audit.record(
+            action=f"config.{kind}",
+            actor=actor,
+            system=system,
+            environment=environment,
+            obj=change,
+            before=before.as_dict(),
+            after=settings.as_dict(),
+            reason=reason,
+            outcome=audit.AuditEntry.Outcome.PENDING,
+            detail=f"version {change.version}"
+            + (f"; approved by {approved_by.get_username()}" if approved_by else "")
+            + (f"; supersedes {len(superseded)} open change(s)" if superseded else ""),
+            request=request,
+        )
+        transaction.on_commit(
+            partial(enqueue_apply, environment.pk, urgent=settings.emergency_proxy)
+        )
+        if kind == ConfigChange.Kind.EMERGENCY_STOP:
+            # Queued after the stop's KV write, and taken after it (lower priority).
+            transaction.on_commit(enqueue_checkpoint)
+    return change
+
+
+def create_initial_config(
+    *,
+    environment: Environment,
+    settings: CanarySettings,
+    reason: str,
+    actor=None,
+    system: str = "",
+    request=None,
+) -> ConfigChange:
+    """Version 1 of an environment's desired config, queued for writing like any change."""
+    with transaction.atomic():
+        DesiredConfig.objects.create(
+            environment=environment,
+            version=1,
+            canary_percent=settings.canary_percent,
+            canary_tag=settings.canary_tag,
+            emergency_proxy=settings.emergency_proxy,
+        )
+        change = ConfigChange.objects.create(
+            environment=environment,
+            version=1,
+            kind=ConfigChange.Kind.INITIAL,
+            requested_by=actor,
+            requested_by_system=system if actor is None else "",
+            reason=reason,
+            before=None,
+            after=settings.as_dict(),
+        )
+        audit.record(
+            action="config.initial",
+            actor=actor,
+            system=system,
+            environment=environment,
+            obj=change,
+            after=settings.as_dict(),
+            reason=reason,
+            outcome=audit.AuditEntry.Outcome.PENDING,
+            request=request,
+        )
+        transaction.on_commit(partial(enqueue_apply, environment.pk))
+    return change
+
+
+def adopt_existing_config(
+    *,
+    environment: Environment,
+    settings: CanarySettings,
+    actor=None,
+    system: str = "",
+    request=None,
+) -> DesiredConfig:
+    """Take what KV already holds as version 1, without writing anything."""
+    with transaction.atomic():
+        desired = DesiredConfig.objects.create(
+            environment=environment,
+            version=1,
+            canary_percent=settings.canary_percent,
+            canary_tag=settings.canary_tag,
+            emergency_proxy=settings.emergency_proxy,
+        )
+        audit.record(
+            action="config.adopted_existing",
+            actor=actor,
+            system=system,
+            environment=environment,
+            obj=desired,
+            after=settings.as_dict(),
+            reason="KV already held a valid config when the environment was connected",
+            request=request,
+        )
+    return desired
+
+
+# --- Guarded controls -------------------------------------------------------------------------
+
+
+class ControlRefused(Exception):
+    """A control that cannot act as asked; the message is for the person who clicked."""
+
+
+def _desired(environment: Environment) -> DesiredConfig:
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if desired is None:
+        raise ControlRefused("This environment has no desired config yet: connect it first.")
+    return desired
+
+
+def describe_transition(
+    environment: Environment, before: CanarySettings, after: CanarySettings
+) -> str:
+    """The confirmation text: exactly what will happen, e.g. "production: 10% → 25%, tag B2b"."""
+    if after.emergency_proxy and not before.emergency_proxy:
+        return f"{environment.name}: EMERGENCY STOP — 100% of traffic to proxy at once"
+    text = (
+        f"{environment.name}: {before.canary_percent}% → {after.canary_percent}%, "
+        f"tag {after.canary_tag}"
+    )
+    if before.emergency_proxy and not after.emergency_proxy:
+        text += ", emergency stop lifted"
+    elif after.emergency_proxy:
+        text += " (emergency stop stays on: traffic stays on proxy)"
+    return text
+
+
+def submit_percent(
+    *,
+    environment: Environment,
+    percent: int,
+    tag: str,
+    reason: str,
+    expected_version: int,
+    actor,
+    request=None,
+):
+    """Lowering (or keeping) the percent applies at once; raising it waits for a second person.
+
+    Returns the ConfigChange or the PercentRequest. Raises ConfigConflict when the config moved
+    on since the person looked, ControlRefused when there is nothing to do.
+    """
+    desired = _desired(environment)
+    if desired.version != expected_version:
+        raise ConfigConflict(
+            f"the config changed since you loaded this page (you saw version {expected_version}, "
+            f"it is now version {desired.version}: {desired.settings.describe()})"
+        )
+    target = CanarySettings(percent, tag, desired.emergency_proxy)
+    if target == desired.settings:
+        raise ControlRefused(
+            f"Nothing to change: {environment.name} is already at {target.describe()}."
+        )
+    if percent <= desired.canary_percent:
+        return request_change(
+            environment=environment,
+            settings=target,
+            kind=ConfigChange.Kind.PERCENT_CHANGE,
+            reason=reason,
+            expected_version=expected_version,
+            actor=actor,
+            request=request,
+        )
+    with transaction.atomic():
+        percent_request = PercentRequest.objects.create(
+            environment=environment,
+            requested_by=actor,
+            reason=reason.strip(),
+            base_version=desired.version,
+            from_percent=desired.canary_percent,
+            to_percent=percent,
+            from_tag=desired.canary_tag,
+            to_tag=tag,
+        )
+        audit.record(
+            action="approval.requested",
+            actor=actor,
+            environment=environment,
+            obj=percent_request,
+            before=desired.settings.as_dict(),
+            after=target.as_dict(),
+            reason=reason,
+            outcome=audit.AuditEntry.Outcome.PENDING,
+            detail=f"{percent_request.summary}; needs a second person's approval",
+            request=request,
+        )
+    return percent_request
+
+
+def approve_percent_request(*, percent_request, approver, note: str = "", request=None):
+    """The second person's approval: applies the increase if the config has not moved on."""
+    if percent_request.requested_by_id == approver.pk:
+        _refuse(
+            percent_request,
+            approver,
+            request,
+            "You cannot approve your own request: a second person must.",
+        )
+    if percent_request.state != PercentRequest.State.PENDING:
+        _refuse(percent_request, approver, request, _already_decided(percent_request))
+    environment = percent_request.environment
+    desired = _desired(environment)
+    if desired.version != percent_request.base_version:
+        percent_request.decide(
+            state=PercentRequest.State.STALE,
+            by=approver,
+            note=f"config moved to version {desired.version}",
+        )
+        _refuse(
+            percent_request,
+            approver,
+            request,
+            "The config changed since this was requested "
+            f"(requested on version {percent_request.base_version}, now version "
+            f"{desired.version}); the request is now stale. Ask for a new one.",
+        )
+    target = CanarySettings(
+        percent_request.to_percent, percent_request.to_tag, desired.emergency_proxy
+    )
+    with transaction.atomic():
+        change = request_change(
+            environment=environment,
+            settings=target,
+            kind=ConfigChange.Kind.PERCENT_CHANGE,
+            reason=percent_request.reason,
+            expected_version=percent_request.base_version,
+            actor=percent_request.requested_by,
+            request=request,
+            approved_by=approver,
+        )
+        if not percent_request.decide(
+            state=PercentRequest.State.APPROVED, by=approver, note=note, change=change
+        ):
+            raise ConfigConflict(_already_decided(percent_request))
+        audit.record(
+            action="approval.approved",
+            actor=approver,
+            environment=environment,
+            obj=percent_request,
+            after=target.as_dict(),
+            reason=note,
+            detail=f"{percent_request.summary}; change version {change.version}",
+            request=request,
+        )
+    return change
+
+
+def reject_percent_request(*, percent_request, person, note: str, request=None):
+    """Reject (an approver) or cancel (the requester) a pending request."""
+    cancelling = percent_request.requested_by_id == person.pk
+    state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
+    if not percent_request.decide(state=state, by=person, note=note):
+        _refuse(percent_request, person, request, _already_decided(percent_request))
+    audit.record(
+        action="approval.cancelled" if cancelling else "approval.rejected",
+        actor=person,
+        environment=percent_request.environment,
+        obj=percent_request,
+        reason=note,
+        detail=percent_request.summary,
+        request=request,
+    )
+    return percent_request
+
+
+def _already_decided(percent_request) -> str:
+    percent_request.refresh_from_db()
+    who = percent_request.decided_by.get_username() if percent_request.decided_by else "someone"
+    return f"This request is already {percent_request.get_state_display().lower()} (by {who})."
+
+
+def _refuse(percent_request, person, request, message: str):
+    audit.record(
+        action="approval.refused",
+        actor=person,
+        environment=percent_request.environment,
+        obj=percent_request,
+        outcome=audit.AuditEntry.Outcome.REFUSED,
+        detail=message,
+        request=request,
+    )
+    raise ControlRefused(message)
+
+
+def emergency_stop(
+    *, environment: Environment, reason: str, actor=None, system: str = "", request=None
+) -> ConfigChange:
+    """NOT-AUS: emergency_proxy on, percent 0, at once, whatever version is current."""
+    desired = _desired(environment)
+    if desired.emergency_proxy:
+        raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
+    return request_change(
+        environment=environment,
+        settings=CanarySettings(0, desired.canary_tag, True),
+        kind=ConfigChange.Kind.EMERGENCY_STOP,
+        reason=reason,
+        expected_version=None,
+        actor=actor,
+        system=system,
+        request=request,
+    )
+
+
+def lift_emergency(
+    *, environment: Environment, reason: str, expected_version: int, actor, request=None
+) -> ConfigChange:
+    """Turn the emergency flag off; the percent stays where the stop put it (0%)."""
+    desired = _desired(environment)
+    if not desired.emergency_proxy:
+        raise ControlRefused(f"The emergency stop is not active on {environment.name}.")
+    return request_change(
+        environment=environment,
+        settings=CanarySettings(desired.canary_percent, desired.canary_tag, False),
+        kind=ConfigChange.Kind.LIFT_EMERGENCY,
+        reason=reason,
+        expected_version=expected_version,
+        actor=actor,
+        request=request,
+    )
+
+
+def rollback(
+    *, environment: Environment, reason: str, expected_version: int, actor, request=None
+) -> ConfigChange:
+    """Back to 0% native; the tag stays so the edge still names the phase."""
+    desired = _desired(environment)
+    if desired.canary_percent == 0 and not desired.emergency_proxy:
+        raise ControlRefused(f"{environment.name} is already at 0%.")
+    return request_change(
+        environment=environment,
+        settings=CanarySettings(0, desired.canary_tag, False),
+        kind=ConfigChange.Kind.ROLLBACK,
+        reason=reason,
+        expected_version=expected_version,
+        actor=actor,
+        request=request,
+    )

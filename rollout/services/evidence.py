@@ -1,0 +1,283 @@
+"""The evidence of one phase window, as the signers see it and as the decision freezes it.
+
+Everything comes from recorded facts: the minute buckets of the metrics pipeline, the config
+changes (emergency stops, rollbacks), the alert events, and the people's attestations. The
+evidence is a plain JSON document; its SHA-256 over a canonical serialisation is the digest a
+signature is bound to, so "the same evidence" is a byte-for-byte comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Max, Sum
+
+from metrics.figures import combined, floor_minute, load_minutes, split
+from metrics.models import (
+    AlertEvent,
+    AlertRule,
+    AlertState,
+    LogSource,
+    MinuteBucket,
+    WorkerMinute,
+)
+
+from ..models import ConfigChange, PhaseRun
+from .recommendation import (
+    Attestation,
+    Incident,
+    Recommendation,
+    Thresholds,
+    Window,
+    recommend,
+)
+
+HOUR = timedelta(hours=1)
+INCIDENT_KINDS = {
+    ConfigChange.Kind.EMERGENCY_STOP: "emergency_stop",
+    ConfigChange.Kind.ROLLBACK: "rollback",
+}
+
+
+@dataclass
+class Evidence:
+    document: dict
+    digest: str
+    recommendation: Recommendation
+    window: Window
+
+    @property
+    def outcome(self) -> str:
+        return self.recommendation.outcome
+
+
+def thresholds_for(run: PhaseRun) -> Thresholds:
+    """The matrix in force: the defaults with the plan's overrides (validated when saved)."""
+    return Thresholds.from_overrides(run.rollout.plan.decision_thresholds)
+
+
+def window_bounds(run: PhaseRun, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) in whole minutes: from the minute the config took effect to the window's end,
+    or to now while the window still runs (an early NO-GO)."""
+    start = floor_minute(run.in_effect_at)
+    end = floor_minute(min(now, run.window_ends_at))
+    return start, max(start, end)
+
+
+def gather(run: PhaseRun, now: datetime) -> Window:
+    start, end = window_bounds(run, now)
+    environment_id = run.rollout.environment_id
+    cells, workers = load_minutes(environment_id, start, end)
+    hourly = split(cells, workers, start, end, HOUR)
+    figures = combined(hourly, start, end)
+    return Window(
+        start=start,
+        end=end,
+        figures=figures,
+        hourly=hourly,
+        log_gaps=log_gaps(sorted(cells), start, end),
+        incidents=incidents(run, start, end),
+        attestations=attestations(run),
+    )
+
+
+def logs_received_through(environment_id: int, end: datetime) -> datetime | None:
+    """How far the environment's logs have arrived, up to the window's end. Logpush delivers a
+    file every few minutes, so right after a window ends its last minutes may still be on their
+    way: until a line from the end or later has been ingested, the figures can still change."""
+    newest = (
+        LogSource.objects.filter(environment_id=environment_id)
+        .values_list("newest_log_at", flat=True)
+        .first()
+    )
+    return None if newest is None else min(newest, end)
+
+
+def log_gaps(minutes: list[datetime], start: datetime, end: datetime):
+    """Stretches longer than a minute with no log line at all, including at both ends."""
+    gaps = []
+    previous = start - timedelta(minutes=1)
+    for minute in [*minutes, end]:
+        if minute - previous > timedelta(minutes=1):
+            gaps.append((previous + timedelta(minutes=1), minute))
+        previous = minute
+    return gaps
+
+
+def incidents(run: PhaseRun, start: datetime, end: datetime) -> list[Incident]:
+    """Emergency stops and rollbacks recorded for the environment, and critical alerts that
+    fired, from the moment the phase took effect to the window's end."""
+    environment_id = run.rollout.environment_id
+    found = []
+    changes = ConfigChange.objects.filter(
+        environment_id=environment_id,
+        kind__in=list(INCIDENT_KINDS),
+        requested_at__gte=run.in_effect_at,
+        requested_at__lt=end,
+    ).order_by("requested_at", "id")
+    for change in changes:
+        found.append(
+            Incident(
+                kind=INCIDENT_KINDS[change.kind],
+                at=change.requested_at,
+                summary=f"{change.get_kind_display()} by {change.actor_label}: {change.reason}",
+            )
+        )
+    alerts = AlertEvent.objects.filter(
+        environment_id=environment_id,
+        new_state=AlertState.State.FIRING,
+        alert__rule__severity=AlertRule.Severity.CRITICAL,
+        minute__gte=start,
+        minute__lt=end,
+    ).select_related("alert__rule")
+    for event in alerts.order_by("minute", "id"):
+        found.append(
+            Incident(
+                kind="critical_alert",
+                at=event.minute,
+                summary=f"critical alert {event.alert.rule.name}: {event.alert.rule.describe()}",
+            )
+        )
+    return found
+
+
+def attestations(run: PhaseRun) -> dict[str, Attestation]:
+    newest = {}
+    for given in run.attestations.select_related("given_by").order_by("-given_at", "-id"):
+        newest.setdefault(
+            given.kind,
+            Attestation(
+                kind=given.kind,
+                value=given.value,
+                by=given.given_by.get_username(),
+                at=given.given_at,
+                note=given.note,
+            ),
+        )
+    return newest
+
+
+def build(run: PhaseRun, now: datetime) -> Evidence:
+    window = gather(run, now)
+    logs_through = logs_received_through(run.rollout.environment_id, window.end)
+    thresholds = thresholds_for(run)
+    recommendation = recommend(window, thresholds)
+    document = {
+        "phase": {
+            "tag": run.phase.tag,
+            "percent": run.phase.percent,
+            "window_number": run.window_number,
+            "minimum_hours": run.phase.min_observation.total_seconds() / 3600,
+            "in_effect_at": run.in_effect_at.isoformat(),
+            "window_ends_at": run.window_ends_at.isoformat(),
+        },
+        "window": {
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+            "complete": window.end >= floor_minute(run.window_ends_at),
+            "logs_through": logs_through.isoformat() if logs_through else None,
+            "logs_complete": logs_through is not None and logs_through >= window.end,
+        },
+        "thresholds": thresholds.as_dict(),
+        "figures": window.figures.as_dict(),
+        "incidents": [
+            {"kind": item.kind, "at": item.at.isoformat(), "summary": item.summary}
+            for item in window.incidents
+        ],
+        "log_gaps": [
+            [gap_start.isoformat(), gap_end.isoformat()] for gap_start, gap_end in window.log_gaps
+        ],
+        "attestations": {
+            kind: {"value": item.value, "by": item.by, "at": item.at.isoformat(), "note": item.note}
+            for kind, item in sorted(window.attestations.items())
+        },
+        "recommendation": recommendation.as_dict(),
+    }
+    return Evidence(document, digest_of(document), recommendation, window)
+
+
+def fingerprint(run: PhaseRun, now: datetime) -> str:
+    """A cheap stand-in for the digest, for the page's poll: a handful of aggregates over
+    everything the evidence is built from (any new or re-folded bucket moves the newest
+    ``updated_at``). It only decides whether to tell the reader that the figures moved; a
+    signature is always checked against the digest of freshly built evidence."""
+    start, end = window_bounds(run, now)
+    environment_id = run.rollout.environment_id
+    window = {"environment_id": environment_id, "minute__gte": start, "minute__lt": end}
+    buckets = MinuteBucket.objects.filter(**window).aggregate(
+        rows=Count("id"),
+        requests=Sum("requests"),
+        errors=Sum("errors_5xx"),
+        newest=Max("updated_at"),
+    )
+    workers = WorkerMinute.objects.filter(**window).aggregate(
+        rows=Count("id"), errors=Sum("upload_errors")
+    )
+    changes = ConfigChange.objects.filter(
+        environment_id=environment_id, kind__in=list(INCIDENT_KINDS)
+    ).aggregate(newest=Max("id"))
+    alerts = AlertEvent.objects.filter(environment_id=environment_id).aggregate(newest=Max("id"))
+    attested = run.attestations.aggregate(newest=Max("id"))
+    logs_through = logs_received_through(environment_id, end)
+    parts = [
+        start,
+        end,
+        buckets,
+        workers,
+        changes,
+        alerts,
+        attested,
+        logs_through,
+        thresholds_for(run),
+    ]
+    return digest_of({"parts": [str(part) for part in parts]})
+
+
+def digest_of(document: dict) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def what_changed(old: dict, new: dict) -> str:
+    """A short sentence naming what differs between two evidence documents."""
+    changes = []
+    old_figures, new_figures = old.get("figures", {}), new.get("figures", {})
+    if old_figures.get("requests") != new_figures.get("requests"):
+        changes.append(
+            f"requests {old_figures.get('requests'):,} → {new_figures.get('requests'):,}"
+        )
+    for cohort in ("native", "proxy"):
+        before = old_figures.get("cohorts", {}).get(cohort, {})
+        after = new_figures.get("cohorts", {}).get(cohort, {})
+        if before.get("error_percent") != after.get("error_percent"):
+            changes.append(
+                f"{cohort} 5xx {before.get('error_percent')}% → {after.get('error_percent')}%"
+            )
+        if before.get("ttfb_ms", {}).get("p90") != after.get("ttfb_ms", {}).get("p90"):
+            changes.append(
+                f"{cohort} p90 {before.get('ttfb_ms', {}).get('p90')} ms → "
+                f"{after.get('ttfb_ms', {}).get('p90')} ms"
+            )
+    for key, label in (("incidents", "incidents"), ("log_gaps", "log gaps")):
+        if len(old.get(key, [])) != len(new.get(key, [])):
+            changes.append(f"{label} {len(old.get(key, []))} → {len(new.get(key, []))}")
+    if old.get("attestations") != new.get("attestations"):
+        changes.append("attestations changed")
+    if old.get("thresholds") != new.get("thresholds"):
+        changes.append("thresholds changed")
+    old_outcome = old.get("recommendation", {}).get("outcome")
+    new_outcome = new.get("recommendation", {}).get("outcome")
+    if old_outcome != new_outcome:
+        changes.append(f"recommendation {old_outcome} → {new_outcome}")
+    old_window, new_window = old.get("window", {}), new.get("window", {})
+    if old_window.get("logs_through") != new_window.get("logs_through"):
+        changes.append(
+            f"logs received through {old_window.get('logs_through')} → "
+            f"{new_window.get('logs_through')}"
+        )
+    if not changes and old_window != new_window:
+        changes.append(f"window end {old_window.get('end')} → {new_window.get('end')}")
+    return "; ".join(changes) or "the evidence document differs"

@@ -1,0 +1,427 @@
+"""A rollout's life: its states, its phase windows and their check-ins.
+
+Every transition is a conditional update of the row in the state it was read in (so two
+workers, or a worker and a page, cannot both make it), and an audit entry. ``advance`` is
+idempotent: the beat task calls it every minute and the pages call it when they load, so a page
+never shows a window as running that has ended.
+
+The observation window of a phase counts from the moment its config change was *in effect* at
+the edge (``ConfigChange.in_effect_at``, recorded by the KV writer), not from the click.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import (
+    CheckIn,
+    ConfigChange,
+    Environment,
+    PercentRequest,
+    Phase,
+    PhaseRun,
+    Rollout,
+)
+from . import audit
+
+State = Rollout.State
+
+# The runbook's monitoring schedule (phase 5). Offsets past the window are left out; the window's
+# end is always the last check-in: the decision's full metrics review.
+CHECK_INS = [
+    (timedelta(0), "Immediate verification: /api/qa, cohort distribution"),
+    (timedelta(minutes=30), "First check-in: error rate, latency p50/p90"),
+    (timedelta(hours=2), "Stability review: no anomalies, log volume normal"),
+    (timedelta(hours=6), "Traffic patterns stable"),
+    (timedelta(hours=12), "Overnight: automated alerts, PagerDuty on-call"),
+]
+DECISION_CHECK_IN = "GO / NO-GO decision: full metrics review"
+LAST_CHECK_IN_GRACE = timedelta(hours=2)
+
+
+class TransitionRefused(Exception):
+    """The rollout or the phase window is not in a state that allows this."""
+
+
+def offset_label(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds() // 60)
+    if minutes == 0:
+        return "T+0"
+    if minutes % 60:
+        return f"T+{minutes} min"
+    return f"T+{minutes // 60} h"
+
+
+# --- the rollout's state -------------------------------------------------------------------------
+
+
+def active_rollout(environment: Environment) -> Rollout | None:
+    return (
+        Rollout.objects.filter(environment=environment)
+        .exclude(state__in=Rollout.FINISHED_STATES)
+        .first()
+    )
+
+
+def open_run(rollout: Rollout | None) -> PhaseRun | None:
+    if rollout is None:
+        return None
+    return (
+        rollout.phase_runs.filter(state__in=PhaseRun.OPEN_STATES)
+        .select_related("phase", "start_change", "start_request__change")
+        .first()
+    )
+
+
+def set_state(
+    rollout: Rollout,
+    to: str,
+    *,
+    now: datetime,
+    actor=None,
+    system: str = "",
+    reason: str = "",
+    detail: str = "",
+    request=None,
+) -> bool:
+    """Move the rollout from the state it was read in to ``to``; False if it moved meanwhile."""
+    before = rollout.state
+    if before == to:
+        return True
+    if to not in Rollout.TRANSITIONS[before]:
+        raise TransitionRefused(
+            f"A rollout that is {rollout.get_state_display()} cannot become {State(to).label}."
+        )
+    fields = {"state": to, "state_changed_at": now}
+    if to in Rollout.FINISHED_STATES:
+        fields["finished_at"] = now
+    if not Rollout.objects.filter(pk=rollout.pk, state=before).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(rollout, name, value)
+    audit.record(
+        action=f"rollout.{to}",
+        actor=actor,
+        system=system if actor is None else "",
+        environment=rollout.environment,
+        obj=rollout,
+        before={"state": before},
+        after={"state": to},
+        reason=reason,
+        detail=detail,
+        request=request,
+    )
+    return True
+
+
+def ensure_rollout(environment: Environment, *, person, now: datetime) -> Rollout:
+    """The environment's active rollout; a new one (draft) when there is none."""
+    rollout = active_rollout(environment)
+    if rollout is not None:
+        return rollout
+    service = environment.service
+    rollout = Rollout.objects.create(
+        plan=service.plan,
+        environment=environment,
+        build=service.current_build,
+        created_by=person,
+        created_at=now,
+        state_changed_at=now,
+    )
+    audit.record(
+        action="rollout.created",
+        actor=person,
+        environment=environment,
+        obj=rollout,
+        after={"state": rollout.state, "build": rollout.build},
+        detail=f"rollout of {service.name} {rollout.build or '(no build named)'} on "
+        f"{environment.name}",
+    )
+    return rollout
+
+
+def begin(environment: Environment, *, person, now: datetime, request=None) -> Rollout:
+    """A release manager opens a rollout of the service's current build (draft); it becomes
+    "preview verified" once the preview suite of that build has passed."""
+    if not environment.is_production:
+        raise TransitionRefused("Rollouts run on production; preview has its suite.")
+    if not hasattr(environment.service, "plan"):
+        raise TransitionRefused("The service has no rollout plan (add one in the admin).")
+    if active_rollout(environment) is not None:
+        raise TransitionRefused("A rollout is already running on this environment.")
+    rollout = ensure_rollout(environment, person=person, now=now)
+    return advance(rollout, now=now)
+
+
+def abort(rollout: Rollout, *, person, reason: str, now: datetime, request=None) -> Rollout:
+    """End a rollout that has no window running (a running window ends through NO-GO)."""
+    reason = reason.strip()
+    if not reason:
+        raise TransitionRefused("Give the reason for aborting the rollout.")
+    running = open_run(rollout)
+    if running is not None and running.state == PhaseRun.State.WAITING:
+        raise TransitionRefused(f"{running} is starting: reject its approval or let it finish.")
+    if running is not None:
+        raise TransitionRefused(
+            f"{running} is under observation: end it with a signed decision (NO-GO rolls back), "
+            "not an abort."
+        )
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().get(pk=rollout.pk)
+        if not rollout.is_active:
+            raise TransitionRefused(f"The rollout is already {rollout.get_state_display()}.")
+        set_state(rollout, State.ABORTED, now=now, actor=person, reason=reason, request=request)
+    return rollout
+
+
+def start_refusal(environment: Environment) -> str:
+    """Why no phase may start now on this environment (empty when one may): a phase whose
+    window is open moves on only through a signed decision."""
+    run = open_run(active_rollout(environment))
+    if run is None:
+        return ""
+    if run.state == PhaseRun.State.WAITING:
+        return f"{run} is already starting: wait for it to take effect."
+    return (
+        f"{run} is under observation: the next phase starts after a signed GO decision "
+        "(rollout page)."
+    )
+
+
+def record_phase_start(
+    *, environment: Environment, phase: Phase, result, person, now: datetime, request=None
+) -> PhaseRun:
+    """A phase was started (its change recorded, or its approval requested): open its window,
+    which starts counting once the change is in effect."""
+    rollout = ensure_rollout(environment, person=person, now=now)
+    if rollout.state == State.DRAFT:
+        # The pre-flight let the start through, so the preview suite of this build passed.
+        set_state(rollout, State.PREVIEW_VERIFIED, now=now, actor=person, request=request)
+    previous = rollout.phase_runs.filter(phase=phase).order_by("-window_number").first()
+    run = PhaseRun.objects.create(
+        rollout=rollout,
+        phase=phase,
+        window_number=previous.window_number + 1 if previous else 1,
+        started_at=now,
+        started_by=person,
+        start_change=result if isinstance(result, ConfigChange) else None,
+        start_request=result if isinstance(result, PercentRequest) else None,
+    )
+    audit.record(
+        action="phase.started",
+        actor=person,
+        environment=environment,
+        obj=run,
+        after={"phase": phase.tag, "percent": phase.percent, "window": run.window_number},
+        detail=f"{run}: the {_hours(phase.min_observation)} window starts once the config is in "
+        "effect at the edge",
+        request=request,
+    )
+    return run
+
+
+# --- advancing with time -------------------------------------------------------------------------
+
+
+def advance(rollout: Rollout, *, now: datetime | None = None) -> Rollout:
+    """Bring the rollout and its open window up to date with the config changes and the clock."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        rollout = (
+            Rollout.objects.select_for_update().select_related("environment").get(pk=rollout.pk)
+        )
+        if rollout.state == State.DRAFT and _preview_passed(rollout):
+            set_state(rollout, State.PREVIEW_VERIFIED, now=now, system="lifecycle")
+        run = open_run(rollout)
+        if run is not None and run.state == PhaseRun.State.WAITING:
+            _follow_start(rollout, run, now)
+        if run is not None and run.state == PhaseRun.State.OBSERVING:
+            _remind_check_ins(run, now)
+        if run is not None and run.state == PhaseRun.State.OBSERVING and not run.window_open(now):
+            PhaseRun.objects.filter(pk=run.pk, state=PhaseRun.State.OBSERVING).update(
+                state=PhaseRun.State.DECISION_DUE
+            )
+            run.state = PhaseRun.State.DECISION_DUE
+            from ..notifications import announce_decision_due
+
+            announce_decision_due(run)
+            set_state(
+                rollout,
+                State.DECISION_DUE,
+                now=now,
+                system="lifecycle",
+                detail=f"{run}: the observation window ended at "
+                f"{run.window_ends_at:%Y-%m-%d %H:%M} UTC",
+            )
+    return rollout
+
+
+def advance_all(now: datetime | None = None) -> int:
+    rollouts = Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES)
+    for rollout in rollouts:
+        advance(rollout, now=now)
+    return len(rollouts)
+
+
+def _preview_passed(rollout: Rollout) -> bool:
+    from .preflight import latest_preview_run
+
+    run = latest_preview_run(rollout.environment)
+    return run is not None and run.passed
+
+
+def _start_change(run: PhaseRun) -> ConfigChange | None:
+    if run.start_change is not None:
+        return run.start_change
+    if run.start_request is not None:
+        return run.start_request.change
+    return None
+
+
+def _follow_start(rollout: Rollout, run: PhaseRun, now: datetime) -> None:
+    change = _start_change(run)
+    if change is not None and change.state == ConfigChange.State.IN_EFFECT:
+        begin_window(rollout, run, in_effect_at=change.in_effect_at, now=now)
+        return
+    request_over = run.start_request is not None and run.start_request.state not in (
+        PercentRequest.State.PENDING,
+        PercentRequest.State.APPROVED,
+    )
+    change_over = change is not None and change.state in (
+        ConfigChange.State.FAILED,
+        ConfigChange.State.SUPERSEDED,
+    )
+    if request_over or change_over:
+        why = (
+            f"its approval request was {run.start_request.get_state_display().lower()}"
+            if request_over
+            else f"its config change {change.get_state_display().lower()}"
+        )
+        if PhaseRun.objects.filter(pk=run.pk, state=PhaseRun.State.WAITING).update(
+            state=PhaseRun.State.CANCELLED
+        ):
+            run.state = PhaseRun.State.CANCELLED
+            audit.record(
+                action="phase.cancelled",
+                system="lifecycle",
+                environment=rollout.environment,
+                obj=run,
+                outcome=audit.AuditEntry.Outcome.FAILED,
+                detail=f"{run} did not start: {why}",
+            )
+
+
+def begin_window(rollout: Rollout, run: PhaseRun, *, in_effect_at: datetime, now: datetime):
+    """The phase's config is in effect: the window runs from here, with its check-ins."""
+    ends = in_effect_at + run.phase.min_observation
+    if not PhaseRun.objects.filter(
+        pk=run.pk, state__in=[PhaseRun.State.WAITING, PhaseRun.State.OBSERVING]
+    ).update(state=PhaseRun.State.OBSERVING, in_effect_at=in_effect_at, window_ends_at=ends):
+        return
+    run.state, run.in_effect_at, run.window_ends_at = PhaseRun.State.OBSERVING, in_effect_at, ends
+    create_check_ins(run)
+    set_state(
+        rollout,
+        State.OBSERVING,
+        now=now,
+        system="lifecycle",
+        detail=f"{run} in effect at {in_effect_at:%Y-%m-%d %H:%M:%S} UTC; window until "
+        f"{ends:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def create_check_ins(run: PhaseRun) -> None:
+    window = run.phase.min_observation
+    slots = [(offset, purpose) for offset, purpose in CHECK_INS if offset < window]
+    slots.append((window, DECISION_CHECK_IN))
+    for index, (offset, purpose) in enumerate(slots):
+        due = run.in_effect_at + offset
+        following = slots[index + 1][0] if index + 1 < len(slots) else None
+        missed_after = (
+            run.in_effect_at + following if following is not None else due + LAST_CHECK_IN_GRACE
+        )
+        CheckIn.objects.get_or_create(
+            phase_run=run,
+            offset=offset,
+            defaults={
+                "label": offset_label(offset),
+                "purpose": purpose,
+                "due_at": due,
+                "missed_after": missed_after,
+            },
+        )
+
+
+def mark_incident(environment: Environment, *, change: ConfigChange) -> None:
+    """An emergency stop hit the open window of the environment's rollout (if any)."""
+    run = open_run(active_rollout(environment))
+    if run is None or run.incident_hit:
+        return
+    PhaseRun.objects.filter(pk=run.pk).update(incident_hit=True)
+    audit.record(
+        action="phase.incident_hit",
+        actor=change.requested_by,
+        system=change.requested_by_system or "",
+        environment=environment,
+        obj=run,
+        detail=f"emergency stop (change version {change.version}) during {run}: {change.reason}",
+    )
+
+
+# --- check-ins -----------------------------------------------------------------------------------
+
+
+def _remind_check_ins(run: PhaseRun, now: datetime) -> None:
+    """Remind #deployments of each check-in when it falls due, once, as the runbook's schedule
+    had people set reminders for. Not one already acknowledged or past its slot, and not the
+    window's end: that is the decision, announced when it falls due."""
+    due = run.check_ins.filter(
+        due_at__lte=now,
+        due_at__lt=run.window_ends_at,
+        missed_after__gt=now,
+        acknowledged_at__isnull=True,
+        reminded_at__isnull=True,
+    )
+    for check_in in due:
+        if CheckIn.objects.filter(pk=check_in.pk, reminded_at__isnull=True).update(reminded_at=now):
+            from ..notifications import announce_check_in_due
+
+            announce_check_in_due(check_in)
+
+
+def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=None) -> CheckIn:
+    note = note.strip()
+    if not note:
+        raise TransitionRefused("Say in a few words what you checked.")
+    if now < check_in.due_at:
+        raise TransitionRefused(
+            f"{check_in.label} is due at {check_in.due_at:%Y-%m-%d %H:%M} UTC, not yet."
+        )
+    if not CheckIn.objects.filter(pk=check_in.pk, acknowledged_at__isnull=True).update(
+        acknowledged_by=person, acknowledged_at=now, note=note
+    ):
+        check_in.refresh_from_db()
+        raise TransitionRefused(
+            f"{check_in.label} was already acknowledged by "
+            f"{check_in.acknowledged_by.get_username()}."
+        )
+    check_in.refresh_from_db()
+    late = check_in.status(now) == "late"
+    audit.record(
+        action="phase.check_in",
+        actor=person,
+        environment=check_in.phase_run.environment,
+        obj=check_in.phase_run,
+        reason=note,
+        detail=f"{check_in.phase_run} {check_in.label} acknowledged" + (" late" if late else ""),
+        request=request,
+    )
+    return check_in
+
+
+def _hours(duration: timedelta) -> str:
+    hours = duration.total_seconds() / 3600
+    return f"{hours:g} h"

@@ -1,0 +1,513 @@
+"""The GO / NO-GO / HOLD recommendation for an observation window (the decision matrix of
+docs/contracts.md, runbook Phase 6).
+
+Plain data in, plain data out: no models, no database, so it can be tested on synthetic windows
+and its answer frozen as JSON evidence. People decide and sign; this only recommends.
+
+How the outcome is reached
+--------------------------
+Each criterion below says, on its own, "go", "hold" or "no_go". The outcome is NO-GO if any says
+no_go; otherwise HOLD if any says hold (missing or too little data included); otherwise GO.
+The reasons shown are the details of the criteria that decided it.
+
+- Native traffic: fewer native requests than the minimum (500) → HOLD: too little to judge.
+- Native 5xx rate over the window, with a 95% Wilson interval:
+  GO when even the interval's upper end is below 1.5%. NO-GO ("sustained above 2.0%") when the
+  interval's lower end is above 2.0% *and* the rate is above 2.0% in at least half of the hours
+  that had native traffic. Anything else → HOLD; when the rate itself is below 1.5% but the
+  interval reaches 1.5%, there was too little traffic to tell (the low-traffic rule).
+- Native vs proxy 5xx, as paired cohorts over the same window: the difference native − proxy
+  in percentage points, with a 95% interval (Newcombe's hybrid score interval). GO when the upper
+  end is at most 0.5 points; otherwise HOLD — "significantly worse" when even the lower end is
+  above 0.
+- Native p90 time to first byte (merged histogram): GO below 600 ms. NO-GO above 800 ms over the
+  window *and* in at least half of the hours with enough native traffic to have a p90. Otherwise
+  HOLD. A distribution-free 95% interval for the p90 (from order statistics) is shown beside it.
+- Native p90 vs proxy p90: up to 10% above proxy is fine (GO); 10–20% is borderline (HOLD);
+  beyond 20% fails GO (HOLD — a NO-GO only comes from another criterion). p50 and p99 of both
+  cohorts are shown for the report; their runbook targets (300 ms, 1200 ms) are informational.
+- Without proxy traffic the two paired criteria are missing → HOLD.
+- Incidents in the window: an emergency stop or a rollback → NO-GO; a critical alert without
+  one → HOLD; none → GO.
+- Logs: a stretch of more than 15 minutes without log lines means logs are not delivering → HOLD.
+- Attestations by people: upload flow (False = data loss / orphaned uploads → NO-GO) and team
+  agreement (False = team concern, risk too high → NO-GO). Not given yet → HOLD.
+
+"Sustained" counts hours, because a single bad hour (a deploy blip, one noisy client) must not
+roll back a release that was healthy for the other 23. When no hour qualifies (a window shorter
+than an hour, say), the window itself is the only slice.
+
+All thresholds live in ``Thresholds`` so that a rollout can carry its own later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from integrations.stats import difference_interval, quantile_rank_interval, wilson_interval
+
+if TYPE_CHECKING:  # only read here; importing it at run time would pull in the metrics models
+    from metrics.figures import CohortFigures, Figures
+
+GO, HOLD, NO_GO = "go", "hold", "no_go"
+PASS, BORDERLINE, FAIL, MISSING = "pass", "borderline", "fail", "missing"
+
+INCIDENT_KINDS = ("emergency_stop", "rollback", "critical_alert")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The decision matrix of docs/contracts.md (runbook Phase 6)."""
+
+    go_max_error_percent: float = 1.5  # GO needs native 5xx below this
+    nogo_error_percent: float = 2.0  # NO-GO when native 5xx sustained above this
+    go_max_p90_ms: float = 600.0
+    nogo_p90_ms: float = 800.0
+    p90_excess_fine_percent: float = 10.0  # native p90 up to 10% above proxy: fine
+    p90_excess_fail_percent: float = 20.0  # 10–20 borderline; beyond 20 fails GO
+    error_excess_points: float = 0.5  # native 5xx may exceed proxy's by at most this (paired)
+    min_native_requests: int = 500  # below this the window cannot be judged → HOLD
+    # An hour with fewer native requests than this has no meaningful p90 of its own, so it is
+    # left out when judging whether a slow p90 is sustained.
+    min_hourly_requests: int = 100
+    max_log_gap_minutes: int = 15  # a longer stretch without logs → logs not delivering
+    confidence: float = 0.95
+    target_p50_ms: float = 300.0  # runbook target, informational
+    target_p99_ms: float = 1200.0  # runbook target, informational
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_overrides(cls, overrides: object) -> Thresholds:
+        """The defaults with a plan's overrides applied; ValueError says what is wrong."""
+        if overrides in (None, ""):
+            return cls()
+        if not isinstance(overrides, dict):
+            raise ValueError("The thresholds are a JSON object of name: number.")
+        known = {item.name: item for item in dataclasses.fields(cls)}
+        values = {}
+        for name, value in overrides.items():
+            if name not in known:
+                raise ValueError(f"Unknown threshold {name!r}; known: {', '.join(known)}.")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ValueError(f"{name} must be a number ≥ 0, not {value!r}.")
+            values[name] = int(value) if known[name].type in (int, "int") else float(value)
+        thresholds = cls(**values)
+        if not 0 < thresholds.confidence < 1:
+            raise ValueError("confidence is a share between 0 and 1, e.g. 0.95.")
+        for low, high in (
+            ("go_max_error_percent", "nogo_error_percent"),
+            ("go_max_p90_ms", "nogo_p90_ms"),
+            ("p90_excess_fine_percent", "p90_excess_fail_percent"),
+        ):
+            if getattr(thresholds, low) > getattr(thresholds, high):
+                raise ValueError(f"{low} must not be above {high}.")
+        return thresholds
+
+
+@dataclass
+class Incident:
+    kind: str  # "emergency_stop" | "rollback" | "critical_alert"
+    at: datetime
+    summary: str
+
+
+@dataclass
+class Attestation:
+    kind: str  # "upload_flow" | "team_agrees"
+    value: bool  # upload_flow: True = healthy; team_agrees: True = stable
+    by: str
+    at: datetime
+    note: str = ""
+
+
+@dataclass
+class Window:
+    start: datetime
+    end: datetime
+    figures: Figures  # totals over [start, end)
+    hourly: list[Figures]  # the same window cut into hours, for "sustained"
+    log_gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    attestations: dict[str, Attestation] = field(default_factory=dict)  # newest per kind
+
+
+@dataclass
+class Criterion:
+    key: str
+    label: str
+    status: str  # "pass" | "borderline" | "fail" | "missing"
+    verdict: str  # what this criterion alone asks for: "go" | "hold" | "no_go"
+    figures: dict  # JSON-ready numbers behind it
+    detail: str  # one plain sentence with the figures
+
+    def as_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "status": self.status,
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "figures": self.figures,
+        }
+
+
+@dataclass
+class Recommendation:
+    outcome: str  # "go" | "hold" | "no_go"
+    criteria: list[Criterion]
+    reasons: list[str]  # the details of the criteria that decided the outcome
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    window: dict = field(default_factory=dict)  # the window's figures, as Figures.as_dict()
+
+    def criterion(self, key: str) -> Criterion:
+        return next(criterion for criterion in self.criteria if criterion.key == key)
+
+    def as_dict(self) -> dict:
+        """JSON-ready with a fixed key order: the same input gives the same bytes (hashed as
+        evidence)."""
+        return {
+            "outcome": self.outcome,
+            "reasons": list(self.reasons),
+            "criteria": [criterion.as_dict() for criterion in self.criteria],
+            "thresholds": self.thresholds.as_dict(),
+            "window": self.window,
+        }
+
+
+# Thresholds is frozen, so one shared default instance is safe.
+def recommend(window: Window, thresholds: Thresholds = Thresholds()) -> Recommendation:  # noqa: B008
+    criteria = [
+        _native_traffic(window, thresholds),
+        _native_error_rate(window, thresholds),
+        _error_rate_vs_proxy(window, thresholds),
+        _native_p90(window, thresholds),
+        _p90_vs_proxy(window, thresholds),
+        _incidents(window),
+        _logs(window, thresholds),
+        _upload_flow(window),
+        _team_agrees(window),
+    ]
+    verdicts = {criterion.verdict for criterion in criteria}
+    outcome = NO_GO if NO_GO in verdicts else HOLD if HOLD in verdicts else GO
+    reasons = [c.detail for c in criteria if c.verdict == outcome] if outcome != GO else []
+    return Recommendation(
+        outcome=outcome,
+        criteria=criteria,
+        reasons=reasons,
+        thresholds=thresholds,
+        window=window.figures.as_dict(),
+    )
+
+
+# --- traffic and errors ------------------------------------------------------------------------
+
+
+def _native_traffic(window: Window, t: Thresholds) -> Criterion:
+    judged = partial(Criterion, "native_traffic", "Native traffic")
+    requests = window.figures.native.requests
+    figures = {"native_requests": requests, "min_native_requests": t.min_native_requests}
+    if requests < t.min_native_requests:
+        detail = f"too little native traffic: {requests} requests, need {t.min_native_requests}"
+        return judged(FAIL, HOLD, figures, detail)
+    return judged(
+        PASS, GO, figures, f"native traffic {requests} requests ≥ {t.min_native_requests}"
+    )
+
+
+def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
+    judged = partial(Criterion, "native_5xx", "Native 5xx rate")
+    native = window.figures.native
+    if not native.requests:
+        return judged(MISSING, HOLD, {}, "native 5xx rate unknown: no native requests")
+    rate = native.error_percent
+    low, high = _percents(wilson_interval(native.errors_5xx, native.requests, t.confidence))
+    slices = _slices(window, lambda cohort: cohort.requests > 0)
+    above = sum(1 for cohort in slices if cohort.error_percent > t.nogo_error_percent)
+    figures = {
+        "requests": native.requests,
+        "errors_5xx": native.errors_5xx,
+        "error_percent": _percent(rate),
+        "interval_percent": [_percent(low), _percent(high)],
+        "confidence": t.confidence,
+        "go_max_error_percent": t.go_max_error_percent,
+        "nogo_error_percent": t.nogo_error_percent,
+        "hours_with_traffic": len(slices),
+        "hours_above_nogo": above,
+    }
+    stated = f"native 5xx {_shown(rate)}% ({_ci(t)} {_shown(low)}–{_shown(high)}%)"
+    hours = f"{above} of {len(slices)} hours with traffic"
+    if high < t.go_max_error_percent:
+        return judged(PASS, GO, figures, f"{stated} < {t.go_max_error_percent}%")
+    if low > t.nogo_error_percent and 2 * above >= len(slices):
+        detail = f"{stated} sustained above {t.nogo_error_percent}%: above it in {hours}"
+        return judged(FAIL, NO_GO, figures, detail)
+    if rate < t.go_max_error_percent:
+        detail = (
+            f"{stated}: too little traffic to judge, the interval reaches {t.go_max_error_percent}%"
+        )
+    elif low > t.nogo_error_percent:
+        detail = f"{stated} above {t.nogo_error_percent}% but not sustained: only in {hours}"
+    elif rate > t.nogo_error_percent:
+        detail = f"{stated} above {t.nogo_error_percent}%, but not significantly"
+    else:
+        detail = f"{stated}, borderline: {t.go_max_error_percent}–{t.nogo_error_percent}%"
+    return judged(BORDERLINE, HOLD, figures, detail)
+
+
+def _error_rate_vs_proxy(window: Window, t: Thresholds) -> Criterion:
+    """Native and proxy serve the same clients over the same hours, so their difference cancels
+    whatever the origin or the clients did to both; what remains is the native path's own."""
+    judged = partial(Criterion, "native_vs_proxy_5xx", "Native vs proxy 5xx")
+    native, proxy = window.figures.native, window.figures.proxy
+    if not native.requests or not proxy.requests:
+        cohort = "proxy" if native.requests else "native"
+        return judged(MISSING, HOLD, {}, f"cannot compare 5xx rates: no {cohort} requests")
+    difference = native.error_percent - proxy.error_percent
+    low, high = _percents(
+        difference_interval(
+            native.errors_5xx, native.requests, proxy.errors_5xx, proxy.requests, t.confidence
+        )
+    )
+    figures = {
+        "native_error_percent": _percent(native.error_percent),
+        "proxy_error_percent": _percent(proxy.error_percent),
+        "difference_points": _percent(difference),
+        "interval_points": [_percent(low), _percent(high)],
+        "confidence": t.confidence,
+        "error_excess_points": t.error_excess_points,
+    }
+    stated = (
+        f"native 5xx {_shown(native.error_percent)}% vs proxy {_shown(proxy.error_percent)}%: "
+        f"{difference:+.2f} points ({_ci(t)} {low:+.2f} to {high:+.2f})"
+    )
+    allowed = f"{t.error_excess_points:g} points"
+    if high <= t.error_excess_points:
+        return judged(PASS, GO, figures, f"{stated}, at most {allowed} above proxy")
+    if low > 0:
+        detail = f"{stated}: native significantly worse than proxy, maybe by more than {allowed}"
+        return judged(FAIL, HOLD, figures, detail)
+    detail = f"{stated}: cannot rule out native being more than {allowed} worse"
+    return judged(BORDERLINE, HOLD, figures, detail)
+
+
+# --- latency -----------------------------------------------------------------------------------
+
+
+def _native_p90(window: Window, t: Thresholds) -> Criterion:
+    judged = partial(Criterion, "native_p90", "Native p90 TTFB")
+    native = window.figures.native
+    p90 = native.ttfb(0.9)
+    if p90 is None:
+        return judged(MISSING, HOLD, {}, "native p90 unknown: no native latencies")
+    low, high = _quantile_interval(native, 0.9, t.confidence)
+    slices = _slices(window, lambda cohort: cohort.histogram.total >= t.min_hourly_requests)
+    above = sum(1 for cohort in slices if cohort.ttfb(0.9) > t.nogo_p90_ms)
+    figures = {
+        "p90_ms": _ms(p90),
+        "interval_ms": [_ms(low), _ms(high)],
+        "confidence": t.confidence,
+        "go_max_p90_ms": t.go_max_p90_ms,
+        "nogo_p90_ms": t.nogo_p90_ms,
+        "min_hourly_requests": t.min_hourly_requests,
+        "hours_with_enough_traffic": len(slices),
+        "hours_above_nogo": above,
+    }
+    stated = f"native p90 {p90:.0f} ms ({_ci(t)} {low:.0f}–{high:.0f} ms)"
+    hours = f"{above} of {len(slices)} hours with enough traffic"
+    if p90 < t.go_max_p90_ms:
+        return judged(PASS, GO, figures, f"{stated} < {t.go_max_p90_ms:g} ms")
+    if p90 > t.nogo_p90_ms and 2 * above >= len(slices):
+        detail = f"{stated} sustained above {t.nogo_p90_ms:g} ms: above it in {hours}"
+        return judged(FAIL, NO_GO, figures, detail)
+    if p90 > t.nogo_p90_ms:
+        detail = f"{stated} above {t.nogo_p90_ms:g} ms but not sustained: only in {hours}"
+    else:
+        detail = f"{stated}, borderline: {t.go_max_p90_ms:g}–{t.nogo_p90_ms:g} ms"
+    return judged(BORDERLINE, HOLD, figures, detail)
+
+
+def _p90_vs_proxy(window: Window, t: Thresholds) -> Criterion:
+    judged = partial(Criterion, "p90_vs_proxy", "Native p90 vs proxy p90")
+    native, proxy = window.figures.native, window.figures.proxy
+    figures = {
+        "ttfb_ms": {
+            name: {f"p{round(q * 100)}": _ms(cohort.ttfb(q)) for q in (0.5, 0.9, 0.99)}
+            for name, cohort in (("native", native), ("proxy", proxy))
+        },
+        "informational_targets_ms": {"p50": t.target_p50_ms, "p99": t.target_p99_ms},
+        "fine_percent": t.p90_excess_fine_percent,
+        "fail_percent": t.p90_excess_fail_percent,
+    }
+    native_p90, proxy_p90 = native.ttfb(0.9), proxy.ttfb(0.9)
+    if native_p90 is None or not proxy_p90:
+        # A proxy p90 of 0 ms (everything answered from cache) gives no ratio to judge by either.
+        cohort = "native" if native_p90 is None else "proxy"
+        return judged(MISSING, HOLD, figures, f"cannot compare p90: no {cohort} latencies")
+    excess = 100 * (native_p90 / proxy_p90 - 1)
+    figures["excess_percent"] = _percent(excess)
+    stated = f"native p90 {native_p90:.0f} ms vs proxy {proxy_p90:.0f} ms: {excess:+.1f}%"
+    fine, fail = t.p90_excess_fine_percent, t.p90_excess_fail_percent
+    if excess <= fine:
+        return judged(PASS, GO, figures, f"{stated}, within {fine:g}% of proxy")
+    if excess <= fail:
+        return judged(BORDERLINE, HOLD, figures, f"{stated}, borderline: {fine:g}–{fail:g}%")
+    return judged(FAIL, HOLD, figures, f"{stated}, more than {fail:g}% slower than proxy")
+
+
+def _quantile_interval(cohort: CohortFigures, q: float, confidence: float) -> tuple[float, float]:
+    """The values at the bounding ranks, read through the histogram (each within half a bin)."""
+    n = cohort.histogram.total
+    low_rank, high_rank = quantile_rank_interval(n, q, confidence)
+    # quantile(rank / n) picks the ⌈rank / n · n⌉-th smallest value, which is the rank-th.
+    return cohort.ttfb(low_rank / n), cohort.ttfb(high_rank / n)
+
+
+# --- incidents, logs, attestations -------------------------------------------------------------
+
+
+def _incidents(window: Window) -> Criterion:
+    judged = partial(Criterion, "incidents", "Incidents")
+    for incident in window.incidents:
+        if incident.kind not in INCIDENT_KINDS:
+            raise ValueError(f"unknown incident kind {incident.kind!r}")
+    figures = {
+        "incidents": [
+            {"kind": i.kind, "at": _iso(i.at), "summary": i.summary} for i in window.incidents
+        ]
+    }
+    stops = [i for i in window.incidents if i.kind in ("emergency_stop", "rollback")]
+    if stops:
+        return judged(FAIL, NO_GO, figures, _incident_sentence(stops))
+    alerts = [i for i in window.incidents if i.kind == "critical_alert"]
+    if alerts:
+        return judged(BORDERLINE, HOLD, figures, _incident_sentence(alerts))
+    return judged(PASS, GO, figures, "no incidents in the window")
+
+
+def _incident_sentence(incidents: list[Incident]) -> str:
+    listed = "; ".join(
+        f"{i.kind.replace('_', ' ')} at {_clock(i.at)}: {i.summary}" for i in incidents
+    )
+    return f"{len(incidents)} incident(s) in the window: {listed}"
+
+
+def _logs(window: Window, t: Thresholds) -> Criterion:
+    judged = partial(Criterion, "logs", "Logs delivering")
+    gaps = sorted(window.log_gaps, key=lambda gap: (-_minutes(gap), gap[0]))  # longest first
+    long_gaps = [gap for gap in gaps if _minutes(gap) > t.max_log_gap_minutes]
+    figures = {
+        "max_log_gap_minutes": t.max_log_gap_minutes,
+        "longest_gap_minutes": round(_minutes(gaps[0]), 1) if gaps else 0,
+        "long_gaps": [
+            {"start": _iso(start), "end": _iso(end), "minutes": round(_minutes((start, end)), 1)}
+            for start, end in long_gaps
+        ],
+    }
+    limit = f"{t.max_log_gap_minutes} min"
+    if long_gaps:
+        start, end = long_gaps[0]
+        detail = (
+            f"logs not delivering: {len(long_gaps)} gap(s) longer than {limit}, the longest "
+            f"{_minutes(long_gaps[0]):.0f} min ({_clock(start)} to {_clock(end)})"
+        )
+        return judged(FAIL, HOLD, figures, detail)
+    longest = f", the longest {_minutes(gaps[0]):.0f} min" if gaps else ""
+    return judged(PASS, GO, figures, f"logs delivering: no gap longer than {limit}{longest}")
+
+
+def _upload_flow(window: Window) -> Criterion:
+    return _attestation(
+        window,
+        "upload_flow",
+        "Upload flow",
+        healthy="upload flow healthy",
+        unhealthy="data loss / orphaned uploads",
+    )
+
+
+def _team_agrees(window: Window) -> Criterion:
+    return _attestation(
+        window,
+        "team_agrees",
+        "Team consensus",
+        healthy="team agrees: stable",
+        unhealthy="team concern: risk too high",
+    )
+
+
+def _attestation(
+    window: Window, kind: str, label: str, *, healthy: str, unhealthy: str
+) -> Criterion:
+    judged = partial(Criterion, kind, label)
+    attestation = window.attestations.get(kind)
+    if attestation is None:
+        return judged(MISSING, HOLD, {}, f"awaiting attestation: {healthy}?")
+    figures = {
+        "value": attestation.value,
+        "by": attestation.by,
+        "at": _iso(attestation.at),
+        "note": attestation.note,
+    }
+    said = f"attested by {attestation.by} at {_clock(attestation.at)}"
+    note = f": {attestation.note}" if attestation.note else ""
+    if attestation.value:
+        return judged(PASS, GO, figures, f"{healthy}, {said}{note}")
+    return judged(FAIL, NO_GO, figures, f"{unhealthy}, {said}{note}")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _slices(window: Window, counts) -> list[CohortFigures]:
+    """The native cohort of each hour that ``counts``; the whole window if no hour does."""
+    hours = [hour.native for hour in window.hourly if counts(hour.native)]
+    return hours or [window.figures.native]
+
+
+def _ci(t: Thresholds) -> str:
+    return f"{t.confidence * 100:g}% CI"
+
+
+def _percents(share_interval: tuple[float, float]) -> tuple[float, float]:
+    return 100 * share_interval[0], 100 * share_interval[1]
+
+
+def _shown(percent: float) -> str:
+    """Two decimals, but a tiny rate that is not zero must not read as 0.00."""
+    return f"{percent:.2f}" if percent == 0 or abs(percent) >= 0.005 else f"{percent:.1g}"
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _minutes(gap: tuple[datetime, datetime]) -> float:
+    return (gap[1] - gap[0]).total_seconds() / 60
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat() if moment.tzinfo else moment.isoformat()
+
+
+def _clock(moment: datetime) -> str:
+    """UTC in the evidence; the page may show local time, the frozen text must not depend on
+    the server's zone."""
+    if moment.tzinfo:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,425 @@
+"""Signing GO / HOLD / NO-GO, and what a decision does once both signatures are on it.
+
+The rules, in the order ``sign`` checks them:
+- the signer signs in a role they hold (tech lead or DevOps; an admin may fill either) —
+  otherwise 403, like a missing permission;
+- the window has ended, unless the outcome is NO-GO (stopping early is always allowed);
+- the evidence the signer saw (its digest, posted with the form) is the evidence now: a signer
+  never signs figures they did not see;
+- the open decision, if any, is for the same outcome (otherwise it must be withdrawn first);
+  if its evidence changed since its first signature, that signature is invalidated and the
+  page says why;
+- signing against the recommendation needs a written justification;
+- one signature per person and per role (also database constraints): two different people.
+
+When a tech lead and a DevOps engineer have both signed, the decision takes effect: NO-GO rolls
+back to 0% at once and opens a post-mortem; HOLD opens a new window of the same phase; GO starts
+the next phase through the pre-flight (production) with the first signer as the approval, or
+completes the rollout after the last phase.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from integrations.kv_value import CanarySettings
+
+from .. import limits, roles
+from ..models import (
+    AuditEntry,
+    Decision,
+    DesiredConfig,
+    Phase,
+    PhaseAttestation,
+    PhaseRun,
+    PostMortem,
+    Rollout,
+    Signature,
+)
+from ..notifications import announce_decision
+from ..permissions import refuse
+from . import audit, controls, evidence, phases
+from .audit_checkpoints import enqueue_checkpoint
+from .preflight import StartRefused, start_phase
+
+Outcome = Decision.Outcome
+ROLE_GROUPS = {Signature.Role.TECH_LEAD: roles.TECH_LEAD, Signature.Role.DEVOPS: roles.DEVOPS}
+
+
+class SignRefused(controls.ControlRefused):
+    """The signature cannot be given as asked; the message says why."""
+
+
+class EvidenceChanged(SignRefused):
+    """The evidence moved on since the signer loaded the page."""
+
+
+def roles_of(person: AbstractBaseUser) -> list[str]:
+    """The signing roles a person holds."""
+    if person.is_superuser:
+        return list(ROLE_GROUPS)
+    groups = set(person.groups.values_list("name", flat=True))
+    if roles.ADMIN in groups:
+        return list(ROLE_GROUPS)
+    return [role for role, group in ROLE_GROUPS.items() if group in groups]
+
+
+def open_decision(run: PhaseRun) -> Decision | None:
+    return run.decisions.filter(state=Decision.State.OPEN).first()
+
+
+def sign(
+    *,
+    run: PhaseRun,
+    outcome: str,
+    role: str,
+    seen_digest: str,
+    justification: str,
+    person,
+    now: datetime,
+    request=None,
+) -> Signature:
+    justification = justification.strip()
+    if role not in roles_of(person):
+        label = Signature.Role(role).label
+        refuse(
+            f"You do not hold the role {label}.",
+            needs=f"the role {label}",
+            environment=run.rollout.environment,
+            obj=run,
+        )
+    try:
+        return _sign(run, outcome, role, seen_digest, justification, person, now, request)
+    except SignRefused as refused:
+        # Recorded after the transaction rolled back, so the refusal itself stays on record.
+        _refuse(run, person, request, str(refused))
+        raise
+
+
+def _sign(run, outcome, role, seen_digest, justification, person, now, request) -> Signature:
+    phases.advance(run.rollout, now=now)  # a window that just ended is decision due first
+    with transaction.atomic():
+        run = (
+            PhaseRun.objects.select_for_update()
+            .select_related("phase", "rollout__plan", "rollout__environment")
+            .get(pk=run.pk)
+        )
+        _check_window(run, outcome, now)
+        current = evidence.build(run, now)
+        if seen_digest != current.digest:
+            raise EvidenceChanged(
+                "The evidence changed since you loaded this page (new metrics, an incident or an "
+                "attestation). Review the figures below and sign again."
+            )
+        if outcome == Outcome.GO and _emergency_active(run):
+            raise SignRefused(
+                "The emergency stop is active: GO is not possible until it is lifted."
+            )
+        if outcome != current.outcome and not justification:
+            raise SignRefused(
+                f"You are signing {Outcome(outcome).label} against the recommendation "
+                f"({Outcome(current.outcome).label}): write a justification.",
+            )
+        decision = open_decision(run)
+        if decision is not None and decision.outcome != outcome:
+            raise SignRefused(
+                f"A {decision.get_outcome_display()} decision is open with "
+                f"{_names(decision)}'s signature: sign it, or withdraw it first.",
+            )
+        if decision is None:
+            decision = Decision.objects.create(
+                phase_run=run,
+                outcome=outcome,
+                recommendation=current.outcome,
+                evidence=current.document,
+                evidence_digest=current.digest,
+                justification=justification,
+                early=run.window_open(now),
+                created_at=now,
+                created_by=person,
+            )
+        elif decision.evidence_digest != current.digest:
+            _invalidate(decision, current, now, request)
+        try:
+            with transaction.atomic():
+                signature = Signature.objects.create(
+                    decision=decision,
+                    signer=person,
+                    role=role,
+                    evidence_digest=current.digest,
+                    justification=justification,
+                    signed_at=now,
+                )
+        except IntegrityError as clash:
+            taken = decision.signatures.filter(invalidated_at__isnull=True)
+            message = (
+                "You already signed this decision: a second person must."
+                if taken.filter(signer=person).exists()
+                else f"The {Signature.Role(role).label} signature is already given."
+            )
+            raise SignRefused(message) from clash
+        audit.record(
+            action="decision.signed",
+            actor=person,
+            environment=run.environment,
+            obj=decision,
+            after={"outcome": outcome, "role": role, "evidence": current.digest[:12]},
+            reason=justification,
+            detail=f"{decision.get_outcome_display()} for {run} signed as "
+            f"{signature.get_role_display()}; recommendation "
+            f"{Outcome(current.outcome).label}" + (" (early)" if decision.early else ""),
+            request=request,
+        )
+        valid = list(decision.signatures.filter(invalidated_at__isnull=True))
+        if {item.role for item in valid} == set(ROLE_GROUPS):
+            take_effect(decision, valid, now=now, request=request)
+    return signature
+
+
+def _check_window(run, outcome, now):
+    if run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
+        raise SignRefused(f"{run} is {run.get_state_display()}: no decision can be signed for it.")
+    if run.window_open(now) and outcome != Outcome.NO_GO:
+        raise SignRefused(
+            f"The observation window of {run} ends at {run.window_ends_at:%Y-%m-%d %H:%M} UTC; "
+            "only NO-GO may be signed before that.",
+        )
+
+
+def _emergency_active(run: PhaseRun) -> bool:
+    desired = DesiredConfig.objects.filter(environment=run.rollout.environment).first()
+    return desired is not None and desired.emergency_proxy
+
+
+def _names(decision: Decision) -> str:
+    signers = decision.signatures.filter(invalidated_at__isnull=True).select_related("signer")
+    return ", ".join(item.signer.get_username() for item in signers) or "no one"
+
+
+def _invalidate(decision: Decision, current, now, request) -> None:
+    """New evidence before the second signature: the signatures given on the old evidence no
+    longer count, and the decision now carries the new evidence."""
+    why = "evidence changed before the second signature: " + evidence.what_changed(
+        decision.evidence, current.document
+    )
+    invalid = decision.signatures.filter(invalidated_at__isnull=True)
+    for signature in invalid.select_related("signer"):
+        audit.record(
+            action="decision.signature_invalidated",
+            system="sign-off",
+            environment=decision.phase_run.rollout.environment,
+            obj=decision,
+            outcome=AuditEntry.Outcome.FAILED,
+            detail=f"{signature.signer.get_username()}'s {signature.get_role_display()} "
+            f"signature: {why}",
+            request=request,
+        )
+    invalid.update(invalidated_at=now, invalidated_reason=why)
+    decision.evidence = current.document
+    decision.evidence_digest = current.digest
+    decision.recommendation = current.outcome
+    decision.save(update_fields=["evidence", "evidence_digest", "recommendation"])
+
+
+def withdraw(*, decision: Decision, person, note: str, now: datetime, request=None) -> Decision:
+    note = note.strip()
+    if not note:
+        raise SignRefused("Say why the decision is withdrawn.")
+    if not roles_of(person):
+        refuse(
+            "Only a tech lead or a DevOps engineer may withdraw a decision.",
+            needs="the role tech lead or DevOps",
+            environment=decision.phase_run.rollout.environment,
+            obj=decision,
+        )
+    if not Decision.objects.filter(pk=decision.pk, state=Decision.State.OPEN).update(
+        state=Decision.State.WITHDRAWN, closed_note=note
+    ):
+        raise SignRefused("This decision is no longer open.")
+    decision.signatures.filter(invalidated_at__isnull=True).update(
+        invalidated_at=now, invalidated_reason=f"decision withdrawn by {person.get_username()}"
+    )
+    audit.record(
+        action="decision.withdrawn",
+        actor=person,
+        environment=decision.phase_run.rollout.environment,
+        obj=decision,
+        reason=note,
+        detail=f"{decision.get_outcome_display()} for {decision.phase_run} withdrawn",
+        request=request,
+    )
+    decision.refresh_from_db()
+    return decision
+
+
+def attest(*, run: PhaseRun, kind: str, value: bool, note: str, person, now, request=None):
+    note = note.strip()
+    if kind not in PhaseAttestation.Kind.values:
+        raise SignRefused(f"Unknown attestation {kind!r}.")
+    if not note:
+        raise SignRefused("Write a note: what did you look at?")
+    if run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
+        raise SignRefused(f"{run} is {run.get_state_display()}: nothing to attest.")
+    given = PhaseAttestation.objects.create(
+        phase_run=run, kind=kind, value=value, note=note, given_by=person, given_at=now
+    )
+    audit.record(
+        action="phase.attested",
+        actor=person,
+        environment=run.environment,
+        obj=run,
+        after={"kind": kind, "value": value},
+        reason=note,
+        detail=f"{given.get_kind_display()}: {'yes' if value else 'NO'} for {run}",
+        request=request,
+    )
+    return given
+
+
+# --- taking effect -------------------------------------------------------------------------------
+
+
+def take_effect(decision: Decision, signatures: list[Signature], *, now, request=None) -> None:
+    run = decision.phase_run
+    rollout = run.rollout
+    first, second = sorted(signatures, key=lambda item: (item.signed_at, item.pk))
+    names = f"{first.signer.get_username()} and {second.signer.get_username()}"
+    Decision.objects.filter(pk=decision.pk).update(state=Decision.State.EFFECTIVE, effective_at=now)
+    # The outcome and its time live on the decision (effective_at), not copied here.
+    PhaseRun.objects.filter(pk=run.pk).update(state=PhaseRun.State.DECIDED)
+    run.state = PhaseRun.State.DECIDED
+    reason = f"{decision.get_outcome_display()} for {run} signed by {names}"
+    audit.record(
+        action="decision.effective",
+        actor=second.signer,
+        environment=rollout.environment,
+        obj=decision,
+        after={"outcome": decision.outcome},
+        reason=decision.justification,
+        detail=reason,
+        request=request,
+    )
+    announce_decision(decision, names)
+    if decision.outcome == Outcome.NO_GO:
+        _no_go(decision, rollout, second.signer, reason, now, request)
+    elif decision.outcome == Outcome.HOLD:
+        _hold(decision, rollout, run, second.signer, now, request)
+    else:
+        _go(decision, rollout, run, first.signer, second.signer, reason, now, request)
+    transaction.on_commit(enqueue_checkpoint)
+
+
+def _no_go(decision, rollout, person, reason, now, request):
+    desired = DesiredConfig.objects.get(environment=rollout.environment)
+    change = None
+    if desired.canary_percent:
+        change = controls.request_change(
+            environment=rollout.environment,
+            settings=CanarySettings(0, desired.canary_tag, desired.emergency_proxy),
+            kind="rollback",
+            reason=reason,
+            expected_version=None,
+            actor=person,
+            request=request,
+        )
+    Decision.objects.filter(pk=decision.pk).update(result_change=change)
+    PostMortem.objects.create(
+        decision=decision,
+        timeline=timeline_text(decision.phase_run),
+        created_at=now,
+        updated_at=now,
+    )
+    phases.set_state(
+        rollout, Rollout.State.ABORTED, now=now, actor=person, reason=reason, request=request
+    )
+
+
+def _hold(decision, rollout, run, person, now, request):
+    held = PhaseRun.objects.create(
+        rollout=rollout,
+        phase=run.phase,
+        window_number=run.window_number + 1,
+        started_at=now,
+        started_by=person,
+    )
+    Decision.objects.filter(pk=decision.pk).update(next_phase_run=held)
+    phases.begin_window(rollout, held, in_effect_at=now, now=now)
+
+
+def _go(decision, rollout, run, approver, person, reason, now, request):
+    following = (
+        Phase.objects.filter(plan=run.phase.plan, position__gt=run.phase.position)
+        .order_by("position")
+        .first()
+    )
+    if following is None or run.phase.percent >= 100:
+        phases.set_state(
+            rollout, Rollout.State.COMPLETED, now=now, actor=person, reason=reason, request=request
+        )
+        return
+    phases.set_state(
+        rollout, Rollout.State.AWAITING_NEXT, now=now, actor=person, reason=reason, request=request
+    )
+    desired = DesiredConfig.objects.get(environment=rollout.environment)
+    try:
+        with transaction.atomic():
+            change = start_phase(
+                environment=rollout.environment,
+                tag=following.tag,
+                reason=reason,
+                expected_version=desired.version,
+                override_reason="",
+                person=person,
+                now=now,
+                request=request,
+                approved_by=approver,
+            )
+    except (StartRefused, controls.ConfigConflict) as refused:
+        audit.record(
+            action="decision.next_phase_waiting",
+            system="sign-off",
+            environment=rollout.environment,
+            obj=decision,
+            outcome=AuditEntry.Outcome.PENDING,
+            detail=f"{following.tag} did not start with the GO: {refused} — start it from the "
+            "pre-flight page",
+            request=request,
+        )
+        return
+    next_run = phases.open_run(rollout)
+    Decision.objects.filter(pk=decision.pk).update(result_change=change, next_phase_run=next_run)
+
+
+def timeline_text(run: PhaseRun) -> str:
+    """The phase's timeline from the audit trail, for the post-mortem to start from."""
+    entries = AuditEntry.objects.filter(
+        environment=run.rollout.environment, created_at__gte=run.started_at
+    ).order_by("created_at", "id")
+    lines = [f"{run} — started {run.started_at:%Y-%m-%d %H:%M} UTC"]
+    if run.in_effect_at:
+        lines.append(f"- {run.in_effect_at:%Y-%m-%d %H:%M} UTC in effect at the edge")
+    for entry in entries[:200]:
+        line = f"- {entry.created_at:%Y-%m-%d %H:%M} UTC {entry.action} by {entry.actor_label}"
+        if entry.detail:
+            line += f": {entry.detail}"
+        lines.append(line)
+    return limits.cut(
+        "\n".join(lines),
+        limits.POST_MORTEM_SECTION,
+        "cut here: the full trail is on the audit page",
+    )
+
+
+def _refuse(run, person, request, message):
+    audit.record(
+        action="decision.refused",
+        actor=person,
+        environment=run.rollout.environment,
+        obj=run,
+        outcome=AuditEntry.Outcome.REFUSED,
+        detail=message,
+        request=request,
+    )

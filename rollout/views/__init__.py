@@ -1,0 +1,1 @@
+"""Pages and htmx endpoints of the rollout app, one module per concept."""

@@ -1,0 +1,323 @@
+"""The guarded controls of an environment: percent, approval, rollback, emergency stop."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST
+
+from integrations.kv_value import CanarySettings
+from monitoring import notify
+from monitoring.models import Notification
+
+from ..forms.controls import (
+    DecisionNoteForm,
+    EmergencyStopForm,
+    LiftEmergencyForm,
+    RollbackForm,
+    SetPercentForm,
+)
+from ..models import (
+    DesiredConfig,
+    Environment,
+    PercentRequest,
+)
+from ..permissions import guarded, refuse
+from ..services import controls
+from .lookups import environment_or_404
+
+
+def controls_context(request, environment: Environment, **extra) -> dict:
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    pending = PercentRequest.objects.filter(
+        environment=environment, state=PercentRequest.State.PENDING
+    ).select_related("requested_by")
+    context = {
+        "environment": environment,
+        "desired": desired,
+        "pending_requests": pending,
+        "percent_form": SetPercentForm(
+            initial={
+                "expected_version": desired.version if desired else None,
+                "canary_tag": desired.canary_tag if desired else "",
+                "canary_percent": desired.canary_percent if desired else 0,
+            }
+        ),
+        "rollback_form": RollbackForm(
+            initial={"expected_version": desired.version if desired else None}
+        ),
+        "lift_form": LiftEmergencyForm(
+            initial={"expected_version": desired.version if desired else None}
+        ),
+        "emergency_form": EmergencyStopForm(),
+        "plan_phases": _plan_phases(environment),
+        "slack_configured": notify.channel_configured(Notification.Channel.SLACK_DEPLOYMENTS),
+    }
+    context.update(extra)
+    return context
+
+
+def _plan_phases(environment: Environment):
+    plan = getattr(environment.service, "plan", None)
+    return list(plan.phases.all()) if plan else []
+
+
+def _render_controls(request, environment, *, status=200, **extra):
+    return render(
+        request,
+        "rollout/_controls.html",
+        controls_context(request, environment, **extra),
+        status=status,
+    )
+
+
+def _confirm(request, environment, *, action_url, form, description, danger=False, note=""):
+    return render(
+        request,
+        "rollout/_confirm.html",
+        {
+            "environment": environment,
+            "action_url": action_url,
+            "form": form,
+            "description": description,
+            "danger": danger,
+            "note": note,
+        },
+    )
+
+
+def _act(request, environment, call, success):
+    """Run a control's service call; answer with the controls fragment and what happened.
+
+    ``success`` turns the call's result into the message shown to the person.
+    """
+    try:
+        result = call()
+    except controls.ConfigConflict as exc:
+        return _render_controls(request, environment, status=409, error=f"Not applied: {exc}.")
+    except controls.ControlRefused as exc:
+        return _render_controls(request, environment, status=409, error=str(exc))
+    return _render_controls(request, environment, success=success(result))
+
+
+STICKY_NOTE = (
+    "Lowering the percent does not move clients that already hold a native cookie "
+    "(it lives 24 h). Only the emergency stop overrides cookies."
+)
+
+
+@guarded("rollout.request_change")
+def set_percent(request, public_id):
+    environment = environment_or_404(public_id)
+    form = SetPercentForm(request.POST)
+    if not form.is_valid():
+        return _render_controls(request, environment, status=422, percent_form=form)
+    data = form.cleaned_data
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if desired is None:
+        return _render_controls(
+            request, environment, status=409, error="This environment has no desired config yet."
+        )
+    target = CanarySettings(data["canary_percent"], data["canary_tag"], desired.emergency_proxy)
+    if not data["confirmed"]:
+        raising = target.canary_percent > desired.canary_percent
+        return _confirm(
+            request,
+            environment,
+            action_url=request.path,
+            form=form,
+            description=controls.describe_transition(environment, desired.settings, target),
+            note="Raising the percent needs a second person's approval."
+            if raising
+            else STICKY_NOTE,
+        )
+
+    return _act(
+        request,
+        environment,
+        lambda: controls.submit_percent(
+            environment=environment,
+            percent=target.canary_percent,
+            tag=target.canary_tag,
+            reason=data["reason"],
+            expected_version=data["expected_version"],
+            actor=request.user,
+            request=request,
+        ),
+        success=_percent_outcome,
+    )
+
+
+def _percent_outcome(result) -> str:
+    if isinstance(result, PercentRequest):
+        return f"Requested {result.summary}: waiting for a second person's approval."
+    return f"Queued: {result.settings.describe()} (version {result.version})."
+
+
+@dataclass(frozen=True)
+class OnePersonControl:
+    """A control that acts without a second person: the form it reads, the config it aims
+    for (shown in the confirmation), the service that does it."""
+
+    form_class: type
+    form_name: str
+    target: Callable[[DesiredConfig], CanarySettings]
+    act: Callable
+    success: str
+    danger: bool = False
+    note: str = ""
+
+
+ROLLBACK = OnePersonControl(
+    RollbackForm,
+    "rollback_form",
+    lambda d: CanarySettings(0, d.canary_tag, False),
+    controls.rollback,
+    "Rollback to 0% queued",
+    danger=True,
+    note=STICKY_NOTE,
+)
+
+
+EMERGENCY_STOP = OnePersonControl(
+    EmergencyStopForm,
+    "emergency_form",
+    lambda d: CanarySettings(0, d.canary_tag, True),
+    controls.emergency_stop,
+    "EMERGENCY STOP queued at the front",
+    danger=True,
+    note="Overrides sticky cookies: every client goes to proxy.",
+)
+
+
+LIFT_EMERGENCY = OnePersonControl(
+    LiftEmergencyForm,
+    "lift_form",
+    lambda d: CanarySettings(d.canary_percent, d.canary_tag, False),
+    controls.lift_emergency,
+    "Emergency stop lifted",
+)
+
+
+def _one_person_control(request, public_id, control: OnePersonControl):
+    environment = environment_or_404(public_id)
+    form = control.form_class(request.POST)
+    if not form.is_valid():
+        # Said above the controls too: the form may not be on show in the current state.
+        error = next(iter(form.errors.values()))[0]
+        return _render_controls(
+            request, environment, status=422, error=error, **{control.form_name: form}
+        )
+    data = form.cleaned_data
+    desired = DesiredConfig.objects.filter(environment=environment).first()
+    if not data["confirmed"] and desired is not None:
+        return _confirm(
+            request,
+            environment,
+            action_url=request.path,
+            form=form,
+            danger=control.danger,
+            description=controls.describe_transition(
+                environment, desired.settings, control.target(desired)
+            ),
+            note=control.note,
+        )
+    arguments = {
+        "environment": environment,
+        "reason": data["reason"],
+        "actor": request.user,
+        "request": request,
+    }
+    if form.version_required:
+        arguments["expected_version"] = data["expected_version"]
+    return _act(
+        request,
+        environment,
+        lambda: control.act(**arguments),
+        success=lambda result: f"{control.success} (version {result.version}).",
+    )
+
+
+@guarded("rollout.rollback")
+def rollback(request, public_id):
+    return _one_person_control(request, public_id, ROLLBACK)
+
+
+@guarded("rollout.emergency_stop")
+def emergency_stop(request, public_id):
+    return _one_person_control(request, public_id, EMERGENCY_STOP)
+
+
+@guarded("rollout.emergency_stop")
+def lift_emergency(request, public_id):
+    return _one_person_control(request, public_id, LIFT_EMERGENCY)
+
+
+def _percent_request(public_id) -> PercentRequest:
+    return get_object_or_404(
+        PercentRequest.objects.select_related("environment__service", "requested_by"),
+        public_id=public_id,
+    )
+
+
+def _refuse_note(request, percent_request, form):
+    """A note that does not fit is said so, not dropped: the request stays as it was."""
+    return _render_controls(
+        request,
+        percent_request.environment,
+        status=422,
+        error=f"The note was not accepted: {form.errors['note'][0]}",
+    )
+
+
+@guarded("rollout.approve_increase")
+def approve_request(request, public_id):
+    percent_request = _percent_request(public_id)
+    form = DecisionNoteForm(request.POST)
+    if not form.is_valid():
+        return _refuse_note(request, percent_request, form)
+    note = form.cleaned_data["note"]
+    return _act(
+        request,
+        percent_request.environment,
+        lambda: controls.approve_percent_request(
+            percent_request=percent_request,
+            approver=request.user,
+            note=note,
+            request=request,
+        ),
+        success=lambda result: (
+            f"Approved: {result.settings.describe()} queued (version {result.version})."
+        ),
+    )
+
+
+@require_POST
+@login_required
+def reject_request(request, public_id):
+    """An approver rejects; the requester may cancel their own request."""
+    percent_request = _percent_request(public_id)
+    is_requester = percent_request.requested_by_id == request.user.pk
+    if not (is_requester or request.user.has_perm("rollout.approve_increase")):
+        refuse(
+            "Only an approver or the requester can reject this request.",
+            needs="rollout.approve_increase or to be the requester",
+            environment=percent_request.environment,
+            obj=percent_request,
+        )
+    form = DecisionNoteForm(request.POST)
+    if not form.is_valid():
+        return _refuse_note(request, percent_request, form)
+    note = form.cleaned_data["note"]
+    return _act(
+        request,
+        percent_request.environment,
+        lambda: controls.reject_percent_request(
+            percent_request=percent_request,
+            person=request.user,
+            note=note,
+            request=request,
+        ),
+        success=lambda result: f"Request {result.state}.",
+    )

@@ -1,0 +1,196 @@
+"""The overview, an environment's page and connecting an environment."""
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.cache import cache
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET
+
+from ..forms.environments import InitialConfigForm
+from ..models import (
+    ConfigChange,
+    DesiredConfig,
+    Environment,
+    PhaseRun,
+    Rollout,
+)
+from ..permissions import guarded
+from ..services import controls, phases
+from ..services.environments import check_connection
+from .controls import controls_context
+from .lookups import VIEW_PERMISSION, environment_or_404
+
+
+def _status_context(environment: Environment) -> dict:
+    changes = list(
+        ConfigChange.objects.filter(environment=environment).select_related(
+            "requested_by", "approved_by"
+        )[:10]
+    )
+    return {
+        "environment": environment,
+        "desired": DesiredConfig.objects.filter(environment=environment).first(),
+        "changes": changes,
+        "open_changes": [change for change in changes if change.is_open],
+    }
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def overview(request):
+    if request.htmx:
+        return _live_fragment(
+            "overview",
+            lambda: render_to_string("rollout/_overview_rows.html", {"rows": _overview_rows()}),
+        )
+    return render(request, "rollout/overview.html", {"rows": _overview_rows()})
+
+
+def _live_fragment(name: str, render_html: Callable[[], str]) -> HttpResponse:
+    """A live fragment, rendered at most once per LIVE_FRAGMENT_CACHE_SECONDS for everyone.
+
+    The overview and environment fragments are polled every 2 s by everyone who has the page
+    open: with 50 viewers that is 25 renderings a second of the same few rows. They show
+    nothing that depends on who asks (rendered without the request, so nothing can: no user,
+    no permissions, no CSRF token), so one rendering serves every poll for a second, and what
+    is left per poll is the log-in and permission check. A change shows up at most that second
+    later; the person who acted sees their own action's answer at once (it is not cached).
+    """
+    seconds = settings.LIVE_FRAGMENT_CACHE_SECONDS
+    if seconds <= 0:
+        return HttpResponse(render_html())
+    key = f"live-fragment:{name}"
+    html = cache.get(key)
+    if html is None:
+        html = render_html()
+        cache.set(key, html, seconds)
+    return HttpResponse(html)
+
+
+def _overview_rows():
+    """One row per environment in five queries, whatever the number of environments: the
+    overview fragment is polled every 2 s by everyone who has the page open."""
+    open_changes = Prefetch(
+        "changes",
+        queryset=ConfigChange.objects.filter(state__in=ConfigChange.OPEN_STATES),
+        to_attr="open_changes",
+    )
+    open_runs = Prefetch(
+        "phase_runs",
+        queryset=PhaseRun.objects.filter(state__in=PhaseRun.OPEN_STATES).select_related("phase"),
+        to_attr="open_runs",
+    )
+    active_rollouts = Prefetch(
+        "rollouts",
+        queryset=Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES).prefetch_related(
+            open_runs
+        ),
+        to_attr="active_rollouts",
+    )
+    environments = (
+        Environment.objects.select_related("service", "desired")
+        .prefetch_related(open_changes, active_rollouts)
+        .order_by("service__name", "-name")
+    )
+    rows = []
+    for environment in environments:
+        rollout = next(iter(environment.active_rollouts), None)
+        rows.append(
+            {
+                "environment": environment,
+                "desired": getattr(environment, "desired", None),
+                "open_changes": environment.open_changes,
+                "rollout": rollout,
+                "phase_run": next(iter(rollout.open_runs), None) if rollout else None,
+            }
+        )
+    return rows
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def environment_detail(request, public_id):
+    if request.htmx:
+        return _live_fragment(
+            f"environment:{public_id}",
+            lambda: render_to_string(
+                "rollout/_environment_status.html", _status_context(environment_or_404(public_id))
+            ),
+        )
+    environment = environment_or_404(public_id)
+    context = _status_context(environment)
+    context.update(controls_context(request, environment))
+    context["rollout"] = phases.active_rollout(environment)
+    if context["rollout"]:
+        context["rollout"] = phases.advance(context["rollout"])
+        context["phase_run"] = phases.open_run(context["rollout"])
+    context["initial_form"] = InitialConfigForm(
+        initial={"canary_tag": _first_phase_tag(environment)}
+    )
+    return render(request, "rollout/environment.html", context)
+
+
+def _first_phase_tag(environment: Environment) -> str:
+    plan = getattr(environment.service, "plan", None)
+    first = plan.phases.first() if plan else None
+    return first.tag if first else ""
+
+
+@guarded("rollout.connect_environment")
+def connect(request, public_id):
+    environment = environment_or_404(public_id)
+    result = check_connection(environment, actor=request.user, request=request)
+    desired_exists = DesiredConfig.objects.filter(environment=environment).exists()
+    if result.kv_state == "valid" and not desired_exists:
+        controls.adopt_existing_config(
+            environment=environment,
+            settings=result.kv_settings,
+            actor=request.user,
+            request=request,
+        )
+    context = {
+        **_status_context(environment),
+        "check": result,
+        "initial_form": InitialConfigForm(initial={"canary_tag": _first_phase_tag(environment)}),
+    }
+    return render(request, "rollout/_connection_result.html", context)
+
+
+@guarded("rollout.connect_environment")
+def write_initial(request, public_id):
+    environment = environment_or_404(public_id)
+    form = InitialConfigForm(request.POST)
+    if DesiredConfig.objects.filter(environment=environment).exists():
+        form.add_error(
+            None,
+            "This environment already has a desired config; change it from the controls instead.",
+        )
+    if environment.connected_at is None:
+        form.add_error(None, "Check the connection first.")
+    if not form.is_valid():
+        return render(
+            request,
+            "rollout/_initial_form.html",
+            {"environment": environment, "initial_form": form},
+            status=422,
+        )
+    controls.create_initial_config(
+        environment=environment,
+        settings=form.canary_settings(),
+        reason=form.cleaned_data["reason"],
+        actor=request.user,
+        request=request,
+    )
+    messages.success(request, f"Initial value queued for {environment}.")
+    response = redirect("rollout:environment", public_id=environment.public_id)
+    if request.htmx:
+        response["HX-Redirect"] = response["Location"]
+    return response

@@ -1,0 +1,35 @@
+"""Fetching the object a URL names, or 404, and the permission every page of the app needs."""
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from ..models import Environment, PhaseRun
+from ..services import phases
+
+VIEW_PERMISSION = "rollout.view_environment"
+
+
+def environment_or_404(public_id) -> Environment:
+    return get_object_or_404(
+        Environment.objects.select_related("service", "desired"), public_id=public_id
+    )
+
+
+def environment_named_or_404(public_id, name: str) -> Environment:
+    environment = get_object_or_404(
+        Environment.objects.select_related("service", "desired"), public_id=public_id
+    )
+    if environment.name != name:
+        raise Http404(f"This page is for the {name} environment.")
+    return environment
+
+
+def phase_run_or_404(public_id, *, advance: bool = True) -> PhaseRun:
+    run = get_object_or_404(
+        PhaseRun.objects.select_related("phase", "rollout__plan__service", "rollout__environment"),
+        public_id=public_id,
+    )
+    if advance:
+        phases.advance(run.rollout)
+        run.refresh_from_db()
+    return run

@@ -1,0 +1,221 @@
+"""A rollout's life: the history, a rollout, a phase window and its check-ins, and starting a
+phase after its pre-flight."""
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from ..forms.phases import NoteForm, StartPhaseForm
+from ..models import (
+    AuditEntry,
+    CheckIn,
+    Decision,
+    Environment,
+    PercentRequest,
+    PhaseRun,
+    Rollout,
+)
+from ..permissions import guarded
+from ..services import audit, controls, evidence, phases, preflight
+from .lookups import VIEW_PERMISSION, environment_named_or_404, phase_run_or_404
+from .preflight import render_preflight
+from .signoff import decision_context, record_refusal
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def rollout_history(request):
+    """Every rollout, newest first, with its phase windows and their decisions."""
+    for rollout in Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES):
+        phases.advance(rollout)
+    rollouts = Rollout.objects.select_related("plan__service", "environment").prefetch_related(
+        Prefetch(
+            "phase_runs",
+            queryset=PhaseRun.objects.select_related("phase").prefetch_related(
+                Prefetch("decisions", queryset=Decision.objects.exclude(state="withdrawn"))
+            ),
+        )
+    )
+    return render(request, "rollout/decisions/history.html", {"rollouts": rollouts[:100]})
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def rollout_detail(request, public_id):
+    rollout = get_object_or_404(
+        Rollout.objects.select_related("plan__service", "environment"), public_id=public_id
+    )
+    rollout = phases.advance(rollout)
+    runs = rollout.phase_runs.select_related("phase").prefetch_related("decisions")
+    return render(request, "rollout/decisions/rollout.html", {"rollout": rollout, "runs": runs})
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def phase_run(request, public_id):
+    run = phase_run_or_404(public_id)
+    context = {**_timeline_context(run), **decision_context(request, run)}
+    return render(request, "rollout/decisions/phase.html", context)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def evidence_check(request, public_id):
+    """Polled by the phase page: 204 while the evidence is what the page shows, else a notice.
+    Read-only and cheap (every open page asks every 30 s): no state transition here."""
+    run = phase_run_or_404(public_id, advance=False)
+    if run.in_effect_at is None or run.state == PhaseRun.State.DECIDED:
+        return HttpResponse(status=204)
+    if evidence.fingerprint(run, timezone.now()) == request.GET.get("seen", ""):
+        return HttpResponse(status=204)
+    return render(request, "rollout/decisions/_evidence_changed.html", {"run": run})
+
+
+@guarded("rollout.request_change")
+def begin_rollout(request, public_id):
+    environment = get_object_or_404(
+        Environment.objects.select_related("service"), public_id=public_id
+    )
+    try:
+        phases.begin(environment, person=request.user, now=timezone.now(), request=request)
+    except phases.TransitionRefused as refused:
+        record_refusal(request, str(refused), environment=environment, action="rollout.refused")
+        return _render_rollout_card(request, environment, status=409, error=str(refused))
+    return _render_rollout_card(request, environment, success="Rollout begun.")
+
+
+@guarded("rollout.request_change")
+def abort_rollout(request, public_id):
+    rollout = get_object_or_404(
+        Rollout.objects.select_related("environment__service"), public_id=public_id
+    )
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _render_rollout_card(
+            request, rollout.environment, status=422, error=form.errors["note"][0]
+        )
+    try:
+        phases.abort(
+            rollout,
+            person=request.user,
+            reason=form.cleaned_data["note"],
+            now=timezone.now(),
+            request=request,
+        )
+    except phases.TransitionRefused as refused:
+        record_refusal(
+            request,
+            str(refused),
+            environment=rollout.environment,
+            obj=rollout,
+            action="rollout.refused",
+        )
+        return _render_rollout_card(request, rollout.environment, status=409, error=str(refused))
+    return _render_rollout_card(request, rollout.environment, success="Rollout aborted.")
+
+
+def _render_rollout_card(request, environment, *, status=200, **extra):
+    rollout = phases.active_rollout(environment)
+    context = {
+        "environment": environment,
+        "rollout": rollout,
+        "phase_run": phases.open_run(rollout),
+        **extra,
+    }
+    return render(request, "rollout/decisions/_rollout_card.html", context, status=status)
+
+
+def _timeline_context(run, **extra) -> dict:
+    now = timezone.now()
+    check_ins = [
+        (item, item.status(now)) for item in run.check_ins.select_related("acknowledged_by")
+    ]
+    return {"run": run, "check_ins": check_ins, "now": now, **extra}
+
+
+def _render_timeline(request, run, *, status=200, **extra):
+    return render(
+        request, "rollout/decisions/_timeline.html", _timeline_context(run, **extra), status=status
+    )
+
+
+@guarded("rollout.observe_phase")
+def acknowledge_check_in(request, public_id):
+    check_in = get_object_or_404(
+        CheckIn.objects.select_related("phase_run__rollout__environment", "phase_run__phase"),
+        public_id=public_id,
+    )
+    run = check_in.phase_run
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _render_timeline(request, run, status=422, error=form.errors["note"][0])
+    try:
+        phases.acknowledge(
+            check_in,
+            person=request.user,
+            note=form.cleaned_data["note"],
+            now=timezone.now(),
+            request=request,
+        )
+    except phases.TransitionRefused as refused:
+        record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
+        return _render_timeline(request, run, status=409, error=str(refused))
+    return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
+
+
+@guarded("rollout.request_change")
+def start_phase(request, public_id):
+    environment = environment_named_or_404(public_id, Environment.PRODUCTION)
+    form = StartPhaseForm(request.POST)
+    if not form.is_valid():
+        error = next(iter(form.errors.values()))[0]
+        return render_preflight(request, environment, status=422, start_form=form, error=error)
+    data = form.cleaned_data
+    now = timezone.now()
+    checklist = preflight.evaluate(environment, now=now)
+    refusal = preflight.start_refusal(
+        checklist, tag=data["tag"], override_reason=data["window_override_reason"]
+    )
+    if not refusal and not data["confirmed"]:
+        return render_preflight(request, environment, start_form=form, confirm=True)
+    try:
+        if refusal:
+            raise preflight.StartRefused(refusal)
+        result = preflight.start_phase(
+            environment=environment,
+            tag=data["tag"],
+            reason=data["reason"],
+            expected_version=data["expected_version"],
+            override_reason=data["window_override_reason"],
+            person=request.user,
+            now=now,
+            request=request,
+        )
+    except (controls.ControlRefused, controls.ConfigConflict) as exc:
+        message = str(exc)
+        if isinstance(exc, controls.ConfigConflict):
+            message = f"Not started: {exc}."
+        audit.record(
+            action="preflight.start_refused",
+            actor=request.user,
+            environment=environment,
+            outcome=AuditEntry.Outcome.REFUSED,
+            reason=data["reason"],
+            detail=message,
+            request=request,
+        )
+        return render_preflight(request, environment, status=409, error=message)
+    if isinstance(result, PercentRequest):
+        success = (
+            f"Requested {result.summary}: waiting for a second person's approval (Controls above)."
+        )
+    else:
+        success = f"Started: {result.settings.describe()} queued (version {result.version})."
+    return render_preflight(request, environment, success=success)

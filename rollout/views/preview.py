@@ -1,0 +1,286 @@
+"""Pages of the preview suite: start a run, its live progress, its report."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseStopPolling
+
+from ..forms.preview import PreviewRunForm
+from ..models import (
+    AuditEntry,
+    Environment,
+    PreviewCheck,
+    PreviewRun,
+    Service,
+)
+from ..permissions import guarded
+from ..services import audit, preflight
+from ..services.preview import create_run
+from .lookups import VIEW_PERMISSION, environment_named_or_404
+
+RUNS_LISTED = 20
+
+
+def _run(public_id) -> PreviewRun:
+    return get_object_or_404(
+        PreviewRun.objects.select_related("environment__service", "started_by"),
+        public_id=public_id,
+    )
+
+
+def _suite_context(environment: Environment, form=None, **extra) -> dict:
+    runs = PreviewRun.objects.filter(environment=environment).select_related("started_by")
+    return {
+        "environment": environment,
+        "runs": runs[:RUNS_LISTED],
+        "open_run": runs.filter(state__in=PreviewRun.OPEN_STATES).first(),
+        "run_form": form or PreviewRunForm(initial={"build": environment.service.current_build}),
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_suite(request, public_id):
+    """The preview environment's suite: start a run, and the runs so far."""
+    environment = environment_named_or_404(public_id, Environment.PREVIEW)
+    return render(request, "rollout/preview/suite.html", _suite_context(environment))
+
+
+@guarded("rollout.request_change")
+def start_preview_run(request, public_id):
+    environment = environment_named_or_404(public_id, Environment.PREVIEW)
+    form = PreviewRunForm(request.POST)
+    if not form.is_valid():
+        context = _suite_context(environment, form)
+        return render(request, "rollout/preview/suite.html", context, status=422)
+    error = None
+    if not hasattr(environment, "desired"):
+        error = "Preview has no desired config yet: connect it first."
+    else:
+        open_run = PreviewRun.objects.filter(
+            environment=environment, state__in=PreviewRun.OPEN_STATES
+        ).first()
+        if open_run:
+            error = "A run of the suite is already in progress on preview: wait for it to finish."
+    if error is None:
+        try:
+            with transaction.atomic():
+                _set_current_build(environment.service, form.cleaned_data["build"], request)
+                run = create_run(
+                    environment=environment,
+                    build=form.cleaned_data["build"],
+                    started_by=request.user,
+                    request=request,
+                )
+        except IntegrityError:
+            error = "A run of the suite is already in progress on preview: wait for it to finish."
+    if error:
+        audit.record(
+            action="preview_suite.refused",
+            actor=request.user,
+            environment=environment,
+            outcome=AuditEntry.Outcome.REFUSED,
+            detail=error,
+            request=request,
+        )
+        context = _suite_context(environment, form, error=error)
+        return render(request, "rollout/preview/suite.html", context, status=409)
+    response = redirect("rollout:preview_run", public_id=run.public_id)
+    if request.htmx:
+        response["HX-Redirect"] = response["Location"]
+    return response
+
+
+def _set_current_build(service: Service, build: str, request) -> None:
+    if service.current_build == build:
+        return
+    before = service.current_build
+    Service.objects.filter(pk=service.pk).update(current_build=build)
+    service.current_build = build
+    audit.record(
+        action="service.current_build",
+        actor=request.user,
+        obj=service,
+        before={"current_build": before},
+        after={"current_build": build},
+        detail=f"{service.name}: current build {before or '(none)'} → {build}",
+        request=request,
+    )
+
+
+def _checks_context(run: PreviewRun) -> dict:
+    checks = list(run.checks.all())
+    for check in checks:
+        check.evidence_text = json.dumps(check.evidence, indent=2, ensure_ascii=False)
+    token = hashlib.sha256(
+        repr((run.state, run.restore_pending, [(c.state, c.duration_ms) for c in checks])).encode()
+    ).hexdigest()[:16]
+    return {"run": run, "checks": checks, "token": token}
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_run(request, public_id):
+    run = _run(public_id)
+    return render(request, "rollout/preview/run.html", _checks_context(run))
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_run_checks(request, public_id):
+    """The live checks table alone: polled while the run is open; 204 when nothing changed,
+    286 (stop polling) with the final table once it finished."""
+    run = _run(public_id)
+    context = _checks_context(run)
+    if run.is_finished:
+        content = render(request, "rollout/preview/_checks.html", context).content
+        return HttpResponseStopPolling(content)
+    if request.GET.get("u") == context["token"]:
+        return HttpResponse(status=204)
+    return render(request, "rollout/preview/_checks.html", context)
+
+
+@dataclass
+class ReportRow:
+    label: str
+    status: str  # PASS / FAIL / PENDING
+    notes: str
+
+
+def report_context(run: PreviewRun) -> dict:
+    checks = list(run.checks.all())
+    rows = []
+    for check in checks:
+        if check.state == PreviewCheck.State.PASSED:
+            rows.append(ReportRow(check.get_name_display(), "PASS", check.note))
+        elif check.state == PreviewCheck.State.FAILED:
+            rows.append(ReportRow(check.get_name_display(), "FAIL", check.reason))
+        else:
+            rows.append(ReportRow(check.get_name_display(), "PENDING", "not finished"))
+    if not run.is_finished:
+        decision = "PENDING"
+    else:
+        decision = "GO" if run.passed else "NO-GO"
+    environment = run.environment
+    production = environment.service.environments.filter(name=Environment.PRODUCTION).first()
+    return {
+        "run": run,
+        "environment": environment,
+        "rows": rows,
+        "decision": decision,
+        "next_steps": _next_steps(run, decision, production, checks),
+        "production": production,
+        "tester": run.started_by.get_username() if run.started_by else "the system",
+        "generated_at": timezone.now(),
+    }
+
+
+def _next_steps(run, decision, production, checks) -> list[str]:
+    if decision == "PENDING":
+        return ["Wait for the run to finish."]
+    if decision == "NO-GO":
+        steps = [
+            f"Fix {check.get_name_display()}: {check.reason}"
+            for check in checks
+            if check.state != PreviewCheck.State.PASSED
+        ]
+        if run.error:
+            steps.append(f"The run itself: {run.error}")
+        steps += [
+            "Deploy the fix to preview and run the suite again.",
+            "Production stays as it is until a suite of the build to ship passes.",
+        ]
+        return steps
+    phase = preflight.next_phase(production) if production else None
+    start = f"start phase {phase.tag} ({phase.percent}%)" if phase else "start the next phase"
+    return [
+        "Production pre-flight: notify #deployments, review the rollback runbook, confirm "
+        "on-call, two or more engineers for the next 4 hours "
+        f"(this result counts for {settings.PREVIEW_SUITE_MAX_AGE_HOURS:g} h).",
+        f"On production, {start} inside the deploy window ({preflight.WINDOW_TEXT}); raising "
+        "the percent needs a second person's approval.",
+        "Watch the check-ins T+0, T+30 min, T+2 h, T+6 h, T+12 h and T+24 h, then decide "
+        "GO / HOLD / NO-GO.",
+    ]
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_report(request, public_id):
+    run = _run(public_id)
+    return render(request, "rollout/preview/report.html", report_context(run))
+
+
+def _cell(text: str) -> str:
+    """Markdown table cell: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def report_markdown(run: PreviewRun) -> str:
+    context = report_context(run)
+    environment = context["environment"]
+    moment = run.finished_at or run.started_at or run.created_at
+    local = timezone.localtime(moment)
+    marks = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "PENDING": "⏳ PENDING"}
+    lines = [
+        f"# {environment.service.name} preview suite — test results",
+        "",
+        f"**Date:** {moment:%Y-%m-%d %H:%M} UTC ({local:%Y-%m-%d %H:%M} {local.tzname()})  ",
+        f"**Environment:** {environment.name} ({environment.qa_url})  ",
+        f"**Build:** {run.build or '—'}  ",
+        f"**Tester:** {context['tester']} (run {run.public_id})",
+        "",
+        "## Test execution",
+        "",
+        "| Test | Status | Notes |",
+        "|------|--------|-------|",
+    ]
+    for row in context["rows"]:
+        lines.append(f"| {_cell(row.label)} | {marks[row.status]} | {_cell(row.notes)} |")
+    lines += ["", "## Decision", ""]
+    decision = context["decision"]
+    if decision == "GO":
+        lines.append("**GO** — proceed to the production pre-flight.")
+        lines += ["", "All checks passed."]
+    elif decision == "NO-GO":
+        lines.append("**NO-GO** — do not start a production phase with this build.")
+    else:
+        lines.append("**PENDING** — the run has not finished.")
+    if run.error:
+        lines += ["", f"Run: {run.error}"]
+    if run.restore_outcome:
+        lines += ["", f"Preview after the emergency check: {run.restore_note}."]
+    lines += ["", "## Next steps", ""]
+    lines += [f"{number}. {step}" for number, step in enumerate(context["next_steps"], start=1)]
+    lines += [
+        "",
+        f"_Generated by Rollout Control from run {run.public_id} at "
+        f"{context['generated_at']:%Y-%m-%d %H:%M} UTC._",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERMISSION, raise_exception=True)
+def preview_report_markdown(request, public_id):
+    run = _run(public_id)
+    moment = run.finished_at or run.created_at
+    response = HttpResponse(report_markdown(run), content_type="text/markdown; charset=utf-8")
+    filename = f"preview-report-{run.environment.service.name}-{moment:%Y%m%d-%H%M}.md"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -21,8 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from integrations.kv_value import CanarySettings
-from rollout.models import ConfigChange, DesiredConfig, Environment, Service
+from rollout.models import DesiredConfig, Environment, Service
 from rollout.services import audit
 
 from . import figures as figures_module
@@ -348,16 +347,14 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
 
 
 def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Environment):
-    """The rule presses the emergency stop itself (the rollout opted in): audited as done by the
-    rule, announced on Slack. Nothing happens if the stop is already on."""
-    from rollout.services.controls import ConfigConflict, request_change
+    """The rule presses the emergency stop itself (the rollout opted in), through the same
+    service as a person: audited as done by the rule, announced on Slack. Nothing happens if the
+    stop is already on (or the environment has no desired config)."""
+    from rollout.services import controls
 
     from .notifications import announce_auto_stop
 
-    desired = DesiredConfig.objects.filter(environment=environment).first()
     system = f"rule:{rule.name}"
-    if desired is None or desired.emergency_proxy:
-        return None
     figures = event.figures
     reason = (
         f"Automatic emergency stop: {rule.describe()} — native 5xx "
@@ -365,15 +362,10 @@ def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Env
         f"in the minute from {figures.get('minute')}"
     )
     try:
-        change = request_change(
-            environment=environment,
-            settings=CanarySettings(0, desired.canary_tag, True),
-            kind=ConfigChange.Kind.EMERGENCY_STOP,
-            reason=reason,
-            expected_version=None,
-            system=system,
-        )
-    except (ConfigConflict, ValueError) as exc:
+        change = controls.emergency_stop(environment=environment, reason=reason, system=system)
+    except controls.ControlRefused:
+        return None
+    except (controls.ConfigConflict, ValueError) as exc:
         audit.record(
             action="alert.auto_emergency_stop",
             system=system,

@@ -25,6 +25,7 @@ from integrations.edge_qa import EdgeReport
 from integrations.kv_value import CanarySettings, read_settings
 from rollout.kv_writer import unanswered_older_writes
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
+from rollout.permissions import require
 from rollout.services import audit
 from rollout.services.controls import ConfigConflict, request_change
 
@@ -316,6 +317,7 @@ def _report_external_change(environment, desired, raw, kv_settings, kv_hash):
 
 
 def _decide(*, environment, kv_hash, expected_version, reason, actor, request, adopt: bool):
+    require(actor, "rollout.request_change", environment=environment, request=request)
     state = DriftState.objects.filter(environment=environment).first()
     if state is None or not state.needs_decision or state.kv_hash != kv_hash:
         raise DriftMoved(

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from rollout.models import DesiredConfig, Environment
 from rollout.permissions import guarded
@@ -186,13 +186,15 @@ def _decide(request, public_id, decision):
     return redirect("monitoring:environment", public_id=environment.public_id)
 
 
-@guarded("rollout.request_change")
+@require_POST
+@login_required
 def adopt(request, public_id):
     """Make the value found in KV the desired config."""
     return _decide(request, public_id, drift.adopt_external)
 
 
-@guarded("rollout.request_change")
+@require_POST
+@login_required
 def overwrite(request, public_id):
     """Write the desired config to KV again over the value found there."""
     return _decide(request, public_id, drift.overwrite_external)

@@ -1,18 +1,23 @@
 """Who may change what, checked on the server, and the one path every refusal takes.
 
-A view (or a service it calls) that refuses a person calls ``refuse``, which raises ``Refused``
-(a ``PermissionDenied`` saying what was needed and about which environment or object). The
-refusal is written to the audit trail in one place only: ``RefusalAuditMiddleware`` (registered in
-``MIDDLEWARE``; a system check makes sure it stays there), when the exception leaves the view.
+The permission of an act is checked by the act's service (``require``, in
+``rollout/services/controls.py`` and the other services), not by its caller: the web view, an API
+endpoint, a command or a chat button all reach the same check and cannot forget it. An automatic
+act (an alert rule, the preview suite, the late-write guard) names itself with ``system=`` instead
+of a person and is allowed by design. A refusal calls ``refuse``, which raises ``Refused`` (a
+``PermissionDenied`` saying what was needed and about which environment or object).
 
-Why there and not at the point of refusal:
+Each refusal is written to the audit trail exactly once, by one rule:
 
-- Once: a request raises at most one exception out of its view, so a refusal is recorded exactly
-  once whatever raised it and however many helpers it passed through.
-- Nothing slips by: a bare ``PermissionDenied`` — Django's ``permission_required``, the admin, a
-  check written tomorrow — is recorded too, with whatever its message says.
-- It stays recorded: the view has unwound, so the entry is not written inside a transaction that
-  the refusal itself rolls back.
+- **A web request** (the service was given ``request``): ``RefusalAuditMiddleware`` (registered
+  in ``MIDDLEWARE``; a system check makes sure it stays there) records it when the exception leaves
+  the view. A request raises at most one exception out of its view, so the refusal is recorded
+  once however many helpers it passed through; a bare ``PermissionDenied`` — Django's
+  ``permission_required``, the admin, a check written tomorrow — is recorded too; and the view
+  has unwound, so the entry is not written inside a transaction the refusal rolls back.
+- **No request** (an API, a command, a task calling the service directly): ``refuse`` records it
+  itself before raising, because no middleware will. A service checks permission before it opens
+  a transaction, so that entry is never rolled back with the refused act.
 
 Only state-changing requests (anything but GET, HEAD, OPTIONS, TRACE) by a logged-in person are
 recorded. A refused read is a 403 and a log line, not an audit entry: an open page whose viewer
@@ -44,10 +49,34 @@ class Refused(PermissionDenied):
         self.obj = obj
 
 
-def refuse(message: str, *, needs: str = "", environment=None, obj=None) -> NoReturn:
-    """Refuse the current request: 403, and (for a state-changing request) one
-    ``permission.denied`` audit entry naming the actor, the route, what was needed and why."""
-    raise Refused(message, needs=needs, environment=environment, obj=obj)
+def refuse(
+    message: str, *, needs: str = "", environment=None, obj=None, actor=None, request=None
+) -> NoReturn:
+    """Refuse an act: 403 for a web request, and one ``permission.denied`` audit entry naming
+    the actor, what was needed and why. Given ``actor`` and no ``request`` (a caller outside the
+    web), the entry is written here; otherwise the middleware writes it (see the docstring)."""
+    refused = Refused(message, needs=needs, environment=environment, obj=obj)
+    if request is None and actor is not None:
+        _record(actor, refused, detail=_why(refused), request=None)
+    raise refused
+
+
+def require(actor, permission: str, *, system: str = "", environment=None, obj=None, request=None):
+    """The permission check of a service: ``actor`` must hold ``permission``, or the act is
+    refused. An automatic act names itself with ``system`` and no actor, and is allowed."""
+    if actor is None:
+        if not system:
+            raise ValueError("an act needs a person or a system name")
+        return
+    if not actor.has_perm(permission):
+        refuse(
+            f"You do not have the permission {permission}.",
+            needs=permission,
+            environment=environment,
+            obj=obj,
+            actor=actor,
+            request=request,
+        )
 
 
 def guarded(permission: str):
@@ -83,24 +112,31 @@ def _environment_named_by(url_kwargs):
 
 def record_refusal(request, exception: PermissionDenied) -> None:
     """Write the ``permission.denied`` entry for a refused state-changing request."""
-    from .models import AuditEntry
-    from .services import audit
-
     user = getattr(request, "user", None)
     if request.method in SAFE_METHODS or user is None or not user.is_authenticated:
         log.info("refused %s %s: %s", request.method, request.path, exception)
         return
-    needs = getattr(exception, "needs", "")
-    why = str(exception) or "permission denied"
-    detail = f"{request.method} {request.path}"
-    detail += f" needs {needs}: {why}" if needs else f" refused: {why}"
+    detail = f"{request.method} {request.path} {_why(exception)}"
     route = getattr(request, "resolver_match", None)
     if route is not None and route.view_name:
         detail += f" (route {route.view_name})"
+    _record(user, exception, detail=detail, request=request)
+
+
+def _why(exception: PermissionDenied) -> str:
+    needs = getattr(exception, "needs", "")
+    why = str(exception) or "permission denied"
+    return f"needs {needs}: {why}" if needs else f"refused: {why}"
+
+
+def _record(actor, exception: PermissionDenied, *, detail: str, request) -> None:
+    from .models import AuditEntry
+    from .services import audit
+
     try:
         audit.record(
             action="permission.denied",
-            actor=user,
+            actor=actor,
             environment=getattr(exception, "environment", None),
             obj=getattr(exception, "obj", None),
             outcome=AuditEntry.Outcome.REFUSED,
@@ -109,7 +145,7 @@ def record_refusal(request, exception: PermissionDenied) -> None:
         )
     except DatabaseError:
         # The person still gets their 403; the missing entry is in the log.
-        log.exception("could not audit the refusal of %s %s", request.method, request.path)
+        log.exception("could not audit the refusal of %s: %s", actor, detail)
 
 
 class RefusalAuditMiddleware:

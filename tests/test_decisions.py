@@ -684,7 +684,7 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production, v
 @pytest.mark.parametrize(
     "change", ["late bucket", "refolded bucket", "attestation", "incident", "logs arriving"]
 )
-def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, change):
+def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, devops, change):
     from rollout.services import controls
     from rollout.services.evidence import fingerprint
 
@@ -707,7 +707,7 @@ def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, change):
             environment=production, kind="directory", directory="/srv/logs", newest_log_at=NOW
         )
     else:
-        controls.emergency_stop(environment=production, reason="spike", actor=tech_lead)
+        controls.emergency_stop(environment=production, reason="spike", actor=devops)
     assert fingerprint(run, NOW) != before[0]
     if change in ("late bucket", "attestation", "logs arriving"):
         assert build(run, NOW).digest != before[1]

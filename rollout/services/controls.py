@@ -1,6 +1,7 @@
 """Writes that span several models: recording a change of an environment's desired config."""
 
 import logging
+from dataclasses import dataclass
 from functools import partial
 
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 from integrations.kv_value import CanarySettings
 
 from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from ..permissions import refuse, require
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
 from .phases import mark_incident
@@ -208,10 +210,32 @@ def adopt_existing_config(
 
 
 # --- Guarded controls -------------------------------------------------------------------------
+#
+# One function per control, whoever calls it (a page, its confirmation step, an alert rule, the
+# preview suite, an API): ``plan_*`` checks the permission and the state and computes the target;
+# the confirmation shows ``plan.description`` and the act writes ``plan.target`` from the same
+# plan, so what was shown is what is written.
 
 
 class ControlRefused(Exception):
     """A control that cannot act as asked; the message is for the person who clicked."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a control will do: from the current desired config to ``target``."""
+
+    environment: Environment
+    desired: DesiredConfig
+    target: CanarySettings
+
+    @property
+    def description(self) -> str:
+        return describe_transition(self.environment, self.desired.settings, self.target)
+
+    @property
+    def raising(self) -> bool:
+        return self.target.canary_percent > self.desired.canary_percent
 
 
 def _desired(environment: Environment) -> DesiredConfig:
@@ -238,6 +262,13 @@ def describe_transition(
     return text
 
 
+def plan_percent(*, environment: Environment, percent: int, tag: str, actor, request=None) -> Plan:
+    """Set the percent and tag; the emergency flag stays as it is."""
+    require(actor, "rollout.request_change", environment=environment, request=request)
+    desired = _desired(environment)
+    return Plan(environment, desired, CanarySettings(percent, tag, desired.emergency_proxy))
+
+
 def submit_percent(
     *,
     environment: Environment,
@@ -253,18 +284,20 @@ def submit_percent(
     Returns the ConfigChange or the PercentRequest. Raises ConfigConflict when the config moved
     on since the person looked, ControlRefused when there is nothing to do.
     """
-    desired = _desired(environment)
+    plan = plan_percent(
+        environment=environment, percent=percent, tag=tag, actor=actor, request=request
+    )
+    desired, target = plan.desired, plan.target
     if desired.version != expected_version:
         raise ConfigConflict(
             f"the config changed since you loaded this page (you saw version {expected_version}, "
             f"it is now version {desired.version}: {desired.settings.describe()})"
         )
-    target = CanarySettings(percent, tag, desired.emergency_proxy)
     if target == desired.settings:
         raise ControlRefused(
             f"Nothing to change: {environment.name} is already at {target.describe()}."
         )
-    if percent <= desired.canary_percent:
+    if not plan.raising:
         return request_change(
             environment=environment,
             settings=target,
@@ -302,6 +335,14 @@ def submit_percent(
 
 def approve_percent_request(*, percent_request, approver, note: str = "", request=None):
     """The second person's approval: applies the increase if the config has not moved on."""
+    environment = percent_request.environment
+    require(
+        approver,
+        "rollout.approve_increase",
+        environment=environment,
+        obj=percent_request,
+        request=request,
+    )
     if percent_request.requested_by_id == approver.pk:
         _refuse(
             percent_request,
@@ -311,7 +352,6 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         )
     if percent_request.state != PercentRequest.State.PENDING:
         _refuse(percent_request, approver, request, _already_decided(percent_request))
-    environment = percent_request.environment
     desired = _desired(environment)
     if desired.version != percent_request.base_version:
         percent_request.decide(
@@ -361,6 +401,15 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
 def reject_percent_request(*, percent_request, person, note: str, request=None):
     """Reject (an approver) or cancel (the requester) a pending request."""
     cancelling = percent_request.requested_by_id == person.pk
+    if not (cancelling or person.has_perm("rollout.approve_increase")):
+        refuse(
+            "Only an approver or the requester can reject this request.",
+            needs="rollout.approve_increase or to be the requester",
+            environment=percent_request.environment,
+            obj=percent_request,
+            actor=person,
+            request=request,
+        )
     state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
     if not percent_request.decide(state=state, by=person, note=note):
         _refuse(percent_request, person, request, _already_decided(percent_request))
@@ -395,16 +444,30 @@ def _refuse(percent_request, person, request, message: str):
     raise ControlRefused(message)
 
 
-def emergency_stop(
-    *, environment: Environment, reason: str, actor=None, system: str = "", request=None
-) -> ConfigChange:
-    """NOT-AUS: emergency_proxy on, percent 0, at once, whatever version is current."""
+def plan_emergency_stop(
+    *, environment: Environment, actor=None, system: str = "", request=None
+) -> Plan:
+    """emergency_proxy on, percent 0; refused when the stop is already on."""
+    require(
+        actor, "rollout.emergency_stop", system=system, environment=environment, request=request
+    )
     desired = _desired(environment)
     if desired.emergency_proxy:
         raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
+    return Plan(environment, desired, CanarySettings(0, desired.canary_tag, True))
+
+
+def emergency_stop(
+    *, environment: Environment, reason: str, actor=None, system: str = "", request=None
+) -> ConfigChange:
+    """NOT-AUS: emergency_proxy on, percent 0, at once, whatever version is current. Pressed by
+    a person, by an alert rule (``system="rule:…"``) or by the preview suite's emergency check."""
+    plan = plan_emergency_stop(
+        environment=environment, actor=actor, system=system, request=request
+    )
     return request_change(
         environment=environment,
-        settings=CanarySettings(0, desired.canary_tag, True),
+        settings=plan.target,
         kind=ConfigChange.Kind.EMERGENCY_STOP,
         reason=reason,
         expected_version=None,
@@ -414,16 +477,25 @@ def emergency_stop(
     )
 
 
+def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Plan:
+    """Turn the emergency flag off; the percent stays where the stop put it (0%)."""
+    require(actor, "rollout.emergency_stop", environment=environment, request=request)
+    desired = _desired(environment)
+    if not desired.emergency_proxy:
+        raise ControlRefused(f"The emergency stop is not active on {environment.name}.")
+    return Plan(
+        environment, desired, CanarySettings(desired.canary_percent, desired.canary_tag, False)
+    )
+
+
 def lift_emergency(
     *, environment: Environment, reason: str, expected_version: int, actor, request=None
 ) -> ConfigChange:
     """Turn the emergency flag off; the percent stays where the stop put it (0%)."""
-    desired = _desired(environment)
-    if not desired.emergency_proxy:
-        raise ControlRefused(f"The emergency stop is not active on {environment.name}.")
+    plan = plan_lift_emergency(environment=environment, actor=actor, request=request)
     return request_change(
         environment=environment,
-        settings=CanarySettings(desired.canary_percent, desired.canary_tag, False),
+        settings=plan.target,
         kind=ConfigChange.Kind.LIFT_EMERGENCY,
         reason=reason,
         expected_version=expected_version,
@@ -432,16 +504,23 @@ def lift_emergency(
     )
 
 
+def plan_rollback(*, environment: Environment, actor, request=None) -> Plan:
+    """Back to 0% native; the tag stays so the edge still names the phase."""
+    require(actor, "rollout.rollback", environment=environment, request=request)
+    desired = _desired(environment)
+    if desired.canary_percent == 0 and not desired.emergency_proxy:
+        raise ControlRefused(f"{environment.name} is already at 0%.")
+    return Plan(environment, desired, CanarySettings(0, desired.canary_tag, False))
+
+
 def rollback(
     *, environment: Environment, reason: str, expected_version: int, actor, request=None
 ) -> ConfigChange:
     """Back to 0% native; the tag stays so the edge still names the phase."""
-    desired = _desired(environment)
-    if desired.canary_percent == 0 and not desired.emergency_proxy:
-        raise ControlRefused(f"{environment.name} is already at 0%.")
+    plan = plan_rollback(environment=environment, actor=actor, request=request)
     return request_change(
         environment=environment,
-        settings=CanarySettings(0, desired.canary_tag, False),
+        settings=plan.target,
         kind=ConfigChange.Kind.ROLLBACK,
         reason=reason,
         expected_version=expected_version,

@@ -34,6 +34,7 @@ from ..models import (
     PreflightAttestation,
     PreviewRun,
 )
+from ..permissions import require
 from . import audit, controls, phases
 
 Kind = PreflightAttestation.Kind
@@ -524,7 +525,12 @@ def start_phase(
     """Start the plan's next phase if the pre-flight allows it (``controls.submit_percent``:
     raising waits for a second person's approval, unless ``approved_by`` names the person who
     already gave it — the first signer of a GO decision). Returns the change or the approval
-    request; raises StartRefused, or ConfigConflict when the config moved on."""
+    request; raises StartRefused, or ConfigConflict when the config moved on.
+
+    A person needs ``rollout.request_change``; a GO decision's start is authorised by its two
+    signatures instead (``approved_by`` names the first signer)."""
+    if approved_by is None:
+        require(person, "rollout.request_change", environment=environment, request=request)
     checklist = evaluate(environment, now=now)
     refusal = start_refusal(checklist, tag=tag, override_reason=override_reason)
     if refusal:

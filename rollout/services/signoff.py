@@ -40,7 +40,7 @@ from ..models import (
     Signature,
 )
 from ..notifications import announce_decision
-from ..permissions import refuse
+from ..permissions import refuse, require
 from . import audit, controls, evidence, phases
 from .audit_checkpoints import enqueue_checkpoint
 from .preflight import StartRefused, start_phase
@@ -83,13 +83,17 @@ def sign(
     request=None,
 ) -> Signature:
     justification = justification.strip()
+    environment = run.rollout.environment
+    require(person, "rollout.sign_decision", environment=environment, obj=run, request=request)
     if role not in roles_of(person):
         label = Signature.Role(role).label
         refuse(
             f"You do not hold the role {label}.",
             needs=f"the role {label}",
-            environment=run.rollout.environment,
+            environment=environment,
             obj=run,
+            actor=person,
+            request=request,
         )
     try:
         return _sign(run, outcome, role, seen_digest, justification, person, now, request)

@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from integrations.kv_value import CanarySettings
 from monitoring import notify
 from monitoring.models import Notification
 
@@ -23,7 +22,6 @@ from ..models import (
     Environment,
     PercentRequest,
 )
-from ..permissions import guarded, refuse
 from ..services import controls
 from .lookups import environment_or_404
 
@@ -87,10 +85,11 @@ def _confirm(request, environment, *, action_url, form, description, danger=Fals
     )
 
 
-def _act(request, environment, call, success):
+def _act(request, environment, call, success=None, answer=None):
     """Run a control's service call; answer with the controls fragment and what happened.
 
-    ``success`` turns the call's result into the message shown to the person.
+    ``success`` turns the call's result into the message shown to the person; ``answer`` (for
+    the confirmation step) turns it into the whole response instead.
     """
     try:
         result = call()
@@ -98,6 +97,8 @@ def _act(request, environment, call, success):
         return _render_controls(request, environment, status=409, error=f"Not applied: {exc}.")
     except controls.ControlRefused as exc:
         return _render_controls(request, environment, status=409, error=str(exc))
+    if answer is not None:
+        return answer(result)
     return _render_controls(request, environment, success=success(result))
 
 
@@ -107,39 +108,43 @@ STICKY_NOTE = (
 )
 
 
-@guarded("rollout.request_change")
+@require_POST
+@login_required
 def set_percent(request, public_id):
     environment = environment_or_404(public_id)
     form = SetPercentForm(request.POST)
     if not form.is_valid():
         return _render_controls(request, environment, status=422, percent_form=form)
     data = form.cleaned_data
-    desired = DesiredConfig.objects.filter(environment=environment).first()
-    if desired is None:
-        return _render_controls(
-            request, environment, status=409, error="This environment has no desired config yet."
-        )
-    target = CanarySettings(data["canary_percent"], data["canary_tag"], desired.emergency_proxy)
     if not data["confirmed"]:
-        raising = target.canary_percent > desired.canary_percent
-        return _confirm(
+        return _act(
             request,
             environment,
-            action_url=request.path,
-            form=form,
-            description=controls.describe_transition(environment, desired.settings, target),
-            note="Raising the percent needs a second person's approval."
-            if raising
-            else STICKY_NOTE,
+            lambda: controls.plan_percent(
+                environment=environment,
+                percent=data["canary_percent"],
+                tag=data["canary_tag"],
+                actor=request.user,
+                request=request,
+            ),
+            answer=lambda plan: _confirm(
+                request,
+                environment,
+                action_url=request.path,
+                form=form,
+                description=plan.description,
+                note="Raising the percent needs a second person's approval."
+                if plan.raising
+                else STICKY_NOTE,
+            ),
         )
-
     return _act(
         request,
         environment,
         lambda: controls.submit_percent(
             environment=environment,
-            percent=target.canary_percent,
-            tag=target.canary_tag,
+            percent=data["canary_percent"],
+            tag=data["canary_tag"],
             reason=data["reason"],
             expected_version=data["expected_version"],
             actor=request.user,
@@ -157,12 +162,12 @@ def _percent_outcome(result) -> str:
 
 @dataclass(frozen=True)
 class OnePersonControl:
-    """A control that acts without a second person: the form it reads, the config it aims
-    for (shown in the confirmation), the service that does it."""
+    """A control that acts without a second person: the form it reads, its plan (permission,
+    state and target, shown in the confirmation) and the service that does it."""
 
     form_class: type
     form_name: str
-    target: Callable[[DesiredConfig], CanarySettings]
+    plan: Callable
     act: Callable
     success: str
     danger: bool = False
@@ -172,7 +177,7 @@ class OnePersonControl:
 ROLLBACK = OnePersonControl(
     RollbackForm,
     "rollback_form",
-    lambda d: CanarySettings(0, d.canary_tag, False),
+    controls.plan_rollback,
     controls.rollback,
     "Rollback to 0% queued",
     danger=True,
@@ -183,7 +188,7 @@ ROLLBACK = OnePersonControl(
 EMERGENCY_STOP = OnePersonControl(
     EmergencyStopForm,
     "emergency_form",
-    lambda d: CanarySettings(0, d.canary_tag, True),
+    controls.plan_emergency_stop,
     controls.emergency_stop,
     "EMERGENCY STOP queued at the front",
     danger=True,
@@ -194,7 +199,7 @@ EMERGENCY_STOP = OnePersonControl(
 LIFT_EMERGENCY = OnePersonControl(
     LiftEmergencyForm,
     "lift_form",
-    lambda d: CanarySettings(d.canary_percent, d.canary_tag, False),
+    controls.plan_lift_emergency,
     controls.lift_emergency,
     "Emergency stop lifted",
 )
@@ -210,25 +215,23 @@ def _one_person_control(request, public_id, control: OnePersonControl):
             request, environment, status=422, error=error, **{control.form_name: form}
         )
     data = form.cleaned_data
-    desired = DesiredConfig.objects.filter(environment=environment).first()
-    if not data["confirmed"] and desired is not None:
-        return _confirm(
+    person = {"environment": environment, "actor": request.user, "request": request}
+    if not data["confirmed"]:
+        return _act(
             request,
             environment,
-            action_url=request.path,
-            form=form,
-            danger=control.danger,
-            description=controls.describe_transition(
-                environment, desired.settings, control.target(desired)
+            lambda: control.plan(**person),
+            answer=lambda plan: _confirm(
+                request,
+                environment,
+                action_url=request.path,
+                form=form,
+                danger=control.danger,
+                description=plan.description,
+                note=control.note,
             ),
-            note=control.note,
         )
-    arguments = {
-        "environment": environment,
-        "reason": data["reason"],
-        "actor": request.user,
-        "request": request,
-    }
+    arguments = {**person, "reason": data["reason"]}
     if form.version_required:
         arguments["expected_version"] = data["expected_version"]
     return _act(
@@ -239,17 +242,20 @@ def _one_person_control(request, public_id, control: OnePersonControl):
     )
 
 
-@guarded("rollout.rollback")
+@require_POST
+@login_required
 def rollback(request, public_id):
     return _one_person_control(request, public_id, ROLLBACK)
 
 
-@guarded("rollout.emergency_stop")
+@require_POST
+@login_required
 def emergency_stop(request, public_id):
     return _one_person_control(request, public_id, EMERGENCY_STOP)
 
 
-@guarded("rollout.emergency_stop")
+@require_POST
+@login_required
 def lift_emergency(request, public_id):
     return _one_person_control(request, public_id, LIFT_EMERGENCY)
 
@@ -271,7 +277,8 @@ def _refuse_note(request, percent_request, form):
     )
 
 
-@guarded("rollout.approve_increase")
+@require_POST
+@login_required
 def approve_request(request, public_id):
     percent_request = _percent_request(public_id)
     form = DecisionNoteForm(request.POST)
@@ -298,14 +305,6 @@ def approve_request(request, public_id):
 def reject_request(request, public_id):
     """An approver rejects; the requester may cancel their own request."""
     percent_request = _percent_request(public_id)
-    is_requester = percent_request.requested_by_id == request.user.pk
-    if not (is_requester or request.user.has_perm("rollout.approve_increase")):
-        refuse(
-            "Only an approver or the requester can reject this request.",
-            needs="rollout.approve_increase or to be the requester",
-            environment=percent_request.environment,
-            obj=percent_request,
-        )
     form = DecisionNoteForm(request.POST)
     if not form.is_valid():
         return _refuse_note(request, percent_request, form)

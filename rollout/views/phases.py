@@ -6,7 +6,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from ..forms.phases import NoteForm, StartPhaseForm
 from ..models import (
@@ -170,7 +170,8 @@ def acknowledge_check_in(request, public_id):
     return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
 
 
-@guarded("rollout.request_change")
+@require_POST
+@login_required
 def start_phase(request, public_id):
     environment = environment_named_or_404(public_id, Environment.PRODUCTION)
     form = StartPhaseForm(request.POST)

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from .. import limits
 from ..forms.phases import NoteForm, PhaseAttestationForm
@@ -96,7 +96,8 @@ def attest(request, public_id):
     return _render_decision(request, run, success="Attestation recorded.")
 
 
-@guarded("rollout.sign_decision")
+@require_POST
+@login_required
 def sign(request, public_id):
     run = phase_run_or_404(public_id)
     form = SignForm(request.POST)

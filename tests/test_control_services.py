@@ -1,0 +1,148 @@
+"""Each control is one service function: it refuses a person without the permission whoever
+calls it (a page or, without a request, an API or a command), and its confirmation shows the
+target it then writes."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.kv_value import CanarySettings
+from monitoring import drift
+from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
+from rollout.permissions import Refused
+from rollout.services import controls, preflight
+from tests.conftest import client_for, make_environment
+
+pytestmark = pytest.mark.django_db
+
+B2A = CanarySettings(10, "B2a", False)
+
+
+@pytest.fixture
+def production(edge):
+    environment = make_environment(edge)
+    controls.create_initial_config(
+        environment=environment, settings=B2A, reason="initial", system="test"
+    )
+    return environment
+
+
+def a_request(environment, person):
+    return PercentRequest.objects.create(
+        environment=environment,
+        requested_by=person,
+        reason="raise",
+        base_version=1,
+        from_percent=10,
+        to_percent=25,
+        from_tag="B2a",
+        to_tag="B2b",
+    )
+
+
+CALLS = {
+    "lower": lambda env, who, other: controls.submit_percent(
+        environment=env, percent=5, tag="B2a", reason="r", expected_version=1, actor=who
+    ),
+    "request an increase": lambda env, who, other: controls.submit_percent(
+        environment=env, percent=25, tag="B2b", reason="r", expected_version=1, actor=who
+    ),
+    "approve": lambda env, who, other: controls.approve_percent_request(
+        percent_request=a_request(env, other), approver=who
+    ),
+    "reject": lambda env, who, other: controls.reject_percent_request(
+        percent_request=a_request(env, other), person=who, note="no"
+    ),
+    "rollback": lambda env, who, other: controls.rollback(
+        environment=env, reason="r", expected_version=1, actor=who
+    ),
+    "emergency stop": lambda env, who, other: controls.emergency_stop(
+        environment=env, reason="r", actor=who
+    ),
+    "lift": lambda env, who, other: controls.lift_emergency(
+        environment=env, reason="r", expected_version=1, actor=who
+    ),
+    "adopt": lambda env, who, other: drift.adopt_external(
+        environment=env, kv_hash="x", expected_version=1, reason="r", actor=who
+    ),
+    "overwrite": lambda env, who, other: drift.overwrite_external(
+        environment=env, kv_hash="x", expected_version=1, reason="r", actor=who
+    ),
+    "start phase": lambda env, who, other: preflight.start_phase(
+        environment=env,
+        tag="B2b",
+        reason="r",
+        expected_version=1,
+        override_reason="",
+        person=who,
+        now=timezone.now(),
+    ),
+}
+
+
+@pytest.mark.parametrize("control", CALLS)
+def test_it_refuses_a_caller_without_the_permission_outside_a_request(
+    production, viewer, release_manager, control
+):
+    requests_before = PercentRequest.objects.count()
+    with pytest.raises(Refused):
+        CALLS[control](production, viewer, release_manager)
+    assert DesiredConfig.objects.get(environment=production).version == 1
+    assert ConfigChange.objects.filter(environment=production).count() == 1
+    assert PercentRequest.objects.exclude(state=PercentRequest.State.PENDING).count() == 0
+    assert PercentRequest.objects.count() <= requests_before + 1  # the test's own request
+    refusals = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert [entry.action for entry in refusals] == ["permission.denied"]
+    assert refusals[0].actor == viewer
+    assert refusals[0].environment == production
+
+
+def test_a_refused_page_click_is_audited_once(production, tech_lead):
+    response = client_for(tech_lead).post(
+        reverse("rollout:emergency_stop", args=[production.public_id]),
+        {"reason": "r", "confirmed": "true"},
+    )
+    assert response.status_code == 403
+    assert DesiredConfig.objects.get(environment=production).version == 1
+    refusals = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert [entry.action for entry in refusals] == ["permission.denied"]
+
+
+CONFIRMED = {
+    "lower": (
+        "set_percent",
+        {"canary_percent": "5", "canary_tag": "B2a", "reason": "r", "expected_version": "1"},
+        None,
+    ),
+    "rollback": ("rollback", {"reason": "r", "expected_version": "1"}, None),
+    "emergency stop": ("emergency_stop", {"reason": "r"}, None),
+    "lift": ("lift_emergency", {"reason": "r", "expected_version": "2"}, "stop first"),
+}
+
+
+@pytest.mark.parametrize("control", CONFIRMED)
+def test_the_confirmation_shows_what_the_act_writes(production, devops, release_manager, control):
+    name, form, setup = CONFIRMED[control]
+    if setup:
+        controls.emergency_stop(environment=production, reason="first", actor=devops)
+    person = release_manager if control == "lower" else devops
+    client = client_for(person)
+    url = reverse(f"rollout:{name}", args=[production.public_id])
+    shown = client.post(url, form).content.decode()
+    assert client.post(url, {**form, "confirmed": "true"}).status_code == 200
+    desired = DesiredConfig.objects.get(environment=production)
+    change = ConfigChange.objects.get(environment=production, version=desired.version)
+    written = CanarySettings(**change.before)
+    description = controls.describe_transition(production, written, desired.settings)
+    assert description in shown
+
+
+def test_a_refused_state_reads_the_same_on_the_confirmation_and_the_act(production, devops):
+    controls.emergency_stop(environment=production, reason="first", actor=devops)
+    client = client_for(devops)
+    url = reverse("rollout:emergency_stop", args=[production.public_id])
+    shown = client.post(url, {"reason": "again"})
+    acted = client.post(url, {"reason": "again", "confirmed": "true"})
+    assert shown.status_code == acted.status_code == 409
+    assert "already active" in shown.content.decode()
+    assert DesiredConfig.objects.get(environment=production).version == 2

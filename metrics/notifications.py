@@ -7,8 +7,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from integrations import pagerduty, slack
-from monitoring import notify
-from monitoring.models import Notification
+from outbox import notify
+from outbox.models import Notification
 
 from .models import AlertEvent, AlertRule, AlertState
 

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from integrations import slack
-from monitoring import notify
-from monitoring.models import Notification
+from outbox import notify
+from outbox.models import Notification
 
 from .models import ConfigChange
 

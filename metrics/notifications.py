@@ -1,5 +1,5 @@
 """What alerts announce, and in which words: Slack #incidents and PagerDuty. Delivery (the
-rows, retries, answers) is monitoring.notify's job."""
+rows, retries, answers) is outbox.notify's job."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the rollout app announces, and in which words. Delivery is monitoring.notify's job."""
+"""What the rollout app announces, and in which words. Delivery is outbox.notify's job."""
 
 from django.conf import settings
 from django.urls import reverse

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "outbox",
     "rollout",
     "monitoring",
     "metrics",
@@ -323,7 +324,7 @@ NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
 # Absolute base of links in messages, e.g. https://rollout.example.com
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
-    "task": "monitoring.tasks.sweep_unsent_notifications",
+    "task": "outbox.tasks.sweep_unsent_notifications",
     "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
     "options": {"expires": SWEEP_INTERVAL_SECONDS},
 }

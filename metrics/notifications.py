@@ -1,5 +1,5 @@
 """What alerts announce, and in which words: Slack #incidents and PagerDuty. Delivery (the
-rows, retries, answers) is monitoring.notify's job."""
+rows, retries, answers) is outbox.notify's job."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from integrations import pagerduty, slack
-from monitoring import notify
-from monitoring.models import Notification
+from outbox import notify
+from outbox.models import Notification
 
 from .models import AlertEvent, AlertRule, AlertState
 

@@ -1,17 +1,6 @@
 from django.contrib import admin
 
-from .models import CohortSample, DriftState, HealthCheck, HourlySummary, Notification
-
-
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "channel", "subject", "state", "attempts", "last_status"]
-    list_filter = ["channel", "state"]
-    readonly_fields = [field.name for field in Notification._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
+from .models import CohortSample, DriftState, HealthCheck, HourlySummary
 
 # --- Health checks, cohort samples, drift: read-only, the rows are records ---------------------
 

@@ -23,14 +23,15 @@ from django.utils import timezone
 from integrations import slack
 from integrations.edge_qa import EdgeReport
 from integrations.kv_value import CanarySettings, read_settings
+from outbox import notify
+from outbox.models import Notification
 from rollout.kv_writer import unanswered_older_writes
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.permissions import require
 from rollout.services import audit
 from rollout.services.controls import ConfigConflict, request_change
 
-from . import notify
-from .models import DriftEvent, DriftState, Notification
+from .models import DriftEvent, DriftState
 
 log = logging.getLogger(__name__)
 SYSTEM = "drift-check"

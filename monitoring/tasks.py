@@ -2,35 +2,12 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from rollout.models import DesiredConfig, Environment
 
-from . import notify, observation, retention, sampler
-from .models import CohortSample, Notification
-
-
-@shared_task(bind=True, max_retries=None, acks_late=True)
-def send_notification(self, notification_id: int):
-    retry_in = notify.deliver(notification_id)
-    if retry_in is not None:
-        raise self.retry(countdown=retry_in)
-
-
-@shared_task(acks_late=True)
-def sweep_unsent_notifications():
-    now = timezone.now()
-    # A sender that died mid-send: its lease ran out, so queue the message again.
-    Notification.objects.filter(state=Notification.State.SENDING, next_attempt_at__lt=now).update(
-        state=Notification.State.QUEUED, next_attempt_at=None
-    )
-    due = Notification.objects.filter(state=Notification.State.QUEUED).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    for notification_id in due.values_list("pk", flat=True):
-        send_notification.delay(notification_id)
-
+from . import observation, retention, sampler
+from .models import CohortSample
 
 # --- Observation, cohort samples, retention ----------------------------------------------------
 # Each task takes ids and re-reads the database; a bad answer from the network is recorded on a

@@ -1,11 +1,11 @@
-"""What the rollout app announces, and in which words. Delivery is monitoring.notify's job."""
+"""What the rollout app announces, and in which words. Delivery is outbox.notify's job."""
 
 from django.conf import settings
 from django.urls import reverse
 
 from integrations import slack
-from monitoring import notify
-from monitoring.models import Notification
+from outbox import notify
+from outbox.models import Notification
 
 from .models import ConfigChange
 

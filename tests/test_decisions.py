@@ -747,7 +747,7 @@ def test_demo_rollout_seed_backdates_a_window_with_a_day_of_traffic(edge, tmp_pa
 def test_decision_due_and_decision_are_announced_in_deployments(
     production, tech_lead, devops, settings
 ):
-    from monitoring.models import Notification
+    from outbox.models import Notification
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
     run = observing(production, healthy=False)
@@ -780,7 +780,7 @@ def test_the_overview_shows_each_environments_running_phase(production, viewer, 
 
 
 def test_a_check_in_falling_due_is_announced_once(production, release_manager, settings):
-    from monitoring.models import Notification
+    from outbox.models import Notification
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
     run = observing(production, hours_ago=40 / 60, fill_logs=False)  # T+0 missed, T+30 min due
@@ -804,7 +804,7 @@ def test_a_check_in_falling_due_is_announced_once(production, release_manager, s
 
 
 def test_an_acknowledged_check_in_is_not_announced(production, release_manager, settings):
-    from monitoring.models import Notification
+    from outbox.models import Notification
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
     run = observing(production, hours_ago=40 / 60, fill_logs=False)

@@ -5,8 +5,8 @@ from django.test import Client
 from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
-from monitoring import notify
-from monitoring.models import Notification
+from outbox import notify
+from outbox.models import Notification
 from rollout import kv_writer
 from rollout.models import ConfigChange
 from rollout.notifications import announce_change_outcome

@@ -3,7 +3,8 @@ writes: tasks without a priority of their own are sent at 5 (CELERY_TASK_DEFAULT
 emergency stop's write at 0, and the broker hands out the highest priority first."""
 
 from config.celery import app
-from monitoring.tasks import observe_environment, sweep_unsent_notifications
+from monitoring.tasks import observe_environment
+from outbox.tasks import sweep_unsent_notifications
 from rollout.tasks import apply_desired_config
 
 
@@ -21,6 +22,6 @@ def test_an_emergency_write_is_taken_before_work_queued_earlier(broker_url):
     assert taken[0] == ("rollout.tasks.apply_desired_config", 0)
     assert sorted(taken[1:]) == [
         ("monitoring.tasks.observe_environment", 5),
-        ("monitoring.tasks.sweep_unsent_notifications", 5),
+        ("outbox.tasks.sweep_unsent_notifications", 5),
         ("rollout.tasks.apply_desired_config", 5),
     ]

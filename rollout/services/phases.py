@@ -2,8 +2,10 @@
 
 Every transition is a conditional update of the row in the state it was read in (so two
 workers, or a worker and a page, cannot both make it), and an audit entry. ``advance`` is
-idempotent: the beat task calls it every minute and the pages call it when they load, so a page
-never shows a window as running that has ended.
+idempotent: the beat task ``advance_rollouts`` calls it every minute, and the acts that depend on
+an up-to-date state (signing) call it first. Pages never call it: they only read, and
+``as_of`` shows a window whose end has passed as "decision due" before the task has recorded it
+(the way healthchecks derives a check's status when it is read).
 
 The observation window of a phase counts from the moment its config change was *in effect* at
 the edge (``ConfigChange.in_effect_at``, recorded by the KV writer), not from the click.
@@ -224,6 +226,19 @@ def record_phase_start(
 
 
 # --- advancing with time -------------------------------------------------------------------------
+
+
+def as_of(now: datetime, rollout: Rollout | None, runs=()) -> None:
+    """Show a rollout and its windows as they are at ``now``, without writing anything: a window
+    whose end has passed reads "decision due", and its rollout with it, even before
+    ``advance_rollouts`` records the change (and announces it). Only the instances given change,
+    in memory."""
+    for run in runs:
+        if run is None or run.state != PhaseRun.State.OBSERVING or run.window_open(now):
+            continue
+        run.state = PhaseRun.State.DECISION_DUE
+        if rollout is not None and rollout.state == State.OBSERVING:
+            rollout.state = State.DECISION_DUE
 
 
 def advance(rollout: Rollout, *, now: datetime | None = None) -> Rollout:

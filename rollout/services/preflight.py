@@ -20,8 +20,8 @@ from django.urls import reverse
 
 from integrations import slack
 from integrations.kv_value import CanarySettings
-from monitoring import notify
-from monitoring.models import Notification
+from outbox import notify
+from outbox.models import Notification
 
 from ..models import (
     AuditEntry,

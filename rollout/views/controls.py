@@ -7,8 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_POST
 
-from monitoring import notify
-from monitoring.models import Notification
+from outbox import notify
+from outbox.models import Notification
 
 from ..forms.controls import (
     DecisionNoteForm,

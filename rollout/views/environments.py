@@ -10,6 +10,7 @@ from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from ..forms.environments import InitialConfigForm
@@ -100,15 +101,18 @@ def _overview_rows():
         .order_by("service__name", "-name")
     )
     rows = []
+    now = timezone.now()
     for environment in environments:
         rollout = next(iter(environment.active_rollouts), None)
+        run = next(iter(rollout.open_runs), None) if rollout else None
+        phases.as_of(now, rollout, [run])
         rows.append(
             {
                 "environment": environment,
                 "desired": getattr(environment, "desired", None),
                 "open_changes": environment.open_changes,
                 "rollout": rollout,
-                "phase_run": next(iter(rollout.open_runs), None) if rollout else None,
+                "phase_run": run,
             }
         )
     return rows
@@ -130,8 +134,8 @@ def environment_detail(request, public_id):
     context.update(controls_context(request, environment))
     context["rollout"] = phases.active_rollout(environment)
     if context["rollout"]:
-        context["rollout"] = phases.advance(context["rollout"])
         context["phase_run"] = phases.open_run(context["rollout"])
+        phases.as_of(timezone.now(), context["rollout"], [context["phase_run"]])
     context["initial_form"] = InitialConfigForm(
         initial={"canary_tag": _first_phase_tag(environment)}
     )

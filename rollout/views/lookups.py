@@ -2,6 +2,7 @@
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from ..models import Environment, PhaseRun
 from ..services import phases
@@ -24,12 +25,11 @@ def environment_named_or_404(public_id, name: str) -> Environment:
     return environment
 
 
-def phase_run_or_404(public_id, *, advance: bool = True) -> PhaseRun:
+def phase_run_or_404(public_id) -> PhaseRun:
+    """The phase window, shown as it is now (a window that has ended reads "decision due")."""
     run = get_object_or_404(
         PhaseRun.objects.select_related("phase", "rollout__plan__service", "rollout__environment"),
         public_id=public_id,
     )
-    if advance:
-        phases.advance(run.rollout)
-        run.refresh_from_db()
+    phases.as_of(timezone.now(), run.rollout, [run])
     return run

@@ -30,8 +30,6 @@ from .signoff import decision_context, record_refusal
 @permission_required(VIEW_PERMISSION, raise_exception=True)
 def rollout_history(request):
     """Every rollout, newest first, with its phase windows and their decisions."""
-    for rollout in Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES):
-        phases.advance(rollout)
     rollouts = Rollout.objects.select_related("plan__service", "environment").prefetch_related(
         Prefetch(
             "phase_runs",
@@ -40,7 +38,11 @@ def rollout_history(request):
             ),
         )
     )
-    return render(request, "rollout/decisions/history.html", {"rollouts": rollouts[:100]})
+    rollouts = list(rollouts[:100])
+    now = timezone.now()
+    for rollout in rollouts:
+        phases.as_of(now, rollout, rollout.phase_runs.all())
+    return render(request, "rollout/decisions/history.html", {"rollouts": rollouts})
 
 
 @require_GET
@@ -50,8 +52,8 @@ def rollout_detail(request, public_id):
     rollout = get_object_or_404(
         Rollout.objects.select_related("plan__service", "environment"), public_id=public_id
     )
-    rollout = phases.advance(rollout)
-    runs = rollout.phase_runs.select_related("phase").prefetch_related("decisions")
+    runs = list(rollout.phase_runs.select_related("phase").prefetch_related("decisions"))
+    phases.as_of(timezone.now(), rollout, runs)
     return render(request, "rollout/decisions/rollout.html", {"rollout": rollout, "runs": runs})
 
 
@@ -70,7 +72,7 @@ def phase_run(request, public_id):
 def evidence_check(request, public_id):
     """Polled by the phase page: 204 while the evidence is what the page shows, else a notice.
     Read-only and cheap (every open page asks every 30 s): no state transition here."""
-    run = phase_run_or_404(public_id, advance=False)
+    run = phase_run_or_404(public_id)
     if run.in_effect_at is None or run.state == PhaseRun.State.DECIDED:
         return HttpResponse(status=204)
     if evidence.fingerprint(run, timezone.now()) == request.GET.get("seen", ""):
@@ -123,12 +125,9 @@ def abort_rollout(request, public_id):
 
 def _render_rollout_card(request, environment, *, status=200, **extra):
     rollout = phases.active_rollout(environment)
-    context = {
-        "environment": environment,
-        "rollout": rollout,
-        "phase_run": phases.open_run(rollout),
-        **extra,
-    }
+    run = phases.open_run(rollout)
+    phases.as_of(timezone.now(), rollout, [run])
+    context = {"environment": environment, "rollout": rollout, "phase_run": run, **extra}
     return render(request, "rollout/decisions/_rollout_card.html", context, status=status)
 
 

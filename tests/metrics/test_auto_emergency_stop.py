@@ -11,7 +11,7 @@ from integrations.kv_value import CanarySettings
 from metrics import alerts
 from metrics.models import AlertEvent, AlertState, LogSource
 from metrics.tasks import ingest_logs
-from monitoring.models import Notification
+from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange
 from rollout.services import controls
 from tests.conftest import NAMESPACES, make_environment, wait_for

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from metrics import alerts
 from metrics.models import AlertState, LogSource
-from monitoring import notify
-from monitoring.models import Notification
-from monitoring.tasks import sweep_unsent_notifications
+from outbox import notify
+from outbox.models import Notification
+from outbox.tasks import sweep_unsent_notifications
 from rollout.models import DesiredConfig
 from tests.conftest import make_environment, wait_for
 from tests.metrics.test_alert_rules import at, minute_of_traffic

@@ -11,8 +11,9 @@ from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
 from monitoring import tasks
-from monitoring.models import DriftEvent, DriftState, Notification
+from monitoring.models import DriftEvent, DriftState
 from monitoring.observation import observe
+from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.services import controls
 from tests.conftest import NAMESPACES, client_for, wait_for

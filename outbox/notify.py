@@ -1,4 +1,5 @@
-"""Queueing and sending notifications. Callers build the message; this module delivers it."""
+"""Queueing and sending notifications. Callers build the message (one module per concern:
+see docs/architecture.md); this module records and delivers it."""
 
 import logging
 import random

@@ -4,7 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from integrations.kv_value import CanarySettings
@@ -24,6 +25,7 @@ from ..models import (
     PercentRequest,
 )
 from ..permissions import guarded, refuse
+from ..responses import fragment_or_page
 from ..services import controls
 from .lookups import environment_or_404
 
@@ -63,17 +65,22 @@ def _plan_phases(environment: Environment):
     return list(plan.phases.all()) if plan else []
 
 
+def _environment_page(environment) -> str:
+    return reverse("rollout:environment", args=[environment.public_id])
+
+
 def _render_controls(request, environment, *, status=200, **extra):
-    return render(
+    return fragment_or_page(
         request,
         "rollout/_controls.html",
         controls_context(request, environment, **extra),
+        page=_environment_page(environment),
         status=status,
     )
 
 
 def _confirm(request, environment, *, action_url, form, description, danger=False, note=""):
-    return render(
+    return fragment_or_page(
         request,
         "rollout/_confirm.html",
         {
@@ -84,6 +91,7 @@ def _confirm(request, environment, *, action_url, form, description, danger=Fals
             "danger": danger,
             "note": note,
         },
+        page=_environment_page(environment),
     )
 
 

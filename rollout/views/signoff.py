@@ -6,6 +6,7 @@ import hashlib
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -14,6 +15,7 @@ from ..forms.phases import NoteForm, PhaseAttestationForm
 from ..forms.signoff import PostMortemForm, SignForm
 from ..models import Decision, PhaseRun, PostMortem, Signature
 from ..permissions import guarded
+from ..responses import fragment_or_page
 from ..services import audit, evidence, signoff
 from .lookups import VIEW_PERMISSION, phase_run_or_404
 
@@ -63,10 +65,11 @@ def decision_context(request, run, **extra) -> dict:
 
 
 def _render_decision(request, run, *, status=200, **extra):
-    return render(
+    return fragment_or_page(
         request,
         "rollout/decisions/_decision.html",
         decision_context(request, run, **extra),
+        page=reverse("rollout:phase_run", args=[run.public_id]),
         status=status,
     )
 

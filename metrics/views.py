@@ -4,12 +4,14 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from rollout.models import Environment, Service
 from rollout.permissions import guarded, refuse
+from rollout.responses import redirect_after_post
 from rollout.services import audit
 
 from . import alerts
@@ -130,10 +132,7 @@ def save_alert_rules(request, service):
         template = "metrics/_alert_rules_form.html" if request.htmx else "metrics/alert_rules.html"
         return render(request, template, context, status=422)
     _save(policy, policy_form, rule_forms, request)
-    response = redirect("metrics:alert_rules", service=service.name)
-    if request.htmx:
-        response["HX-Redirect"] = response["Location"]
-    return response
+    return redirect_after_post(request, reverse("metrics:alert_rules", args=[service.name]))
 
 
 def _policy_values(policy) -> dict:

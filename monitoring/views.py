@@ -4,10 +4,12 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET
 
 from rollout.models import DesiredConfig, Environment
 from rollout.permissions import guarded
+from rollout.responses import fragment_or_page, redirect_after_post
 from rollout.services.controls import ConfigConflict
 
 from . import charts, drift, sampler
@@ -177,24 +179,27 @@ def _decide(request, public_id, decision):
         except (drift.DriftMoved, ConfigConflict) as exc:
             form.add_error(None, str(exc))
             status = 409
+    page = reverse("monitoring:environment", args=[environment.public_id])
     if form.errors:
-        return render(
-            request, "monitoring/_drift.html", drift_context(environment, form), status=status
+        return fragment_or_page(
+            request,
+            "monitoring/_drift.html",
+            drift_context(environment, form),
+            page=page,
+            status=status,
         )
     if request.htmx:
         return render(request, "monitoring/_drift.html", drift_context(environment))
-    return redirect("monitoring:environment", public_id=environment.public_id)
+    return redirect_after_post(request, page)
 
 
-@require_POST
-@login_required
+@guarded("rollout.request_change")
 def adopt(request, public_id):
     """Make the value found in KV the desired config."""
     return _decide(request, public_id, drift.adopt_external)
 
 
-@require_POST
-@login_required
+@guarded("rollout.request_change")
 def overwrite(request, public_id):
     """Write the desired config to KV again over the value found there."""
     return _decide(request, public_id, drift.overwrite_external)

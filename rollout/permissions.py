@@ -80,7 +80,11 @@ def require(actor, permission: str, *, system: str = "", environment=None, obj=N
 
 
 def guarded(permission: str):
-    """POST only, logged in, and ``permission`` checked on the server before anything is read."""
+    """POST only, logged in, and ``permission`` checked on the server before anything is read.
+
+    The control's service checks the same permission again (for callers without a page: the
+    API, the CLI, chat); the page checks first so that a person without the right gets 403,
+    not a form error, whatever they posted."""
 
     def decorator(view):
         @wraps(view)

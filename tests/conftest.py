@@ -41,6 +41,11 @@ def client_for(user, **kwargs):
     return client
 
 
+def htmx_client_for(user, **kwargs):
+    """A logged-in client whose requests come from htmx, as the pages' forms send them."""
+    return client_for(user, headers={"HX-Request": "true"}, **kwargs)
+
+
 # --- people ------------------------------------------------------------------------------------
 
 

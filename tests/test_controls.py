@@ -7,7 +7,7 @@ from django.urls import reverse
 from integrations.kv_value import CanarySettings
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
 from rollout.services import controls
-from tests.conftest import client_for, make_environment
+from tests.conftest import client_for, htmx_client_for, make_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +80,7 @@ def test_permission_matrix(request, production, person, endpoint):
     path, data = ENDPOINTS[endpoint](production)
     versions_before = desired(production).version
     changes_before = ConfigChange.objects.count()
-    response = client_for(user).post(path, data)
+    response = htmx_client_for(user).post(path, data)
     if endpoint in ALLOWED[person]:
         assert response.status_code != 403
     else:
@@ -94,7 +94,7 @@ def test_permission_matrix(request, production, person, endpoint):
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
 def test_every_control_refuses_a_post_without_csrf_token(production, admin_user, endpoint):
     path, data = ENDPOINTS[endpoint](production)
-    response = client_for(admin_user, enforce_csrf_checks=True).post(path, data)
+    response = htmx_client_for(admin_user, enforce_csrf_checks=True).post(path, data)
     assert response.status_code == 403
     assert desired(production).version == 1
 
@@ -116,13 +116,13 @@ def test_anonymous_clicks_are_sent_to_log_in(production, endpoint):
 def test_approvals_need_the_approver_role(
     production, release_manager, second_release_manager, viewer, devops
 ):
-    client_for(release_manager).post(url("set_percent", production), percent_form())
+    htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
     for person in (second_release_manager, viewer, devops):
-        assert client_for(person).post(approve).status_code == 403
+        assert htmx_client_for(person).post(approve).status_code == 403
     reject = reverse("rollout:reject_request", args=[pending.public_id])
-    assert client_for(viewer).post(reject).status_code == 403
+    assert htmx_client_for(viewer).post(reject).status_code == 403
     pending.refresh_from_db()
     assert pending.state == "pending" and desired(production).version == 1
 
@@ -131,7 +131,7 @@ def test_approvals_need_the_approver_role(
 
 
 def test_the_first_post_asks_for_confirmation_naming_the_change(production, release_manager):
-    response = client_for(release_manager).post(
+    response = htmx_client_for(release_manager).post(
         url("set_percent", production), percent_form(confirmed="")
     )
     assert response.status_code == 200
@@ -141,7 +141,7 @@ def test_the_first_post_asks_for_confirmation_naming_the_change(production, rele
 
 
 def test_lowering_applies_at_once_and_warns_about_sticky_cookies(production, release_manager):
-    client = client_for(release_manager)
+    client = htmx_client_for(release_manager)
     confirm = client.post(
         url("set_percent", production), percent_form(percent="5", tag="B2a", confirmed="")
     )
@@ -155,12 +155,12 @@ def test_lowering_applies_at_once_and_warns_about_sticky_cookies(production, rel
 
 
 def test_raising_waits_for_a_second_person(production, release_manager, tech_lead):
-    response = client_for(release_manager).post(url("set_percent", production), percent_form())
+    response = htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
     assert b"waiting for a second person" in response.content
     assert desired(production).version == 1
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
-    response = client_for(tech_lead).post(approve, {"note": "metrics fine"})
+    response = htmx_client_for(tech_lead).post(approve, {"note": "metrics fine"})
     assert response.status_code == 200 and b"Approved" in response.content
     change = ConfigChange.objects.get(version=2)
     assert (change.requested_by, change.approved_by) == (release_manager, tech_lead)
@@ -171,7 +171,7 @@ def test_raising_waits_for_a_second_person(production, release_manager, tech_lea
 
 
 def test_nobody_approves_their_own_request(production, admin_user):
-    client = client_for(admin_user)
+    client = htmx_client_for(admin_user)
     client.post(url("set_percent", production), percent_form())
     pending = PercentRequest.objects.get()
     response = client.post(reverse("rollout:approve_request", args=[pending.public_id]))
@@ -182,13 +182,13 @@ def test_nobody_approves_their_own_request(production, admin_user):
 
 
 def test_a_stale_request_cannot_be_approved(production, release_manager, tech_lead):
-    client_for(release_manager).post(url("set_percent", production), percent_form())
+    htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
     pending = PercentRequest.objects.get()
     # Meanwhile someone lowers the percent.
-    client_for(release_manager).post(
+    htmx_client_for(release_manager).post(
         url("set_percent", production), percent_form(percent="5", tag="B2a")
     )
-    response = client_for(tech_lead).post(
+    response = htmx_client_for(tech_lead).post(
         reverse("rollout:approve_request", args=[pending.public_id])
     )
     assert response.status_code == 409
@@ -201,11 +201,11 @@ def test_a_stale_request_cannot_be_approved(production, release_manager, tech_le
 def test_an_approved_request_cannot_be_approved_twice(
     production, release_manager, tech_lead, admin_user
 ):
-    client_for(release_manager).post(url("set_percent", production), percent_form())
+    htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
-    assert client_for(tech_lead).post(approve).status_code == 200
-    second = client_for(admin_user).post(approve)
+    assert htmx_client_for(tech_lead).post(approve).status_code == 200
+    second = htmx_client_for(admin_user).post(approve)
     assert second.status_code == 409 and b"already approved" in second.content
     assert ConfigChange.objects.filter(kind="percent_change").count() == 1
 
@@ -213,7 +213,7 @@ def test_an_approved_request_cannot_be_approved_twice(
 def test_the_requester_can_cancel_and_an_approver_can_reject(
     production, release_manager, tech_lead
 ):
-    client = client_for(release_manager)
+    client = htmx_client_for(release_manager)
     client.post(url("set_percent", production), percent_form())
     first = PercentRequest.objects.get()
     client.post(reverse("rollout:reject_request", args=[first.public_id]))
@@ -221,7 +221,7 @@ def test_the_requester_can_cancel_and_an_approver_can_reject(
     assert first.state == "cancelled"
     client.post(url("set_percent", production), percent_form(reason="again"))
     second = PercentRequest.objects.get(state="pending")
-    client_for(tech_lead).post(
+    htmx_client_for(tech_lead).post(
         reverse("rollout:reject_request", args=[second.public_id]),
         {"note": "wait for the weekend to pass"},
     )
@@ -231,7 +231,7 @@ def test_the_requester_can_cancel_and_an_approver_can_reject(
 
 
 def test_a_double_submit_writes_once(production, release_manager):
-    client = client_for(release_manager)
+    client = htmx_client_for(release_manager)
     data = percent_form(percent="5", tag="B2a")
     first = client.post(url("set_percent", production), data)
     second = client.post(url("set_percent", production), data)
@@ -243,10 +243,10 @@ def test_a_double_submit_writes_once(production, release_manager):
 
 
 def test_two_people_on_the_same_version_one_wins(production, release_manager, devops):
-    lower = client_for(release_manager).post(
+    lower = htmx_client_for(release_manager).post(
         url("set_percent", production), percent_form(percent="5", tag="B2a")
     )
-    rollback = client_for(devops).post(
+    rollback = htmx_client_for(devops).post(
         url("rollback", production),
         {"reason": "errors", "expected_version": "1", "confirmed": "true"},
     )
@@ -274,7 +274,7 @@ def test_two_people_on_the_same_version_one_wins(production, release_manager, de
 def test_bad_percent_input_is_explained_and_nothing_is_written(
     production, release_manager, data, message
 ):
-    response = client_for(release_manager).post(url("set_percent", production), data)
+    response = htmx_client_for(release_manager).post(url("set_percent", production), data)
     assert response.status_code == 422
     assert message in response.content.decode()
     assert desired(production).version == 1
@@ -282,7 +282,7 @@ def test_bad_percent_input_is_explained_and_nothing_is_written(
 
 
 def test_setting_the_same_config_is_refused_politely(production, release_manager):
-    response = client_for(release_manager).post(
+    response = htmx_client_for(release_manager).post(
         url("set_percent", production), percent_form(percent="10", tag="B2a")
     )
     assert response.status_code == 409 and b"Nothing to change" in response.content
@@ -292,14 +292,14 @@ def test_an_unknown_environment_is_404(release_manager):
     import uuid
 
     path = reverse("rollout:set_percent", args=[uuid.uuid4()])
-    assert client_for(release_manager).post(path, percent_form()).status_code == 404
+    assert htmx_client_for(release_manager).post(path, percent_form()).status_code == 404
     path = reverse("rollout:approve_request", args=[uuid.uuid4()])
-    assert client_for(release_manager).post(path).status_code in (403, 404)
+    assert htmx_client_for(release_manager).post(path).status_code in (403, 404)
 
 
 def test_controls_on_an_environment_without_config_say_so(edge, release_manager):
     bare = make_environment(edge, name="preview")
-    response = client_for(release_manager).post(url("set_percent", bare), percent_form())
+    response = htmx_client_for(release_manager).post(url("set_percent", bare), percent_form())
     assert response.status_code == 409 and b"no desired config" in response.content
 
 
@@ -307,7 +307,7 @@ def test_controls_on_an_environment_without_config_say_so(edge, release_manager)
 
 
 def test_the_emergency_stop_is_one_person_one_confirmation(production, devops):
-    client = client_for(devops)
+    client = htmx_client_for(devops)
     confirm = client.post(url("emergency_stop", production), {"reason": "5xx spike"})
     assert "EMERGENCY STOP — 100% of traffic to proxy" in confirm.content.decode()
     assert desired(production).version == 1
@@ -324,11 +324,11 @@ def test_the_emergency_stop_is_one_person_one_confirmation(production, devops):
 
 
 def test_the_emergency_stop_wins_over_a_stale_page(production, release_manager, devops):
-    client_for(release_manager).post(
+    htmx_client_for(release_manager).post(
         url("set_percent", production), percent_form(percent="5", tag="B2a")
     )
     # devops loaded the page at version 1; the stop needs no version and still applies.
-    response = client_for(devops).post(
+    response = htmx_client_for(devops).post(
         url("emergency_stop", production), {"reason": "NOT-AUS", "confirmed": "true"}
     )
     assert response.status_code == 200
@@ -336,7 +336,7 @@ def test_the_emergency_stop_wins_over_a_stale_page(production, release_manager, 
 
 
 def test_the_emergency_stop_needs_a_reason(production, devops):
-    response = client_for(devops).post(
+    response = htmx_client_for(devops).post(
         url("emergency_stop", production), {"reason": "", "confirmed": "true"}
     )
     assert response.status_code == 422 and b"Give a reason" in response.content
@@ -344,7 +344,7 @@ def test_the_emergency_stop_needs_a_reason(production, devops):
 
 
 def test_lifting_the_emergency_stop_keeps_0_percent(production, devops):
-    client = client_for(devops)
+    client = htmx_client_for(devops)
     client.post(url("emergency_stop", production), {"reason": "spike", "confirmed": "true"})
     page = client.get(url("environment", production))
     assert b"EMERGENCY STOP ACTIVE" in page.content
@@ -358,7 +358,7 @@ def test_lifting_the_emergency_stop_keeps_0_percent(production, devops):
 
 
 def test_rollback_goes_to_0_percent_with_a_reason(production, devops):
-    client = client_for(devops)
+    client = htmx_client_for(devops)
     missing = client.post(
         url("rollback", production), {"reason": "", "expected_version": "1", "confirmed": "true"}
     )
@@ -384,7 +384,7 @@ def test_a_viewer_sees_no_controls(production, viewer, release_manager):
 
 
 def test_every_action_records_request_id_and_client_address(production, release_manager):
-    client_for(release_manager).post(
+    htmx_client_for(release_manager).post(
         url("set_percent", production),
         percent_form(percent="5", tag="B2a"),
         headers={"X-Request-ID": "req-123"},

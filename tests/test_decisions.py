@@ -22,7 +22,7 @@ from rollout.models import (
 )
 from rollout.services import phases, signoff
 from rollout.services.evidence import build
-from tests.conftest import client_for, make_environment
+from tests.conftest import client_for, htmx_client_for, make_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -252,7 +252,7 @@ def test_check_ins_acknowledged_late_and_missed(production, release_manager):
 def test_check_in_page_forbidden_for_a_viewer(production, viewer):
     run = observing(production, hours_ago=1)
     check_in = run.check_ins.first()
-    response = client_for(viewer).post(
+    response = htmx_client_for(viewer).post(
         f"/check-ins/{check_in.public_id}/acknowledge/", {"note": "x"}
     )
     assert response.status_code == 403
@@ -312,13 +312,13 @@ def test_wrong_role_is_refused_with_403(production, tech_lead, release_manager):
     run = observing(production)
     digest = build(run, NOW).digest
     # A tech lead does not sign as DevOps.
-    response = client_for(tech_lead).post(
+    response = htmx_client_for(tech_lead).post(
         f"/phases/{run.public_id}/sign/",
         {"outcome": "go", "role": "devops", "evidence_digest": digest},
     )
     assert response.status_code == 403
     # A release manager has no signing permission at all.
-    response = client_for(release_manager).post(
+    response = htmx_client_for(release_manager).post(
         f"/phases/{run.public_id}/sign/",
         {"outcome": "go", "role": "tech_lead", "evidence_digest": digest},
     )
@@ -449,7 +449,7 @@ def test_sign_over_http_and_the_report(production, tech_lead, devops, viewer):
     run = observing(production)
     attest_all(run, tech_lead)
     for person, role in ((tech_lead, "tech_lead"), (devops, "devops")):
-        client = client_for(person)
+        client = htmx_client_for(person)
         page = client.get(f"/phases/{run.public_id}/")
         assert page.status_code == 200
         digest = build(run, timezone.now()).digest
@@ -491,7 +491,7 @@ def test_sign_over_http_and_the_report(production, tech_lead, devops, viewer):
 )
 def test_bad_sign_forms_answer_422(production, tech_lead, data, message):
     run = observing(production)
-    response = client_for(tech_lead).post(f"/phases/{run.public_id}/sign/", data)
+    response = htmx_client_for(tech_lead).post(f"/phases/{run.public_id}/sign/", data)
     assert response.status_code == 422
     assert message in response.content.decode()
     assert not Signature.objects.exists()
@@ -499,7 +499,7 @@ def test_bad_sign_forms_answer_422(production, tech_lead, data, message):
 
 def test_stale_digest_over_http_answers_409(production, tech_lead):
     run = observing(production)
-    response = client_for(tech_lead).post(
+    response = htmx_client_for(tech_lead).post(
         f"/phases/{run.public_id}/sign/",
         {"outcome": "go", "role": "tech_lead", "evidence_digest": "a" * 64},
     )
@@ -511,12 +511,12 @@ def test_attest_forbidden_for_a_viewer_and_bad_values(production, viewer, tech_l
     run = observing(production)
     url = f"/phases/{run.public_id}/attest/"
     assert (
-        client_for(viewer)
+        htmx_client_for(viewer)
         .post(url, {"kind": "upload_flow", "value": "yes", "note": "ok"})
         .status_code
         == 403
     )
-    client = client_for(tech_lead)
+    client = htmx_client_for(tech_lead)
     assert (
         client.post(url, {"kind": "upload_flow", "value": "perhaps", "note": "x"}).status_code
         == 422
@@ -531,7 +531,7 @@ def test_withdraw_and_post_mortem_forbidden_for_a_viewer(production, viewer, tec
     sign(run, tech_lead, "tech_lead", outcome="no_go")
     decision = Decision.objects.get()
     assert (
-        client_for(viewer)
+        htmx_client_for(viewer)
         .post(f"/decisions/{decision.public_id}/withdraw/", {"note": "x"})
         .status_code
         == 403
@@ -539,8 +539,8 @@ def test_withdraw_and_post_mortem_forbidden_for_a_viewer(production, viewer, tec
     sign(run, devops, "devops", outcome="no_go")
     post_mortem = PostMortem.objects.get()
     url = f"/post-mortems/{post_mortem.public_id}/"
-    assert client_for(viewer).post(url, {"root_cause": "x"}).status_code == 403
-    response = client_for(tech_lead).post(
+    assert htmx_client_for(viewer).post(url, {"root_cause": "x"}).status_code == 403
+    response = htmx_client_for(tech_lead).post(
         url,
         {
             "root_cause": "pool exhausted",
@@ -550,7 +550,7 @@ def test_withdraw_and_post_mortem_forbidden_for_a_viewer(production, viewer, tec
         },
     )
     assert response.status_code == 422 and "YYYY-MM-DD" in response.content.decode()
-    response = client_for(tech_lead).post(
+    response = htmx_client_for(tech_lead).post(
         url,
         {
             "root_cause": "pool exhausted",
@@ -610,7 +610,7 @@ def test_audit_trail_links_to_phases_and_decisions(production, tech_lead, devops
     sign(run, tech_lead, "tech_lead", outcome="no_go")
     sign(run, devops, "devops", outcome="no_go")
     decision = Decision.objects.get()
-    client = client_for(viewer)
+    client = htmx_client_for(viewer)
     page = client.get("/audit/").content.decode()
     assert f'href="/decisions/{decision.public_id}/"' in page
     assert f'href="/phases/{run.public_id}/"' in page
@@ -640,7 +640,7 @@ def test_evidence_check_answers_204_until_the_evidence_changes(production, viewe
     from rollout.services.evidence import fingerprint
 
     run = observing(production)
-    client = client_for(viewer)
+    client = htmx_client_for(viewer)
     page = client.get(f"/phases/{run.public_id}/").content.decode()
     seen = fingerprint(run, timezone.now())
     assert f"?seen={seen}" in page
@@ -663,7 +663,7 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production, v
         directory="/srv/logs",
         newest_log_at=end - timedelta(minutes=7),
     )
-    client = client_for(viewer)
+    client = htmx_client_for(viewer)
     waiting = build(run, NOW).document
     assert waiting["window"]["logs_complete"] is False
     page = client.get(f"/phases/{run.public_id}/").content.decode()
@@ -764,7 +764,7 @@ def test_decision_due_and_decision_are_announced_in_deployments(
 
 def test_the_overview_shows_each_environments_running_phase(production, viewer, settings):
     settings.LIVE_FRAGMENT_CACHE_SECONDS = 0
-    client = client_for(viewer)
+    client = htmx_client_for(viewer)
 
     def overview():
         return client.get("/", headers={"HX-Request": "true"}).content.decode()
@@ -822,8 +822,8 @@ def json_text(payload) -> str:
 
 def test_begin_and_abort_a_rollout(production, release_manager, viewer):
     url = f"/environments/{production.public_id}/rollout/begin/"
-    assert client_for(viewer).post(url).status_code == 403
-    client = client_for(release_manager)
+    assert htmx_client_for(viewer).post(url).status_code == 403
+    client = htmx_client_for(release_manager)
     response = client.post(url)
     assert response.status_code == 200 and "Draft" in response.content.decode()
     rollout = Rollout.objects.get()
@@ -831,7 +831,7 @@ def test_begin_and_abort_a_rollout(production, release_manager, viewer):
     again = client.post(url)
     assert again.status_code == 409 and "already running" in again.content.decode()
     abort_url = f"/rollouts/{rollout.public_id}/abort/"
-    assert client_for(viewer).post(abort_url, {"note": "x"}).status_code == 403
+    assert htmx_client_for(viewer).post(abort_url, {"note": "x"}).status_code == 403
     assert client.post(abort_url, {"note": "  "}).status_code == 422
     assert client.post(abort_url, {"note": "wrong build"}).status_code == 200
     assert Rollout.objects.get().state == Rollout.State.ABORTED
@@ -840,7 +840,7 @@ def test_begin_and_abort_a_rollout(production, release_manager, viewer):
 
 def test_a_running_window_is_not_aborted(production, release_manager):
     run = observing(production, hours_ago=2)
-    response = client_for(release_manager).post(
+    response = htmx_client_for(release_manager).post(
         f"/rollouts/{run.rollout.public_id}/abort/", {"note": "bored"}
     )
     assert response.status_code == 409 and "signed decision" in response.content.decode()
@@ -890,7 +890,7 @@ def test_check_in_acknowledgement_over_http_and_its_bad_inputs(production, relea
     import uuid
 
     run = observing(production, hours_ago=3)
-    client = client_for(release_manager)
+    client = htmx_client_for(release_manager)
     due = run.check_ins.get(label="T+2 h")
     upcoming = run.check_ins.get(label="T+6 h")
     url = "/check-ins/{}/acknowledge/"

@@ -4,7 +4,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from outbox import notify
@@ -22,6 +23,8 @@ from ..models import (
     Environment,
     PercentRequest,
 )
+from ..permissions import guarded
+from ..responses import fragment_or_page
 from ..services import controls
 from .lookups import environment_or_404
 
@@ -61,17 +64,22 @@ def _plan_phases(environment: Environment):
     return list(plan.phases.all()) if plan else []
 
 
+def _environment_page(environment) -> str:
+    return reverse("rollout:environment", args=[environment.public_id])
+
+
 def _render_controls(request, environment, *, status=200, **extra):
-    return render(
+    return fragment_or_page(
         request,
         "rollout/_controls.html",
         controls_context(request, environment, **extra),
+        page=_environment_page(environment),
         status=status,
     )
 
 
 def _confirm(request, environment, *, action_url, form, description, danger=False, note=""):
-    return render(
+    return fragment_or_page(
         request,
         "rollout/_confirm.html",
         {
@@ -82,6 +90,7 @@ def _confirm(request, environment, *, action_url, form, description, danger=Fals
             "danger": danger,
             "note": note,
         },
+        page=_environment_page(environment),
     )
 
 
@@ -108,8 +117,7 @@ STICKY_NOTE = (
 )
 
 
-@require_POST
-@login_required
+@guarded("rollout.request_change")
 def set_percent(request, public_id):
     environment = environment_or_404(public_id)
     form = SetPercentForm(request.POST)
@@ -242,20 +250,17 @@ def _one_person_control(request, public_id, control: OnePersonControl):
     )
 
 
-@require_POST
-@login_required
+@guarded("rollout.rollback")
 def rollback(request, public_id):
     return _one_person_control(request, public_id, ROLLBACK)
 
 
-@require_POST
-@login_required
+@guarded("rollout.emergency_stop")
 def emergency_stop(request, public_id):
     return _one_person_control(request, public_id, EMERGENCY_STOP)
 
 
-@require_POST
-@login_required
+@guarded("rollout.emergency_stop")
 def lift_emergency(request, public_id):
     return _one_person_control(request, public_id, LIFT_EMERGENCY)
 
@@ -277,8 +282,7 @@ def _refuse_note(request, percent_request, form):
     )
 
 
-@require_POST
-@login_required
+@guarded("rollout.approve_increase")
 def approve_request(request, public_id):
     percent_request = _percent_request(public_id)
     form = DecisionNoteForm(request.POST)

@@ -8,8 +8,9 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
 from django.db.models import Prefetch
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -22,6 +23,7 @@ from ..models import (
     Rollout,
 )
 from ..permissions import guarded
+from ..responses import fragment_or_page, redirect_after_post
 from ..services import controls, phases
 from ..services.environments import check_connection
 from .controls import controls_context
@@ -165,7 +167,12 @@ def connect(request, public_id):
         "check": result,
         "initial_form": InitialConfigForm(initial={"canary_tag": _first_phase_tag(environment)}),
     }
-    return render(request, "rollout/_connection_result.html", context)
+    return fragment_or_page(
+        request,
+        "rollout/_connection_result.html",
+        context,
+        page=reverse("rollout:environment", args=[environment.public_id]),
+    )
 
 
 @guarded("rollout.connect_environment")
@@ -180,10 +187,11 @@ def write_initial(request, public_id):
     if environment.connected_at is None:
         form.add_error(None, "Check the connection first.")
     if not form.is_valid():
-        return render(
+        return fragment_or_page(
             request,
             "rollout/_initial_form.html",
             {"environment": environment, "initial_form": form},
+            page=reverse("rollout:environment", args=[environment.public_id]),
             status=422,
         )
     controls.create_initial_config(
@@ -194,7 +202,6 @@ def write_initial(request, public_id):
         request=request,
     )
     messages.success(request, f"Initial value queued for {environment}.")
-    response = redirect("rollout:environment", public_id=environment.public_id)
-    if request.htmx:
-        response["HX-Redirect"] = response["Location"]
-    return response
+    return redirect_after_post(
+        request, reverse("rollout:environment", args=[environment.public_id])
+    )

@@ -5,8 +5,9 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from ..forms.phases import NoteForm, StartPhaseForm
 from ..models import (
@@ -19,6 +20,7 @@ from ..models import (
     Rollout,
 )
 from ..permissions import guarded
+from ..responses import fragment_or_page
 from ..services import audit, controls, evidence, phases, preflight
 from .lookups import VIEW_PERMISSION, environment_named_or_404, phase_run_or_404
 from .preflight import render_preflight
@@ -128,7 +130,13 @@ def _render_rollout_card(request, environment, *, status=200, **extra):
     run = phases.open_run(rollout)
     phases.as_of(timezone.now(), rollout, [run])
     context = {"environment": environment, "rollout": rollout, "phase_run": run, **extra}
-    return render(request, "rollout/decisions/_rollout_card.html", context, status=status)
+    return fragment_or_page(
+        request,
+        "rollout/decisions/_rollout_card.html",
+        context,
+        page=reverse("rollout:environment", args=[environment.public_id]),
+        status=status,
+    )
 
 
 def _timeline_context(run, **extra) -> dict:
@@ -140,8 +148,12 @@ def _timeline_context(run, **extra) -> dict:
 
 
 def _render_timeline(request, run, *, status=200, **extra):
-    return render(
-        request, "rollout/decisions/_timeline.html", _timeline_context(run, **extra), status=status
+    return fragment_or_page(
+        request,
+        "rollout/decisions/_timeline.html",
+        _timeline_context(run, **extra),
+        page=reverse("rollout:phase_run", args=[run.public_id]),
+        status=status,
     )
 
 
@@ -169,8 +181,7 @@ def acknowledge_check_in(request, public_id):
     return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
 
 
-@require_POST
-@login_required
+@guarded("rollout.request_change")
 def start_phase(request, public_id):
     environment = environment_named_or_404(public_id, Environment.PRODUCTION)
     form = StartPhaseForm(request.POST)

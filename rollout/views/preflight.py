@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,6 +18,7 @@ from ..models import (
     PreflightAttestation,
 )
 from ..permissions import guarded, refuse
+from ..responses import fragment_or_page
 from ..services import preflight
 from .lookups import VIEW_PERMISSION, environment_named_or_404
 
@@ -54,7 +56,13 @@ def _preflight_context(request, environment, *, create=False, **extra) -> dict:
 
 def render_preflight(request, environment, *, status=200, create=False, **extra):
     context = _preflight_context(request, environment, create=create, **extra)
-    return render(request, "rollout/_preflight.html", context, status=status)
+    return fragment_or_page(
+        request,
+        "rollout/_preflight.html",
+        context,
+        page=reverse("rollout:preflight", args=[environment.public_id]),
+        status=status,
+    )
 
 
 @require_GET

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
@@ -22,6 +23,7 @@ from ..models import (
     Service,
 )
 from ..permissions import guarded
+from ..responses import redirect_after_post
 from ..services import audit, preflight
 from ..services.preview import create_run
 from .lookups import VIEW_PERMISSION, environment_named_or_404
@@ -95,10 +97,7 @@ def start_preview_run(request, public_id):
         )
         context = _suite_context(environment, form, error=error)
         return render(request, "rollout/preview/suite.html", context, status=409)
-    response = redirect("rollout:preview_run", public_id=run.public_id)
-    if request.htmx:
-        response["HX-Redirect"] = response["Location"]
-    return response
+    return redirect_after_post(request, reverse("rollout:preview_run", args=[run.public_id]))
 
 
 def _set_current_build(service: Service, build: str, request) -> None:

@@ -6,14 +6,16 @@ import hashlib
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from .. import limits
 from ..forms.phases import NoteForm, PhaseAttestationForm
 from ..forms.signoff import PostMortemForm, SignForm
 from ..models import Decision, PhaseRun, PostMortem, Signature
 from ..permissions import guarded
+from ..responses import fragment_or_page
 from ..services import audit, evidence, signoff
 from .lookups import VIEW_PERMISSION, phase_run_or_404
 
@@ -63,10 +65,11 @@ def decision_context(request, run, **extra) -> dict:
 
 
 def _render_decision(request, run, *, status=200, **extra):
-    return render(
+    return fragment_or_page(
         request,
         "rollout/decisions/_decision.html",
         decision_context(request, run, **extra),
+        page=reverse("rollout:phase_run", args=[run.public_id]),
         status=status,
     )
 
@@ -96,8 +99,7 @@ def attest(request, public_id):
     return _render_decision(request, run, success="Attestation recorded.")
 
 
-@require_POST
-@login_required
+@guarded("rollout.sign_decision")
 def sign(request, public_id):
     run = phase_run_or_404(public_id)
     form = SignForm(request.POST)

@@ -215,3 +215,14 @@ def test_bad_input_is_refused_with_the_reason(env, admin_user, changes, message)
     assert message in response.content
     assert AlertRule.objects.get(name="native-5xx-critical").threshold == 3.0
     assert not AuditEntry.objects.filter(action="alerts.settings_changed").exists()
+
+
+def test_an_htmx_save_navigates_to_the_rules_page_instead_of_nesting_it(env, admin_user):
+    alerts.policy_for(env.service)
+    response = client_for(admin_user).post(
+        save_url(env), form_data(), headers={"HX-Request": "true"}
+    )
+    # htmx follows a 302 itself and swaps the page it lands on into the form.
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == reverse("metrics:alert_rules", args=[env.service.name])
+    assert response.content == b""

@@ -27,7 +27,7 @@ from rollout.models import (
 from rollout.services import preflight
 from rollout.services import preview as preview_suite
 from rollout.services.controls import approve_percent_request
-from tests.conftest import client_for
+from tests.conftest import client_for, htmx_client_for
 from tests.support.webhooks import WebhookReceiver
 
 pytestmark = pytest.mark.django_db
@@ -247,7 +247,7 @@ VALID = {
 @pytest.mark.parametrize("kind", sorted(Kind.values))
 def test_who_may_attest(request, production, person, kind):
     user = request.getfixturevalue(person)
-    response = client_for(user).post(
+    response = htmx_client_for(user).post(
         preflight_url("preflight_attest", production, kind), VALID[kind]
     )
     if kind in ALLOWED[person]:
@@ -269,7 +269,7 @@ def test_an_attestation_needs_post_and_a_login(production, release_manager):
     response = Client().post(url)
     assert response.status_code == 302 and "/login/" in response["Location"]
     unknown = preflight_url("preflight_attest", production, "vibes")
-    assert client_for(release_manager).post(unknown).status_code == 404
+    assert htmx_client_for(release_manager).post(unknown).status_code == 404
     assert not PreflightAttestation.objects.exists()
 
 
@@ -284,7 +284,7 @@ def test_an_attestation_needs_post_and_a_login(production, release_manager):
 )
 def test_a_bad_attestation_says_what_is_missing(production, release_manager, kind, data, message):
     url = preflight_url("preflight_attest", production, kind)
-    response = client_for(release_manager).post(url, data)
+    response = htmx_client_for(release_manager).post(url, data)
     assert response.status_code == 422
     assert message in response.content.decode()
     assert not PreflightAttestation.objects.exists()
@@ -293,7 +293,7 @@ def test_a_bad_attestation_says_what_is_missing(production, release_manager, kin
 
 def test_names_are_recorded_as_given(production, devops):
     url = preflight_url("preflight_attest", production, "oncall_confirmed")
-    client_for(devops).post(url, {"names": "@anna; @ben\n@anna"})
+    htmx_client_for(devops).post(url, {"names": "@anna; @ben\n@anna"})
     assert PreflightAttestation.objects.get().names == ["@anna", "@ben"]
     detail = preflight.evaluate(production, now=timezone.now()).item("oncall_confirmed").detail
     assert "By dana at" in detail and "@anna, @ben" in detail
@@ -311,7 +311,7 @@ def slack(settings):
 
 def test_the_announcement_is_posted_and_then_counts(preview, production, release_manager, slack):
     complete(preview, production, release_manager, skip=(Kind.TEAM_NOTIFIED,))
-    client = client_for(release_manager)
+    client = htmx_client_for(release_manager)
     page = client.get(preflight_url("preflight", production)).content.decode()
     assert 'id="announce-button"' in page and "not configured" not in page
 
@@ -336,7 +336,9 @@ def test_the_announcement_is_posted_and_then_counts(preview, production, release
 
 
 def test_without_slack_the_button_is_refused_and_a_note_will_do(production, release_manager):
-    response = client_for(release_manager).post(preflight_url("preflight_announce", production))
+    response = htmx_client_for(release_manager).post(
+        preflight_url("preflight_announce", production)
+    )
     assert response.status_code == 409
     assert b"Slack #deployments is not configured" in response.content
     assert not PreflightAttestation.objects.exists()
@@ -344,7 +346,7 @@ def test_without_slack_the_button_is_refused_and_a_note_will_do(production, rele
 
 def test_the_announcement_needs_post_a_login_and_the_role(production, devops, admin_user, slack):
     url = preflight_url("preflight_announce", production)
-    assert client_for(devops).post(url).status_code == 403
+    assert htmx_client_for(devops).post(url).status_code == 403
     assert AuditEntry.objects.get(action="permission.denied").actor == devops
     assert client_for(admin_user).get(url).status_code == 405
     anonymous = Client().post(url)
@@ -359,7 +361,7 @@ def test_the_server_refuses_a_start_with_an_incomplete_checklist(
     preview, production, release_manager
 ):
     complete(preview, production, release_manager, skip=(Kind.ONCALL_CONFIRMED,))
-    response = client_for(release_manager).post(
+    response = htmx_client_for(release_manager).post(
         preflight_url("start_phase", production), start_form(override="urgent fix")
     )
     assert response.status_code == 409
@@ -432,7 +434,7 @@ def test_a_complete_start_asks_to_confirm_then_waits_for_approval(
     preview, production, release_manager, tech_lead
 ):
     complete(preview, production, release_manager)
-    client = client_for(release_manager)
+    client = htmx_client_for(release_manager)
     url = preflight_url("start_phase", production)
     confirm = client.post(url, start_form(confirmed="", override="ok to go"))
     assert confirm.status_code == 200
@@ -465,7 +467,7 @@ def test_a_complete_start_asks_to_confirm_then_waits_for_approval(
 
 def test_a_start_on_a_config_that_moved_on_is_refused(preview, production, release_manager):
     complete(preview, production, release_manager)
-    response = client_for(release_manager).post(
+    response = htmx_client_for(release_manager).post(
         preflight_url("start_phase", production), start_form(version=7, override="ok")
     )
     assert response.status_code == 409
@@ -476,7 +478,7 @@ def test_a_start_on_a_config_that_moved_on_is_refused(preview, production, relea
 
 def test_a_start_names_the_next_phase(preview, production, release_manager):
     complete(preview, production, release_manager)
-    response = client_for(release_manager).post(
+    response = htmx_client_for(release_manager).post(
         preflight_url("start_phase", production), start_form(tag="B3", override="ok")
     )
     assert response.status_code == 409
@@ -486,12 +488,12 @@ def test_a_start_names_the_next_phase(preview, production, release_manager):
 def test_the_start_needs_a_reason_post_and_the_role(preview, production, release_manager, devops):
     complete(preview, production, release_manager)
     url = preflight_url("start_phase", production)
-    bad = client_for(release_manager).post(url, start_form(reason="  ", override="ok"))
+    bad = htmx_client_for(release_manager).post(url, start_form(reason="  ", override="ok"))
     assert bad.status_code == 422 and b"Give a reason" in bad.content
     assert client_for(release_manager).get(url).status_code == 405
     anonymous = Client().post(url, start_form(override="ok"))
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
-    assert client_for(devops).post(url, start_form(override="ok")).status_code == 403
+    assert htmx_client_for(devops).post(url, start_form(override="ok")).status_code == 403
     assert not PercentRequest.objects.exists()
 
 

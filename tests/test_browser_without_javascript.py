@@ -1,0 +1,31 @@
+"""The emergency stop in Chromium with JavaScript switched off: the forms alone do it."""
+
+import pytest
+from playwright.sync_api import expect
+
+from rollout.models import AuditEntry, ConfigChange
+from tests.conftest import PASSWORD, configured_environment
+from tests.support.browser import log_in
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+
+def test_the_emergency_stop_without_javascript(chromium, live_server, edge, devops):
+    production = configured_environment(edge)
+    context = chromium.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        log_in(page, live_server.url, devops.username, PASSWORD)
+        page.goto(f"{live_server.url}/environments/{production.public_id}/")
+        page.fill(".emergency-control textarea[name=reason]", "5xx spike on native")
+        page.click("#emergency-button")
+        expect(page.locator("#confirm-text")).to_contain_text("EMERGENCY STOP")
+        page.click("#confirm-button")
+        page.wait_for_url(f"{live_server.url}/environments/{production.public_id}/")
+        expect(page.locator(".messages")).to_contain_text("EMERGENCY STOP queued")
+    finally:
+        context.close()
+    change = ConfigChange.objects.get(kind="emergency_stop")
+    assert change.requested_by == devops and change.reason == "5xx spike on native"
+    assert AuditEntry.objects.filter(actor=devops, action__contains="emergency").exists()

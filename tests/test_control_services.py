@@ -11,7 +11,7 @@ from monitoring import drift
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
 from rollout.permissions import Refused
 from rollout.services import controls, preflight
-from tests.conftest import client_for, make_environment
+from tests.conftest import client_for, htmx_client_for, make_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +126,7 @@ def test_the_confirmation_shows_what_the_act_writes(production, devops, release_
     if setup:
         controls.emergency_stop(environment=production, reason="first", actor=devops)
     person = release_manager if control == "lower" else devops
-    client = client_for(person)
+    client = htmx_client_for(person)
     url = reverse(f"rollout:{name}", args=[production.public_id])
     shown = client.post(url, form).content.decode()
     assert client.post(url, {**form, "confirmed": "true"}).status_code == 200

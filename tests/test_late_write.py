@@ -22,7 +22,7 @@ from monitoring.observation import observe
 from rollout import kv_writer
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.services import controls
-from tests.conftest import NAMESPACES, make_environment, wait_for
+from tests.conftest import NAMESPACES, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
 from tests.support.fault_figures import report
 
@@ -85,11 +85,6 @@ def queued_drift_checks() -> list[tuple[list, str | None]]:
             if message.headers["task"] == "monitoring.tasks.observe_environment":
                 found.append((message.decode()[0], message.headers.get("eta")))
     return found
-
-
-@pytest.fixture
-def production(edge):
-    return make_environment(edge)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from common import percentile, recreate_database  # bench/common.py
+from common import migrated_database, percentile, placeholder_environment  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,20 +46,11 @@ def fill(count):
     from django.contrib.auth.models import Group, User
     from django.utils import timezone
 
-    from rollout.models import AuditEntry, Environment, Service
+    from rollout.models import AuditEntry, Service
     from rollout.services import audit
 
     service = Service.objects.create(name="pix-immo-api")
-    environments = [
-        Environment.objects.create(
-            service=service,
-            name=name,
-            cloudflare_account_id="a",
-            kv_namespace_id=name,
-            qa_url=f"http://x/{name}/api/qa",
-        )
-        for name in ("preview", "production")
-    ]
+    environments = [placeholder_environment(service, name) for name in ("preview", "production")]
     viewer = User.objects.create_user("viewer", password="bench-pass-123")
     viewer.groups.add(Group.objects.get(name="viewer"))
     start = timezone.now() - timedelta(days=90)
@@ -106,14 +97,9 @@ def main():
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    recreate_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    migrated_database(os.environ["DATABASE_URL"])
     from django.test import Client
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
     environments = fill(args.entries)
     print(f"filled {args.entries} entries in {time.perf_counter() - started:.1f} s")

@@ -22,6 +22,67 @@ def recreate_database(url: str) -> None:
     subprocess.run(["createdb", *where, name], check=True)
 
 
+def migrated_database(url: str) -> None:
+    """A fresh database (``recreate_database``), Django set up on it and migrated."""
+    recreate_database(url)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def placeholder_environment(service, name="production"):
+    """An environment whose addresses lead nowhere: for benchmarks of pages and ingestion,
+    which never call the edge or KV."""
+    from rollout.models import Environment
+
+    return Environment.objects.create(
+        service=service,
+        name=name,
+        cloudflare_account_id="bench",
+        kv_namespace_id=f"ns-{name}",
+        qa_url=f"http://127.0.0.1:9/{name}/api/qa",
+    )
+
+
+def configured_environment(service, name, *, account, namespace, qa_url):
+    """A connected environment of ``service`` with its initial desired config (10 %, B2a)
+    recorded: where the benchmarks start."""
+    from django.utils import timezone
+
+    from integrations.kv_value import CanarySettings
+    from rollout.models import Environment
+    from rollout.services import controls
+
+    environment = Environment.objects.create(
+        service=service,
+        name=name,
+        cloudflare_account_id=account,
+        kv_namespace_id=namespace,
+        qa_url=qa_url,
+        connected_at=timezone.now(),
+    )
+    controls.create_initial_config(
+        environment=environment,
+        settings=CanarySettings(10, "B2a", False),
+        reason="initial",
+        system="bench",
+    )
+    return environment
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 within two seconds: a server the benchmark started is up."""
+    import httpx  # here, not at the top: load_test.py lets gevent patch the network first
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def percentile(values, fraction: float) -> float:
     """The nearest-rank percentile (``fraction`` from 0 to 1); NaN when there is no value."""
     ordered = sorted(values)

@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from common import percentile, recreate_database  # bench/common.py
+from common import migrated_database, percentile, placeholder_environment  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,17 +41,11 @@ def fill(hours):
 
     from integrations.histogram import Histogram
     from metrics.models import MinuteBucket
-    from rollout.models import Environment, Phase, PhaseRun, Rollout, RolloutPlan, Service
+    from rollout.models import Phase, PhaseRun, Rollout, RolloutPlan, Service
     from rollout.services import phases
 
     service = Service.objects.create(name="pix-immo-api")
-    environment = Environment.objects.create(
-        service=service,
-        name="production",
-        cloudflare_account_id="a",
-        kv_namespace_id="ns",
-        qa_url="http://x/production/api/qa",
-    )
+    environment = placeholder_environment(service)
     plan = RolloutPlan.objects.create(service=service, name="B2")
     phase = Phase.objects.create(
         plan=plan, position=1, tag="B2b", percent=25, min_observation=timedelta(hours=hours)
@@ -103,18 +97,13 @@ def main():
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
-    recreate_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    migrated_database(os.environ["DATABASE_URL"])
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
 
     from rollout.services.evidence import build
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
     run = fill(args.hours)
     print(f"filled {args.hours * 120:,} buckets in {time.perf_counter() - started:.1f} s")

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import recreate_database  # bench/common.py
+from common import configured_environment, recreate_database  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,11 +36,10 @@ os.environ.update(
 def seed():
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
-    from django.utils import timezone
 
     from integrations.kv_value import CanarySettings
     from rollout import roles
-    from rollout.models import Environment, Service
+    from rollout.models import Service
     from rollout.services import controls
 
     call_command("migrate", verbosity=0)
@@ -48,19 +47,12 @@ def seed():
     viewer.groups.add(Group.objects.get(name=roles.VIEWER))
     service = Service.objects.create(name="pix-immo-api")
     for name in ("preview", "production"):
-        environment = Environment.objects.create(
-            service=service,
-            name=name,
-            cloudflare_account_id="bench-account",
-            kv_namespace_id=f"ns-{name}",
+        environment = configured_environment(
+            service,
+            name,
+            account="bench-account",
+            namespace=f"ns-{name}",
             qa_url=f"http://127.0.0.1:9/{name}/api/qa",
-            connected_at=timezone.now(),
-        )
-        controls.create_initial_config(
-            environment=environment,
-            settings=CanarySettings(10, "B2a", False),
-            reason="initial",
-            system="bench",
         )
         for version in range(1, 21):
             controls.request_change(

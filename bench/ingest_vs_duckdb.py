@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import recreate_database  # bench/common.py
+from common import migrated_database, placeholder_environment  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -215,25 +215,12 @@ def main():
 
     directory = ROOT / "var" / "bench" / f"logpush-{args.lines}"
     generate(directory, args.lines)
-    recreate_database(DATABASE_URL)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    migrated_database(DATABASE_URL)
     from metrics.models import LogSource
-    from rollout.models import Environment, Service
+    from rollout.models import Service
 
     service = Service.objects.create(name="pix-immo-api")
-    environment = Environment.objects.create(
-        service=service,
-        name="production",
-        cloudflare_account_id="bench",
-        kv_namespace_id="bench",
-        qa_url="http://127.0.0.1:9/api/qa",
-    )
+    environment = placeholder_environment(service)
     source = LogSource.objects.create(
         environment=environment,
         kind=LogSource.Kind.DIRECTORY,

@@ -34,6 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from common import answers  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = int(os.environ.get("BENCH_PORT", "8124"))
@@ -89,7 +90,7 @@ def main():
         server = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=log)
         try:
             deadline = time.monotonic() + 30
-            while not _answers(base_url + PATH):
+            while not answers(base_url + PATH):
                 if server.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     raise RuntimeError(f"gunicorn did not start:\n{log.read()}")
@@ -100,8 +101,7 @@ def main():
                 for _ in range(args.clients)
             ]
             threads += [
-                threading.Thread(target=poller, args=(base_url, stop))
-                for _ in range(args.pollers)
+                threading.Thread(target=poller, args=(base_url, stop)) for _ in range(args.pollers)
             ]
             for thread in threads:
                 thread.start()
@@ -125,13 +125,6 @@ def main():
     print(f"connection errors: {errors}")
     print("gunicorn log:", server_log or "(empty)")
     sys.exit(1 if errors else 0)
-
-
-def _answers(url):
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def main():
     redis.Redis.from_url(BROKER_URL).flushdb()
 
     from tests.support.edge import EdgeStandIn
+    from tests.support.worker import celery_worker_command
 
     # The probes carry a monitoring token the edge exempts from its per-client rate limit,
     # as a production setup would (EDGE_PROBE_HEADERS).
@@ -76,20 +77,7 @@ def main():
         (ROOT / "var").mkdir(exist_ok=True)
         worker_log = open(ROOT / "var" / "bench-kv-worker.log", "w")  # noqa: SIM115
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=threads",
-                "--concurrency=4",
-                "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            celery_worker_command(loglevel="WARNING"),
             cwd=ROOT,
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
             stdout=worker_log,

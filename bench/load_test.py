@@ -42,7 +42,7 @@ from collections import Counter
 from pathlib import Path
 
 import gevent
-from common import percentile, recreate_database  # bench/common.py
+from common import answers, configured_environment, percentile, recreate_database  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -251,12 +251,9 @@ def prepare_database():
 def seed(edge, managers):
     from django.contrib.auth.models import Group, User
     from django.core.management import call_command
-    from django.utils import timezone
 
-    from integrations.kv_value import CanarySettings
     from rollout import roles
-    from rollout.models import Environment, Service
-    from rollout.services import controls
+    from rollout.models import Service
 
     call_command("migrate", verbosity=0)
     people = {"viewer": roles.VIEWER, "techlead": roles.TECH_LEAD}
@@ -266,19 +263,12 @@ def seed(edge, managers):
         user.groups.add(Group.objects.get(name=role))
     service = Service.objects.create(name="pix-immo-api")
     for name in ("preview", "production"):
-        environment = Environment.objects.create(
-            service=service,
-            name=name,
-            cloudflare_account_id=edge.account,
-            kv_namespace_id=edge.namespace_id(name),
+        environment = configured_environment(
+            service,
+            name,
+            account=edge.account,
+            namespace=edge.namespace_id(name),
             qa_url=edge.qa_url(name),
-            connected_at=timezone.now(),
-        )
-        controls.create_initial_config(
-            environment=environment,
-            settings=CanarySettings(10, "B2a", False),
-            reason="initial",
-            system="bench",
         )
         ENVIRONMENTS.append(str(environment.public_id))
     return list(people)
@@ -478,6 +468,7 @@ def main():
     prepare_database()
     (ROOT / "var").mkdir(exist_ok=True)
     from tests.support.edge import EdgeStandIn
+    from tests.support.worker import celery_worker_command
 
     gunicorn = worker = None
     with EdgeStandIn(
@@ -496,20 +487,7 @@ def main():
         try:
             worker_log = ROOT / "var" / "bench-load-worker.log"
             worker = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "--pool=threads",
-                    "--concurrency=4",
-                    "--loglevel=INFO",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
+                celery_worker_command(),
                 worker_log.name,
                 lambda: "ready." in worker_log.read_text(),
             )
@@ -537,7 +515,7 @@ def main():
                     ),
                 ],
                 "bench-load-gunicorn.log",
-                lambda: _answers(base_url + "/login/"),
+                lambda: answers(base_url + "/login/"),
             )
             log_in(base_url, usernames)
             load_before = os.getloadavg()[0]
@@ -572,15 +550,6 @@ def main():
         f"{'met' if p99 < 100 else 'NOT met'}; final state {'ok' if not problems else 'NOT ok'}"
     )
     sys.exit(0 if met else 1)
-
-
-def _answers(url):
-    import httpx
-
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ real Celery worker process on Redis working against the test database."""
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from django.contrib.auth.models import Group, User
 
 from rollout import roles
 from rollout.models import Environment, Service
+from tests.support.processes import stop_group
+from tests.support.worker import celery_worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
@@ -132,12 +133,14 @@ def make_environment(edge_server, name="production", service_name="pix-immo-api"
     )
 
 
-def configured_environment(edge_server, name="production", percent=10, tag="B2a"):
+def configured_environment(
+    edge_server, name="production", percent=10, tag="B2a", service_name="pix-immo-api"
+):
     """A connected environment with its initial desired config recorded (not yet written)."""
     from integrations.kv_value import CanarySettings
     from rollout.services import controls
 
-    environment = make_environment(edge_server, name=name)
+    environment = make_environment(edge_server, name=name, service_name=service_name)
     controls.create_initial_config(
         environment=environment,
         settings=CanarySettings(percent, tag, False),
@@ -145,6 +148,33 @@ def configured_environment(edge_server, name="production", percent=10, tag="B2a"
         system="test",
     )
     return environment
+
+
+# --- environments ------------------------------------------------------------------------------
+# ``production`` means one thing in every test: connected, nothing desired yet. Each other state
+# has a fixture named after it, so a test's signature says what it starts from.
+
+
+@pytest.fixture
+def production(edge):
+    """Production on the edge stand-in, connected, with no desired config yet."""
+    return make_environment(edge)
+
+
+@pytest.fixture
+def production_configured(edge):
+    """Production with its initial desired config (10 %, B2a) recorded as version 1 and not
+    yet written to KV."""
+    return configured_environment(edge)
+
+
+@pytest.fixture
+def production_at_b2a(edge):
+    """Production with the B2 plan and its desired config at B2a 10 % (version 3), as a
+    rollout in its first phase has it; nothing in KV."""
+    from tests.support.rollouts import make_production_at_b2a
+
+    return make_production_at_b2a(edge)
 
 
 def skip_unless_installed(what: str) -> None:
@@ -270,21 +300,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                f"--pool={pool}",
-                f"--concurrency={concurrency}",
-                "--loglevel=INFO",
-                f"--hostname={name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            celery_worker_command(pool=pool, concurrency=concurrency, hostname=f"{name}@%h"),
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -305,12 +321,7 @@ class WorkerProcess:
         self.process.wait(timeout=10)
 
     def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.process)
         self.log.close()
 
     def output(self) -> str:

@@ -14,7 +14,8 @@ from rollout.services import audit, controls
 from rollout.services.audit_checkpoints import FAILED_ACTION, object_key, write_checkpoint
 from tests.conftest import configured_environment, wait_for
 from tests.metrics.conftest import s3, s3_server  # noqa: F401 - fixtures
-from tests.test_decisions import observing, production_at_b2a, sign
+from tests.support.rollouts import make_production_at_b2a
+from tests.test_decisions import observing, sign
 
 
 def lines(path):
@@ -194,7 +195,7 @@ def test_a_decision_taking_effect_is_checkpointed_by_the_worker(
 ):
     path = tmp_path / "audit-checkpoints.jsonl"
     start_worker(env={"AUDIT_CHECKPOINT_FILE": str(path)})
-    run = observing(production_at_b2a(edge), healthy=False)
+    run = observing(make_production_at_b2a(edge), healthy=False)
     sign(run, tech_lead, "tech_lead", outcome="no_go")
     assert lines(path) == []  # one signature: nothing took effect yet
     sign(run, devops, "devops", outcome="no_go")

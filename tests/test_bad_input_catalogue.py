@@ -12,6 +12,8 @@ from integrations.kv_value import InvalidKVValue, parse_object, read_settings
 from integrations.logpush import BadLine, parse_http_request
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from tests.conftest import client_for, configured_environment, make_environment
+from tests.monitoring.conftest import good_document
+from tests.support.rollouts import b2b_request, make_production_at_b2a
 
 GOOD_LINE = {
     "EdgeStartTimestamp": 1762957800000000000,
@@ -43,18 +45,7 @@ def test_logpush_lines(case, line):
     assert str(problem.value)
 
 
-GOOD_BODY = {
-    "status": "healthy",
-    "environment": "production",
-    "canary": {
-        "percent": 10,
-        "tag": "B2a",
-        "emergency_proxy": False,
-        "cohort": "native",
-        "reason": "sampled",
-    },
-    "health": {"database": "ok", "r2_bucket": "ok", "proxy_origin": "ok"},
-}
+GOOD_BODY = good_document(canary__cohort="native")
 QA_BODIES = [
     ("no status", {k: v for k, v in GOOD_BODY.items() if k != "status"}, "lacks 'status'"),
     ("no canary", {k: v for k, v in GOOD_BODY.items() if k != "canary"}, "lacks 'canary'"),
@@ -300,9 +291,9 @@ DECISION_POSTS = [
 )
 def test_decision_posts(edge, tech_lead, case, action, data, message):
     from rollout.models import PhaseAttestation, Signature
-    from tests.test_decisions import observing, production_at_b2a
+    from tests.test_decisions import observing
 
-    run = observing(production_at_b2a(edge))
+    run = observing(make_production_at_b2a(edge))
     data = {"evidence_digest": DIGEST, **data} if action == "sign" else data
     response = client_for(tech_lead).post(f"/phases/{run.public_id}/{action}/", data)
     assert response.status_code == 422, (case, response.status_code)
@@ -311,21 +302,6 @@ def test_decision_posts(edge, tech_lead, case, action, data, message):
 
 
 # --- texts people write: accepted at their limit, refused one character over -------------------
-
-
-def _percent_request(environment, person):
-    from rollout.models import PercentRequest
-
-    return PercentRequest.objects.create(
-        environment=environment,
-        requested_by=person,
-        reason="B2b",
-        base_version=1,
-        from_percent=10,
-        to_percent=25,
-        from_tag="B2a",
-        to_tag="B2b",
-    )
 
 
 def _post_mortem(run, person):
@@ -344,14 +320,14 @@ def _post_mortem(run, person):
 
 def _text_form(edge, people, form):
     """(person, URL, the rest of the form) for one form with a text field."""
-    from tests.test_decisions import observing, production_at_b2a
+    from tests.test_decisions import observing
 
     if form in ("set_percent", "emergency_stop", "rollback", "lift_emergency", "approve_note"):
         environment = configured_environment(edge)
         person = people["release_manager"]
         data = {"canary_percent": "5", "canary_tag": "B2a", "expected_version": "1"}
         if form == "approve_note":
-            pending = _percent_request(environment, person)
+            pending = b2b_request(environment, person, base_version=1)
             return people["tech_lead"], f"/requests/{pending.public_id}/approve/", {}
         return person, reverse(f"rollout:{form}", args=[environment.public_id]), data
     if form == "drift_reason":
@@ -373,7 +349,7 @@ def _text_form(edge, people, form):
             return people["release_manager"], url, data
         url = reverse("rollout:preflight_attest", args=[environment.public_id, "oncall_confirmed"])
         return people["release_manager"], url, {"names": "dana"}
-    run = observing(production_at_b2a(edge))
+    run = observing(make_production_at_b2a(edge))
     if form == "check_in_note":
         return people["tech_lead"], f"/check-ins/{run.check_ins.first().public_id}/acknowledge/", {}
     if form == "phase_attest_note":
@@ -458,17 +434,17 @@ def test_texts_at_their_limit_and_one_over(
 def test_the_database_refuses_an_overlong_text_from_anywhere(edge, tech_lead, model, field, limit):
     from django.db import IntegrityError, connection, transaction
 
-    from tests.test_decisions import observing, production_at_b2a
+    from tests.test_decisions import observing
 
     assert connection.vendor == "postgresql"
-    run = observing(production_at_b2a(edge))
+    run = observing(make_production_at_b2a(edge))
     rows = {
         "PostMortem": lambda: _post_mortem(run, tech_lead),
         "CheckIn": lambda: run.check_ins.first(),
         "ConfigChange": lambda: ConfigChange.objects.filter(
             environment=configured_environment(edge, name="preview")
         ).first(),
-        "PercentRequest": lambda: _percent_request(run.rollout.environment, tech_lead),
+        "PercentRequest": lambda: b2b_request(run.rollout.environment, tech_lead, base_version=1),
     }
     row = rows[model]()
     type(row).objects.filter(pk=row.pk).update(**{field: "z" * limit})
@@ -479,9 +455,9 @@ def test_the_database_refuses_an_overlong_text_from_anywhere(edge, tech_lead, mo
 
 @pytest.mark.django_db
 def test_a_post_mortem_save_writes_a_bounded_audit_entry(edge, tech_lead):
-    from tests.test_decisions import observing, production_at_b2a
+    from tests.test_decisions import observing
 
-    record = _post_mortem(observing(production_at_b2a(edge)), tech_lead)
+    record = _post_mortem(observing(make_production_at_b2a(edge)), tech_lead)
     texts = {"root_cause": "r" * 20000, "fix_plan": "f\n" * 10000, "timeline": "t" * 20000}
     response = client_for(tech_lead).post(f"/post-mortems/{record.public_id}/", texts)
     assert response.status_code == 200
@@ -499,9 +475,9 @@ def test_a_post_mortem_save_writes_a_bounded_audit_entry(edge, tech_lead):
 @pytest.mark.django_db
 @pytest.mark.parametrize("htmx", [False, True])
 def test_a_three_megabyte_post_is_told_the_limit_and_writes_nothing(edge, tech_lead, htmx):
-    from tests.test_decisions import observing, production_at_b2a
+    from tests.test_decisions import observing
 
-    record = _post_mortem(observing(production_at_b2a(edge)), tech_lead)
+    record = _post_mortem(observing(make_production_at_b2a(edge)), tech_lead)
     before = {**_row_counts(), "audit": AuditEntry.objects.count()}
     headers = {"HX-Request": "true"} if htmx else {}
     response = client_for(tech_lead).post(

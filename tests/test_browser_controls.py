@@ -6,23 +6,18 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from integrations.kv_value import CanarySettings
 from rollout.models import ConfigChange, DesiredConfig
-from rollout.services import controls
-from tests.conftest import NAMESPACES, make_environment, wait_for
+from tests.conftest import NAMESPACES, configured_environment, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 
 
 @pytest.fixture
-def production(edge, worker):
-    environment = make_environment(edge)
-    change = controls.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(10, "B2a", False),
-        reason="initial",
-        system="test",
-    )
+def production_in_effect(edge, worker):
+    """Production with its initial desired config (10 %, B2a) written by the worker and in
+    effect at the edge. Recorded once the worker runs: starting it empties the broker."""
+    environment = configured_environment(edge)
+    change = ConfigChange.objects.get(environment=environment, version=1)
     wait_for(lambda: ConfigChange.objects.get(pk=change.pk).state == "in_effect", timeout=20)
     return environment
 
@@ -32,10 +27,10 @@ def environment_url(live_server, environment):
 
 
 def test_an_increase_requested_approved_and_in_effect(
-    live_server, open_page, production, release_manager, tech_lead, edge
+    live_server, open_page, production_in_effect, release_manager, tech_lead, edge
 ):
     rita = open_page(release_manager)
-    rita.goto(environment_url(live_server, production))
+    rita.goto(environment_url(live_server, production_in_effect))
     rita.fill("#id_canary_percent", "25")
     rita.fill("#id_canary_tag", "B2b")
     rita.fill("#controls form[hx-post$='/percent/'] textarea[name=reason]", "B2a window passed")
@@ -46,7 +41,7 @@ def test_an_increase_requested_approved_and_in_effect(
     expect(rita.locator("#controls")).not_to_contain_text("Approve")
 
     theo = open_page(tech_lead)
-    theo.goto(environment_url(live_server, production))
+    theo.goto(environment_url(live_server, production_in_effect))
     theo.on("dialog", lambda dialog: dialog.accept())
     theo.click("button.approve")
     expect(theo.locator("#controls")).to_contain_text("Approved: 25%, tag B2b queued")
@@ -57,9 +52,11 @@ def test_an_increase_requested_approved_and_in_effect(
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 25
 
 
-def test_the_emergency_stop_in_one_confirmation(live_server, open_page, production, devops, edge):
+def test_the_emergency_stop_in_one_confirmation(
+    live_server, open_page, production_in_effect, devops, edge
+):
     dana = open_page(devops)
-    dana.goto(environment_url(live_server, production))
+    dana.goto(environment_url(live_server, production_in_effect))
     dana.click("#emergency-button")
     expect(dana.locator("#confirm-text")).to_contain_text("EMERGENCY STOP")
     dana.click("#confirm-button")
@@ -72,10 +69,10 @@ def test_the_emergency_stop_in_one_confirmation(live_server, open_page, producti
 
 
 def test_a_viewer_sees_no_controls_and_a_crafted_post_is_refused(
-    live_server, open_page, production, viewer
+    live_server, open_page, production_in_effect, viewer
 ):
     vera = open_page(viewer)
-    vera.goto(environment_url(live_server, production))
+    vera.goto(environment_url(live_server, production_in_effect))
     expect(vera.locator("#environment-status")).to_contain_text("10%")
     assert vera.locator("#controls").count() == 0
     status = vera.evaluate(
@@ -86,7 +83,7 @@ def test_a_viewer_sees_no_controls_and_a_crafted_post_is_refused(
                 headers: {"X-CSRFToken": token}});
             return response.status;
         }""",
-        environment_url(live_server, production) + "emergency/",
+        environment_url(live_server, production_in_effect) + "emergency/",
     )
     assert status == 403
-    assert DesiredConfig.objects.get(environment=production).emergency_proxy is False
+    assert DesiredConfig.objects.get(environment=production_in_effect).emergency_proxy is False

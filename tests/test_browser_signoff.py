@@ -15,7 +15,6 @@ from rollout.models import (
     AuditEntry,
     ConfigChange,
     Decision,
-    DesiredConfig,
     Phase,
     PhaseRun,
     Rollout,
@@ -23,31 +22,20 @@ from rollout.models import (
 )
 from rollout.services import phases, signoff
 from rollout.services.evidence import build, fingerprint
-from tests.conftest import make_environment
-from tests.test_decisions import fill, plan_for
+from tests.support.rollouts import fill
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
 @pytest.fixture
-def production(edge):
-    environment = make_environment(edge)
-    plan_for(environment)
-    DesiredConfig.objects.create(
-        environment=environment, version=3, canary_percent=10, canary_tag="B2a"
-    )
-    return environment
-
-
-@pytest.fixture
-def run(production):
+def run(production_at_b2a):
     """B2a in effect since 25 h ago: the window has ended, the metrics are healthy and no one
     has attested yet (so the recommendation is HOLD)."""
     now = timezone.now().replace(second=0, microsecond=0)
     in_effect = now - timedelta(hours=25)
     rollout = Rollout.objects.create(
-        plan=production.service.plan,
-        environment=production,
+        plan=production_at_b2a.service.plan,
+        environment=production_at_b2a,
         build="build-7",
         state=Rollout.State.OBSERVING,
     )
@@ -59,7 +47,7 @@ def run(production):
     )
     phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
     run.refresh_from_db()
-    fill(production, in_effect, run.window_ends_at)
+    fill(production_at_b2a, in_effect, run.window_ends_at)
     return run
 
 
@@ -159,7 +147,7 @@ def test_go_signed_by_a_tech_lead_and_devops_takes_effect(
 
 
 def test_new_metrics_between_the_signatures_invalidate_the_first(
-    live_server, open_page, run, production, tech_lead, devops
+    live_server, open_page, run, production_at_b2a, tech_lead, devops
 ):
     attest_all(run, tech_lead)
     theo = open_page(tech_lead)
@@ -176,7 +164,7 @@ def test_new_metrics_between_the_signatures_invalidate_the_first(
 
     # Late logs for the window arrive after dana loaded the page.
     MinuteBucket.objects.filter(
-        environment=production, minute=run.in_effect_at, cohort="native"
+        environment=production_at_b2a, minute=run.in_effect_at, cohort="native"
     ).update(requests=80)
     current = build(run, timezone.now()).digest
     assert current != seen

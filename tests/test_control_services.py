@@ -11,20 +11,11 @@ from monitoring import drift
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
 from rollout.permissions import Refused
 from rollout.services import controls, preflight
-from tests.conftest import client_for, htmx_client_for, make_environment
+from tests.conftest import client_for, htmx_client_for
 
 pytestmark = pytest.mark.django_db
 
 B2A = CanarySettings(10, "B2a", False)
-
-
-@pytest.fixture
-def production(edge):
-    environment = make_environment(edge)
-    controls.create_initial_config(
-        environment=environment, settings=B2A, reason="initial", system="test"
-    )
-    return environment
 
 
 def a_request(environment, person):
@@ -82,28 +73,28 @@ CALLS = {
 
 @pytest.mark.parametrize("control", CALLS)
 def test_it_refuses_a_caller_without_the_permission_outside_a_request(
-    production, viewer, release_manager, control
+    production_configured, viewer, release_manager, control
 ):
     requests_before = PercentRequest.objects.count()
     with pytest.raises(Refused):
-        CALLS[control](production, viewer, release_manager)
-    assert DesiredConfig.objects.get(environment=production).version == 1
-    assert ConfigChange.objects.filter(environment=production).count() == 1
+        CALLS[control](production_configured, viewer, release_manager)
+    assert DesiredConfig.objects.get(environment=production_configured).version == 1
+    assert ConfigChange.objects.filter(environment=production_configured).count() == 1
     assert PercentRequest.objects.exclude(state=PercentRequest.State.PENDING).count() == 0
     assert PercentRequest.objects.count() <= requests_before + 1  # the test's own request
     refusals = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
     assert [entry.action for entry in refusals] == ["permission.denied"]
     assert refusals[0].actor == viewer
-    assert refusals[0].environment == production
+    assert refusals[0].environment == production_configured
 
 
-def test_a_refused_page_click_is_audited_once(production, tech_lead):
+def test_a_refused_page_click_is_audited_once(production_configured, tech_lead):
     response = client_for(tech_lead).post(
-        reverse("rollout:emergency_stop", args=[production.public_id]),
+        reverse("rollout:emergency_stop", args=[production_configured.public_id]),
         {"reason": "r", "confirmed": "true"},
     )
     assert response.status_code == 403
-    assert DesiredConfig.objects.get(environment=production).version == 1
+    assert DesiredConfig.objects.get(environment=production_configured).version == 1
     refusals = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
     assert [entry.action for entry in refusals] == ["permission.denied"]
 
@@ -121,28 +112,32 @@ CONFIRMED = {
 
 
 @pytest.mark.parametrize("control", CONFIRMED)
-def test_the_confirmation_shows_what_the_act_writes(production, devops, release_manager, control):
+def test_the_confirmation_shows_what_the_act_writes(
+    production_configured, devops, release_manager, control
+):
     name, form, setup = CONFIRMED[control]
     if setup:
-        controls.emergency_stop(environment=production, reason="first", actor=devops)
+        controls.emergency_stop(environment=production_configured, reason="first", actor=devops)
     person = release_manager if control == "lower" else devops
     client = htmx_client_for(person)
-    url = reverse(f"rollout:{name}", args=[production.public_id])
+    url = reverse(f"rollout:{name}", args=[production_configured.public_id])
     shown = client.post(url, form).content.decode()
     assert client.post(url, {**form, "confirmed": "true"}).status_code == 200
-    desired = DesiredConfig.objects.get(environment=production)
-    change = ConfigChange.objects.get(environment=production, version=desired.version)
+    desired = DesiredConfig.objects.get(environment=production_configured)
+    change = ConfigChange.objects.get(environment=production_configured, version=desired.version)
     written = CanarySettings(**change.before)
-    description = controls.describe_transition(production, written, desired.settings)
+    description = controls.describe_transition(production_configured, written, desired.settings)
     assert description in shown
 
 
-def test_a_refused_state_reads_the_same_on_the_confirmation_and_the_act(production, devops):
-    controls.emergency_stop(environment=production, reason="first", actor=devops)
+def test_a_refused_state_reads_the_same_on_the_confirmation_and_the_act(
+    production_configured, devops
+):
+    controls.emergency_stop(environment=production_configured, reason="first", actor=devops)
     client = client_for(devops)
-    url = reverse("rollout:emergency_stop", args=[production.public_id])
+    url = reverse("rollout:emergency_stop", args=[production_configured.public_id])
     shown = client.post(url, {"reason": "again"})
     acted = client.post(url, {"reason": "again", "confirmed": "true"})
     assert shown.status_code == acted.status_code == 409
     assert "already active" in shown.content.decode()
-    assert DesiredConfig.objects.get(environment=production).version == 2
+    assert DesiredConfig.objects.get(environment=production_configured).version == 2

@@ -6,21 +6,11 @@ from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
-from rollout.services import controls
 from tests.conftest import client_for, htmx_client_for, make_environment
 
 pytestmark = pytest.mark.django_db
 
 B2A = CanarySettings(10, "B2a", False)
-
-
-@pytest.fixture
-def production(edge):
-    environment = make_environment(edge)
-    controls.create_initial_config(
-        environment=environment, settings=B2A, reason="initial", system="test"
-    )
-    return environment
 
 
 def url(name, environment):
@@ -75,48 +65,50 @@ ALLOWED = {
 
 @pytest.mark.parametrize("person", sorted(ALLOWED))
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
-def test_permission_matrix(request, production, person, endpoint):
+def test_permission_matrix(request, production_configured, person, endpoint):
     user = request.getfixturevalue(person)
-    path, data = ENDPOINTS[endpoint](production)
-    versions_before = desired(production).version
+    path, data = ENDPOINTS[endpoint](production_configured)
+    versions_before = desired(production_configured).version
     changes_before = ConfigChange.objects.count()
     response = htmx_client_for(user).post(path, data)
     if endpoint in ALLOWED[person]:
         assert response.status_code != 403
     else:
         assert response.status_code == 403
-        assert desired(production).version == versions_before
+        assert desired(production_configured).version == versions_before
         assert ConfigChange.objects.count() == changes_before
         denied = AuditEntry.objects.filter(action="permission.denied").latest("id")
         assert denied.actor == user and denied.outcome == "refused"
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
-def test_every_control_refuses_a_post_without_csrf_token(production, admin_user, endpoint):
-    path, data = ENDPOINTS[endpoint](production)
+def test_every_control_refuses_a_post_without_csrf_token(
+    production_configured, admin_user, endpoint
+):
+    path, data = ENDPOINTS[endpoint](production_configured)
     response = htmx_client_for(admin_user, enforce_csrf_checks=True).post(path, data)
     assert response.status_code == 403
-    assert desired(production).version == 1
+    assert desired(production_configured).version == 1
 
 
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
-def test_every_control_refuses_get(production, admin_user, endpoint):
-    path, _ = ENDPOINTS[endpoint](production)
+def test_every_control_refuses_get(production_configured, admin_user, endpoint):
+    path, _ = ENDPOINTS[endpoint](production_configured)
     assert client_for(admin_user).get(path).status_code == 405
 
 
 @pytest.mark.parametrize("endpoint", ["set_percent", "rollback", "emergency_stop"])
-def test_anonymous_clicks_are_sent_to_log_in(production, endpoint):
-    path, data = ENDPOINTS[endpoint](production)
+def test_anonymous_clicks_are_sent_to_log_in(production_configured, endpoint):
+    path, data = ENDPOINTS[endpoint](production_configured)
     response = Client().post(path, data)
     assert response.status_code == 302 and "/login/" in response["Location"]
-    assert desired(production).version == 1
+    assert desired(production_configured).version == 1
 
 
 def test_approvals_need_the_approver_role(
-    production, release_manager, second_release_manager, viewer, devops
+    production_configured, release_manager, second_release_manager, viewer, devops
 ):
-    htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
+    htmx_client_for(release_manager).post(url("set_percent", production_configured), percent_form())
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
     for person in (second_release_manager, viewer, devops):
@@ -124,69 +116,81 @@ def test_approvals_need_the_approver_role(
     reject = reverse("rollout:reject_request", args=[pending.public_id])
     assert htmx_client_for(viewer).post(reject).status_code == 403
     pending.refresh_from_db()
-    assert pending.state == "pending" and desired(production).version == 1
+    assert pending.state == "pending" and desired(production_configured).version == 1
 
 
 # --- setting the percent ------------------------------------------------------------------------
 
 
-def test_the_first_post_asks_for_confirmation_naming_the_change(production, release_manager):
+def test_the_first_post_asks_for_confirmation_naming_the_change(
+    production_configured, release_manager
+):
     response = htmx_client_for(release_manager).post(
-        url("set_percent", production), percent_form(confirmed="")
+        url("set_percent", production_configured), percent_form(confirmed="")
     )
     assert response.status_code == 200
     assert "production: 10% → 25%, tag B2b" in response.content.decode()
     assert b"second person" in response.content
-    assert desired(production).version == 1 and not PercentRequest.objects.exists()
+    assert desired(production_configured).version == 1 and not PercentRequest.objects.exists()
 
 
-def test_lowering_applies_at_once_and_warns_about_sticky_cookies(production, release_manager):
+def test_lowering_applies_at_once_and_warns_about_sticky_cookies(
+    production_configured, release_manager
+):
     client = htmx_client_for(release_manager)
     confirm = client.post(
-        url("set_percent", production), percent_form(percent="5", tag="B2a", confirmed="")
+        url("set_percent", production_configured),
+        percent_form(percent="5", tag="B2a", confirmed=""),
     )
     assert "production: 10% → 5%, tag B2a" in confirm.content.decode()
     assert b"native cookie" in confirm.content
-    response = client.post(url("set_percent", production), percent_form(percent="5", tag="B2a"))
+    response = client.post(
+        url("set_percent", production_configured), percent_form(percent="5", tag="B2a")
+    )
     assert response.status_code == 200 and b"Queued" in response.content
-    assert (desired(production).version, desired(production).canary_percent) == (2, 5)
+    assert (
+        desired(production_configured).version,
+        desired(production_configured).canary_percent,
+    ) == (2, 5)
     change = ConfigChange.objects.get(version=2)
     assert change.requested_by == release_manager and change.approved_by is None
 
 
-def test_raising_waits_for_a_second_person(production, release_manager, tech_lead):
-    response = htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
+def test_raising_waits_for_a_second_person(production_configured, release_manager, tech_lead):
+    response = htmx_client_for(release_manager).post(
+        url("set_percent", production_configured), percent_form()
+    )
     assert b"waiting for a second person" in response.content
-    assert desired(production).version == 1
+    assert desired(production_configured).version == 1
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
     response = htmx_client_for(tech_lead).post(approve, {"note": "metrics fine"})
     assert response.status_code == 200 and b"Approved" in response.content
     change = ConfigChange.objects.get(version=2)
     assert (change.requested_by, change.approved_by) == (release_manager, tech_lead)
-    assert desired(production).canary_percent == 25
+    assert desired(production_configured).canary_percent == 25
     pending.refresh_from_db()
     assert pending.state == "approved" and pending.change == change
     assert AuditEntry.objects.filter(action="approval.approved", actor=tech_lead).exists()
 
 
-def test_nobody_approves_their_own_request(production, admin_user):
+def test_nobody_approves_their_own_request(production_configured, admin_user):
     client = htmx_client_for(admin_user)
-    client.post(url("set_percent", production), percent_form())
+    client.post(url("set_percent", production_configured), percent_form())
     pending = PercentRequest.objects.get()
     response = client.post(reverse("rollout:approve_request", args=[pending.public_id]))
     assert response.status_code == 409
     assert b"cannot approve your own request" in response.content
-    assert desired(production).version == 1
+    assert desired(production_configured).version == 1
     assert AuditEntry.objects.filter(action="approval.refused").count() == 1
 
 
-def test_a_stale_request_cannot_be_approved(production, release_manager, tech_lead):
-    htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
+def test_a_stale_request_cannot_be_approved(production_configured, release_manager, tech_lead):
+    htmx_client_for(release_manager).post(url("set_percent", production_configured), percent_form())
     pending = PercentRequest.objects.get()
     # Meanwhile someone lowers the percent.
     htmx_client_for(release_manager).post(
-        url("set_percent", production), percent_form(percent="5", tag="B2a")
+        url("set_percent", production_configured), percent_form(percent="5", tag="B2a")
     )
     response = htmx_client_for(tech_lead).post(
         reverse("rollout:approve_request", args=[pending.public_id])
@@ -195,13 +199,13 @@ def test_a_stale_request_cannot_be_approved(production, release_manager, tech_le
     assert b"config changed since this was requested" in response.content
     pending.refresh_from_db()
     assert pending.state == "stale"
-    assert desired(production).canary_percent == 5
+    assert desired(production_configured).canary_percent == 5
 
 
 def test_an_approved_request_cannot_be_approved_twice(
-    production, release_manager, tech_lead, admin_user
+    production_configured, release_manager, tech_lead, admin_user
 ):
-    htmx_client_for(release_manager).post(url("set_percent", production), percent_form())
+    htmx_client_for(release_manager).post(url("set_percent", production_configured), percent_form())
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
     assert htmx_client_for(tech_lead).post(approve).status_code == 200
@@ -211,15 +215,15 @@ def test_an_approved_request_cannot_be_approved_twice(
 
 
 def test_the_requester_can_cancel_and_an_approver_can_reject(
-    production, release_manager, tech_lead
+    production_configured, release_manager, tech_lead
 ):
     client = htmx_client_for(release_manager)
-    client.post(url("set_percent", production), percent_form())
+    client.post(url("set_percent", production_configured), percent_form())
     first = PercentRequest.objects.get()
     client.post(reverse("rollout:reject_request", args=[first.public_id]))
     first.refresh_from_db()
     assert first.state == "cancelled"
-    client.post(url("set_percent", production), percent_form(reason="again"))
+    client.post(url("set_percent", production_configured), percent_form(reason="again"))
     second = PercentRequest.objects.get(state="pending")
     htmx_client_for(tech_lead).post(
         reverse("rollout:reject_request", args=[second.public_id]),
@@ -227,14 +231,14 @@ def test_the_requester_can_cancel_and_an_approver_can_reject(
     )
     second.refresh_from_db()
     assert second.state == "rejected" and second.decided_by == tech_lead
-    assert desired(production).version == 1
+    assert desired(production_configured).version == 1
 
 
-def test_a_double_submit_writes_once(production, release_manager):
+def test_a_double_submit_writes_once(production_configured, release_manager):
     client = htmx_client_for(release_manager)
     data = percent_form(percent="5", tag="B2a")
-    first = client.post(url("set_percent", production), data)
-    second = client.post(url("set_percent", production), data)
+    first = client.post(url("set_percent", production_configured), data)
+    second = client.post(url("set_percent", production_configured), data)
     assert first.status_code == 200
     assert (
         second.status_code == 409 and b"config changed since you loaded this page" in second.content
@@ -242,17 +246,17 @@ def test_a_double_submit_writes_once(production, release_manager):
     assert ConfigChange.objects.filter(kind="percent_change").count() == 1
 
 
-def test_two_people_on_the_same_version_one_wins(production, release_manager, devops):
+def test_two_people_on_the_same_version_one_wins(production_configured, release_manager, devops):
     lower = htmx_client_for(release_manager).post(
-        url("set_percent", production), percent_form(percent="5", tag="B2a")
+        url("set_percent", production_configured), percent_form(percent="5", tag="B2a")
     )
     rollback = htmx_client_for(devops).post(
-        url("rollback", production),
+        url("rollback", production_configured),
         {"reason": "errors", "expected_version": "1", "confirmed": "true"},
     )
     assert lower.status_code == 200 and rollback.status_code == 409
     assert b"Not applied" in rollback.content
-    assert desired(production).version == 2
+    assert desired(production_configured).version == 2
 
 
 @pytest.mark.parametrize(
@@ -272,18 +276,19 @@ def test_two_people_on_the_same_version_one_wins(production, release_manager, de
     ],
 )
 def test_bad_percent_input_is_explained_and_nothing_is_written(
-    production, release_manager, data, message
+    production_configured, release_manager, data, message
 ):
-    response = htmx_client_for(release_manager).post(url("set_percent", production), data)
+    client = htmx_client_for(release_manager)
+    response = client.post(url("set_percent", production_configured), data)
     assert response.status_code == 422
     assert message in response.content.decode()
-    assert desired(production).version == 1
+    assert desired(production_configured).version == 1
     assert not PercentRequest.objects.exists()
 
 
-def test_setting_the_same_config_is_refused_politely(production, release_manager):
+def test_setting_the_same_config_is_refused_politely(production_configured, release_manager):
     response = htmx_client_for(release_manager).post(
-        url("set_percent", production), percent_form(percent="10", tag="B2a")
+        url("set_percent", production_configured), percent_form(percent="10", tag="B2a")
     )
     assert response.status_code == 409 and b"Nothing to change" in response.content
 
@@ -306,86 +311,94 @@ def test_controls_on_an_environment_without_config_say_so(edge, release_manager)
 # --- emergency stop and rollback ------------------------------------------------------------
 
 
-def test_the_emergency_stop_is_one_person_one_confirmation(production, devops):
+def test_the_emergency_stop_is_one_person_one_confirmation(production_configured, devops):
     client = htmx_client_for(devops)
-    confirm = client.post(url("emergency_stop", production), {"reason": "5xx spike"})
+    confirm = client.post(url("emergency_stop", production_configured), {"reason": "5xx spike"})
     assert "EMERGENCY STOP — 100% of traffic to proxy" in confirm.content.decode()
-    assert desired(production).version == 1
+    assert desired(production_configured).version == 1
     response = client.post(
-        url("emergency_stop", production), {"reason": "5xx spike", "confirmed": "true"}
+        url("emergency_stop", production_configured), {"reason": "5xx spike", "confirmed": "true"}
     )
     assert response.status_code == 200 and b"EMERGENCY STOP queued" in response.content
-    state = desired(production)
+    state = desired(production_configured)
     assert (state.emergency_proxy, state.canary_percent, state.version) == (True, 0, 2)
     change = ConfigChange.objects.get(version=2)
     assert change.kind == "emergency_stop" and change.requested_by == devops
-    again = client.post(url("emergency_stop", production), {"reason": "again", "confirmed": "true"})
+    again = client.post(
+        url("emergency_stop", production_configured), {"reason": "again", "confirmed": "true"}
+    )
     assert again.status_code == 409 and b"already active" in again.content
 
 
-def test_the_emergency_stop_wins_over_a_stale_page(production, release_manager, devops):
+def test_the_emergency_stop_wins_over_a_stale_page(production_configured, release_manager, devops):
     htmx_client_for(release_manager).post(
-        url("set_percent", production), percent_form(percent="5", tag="B2a")
+        url("set_percent", production_configured), percent_form(percent="5", tag="B2a")
     )
     # devops loaded the page at version 1; the stop needs no version and still applies.
     response = htmx_client_for(devops).post(
-        url("emergency_stop", production), {"reason": "NOT-AUS", "confirmed": "true"}
+        url("emergency_stop", production_configured), {"reason": "NOT-AUS", "confirmed": "true"}
     )
     assert response.status_code == 200
-    assert desired(production).emergency_proxy is True
+    assert desired(production_configured).emergency_proxy is True
 
 
-def test_the_emergency_stop_needs_a_reason(production, devops):
+def test_the_emergency_stop_needs_a_reason(production_configured, devops):
     response = htmx_client_for(devops).post(
-        url("emergency_stop", production), {"reason": "", "confirmed": "true"}
+        url("emergency_stop", production_configured), {"reason": "", "confirmed": "true"}
     )
     assert response.status_code == 422 and b"Give a reason" in response.content
-    assert desired(production).emergency_proxy is False
+    assert desired(production_configured).emergency_proxy is False
 
 
-def test_lifting_the_emergency_stop_keeps_0_percent(production, devops):
+def test_lifting_the_emergency_stop_keeps_0_percent(production_configured, devops):
     client = htmx_client_for(devops)
-    client.post(url("emergency_stop", production), {"reason": "spike", "confirmed": "true"})
-    page = client.get(url("environment", production))
+    client.post(
+        url("emergency_stop", production_configured), {"reason": "spike", "confirmed": "true"}
+    )
+    page = client.get(url("environment", production_configured))
     assert b"EMERGENCY STOP ACTIVE" in page.content
     response = client.post(
-        url("lift_emergency", production),
+        url("lift_emergency", production_configured),
         {"reason": "fixed", "expected_version": "2", "confirmed": "true"},
     )
     assert response.status_code == 200
-    state = desired(production)
+    state = desired(production_configured)
     assert (state.emergency_proxy, state.canary_percent, state.version) == (False, 0, 3)
 
 
-def test_rollback_goes_to_0_percent_with_a_reason(production, devops):
+def test_rollback_goes_to_0_percent_with_a_reason(production_configured, devops):
     client = htmx_client_for(devops)
     missing = client.post(
-        url("rollback", production), {"reason": "", "expected_version": "1", "confirmed": "true"}
+        url("rollback", production_configured),
+        {"reason": "", "expected_version": "1", "confirmed": "true"},
     )
-    assert missing.status_code == 422 and desired(production).version == 1
+    assert missing.status_code == 422 and desired(production_configured).version == 1
     confirm = client.post(
-        url("rollback", production), {"reason": "errors", "expected_version": "1"}
+        url("rollback", production_configured), {"reason": "errors", "expected_version": "1"}
     )
     assert "production: 10% → 0%, tag B2a" in confirm.content.decode()
     assert b"native cookie" in confirm.content
     client.post(
-        url("rollback", production),
+        url("rollback", production_configured),
         {"reason": "errors", "expected_version": "1", "confirmed": "true"},
     )
-    assert (desired(production).canary_percent, desired(production).version) == (0, 2)
+    assert (
+        desired(production_configured).canary_percent,
+        desired(production_configured).version,
+    ) == (0, 2)
     assert ConfigChange.objects.get(version=2).kind == "rollback"
 
 
-def test_a_viewer_sees_no_controls(production, viewer, release_manager):
-    page = client_for(viewer).get(url("environment", production)).content
+def test_a_viewer_sees_no_controls(production_configured, viewer, release_manager):
+    page = client_for(viewer).get(url("environment", production_configured)).content
     assert b"EMERGENCY STOP</button>" not in page and b"Set percent" not in page
-    page = client_for(release_manager).get(url("environment", production)).content
+    page = client_for(release_manager).get(url("environment", production_configured)).content
     assert b"EMERGENCY STOP</button>" in page and b"Set percent" in page
 
 
-def test_every_action_records_request_id_and_client_address(production, release_manager):
+def test_every_action_records_request_id_and_client_address(production_configured, release_manager):
     htmx_client_for(release_manager).post(
-        url("set_percent", production),
+        url("set_percent", production_configured),
         percent_form(percent="5", tag="B2a"),
         headers={"X-Request-ID": "req-123"},
     )

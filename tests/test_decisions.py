@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations.histogram import Histogram
 from metrics.models import MinuteBucket
 from rollout.models import (
     AuditEntry,
@@ -17,72 +16,16 @@ from rollout.models import (
     PhaseRun,
     PostMortem,
     Rollout,
-    RolloutPlan,
     Signature,
 )
 from rollout.services import phases, signoff
 from rollout.services.evidence import build
 from tests.conftest import client_for, htmx_client_for, make_environment
+from tests.support.rollouts import b2b_request, fill, make_production_at_b2a, plan_for
 
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now().replace(second=0, microsecond=0)
-
-
-def plan_for(environment):
-    plan = RolloutPlan.objects.create(service=environment.service, name="B2")
-    for position, (tag, percent, hours) in enumerate(
-        [("B2a", 10, 24), ("B2b", 25, 48), ("B2c", 100, 24)]
-    ):
-        Phase.objects.create(
-            plan=plan,
-            position=position,
-            tag=tag,
-            percent=percent,
-            min_observation=timedelta(hours=hours),
-        )
-    return plan
-
-
-def fill(environment, start, end, *, native=(40, 0, 300.0), proxy=(360, 1, 280.0)):
-    """One bucket per minute and cohort: (requests, 5xx, ttfb ms)."""
-    minute = start
-    rows = []
-    while minute < end:
-        for cohort, (requests, errors, ttfb) in (("native", native), ("proxy", proxy)):
-            histogram = Histogram()
-            histogram.add(ttfb, requests)
-            rows.append(
-                MinuteBucket(
-                    environment=environment,
-                    minute=minute,
-                    cohort=cohort,
-                    requests=requests,
-                    errors_5xx=errors,
-                    ttfb_histogram=histogram.to_bytes(),
-                )
-            )
-        minute += timedelta(minutes=1)
-    MinuteBucket.objects.bulk_create(rows)
-
-
-def production_at_b2a(edge):
-    """Production with the B2 plan, its desired config at B2a 10% (version 3)."""
-    environment = make_environment(edge)
-    plan_for(environment)
-    DesiredConfig.objects.create(
-        environment=environment,
-        version=3,
-        canary_percent=10,
-        canary_tag="B2a",
-        emergency_proxy=False,
-    )
-    return environment
-
-
-@pytest.fixture
-def production(edge):
-    return production_at_b2a(edge)
 
 
 def observing(environment, *, phase_tag="B2a", hours_ago=25, healthy=True, fill_logs=True):
@@ -129,10 +72,10 @@ def sign(run, person, role, outcome="go", justification="", now=NOW, digest=None
 # --- the window -------------------------------------------------------------------------------
 
 
-def test_window_counts_from_in_effect_not_from_the_click(production, release_manager):
-    rollout = phases.ensure_rollout(production, person=release_manager, now=NOW)
+def test_window_counts_from_in_effect_not_from_the_click(production_at_b2a, release_manager):
+    rollout = phases.ensure_rollout(production_at_b2a, person=release_manager, now=NOW)
     change = ConfigChange.objects.create(
-        environment=production,
+        environment=production_at_b2a,
         version=4,
         kind="phase_start",
         requested_by=release_manager,
@@ -141,7 +84,7 @@ def test_window_counts_from_in_effect_not_from_the_click(production, release_man
     )
     phase = Phase.objects.get(tag="B2a")
     run = phases.record_phase_start(
-        environment=production, phase=phase, result=change, person=release_manager, now=NOW
+        environment=production_at_b2a, phase=phase, result=change, person=release_manager, now=NOW
     )
     phases.advance(rollout, now=NOW + timedelta(minutes=5))
     run.refresh_from_db()
@@ -168,22 +111,13 @@ def test_window_counts_from_in_effect_not_from_the_click(production, release_man
     )
 
 
-def test_a_rejected_start_cancels_the_window(production, release_manager, tech_lead):
+def test_a_rejected_start_cancels_the_window(production_at_b2a, release_manager, tech_lead):
     from rollout.models import PercentRequest
 
-    phases.ensure_rollout(production, person=release_manager, now=NOW)
-    request = PercentRequest.objects.create(
-        environment=production,
-        requested_by=release_manager,
-        reason="B2b",
-        base_version=3,
-        from_percent=10,
-        to_percent=25,
-        from_tag="B2a",
-        to_tag="B2b",
-    )
+    phases.ensure_rollout(production_at_b2a, person=release_manager, now=NOW)
+    request = b2b_request(production_at_b2a, release_manager)
     run = phases.record_phase_start(
-        environment=production,
+        environment=production_at_b2a,
         phase=Phase.objects.get(tag="B2b"),
         result=request,
         person=release_manager,
@@ -194,28 +128,28 @@ def test_a_rejected_start_cancels_the_window(production, release_manager, tech_l
     assert PhaseRun.objects.get(pk=run.pk).state == PhaseRun.State.CANCELLED
 
 
-def test_no_next_phase_starts_while_a_window_is_open(production):
-    observing(production, hours_ago=2)
-    assert "under observation" in phases.start_refusal(production)
+def test_no_next_phase_starts_while_a_window_is_open(production_at_b2a):
+    observing(production_at_b2a, hours_ago=2)
+    assert "under observation" in phases.start_refusal(production_at_b2a)
 
 
-def test_emergency_stop_marks_the_phase_incident_hit(production, devops):
+def test_emergency_stop_marks_the_phase_incident_hit(production_at_b2a, devops):
     from rollout.services import controls
 
-    run = observing(production, hours_ago=3)
-    controls.emergency_stop(environment=production, reason="5xx spike", actor=devops)
+    run = observing(production_at_b2a, hours_ago=3)
+    controls.emergency_stop(environment=production_at_b2a, reason="5xx spike", actor=devops)
     run.refresh_from_db()
     assert run.incident_hit
     assert AuditEntry.objects.filter(action="phase.incident_hit").count() == 1
 
 
-def test_a_rule_pressing_the_stop_marks_the_phase_too(production):
+def test_a_rule_pressing_the_stop_marks_the_phase_too(production_at_b2a):
     from integrations.kv_value import CanarySettings
     from rollout.services import controls
 
-    run = observing(production, hours_ago=3)
+    run = observing(production_at_b2a, hours_ago=3)
     controls.request_change(
-        environment=production,
+        environment=production_at_b2a,
         settings=CanarySettings(0, "B2a", True),
         kind=ConfigChange.Kind.EMERGENCY_STOP,
         reason="native 5xx 4%",
@@ -231,8 +165,8 @@ def test_a_rule_pressing_the_stop_marks_the_phase_too(production):
 # --- check-ins --------------------------------------------------------------------------------
 
 
-def test_check_ins_acknowledged_late_and_missed(production, release_manager):
-    run = observing(production, hours_ago=3)
+def test_check_ins_acknowledged_late_and_missed(production_at_b2a, release_manager):
+    run = observing(production_at_b2a, hours_ago=3)
     first, second, third = run.check_ins.all()[:3]
     assert first.status(NOW) == "missed"  # T+0 slot closed at T+30 min
     assert third.status(NOW) == "due"  # T+2 h, open until T+6 h
@@ -249,8 +183,8 @@ def test_check_ins_acknowledged_late_and_missed(production, release_manager):
         phases.acknowledge(second, person=release_manager, note="  ", now=NOW)
 
 
-def test_check_in_page_forbidden_for_a_viewer(production, viewer):
-    run = observing(production, hours_ago=1)
+def test_check_in_page_forbidden_for_a_viewer(production_at_b2a, viewer):
+    run = observing(production_at_b2a, hours_ago=1)
     check_in = run.check_ins.first()
     response = htmx_client_for(viewer).post(
         f"/check-ins/{check_in.public_id}/acknowledge/", {"note": "x"}
@@ -259,12 +193,12 @@ def test_check_in_page_forbidden_for_a_viewer(production, viewer):
     assert CheckIn.objects.get(pk=check_in.pk).acknowledged_at is None
 
 
-def test_while_the_window_runs_no_outcome_is_preselected(production, tech_lead):
+def test_while_the_window_runs_no_outcome_is_preselected(production_at_b2a, tech_lead):
     """Only NO-GO can be signed early: the form offers it without choosing it for the signer,
     and never shows a disabled outcome as the chosen one."""
     import re
 
-    run = observing(production, hours_ago=2)
+    run = observing(production_at_b2a, hours_ago=2)
     page = client_for(tech_lead).get(f"/phases/{run.public_id}/").content.decode()
     radios = re.findall(r'<input type="radio" name="outcome" value="(\w+)"([^>]*)>', page)
     assert [value for value, _ in radios] == ["go", "hold", "no_go"]
@@ -272,10 +206,10 @@ def test_while_the_window_runs_no_outcome_is_preselected(production, tech_lead):
     assert [value for value, attributes in radios if "disabled" not in attributes] == ["no_go"]
 
 
-def test_after_the_window_the_recommended_outcome_is_preselected(production, tech_lead):
+def test_after_the_window_the_recommended_outcome_is_preselected(production_at_b2a, tech_lead):
     import re
 
-    run = observing(production)
+    run = observing(production_at_b2a)
     recommended = build(run, NOW).outcome
     page = client_for(tech_lead).get(f"/phases/{run.public_id}/").content.decode()
     radios = re.findall(r'<input type="radio" name="outcome" value="(\w+)"([^>]*)>', page)
@@ -286,8 +220,10 @@ def test_after_the_window_the_recommended_outcome_is_preselected(production, tec
 # --- sign-off rules ---------------------------------------------------------------------------
 
 
-def test_go_needs_two_different_people_in_the_two_roles(production, tech_lead, devops, admin_user):
-    run = observing(production)
+def test_go_needs_two_different_people_in_the_two_roles(
+    production_at_b2a, tech_lead, devops, admin_user
+):
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     first = sign(run, tech_lead, "tech_lead")
     assert first.decision.state == Decision.State.OPEN
@@ -299,8 +235,8 @@ def test_go_needs_two_different_people_in_the_two_roles(production, tech_lead, d
     assert refusals == 2
 
 
-def test_same_person_cannot_fill_both_roles(production, admin_user, tech_lead):
-    run = observing(production)
+def test_same_person_cannot_fill_both_roles(production_at_b2a, admin_user, tech_lead):
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     sign(run, admin_user, "tech_lead")
     with pytest.raises(signoff.SignRefused, match="already signed this decision"):
@@ -308,8 +244,8 @@ def test_same_person_cannot_fill_both_roles(production, admin_user, tech_lead):
     assert Decision.objects.get().state == Decision.State.OPEN
 
 
-def test_wrong_role_is_refused_with_403(production, tech_lead, release_manager):
-    run = observing(production)
+def test_wrong_role_is_refused_with_403(production_at_b2a, tech_lead, release_manager):
+    run = observing(production_at_b2a)
     digest = build(run, NOW).digest
     # A tech lead does not sign as DevOps.
     response = htmx_client_for(tech_lead).post(
@@ -327,8 +263,10 @@ def test_wrong_role_is_refused_with_403(production, tech_lead, release_manager):
     assert AuditEntry.objects.filter(outcome="refused").count() == 2
 
 
-def test_evidence_changed_between_signatures_invalidates_the_first(production, tech_lead, devops):
-    run = observing(production)
+def test_evidence_changed_between_signatures_invalidates_the_first(
+    production_at_b2a, tech_lead, devops
+):
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     first = sign(run, tech_lead, "tech_lead")
     stale_digest = first.evidence_digest
@@ -349,8 +287,10 @@ def test_evidence_changed_between_signatures_invalidates_the_first(production, t
     assert "no longer counts" in page.content.decode()
 
 
-def test_signing_before_the_window_ends_is_refused_except_no_go(production, tech_lead, devops):
-    run = observing(production, hours_ago=3)
+def test_signing_before_the_window_ends_is_refused_except_no_go(
+    production_at_b2a, tech_lead, devops
+):
+    run = observing(production_at_b2a, hours_ago=3)
     with pytest.raises(signoff.SignRefused, match="only NO-GO"):
         sign(run, tech_lead, "tech_lead", outcome="go")
     with pytest.raises(signoff.SignRefused, match="only NO-GO"):
@@ -361,8 +301,10 @@ def test_signing_before_the_window_ends_is_refused_except_no_go(production, tech
     assert decision.state == Decision.State.EFFECTIVE and decision.early
 
 
-def test_signing_against_the_recommendation_needs_a_justification(production, tech_lead, devops):
-    run = observing(production)  # attestations missing: recommendation HOLD
+def test_signing_against_the_recommendation_needs_a_justification(
+    production_at_b2a, tech_lead, devops
+):
+    run = observing(production_at_b2a)  # attestations missing: recommendation HOLD
     assert build(run, NOW).outcome == "hold"
     with pytest.raises(signoff.SignRefused, match="against the recommendation"):
         sign(run, tech_lead, "tech_lead", outcome="go")
@@ -371,8 +313,10 @@ def test_signing_against_the_recommendation_needs_a_justification(production, te
     assert decision.against_recommendation and decision.recommendation == "hold"
 
 
-def test_an_open_decision_of_another_outcome_must_be_withdrawn_first(production, tech_lead, devops):
-    run = observing(production)
+def test_an_open_decision_of_another_outcome_must_be_withdrawn_first(
+    production_at_b2a, tech_lead, devops
+):
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     sign(run, tech_lead, "tech_lead", outcome="go")
     with pytest.raises(signoff.SignRefused, match="withdraw it first"):
@@ -387,14 +331,14 @@ def test_an_open_decision_of_another_outcome_must_be_withdrawn_first(production,
 # --- what a decision does ---------------------------------------------------------------------
 
 
-def test_no_go_rolls_back_at_once_and_opens_a_post_mortem(production, tech_lead, devops):
-    run = observing(production, healthy=False)
+def test_no_go_rolls_back_at_once_and_opens_a_post_mortem(production_at_b2a, tech_lead, devops):
+    run = observing(production_at_b2a, healthy=False)
     assert build(run, NOW).outcome == "no_go"
     sign(run, tech_lead, "tech_lead", outcome="no_go")
     sign(run, devops, "devops", outcome="no_go")
     rollback = ConfigChange.objects.get(kind="rollback")
     assert rollback.after["canary_percent"] == 0 and rollback.requested_by == devops
-    desired = DesiredConfig.objects.get(environment=production)
+    desired = DesiredConfig.objects.get(environment=production_at_b2a)
     assert desired.canary_percent == 0
     rollout = Rollout.objects.get()
     assert rollout.state == Rollout.State.ABORTED
@@ -403,8 +347,8 @@ def test_no_go_rolls_back_at_once_and_opens_a_post_mortem(production, tech_lead,
     assert Decision.objects.get().result_change == rollback
 
 
-def test_hold_opens_a_new_window_of_the_same_phase(production, tech_lead, devops):
-    run = observing(production, fill_logs=False)
+def test_hold_opens_a_new_window_of_the_same_phase(production_at_b2a, tech_lead, devops):
+    run = observing(production_at_b2a, fill_logs=False)
     sign(run, tech_lead, "tech_lead", outcome="hold")
     sign(run, devops, "devops", outcome="hold")
     held = PhaseRun.objects.get(window_number=2)
@@ -414,8 +358,8 @@ def test_hold_opens_a_new_window_of_the_same_phase(production, tech_lead, devops
     assert not ConfigChange.objects.exists()
 
 
-def test_go_waits_for_the_next_phase_pre_flight(production, tech_lead, devops):
-    run = observing(production)
+def test_go_waits_for_the_next_phase_pre_flight(production_at_b2a, tech_lead, devops):
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     sign(run, tech_lead, "tech_lead")
     sign(run, devops, "devops")
@@ -426,18 +370,18 @@ def test_go_waits_for_the_next_phase_pre_flight(production, tech_lead, devops):
     assert not ConfigChange.objects.filter(kind="phase_start").exists()
 
 
-def test_go_after_the_last_phase_completes_the_rollout(production, tech_lead, devops):
-    run = observing(production, phase_tag="B2c")
+def test_go_after_the_last_phase_completes_the_rollout(production_at_b2a, tech_lead, devops):
+    run = observing(production_at_b2a, phase_tag="B2c")
     attest_all(run, tech_lead)
     sign(run, tech_lead, "tech_lead")
     sign(run, devops, "devops")
     assert Rollout.objects.get().state == Rollout.State.COMPLETED
 
 
-def test_go_is_refused_while_the_emergency_stop_is_active(production, tech_lead):
-    run = observing(production)
+def test_go_is_refused_while_the_emergency_stop_is_active(production_at_b2a, tech_lead):
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
-    DesiredConfig.objects.filter(environment=production).update(emergency_proxy=True)
+    DesiredConfig.objects.filter(environment=production_at_b2a).update(emergency_proxy=True)
     with pytest.raises(signoff.SignRefused, match="emergency stop is active"):
         sign(run, tech_lead, "tech_lead", justification="x")
 
@@ -445,8 +389,8 @@ def test_go_is_refused_while_the_emergency_stop_is_active(production, tech_lead)
 # --- pages ------------------------------------------------------------------------------------
 
 
-def test_sign_over_http_and_the_report(production, tech_lead, devops, viewer):
-    run = observing(production)
+def test_sign_over_http_and_the_report(production_at_b2a, tech_lead, devops, viewer):
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     for person, role in ((tech_lead, "tech_lead"), (devops, "devops")):
         client = htmx_client_for(person)
@@ -489,16 +433,16 @@ def test_sign_over_http_and_the_report(production, tech_lead, devops, viewer):
         ),
     ],
 )
-def test_bad_sign_forms_answer_422(production, tech_lead, data, message):
-    run = observing(production)
+def test_bad_sign_forms_answer_422(production_at_b2a, tech_lead, data, message):
+    run = observing(production_at_b2a)
     response = htmx_client_for(tech_lead).post(f"/phases/{run.public_id}/sign/", data)
     assert response.status_code == 422
     assert message in response.content.decode()
     assert not Signature.objects.exists()
 
 
-def test_stale_digest_over_http_answers_409(production, tech_lead):
-    run = observing(production)
+def test_stale_digest_over_http_answers_409(production_at_b2a, tech_lead):
+    run = observing(production_at_b2a)
     response = htmx_client_for(tech_lead).post(
         f"/phases/{run.public_id}/sign/",
         {"outcome": "go", "role": "tech_lead", "evidence_digest": "a" * 64},
@@ -507,8 +451,8 @@ def test_stale_digest_over_http_answers_409(production, tech_lead):
     assert "evidence changed" in response.content.decode()
 
 
-def test_attest_forbidden_for_a_viewer_and_bad_values(production, viewer, tech_lead):
-    run = observing(production)
+def test_attest_forbidden_for_a_viewer_and_bad_values(production_at_b2a, viewer, tech_lead):
+    run = observing(production_at_b2a)
     url = f"/phases/{run.public_id}/attest/"
     assert (
         htmx_client_for(viewer)
@@ -526,8 +470,10 @@ def test_attest_forbidden_for_a_viewer_and_bad_values(production, viewer, tech_l
     assert not run.attestations.exists()
 
 
-def test_withdraw_and_post_mortem_forbidden_for_a_viewer(production, viewer, tech_lead, devops):
-    run = observing(production, healthy=False)
+def test_withdraw_and_post_mortem_forbidden_for_a_viewer(
+    production_at_b2a, viewer, tech_lead, devops
+):
+    run = observing(production_at_b2a, healthy=False)
     sign(run, tech_lead, "tech_lead", outcome="no_go")
     decision = Decision.objects.get()
     assert (
@@ -581,21 +527,21 @@ def test_withdraw_and_post_mortem_forbidden_for_a_viewer(production, viewer, tec
         (["go_max_error_percent", 1], "JSON object"),
     ],
 )
-def test_bad_decision_thresholds_are_refused_with_a_message(production, overrides, message):
+def test_bad_decision_thresholds_are_refused_with_a_message(production_at_b2a, overrides, message):
     from django.core.exceptions import ValidationError
 
-    plan = production.service.plan
+    plan = production_at_b2a.service.plan
     plan.decision_thresholds = overrides
     with pytest.raises(ValidationError, match=message):
         plan.full_clean()
 
 
-def test_plan_thresholds_are_in_force_and_frozen_with_the_evidence(production, tech_lead):
-    plan = production.service.plan
+def test_plan_thresholds_are_in_force_and_frozen_with_the_evidence(production_at_b2a, tech_lead):
+    plan = production_at_b2a.service.plan
     plan.decision_thresholds = {"min_native_requests": 10_000_000}
     plan.full_clean()
     plan.save()
-    run = observing(production)
+    run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     evidence = build(run, NOW)
     assert evidence.outcome == "hold"
@@ -603,8 +549,8 @@ def test_plan_thresholds_are_in_force_and_frozen_with_the_evidence(production, t
     assert "too little native traffic" in " ".join(evidence.recommendation.reasons)
 
 
-def test_audit_trail_links_to_phases_and_decisions(production, tech_lead, devops, viewer):
-    run = observing(production, healthy=False)
+def test_audit_trail_links_to_phases_and_decisions(production_at_b2a, tech_lead, devops, viewer):
+    run = observing(production_at_b2a, healthy=False)
     check_in = run.check_ins.last()
     phases.acknowledge(check_in, person=devops, note="5xx at 5%", now=NOW)
     sign(run, tech_lead, "tech_lead", outcome="no_go")
@@ -622,24 +568,26 @@ def test_audit_trail_links_to_phases_and_decisions(production, tech_lead, devops
     assert "<form" not in page.split("post-mortem")[-1] and "Root cause" in page
 
 
-def test_environment_page_shows_the_running_phase(production, viewer):
-    run = observing(production, hours_ago=2)
-    page = client_for(viewer).get(f"/environments/{production.public_id}/").content.decode()
+def test_environment_page_shows_the_running_phase(production_at_b2a, viewer):
+    run = observing(production_at_b2a, hours_ago=2)
+    page = client_for(viewer).get(f"/environments/{production_at_b2a.public_id}/").content.decode()
     assert f'href="/phases/{run.public_id}/"' in page and "phase running" in page
 
 
-def test_viewer_sees_the_evidence_but_no_forms(production, viewer):
-    run = observing(production)
+def test_viewer_sees_the_evidence_but_no_forms(production_at_b2a, viewer):
+    run = observing(production_at_b2a)
     page = client_for(viewer).get(f"/phases/{run.public_id}/").content.decode()
     assert 'id="criteria"' in page and "Recommendation" in page
     assert 'id="sign-form"' not in page and 'id="attest-form"' not in page
     assert "Acknowledge" not in page
 
 
-def test_evidence_check_answers_204_until_the_evidence_changes(production, viewer, tech_lead):
+def test_evidence_check_answers_204_until_the_evidence_changes(
+    production_at_b2a, viewer, tech_lead
+):
     from rollout.services.evidence import fingerprint
 
-    run = observing(production)
+    run = observing(production_at_b2a)
     client = htmx_client_for(viewer)
     page = client.get(f"/phases/{run.public_id}/").content.decode()
     seen = fingerprint(run, timezone.now())
@@ -651,14 +599,14 @@ def test_evidence_check_answers_204_until_the_evidence_changes(production, viewe
     assert response.status_code == 200 and "evidence-changed" in response.content.decode()
 
 
-def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production, viewer):
+def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production_at_b2a, viewer):
     from metrics.models import LogSource
     from rollout.services.evidence import what_changed
 
-    run = observing(production)
+    run = observing(production_at_b2a)
     end = run.window_ends_at.replace(second=0, microsecond=0)
     source = LogSource.objects.create(
-        environment=production,
+        environment=production_at_b2a,
         kind="directory",
         directory="/srv/logs",
         newest_log_at=end - timedelta(minutes=7),
@@ -684,11 +632,11 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production, v
 @pytest.mark.parametrize(
     "change", ["late bucket", "refolded bucket", "attestation", "incident", "logs arriving"]
 )
-def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, devops, change):
+def test_the_fingerprint_moves_with_the_evidence(production_at_b2a, tech_lead, change):
     from rollout.services import controls
     from rollout.services.evidence import fingerprint
 
-    run = observing(production)
+    run = observing(production_at_b2a)
     before = fingerprint(run, NOW), build(run, NOW).digest
     if change == "late bucket":
         MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="proxy").delete()
@@ -704,10 +652,13 @@ def test_the_fingerprint_moves_with_the_evidence(production, tech_lead, devops, 
         from metrics.models import LogSource
 
         LogSource.objects.create(
-            environment=production, kind="directory", directory="/srv/logs", newest_log_at=NOW
+            environment=production_at_b2a,
+            kind="directory",
+            directory="/srv/logs",
+            newest_log_at=NOW,
         )
     else:
-        controls.emergency_stop(environment=production, reason="spike", actor=devops)
+        controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=tech_lead)
     assert fingerprint(run, NOW) != before[0]
     if change in ("late bucket", "attestation", "logs arriving"):
         assert build(run, NOW).digest != before[1]
@@ -745,12 +696,12 @@ def test_demo_rollout_seed_backdates_a_window_with_a_day_of_traffic(edge, tmp_pa
 
 
 def test_decision_due_and_decision_are_announced_in_deployments(
-    production, tech_lead, devops, settings
+    production_at_b2a, tech_lead, devops, settings
 ):
     from outbox.models import Notification
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
-    run = observing(production, healthy=False)
+    run = observing(production_at_b2a, healthy=False)
     phases.advance(run.rollout, now=NOW)
     phases.advance(run.rollout, now=NOW)  # announced once
     due = Notification.objects.get(related_object__endswith=":decision_due")
@@ -762,7 +713,7 @@ def test_decision_due_and_decision_are_announced_in_deployments(
     assert "/report/" in json_text(effective.payload)
 
 
-def test_the_overview_shows_each_environments_running_phase(production, viewer, settings):
+def test_the_overview_shows_each_environments_running_phase(production_at_b2a, viewer, settings):
     settings.LIVE_FRAGMENT_CACHE_SECONDS = 0
     client = htmx_client_for(viewer)
 
@@ -770,7 +721,7 @@ def test_the_overview_shows_each_environments_running_phase(production, viewer, 
         return client.get("/", headers={"HX-Request": "true"}).content.decode()
 
     assert "rollout-line" not in overview()
-    run = observing(production, hours_ago=2, fill_logs=False)
+    run = observing(production_at_b2a, hours_ago=2, fill_logs=False)
     shown = overview()
     assert f'href="/phases/{run.public_id}/"' in shown and "window until" in shown
     assert "decision is due" not in shown
@@ -779,16 +730,18 @@ def test_the_overview_shows_each_environments_running_phase(production, viewer, 
     assert "the GO / NO-GO decision is due" in overview()
 
 
-def test_a_check_in_falling_due_is_announced_once(production, release_manager, settings):
+def test_a_check_in_falling_due_is_announced_once(production_at_b2a, release_manager, settings):
     from outbox.models import Notification
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
-    run = observing(production, hours_ago=40 / 60, fill_logs=False)  # T+0 missed, T+30 min due
+    run = observing(
+        production_at_b2a, hours_ago=40 / 60, fill_logs=False
+    )  # T+0 missed, T+30 min due
     phases.advance(run.rollout, now=NOW)
     phases.advance(run.rollout, now=NOW)
     reminders = Notification.objects.filter(related_object__startswith="check-in:")
     assert [n.subject for n in reminders] == [
-        f":alarm_clock: *{production}*: check-in T+30 min of B2a (10%) is due — "
+        f":alarm_clock: *{production_at_b2a}*: check-in T+30 min of B2a (10%) is due — "
         "First check-in: error rate, latency p50/p90"
     ]
     assert str(run.public_id) in json_text(reminders[0].payload)
@@ -803,11 +756,11 @@ def test_a_check_in_falling_due_is_announced_once(production, release_manager, s
     assert "check-in T+2 h" in reminders.order_by("id").last().subject
 
 
-def test_an_acknowledged_check_in_is_not_announced(production, release_manager, settings):
+def test_an_acknowledged_check_in_is_not_announced(production_at_b2a, release_manager, settings):
     from outbox.models import Notification
 
     settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = "http://127.0.0.1:9/hooks/deployments"
-    run = observing(production, hours_ago=40 / 60, fill_logs=False)
+    run = observing(production_at_b2a, hours_ago=40 / 60, fill_logs=False)
     check_in = run.check_ins.get(label="T+30 min")
     phases.acknowledge(check_in, person=release_manager, note="5xx flat", now=NOW)
     phases.advance(run.rollout, now=NOW)
@@ -820,8 +773,8 @@ def json_text(payload) -> str:
     return json.dumps(payload)
 
 
-def test_begin_and_abort_a_rollout(production, release_manager, viewer):
-    url = f"/environments/{production.public_id}/rollout/begin/"
+def test_begin_and_abort_a_rollout(production_at_b2a, release_manager, viewer):
+    url = f"/environments/{production_at_b2a.public_id}/rollout/begin/"
     assert htmx_client_for(viewer).post(url).status_code == 403
     client = htmx_client_for(release_manager)
     response = client.post(url)
@@ -838,8 +791,8 @@ def test_begin_and_abort_a_rollout(production, release_manager, viewer):
     assert AuditEntry.objects.filter(action="rollout.aborted", reason="wrong build").exists()
 
 
-def test_a_running_window_is_not_aborted(production, release_manager):
-    run = observing(production, hours_ago=2)
+def test_a_running_window_is_not_aborted(production_at_b2a, release_manager):
+    run = observing(production_at_b2a, hours_ago=2)
     response = htmx_client_for(release_manager).post(
         f"/rollouts/{run.rollout.public_id}/abort/", {"note": "bored"}
     )
@@ -855,7 +808,7 @@ def test_two_signers_at_once_take_effect_exactly_once(edge, tech_lead, devops):
 
     from django.db import connection
 
-    environment = production_at_b2a(edge)
+    environment = make_production_at_b2a(edge)
     run = observing(environment, healthy=False)
     digest = build(run, NOW).digest
     barrier = threading.Barrier(2)
@@ -886,10 +839,10 @@ def test_two_signers_at_once_take_effect_exactly_once(edge, tech_lead, devops):
     assert AuditEntry.objects.filter(action="decision.effective").count() == 1
 
 
-def test_check_in_acknowledgement_over_http_and_its_bad_inputs(production, release_manager):
+def test_check_in_acknowledgement_over_http_and_its_bad_inputs(production_at_b2a, release_manager):
     import uuid
 
-    run = observing(production, hours_ago=3)
+    run = observing(production_at_b2a, hours_ago=3)
     client = htmx_client_for(release_manager)
     due = run.check_ins.get(label="T+2 h")
     upcoming = run.check_ins.get(label="T+6 h")

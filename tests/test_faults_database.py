@@ -12,7 +12,6 @@ private cluster of its own (initdb as the ``postgres`` OS user) and restarts onl
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from tests.conftest import (
     wait_for,
 )
 from tests.support.fault_figures import change_figures, report
+from tests.support.processes import stop_group
 
 pytestmark = pytest.mark.worker
 
@@ -154,13 +154,7 @@ class Gunicorn:
             return False
 
     def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_group(self.process)
         self.log.close()
 
 

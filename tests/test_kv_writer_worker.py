@@ -15,7 +15,7 @@ from monitoring.observation import observe
 from rollout.models import AuditEntry, ConfigChange, Environment
 from rollout.services import controls
 from rollout.tasks import sweep_unapplied_changes
-from tests.conftest import NAMESPACES, make_environment, wait_for
+from tests.conftest import NAMESPACES, wait_for
 from tests.support.fault_figures import change_figures, recorded_changes, report
 from tests.test_faults_broker import supervised
 
@@ -45,11 +45,6 @@ def successful_puts(edge):
 
 def lease_token(environment):
     return Environment.objects.values_list("kv_lease_token", flat=True).get(pk=environment.pk)
-
-
-@pytest.fixture
-def production(edge):
-    return make_environment(edge)
 
 
 def test_a_change_goes_into_effect_through_the_worker(edge, production, worker):

@@ -17,12 +17,13 @@ from django.utils import timezone
 from config.celery import app
 from integrations.cloudflare_kv import KVClient, KVError
 from integrations.kv_value import CanarySettings, read_settings
-from monitoring.models import DriftEvent, DriftState, Notification
+from monitoring.models import DriftEvent, DriftState
 from monitoring.observation import observe
+from outbox.models import Notification
 from rollout import kv_writer
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.services import controls
-from tests.conftest import NAMESPACES, make_environment, wait_for
+from tests.conftest import NAMESPACES, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
 from tests.support.fault_figures import report
 
@@ -85,11 +86,6 @@ def queued_drift_checks() -> list[tuple[list, str | None]]:
             if message.headers["task"] == "monitoring.tasks.observe_environment":
                 found.append((message.decode()[0], message.headers.get("eta")))
     return found
-
-
-@pytest.fixture
-def production(edge):
-    return make_environment(edge)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
 from rollout.services import controls
-from tests.conftest import client_for, configured_environment
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -23,11 +23,6 @@ def cached(settings):
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def production(edge):
-    return configured_environment(edge)
 
 
 def poll(client, url):
@@ -49,12 +44,12 @@ def rollout_queries(statements):
 
 @pytest.mark.parametrize("fragment", ["overview", "environment"])
 def test_polls_inside_the_second_share_one_rendering(
-    cached, production, viewer, tech_lead, fragment
+    cached, production_configured, viewer, tech_lead, fragment
 ):
     url = (
         reverse("rollout:overview")
         if fragment == "overview"
-        else reverse("rollout:environment", args=[production.public_id])
+        else reverse("rollout:environment", args=[production_configured.public_id])
     )
     first, first_statements = poll(client_for(viewer), url)
     second, second_statements = poll(client_for(tech_lead), url)
@@ -68,12 +63,14 @@ def test_polls_inside_the_second_share_one_rendering(
     assert any('"auth_permission"' in sql for sql in second_statements)
 
 
-def test_a_change_shows_once_the_second_is_over(cached, production, viewer, release_manager):
+def test_a_change_shows_once_the_second_is_over(
+    cached, production_configured, viewer, release_manager
+):
     client = client_for(viewer)
-    url = reverse("rollout:environment", args=[production.public_id])
+    url = reverse("rollout:environment", args=[production_configured.public_id])
     assert "version 2" not in poll(client, url)[0].content.decode()
     controls.request_change(
-        environment=production,
+        environment=production_configured,
         settings=CanarySettings(5, "B2a", False),
         kind="percent_change",
         expected_version=1,
@@ -86,8 +83,10 @@ def test_a_change_shows_once_the_second_is_over(cached, production, viewer, rele
     assert "version 2" in poll(client, url)[0].content.decode()
 
 
-def test_the_cache_checks_permission_and_existence_first(cached, production, viewer, outsider):
-    url = reverse("rollout:environment", args=[production.public_id])
+def test_the_cache_checks_permission_and_existence_first(
+    cached, production_configured, viewer, outsider
+):
+    url = reverse("rollout:environment", args=[production_configured.public_id])
     assert poll(client_for(viewer), url)[0].status_code == 200
     assert poll(client_for(outsider), url)[0].status_code == 403
     unknown = reverse("rollout:environment", args=["00000000-0000-0000-0000-000000000000"])

@@ -11,10 +11,11 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from metrics import alerts
-from rollout.models import AuditEntry, Decision, PercentRequest, PostMortem
+from rollout.models import AuditEntry, Decision, PostMortem
 from rollout.services import preview as preview_suite
 from tests.conftest import PASSWORD, client_for, make_environment
-from tests.test_decisions import observing, production_at_b2a
+from tests.support.rollouts import b2b_request, make_production_at_b2a
+from tests.test_decisions import observing
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,7 @@ def routes():
 @pytest.fixture
 def world(edge, release_manager, tech_lead):
     """One of every object a URL can name."""
-    production = production_at_b2a(edge)
+    production = make_production_at_b2a(edge)
     preview = make_environment(edge, name="preview")
     run = observing(production)
     decision = Decision.objects.create(
@@ -55,16 +56,7 @@ def world(edge, release_manager, tech_lead):
         evidence_digest="0" * 64,
         created_by=tech_lead,
     )
-    percent_request = PercentRequest.objects.create(
-        environment=production,
-        requested_by=release_manager,
-        reason="B2b",
-        base_version=3,
-        from_percent=10,
-        to_percent=25,
-        from_tag="B2a",
-        to_tag="B2b",
-    )
+    percent_request = b2b_request(production, release_manager)
     preview_run = preview_suite.create_run(
         environment=preview, build="b1", started_by=release_manager
     )

@@ -31,7 +31,7 @@ from rollout.services import controls, phases, preflight, signoff
 from rollout.services.evidence import build
 from tests.conftest import NAMESPACES, client_for, make_environment, wait_for
 from tests.preview.test_preflight import complete
-from tests.test_decisions import plan_for
+from tests.support.rollouts import plan_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

@@ -15,7 +15,6 @@ from botocore.config import Config
 
 from edge_standin.logpush import Routing, Traffic, make_batch, write_batch
 from metrics.models import LogSource
-from tests.conftest import make_environment
 
 S3_KEY, S3_SECRET = "test-access-key", "test-secret-key"
 
@@ -105,11 +104,6 @@ def put_batches(client, batches):
 def write_batches(directory, batches):
     for batch in batches:
         write_batch(directory, batch)
-
-
-@pytest.fixture
-def production(edge):
-    return make_environment(edge)
 
 
 @pytest.fixture

@@ -14,15 +14,10 @@ from metrics.tasks import ingest_logs
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange
 from rollout.services import controls
-from tests.conftest import NAMESPACES, make_environment, wait_for
+from tests.conftest import NAMESPACES, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 RULE = "native-5xx-critical"
-
-
-@pytest.fixture
-def production(edge):
-    return make_environment(edge)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from integrations.kv_value import CanarySettings
 from rollout import kv_writer
 from rollout.models import ConfigChange
 from rollout.services import controls
-from tests.conftest import make_environment
 
 GOOD_HEADER = "1;tag=B2a;cohort=proxy;reason=sampled"
 GOOD_COOKIE = "_canary_cohort=proxy; Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None"
@@ -191,11 +190,6 @@ def settle_writes(environment, limit=20):
         time.sleep(min(outcome.retry_in, 1.1))
         ConfigChange.objects.filter(environment=environment).update(next_attempt_at=None)
     raise AssertionError("the KV writer did not settle")
-
-
-@pytest.fixture
-def production(edge):
-    return make_environment(edge)
 
 
 @pytest.fixture

@@ -55,14 +55,16 @@ def add_plan(service):
 
 
 @pytest.fixture
-def preview(edge_limits):
+def preview_adopted(edge_limits):
+    """Preview with 10 % / B2a in KV and at the edge, adopted as version 1, and the plan."""
     environment = with_config(edge_limits, make_environment(edge_limits, name="preview"))
     add_plan(environment.service)
     return environment
 
 
 @pytest.fixture
-def production(edge_limits):
+def production_adopted(edge_limits):
+    """Production as ``preview_adopted``."""
     environment = with_config(edge_limits, make_environment(edge_limits, name="production"))
     add_plan(environment.service)
     return environment

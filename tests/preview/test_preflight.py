@@ -77,8 +77,8 @@ def test_the_window_needs_an_aware_clock():
 # --- setting up a complete checklist -------------------------------------------------------------
 
 
-def passed_run(preview, person, *, build="deploy-1", finished_at=None, state="passed"):
-    run = preview_suite.create_run(environment=preview, build=build, started_by=person)
+def passed_run(preview_adopted, person, *, build="deploy-1", finished_at=None, state="passed"):
+    run = preview_suite.create_run(environment=preview_adopted, build=build, started_by=person)
     finished_at = finished_at or timezone.now()
     PreviewRun.objects.filter(pk=run.pk).update(
         state=state, started_at=finished_at - timedelta(seconds=5), finished_at=finished_at
@@ -99,15 +99,15 @@ ATTESTATIONS = {
 }
 
 
-def complete(preview, production, person, *, at=None, skip=()):
+def complete(preview_adopted, production_adopted, person, *, at=None, skip=()):
     """Everything the checklist asks for, given at ``at`` (default now)."""
     at = at or timezone.now()
     Service.objects.update(current_build="deploy-1")
-    production.service.refresh_from_db()
+    production_adopted.service.refresh_from_db()
     if "preview_suite" not in skip:
-        passed_run(preview, person, finished_at=at - timedelta(minutes=30))
-    phase = preflight.next_phase(production)
-    record = preflight.open_preflight(production, phase)
+        passed_run(preview_adopted, person, finished_at=at - timedelta(minutes=30))
+    phase = preflight.next_phase(production_adopted)
+    record = preflight.open_preflight(production_adopted, phase)
     for kind, fields in ATTESTATIONS.items():
         if kind in skip:
             continue
@@ -136,21 +136,25 @@ def start_form(version=1, tag="B2b", reason="preview passed, team ready", overri
 # --- the next phase ------------------------------------------------------------------------------
 
 
-def test_the_next_phase_follows_the_plan(production):
-    assert preflight.next_phase(production).tag == "B2b", "B2a at 10% has started"
-    DesiredConfig.objects.filter(environment=production).update(canary_percent=0)
-    assert preflight.next_phase(production).tag == "B2a", "rolled back: B2a starts again"
-    DesiredConfig.objects.filter(environment=production).update(canary_tag="other")
-    assert preflight.next_phase(production).tag == "B2a"
-    DesiredConfig.objects.filter(environment=production).update(canary_tag="B3", canary_percent=100)
-    assert preflight.next_phase(production) is None
+def test_the_next_phase_follows_the_plan(production_adopted):
+    assert preflight.next_phase(production_adopted).tag == "B2b", "B2a at 10% has started"
+    DesiredConfig.objects.filter(environment=production_adopted).update(canary_percent=0)
+    assert preflight.next_phase(production_adopted).tag == "B2a", "rolled back: B2a starts again"
+    DesiredConfig.objects.filter(environment=production_adopted).update(canary_tag="other")
+    assert preflight.next_phase(production_adopted).tag == "B2a"
+    DesiredConfig.objects.filter(environment=production_adopted).update(
+        canary_tag="B3", canary_percent=100
+    )
+    assert preflight.next_phase(production_adopted) is None
 
 
 # --- the checklist -------------------------------------------------------------------------------
 
 
-def test_the_page_lists_what_is_missing_and_disables_the_start(preview, production, viewer):
-    response = client_for(viewer).get(preflight_url("preflight", production))
+def test_the_page_lists_what_is_missing_and_disables_the_start(
+    preview_adopted, production_adopted, viewer
+):
+    response = client_for(viewer).get(preflight_url("preflight", production_adopted))
     content = response.content.decode()
     assert response.status_code == 200
     assert "start phase B2b (25%)" in content
@@ -164,22 +168,28 @@ def test_the_page_lists_what_is_missing_and_disables_the_start(preview, producti
     assert not Preflight.objects.exists(), "looking creates nothing"
 
 
-def test_a_release_manager_sees_the_start_disabled_until_complete(preview, production, admin_user):
-    content = client_for(admin_user).get(preflight_url("preflight", production)).content.decode()
+def test_a_release_manager_sees_the_start_disabled_until_complete(
+    preview_adopted, production_adopted, admin_user
+):
+    content = (
+        client_for(admin_user).get(preflight_url("preflight", production_adopted)).content.decode()
+    )
     assert 'id="start-phase-button" disabled' in content
     assert "Start phase B2b (25%)" in content
     assert "Slack #deployments is not configured" in content
-    complete(preview, production, admin_user)
-    content = client_for(admin_user).get(preflight_url("preflight", production)).content.decode()
+    complete(preview_adopted, production_adopted, admin_user)
+    content = (
+        client_for(admin_user).get(preflight_url("preflight", production_adopted)).content.decode()
+    )
     assert content.count('class="item done"') == 5
     assert 'id="start-phase-button" disabled' not in content
 
 
-def test_the_environment_page_loads_the_preflight(production, release_manager):
+def test_the_environment_page_loads_the_preflight(production_adopted, release_manager):
     content = client_for(release_manager).get(
-        reverse("rollout:environment", args=[production.public_id])
+        reverse("rollout:environment", args=[production_adopted.public_id])
     )
-    assert preflight_url("preflight", production).encode() in content.content
+    assert preflight_url("preflight", production_adopted).encode() in content.content
     assert b'hx-trigger="load"' in content.content
 
 
@@ -194,31 +204,35 @@ def test_the_environment_page_loads_the_preflight(production, release_manager):
     ],
 )
 def test_the_preview_item_needs_a_recent_pass_of_the_current_build(
-    preview, production, release_manager, setup, detail
+    preview_adopted, production_adopted, release_manager, setup, detail
 ):
-    complete(preview, production, release_manager, skip=("preview_suite",))
+    complete(preview_adopted, production_adopted, release_manager, skip=("preview_suite",))
     now = timezone.now()
     if setup == "failed":
-        passed_run(preview, release_manager, finished_at=now - timedelta(hours=2))
-        passed_run(preview, release_manager, finished_at=now - timedelta(hours=1), state="failed")
+        passed_run(preview_adopted, release_manager, finished_at=now - timedelta(hours=2))
+        passed_run(
+            preview_adopted, release_manager, finished_at=now - timedelta(hours=1), state="failed"
+        )
     elif setup == "old":
-        passed_run(preview, release_manager, finished_at=now - timedelta(hours=25))
+        passed_run(preview_adopted, release_manager, finished_at=now - timedelta(hours=25))
     elif setup == "other-build":
-        passed_run(preview, release_manager, build="deploy-0")
+        passed_run(preview_adopted, release_manager, build="deploy-0")
     elif setup == "no-build":
-        passed_run(preview, release_manager, build="")
+        passed_run(preview_adopted, release_manager, build="")
         Service.objects.update(current_build="")
-        production.service.refresh_from_db()
-    checklist = preflight.evaluate(production, now=now)
+        production_adopted.service.refresh_from_db()
+    checklist = preflight.evaluate(production_adopted, now=now)
     item = checklist.item("preview_suite")
     assert not item.done and detail in item.detail
     assert not checklist.complete
 
 
-def test_an_old_attestation_no_longer_counts(preview, production, release_manager):
-    complete(preview, production, release_manager, at=timezone.now() - timedelta(hours=5))
-    passed_run(preview, release_manager)
-    checklist = preflight.evaluate(production, now=timezone.now())
+def test_an_old_attestation_no_longer_counts(preview_adopted, production_adopted, release_manager):
+    complete(
+        preview_adopted, production_adopted, release_manager, at=timezone.now() - timedelta(hours=5)
+    )
+    passed_run(preview_adopted, release_manager)
+    checklist = preflight.evaluate(production_adopted, now=timezone.now())
     assert checklist.item("preview_suite").done
     stale = [item.key for item in checklist.items if not item.done]
     assert stale == [kind.value for kind in Kind]
@@ -245,17 +259,17 @@ VALID = {
 
 @pytest.mark.parametrize("person", sorted(ALLOWED))
 @pytest.mark.parametrize("kind", sorted(Kind.values))
-def test_who_may_attest(request, production, person, kind):
+def test_who_may_attest(request, production_adopted, person, kind):
     user = request.getfixturevalue(person)
     response = htmx_client_for(user).post(
-        preflight_url("preflight_attest", production, kind), VALID[kind]
+        preflight_url("preflight_attest", production_adopted, kind), VALID[kind]
     )
     if kind in ALLOWED[person]:
         assert response.status_code == 200
         attestation = PreflightAttestation.objects.get()
         assert (attestation.kind, attestation.given_by) == (kind, user)
         entry = AuditEntry.objects.get(action="preflight.attested")
-        assert entry.actor == user and entry.environment == production
+        assert entry.actor == user and entry.environment == production_adopted
         assert b"Recorded:" in response.content
     else:
         assert response.status_code == 403
@@ -263,12 +277,12 @@ def test_who_may_attest(request, production, person, kind):
         assert AuditEntry.objects.get(action="permission.denied").actor == user
 
 
-def test_an_attestation_needs_post_and_a_login(production, release_manager):
-    url = preflight_url("preflight_attest", production, "runbook_reviewed")
+def test_an_attestation_needs_post_and_a_login(production_adopted, release_manager):
+    url = preflight_url("preflight_attest", production_adopted, "runbook_reviewed")
     assert client_for(release_manager).get(url).status_code == 405
     response = Client().post(url)
     assert response.status_code == 302 and "/login/" in response["Location"]
-    unknown = preflight_url("preflight_attest", production, "vibes")
+    unknown = preflight_url("preflight_attest", production_adopted, "vibes")
     assert htmx_client_for(release_manager).post(unknown).status_code == 404
     assert not PreflightAttestation.objects.exists()
 
@@ -282,8 +296,10 @@ def test_an_attestation_needs_post_and_a_login(production, release_manager):
         ("team_notified", {"note": ""}, "Say where and how the team was told"),
     ],
 )
-def test_a_bad_attestation_says_what_is_missing(production, release_manager, kind, data, message):
-    url = preflight_url("preflight_attest", production, kind)
+def test_a_bad_attestation_says_what_is_missing(
+    production_adopted, release_manager, kind, data, message
+):
+    url = preflight_url("preflight_attest", production_adopted, kind)
     response = htmx_client_for(release_manager).post(url, data)
     assert response.status_code == 422
     assert message in response.content.decode()
@@ -291,11 +307,13 @@ def test_a_bad_attestation_says_what_is_missing(production, release_manager, kin
     assert not AuditEntry.objects.filter(action="preflight.attested").exists()
 
 
-def test_names_are_recorded_as_given(production, devops):
-    url = preflight_url("preflight_attest", production, "oncall_confirmed")
+def test_names_are_recorded_as_given(production_adopted, devops):
+    url = preflight_url("preflight_attest", production_adopted, "oncall_confirmed")
     htmx_client_for(devops).post(url, {"names": "@anna; @ben\n@anna"})
     assert PreflightAttestation.objects.get().names == ["@anna", "@ben"]
-    detail = preflight.evaluate(production, now=timezone.now()).item("oncall_confirmed").detail
+    detail = (
+        preflight.evaluate(production_adopted, now=timezone.now()).item("oncall_confirmed").detail
+    )
     assert "By dana at" in detail and "@anna, @ben" in detail
 
 
@@ -309,21 +327,23 @@ def slack(settings):
         yield receiver
 
 
-def test_the_announcement_is_posted_and_then_counts(preview, production, release_manager, slack):
-    complete(preview, production, release_manager, skip=(Kind.TEAM_NOTIFIED,))
+def test_the_announcement_is_posted_and_then_counts(
+    preview_adopted, production_adopted, release_manager, slack
+):
+    complete(preview_adopted, production_adopted, release_manager, skip=(Kind.TEAM_NOTIFIED,))
     client = htmx_client_for(release_manager)
-    page = client.get(preflight_url("preflight", production)).content.decode()
+    page = client.get(preflight_url("preflight", production_adopted)).content.decode()
     assert 'id="announce-button"' in page and "not configured" not in page
 
-    response = client.post(preflight_url("preflight_announce", production))
+    response = client.post(preflight_url("preflight_announce", production_adopted))
     assert response.status_code == 200 and b"Announcement queued" in response.content
     attestation = PreflightAttestation.objects.get(kind=Kind.TEAM_NOTIFIED)
     notification = Notification.objects.get(public_id=attestation.notification_id)
-    item = preflight.evaluate(production, now=timezone.now()).item("team_notified")
+    item = preflight.evaluate(production_adopted, now=timezone.now()).item("team_notified")
     assert not item.done and "on its way" in item.detail
 
     assert notify.deliver(notification.pk) is None
-    item = preflight.evaluate(production, now=timezone.now()).item("team_notified")
+    item = preflight.evaluate(production_adopted, now=timezone.now()).item("team_notified")
     assert item.done and "Announcement posted by rita" in item.detail
     (message,) = slack.received
     payload = message["json"]
@@ -335,17 +355,21 @@ def test_the_announcement_is_posted_and_then_counts(preview, production, release
     assert AuditEntry.objects.filter(action="preflight.attested", actor=release_manager).exists()
 
 
-def test_without_slack_the_button_is_refused_and_a_note_will_do(production, release_manager):
+def test_without_slack_the_button_is_refused_and_a_note_will_do(
+    production_adopted, release_manager
+):
     response = htmx_client_for(release_manager).post(
-        preflight_url("preflight_announce", production)
+        preflight_url("preflight_announce", production_adopted)
     )
     assert response.status_code == 409
     assert b"Slack #deployments is not configured" in response.content
     assert not PreflightAttestation.objects.exists()
 
 
-def test_the_announcement_needs_post_a_login_and_the_role(production, devops, admin_user, slack):
-    url = preflight_url("preflight_announce", production)
+def test_the_announcement_needs_post_a_login_and_the_role(
+    production_adopted, devops, admin_user, slack
+):
+    url = preflight_url("preflight_announce", production_adopted)
     assert htmx_client_for(devops).post(url).status_code == 403
     assert AuditEntry.objects.get(action="permission.denied").actor == devops
     assert client_for(admin_user).get(url).status_code == 405
@@ -358,17 +382,17 @@ def test_the_announcement_needs_post_a_login_and_the_role(production, devops, ad
 
 
 def test_the_server_refuses_a_start_with_an_incomplete_checklist(
-    preview, production, release_manager
+    preview_adopted, production_adopted, release_manager
 ):
-    complete(preview, production, release_manager, skip=(Kind.ONCALL_CONFIRMED,))
+    complete(preview_adopted, production_adopted, release_manager, skip=(Kind.ONCALL_CONFIRMED,))
     response = htmx_client_for(release_manager).post(
-        preflight_url("start_phase", production), start_form(override="urgent fix")
+        preflight_url("start_phase", production_adopted), start_form(override="urgent fix")
     )
     assert response.status_code == 409
     content = response.content.decode()
     assert "The pre-flight checklist is incomplete" in content
     assert "On-call (PagerDuty rotation) confirmed: Not yet given." in content
-    assert DesiredConfig.objects.get(environment=production).version == 1
+    assert DesiredConfig.objects.get(environment=production_adopted).version == 1
     assert not PercentRequest.objects.exists() and not ConfigChange.objects.exists()
     refused = AuditEntry.objects.get(action="preflight.start_refused")
     assert refused.actor == release_manager and refused.outcome == "refused"
@@ -376,11 +400,13 @@ def test_the_server_refuses_a_start_with_an_incomplete_checklist(
 
 
 @pytest.mark.parametrize("missing", ["preview_suite", *Kind.values])
-def test_each_missing_item_blocks_the_start(preview, production, release_manager, missing):
-    complete(preview, production, release_manager, skip=(missing,), at=TUESDAY_11)
+def test_each_missing_item_blocks_the_start(
+    preview_adopted, production_adopted, release_manager, missing
+):
+    complete(preview_adopted, production_adopted, release_manager, skip=(missing,), at=TUESDAY_11)
     with pytest.raises(preflight.StartRefused, match="checklist is incomplete"):
         preflight.start_phase(
-            environment=production,
+            environment=production_adopted,
             tag="B2b",
             reason="r",
             expected_version=1,
@@ -388,13 +414,15 @@ def test_each_missing_item_blocks_the_start(preview, production, release_manager
             person=release_manager,
             now=TUESDAY_11,
         )
-    assert DesiredConfig.objects.get(environment=production).version == 1
+    assert DesiredConfig.objects.get(environment=production_adopted).version == 1
 
 
-def test_outside_the_window_the_start_needs_an_override(preview, production, release_manager):
-    complete(preview, production, release_manager, at=MONDAY_NOON)
+def test_outside_the_window_the_start_needs_an_override(
+    preview_adopted, production_adopted, release_manager
+):
+    complete(preview_adopted, production_adopted, release_manager, at=MONDAY_NOON)
     arguments = {
-        "environment": production,
+        "environment": production_adopted,
         "tag": "B2b",
         "reason": "B2a passed",
         "expected_version": 1,
@@ -415,10 +443,12 @@ def test_outside_the_window_the_start_needs_an_override(preview, production, rel
     assert "override: customer deadline on Tuesday" in entry.detail
 
 
-def test_inside_the_window_no_override_is_needed(preview, production, release_manager):
-    complete(preview, production, release_manager, at=TUESDAY_11)
+def test_inside_the_window_no_override_is_needed(
+    preview_adopted, production_adopted, release_manager
+):
+    complete(preview_adopted, production_adopted, release_manager, at=TUESDAY_11)
     result = preflight.start_phase(
-        environment=production,
+        environment=production_adopted,
         tag="B2b",
         reason="B2a passed",
         expected_version=1,
@@ -431,11 +461,11 @@ def test_inside_the_window_no_override_is_needed(preview, production, release_ma
 
 
 def test_a_complete_start_asks_to_confirm_then_waits_for_approval(
-    preview, production, release_manager, tech_lead
+    preview_adopted, production_adopted, release_manager, tech_lead
 ):
-    complete(preview, production, release_manager)
+    complete(preview_adopted, production_adopted, release_manager)
     client = htmx_client_for(release_manager)
-    url = preflight_url("start_phase", production)
+    url = preflight_url("start_phase", production_adopted)
     confirm = client.post(url, start_form(confirmed="", override="ok to go"))
     assert confirm.status_code == 200
     assert "production: 10% → 25%, tag B2b" in confirm.content.decode()
@@ -453,22 +483,24 @@ def test_a_complete_start_asks_to_confirm_then_waits_for_approval(
     )
     assert (
         "waits for a second person"
-        in client.get(preflight_url("preflight", production)).content.decode()
+        in client.get(preflight_url("preflight", production_adopted)).content.decode()
     )
 
     approve_percent_request(percent_request=pending, approver=tech_lead)
-    desired = DesiredConfig.objects.get(environment=production)
+    desired = DesiredConfig.objects.get(environment=production_adopted)
     assert (desired.canary_percent, desired.canary_tag) == (25, "B2b")
     # The next phase starts from a fresh checklist.
-    checklist = preflight.evaluate(production, now=timezone.now())
+    checklist = preflight.evaluate(production_adopted, now=timezone.now())
     assert checklist.phase.tag == "B2c" and checklist.preflight is None
     assert not checklist.complete
 
 
-def test_a_start_on_a_config_that_moved_on_is_refused(preview, production, release_manager):
-    complete(preview, production, release_manager)
+def test_a_start_on_a_config_that_moved_on_is_refused(
+    preview_adopted, production_adopted, release_manager
+):
+    complete(preview_adopted, production_adopted, release_manager)
     response = htmx_client_for(release_manager).post(
-        preflight_url("start_phase", production), start_form(version=7, override="ok")
+        preflight_url("start_phase", production_adopted), start_form(version=7, override="ok")
     )
     assert response.status_code == 409
     assert b"the config changed since you loaded this page" in response.content
@@ -476,18 +508,20 @@ def test_a_start_on_a_config_that_moved_on_is_refused(preview, production, relea
     assert not Preflight.objects.filter(started_at__isnull=False).exists()
 
 
-def test_a_start_names_the_next_phase(preview, production, release_manager):
-    complete(preview, production, release_manager)
+def test_a_start_names_the_next_phase(preview_adopted, production_adopted, release_manager):
+    complete(preview_adopted, production_adopted, release_manager)
     response = htmx_client_for(release_manager).post(
-        preflight_url("start_phase", production), start_form(tag="B3", override="ok")
+        preflight_url("start_phase", production_adopted), start_form(tag="B3", override="ok")
     )
     assert response.status_code == 409
     assert b"The next phase is B2b (25%), not B3" in response.content
 
 
-def test_the_start_needs_a_reason_post_and_the_role(preview, production, release_manager, devops):
-    complete(preview, production, release_manager)
-    url = preflight_url("start_phase", production)
+def test_the_start_needs_a_reason_post_and_the_role(
+    preview_adopted, production_adopted, release_manager, devops
+):
+    complete(preview_adopted, production_adopted, release_manager)
+    url = preflight_url("start_phase", production_adopted)
     bad = htmx_client_for(release_manager).post(url, start_form(reason="  ", override="ok"))
     assert bad.status_code == 422 and b"Give a reason" in bad.content
     assert client_for(release_manager).get(url).status_code == 405
@@ -497,13 +531,18 @@ def test_the_start_needs_a_reason_post_and_the_role(preview, production, release
     assert not PercentRequest.objects.exists()
 
 
-def test_preview_needs_no_preflight(preview, release_manager):
-    assert client_for(release_manager).get(preflight_url("preflight", preview)).status_code == 404
-    checklist = preflight.evaluate(preview, now=timezone.now())
+def test_preview_needs_no_preflight(preview_adopted, release_manager):
+    assert (
+        client_for(release_manager).get(preflight_url("preflight", preview_adopted)).status_code
+        == 404
+    )
+    checklist = preflight.evaluate(preview_adopted, now=timezone.now())
     assert checklist.blocker == "Only production phases need a pre-flight."
 
 
-def test_a_plan_without_a_next_phase_says_so(production, release_manager):
+def test_a_plan_without_a_next_phase_says_so(production_adopted, release_manager):
     Phase.objects.all().delete()
-    content = client_for(release_manager).get(preflight_url("preflight", production)).content
+    content = (
+        client_for(release_manager).get(preflight_url("preflight", production_adopted)).content
+    )
     assert b"No next phase" in content and b"start-phase-button" not in content

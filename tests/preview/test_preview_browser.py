@@ -12,11 +12,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pyte
 
 
 def test_run_the_suite_watch_it_complete_and_download_the_report(
-    live_server, open_page, start_worker, preview, release_manager, edge_limits
+    live_server, open_page, start_worker, preview_adopted, release_manager, edge_limits
 ):
     start_worker(env={"EDGE_PROBE_HEADERS": json.dumps({"X-Monitoring-Token": MONITORING_TOKEN})})
     rita = open_page(release_manager)
-    rita.goto(f"{live_server.url}/environments/{preview.public_id}/")
+    rita.goto(f"{live_server.url}/environments/{preview_adopted.public_id}/")
     rita.fill("#id_build", "deployment-abc123")
     rita.click("#run-suite-button")
 

@@ -21,12 +21,12 @@ WORKER_ENV = {
 }
 
 
-def kill_inside_the_emergency_check(edge, preview, start_worker, person):
+def kill_inside_the_emergency_check(edge, preview_adopted, start_worker, person):
     """Start a run on a one-task worker, let it turn the emergency flag on, kill the worker."""
     # The edge will not see the flag for a long time: the suite waits inside the check.
     edge.knobs(propagation_delay=30)
     worker = start_worker(pool="solo", concurrency=1, env=WORKER_ENV, name="doomed")
-    run = preview_suite.create_run(environment=preview, build="deploy-1", started_by=person)
+    run = preview_suite.create_run(environment=preview_adopted, build="deploy-1", started_by=person)
     wait_for(
         lambda: PreviewRun.objects.get(pk=run.pk).emergency_version is not None,
         timeout=30,
@@ -38,20 +38,20 @@ def kill_inside_the_emergency_check(edge, preview, start_worker, person):
     run.refresh_from_db()
     assert run.state == "running" and run.restore_pending
     assert run.restore_settings == B2A.as_dict()
-    assert DesiredConfig.objects.get(environment=preview).emergency_proxy
+    assert DesiredConfig.objects.get(environment=preview_adopted).emergency_proxy
     return run
 
 
-def assert_restored(edge, preview, run, version_before):
+def assert_restored(edge, preview_adopted, run, version_before):
     run.refresh_from_db()
     assert run.state == "failed" and run.error.startswith("interrupted")
     assert not run.restore_pending and run.restore_outcome == "restored"
     emergency = run.checks.get(name="emergency_proxy")
     assert emergency.state == "failed"
     assert "interrupted" in emergency.reason and "restored 10%, tag B2a" in emergency.reason
-    desired = DesiredConfig.objects.get(environment=preview)
+    desired = DesiredConfig.objects.get(environment=preview_adopted)
     assert desired.settings == B2A and desired.version == version_before + 2
-    restore = ConfigChange.objects.get(environment=preview, version=desired.version)
+    restore = ConfigChange.objects.get(environment=preview_adopted, version=desired.version)
     assert (restore.kind, restore.requested_by_system) == ("lift_emergency", "preview-suite")
     wait_for(
         lambda: ConfigChange.objects.get(pk=restore.pk).state == "in_effect",
@@ -64,10 +64,12 @@ def assert_restored(edge, preview, run, version_before):
 
 
 def test_the_sweep_restores_preview_after_the_worker_was_killed(
-    edge_limits, preview, start_worker, release_manager
+    edge_limits, preview_adopted, start_worker, release_manager
 ):
-    version_before = DesiredConfig.objects.get(environment=preview).version
-    run = kill_inside_the_emergency_check(edge_limits, preview, start_worker, release_manager)
+    version_before = DesiredConfig.objects.get(environment=preview_adopted).version
+    run = kill_inside_the_emergency_check(
+        edge_limits, preview_adopted, start_worker, release_manager
+    )
 
     # While the dead worker's lease lasts, the sweep leaves the run alone.
     assert preview_suite.sweep()["taken_over"] == []
@@ -77,14 +79,16 @@ def test_the_sweep_restores_preview_after_the_worker_was_killed(
         interval=0.3,
         message="the sweep to take the run over",
     )
-    assert_restored(edge_limits, preview, run, version_before)
+    assert_restored(edge_limits, preview_adopted, run, version_before)
 
 
 def test_a_retried_task_restores_preview_after_the_worker_was_killed(
-    edge_limits, preview, start_worker, release_manager
+    edge_limits, preview_adopted, start_worker, release_manager
 ):
-    version_before = DesiredConfig.objects.get(environment=preview).version
-    run = kill_inside_the_emergency_check(edge_limits, preview, start_worker, release_manager)
+    version_before = DesiredConfig.objects.get(environment=preview_adopted).version
+    run = kill_inside_the_emergency_check(
+        edge_limits, preview_adopted, start_worker, release_manager
+    )
     start_worker(env=WORKER_ENV, name="heir")
     # The broker hands an unacknowledged message to another worker once its visibility timeout
     # has passed (longer than the lease); send it again as the broker would.
@@ -99,4 +103,4 @@ def test_a_retried_task_restores_preview_after_the_worker_was_killed(
         timeout=20,
         message="the second worker to take the run over",
     )
-    assert_restored(edge_limits, preview, run, version_before)
+    assert_restored(edge_limits, preview_adopted, run, version_before)

@@ -21,25 +21,25 @@ ALL_CHECKS = {
 }
 
 
-def assert_preview_as_before(edge, preview, version_before):
-    desired = DesiredConfig.objects.get(environment=preview)
+def assert_preview_as_before(edge, preview_adopted, version_before):
+    desired = DesiredConfig.objects.get(environment=preview_adopted)
     assert desired.settings == B2A
     assert desired.version == version_before + 2, "one emergency stop, one restore"
     assert kv_settings(edge) == B2A
-    restore = ConfigChange.objects.get(environment=preview, version=desired.version)
+    restore = ConfigChange.objects.get(environment=preview_adopted, version=desired.version)
     assert restore.kind == "lift_emergency" and restore.state == "in_effect"
     assert restore.requested_by_system == "preview-suite"
 
 
-def test_the_full_suite_passes_on_a_healthy_edge(edge, preview, release_manager):
-    version_before = DesiredConfig.objects.get(environment=preview).version
-    run = run_now(preview, release_manager)
+def test_the_full_suite_passes_on_a_healthy_edge(edge, preview_adopted, release_manager):
+    version_before = DesiredConfig.objects.get(environment=preview_adopted).version
+    run = run_now(preview_adopted, release_manager)
 
     assert run.state == "passed", [(c.name, c.reason) for c in run.checks.all()]
     assert outcomes(run) == dict.fromkeys(ALL_CHECKS, "passed")
     assert run.expected == {**B2A.as_dict(), "version": version_before}
     assert run.restore_outcome == "restored" and not run.restore_pending
-    assert_preview_as_before(edge, preview, version_before)
+    assert_preview_as_before(edge, preview_adopted, version_before)
 
     checks = {check.name: check for check in run.checks.all()}
     qa = checks["qa_structure"]
@@ -66,7 +66,7 @@ def test_the_full_suite_passes_on_a_healthy_edge(edge, preview, release_manager)
 
     # The emergency stop and the restore went the normal, audited way.
     actions = list(
-        AuditEntry.objects.filter(environment=preview, actor_label="preview-suite")
+        AuditEntry.objects.filter(environment=preview_adopted, actor_label="preview-suite")
         .order_by("id")
         .values_list("action", flat=True)
     )
@@ -118,11 +118,11 @@ BREAKERS = [
 
 @pytest.mark.parametrize(("knobs", "failing", "reason"), BREAKERS)
 def test_a_broken_behaviour_fails_exactly_its_check(
-    edge, preview, release_manager, knobs, failing, reason
+    edge, preview_adopted, release_manager, knobs, failing, reason
 ):
-    version_before = DesiredConfig.objects.get(environment=preview).version
+    version_before = DesiredConfig.objects.get(environment=preview_adopted).version
     edge.knobs(**knobs)
-    run = run_now(preview, release_manager)
+    run = run_now(preview_adopted, release_manager)
 
     assert run.state == "failed"
     states = outcomes(run)
@@ -131,12 +131,14 @@ def test_a_broken_behaviour_fails_exactly_its_check(
     for check in run.checks.filter(name__in=failing):
         assert reason in check.reason, check.reason
     # Whatever failed, the emergency check restored preview.
-    assert_preview_as_before(edge, preview, version_before)
+    assert_preview_as_before(edge, preview_adopted, version_before)
 
 
-def test_the_ignored_emergency_flag_is_still_restored_with_evidence(edge, preview, release_manager):
+def test_the_ignored_emergency_flag_is_still_restored_with_evidence(
+    edge, preview_adopted, release_manager
+):
     edge.knobs(ignore_emergency={"preview": True})
-    run = run_now(preview, release_manager)
+    run = run_now(preview_adopted, release_manager)
     emergency = run.checks.get(name="emergency_proxy")
     assert emergency.reason.startswith(
         "got cohort=proxy;reason=sampled"
@@ -146,11 +148,11 @@ def test_the_ignored_emergency_flag_is_still_restored_with_evidence(edge, previe
     assert '"emergency_proxy": true' in emergency.evidence["body_excerpt"]
 
 
-def test_the_suite_is_bounded_in_time(edge, preview, release_manager, settings):
+def test_the_suite_is_bounded_in_time(edge, preview_adopted, release_manager, settings):
     settings.PREVIEW_SUITE_TIMEOUT_SECONDS = 1.5
     edge.knobs(latency_ms={"preview": 400})
     started = time.monotonic()
-    run = run_now(preview, release_manager)
+    run = run_now(preview_adopted, release_manager)
     assert time.monotonic() - started < 4
     states = outcomes(run)
     assert states["rate_limit"] == "failed"
@@ -158,30 +160,36 @@ def test_the_suite_is_bounded_in_time(edge, preview, release_manager, settings):
     assert "1.5s" in run.checks.get(name="emergency_proxy").reason
     # Out of time before the emergency check: preview was never touched.
     assert run.emergency_version is None and not run.restore_pending
-    assert desired_settings(preview) == B2A and kv_settings(edge) == B2A
+    assert desired_settings(preview_adopted) == B2A and kv_settings(edge) == B2A
 
 
-def test_an_active_emergency_stop_is_left_alone(edge, preview, release_manager):
+def test_an_active_emergency_stop_is_left_alone(edge, preview_adopted, release_manager):
     from rollout.services import controls
     from tests.preview.conftest import settle
 
-    stop = controls.emergency_stop(environment=preview, reason="incident", actor=release_manager)
+    stop = controls.emergency_stop(
+        environment=preview_adopted, reason="incident", actor=release_manager
+    )
     settle(stop)
-    run = run_now(preview, release_manager)
+    run = run_now(preview_adopted, release_manager)
     emergency = run.checks.get(name="emergency_proxy")
     assert emergency.state == "failed" and "already active on preview" in emergency.reason
     assert run.checks.get(name="qa_structure").state == "failed"
-    desired = DesiredConfig.objects.get(environment=preview)
+    desired = DesiredConfig.objects.get(environment=preview_adopted)
     assert desired.emergency_proxy and desired.version == stop.version
 
 
-def test_a_person_who_acted_meanwhile_wins_over_the_restore(edge, preview, release_manager):
+def test_a_person_who_acted_meanwhile_wins_over_the_restore(edge, preview_adopted, release_manager):
     """The restore only puts the config back while it is still the suite's emergency stop."""
     from rollout.services import controls
 
-    run = preview_suite.create_run(environment=preview, build="b1", started_by=release_manager)
-    before = DesiredConfig.objects.get(environment=preview)
-    stop = controls.emergency_stop(environment=preview, reason="suite", system="preview-suite")
+    run = preview_suite.create_run(
+        environment=preview_adopted, build="b1", started_by=release_manager
+    )
+    before = DesiredConfig.objects.get(environment=preview_adopted)
+    stop = controls.emergency_stop(
+        environment=preview_adopted, reason="suite", system="preview-suite"
+    )
     PreviewRun.objects.filter(pk=run.pk).update(
         state="running",
         restore_pending=True,
@@ -191,12 +199,15 @@ def test_a_person_who_acted_meanwhile_wins_over_the_restore(edge, preview, relea
     )
     # Meanwhile a person lifts the stop and lowers the percent.
     lifted = controls.lift_emergency(
-        environment=preview, reason="done", expected_version=stop.version, actor=release_manager
+        environment=preview_adopted,
+        reason="done",
+        expected_version=stop.version,
+        actor=release_manager,
     )
     restore = preview_suite.restore_after_emergency(run.pk)
     assert restore.outcome == "overtaken"
     assert f"moved on to version {lifted.version}" in restore.note and "rita" in restore.note
-    desired = DesiredConfig.objects.get(environment=preview)
+    desired = DesiredConfig.objects.get(environment=preview_adopted)
     assert desired.version == lifted.version, "the suite wrote nothing over the person's change"
     run.refresh_from_db()
     assert not run.restore_pending and run.restore_outcome == "overtaken"

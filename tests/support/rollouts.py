@@ -1,0 +1,77 @@
+"""A service's B2 plan, a production environment at its first phase, and a phase's minute
+buckets: the starting point of the tests (and benches) of windows, evidence and sign-off."""
+
+from datetime import timedelta
+
+from integrations.histogram import Histogram
+from metrics.models import MinuteBucket
+from rollout.models import DesiredConfig, Phase, RolloutPlan
+
+
+def plan_for(environment):
+    plan = RolloutPlan.objects.create(service=environment.service, name="B2")
+    for position, (tag, percent, hours) in enumerate(
+        [("B2a", 10, 24), ("B2b", 25, 48), ("B2c", 100, 24)]
+    ):
+        Phase.objects.create(
+            plan=plan,
+            position=position,
+            tag=tag,
+            percent=percent,
+            min_observation=timedelta(hours=hours),
+        )
+    return plan
+
+
+def fill(environment, start, end, *, native=(40, 0, 300.0), proxy=(360, 1, 280.0)):
+    """One bucket per minute and cohort: (requests, 5xx, ttfb ms)."""
+    minute = start
+    rows = []
+    while minute < end:
+        for cohort, (requests, errors, ttfb) in (("native", native), ("proxy", proxy)):
+            histogram = Histogram()
+            histogram.add(ttfb, requests)
+            rows.append(
+                MinuteBucket(
+                    environment=environment,
+                    minute=minute,
+                    cohort=cohort,
+                    requests=requests,
+                    errors_5xx=errors,
+                    ttfb_histogram=histogram.to_bytes(),
+                )
+            )
+        minute += timedelta(minutes=1)
+    MinuteBucket.objects.bulk_create(rows)
+
+
+def make_production_at_b2a(edge):
+    """Production with the B2 plan, its desired config at B2a 10% (version 3)."""
+    from tests.conftest import make_environment
+
+    environment = make_environment(edge)
+    plan_for(environment)
+    DesiredConfig.objects.create(
+        environment=environment,
+        version=3,
+        canary_percent=10,
+        canary_tag="B2a",
+        emergency_proxy=False,
+    )
+    return environment
+
+
+def b2b_request(environment, person, *, base_version=3):
+    """A raise from B2a 10 % to B2b 25 % asked by ``person``, waiting for a second person."""
+    from rollout.models import PercentRequest
+
+    return PercentRequest.objects.create(
+        environment=environment,
+        requested_by=person,
+        reason="B2b",
+        base_version=base_version,
+        from_percent=10,
+        to_percent=25,
+        from_tag="B2a",
+        to_tag="B2b",
+    )

@@ -6,14 +6,13 @@ import json
 import time
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
 from rollout.models import ConfigChange, DesiredConfig
 from rollout.services import controls
 from rollout.tasks import sweep_unapplied_changes
-from tests.conftest import NAMESPACES, PASSWORD, make_environment, wait_for
+from tests.conftest import NAMESPACES, htmx_client_for, make_environment, wait_for
 from tests.support.fault_figures import change_figures, recorded_changes, report
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -48,8 +47,7 @@ def test_clicks_while_redis_is_down_are_recorded_and_applied(
     wait_for(lambda: ConfigChange.objects.get(pk=initial.pk).state == "in_effect", timeout=20)
 
     redis_server.stop()
-    client = Client()
-    client.login(username=release_manager.username, password=PASSWORD)
+    client = htmx_client_for(release_manager)
     started = time.monotonic()
     for version, percent in enumerate((8, 6, 4, 2, 1), start=1):
         response = client.post(

@@ -49,6 +49,7 @@ from integrations.http import shared_client
 from integrations.kv_value import InvalidKVValue, merge, parse_object, read_settings
 
 from .models import AuditEntry, ConfigChange, DesiredConfig, Environment
+from .notifications import announce_change_outcome
 from .services import audit
 from .signals import observation_wanted
 
@@ -321,8 +322,6 @@ def _after_failure(environment: Environment, change: ConfigChange, exc: KVError)
             outcome=AuditEntry.Outcome.FAILED,
             detail=final,
         )
-        from .notifications import announce_change_outcome
-
         announce_change_outcome(change)
     return Outcome()
 
@@ -359,8 +358,6 @@ def confirm(change_id: int) -> Outcome:
                 detail=f"version {change.version}; edge reported it "
                 f"{change.time_to_effect.total_seconds():.1f}s after the request",
             )
-            from .notifications import announce_change_outcome
-
             announce_change_outcome(change)
             _watch_for_late_writes(change)
         return Outcome()

@@ -22,11 +22,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from rollout.models import DesiredConfig, Environment, Service
-from rollout.services import audit
+from rollout.services import audit, controls
 
 from . import figures as figures_module
 from .figures import floor_minute
 from .models import AlertEvent, AlertPolicy, AlertRule, AlertState, LogSource
+from .notifications import announce, announce_auto_stop
 
 log = logging.getLogger(__name__)
 
@@ -332,8 +333,6 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
         ]
         for event in events:
             if event.new_state in (State.FIRING, State.RESOLVED):
-                from .notifications import announce
-
                 announce(event, rule=rule, environment=environment)
             if (
                 event.new_state == State.FIRING
@@ -350,10 +349,6 @@ def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Env
     """The rule presses the emergency stop itself (the rollout opted in), through the same
     service as a person: audited as done by the rule, announced on Slack. Nothing happens if the
     stop is already on (or the environment has no desired config)."""
-    from rollout.services import controls
-
-    from .notifications import announce_auto_stop
-
     system = f"rule:{rule.name}"
     figures = event.figures
     reason = (

@@ -6,3 +6,11 @@ class MetricsConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "metrics"
+
+    def ready(self):
+        # Imported here, not at the top: ready() is the first moment the models may be imported.
+        from rollout.services.evidence import measure_with
+
+        from . import evidence
+
+        measure_with(evidence)

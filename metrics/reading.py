@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from integrations import logpush, r2
+from integrations.histogram import Histogram
 
 
 class SourceUnavailable(Exception):
@@ -147,8 +148,6 @@ class ReadResult:
 
 
 def read_object(reader, ref: ObjectRef) -> ReadResult:
-    from integrations.histogram import Histogram
-
     try:
         raw = reader.read(ref)
     except ObjectGone as exc:

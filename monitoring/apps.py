@@ -6,4 +6,10 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
 
     def ready(self):
+        # Imported here, not at the top: ready() is the first moment the models may be imported.
+        from rollout.signals import observation_wanted
+
         from . import checks  # noqa: F401 - registers the system checks
+        from .tasks import queue_observation
+
+        observation_wanted.connect(queue_observation, dispatch_uid="monitoring.queue_observation")

@@ -1,3 +1,4 @@
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -8,6 +9,8 @@ from rollout.models import DesiredConfig, Environment
 
 from . import observation, retention, sampler
 from .models import CohortSample
+
+log = logging.getLogger(__name__)
 
 # --- Observation, cohort samples, retention ----------------------------------------------------
 # Each task takes ids and re-reads the database; a bad answer from the network is recorded on a
@@ -34,6 +37,16 @@ def observe_environment(environment_id: int, force: bool = False):
     nothing, a forced one (a look right after a write, for a late write of ours) always runs."""
     if force or observation.claim(environment_id):
         observation.observe(environment_id)
+
+
+def queue_observation(sender, *, environment_id: int, delay: float, **kwargs) -> None:
+    """Receiver of ``rollout.signals.observation_wanted`` (connected in MonitoringConfig.ready):
+    a forced observation after ``delay`` seconds. A broker outage is logged, not raised: the
+    beat's observation comes anyway."""
+    try:
+        observe_environment.apply_async((environment_id,), {"force": True}, countdown=delay)
+    except Exception as exc:  # any broker or connection error
+        log.warning("could not queue an observation of environment %s: %s", environment_id, exc)
 
 
 @shared_task(acks_late=True)

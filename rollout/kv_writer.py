@@ -49,7 +49,9 @@ from integrations.http import shared_client
 from integrations.kv_value import InvalidKVValue, merge, parse_object, read_settings
 
 from .models import AuditEntry, ConfigChange, DesiredConfig, Environment
+from .notifications import announce_change_outcome
 from .services import audit
+from .signals import observation_wanted
 
 log = logging.getLogger(__name__)
 WRITER = "kv-writer"
@@ -320,8 +322,6 @@ def _after_failure(environment: Environment, change: ConfigChange, exc: KVError)
             outcome=AuditEntry.Outcome.FAILED,
             detail=final,
         )
-        from .notifications import announce_change_outcome
-
         announce_change_outcome(change)
     return Outcome()
 
@@ -358,8 +358,6 @@ def confirm(change_id: int) -> Outcome:
                 detail=f"version {change.version}; edge reported it "
                 f"{change.time_to_effect.total_seconds():.1f}s after the request",
             )
-            from .notifications import announce_change_outcome
-
             announce_change_outcome(change)
             _watch_for_late_writes(change)
         return Outcome()
@@ -398,23 +396,19 @@ def unanswered_older_writes(change: ConfigChange, now=None):
 
 
 def _watch_for_late_writes(change: ConfigChange) -> None:
-    """When an older write of ours got no answer, it may land over this change: observe the
-    environment a few seconds after this change is written and again once it is in effect,
-    not only at the next beat (monitoring/drift.py re-applies the desired config then)."""
+    """When an older write of ours got no answer, it may land over this change: ask for an
+    observation of the environment a few seconds after this change is written and again once it
+    is in effect, not only at the next beat (monitoring/drift.py re-applies the desired config
+    then)."""
     if unanswered_older_writes(change).exists():
-        transaction.on_commit(partial(_queue_observation, change.environment_id))
-
-
-def _queue_observation(environment_id: int) -> None:
-    """A broker outage is logged, not raised: the beat's observation comes anyway."""
-    from monitoring.tasks import observe_environment
-
-    try:
-        observe_environment.apply_async(
-            (environment_id,), {"force": True}, countdown=LATE_WRITE_CHECK_DELAY_SECONDS
+        transaction.on_commit(
+            partial(
+                observation_wanted.send,
+                sender=ConfigChange,
+                environment_id=change.environment_id,
+                delay=LATE_WRITE_CHECK_DELAY_SECONDS,
+            )
         )
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue an observation of environment %s: %s", environment_id, exc)
 
 
 def due_for_sweep(now=None) -> tuple[list[int], list[int]]:

@@ -4,6 +4,8 @@ from celery import shared_task
 from django.db import close_old_connections
 
 from . import kv_writer
+from .services import phases, preview
+from .services.audit_checkpoints import write_checkpoint
 
 
 def _follow(task, outcome: kv_writer.Outcome):
@@ -43,8 +45,6 @@ def sweep_unapplied_changes():
 @shared_task(acks_late=True)
 def checkpoint_audit():
     """Record the audit chain's head outside the database (see audit_checkpoints)."""
-    from .services.audit_checkpoints import write_checkpoint
-
     close_old_connections()
     return write_checkpoint()
 
@@ -56,8 +56,6 @@ def checkpoint_audit():
 def run_preview_suite(run_id: int):
     """Run a queued preview suite; a redelivered message for a run whose worker died takes it
     over (finishes the emergency check's restore, records the run as interrupted)."""
-    from .services import preview
-
     close_old_connections()
     return preview.execute(run_id)
 
@@ -65,8 +63,6 @@ def run_preview_suite(run_id: int):
 @shared_task(acks_late=True)
 def sweep_preview_runs():
     """Take over runs whose worker died, finish pending restores, re-queue lost runs."""
-    from .services import preview
-
     return preview.sweep()
 
 
@@ -77,6 +73,4 @@ def sweep_preview_runs():
 def advance_rollouts():
     """Start windows whose config took effect, mark windows that ended as decision due.
     Idempotent (conditional updates): a retried or doubled run changes nothing more."""
-    from .services import phases
-
     return phases.advance_all()

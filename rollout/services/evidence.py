@@ -4,6 +4,11 @@ Everything comes from recorded facts: the minute buckets of the metrics pipeline
 changes (emergency stops, rollbacks), the alert events, and the people's attestations. The
 evidence is a plain JSON document; its SHA-256 over a canonical serialisation is the digest a
 signature is bound to, so "the same evidence" is a byte-for-byte comparison.
+
+The figures come from the metrics app, which builds on rollout (its alert rules press rollout's
+emergency stop) and so may not be imported from here: rollout states what it needs as
+``Measurements`` and ``MetricsConfig.ready()`` hands over ``metrics/evidence.py`` with
+``measure_with``. Every import between the two apps points from metrics to rollout.
 """
 
 from __future__ import annotations
@@ -12,18 +17,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 
-from django.db.models import Count, Max, Sum
-
-from metrics.figures import combined, floor_minute, load_minutes, split
-from metrics.models import (
-    AlertEvent,
-    AlertRule,
-    AlertState,
-    LogSource,
-    MinuteBucket,
-    WorkerMinute,
-)
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Max
 
 from ..models import ConfigChange, PhaseRun
 from .recommendation import (
@@ -35,11 +32,52 @@ from .recommendation import (
     recommend,
 )
 
+if TYPE_CHECKING:  # the type only: the figures are made by metrics, handed over at run time
+    from metrics.figures import Figures
+
 HOUR = timedelta(hours=1)
 INCIDENT_KINDS = {
     ConfigChange.Kind.EMERGENCY_STOP: "emergency_stop",
     ConfigChange.Kind.ROLLBACK: "rollback",
 }
+
+
+class Measurements(Protocol):
+    """What the evidence reads from the metrics pipeline for one environment."""
+
+    def window(
+        self, environment_id: int, start: datetime, end: datetime, step: timedelta
+    ) -> tuple[Figures, list[Figures], list[datetime]]:
+        """Figures over [start, end), the same cut into steps, the minutes with any log."""
+
+    def critical_alerts(
+        self, environment_id: int, start: datetime, end: datetime
+    ) -> list[Incident]:
+        """The critical alert rules that fired in [start, end)."""
+
+    def newest_log_at(self, environment_id: int) -> datetime | None: ...
+
+    def fingerprint(self, environment_id: int, start: datetime, end: datetime) -> list:
+        """Aggregates that move whenever the window's figures or alerts do."""
+
+
+_measurements: Measurements | None = None
+
+
+def measure_with(measurements: Measurements) -> None:
+    """Called once by ``MetricsConfig.ready()``."""
+    global _measurements
+    _measurements = measurements
+
+
+def measurements() -> Measurements:
+    if _measurements is None:
+        raise ImproperlyConfigured("a decision's evidence needs the metrics app installed")
+    return _measurements
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
 
 
 @dataclass
@@ -69,16 +107,13 @@ def window_bounds(run: PhaseRun, now: datetime) -> tuple[datetime, datetime]:
 
 def gather(run: PhaseRun, now: datetime) -> Window:
     start, end = window_bounds(run, now)
-    environment_id = run.rollout.environment_id
-    cells, workers = load_minutes(environment_id, start, end)
-    hourly = split(cells, workers, start, end, HOUR)
-    figures = combined(hourly, start, end)
+    figures, hourly, logged = measurements().window(run.rollout.environment_id, start, end, HOUR)
     return Window(
         start=start,
         end=end,
         figures=figures,
         hourly=hourly,
-        log_gaps=log_gaps(sorted(cells), start, end),
+        log_gaps=log_gaps(logged, start, end),
         incidents=incidents(run, start, end),
         attestations=attestations(run),
     )
@@ -88,11 +123,7 @@ def logs_received_through(environment_id: int, end: datetime) -> datetime | None
     """How far the environment's logs have arrived, up to the window's end. Logpush delivers a
     file every few minutes, so right after a window ends its last minutes may still be on their
     way: until a line from the end or later has been ingested, the figures can still change."""
-    newest = (
-        LogSource.objects.filter(environment_id=environment_id)
-        .values_list("newest_log_at", flat=True)
-        .first()
-    )
+    newest = measurements().newest_log_at(environment_id)
     return None if newest is None else min(newest, end)
 
 
@@ -126,21 +157,7 @@ def incidents(run: PhaseRun, start: datetime, end: datetime) -> list[Incident]:
                 summary=f"{change.get_kind_display()} by {change.actor_label}: {change.reason}",
             )
         )
-    alerts = AlertEvent.objects.filter(
-        environment_id=environment_id,
-        new_state=AlertState.State.FIRING,
-        alert__rule__severity=AlertRule.Severity.CRITICAL,
-        minute__gte=start,
-        minute__lt=end,
-    ).select_related("alert__rule")
-    for event in alerts.order_by("minute", "id"):
-        found.append(
-            Incident(
-                kind="critical_alert",
-                at=event.minute,
-                summary=f"critical alert {event.alert.rule.name}: {event.alert.rule.describe()}",
-            )
-        )
+    found.extend(measurements().critical_alerts(environment_id, start, end))
     return found
 
 
@@ -206,29 +223,16 @@ def fingerprint(run: PhaseRun, now: datetime) -> str:
     signature is always checked against the digest of freshly built evidence."""
     start, end = window_bounds(run, now)
     environment_id = run.rollout.environment_id
-    window = {"environment_id": environment_id, "minute__gte": start, "minute__lt": end}
-    buckets = MinuteBucket.objects.filter(**window).aggregate(
-        rows=Count("id"),
-        requests=Sum("requests"),
-        errors=Sum("errors_5xx"),
-        newest=Max("updated_at"),
-    )
-    workers = WorkerMinute.objects.filter(**window).aggregate(
-        rows=Count("id"), errors=Sum("upload_errors")
-    )
     changes = ConfigChange.objects.filter(
         environment_id=environment_id, kind__in=list(INCIDENT_KINDS)
     ).aggregate(newest=Max("id"))
-    alerts = AlertEvent.objects.filter(environment_id=environment_id).aggregate(newest=Max("id"))
     attested = run.attestations.aggregate(newest=Max("id"))
     logs_through = logs_received_through(environment_id, end)
     parts = [
         start,
         end,
-        buckets,
-        workers,
+        *measurements().fingerprint(environment_id, start, end),
         changes,
-        alerts,
         attested,
         logs_through,
         thresholds_for(run),

@@ -27,6 +27,7 @@ from ..models import (
     PhaseRun,
     Rollout,
 )
+from ..notifications import announce_check_in_due, announce_decision_due
 from . import audit
 
 State = Rollout.State
@@ -260,8 +261,6 @@ def advance(rollout: Rollout, *, now: datetime | None = None) -> Rollout:
                 state=PhaseRun.State.DECISION_DUE
             )
             run.state = PhaseRun.State.DECISION_DUE
-            from ..notifications import announce_decision_due
-
             announce_decision_due(run)
             set_state(
                 rollout,
@@ -402,8 +401,6 @@ def _remind_check_ins(run: PhaseRun, now: datetime) -> None:
     )
     for check_in in due:
         if CheckIn.objects.filter(pk=check_in.pk, reminded_at__isnull=True).update(reminded_at=now):
-            from ..notifications import announce_check_in_due
-
             announce_check_in_due(check_in)
 
 

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 
 from integrations.stats import difference_interval, quantile_rank_interval, wilson_interval
 
-if TYPE_CHECKING:  # only read here; importing it at run time would pull in the metrics models
+if TYPE_CHECKING:  # the type only: metrics builds on rollout and hands its figures over
     from metrics.figures import CohortFigures, Figures
 
 GO, HOLD, NO_GO = "go", "hold", "no_go"

@@ -528,9 +528,77 @@ def start_phase(
     request; raises StartRefused, or ConfigConflict when the config moved on.
 
     A person needs ``rollout.request_change``; a GO decision's start is authorised by its two
-    signatures instead (``approved_by`` names the first signer)."""
+    signatures instead (``approved_by`` names the first signer).
+
+    A person's refused start is audited here as ``preflight.start_refused``, after its
+    transaction rolled back, whoever called (the page, an API, a command). A GO decision's start
+    is not: the decision records ``decision.next_phase_waiting`` instead."""
     if approved_by is None:
         require(person, "rollout.request_change", environment=environment, request=request)
+    try:
+        return _start_phase(
+            environment=environment,
+            tag=tag,
+            reason=reason,
+            expected_version=expected_version,
+            override_reason=override_reason,
+            person=person,
+            now=now,
+            request=request,
+            approved_by=approved_by,
+        )
+    except (controls.ControlRefused, controls.ConfigConflict) as refused:
+        if approved_by is None:
+            record_start_refusal(
+                environment=environment,
+                person=person,
+                reason=reason,
+                message=start_refusal_message(refused),
+                request=request,
+            )
+        raise
+
+
+def start_refusal_message(refused: Exception) -> str:
+    """What a refused start says to the person, and to the audit trail."""
+    if isinstance(refused, controls.ConfigConflict):
+        return f"Not started: {refused}."
+    return str(refused)
+
+
+def refuse_start(*, environment, person, reason: str, message: str, request=None):
+    """Refuse a start the caller already found refused (the page, before its confirmation step):
+    audited like any refused start, then StartRefused is raised."""
+    record_start_refusal(
+        environment=environment, person=person, reason=reason, message=message, request=request
+    )
+    raise StartRefused(message)
+
+
+def record_start_refusal(*, environment, person, reason: str, message: str, request=None):
+    audit.record(
+        action="preflight.start_refused",
+        actor=person,
+        environment=environment,
+        outcome=AuditEntry.Outcome.REFUSED,
+        reason=reason,
+        detail=message,
+        request=request,
+    )
+
+
+def _start_phase(
+    *,
+    environment,
+    tag,
+    reason,
+    expected_version,
+    override_reason,
+    person,
+    now,
+    request,
+    approved_by,
+):
     checklist = evaluate(environment, now=now)
     refusal = start_refusal(checklist, tag=tag, override_reason=override_reason)
     if refusal:

@@ -702,7 +702,7 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production_at
 @pytest.mark.parametrize(
     "change", ["late bucket", "refolded bucket", "attestation", "incident", "logs arriving"]
 )
-def test_the_fingerprint_moves_with_the_evidence(production_at_b2a, tech_lead, change):
+def test_the_fingerprint_moves_with_the_evidence(production_at_b2a, tech_lead, devops, change):
     from rollout.services import controls
     from rollout.services.evidence import fingerprint
 
@@ -728,7 +728,7 @@ def test_the_fingerprint_moves_with_the_evidence(production_at_b2a, tech_lead, c
             newest_log_at=NOW,
         )
     else:
-        controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=tech_lead)
+        controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=devops)
     assert fingerprint(run, NOW) != before[0]
     if change in ("late bucket", "attestation", "logs arriving"):
         assert build(run, NOW).digest != before[1]

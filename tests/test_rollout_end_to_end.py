@@ -29,7 +29,7 @@ from rollout.models import (
 )
 from rollout.services import controls, phases, preflight, signoff
 from rollout.services.evidence import build
-from tests.conftest import NAMESPACES, client_for, make_environment, wait_for
+from tests.conftest import NAMESPACES, htmx_client_for, make_environment, wait_for
 from tests.preview.test_preflight import complete
 from tests.support.rollouts import plan_for
 
@@ -137,7 +137,7 @@ def decision_moment(run):
 
 def sign_over_http(run, person, role, outcome):
     digest = build(run, timezone.now()).digest
-    response = client_for(person).post(
+    response = htmx_client_for(person).post(
         f"/phases/{run.public_id}/sign/",
         {"outcome": outcome, "role": role, "evidence_digest": digest},
     )

@@ -17,14 +17,10 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
-from integrations import slack
 from integrations.edge_qa import EdgeReport
 from integrations.kv_value import CanarySettings, read_settings
-from outbox import notify
-from outbox.models import Notification
 from rollout.kv_writer import unanswered_older_writes
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.permissions import require
@@ -32,6 +28,7 @@ from rollout.services import audit
 from rollout.services.controls import ConfigConflict, request_change
 
 from .models import DriftEvent, DriftState
+from .notifications import announce_external_change, announce_late_write
 
 log = logging.getLogger(__name__)
 SYSTEM = "drift-check"
@@ -238,23 +235,8 @@ def _reapply_after_late_write(environment, desired, late, kv_hash) -> ConfigChan
         # A newer version was requested meanwhile; its write replaces the late one anyway.
         log.info("late write in %s: the desired config moved on, nothing re-applied", environment)
         return None
-    link = settings.SITE_URL + reverse("monitoring:environment", args=[environment.public_id])
-    text = (
-        f":warning: *{environment}*: our unanswered write of version {late.version} landed late "
-        f"and put its settings back into Workers KV; version {desired.version} re-applied"
-    )
-    notify.queue(
-        channel=Notification.Channel.SLACK_INCIDENTS,
-        subject=text,
-        payload=slack.message(
-            text,
-            fields=[
-                ("In KV now", f"{late.settings.describe()} (version {late.version})"),
-                ("Re-applied", f"{desired.settings.describe()} (as version {reapplied.version})"),
-            ],
-            link=("Drift", link),
-        ),
-        related_object=f"late-write:{environment.public_id}:{kv_hash[:16]}",
+    announce_late_write(
+        environment, late=late, desired=desired, reapplied=reapplied, kv_hash=kv_hash
     )
     return reapplied
 
@@ -295,22 +277,8 @@ def _report_external_change(environment, desired, raw, kv_settings, kv_hash):
         outcome=AuditEntry.Outcome.FAILED,
         detail=detail,
     )
-    link = settings.SITE_URL + reverse("monitoring:environment", args=[environment.public_id])
-    text = f":warning: *{environment}*: Workers KV was changed outside the dashboard"
-    notify.queue(
-        channel=Notification.Channel.SLACK_INCIDENTS,
-        subject=text,
-        payload=slack.message(
-            text,
-            fields=[
-                ("In KV now", _kv_words(raw, kv_settings)),
-                ("Desired", f"{desired.settings.describe()} (version {desired.version})"),
-            ],
-            link=("Adopt or overwrite", link),
-        ),
-        related_object=(
-            f"drift:{environment.public_id}:{kv_hash[:16]}:{int(timezone.now().timestamp())}"
-        ),
+    announce_external_change(
+        environment, desired=desired, in_kv=_kv_words(raw, kv_settings), kv_hash=kv_hash
     )
 
 

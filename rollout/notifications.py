@@ -1,4 +1,5 @@
-"""What the rollout app announces, and in which words. Delivery is outbox.notify's job."""
+"""What the rollout app announces, and in which words: config changes, phases, check-ins and
+decisions, the pre-flight announcement. Delivery is outbox.notify's job."""
 
 from django.conf import settings
 from django.urls import reverse
@@ -109,3 +110,44 @@ def announce_decision(decision, signers: str):
         payload=payload,
         related_object=f"decision:{decision.public_id}:effective",
     )
+
+
+def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers: list):
+    """The runbook's step 3.4 post to #deployments, written for the phase about to start from
+    its pre-flight ``checklist`` (``rollout.services.preflight.Checklist``)."""
+    environment = checklist.environment
+    phase = checklist.phase
+    preview = checklist.item("preview_suite")
+    review_at = start_at + phase.min_observation
+    link = settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id])
+    text = (
+        f":rocket: *{environment.service.name} {phase.tag} production start* — "
+        f"{phase.percent}% native, {100 - phase.percent}% proxy "
+        f"(now {checklist.desired.settings.describe()})"
+    )
+    fields = [
+        ("Environment", f"production ({environment.qa_url})"),
+        ("Canary", f"{phase.percent}% native, {100 - phase.percent}% proxy, tag {phase.tag}"),
+        ("Planned start", f"{start_at:%Y-%m-%d %H:%M} UTC"),
+        ("Preview suite", preview.detail),
+        (
+            "Monitoring",
+            "Dashboard (button below); logs: R2 bucket logs-canary; rollback: "
+            + (settings.ROLLBACK_RUNBOOK_URL or "docs/runbooks/rollback_b2a.md"),
+        ),
+        ("On-call", ", ".join(oncall) or "to be confirmed"),
+        ("Engineers available", ", ".join(engineers) or "to be confirmed"),
+        ("Next review", f"+{_hours(phase.min_observation)} ({review_at:%Y-%m-%d %H:%M} UTC)"),
+        ("Announced by", person.get_username()),
+    ]
+    payload = slack.message(text, fields=fields, link=("Open production", link))
+    return notify.queue(
+        channel=Notification.Channel.SLACK_DEPLOYMENTS,
+        subject=text[:200],
+        payload=payload,
+    )
+
+
+def _hours(duration) -> str:
+    hours = duration.total_seconds() / 3600
+    return f"{hours:g}h"

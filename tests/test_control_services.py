@@ -141,3 +141,40 @@ def test_a_refused_state_reads_the_same_on_the_confirmation_and_the_act(
     assert shown.status_code == acted.status_code == 409
     assert "already active" in shown.content.decode()
     assert DesiredConfig.objects.get(environment=production_configured).version == 2
+
+
+def test_the_alert_rule_and_the_preview_suite_press_the_one_emergency_stop(
+    production_configured, devops, monkeypatch
+):
+    """Both automatic stops ask the stop's own plan, and are refused the same way when a stop
+    is already active: nothing written, nothing audited."""
+    from types import SimpleNamespace
+
+    from metrics import alerts
+    from rollout.services import preview
+
+    controls.emergency_stop(environment=production_configured, reason="by hand", actor=devops)
+    asked, plan = [], controls.plan_emergency_stop
+    monkeypatch.setattr(
+        controls, "plan_emergency_stop", lambda **call: asked.append(call["system"]) or plan(**call)
+    )
+    entries = AuditEntry.objects.count()
+    rule = SimpleNamespace(name="native-5xx-critical", describe=lambda: "native 5xx > 1%")
+    by_rule = alerts._auto_emergency_stop(
+        SimpleNamespace(figures={}), rule=rule, environment=production_configured
+    )
+    execution = SimpleNamespace(run=SimpleNamespace(environment=production_configured))
+    by_suite = preview._emergency_on_and_observe(execution, None, 0.0, {})
+    assert asked == ["rule:native-5xx-critical", preview.SYSTEM]
+    assert by_rule is None
+    assert by_suite.reason.startswith("The emergency stop is already active on production.")
+    assert DesiredConfig.objects.get(environment=production_configured).version == 2
+    assert AuditEntry.objects.count() == entries
+
+
+@pytest.mark.parametrize("system", ["rule:native-5xx-critical", "preview-suite"])
+def test_an_automatic_stop_is_recorded_like_a_persons(production_configured, system):
+    change = controls.emergency_stop(environment=production_configured, reason="r", system=system)
+    assert change.kind == ConfigChange.Kind.EMERGENCY_STOP and change.requested_by_system == system
+    entry = AuditEntry.objects.get(action="config.emergency_stop")
+    assert entry.actor is None and entry.actor_label == system

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from integrations.kv_value import CanarySettings
 from metrics.models import MinuteBucket
 from rollout.models import (
     AuditEntry,
@@ -18,7 +19,8 @@ from rollout.models import (
     Rollout,
     Signature,
 )
-from rollout.services import phases, signoff
+from rollout.permissions import Refused
+from rollout.services import controls, phases, signoff
 from rollout.services.evidence import build
 from tests.conftest import client_for, htmx_client_for, make_environment
 from tests.support.rollouts import b2b_request, fill, make_production_at_b2a, plan_for
@@ -347,6 +349,73 @@ def test_no_go_rolls_back_at_once_and_opens_a_post_mortem(production_at_b2a, tec
     assert Decision.objects.get().result_change == rollback
 
 
+def test_a_no_go_rolls_back_through_the_rollback_control(
+    production_at_b2a, tech_lead, devops, monkeypatch
+):
+    """Signed second by a tech lead, who holds no rollback permission: the decision's two
+    signatures authorise it, recorded like a person's rollback."""
+    calls, rollback = [], controls.rollback
+    monkeypatch.setattr(controls, "rollback", lambda **call: calls.append(call) or rollback(**call))
+    run = observing(production_at_b2a, healthy=False)
+    sign(run, devops, "devops", outcome="no_go")
+    sign(run, tech_lead, "tech_lead", outcome="no_go")
+    assert [call["decision"] for call in calls] == [Decision.objects.get()]
+    rollback = ConfigChange.objects.get(kind=ConfigChange.Kind.ROLLBACK)
+    assert rollback.requested_by == tech_lead and rollback.after["canary_percent"] == 0
+    entry = AuditEntry.objects.get(action="config.rollback")
+    assert entry.actor == tech_lead and f"version {rollback.version}" in entry.detail
+
+
+def test_a_no_go_leaves_an_active_emergency_stop_on(production_at_b2a, devops):
+    """A person's rollback turns the stop off; a NO-GO's does not (lifting it is its own
+    control), so the two plans differ only in the emergency flag."""
+    controls.request_change(
+        environment=production_at_b2a,
+        settings=CanarySettings(5, "B2a", True),
+        kind=ConfigChange.Kind.EMERGENCY_STOP,
+        reason="stopped, then lowered",
+        expected_version=None,
+        system="test",
+    )
+    decision = Decision(outcome=Decision.Outcome.NO_GO)
+    by_person = controls.plan_rollback(environment=production_at_b2a, actor=devops)
+    by_decision = controls.plan_rollback(
+        environment=production_at_b2a, actor=devops, decision=decision
+    )
+    assert by_person.target == CanarySettings(0, "B2a", False)
+    assert by_decision.target == CanarySettings(0, "B2a", True)
+
+
+def test_sign_and_withdraw_refuse_outside_a_request_once(production_at_b2a, tech_lead, viewer):
+    """Called without a request (an API, a command): nothing is written and the refusal is
+    audited exactly once, by the service."""
+    run = observing(production_at_b2a, healthy=False)
+    sign(run, tech_lead, "tech_lead", outcome="no_go")
+    decision = Decision.objects.get()
+    before = AuditEntry.objects.count()
+    with pytest.raises(Refused):
+        sign(run, viewer, "devops", outcome="no_go")
+    with pytest.raises(Refused):
+        signoff.withdraw(decision=decision, person=viewer, note="no", now=NOW)
+    decision.refresh_from_db()
+    assert decision.state == Decision.State.OPEN
+    assert Signature.objects.filter(invalidated_at__isnull=True).count() == 1
+    written = AuditEntry.objects.order_by("id")[before:]
+    assert [(entry.action, entry.actor) for entry in written] == [
+        ("permission.denied", viewer),
+        ("permission.denied", viewer),
+    ]
+
+
+def test_a_signer_in_a_role_they_do_not_hold_is_refused_once(production_at_b2a, devops):
+    run = observing(production_at_b2a, fill_logs=False)
+    with pytest.raises(Refused, match="role Tech lead"):
+        sign(run, devops, "tech_lead", outcome="no_go")
+    assert not Decision.objects.exists()
+    refusals = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert [(entry.action, entry.actor) for entry in refusals] == [("permission.denied", devops)]
+
+
 def test_hold_opens_a_new_window_of_the_same_phase(production_at_b2a, tech_lead, devops):
     run = observing(production_at_b2a, fill_logs=False)
     sign(run, tech_lead, "tech_lead", outcome="hold")
@@ -368,6 +437,7 @@ def test_go_waits_for_the_next_phase_pre_flight(production_at_b2a, tech_lead, de
     entry = AuditEntry.objects.get(action="decision.next_phase_waiting")
     assert "B2b" in entry.detail and "pre-flight" in entry.detail
     assert not ConfigChange.objects.filter(kind="phase_start").exists()
+    assert not AuditEntry.objects.filter(action="preflight.start_refused").exists()
 
 
 def test_go_after_the_last_phase_completes_the_rollout(production_at_b2a, tech_lead, devops):

@@ -504,20 +504,36 @@ def lift_emergency(
     )
 
 
-def plan_rollback(*, environment: Environment, actor, request=None) -> Plan:
-    """Back to 0% native; the tag stays so the edge still names the phase."""
-    require(actor, "rollout.rollback", environment=environment, request=request)
+def plan_rollback(*, environment: Environment, actor, request=None, decision=None) -> Plan:
+    """Back to 0% native; the tag stays so the edge still names the phase.
+
+    A person's rollback needs ``rollout.rollback`` and also turns an active emergency stop off.
+    A NO-GO ``decision`` that took effect is authorised by its two signatures instead (``actor``
+    is its second signer, who may be a tech lead without the rollback permission), and it leaves
+    an active stop on: lifting the stop sends traffic back to native and is a control of its own.
+    """
+    if decision is None:
+        require(actor, "rollout.rollback", environment=environment, request=request)
     desired = _desired(environment)
-    if desired.canary_percent == 0 and not desired.emergency_proxy:
+    emergency = desired.emergency_proxy if decision is not None else False
+    target = CanarySettings(0, desired.canary_tag, emergency)
+    if target == desired.settings:
         raise ControlRefused(f"{environment.name} is already at 0%.")
-    return Plan(environment, desired, CanarySettings(0, desired.canary_tag, False))
+    return Plan(environment, desired, target)
 
 
 def rollback(
-    *, environment: Environment, reason: str, expected_version: int, actor, request=None
+    *,
+    environment: Environment,
+    reason: str,
+    expected_version: int | None,
+    actor,
+    request=None,
+    decision=None,
 ) -> ConfigChange:
-    """Back to 0% native; the tag stays so the edge still names the phase."""
-    plan = plan_rollback(environment=environment, actor=actor, request=request)
+    """Back to 0% native; the tag stays so the edge still names the phase. A NO-GO ``decision``
+    rolls back whatever version is current (``expected_version=None``), like the stop."""
+    plan = plan_rollback(environment=environment, actor=actor, request=request, decision=decision)
     return request_change(
         environment=environment,
         settings=plan.target,

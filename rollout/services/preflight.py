@@ -16,9 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 
-from integrations import slack
 from integrations.kv_value import CanarySettings
 from outbox import notify
 from outbox.models import Notification
@@ -34,6 +32,7 @@ from ..models import (
     PreflightAttestation,
     PreviewRun,
 )
+from ..notifications import announce_phase_start
 from ..permissions import require
 from . import audit, controls, phases
 
@@ -437,44 +436,6 @@ def attest(
     return attestation
 
 
-def announcement(checklist: Checklist, *, person, start_at: datetime) -> dict:
-    """The runbook's step 3.4 post to #deployments, written for the phase about to start."""
-    environment = checklist.environment
-    phase = checklist.phase
-    preflight = checklist.preflight
-    oncall = _latest_names(preflight, Kind.ONCALL_CONFIRMED)
-    engineers = _latest_names(preflight, Kind.ENGINEERS_AVAILABLE)
-    preview = checklist.item("preview_suite")
-    review_at = start_at + phase.min_observation
-    link = settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id])
-    text = (
-        f":rocket: *{environment.service.name} {phase.tag} production start* — "
-        f"{phase.percent}% native, {100 - phase.percent}% proxy "
-        f"(now {checklist.desired.settings.describe()})"
-    )
-    fields = [
-        ("Environment", f"production ({environment.qa_url})"),
-        ("Canary", f"{phase.percent}% native, {100 - phase.percent}% proxy, tag {phase.tag}"),
-        ("Planned start", f"{start_at:%Y-%m-%d %H:%M} UTC"),
-        ("Preview suite", preview.detail),
-        (
-            "Monitoring",
-            "Dashboard (button below); logs: R2 bucket logs-canary; rollback: "
-            + (settings.ROLLBACK_RUNBOOK_URL or "docs/runbooks/rollback_b2a.md"),
-        ),
-        ("On-call", ", ".join(oncall) or "to be confirmed"),
-        ("Engineers available", ", ".join(engineers) or "to be confirmed"),
-        ("Next review", f"+{_hours(phase.min_observation)} ({review_at:%Y-%m-%d %H:%M} UTC)"),
-        ("Announced by", person.get_username()),
-    ]
-    return slack.message(text, fields=fields, link=("Open production", link))
-
-
-def _hours(duration: timedelta) -> str:
-    hours = duration.total_seconds() / 3600
-    return f"{hours:g}h"
-
-
 def _latest_names(preflight: Preflight | None, kind: str) -> list[str]:
     attestation = preflight.attestations.filter(kind=kind).first() if preflight else None
     return attestation.names if attestation else []
@@ -484,12 +445,13 @@ def announce(*, checklist: Checklist, person, now: datetime, request=None):
     """Queue the announcement and record the attestation. None when Slack is not configured."""
     if not notify.channel_configured(Notification.Channel.SLACK_DEPLOYMENTS):
         return None
-    payload = announcement(checklist, person=person, start_at=now)
     with transaction.atomic():
-        notification = notify.queue(
-            channel=Notification.Channel.SLACK_DEPLOYMENTS,
-            subject=payload["text"][:200],
-            payload=payload,
+        notification = announce_phase_start(
+            checklist,
+            person=person,
+            start_at=now,
+            oncall=_latest_names(checklist.preflight, Kind.ONCALL_CONFIRMED),
+            engineers=_latest_names(checklist.preflight, Kind.ENGINEERS_AVAILABLE),
         )
         if notification is None:
             return None
@@ -528,9 +490,77 @@ def start_phase(
     request; raises StartRefused, or ConfigConflict when the config moved on.
 
     A person needs ``rollout.request_change``; a GO decision's start is authorised by its two
-    signatures instead (``approved_by`` names the first signer)."""
+    signatures instead (``approved_by`` names the first signer).
+
+    A person's refused start is audited here as ``preflight.start_refused``, after its
+    transaction rolled back, whoever called (the page, an API, a command). A GO decision's start
+    is not: the decision records ``decision.next_phase_waiting`` instead."""
     if approved_by is None:
         require(person, "rollout.request_change", environment=environment, request=request)
+    try:
+        return _start_phase(
+            environment=environment,
+            tag=tag,
+            reason=reason,
+            expected_version=expected_version,
+            override_reason=override_reason,
+            person=person,
+            now=now,
+            request=request,
+            approved_by=approved_by,
+        )
+    except (controls.ControlRefused, controls.ConfigConflict) as refused:
+        if approved_by is None:
+            record_start_refusal(
+                environment=environment,
+                person=person,
+                reason=reason,
+                message=start_refusal_message(refused),
+                request=request,
+            )
+        raise
+
+
+def start_refusal_message(refused: Exception) -> str:
+    """What a refused start says to the person, and to the audit trail."""
+    if isinstance(refused, controls.ConfigConflict):
+        return f"Not started: {refused}."
+    return str(refused)
+
+
+def refuse_start(*, environment, person, reason: str, message: str, request=None):
+    """Refuse a start the caller already found refused (the page, before its confirmation step):
+    audited like any refused start, then StartRefused is raised."""
+    record_start_refusal(
+        environment=environment, person=person, reason=reason, message=message, request=request
+    )
+    raise StartRefused(message)
+
+
+def record_start_refusal(*, environment, person, reason: str, message: str, request=None):
+    audit.record(
+        action="preflight.start_refused",
+        actor=person,
+        environment=environment,
+        outcome=AuditEntry.Outcome.REFUSED,
+        reason=reason,
+        detail=message,
+        request=request,
+    )
+
+
+def _start_phase(
+    *,
+    environment,
+    tag,
+    reason,
+    expected_version,
+    override_reason,
+    person,
+    now,
+    request,
+    approved_by,
+):
     checklist = evaluate(environment, now=now)
     refusal = start_refusal(checklist, tag=tag, override_reason=override_reason)
     if refusal:

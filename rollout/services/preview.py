@@ -695,12 +695,11 @@ def emergency_check(execution: Execution, target: Target, deadline: float) -> Re
 def _emergency_on_and_observe(execution, target: Target, deadline: float, evidence) -> Result:
     run = execution.run
     environment = run.environment
-    desired = DesiredConfig.objects.get(environment=environment)
-    if desired.emergency_proxy:
-        return failed(
-            "the emergency stop is already active on preview; the suite leaves it alone "
-            "(lift it, then run the suite again)"
-        )
+    try:
+        # The stop's own plan says whether it may be pressed, as for an alert rule or a person.
+        desired = controls.plan_emergency_stop(environment=environment, system=SYSTEM).desired
+    except controls.ControlRefused as exc:
+        return failed(f"{exc} The suite leaves it alone (lift it, then run the suite again).")
     # The restore intent goes onto the row before anything changes.
     PreviewRun.objects.filter(pk=run.pk).update(
         restore_pending=True,

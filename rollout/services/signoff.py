@@ -25,8 +25,6 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from integrations.kv_value import CanarySettings
-
 from .. import limits, roles
 from ..models import (
     AuditEntry,
@@ -99,7 +97,7 @@ def sign(
         return _sign(run, outcome, role, seen_digest, justification, person, now, request)
     except SignRefused as refused:
         # Recorded after the transaction rolled back, so the refusal itself stays on record.
-        _refuse(run, person, request, str(refused))
+        _record_refusal(run, person, request, str(refused))
         raise
 
 
@@ -229,20 +227,22 @@ def _invalidate(decision: Decision, current, now, request) -> None:
 
 
 def withdraw(*, decision: Decision, person, note: str, now: datetime, request=None) -> Decision:
-    note = note.strip()
-    if not note:
-        raise SignRefused("Say why the decision is withdrawn.")
     if not roles_of(person):
         refuse(
             "Only a tech lead or a DevOps engineer may withdraw a decision.",
             needs="the role tech lead or DevOps",
             environment=decision.phase_run.rollout.environment,
             obj=decision,
+            actor=person,
+            request=request,
         )
+    note = note.strip()
+    if not note:
+        _refuse(decision.phase_run, person, request, "Say why the decision is withdrawn.")
     if not Decision.objects.filter(pk=decision.pk, state=Decision.State.OPEN).update(
         state=Decision.State.WITHDRAWN, closed_note=note
     ):
-        raise SignRefused("This decision is no longer open.")
+        _refuse(decision.phase_run, person, request, "This decision is no longer open.")
     decision.signatures.filter(invalidated_at__isnull=True).update(
         invalidated_at=now, invalidated_reason=f"decision withdrawn by {person.get_username()}"
     )
@@ -262,11 +262,11 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
 def attest(*, run: PhaseRun, kind: str, value: bool, note: str, person, now, request=None):
     note = note.strip()
     if kind not in PhaseAttestation.Kind.values:
-        raise SignRefused(f"Unknown attestation {kind!r}.")
+        _refuse(run, person, request, f"Unknown attestation {kind!r}.")
     if not note:
-        raise SignRefused("Write a note: what did you look at?")
+        _refuse(run, person, request, "Write a note: what did you look at?")
     if run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
-        raise SignRefused(f"{run} is {run.get_state_display()}: nothing to attest.")
+        _refuse(run, person, request, f"{run} is {run.get_state_display()}: nothing to attest.")
     given = PhaseAttestation.objects.create(
         phase_run=run, kind=kind, value=value, note=note, given_by=person, given_at=now
     )
@@ -317,18 +317,17 @@ def take_effect(decision: Decision, signatures: list[Signature], *, now, request
 
 
 def _no_go(decision, rollout, person, reason, now, request):
-    desired = DesiredConfig.objects.get(environment=rollout.environment)
-    change = None
-    if desired.canary_percent:
-        change = controls.request_change(
+    try:
+        change = controls.rollback(
             environment=rollout.environment,
-            settings=CanarySettings(0, desired.canary_tag, desired.emergency_proxy),
-            kind="rollback",
             reason=reason,
             expected_version=None,
             actor=person,
             request=request,
+            decision=decision,
         )
+    except controls.ControlRefused:
+        change = None  # already at 0%: nothing to roll back
     Decision.objects.filter(pk=decision.pk).update(result_change=change)
     PostMortem.objects.create(
         decision=decision,
@@ -418,6 +417,13 @@ def timeline_text(run: PhaseRun) -> str:
 
 
 def _refuse(run, person, request, message):
+    """Audit a refused sign-off act and refuse it."""
+    _record_refusal(run, person, request, message)
+    raise SignRefused(message)
+
+
+def _record_refusal(run, person, request, message):
+    """``decision.refused``, written by the service so every caller's refusal is on record."""
     audit.record(
         action="decision.refused",
         actor=person,

@@ -11,7 +11,6 @@ from django.views.decorators.http import require_GET
 
 from ..forms.phases import NoteForm, StartPhaseForm
 from ..models import (
-    AuditEntry,
     CheckIn,
     Decision,
     Environment,
@@ -21,7 +20,7 @@ from ..models import (
 )
 from ..permissions import guarded
 from ..responses import fragment_or_page
-from ..services import audit, controls, evidence, phases, preflight
+from ..services import controls, evidence, phases, preflight
 from .lookups import VIEW_PERMISSION, environment_named_or_404, phase_run_or_404
 from .preflight import render_preflight
 from .signoff import decision_context, record_refusal
@@ -198,7 +197,13 @@ def start_phase(request, public_id):
         return render_preflight(request, environment, start_form=form, confirm=True)
     try:
         if refusal:
-            raise preflight.StartRefused(refusal)
+            preflight.refuse_start(
+                environment=environment,
+                person=request.user,
+                reason=data["reason"],
+                message=refusal,
+                request=request,
+            )
         result = preflight.start_phase(
             environment=environment,
             tag=data["tag"],
@@ -209,19 +214,8 @@ def start_phase(request, public_id):
             now=now,
             request=request,
         )
-    except (controls.ControlRefused, controls.ConfigConflict) as exc:
-        message = str(exc)
-        if isinstance(exc, controls.ConfigConflict):
-            message = f"Not started: {exc}."
-        audit.record(
-            action="preflight.start_refused",
-            actor=request.user,
-            environment=environment,
-            outcome=AuditEntry.Outcome.REFUSED,
-            reason=data["reason"],
-            detail=message,
-            request=request,
-        )
+    except (controls.ControlRefused, controls.ConfigConflict) as refused:
+        message = preflight.start_refusal_message(refused)
         return render_preflight(request, environment, status=409, error=message)
     if isinstance(result, PercentRequest):
         success = (

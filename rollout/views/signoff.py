@@ -94,7 +94,6 @@ def attest(request, public_id):
             request=request,
         )
     except signoff.SignRefused as refused:
-        record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_decision(request, run, status=409, error=str(refused))
     return _render_decision(request, run, success="Attestation recorded.")
 
@@ -160,7 +159,6 @@ def withdraw(request, public_id):
             request=request,
         )
     except signoff.SignRefused as refused:
-        record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_decision(request, run, status=409, error=str(refused))
     return _render_decision(request, run, success="The decision was withdrawn.")
 

@@ -24,7 +24,7 @@ from rollout.models import (
     PreviewRun,
     Service,
 )
-from rollout.services import preflight
+from rollout.services import controls, preflight
 from rollout.services import preview as preview_suite
 from rollout.services.controls import approve_percent_request
 from tests.conftest import client_for, htmx_client_for
@@ -415,6 +415,32 @@ def test_each_missing_item_blocks_the_start(
             now=TUESDAY_11,
         )
     assert DesiredConfig.objects.get(environment=production_adopted).version == 1
+
+
+def test_a_refused_start_outside_a_request_is_audited_by_the_service(
+    preview_adopted, production_adopted, release_manager
+):
+    """An API or a command calling the start gets the same audit entry as the page."""
+    complete(preview_adopted, production_adopted, release_manager, at=TUESDAY_11)
+    arguments = dict(
+        environment=production_adopted,
+        reason="r",
+        override_reason="",
+        person=release_manager,
+        now=TUESDAY_11,
+    )
+    with pytest.raises(preflight.StartRefused, match="not B3"):
+        preflight.start_phase(tag="B3", expected_version=1, **arguments)
+    with pytest.raises(controls.ConfigConflict):
+        preflight.start_phase(tag="B2b", expected_version=7, **arguments)
+    refusals = AuditEntry.objects.filter(action="preflight.start_refused").order_by("id")
+    assert [(entry.actor, entry.outcome) for entry in refusals] == [
+        (release_manager, "refused"),
+        (release_manager, "refused"),
+    ]
+    assert "not B3" in refusals[0].detail and refusals[1].detail.startswith("Not started:")
+    assert not Preflight.objects.filter(started_at__isnull=False).exists()
+    assert not PercentRequest.objects.exists()
 
 
 def test_outside_the_window_the_start_needs_an_override(

@@ -31,7 +31,10 @@ def _flat(values, prefix="") -> dict:
     if not isinstance(values, dict):
         return {prefix.strip() or "value": ("value", values)}
     flat = {}
-    for key, value in values.items():
+    # PostgreSQL's jsonb keeps keys in its own order; the config's own keys come first, as the
+    # controls describe a config.
+    order = {key: position for position, key in enumerate(NAMES)}
+    for key, value in sorted(values.items(), key=lambda item: order.get(item[0], len(order))):
         name = NAMES.get(key, key.replace("_", " "))
         if isinstance(value, dict) and value:
             flat.update(_flat(value, f"{prefix}{name} "))
@@ -47,7 +50,8 @@ def _shown(entry) -> tuple[str, str]:
 
 def describe_change(before, after) -> str:
     """Only what changed when there is a before and an after; everything recorded otherwise."""
-    old, new = _flat(before) if before is not None else {}, _flat(after) if after is not None else {}
+    old = _flat(before) if before is not None else {}
+    new = _flat(after) if after is not None else {}
     if before is None:
         return ", ".join(f"{name} {_shown(value)}" for name, value in new.items())
     if after is None:

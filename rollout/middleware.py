@@ -1,12 +1,16 @@
 import logging
 import re
 import uuid
+import zoneinfo
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from config import log_format
+
+from .models import Preferences
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +114,30 @@ class ContentSecurityPolicyMiddleware:
         if self.policy and not request.path.startswith("/admin/"):
             response.setdefault("Content-Security-Policy", self.policy)
         return response
+
+
+class ViewerTimeZoneMiddleware:
+    """Shows every time in the zone the person chose on their settings page
+    (``rollout.Preferences``), else in the site's ``DISPLAY_TIME_ZONE``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        chosen = ""
+        if request.user.is_authenticated:
+            chosen = (
+                Preferences.objects.filter(user=request.user)
+                .values_list("time_zone", flat=True)
+                .first()
+            ) or ""
+        timezone.deactivate()
+        if chosen:
+            try:
+                timezone.activate(zoneinfo.ZoneInfo(chosen))
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                pass  # a zone this system no longer knows: the site's default
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

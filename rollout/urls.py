@@ -1,6 +1,16 @@
 from django.urls import path
 
-from .views import audit, controls, environments, phases, preflight, preview, reports, signoff
+from .views import (
+    audit,
+    controls,
+    environments,
+    people,
+    phases,
+    preflight,
+    preview,
+    reports,
+    signoff,
+)
 
 app_name = "rollout"
 
@@ -23,6 +33,7 @@ urlpatterns = [
     ),
     path("requests/<uuid:public_id>/approve/", controls.approve_request, name="approve_request"),
     path("requests/<uuid:public_id>/reject/", controls.reject_request, name="reject_request"),
+    path("preferences/", people.preferences, name="preferences"),
     path("audit/", audit.audit_log, name="audit"),
     path("audit/export.<str:fmt>", audit.audit_export, name="audit_export"),
     path(

@@ -1,5 +1,6 @@
 """Phase windows, check-ins, sign-off rules and what a signed decision does."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -686,7 +687,8 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production_at
     assert waiting["window"]["logs_complete"] is False
     page = client.get(f"/phases/{run.public_id}/").content.decode()
     shown = timezone.localtime(end - timedelta(minutes=7)).strftime("%Y-%m-%d %H:%M")
-    assert 'id="logs-pending"' in page and f"Logs have arrived up to {shown}" in page
+    assert 'id="logs-pending"' in page
+    assert re.search(rf"Logs have arrived up to <time [^>]*>{shown} ", page)
 
     source.newest_log_at = end + timedelta(minutes=3)
     source.save()
@@ -930,20 +932,3 @@ def test_check_in_acknowledgement_over_http_and_its_bad_inputs(production_at_b2a
     assert CheckIn.objects.get(pk=due.pk).acknowledged_by == release_manager
     assert AuditEntry.objects.filter(action="phase.check_in").count() == 1
     assert AuditEntry.objects.filter(action="decision.refused").count() == 1  # the early one
-
-
-@pytest.mark.parametrize("value", [None, "", "yesterday", "2026-11-26T14:30:00", 42])
-def test_an_evidence_instant_that_does_not_parse_is_shown_as_it_is(value):
-    from rollout.templatetags.evidence_tags import instant
-
-    assert instant(value) == value
-
-
-def test_an_evidence_instant_is_shown_in_the_current_time_zone():
-    import datetime
-
-    from rollout.templatetags.evidence_tags import instant
-
-    shown = instant("2026-11-26T14:30:00+00:00")
-    assert shown == timezone.localtime(shown) and shown.utcoffset() is not None
-    assert shown.astimezone(datetime.UTC).strftime("%H:%M") == "14:30"

@@ -12,6 +12,7 @@ from .environments import (
     RolloutPlan,
     Service,
 )
+from .people import Preferences
 from .phases import CheckIn, PhaseAttestation, PhaseRun, Rollout
 from .preflight import Preflight, PreflightAttestation
 from .preview import PreviewCheck, PreviewRun
@@ -30,6 +31,7 @@ __all__ = [
     "PhaseRun",
     "Preflight",
     "PreflightAttestation",
+    "Preferences",
     "PostMortem",
     "Rollout",
     "RolloutPlan",

@@ -40,11 +40,15 @@ def _run(public_id) -> PreviewRun:
 
 def _suite_context(environment: Environment, form=None, **extra) -> dict:
     runs = PreviewRun.objects.filter(environment=environment).select_related("started_by")
+    # Until the deployed build is read from Cloudflare, the last run's build is the best guess.
+    last_run = runs.exclude(build="").first()
+    last_build = last_run.build if last_run else environment.service.current_build
     return {
         "environment": environment,
         "runs": runs[:RUNS_LISTED],
         "open_run": runs.filter(state__in=PreviewRun.OPEN_STATES).first(),
-        "run_form": form or PreviewRunForm(initial={"build": environment.service.current_build}),
+        "last_run": last_run,
+        "run_form": form or PreviewRunForm(initial={"build": last_build}),
         **extra,
     }
 

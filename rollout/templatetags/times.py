@@ -1,0 +1,58 @@
+"""How a page shows a moment: in the viewer's time zone, to the minute or second, with the same
+moment in UTC in the tooltip and machine-readable in ``datetime``. Every page uses ``|when`` so no
+page shows a raw ISO string or microseconds; JSON and CSV exports keep ISO 8601."""
+
+from datetime import UTC, datetime
+
+from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html
+
+register = template.Library()
+
+FORMATS = {
+    "": "Y-m-d H:i T",
+    "seconds": "Y-m-d H:i:s T",
+    "short": "d M H:i:s",
+    "minutes": "d M H:i",
+    "time": "H:i",
+}
+
+
+def as_moment(value):
+    """A datetime, or an ISO 8601 string (evidence documents are JSON), as an aware datetime;
+    None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime) or timezone.is_naive(value):
+        return None
+    return value
+
+
+@register.filter
+def when(value, style=""):
+    """``{{ change.requested_at|when }}`` or ``|when:"seconds"`` / ``"short"`` / ``"time"``.
+
+    Empty for a missing moment, so ``|when|default:"—"`` works; text that is not a moment is
+    shown as it is."""
+    moment = as_moment(value)
+    if moment is None:
+        return "" if value in (None, "") else value
+    local = timezone.localtime(moment)
+    utc = moment.astimezone(UTC)
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{}</time>',
+        utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        utc.strftime("%Y-%m-%d %H:%M:%S"),
+        date_format(local, FORMATS.get(style, FORMATS[""])),
+    )
+
+
+@register.simple_tag
+def now_when(style=""):
+    """The present moment, shown like every other: ``{% now_when %}``."""
+    return when(timezone.now(), style)

@@ -3,8 +3,11 @@ a native cookie shows what the edge really does (docs/contracts.md: a lower perc
 cookie holders native; only the emergency flag overrides the cookie). End to end through a real
 Celery worker and the edge stand-in, which implements the sticky cookie."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
 from rollout.models import ConfigChange
@@ -101,3 +104,24 @@ def test_a_raise_is_not_probed(edge, production, worker):
     probed(in_effect(lowered))
     raised.refresh_from_db()
     assert raised.sticky_probe_result == "" and raised.sticky_probe_at is None
+
+
+def test_the_phase_evidence_shows_what_the_probe_saw(production_at_b2a, devops, viewer):
+    from rollout.services.evidence import build
+    from tests.test_decisions import NOW, observing
+
+    run = observing(production_at_b2a, hours_ago=3)
+    stop = controls.emergency_stop(environment=production_at_b2a, reason="5xx", actor=devops)
+    detail = "a client with a native cookie is now served by the proxy (X-Pix-Canary: …)"
+    # The stop two minutes ago: inside the window the page shows (it ends at the last minute).
+    ConfigChange.objects.filter(pk=stop.pk).update(
+        requested_at=timezone.now() - timedelta(minutes=2),
+        sticky_probe_at=NOW,
+        sticky_probe_result="moved",
+        sticky_probe_detail=detail,
+    )
+    (item,) = build(run, timezone.now()).document["stickiness"]
+    assert item["version"] == stop.version and item["change"] == "emergency stop"
+    assert item["result"] == "cookie holders moved to proxy" and item["detail"] == detail
+    page = client_for(viewer).get(f"/phases/{run.public_id}/").content.decode()
+    assert "<strong>cookie holders moved to proxy</strong> — " + detail in page

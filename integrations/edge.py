@@ -163,11 +163,14 @@ def wait_for_turn(environment_id: int, share: str, *, max_wait: float) -> bool:
     return True
 
 
-def read_qa(environment, *, max_wait: float | None = None) -> EdgeReport:
+def read_qa(
+    environment, *, max_wait: float | None = None, cookies: dict | None = None
+) -> EdgeReport:
     """One request to the environment's ``/api/qa`` with its probe headers, within its budget.
 
     Waits up to ``max_wait`` seconds (default: one budget window) for a turn; a report with
-    ``budget_spent`` set, and no request sent, when none came.
+    ``budget_spent`` set, and no request sent, when none came. ``cookies`` are sent as a client
+    that holds them (the stickiness probe); without them the probe is a fresh client.
     """
     if max_wait is None:
         max_wait = settings.EDGE_REQUEST_BUDGET_WINDOW_SECONDS
@@ -179,6 +182,7 @@ def read_qa(environment, *, max_wait: float | None = None) -> EdgeReport:
             environment.qa_url,
             client=client,
             headers=probe_headers(environment),
+            cookies=cookies,
             max_seconds=2 * timeout,
         )
 

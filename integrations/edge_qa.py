@@ -98,6 +98,8 @@ class EdgeReport:
     header_raw: str | None = None
     # The start of a body that could not be read as a JSON object, for the record.
     body_excerpt: str = ""
+    # The attributes of that cookie (lower-case names: ``{"max-age": "86400", "secure": ""}``).
+    cookie_attributes: dict | None = None
 
     @property
     def canary(self) -> dict:
@@ -176,6 +178,7 @@ def probe_qa(
     report.header = parse_canary_header(report.header_raw)
     report.cookie_set = response.headers.get("set-cookie")
     report.cookie_cohort = cohort_cookie(response.headers)
+    report.cookie_attributes = cohort_cookie_attributes(response.headers)
     if report.error:
         return report
     if response.status_code != 200:
@@ -238,6 +241,22 @@ def cohort_cookie(headers: httpx.Headers) -> str | None:
         name, _, rest = value.partition("=")
         if name.strip() == COHORT_COOKIE:
             found = rest.split(";", 1)[0].strip()
+    return found
+
+
+def cohort_cookie_attributes(headers: httpx.Headers) -> dict | None:
+    """The attributes of the last ``_canary_cohort`` Set-Cookie, names lower-cased; None when
+    the answer set no such cookie."""
+    found = None
+    for value in headers.get_list("set-cookie"):
+        name, _, rest = value.partition("=")
+        if name.strip() != COHORT_COOKIE:
+            continue
+        found = {}
+        for part in rest.split(";")[1:]:
+            key, _, attribute = part.strip().partition("=")
+            if key:
+                found[key.strip().lower()] = attribute.strip()
     return found
 
 
@@ -375,7 +394,8 @@ def is_sampled(report: EdgeReport) -> bool:
 def judge_qa(report: EdgeReport, *, expected_environment: str | None) -> list[str]:
     """Every reason a health probe fails, most telling first; empty when the edge is healthy.
 
-    The one judgement of an ``/api/qa`` answer: the preview suite builds on it.
+    The one judgement of an ``/api/qa`` answer, with ``qa_warnings`` for an answer that works:
+    the health check and the preview suite build on both.
     """
     if report.error:
         return [report.error]
@@ -386,6 +406,68 @@ def judge_qa(report: EdgeReport, *, expected_environment: str | None) -> list[st
         # A sampled client must be made sticky, or it is re-drawn on every request.
         problems.append(cookie_problem(report))
     return [problem for problem in problems if problem]
+
+
+CANARY_KEYS = ("percent", "tag", "emergency_proxy", "cohort", "reason")
+DOCUMENT_KEYS = ("status", "environment", "canary", "health")
+
+
+def qa_warnings(report: EdgeReport) -> list[str]:
+    """What an answer that works carries beyond the contract, one sentence each: unknown keys,
+    versions or reasons in X-Pix-Canary or the body, health components the contract does not
+    name, a cohort cookie without ``Secure``.
+
+    docs/contracts.md says to read such answers tolerantly *and* flag what is unknown: each of
+    these is a warning (a newer worker, a misconfigured route), never a failure, so a check
+    with nothing but warnings still counts as the edge answering.
+    """
+    if report.error:
+        return []
+    warnings = []
+    header = report.header
+    if header is not None and header.valid:
+        warnings += [
+            _header_oddity(problem.removeprefix("unknown: "), header)
+            for problem in header.problems
+            if problem.startswith("unknown: ")
+        ]
+    body = report.body or {}
+    warnings += [f"the body carries an unknown key {_short(key)}" for key in body
+                 if key not in DOCUMENT_KEYS]  # fmt: skip
+    canary = report.canary
+    warnings += [f"the body carries an unknown key 'canary.{_short(key)[1:-1]}'"
+                 for key in canary if key not in CANARY_KEYS]  # fmt: skip
+    reason = canary.get("reason")
+    header_reason = header.reason if header is not None else None
+    if isinstance(reason, str) and reason not in REASONS and reason != header_reason:
+        warnings.append(f"the body gives an unknown reason {_short(reason)}")
+    health = body.get("health")
+    if isinstance(health, dict):
+        warnings += [
+            f"health reports a component the contract does not name: {_short(name)} is "
+            f"{_short(state)}"
+            for name, state in health.items()
+            if name not in HEALTH_COMPONENTS
+        ]
+    attributes = report.cookie_attributes
+    if attributes is not None and "secure" not in attributes:
+        warnings.append(
+            f"the {COHORT_COOKIE} cookie is not Secure (a browser would send it over plain HTTP)"
+        )
+    return warnings
+
+
+def _header_oddity(problem: str, header: CanaryHeader) -> str:
+    """``key 'region'`` → ``X-Pix-Canary has an unknown key 'region' (=fra)``."""
+    kind, _, rest = problem.partition(" ")
+    if kind == "key":
+        value = header.unknown.get(rest.strip("'"), "")
+        return f"X-Pix-Canary has an unknown key {rest} (={_short(value)[1:-1]})"
+    if kind in ("version", "reason"):
+        return f"X-Pix-Canary has an unknown {problem}"
+    if kind == "stray":
+        return f"X-Pix-Canary has a {problem}"
+    return f"X-Pix-Canary gives {problem.replace(' given', '')}"  # "tag given twice"
 
 
 # --- clients --------------------------------------------------------------------------------------

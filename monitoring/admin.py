@@ -35,5 +35,13 @@ class DriftStateAdmin(_ReadOnly):
 
 @admin.register(HourlySummary)
 class HourlySummaryAdmin(_ReadOnly):
-    list_display = ["hour", "environment", "checks", "checks_failed", "samples", "samples_failed"]
+    list_display = [
+        "hour",
+        "environment",
+        "checks",
+        "checks_failed",
+        "checks_warned",
+        "samples",
+        "samples_failed",
+    ]
     list_filter = ["environment"]

@@ -9,12 +9,15 @@ from django.utils import timezone
 class HealthCheck(models.Model):
     """What the observation's probe of an environment's ``/api/qa`` showed, and the verdict.
 
-    Anything wrong with the answer is a failed check with its reason in words; raw rows are
-    pruned after ``CHECK_RETENTION_DAYS`` into ``HourlySummary``.
+    Anything wrong with the answer is a failed check with its reason in words; an answer that
+    works but carries something the contract does not know is a warning, with the same; raw rows
+    are pruned after ``CHECK_RETENTION_DAYS`` into ``HourlySummary``.
     """
 
     class Verdict(models.TextChoices):
         OK = "ok"
+        # It works, but carries something unexpected (``integrations.edge_qa.qa_warnings``).
+        WARNING = "warning"
         FAILED = "failed"
         # The edge answered 429, or our request budget held the probe back: not a failure.
         RATE_LIMITED = "limited", "rate limited"
@@ -27,6 +30,7 @@ class HealthCheck(models.Model):
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     reason = models.CharField(max_length=300)
     problems = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
     url = models.CharField(max_length=300)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -44,7 +48,7 @@ class HealthCheck(models.Model):
         ordering = ["-checked_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(verdict__in=["ok", "failed", "limited"]),
+                condition=models.Q(verdict__in=["ok", "warning", "failed", "limited"]),
                 name="healthcheck_verdict_known",
             ),
             models.CheckConstraint(
@@ -213,10 +217,13 @@ class HourlySummary(models.Model):
     hour = models.DateTimeField(help_text="start of the hour, UTC")
     checks = models.PositiveIntegerField(default=0)
     checks_failed = models.PositiveIntegerField(default=0)
+    # Checks that worked but carried something unexpected: not failures.
+    checks_warned = models.PositiveIntegerField(default=0)
     latency_count = models.PositiveIntegerField(default=0)
     latency_sum_ms = models.FloatField(default=0.0)
     latency_max_ms = models.FloatField(null=True, blank=True)
     failure_reasons = models.JSONField(default=dict, blank=True)
+    warning_reasons = models.JSONField(default=dict, blank=True)
     samples = models.PositiveIntegerField(default=0)
     samples_failed = models.PositiveIntegerField(default=0)
     sample_native = models.PositiveIntegerField(default=0)

@@ -1,14 +1,16 @@
 """The health check: what the observation's request to ``/api/qa`` showed, with its verdict.
 
 Whatever the network answers becomes a row; a bad answer is a failed check with its reason,
-never an exception out of the schedule. A 429 (or no turn left in our own request budget) is
-recorded as rate limited: the edge held us back, it did not fail.
+never an exception out of the schedule. An answer that works but carries something the
+contract does not know (``edge_qa.qa_warnings``) is a warning with its reason, not a failure.
+A 429 (or no turn left in our own request budget) is recorded as rate limited: the edge held us
+back, it did not fail.
 """
 
 import logging
 
 from integrations.edge import is_rate_limited
-from integrations.edge_qa import EdgeReport, judge_qa
+from integrations.edge_qa import EdgeReport, judge_qa, qa_warnings
 from rollout.models import Environment
 
 from .models import HealthCheck
@@ -18,17 +20,21 @@ log = logging.getLogger(__name__)
 
 def record_check(environment: Environment, report: EdgeReport) -> HealthCheck:
     problems = judge_qa(report, expected_environment=environment.name)
+    warnings = qa_warnings(report)
     if is_rate_limited(report):
         verdict = HealthCheck.Verdict.RATE_LIMITED
+    elif problems:
+        verdict = HealthCheck.Verdict.FAILED
     else:
-        verdict = HealthCheck.Verdict.FAILED if problems else HealthCheck.Verdict.OK
+        verdict = HealthCheck.Verdict.WARNING if warnings else HealthCheck.Verdict.OK
     body = report.body or {}
     header = report.header
     check = HealthCheck.objects.create(
         environment=environment,
         verdict=verdict,
-        reason=(problems[0] if problems else "healthy")[:300],
+        reason=(problems[0] if problems else warnings[0] if warnings else "healthy")[:300],
         problems=[problem[:300] for problem in problems[:20]],
+        warnings=[warning[:300] for warning in warnings[:20]],
         url=environment.qa_url[:300],
         status_code=report.status_code,
         latency_ms=report.latency_ms,

@@ -50,12 +50,17 @@ def _prune_checks(cutoff) -> int:
         for (environment_id, hour), group in groups.items():
             latencies = [row["latency_ms"] for row in group if row["latency_ms"] is not None]
             failed = [row for row in group if row["verdict"] == HealthCheck.Verdict.FAILED]
+            warned = [row for row in group if row["verdict"] == HealthCheck.Verdict.WARNING]
             summary = _summary(environment_id, hour)
             reasons = Counter(summary.failure_reasons)
             reasons.update(row["reason"] for row in failed)
+            warning_reasons = Counter(summary.warning_reasons)
+            warning_reasons.update(row["reason"] for row in warned)
             HourlySummary.objects.filter(pk=summary.pk).update(
                 checks=F("checks") + len(group),
                 checks_failed=F("checks_failed") + len(failed),
+                checks_warned=F("checks_warned") + len(warned),
+                warning_reasons=dict(warning_reasons.most_common(10)),
                 latency_count=F("latency_count") + len(latencies),
                 latency_sum_ms=F("latency_sum_ms") + sum(latencies),
                 latency_max_ms=max([*latencies, summary.latency_max_ms or 0.0])

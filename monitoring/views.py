@@ -14,11 +14,13 @@ from rollout.services.controls import ConfigConflict
 
 from . import charts, drift, sampler
 from .forms import CheckFilterForm, DriftDecisionForm
-from .models import CohortSample, DriftEvent, DriftState, HealthCheck
+from .models import CohortSample, DriftEvent, DriftState, HealthCheck, HourlySummary
 
 VIEW_PERMISSION = "rollout.view_environment"
 HISTORY_SAMPLES = 30
 CHECKS_PER_PAGE = 50
+# The checks page lists the last day of hourly summaries.
+HOURLY_SUMMARIES = 24
 
 
 def _environment(public_id) -> Environment:
@@ -142,7 +144,13 @@ def checks(request, public_id):
     if verdict:
         rows = rows.filter(verdict=verdict)
     page = Paginator(rows, CHECKS_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"environment": environment, "form": form, "page": page, "verdict": verdict}
+    context = {
+        "environment": environment,
+        "form": form,
+        "page": page,
+        "verdict": verdict,
+        "summaries": HourlySummary.objects.filter(environment=environment)[:HOURLY_SUMMARIES],
+    }
     template = "monitoring/_checks_table.html" if request.htmx else "monitoring/checks.html"
     return render(request, template, context)
 

@@ -360,6 +360,8 @@ def confirm(change_id: int) -> Outcome:
             )
             announce_change_outcome(change)
             _watch_for_late_writes(change)
+            if change.lowers_native_share:
+                transaction.on_commit(partial(_queue_stickiness_probe, change.pk))
         return Outcome()
     waited = (now - change.written_at).total_seconds()
     allowance = settings.PROPAGATION_ALLOWANCE_SECONDS
@@ -409,6 +411,16 @@ def _watch_for_late_writes(change: ConfigChange) -> None:
                 delay=LATE_WRITE_CHECK_DELAY_SECONDS,
             )
         )
+
+
+def _queue_stickiness_probe(change_id: int) -> None:
+    """A broker outage is logged, not raised: the change is in effect either way."""
+    from .tasks import probe_stickiness
+
+    try:
+        probe_stickiness.delay(change_id)
+    except Exception as exc:  # any broker or connection error
+        log.warning("could not queue the stickiness probe of change %s: %s", change_id, exc)
 
 
 def due_for_sweep(now=None) -> tuple[list[int], list[int]]:

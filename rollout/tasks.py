@@ -31,6 +31,17 @@ def confirm_in_effect(self, change_id: int):
         raise self.retry(countdown=outcome.retry_in)
 
 
+@shared_task(bind=True, max_retries=20, acks_late=True)
+def probe_stickiness(self, change_id: int):
+    """Once a lowering change is in effect: what the edge does with a native cookie."""
+    from .services import stickiness
+
+    close_old_connections()
+    retry_in = stickiness.probe(change_id)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
 @shared_task(acks_late=True)
 def sweep_unapplied_changes():
     """Re-queue what the database says is unfinished, whatever happened to its messages."""

@@ -255,6 +255,11 @@ class ConfigChange(models.Model):
         REAPPLY = "reapply", "re-apply"
         ADOPT_EXTERNAL = "adopt_external", "adopted external change"
 
+    class StickyProbe(models.TextChoices):
+        STAYED = "stayed", "cookie holders stay native"
+        MOVED = "moved", "cookie holders moved to proxy"
+        UNKNOWN = "unknown", "could not tell"
+
     PENDING_STATES = (State.REQUESTED, State.APPLYING)
     OPEN_STATES = (State.REQUESTED, State.APPLYING, State.WRITTEN)
 
@@ -299,6 +304,13 @@ class ConfigChange(models.Model):
     # The last PUT of this change that got no answer (timed out, connection closed): the API may
     # still apply it later, after a newer version was written (monitoring/drift.py undoes that).
     unanswered_write_at = models.DateTimeField(null=True, blank=True)
+    # What the worker did with a client holding a native cookie once a lowering change was in
+    # effect (rollout/services/stickiness.py): the page warns that such clients stay native.
+    sticky_probe_at = models.DateTimeField(null=True, blank=True)
+    sticky_probe_result = models.CharField(
+        max_length=16, choices=StickyProbe.choices, blank=True
+    )
+    sticky_probe_detail = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -340,6 +352,18 @@ class ConfigChange(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in self.OPEN_STATES
+
+    @property
+    def lowers_native_share(self) -> bool:
+        """A rollback, an emergency stop or a lower percent: the changes next to which the
+        dashboard warns that clients with a native cookie stay native (docs/contracts.md)."""
+        if self.kind in (self.Kind.ROLLBACK, self.Kind.EMERGENCY_STOP):
+            return True
+        before, after = self.before or {}, self.after or {}
+        if after.get("emergency_proxy") and not before.get("emergency_proxy"):
+            return True
+        lowered = before.get("canary_percent", 0) > after.get("canary_percent", 0)
+        return lowered and not before.get("emergency_proxy")
 
     def _transition(self, from_states, **fields) -> bool:
         """Compare-and-set on ``state``: acts only if the row is still in one of ``from_states``."""

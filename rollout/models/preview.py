@@ -205,3 +205,9 @@ class PreviewCheck(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in self.FINISHED_STATES
+
+    @property
+    def warnings(self) -> list:
+        """What a passed check saw that works but is unexpected (recorded in its evidence)."""
+        warnings = self.evidence.get("warnings") if isinstance(self.evidence, dict) else None
+        return warnings if isinstance(warnings, list) else []

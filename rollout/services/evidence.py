@@ -161,6 +161,27 @@ def incidents(run: PhaseRun, start: datetime, end: datetime) -> list[Incident]:
     return found
 
 
+def stickiness(run: PhaseRun, end: datetime) -> list[dict]:
+    """What the edge did with a native cookie after each change of the phase that lowered the
+    native share (rollout/services/stickiness.py): the cookie holders stayed, or moved."""
+    changes = ConfigChange.objects.filter(
+        environment_id=run.rollout.environment_id,
+        requested_at__gte=run.in_effect_at,
+        requested_at__lt=end,
+        sticky_probe_at__isnull=False,
+    ).order_by("requested_at", "id")
+    return [
+        {
+            "version": change.version,
+            "change": change.get_kind_display(),
+            "at": change.sticky_probe_at.isoformat(),
+            "result": change.get_sticky_probe_result_display(),
+            "detail": change.sticky_probe_detail,
+        }
+        for change in changes
+    ]
+
+
 def attestations(run: PhaseRun) -> dict[str, Attestation]:
     newest = {}
     for given in run.attestations.select_related("given_by").order_by("-given_at", "-id"):
@@ -204,6 +225,7 @@ def build(run: PhaseRun, now: datetime) -> Evidence:
             {"kind": item.kind, "at": item.at.isoformat(), "summary": item.summary}
             for item in window.incidents
         ],
+        "stickiness": stickiness(run, window.end),
         "log_gaps": [
             [gap_start.isoformat(), gap_end.isoformat()] for gap_start, gap_end in window.log_gaps
         ],

@@ -51,6 +51,7 @@ from integrations.edge_qa import (
     judge_qa,
     probe_client,
     probe_qa,
+    qa_warnings,
 )
 from integrations.kv_value import CanarySettings
 
@@ -218,7 +219,8 @@ def _routing(report: EdgeReport) -> str:
 def cookie_problems(response: httpx.Response | None) -> list[str]:
     """What is wrong with the attributes of the ``_canary_cohort`` cookie the answer set
     (docs/contracts.md: ``Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None``). Whether it is
-    set and names the right cohort is ``edge_qa.cookie_problem``'s to say."""
+    set and names the right cohort is ``edge_qa.cookie_problem``'s to say, and a missing
+    ``Secure`` is ``edge_qa.qa_warnings``'s (a warning, not a failure)."""
     if response is None:
         return []
     values = [
@@ -247,8 +249,7 @@ def cookie_problems(response: httpx.Response | None) -> list[str]:
         problems.append(f"{cookie} has Path={attributes['path']}, expected Path=/")
     if "httponly" not in attributes:
         problems.append(f"{cookie} is not HttpOnly")
-    if "secure" not in attributes:
-        problems.append(f"{cookie} is not Secure")
+    # A cookie without Secure still keeps the client in its cohort: a warning (qa_warnings).
     same_site = attributes.get("samesite")
     if same_site is None:
         problems.append(f"{cookie} has no SameSite, expected SameSite=None")
@@ -293,12 +294,17 @@ def check_qa_structure(target: Target, deadline: float) -> Result:
     if not is_sampled(report) and (problem := cookie_problem(report)):
         problems.append(problem)
     problems += cookie_problems(response)
-    header = report.header
-    unknown = [p.removeprefix("unknown: ") for p in (header.problems if header else [])]
-    if unknown:
-        evidence["header_notes"] = unknown
+    warnings = qa_warnings(report)
+    if warnings:
+        evidence["warnings"] = warnings
     if problems:
         return failed("; ".join(problems), evidence)
+    if warnings:
+        return passed(
+            f"Works, with {len(warnings)} warning{'s' if len(warnings) > 1 else ''}: "
+            + "; ".join(warnings),
+            evidence,
+        )
     return passed(
         f"Header + JSON correct: {canary['percent']}%, tag {canary['tag']}, emergency off, "
         "all health ok, sticky cookie with Max-Age, Path=/, HttpOnly, Secure, SameSite=None",

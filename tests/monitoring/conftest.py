@@ -78,6 +78,16 @@ CANNED = {
         body=good_document(canary__reason="cookie"),
         headers={"X-Pix-Canary": "1;tag=B2a;cohort=proxy;reason=cookie"},
     ),
+    # Answers that work but carry something the contract does not know: warnings.
+    "/unknown-key": _answer(headers={"X-Pix-Canary": GOOD_HEADER + ";region=fra"}),
+    "/unknown-reason": _answer(
+        body=good_document(canary__reason="geo"),
+        headers={"X-Pix-Canary": "1;tag=B2a;cohort=proxy;reason=geo"},
+    ),
+    "/extra-component": _answer(body=good_document(health__cache="ok")),
+    "/cookie-not-secure": _answer(
+        headers={"Set-Cookie": GOOD_COOKIE.replace("; Secure", "")}
+    ),
     "/nan": _answer(body=b'{"status": "healthy", "canary": {"percent": NaN}, "x": 1e999}'),
     "/server-error": _answer(status=503, body=b"upstream unavailable"),
     "/rate-limited": _answer(status=429, body={"error": "x"}, headers={"Retry-After": "7"}),

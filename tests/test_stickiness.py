@@ -1,0 +1,127 @@
+"""Stickiness, measured: once a change that lowers the native share is in effect, one probe with
+a native cookie shows what the edge really does (docs/contracts.md: a lower percent keeps the
+cookie holders native; only the emergency flag overrides the cookie). End to end through a real
+Celery worker and the edge stand-in, which implements the sticky cookie."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.kv_value import CanarySettings
+from rollout.models import ConfigChange
+from rollout.services import controls
+from tests.conftest import client_for, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+B2B = CanarySettings(25, "B2b", False)
+LOWER = CanarySettings(5, "B2b", False)
+
+
+def probed(change, timeout=30):
+    def recorded():
+        change.refresh_from_db()
+        return change.sticky_probe_result != ""
+
+    wait_for(recorded, timeout=timeout, message=f"the stickiness probe of {change}")
+    return change
+
+
+def in_effect(change, timeout=30):
+    def done():
+        change.refresh_from_db()
+        return change.state == ConfigChange.State.IN_EFFECT
+
+    wait_for(done, timeout=timeout, message=f"{change} in effect")
+    return change
+
+
+@pytest.fixture
+def at_25(edge, production, worker):
+    initial = controls.create_initial_config(
+        environment=production, settings=B2B, reason="phase B2b", system="test"
+    )
+    in_effect(initial)
+    return production
+
+
+def test_lowering_keeps_the_cookie_holders_native_as_warned(at_25, viewer):
+    change = controls.request_change(
+        environment=at_25,
+        settings=LOWER,
+        kind="percent_change",
+        reason="fewer native clients",
+        expected_version=1,
+        system="test",
+    )
+    probed(in_effect(change))
+    assert change.sticky_probe_result == "stayed"
+    assert change.sticky_probe_detail == (
+        "a client with a native cookie is still served native "
+        "(X-Pix-Canary: cohort=native;reason=cookie)"
+    )
+    assert change.sticky_probe_at >= change.in_effect_at
+    page = client_for(viewer).get(reverse("rollout:environment", args=[at_25.public_id]))
+    assert "native cookie: cookie holders stay native" in page.content.decode()
+
+
+def test_the_emergency_stop_moves_the_cookie_holders_to_proxy(at_25):
+    change = controls.emergency_stop(environment=at_25, reason="errors", system="test")
+    probed(in_effect(change))
+    assert change.sticky_probe_result == "moved"
+    assert change.sticky_probe_detail == (
+        "a client with a native cookie is now served by the proxy "
+        "(X-Pix-Canary: cohort=proxy;reason=emergency)"
+    )
+
+
+def test_a_raise_is_not_probed(edge, production, worker):
+    initial = controls.create_initial_config(
+        environment=production, settings=LOWER, reason="start", system="test"
+    )
+    in_effect(initial)
+    raised = controls.request_change(
+        environment=production,
+        settings=B2B,
+        kind="percent_change",
+        reason="more",
+        expected_version=1,
+        system="test",
+    )
+    in_effect(raised)
+    assert not raised.lowers_native_share
+    # A lowering change afterwards is probed: the worker has run the queue past the raise.
+    lowered = controls.request_change(
+        environment=production,
+        settings=LOWER,
+        kind="percent_change",
+        reason="less",
+        expected_version=2,
+        system="test",
+    )
+    probed(in_effect(lowered))
+    raised.refresh_from_db()
+    assert raised.sticky_probe_result == "" and raised.sticky_probe_at is None
+
+
+def test_the_phase_evidence_shows_what_the_probe_saw(production_at_b2a, devops, viewer):
+    from rollout.services.evidence import build
+    from tests.test_decisions import NOW, observing
+
+    run = observing(production_at_b2a, hours_ago=3)
+    stop = controls.emergency_stop(environment=production_at_b2a, reason="5xx", actor=devops)
+    detail = "a client with a native cookie is now served by the proxy (X-Pix-Canary: …)"
+    # The stop two minutes ago: inside the window the page shows (it ends at the last minute).
+    ConfigChange.objects.filter(pk=stop.pk).update(
+        requested_at=timezone.now() - timedelta(minutes=2),
+        sticky_probe_at=NOW,
+        sticky_probe_result="moved",
+        sticky_probe_detail=detail,
+    )
+    (item,) = build(run, timezone.now()).document["stickiness"]
+    assert item["version"] == stop.version and item["change"] == "emergency stop"
+    assert item["result"] == "cookie holders moved to proxy" and item["detail"] == detail
+    page = client_for(viewer).get(f"/phases/{run.public_id}/").content.decode()
+    assert "<strong>cookie holders moved to proxy</strong> — " + detail in page

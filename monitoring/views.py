@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from rollout.models import DesiredConfig, Environment
 from rollout.permissions import guarded
-from rollout.responses import fragment_or_page, redirect_after_post
+from rollout.responses import confirm, fragment_or_page, redirect_after_post
 from rollout.services.controls import ConfigConflict
 
 from . import charts, drift, sampler
@@ -162,24 +162,33 @@ def sample_now(request, public_id):
     return render(request, "monitoring/_cohort_panel.html", panel_context(environment))
 
 
-def _decide(request, public_id, decision):
+def _decide(request, public_id, plan, decision):
     environment = _environment(public_id)
     form = DriftDecisionForm(request.POST)
+    page = reverse("monitoring:environment", args=[environment.public_id])
     status = 422
     if form.is_valid():
+        data = form.cleaned_data
+        seen = {
+            "environment": environment,
+            "kv_hash": data["kv_hash"],
+            "actor": request.user,
+            "request": request,
+        }
         try:
-            decision(
-                environment=environment,
-                kv_hash=form.cleaned_data["kv_hash"],
-                expected_version=form.cleaned_data["expected_version"],
-                reason=form.cleaned_data["reason"],
-                actor=request.user,
-                request=request,
-            )
+            if not data["confirmed"]:
+                return confirm(
+                    request,
+                    form=form,
+                    description=plan(**seen).description,
+                    page=page,
+                    target=f"drift-{environment.public_id}",
+                    danger=plan is drift.plan_overwrite,
+                )
+            decision(**seen, expected_version=data["expected_version"], reason=data["reason"])
         except (drift.DriftMoved, ConfigConflict) as exc:
             form.add_error(None, str(exc))
             status = 409
-    page = reverse("monitoring:environment", args=[environment.public_id])
     if form.errors:
         return fragment_or_page(
             request,
@@ -196,10 +205,10 @@ def _decide(request, public_id, decision):
 @guarded("rollout.request_change")
 def adopt(request, public_id):
     """Make the value found in KV the desired config."""
-    return _decide(request, public_id, drift.adopt_external)
+    return _decide(request, public_id, drift.plan_adopt, drift.adopt_external)
 
 
 @guarded("rollout.request_change")
 def overwrite(request, public_id):
     """Write the desired config to KV again over the value found there."""
-    return _decide(request, public_id, drift.overwrite_external)
+    return _decide(request, public_id, drift.plan_overwrite, drift.overwrite_external)

@@ -42,8 +42,9 @@ def test_an_increase_requested_approved_and_in_effect(
 
     theo = open_page(tech_lead)
     theo.goto(environment_url(live_server, production_in_effect))
-    theo.on("dialog", lambda dialog: dialog.accept())
     theo.click("button.approve")
+    expect(theo.locator("#confirm-text")).to_have_text("Approve production: 10% → 25%, tag B2b")
+    theo.click("#confirm-button")
     expect(theo.locator("#controls")).to_contain_text("Approved: 25%, tag B2b queued")
     # The status fragment refreshes itself until the edge reports the change.
     expect(theo.locator("#environment-status table.changes tr").nth(1)).to_contain_text(

@@ -1,4 +1,4 @@
-"""The emergency stop in Chromium with JavaScript switched off: the forms alone do it."""
+"""Chromium with JavaScript switched off: the forms alone stop, the links lead to the panels."""
 
 import pytest
 from playwright.sync_api import expect
@@ -29,3 +29,21 @@ def test_the_emergency_stop_without_javascript(chromium, live_server, edge, devo
     change = ConfigChange.objects.get(kind="emergency_stop")
     assert change.requested_by == devops and change.reason == "5xx spike on native"
     assert AuditEntry.objects.filter(actor=devops, action__contains="emergency").exists()
+
+
+def test_the_panels_are_a_link_away_without_javascript(chromium, live_server, edge, viewer):
+    production = configured_environment(edge)
+    context = chromium.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        log_in(page, live_server.url, viewer.username, PASSWORD)
+        environment = f"{live_server.url}/environments/{production.public_id}/"
+        page.goto(environment)
+        page.click("#cohort-link")
+        expect(page.locator(".cohort-panel")).to_be_visible()
+        page.goto(environment)
+        page.click("#metrics-link")
+        expect(page.locator(".metrics-panels")).to_be_visible()
+    finally:
+        context.close()

@@ -12,6 +12,7 @@ from outbox import notify
 from outbox.models import Notification
 
 from ..forms.controls import (
+    ApprovalForm,
     DecisionNoteForm,
     EmergencyStopForm,
     LiftEmergencyForm,
@@ -24,7 +25,7 @@ from ..models import (
     PercentRequest,
 )
 from ..permissions import guarded
-from ..responses import fragment_or_page
+from ..responses import confirm, fragment_or_page
 from ..services import controls
 from .lookups import environment_or_404
 
@@ -78,22 +79,6 @@ def _render_controls(request, environment, *, status=200, **extra):
     )
 
 
-def _confirm(request, environment, *, action_url, form, description, danger=False, note=""):
-    return fragment_or_page(
-        request,
-        "rollout/_confirm.html",
-        {
-            "environment": environment,
-            "action_url": action_url,
-            "form": form,
-            "description": description,
-            "danger": danger,
-            "note": note,
-        },
-        page=_environment_page(environment),
-    )
-
-
 def _act(request, environment, call, success=None, answer=None):
     """Run a control's service call; answer with the controls fragment and what happened.
 
@@ -135,12 +120,11 @@ def set_percent(request, public_id):
                 actor=request.user,
                 request=request,
             ),
-            answer=lambda plan: _confirm(
+            answer=lambda plan: confirm(
                 request,
-                environment,
-                action_url=request.path,
                 form=form,
                 description=plan.description,
+                page=_environment_page(environment),
                 note="Raising the percent needs a second person's approval."
                 if plan.raising
                 else STICKY_NOTE,
@@ -229,13 +213,12 @@ def _one_person_control(request, public_id, control: OnePersonControl):
             request,
             environment,
             lambda: control.plan(**person),
-            answer=lambda plan: _confirm(
+            answer=lambda plan: confirm(
                 request,
-                environment,
-                action_url=request.path,
                 form=form,
-                danger=control.danger,
                 description=plan.description,
+                page=_environment_page(environment),
+                danger=control.danger,
                 note=control.note,
             ),
         )
@@ -285,10 +268,19 @@ def _refuse_note(request, percent_request, form):
 @guarded("rollout.approve_increase")
 def approve_request(request, public_id):
     percent_request = _percent_request(public_id)
-    form = DecisionNoteForm(request.POST)
+    form = ApprovalForm(request.POST)
     if not form.is_valid():
         return _refuse_note(request, percent_request, form)
     note = form.cleaned_data["note"]
+    if not form.cleaned_data["confirmed"]:
+        return confirm(
+            request,
+            form=form,
+            description=f"Approve {percent_request.summary}",
+            page=_environment_page(percent_request.environment),
+            note=f"Requested by {percent_request.requested_by.get_username()}: "
+            f"{percent_request.reason}",
+        )
     return _act(
         request,
         percent_request.environment,

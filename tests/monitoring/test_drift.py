@@ -16,8 +16,9 @@ from monitoring.observation import observe
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.services import controls
-from tests.conftest import NAMESPACES, client_for, wait_for
+from tests.conftest import NAMESPACES, client_for, htmx_client_for, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
+from tests.support.forms import confirm
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,7 @@ def decide(client, environment, action, state=None, **fields):
         "reason": "incident 4711: keep what on-call set",
         "kv_hash": state.kv_hash,
         "expected_version": DesiredConfig.objects.get(environment=environment).version,
+        "confirmed": "true",
     }
     data.update(fields)
     url = reverse(f"monitoring:{action}", args=[environment.public_id])
@@ -108,6 +110,30 @@ def test_adopting_makes_the_kv_value_the_desired_config(edge, external, release_
     assert kv_json(edge)["by"] == "wrangler"  # KV already held it: nothing rewritten
     state = observe(external.pk).drift
     assert state.kv_state == "in_sync" and state.external_hash == "" and state.resolution == ""
+
+
+def test_a_decision_is_confirmed_first_naming_what_it_writes(external, release_manager):
+    client = client_for(release_manager)
+    confirmation = decide(client, external, "adopt", confirmed="")
+    text = confirmation.content.decode()
+    assert (
+        "production: adopt the value in KV, 50%, tag B2a, as the desired config (version 2)"
+        in text
+    )
+    assert DesiredConfig.objects.get(environment=external).version == 1
+    assert DriftState.objects.get(environment=external).needs_decision
+
+    done = confirm(client, confirmation)
+    assert done.redirect_chain == [(f"/monitoring/environments/{external.public_id}/", 302)]
+    assert DesiredConfig.objects.get(environment=external).canary_percent == 50
+
+
+def test_with_htmx_the_confirmation_stands_in_the_drift_card(external, admin_user):
+    confirmation = decide(htmx_client_for(admin_user), external, "overwrite", confirmed="")
+    text = confirmation.content.decode()
+    assert "<html" not in text and f'id="drift-{external.public_id}"' in text
+    assert "production: overwrite KV with 10%, tag B2a (version 2)" in text
+    assert DesiredConfig.objects.get(environment=external).version == 1
 
 
 def test_overwriting_re_applies_the_desired_config(edge, external, admin_user):

@@ -1,14 +1,12 @@
 import hashlib
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
 
 from rollout.models import DesiredConfig, Environment
-from rollout.permissions import guarded
+from rollout.permissions import guarded, shown_to
 from rollout.responses import confirm, fragment_or_page, redirect_after_post
 from rollout.services.controls import ConfigConflict
 
@@ -93,9 +91,7 @@ def drift_context(environment: Environment, form: DriftDecisionForm | None = Non
 # --- reading ------------------------------------------------------------------------------------
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def environment_page(request, public_id):
     """The standalone monitoring page: cohort panel, drift and the latest drift events."""
     environment = _environment(public_id)
@@ -107,32 +103,27 @@ def environment_page(request, public_id):
     return render(request, "monitoring/environment.html", context)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def cohort_panel(request, public_id):
     """The live cohort panel alone (HTMX polls it; 204 when nothing changed)."""
-    environment = _environment(public_id)
-    context = panel_context(environment)
-    if request.GET.get("u") == context["token"]:
-        return HttpResponse(status=204)
-    return render(request, "monitoring/_cohort_panel.html", context)
+    return _polled(request, "monitoring/_cohort_panel.html", panel_context(_environment(public_id)))
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def drift_fragment(request, public_id):
-    environment = _environment(public_id)
-    context = drift_context(environment)
+    """The drift card alone (HTMX polls it; 204 when nothing changed)."""
+    return _polled(request, "monitoring/_drift.html", drift_context(_environment(public_id)))
+
+
+def _polled(request, template, context):
+    """A fragment htmx polls: 204 (leave the page as it is) when the poll's token, ``u``, is the
+    token of what the fragment would show now."""
     if request.GET.get("u") == context["token"]:
         return HttpResponse(status=204)
-    return render(request, "monitoring/_drift.html", context)
+    return render(request, template, context)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def checks(request, public_id):
     """The health checks history, newest first, paginated and filterable by verdict."""
     environment = _environment(public_id)

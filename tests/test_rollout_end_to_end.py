@@ -29,8 +29,9 @@ from rollout.models import (
 )
 from rollout.services import controls, phases, preflight, signoff
 from rollout.services.evidence import build
-from tests.conftest import NAMESPACES, client_for, make_environment, wait_for
+from tests.conftest import NAMESPACES, htmx_client_for, make_environment, wait_for
 from tests.preview.test_preflight import complete
+from tests.support.changes import first_config
 from tests.support.rollouts import plan_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -78,12 +79,7 @@ def edge_config(edge):
 
 
 def start_b2a(production, preview, release_manager, tech_lead) -> PhaseRun:
-    initial = controls.create_initial_config(
-        environment=production,
-        settings=CanarySettings(0, "B2a", False),
-        reason="connected",
-        system="test",
-    )
+    initial = first_config(production, CanarySettings(0, "B2a", False), reason="connected")
     in_effect(initial)
     now = timezone.now()
     complete(preview, production, release_manager, at=now)
@@ -137,7 +133,7 @@ def decision_moment(run):
 
 def sign_over_http(run, person, role, outcome):
     digest = build(run, timezone.now()).digest
-    response = client_for(person).post(
+    response = htmx_client_for(person).post(
         f"/phases/{run.public_id}/sign/",
         {"outcome": outcome, "role": role, "evidence_digest": digest},
     )

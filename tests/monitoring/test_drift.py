@@ -15,9 +15,9 @@ from monitoring.models import DriftEvent, DriftState
 from monitoring.observation import observe
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
-from rollout.services import controls
 from tests.conftest import NAMESPACES, client_for, htmx_client_for, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
+from tests.support.changes import change_config
 from tests.support.forms import confirm
 
 pytestmark = pytest.mark.django_db
@@ -185,13 +185,12 @@ def test_a_decision_on_a_value_that_changed_since_is_refused(edge, external, rel
 
 
 def test_a_decision_on_a_desired_version_that_moved_on_is_refused(external, release_manager):
-    controls.request_change(
-        environment=external,
-        settings=CanarySettings(0, "B2a", True),
+    change_config(
+        external,
+        CanarySettings(0, "B2a", True),
         kind="emergency_stop",
         reason="5xx spike",
         expected_version=None,
-        system="test",
     )
     response = decide(client_for(release_manager), external, "adopt", expected_version=1)
     assert response.status_code == 409 and b"the config changed since" in response.content
@@ -231,14 +230,7 @@ def test_a_deleted_key_is_an_external_change(edge, planned):
 
 def test_a_failed_write_is_not_called_an_external_change(edge, planned, settings):
     settings.KV_WRITE_MAX_ATTEMPTS = 1
-    controls.request_change(
-        environment=planned,
-        settings=CanarySettings(25, "B2b", False),
-        kind="percent_change",
-        reason="B2b",
-        expected_version=1,
-        system="test",
-    )
+    change_config(planned, CanarySettings(25, "B2b", False), reason="B2b", expected_version=1)
     edge.knobs(kv_faults=[{"method": "PUT", "status": 400}])
     time.sleep(1.05)  # KV refuses a second write of one key within a second
     settle_writes(planned)
@@ -249,14 +241,7 @@ def test_a_failed_write_is_not_called_an_external_change(edge, planned, settings
 
 
 def test_a_write_pending_is_not_drift(edge, planned):
-    controls.request_change(
-        environment=planned,
-        settings=CanarySettings(25, "B2b", False),
-        kind="percent_change",
-        reason="B2b",
-        expected_version=1,
-        system="test",
-    )
+    change_config(planned, CanarySettings(25, "B2b", False), reason="B2b", expected_version=1)
     assert observe(planned.pk).drift.kv_state == "writing"
 
 

@@ -233,7 +233,7 @@ class TechLead(Person):
             for request_id in dict.fromkeys(APPROVE.findall(text)):
                 response = self.post(
                     f"/requests/{request_id}/approve/",
-                    {"note": "load test approval"},
+                    {"note": "load test approval", "confirmed": "true"},
                     name="post: approve",
                 )
                 if response is not None and response.status_code == 200:

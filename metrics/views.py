@@ -1,7 +1,6 @@
 import hmac
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -10,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from rollout.models import Environment, Service
-from rollout.permissions import guarded, refuse
+from rollout.permissions import guarded, refuse, shown_to
 from rollout.responses import redirect_after_post
 from rollout.services import audit
 
@@ -28,9 +27,7 @@ def _environment(public_id) -> Environment:
     )
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def environment_metrics(request, public_id):
     environment = _environment(public_id)
     window = panel_data.window_key(request.GET.get("window"))
@@ -38,9 +35,7 @@ def environment_metrics(request, public_id):
     return render(request, "metrics/environment.html", context)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def panels(request, public_id):
     """The panels fragment. A poll carrying the token of what it shows gets 204 (htmx leaves
     the page as it is) unless something changed."""
@@ -53,9 +48,7 @@ def panels(request, public_id):
     return render(request, "metrics/_panels.html", context)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def figures_json(request, public_id):
     environment = _environment(public_id)
     window = panel_data.window_key(request.GET.get("window"))
@@ -99,9 +92,7 @@ def _policy_form(policy, data=None):
     return PolicyForm(data, initial=initial)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def alert_rules(request, service):
     service = get_object_or_404(Service, name=service)
     policy = alerts.policy_for(service)

@@ -14,6 +14,7 @@ re-applied at once (audited and announced), not left waiting for a person.
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -285,31 +286,67 @@ def _report_external_change(environment, desired, raw, kv_settings, kv_hash):
 # --- a person's decision ------------------------------------------------------------------------
 
 
-def _decide(*, environment, kv_hash, expected_version, reason, actor, request, adopt: bool):
+@dataclass(frozen=True)
+class DriftPlan:
+    """A person's decision on an external KV value, computed once: the confirmation step
+    shows ``description`` and the act writes ``target``."""
+
+    target: CanarySettings
+    kind: str
+    how: str
+    description: str
+
+
+def _plan(*, environment, kv_hash, actor, request, adopt: bool) -> DriftPlan:
     require(actor, "rollout.request_change", environment=environment, request=request)
     state = DriftState.objects.filter(environment=environment).first()
     if state is None or not state.needs_decision or state.kv_hash != kv_hash:
         raise DriftMoved(
             "the value in KV changed or was dealt with since this page was loaded; look again"
         )
-    if adopt:
-        if not state.kv_settings:
-            raise DriftMoved("KV does not hold a valid config to adopt; overwrite it instead")
-        target = CanarySettings(**state.kv_settings)
-        kind = ConfigChange.Kind.ADOPT_EXTERNAL
-        how = "adopted"
-    else:
-        target = DesiredConfig.objects.get(environment=environment).settings
-        kind = ConfigChange.Kind.REAPPLY
-        how = "overwritten"
+    desired = DesiredConfig.objects.get(environment=environment)
+    if not adopt:
+        return DriftPlan(
+            desired.settings,
+            ConfigChange.Kind.REAPPLY,
+            "overwritten",
+            f"{environment}: overwrite KV with {desired.settings.describe()} "
+            f"(version {desired.version + 1})",
+        )
+    if not state.kv_settings:
+        raise DriftMoved("KV does not hold a valid config to adopt; overwrite it instead")
+    target = CanarySettings(**state.kv_settings)
+    return DriftPlan(
+        target,
+        ConfigChange.Kind.ADOPT_EXTERNAL,
+        "adopted",
+        f"{environment}: adopt the value in KV, {target.describe()}, as the desired config "
+        f"(version {desired.version + 1})",
+    )
+
+
+def plan_adopt(*, environment, kv_hash, actor, request=None) -> DriftPlan:
+    return _plan(environment=environment, kv_hash=kv_hash, actor=actor, request=request, adopt=True)
+
+
+def plan_overwrite(*, environment, kv_hash, actor, request=None) -> DriftPlan:
+    return _plan(
+        environment=environment, kv_hash=kv_hash, actor=actor, request=request, adopt=False
+    )
+
+
+def _decide(plan, *, environment, kv_hash, expected_version, reason, actor, request=None):
+    decision = plan(environment=environment, kv_hash=kv_hash, actor=actor, request=request)
+    state = DriftState.objects.get(environment=environment)
     with transaction.atomic():
-        if not state.settle(kv_hash=kv_hash, resolution=f"{how} by {actor.get_username()}"):
+        resolution = f"{decision.how} by {actor.get_username()}"
+        if not state.settle(kv_hash=kv_hash, resolution=resolution):
             raise DriftMoved("someone else decided on this value a moment ago")
         # ConfigConflict (the desired config moved on) rolls the settlement back with it.
         return request_change(
             environment=environment,
-            settings=target,
-            kind=kind,
+            settings=decision.target,
+            kind=decision.kind,
             reason=reason,
             expected_version=expected_version,
             actor=actor,
@@ -317,27 +354,15 @@ def _decide(*, environment, kv_hash, expected_version, reason, actor, request, a
         )
 
 
-def adopt_external(*, environment, kv_hash, expected_version, reason, actor, request=None):
-    """The value found in KV becomes the desired config (a new version; KV already holds it)."""
-    return _decide(
-        environment=environment,
-        kv_hash=kv_hash,
-        expected_version=expected_version,
-        reason=reason,
-        actor=actor,
-        request=request,
-        adopt=True,
-    )
+def adopt_external(**decision):
+    """The value found in KV becomes the desired config (a new version; KV already holds it).
+
+    Takes the environment, the ``kv_hash`` the person saw, the ``expected_version``, the reason,
+    the actor and the request, as ``overwrite_external`` does.
+    """
+    return _decide(plan_adopt, **decision)
 
 
-def overwrite_external(*, environment, kv_hash, expected_version, reason, actor, request=None):
+def overwrite_external(**decision):
     """The desired config is written to KV again, replacing the value found there."""
-    return _decide(
-        environment=environment,
-        kv_hash=kv_hash,
-        expected_version=expected_version,
-        reason=reason,
-        actor=actor,
-        request=request,
-        adopt=False,
-    )
+    return _decide(plan_overwrite, **decision)

@@ -10,12 +10,14 @@ class DriftDecisionForm(forms.Form):
     """Adopt or overwrite a KV value changed outside the dashboard.
 
     ``kv_hash`` and ``expected_version`` are what the person saw: if KV or the desired config
-    moved on since, the decision is refused rather than applied to something else.
+    moved on since, the decision is refused rather than applied to something else. Sent first
+    without ``confirmed``, it is shown back as a confirmation naming the change.
     """
 
     reason = LimitedText(limit=limits.REASON, widget=forms.Textarea(attrs={"rows": 2}))
     kv_hash = forms.RegexField(regex=r"^[0-9a-f]{64}$", widget=forms.HiddenInput)
     expected_version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    confirmed = forms.BooleanField(widget=forms.HiddenInput, required=False)
 
     def clean_reason(self):
         reason = self.cleaned_data["reason"]

@@ -1,15 +1,13 @@
 import hashlib
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
 
 from rollout.models import DesiredConfig, Environment
-from rollout.permissions import guarded
-from rollout.responses import fragment_or_page, redirect_after_post
+from rollout.permissions import guarded, shown_to
+from rollout.responses import confirm, fragment_or_page, redirect_after_post
 from rollout.services.controls import ConfigConflict
 
 from . import charts, drift, sampler
@@ -95,9 +93,7 @@ def drift_context(environment: Environment, form: DriftDecisionForm | None = Non
 # --- reading ------------------------------------------------------------------------------------
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def environment_page(request, public_id):
     """The standalone monitoring page: cohort panel, drift and the latest drift events."""
     environment = _environment(public_id)
@@ -109,32 +105,27 @@ def environment_page(request, public_id):
     return render(request, "monitoring/environment.html", context)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def cohort_panel(request, public_id):
     """The live cohort panel alone (HTMX polls it; 204 when nothing changed)."""
-    environment = _environment(public_id)
-    context = panel_context(environment)
-    if request.GET.get("u") == context["token"]:
-        return HttpResponse(status=204)
-    return render(request, "monitoring/_cohort_panel.html", context)
+    return _polled(request, "monitoring/_cohort_panel.html", panel_context(_environment(public_id)))
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def drift_fragment(request, public_id):
-    environment = _environment(public_id)
-    context = drift_context(environment)
+    """The drift card alone (HTMX polls it; 204 when nothing changed)."""
+    return _polled(request, "monitoring/_drift.html", drift_context(_environment(public_id)))
+
+
+def _polled(request, template, context):
+    """A fragment htmx polls: 204 (leave the page as it is) when the poll's token, ``u``, is the
+    token of what the fragment would show now."""
     if request.GET.get("u") == context["token"]:
         return HttpResponse(status=204)
-    return render(request, "monitoring/_drift.html", context)
+    return render(request, template, context)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def checks(request, public_id):
     """The health checks history, newest first, paginated and filterable by verdict."""
     environment = _environment(public_id)
@@ -170,24 +161,33 @@ def sample_now(request, public_id):
     return render(request, "monitoring/_cohort_panel.html", panel_context(environment))
 
 
-def _decide(request, public_id, decision):
+def _decide(request, public_id, plan, decision):
     environment = _environment(public_id)
     form = DriftDecisionForm(request.POST)
+    page = reverse("monitoring:environment", args=[environment.public_id])
     status = 422
     if form.is_valid():
+        data = form.cleaned_data
+        seen = {
+            "environment": environment,
+            "kv_hash": data["kv_hash"],
+            "actor": request.user,
+            "request": request,
+        }
         try:
-            decision(
-                environment=environment,
-                kv_hash=form.cleaned_data["kv_hash"],
-                expected_version=form.cleaned_data["expected_version"],
-                reason=form.cleaned_data["reason"],
-                actor=request.user,
-                request=request,
-            )
+            if not data["confirmed"]:
+                return confirm(
+                    request,
+                    form=form,
+                    description=plan(**seen).description,
+                    page=page,
+                    target=f"drift-{environment.public_id}",
+                    danger=plan is drift.plan_overwrite,
+                )
+            decision(**seen, expected_version=data["expected_version"], reason=data["reason"])
         except (drift.DriftMoved, ConfigConflict) as exc:
             form.add_error(None, str(exc))
             status = 409
-    page = reverse("monitoring:environment", args=[environment.public_id])
     if form.errors:
         return fragment_or_page(
             request,
@@ -204,10 +204,10 @@ def _decide(request, public_id, decision):
 @guarded("rollout.request_change")
 def adopt(request, public_id):
     """Make the value found in KV the desired config."""
-    return _decide(request, public_id, drift.adopt_external)
+    return _decide(request, public_id, drift.plan_adopt, drift.adopt_external)
 
 
 @guarded("rollout.request_change")
 def overwrite(request, public_id):
     """Write the desired config to KV again over the value found there."""
-    return _decide(request, public_id, drift.overwrite_external)
+    return _decide(request, public_id, drift.plan_overwrite, drift.overwrite_external)

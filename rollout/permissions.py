@@ -29,10 +29,10 @@ import logging
 from functools import wraps
 from typing import NoReturn
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,18 @@ def guarded(permission: str):
             return view(request, *args, **kwargs)
 
         return wrapper
+
+    return decorator
+
+
+def shown_to(permission: str):
+    """GET only, logged in, and ``permission`` (403 without it): every page that only reads.
+
+    The reading counterpart of ``guarded``."""
+
+    def decorator(view):
+        allowed = permission_required(permission, raise_exception=True)(view)
+        return require_GET(login_required(allowed))
 
     return decorator
 

@@ -40,3 +40,25 @@ def fragment_or_page(request, template: str, context: dict, *, page: str, status
         {**context, "fragment_template": template, "page_url": page},
         status=status,
     )
+
+
+def confirm(request, *, form, description, page, target="controls", danger=False, note=""):
+    """The confirmation step of a control: ``description`` names what the confirmed post of the
+    same ``form`` to this URL will do; it takes the place of the card with the id ``target``.
+
+    It stands with and without htmx, so htmx asks no question of its own (no ``hx-confirm``).
+    """
+    return fragment_or_page(
+        request,
+        "rollout/_confirm.html",
+        {
+            "action_url": request.path,
+            "cancel_url": page,
+            "form": form,
+            "description": description,
+            "target": target,
+            "danger": danger,
+            "note": note,
+        },
+        page=page,
+    )

@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, User
 
 from rollout import roles
 from rollout.models import Environment, Service
+from tests.support.changes import first_config
 from tests.support.processes import stop_group
 from tests.support.worker import celery_worker_command
 
@@ -138,15 +139,9 @@ def configured_environment(
 ):
     """A connected environment with its initial desired config recorded (not yet written)."""
     from integrations.kv_value import CanarySettings
-    from rollout.services import controls
 
     environment = make_environment(edge_server, name=name, service_name=service_name)
-    controls.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(percent, tag, False),
-        reason="initial",
-        system="test",
-    )
+    first_config(environment, CanarySettings(percent, tag, False), reason="initial")
     return environment
 
 

@@ -26,6 +26,14 @@ def environment_url(live_server, environment):
     return f"{live_server.url}/environments/{environment.public_id}/"
 
 
+def press_and_confirm(page, button, confirmation, outcome):
+    """Press a control's button, read its confirmation, confirm and see the outcome."""
+    page.click(button)
+    expect(page.locator("#confirm-text")).to_have_text(confirmation)
+    page.click("#confirm-button")
+    expect(page.locator("#controls")).to_contain_text(outcome)
+
+
 def test_an_increase_requested_approved_and_in_effect(
     live_server, open_page, production_in_effect, release_manager, tech_lead, edge
 ):
@@ -34,17 +42,22 @@ def test_an_increase_requested_approved_and_in_effect(
     rita.fill("#id_canary_percent", "25")
     rita.fill("#id_canary_tag", "B2b")
     rita.fill("#controls form[hx-post$='/percent/'] textarea[name=reason]", "B2a window passed")
-    rita.click("text=Review change…")
-    expect(rita.locator("#confirm-text")).to_have_text("production: 10% → 25%, tag B2b")
-    rita.click("#confirm-button")
-    expect(rita.locator("#controls")).to_contain_text("waiting for a second person's approval")
+    press_and_confirm(
+        rita,
+        "text=Review change…",
+        "production: 10% → 25%, tag B2b",
+        "waiting for a second person's approval",
+    )
     expect(rita.locator("#controls")).not_to_contain_text("Approve")
 
     theo = open_page(tech_lead)
     theo.goto(environment_url(live_server, production_in_effect))
-    theo.on("dialog", lambda dialog: dialog.accept())
-    theo.click("button.approve")
-    expect(theo.locator("#controls")).to_contain_text("Approved: 25%, tag B2b queued")
+    press_and_confirm(
+        theo,
+        "button.approve",
+        "Approve production: 10% → 25%, tag B2b",
+        "Approved: 25%, tag B2b queued",
+    )
     # The status fragment refreshes itself until the edge reports the change.
     expect(theo.locator("#environment-status table.changes tr").nth(1)).to_contain_text(
         re.compile(r"v2.*in effect", re.S | re.I), timeout=20_000
@@ -57,10 +70,9 @@ def test_the_emergency_stop_in_one_confirmation(
 ):
     dana = open_page(devops)
     dana.goto(environment_url(live_server, production_in_effect))
-    dana.click("#emergency-button")
-    expect(dana.locator("#confirm-text")).to_contain_text("EMERGENCY STOP")
-    dana.click("#confirm-button")
-    expect(dana.locator("#controls")).to_contain_text("EMERGENCY STOP queued")
+    press_and_confirm(
+        dana, "#emergency-button", re.compile("EMERGENCY STOP"), "EMERGENCY STOP queued"
+    )
     expect(dana.locator(".banner")).to_contain_text("EMERGENCY STOP ACTIVE", timeout=10_000)
     expect(dana.locator("#environment-status table.changes tr").nth(1)).to_contain_text(
         re.compile(r"emergency stop.*in effect", re.S | re.I), timeout=20_000

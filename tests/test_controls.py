@@ -27,6 +27,9 @@ def percent_form(version=1, percent="25", tag="B2b", reason="phase B2b", confirm
     }
 
 
+CONFIRMED = {"confirmed": "true"}
+
+
 def desired(environment):
     return DesiredConfig.objects.get(environment=environment)
 
@@ -164,7 +167,7 @@ def test_raising_waits_for_a_second_person(production_configured, release_manage
     assert desired(production_configured).version == 1
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
-    response = htmx_client_for(tech_lead).post(approve, {"note": "metrics fine"})
+    response = htmx_client_for(tech_lead).post(approve, {"note": "metrics fine", **CONFIRMED})
     assert response.status_code == 200 and b"Approved" in response.content
     change = ConfigChange.objects.get(version=2)
     assert (change.requested_by, change.approved_by) == (release_manager, tech_lead)
@@ -178,7 +181,7 @@ def test_nobody_approves_their_own_request(production_configured, admin_user):
     client = htmx_client_for(admin_user)
     client.post(url("set_percent", production_configured), percent_form())
     pending = PercentRequest.objects.get()
-    response = client.post(reverse("rollout:approve_request", args=[pending.public_id]))
+    response = client.post(reverse("rollout:approve_request", args=[pending.public_id]), CONFIRMED)
     assert response.status_code == 409
     assert b"cannot approve your own request" in response.content
     assert desired(production_configured).version == 1
@@ -193,7 +196,7 @@ def test_a_stale_request_cannot_be_approved(production_configured, release_manag
         url("set_percent", production_configured), percent_form(percent="5", tag="B2a")
     )
     response = htmx_client_for(tech_lead).post(
-        reverse("rollout:approve_request", args=[pending.public_id])
+        reverse("rollout:approve_request", args=[pending.public_id]), CONFIRMED
     )
     assert response.status_code == 409
     assert b"config changed since this was requested" in response.content
@@ -208,8 +211,8 @@ def test_an_approved_request_cannot_be_approved_twice(
     htmx_client_for(release_manager).post(url("set_percent", production_configured), percent_form())
     pending = PercentRequest.objects.get()
     approve = reverse("rollout:approve_request", args=[pending.public_id])
-    assert htmx_client_for(tech_lead).post(approve).status_code == 200
-    second = htmx_client_for(admin_user).post(approve)
+    assert htmx_client_for(tech_lead).post(approve, CONFIRMED).status_code == 200
+    second = htmx_client_for(admin_user).post(approve, CONFIRMED)
     assert second.status_code == 409 and b"already approved" in second.content
     assert ConfigChange.objects.filter(kind="percent_change").count() == 1
 

@@ -24,6 +24,7 @@ from rollout.permissions import Refused
 from rollout.services import controls, phases, signoff
 from rollout.services.evidence import build
 from tests.conftest import client_for, htmx_client_for, make_environment
+from tests.support.changes import first_config
 from tests.support.rollouts import b2b_request, fill, make_production_at_b2a, plan_for
 
 pytestmark = pytest.mark.django_db
@@ -742,16 +743,10 @@ def test_demo_rollout_seed_backdates_a_window_with_a_day_of_traffic(edge, tmp_pa
 
     from integrations.kv_value import CanarySettings
     from rollout import kv_writer
-    from rollout.services import controls
 
     production = make_environment(edge)
     plan_for(production)
-    change = controls.create_initial_config(
-        environment=production,
-        settings=CanarySettings(10, "B2a", False),
-        reason="demo",
-        system="test",
-    )
+    change = first_config(production, CanarySettings(10, "B2a", False), reason="demo")
     kv_writer.reconcile(production.pk)
     kv_writer.confirm(change.pk)
     call_command("seed_demo_rollout", edge_url=edge.base_url, directory=str(tmp_path), wait=10)

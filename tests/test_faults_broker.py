@@ -10,9 +10,9 @@ from django.urls import reverse
 
 from integrations.kv_value import CanarySettings
 from rollout.models import ConfigChange, DesiredConfig
-from rollout.services import controls
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, htmx_client_for, make_environment, wait_for
+from tests.support.changes import first_config
 from tests.support.fault_figures import change_figures, recorded_changes, report
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -37,12 +37,7 @@ def test_clicks_while_redis_is_down_are_recorded_and_applied(
     edge, redis_server, start_worker, release_manager
 ):
     environment = make_environment(edge)
-    initial = controls.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(10, "B2a", False),
-        reason="initial",
-        system="test",
-    )
+    initial = first_config(environment, CanarySettings(10, "B2a", False), reason="initial")
     supervise = supervised(start_worker(), start_worker)
     wait_for(lambda: ConfigChange.objects.get(pk=initial.pk).state == "in_effect", timeout=20)
 
@@ -96,12 +91,7 @@ def test_redis_restarted_while_a_worker_writes(edge, redis_server, start_worker)
     environment = make_environment(edge)
     worker = start_worker(env={"HTTP_TIMEOUT_SECONDS": 3, "KV_WRITE_LEASE_SECONDS": 9})
     edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
-    change = controls.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(10, "B2a", False),
-        reason="initial",
-        system="test",
-    )
+    change = first_config(environment, CanarySettings(10, "B2a", False), reason="initial")
     wait_for(lambda: edge.requests("PUT"), timeout=20, message="the PUT to arrive")
     redis_server.stop()
     redis_server.start()  # an empty Redis: the task's message and any retry are gone

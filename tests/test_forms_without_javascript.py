@@ -1,7 +1,6 @@
 """Every form posts to a real address with its CSRF token, so it works without JavaScript."""
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,29 +9,12 @@ from django.urls import resolve
 
 from rollout.models import AuditEntry, ConfigChange
 from tests.conftest import client_for, configured_environment, make_environment
+from tests.support.forms import confirm, form_with, forms_of
+from tests.support.rollouts import b2b_request
 
 pytestmark = pytest.mark.django_db
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-class Forms(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.forms = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "form":
-            self.forms.append({**attrs, "inputs": []})
-        elif tag == "input" and self.forms:
-            self.forms[-1]["inputs"].append(attrs)
-
-
-def forms_of(html: str) -> list[dict]:
-    parser = Forms()
-    parser.feed(html)
-    return parser.forms
 
 
 def test_every_form_in_the_templates_names_its_method_and_action():
@@ -80,17 +62,31 @@ def test_the_emergency_stop_without_javascript(edge, devops):
     production = configured_environment(edge)
     client = client_for(devops, enforce_csrf_checks=True)
     page = client.get(f"/environments/{production.public_id}/").content.decode()
-    stop = next(form for form in forms_of(page) if "emergency-control" in form.get("class", ""))
-    token = next(i["value"] for i in stop["inputs"] if i.get("name") == "csrfmiddlewaretoken")
+    stop, data = form_with(page, "emergency-control")
 
-    confirmation = client.post(stop["action"], {"csrfmiddlewaretoken": token, "reason": "5xx"})
-    assert confirmation.status_code == 200 and b"<html" in confirmation.content
+    confirmation = client.post(stop["action"], {**data, "reason": "5xx"})
     assert b"EMERGENCY STOP" in confirmation.content
-    confirm = forms_of(confirmation.content.decode())[-1]
-    data = {item["name"]: item.get("value", "") for item in confirm["inputs"] if "name" in item}
-
-    done = client.post(confirm["action"], data, follow=True)
+    done = confirm(client, confirmation)
     assert done.redirect_chain == [(f"/environments/{production.public_id}/", 302)]
     assert b"EMERGENCY STOP queued" in done.content
     assert ConfigChange.objects.filter(kind="emergency_stop", requested_by=devops).exists()
     assert AuditEntry.objects.filter(actor=devops, action__contains="emergency").exists()
+
+
+def test_an_approval_is_confirmed_without_javascript(edge, release_manager, tech_lead):
+    production = configured_environment(edge)
+    pending = b2b_request(production, release_manager, base_version=1)
+    client = client_for(tech_lead, enforce_csrf_checks=True)
+    page = client.get(f"/environments/{production.public_id}/").content.decode()
+    approve, data = form_with(page, "/approve/")
+
+    confirmation = client.post(approve["action"], data)
+    assert "Approve production: 10% → 25%, tag B2b" in confirmation.content.decode()
+    pending.refresh_from_db()
+    assert pending.state == "pending" and not ConfigChange.objects.filter(version=2).exists()
+
+    done = confirm(client, confirmation)
+    assert done.redirect_chain == [(f"/environments/{production.public_id}/", 302)]
+    assert b"Approved: 25%, tag B2b queued" in done.content
+    pending.refresh_from_db()
+    assert pending.state == "approved" and pending.change.approved_by == tech_lead

@@ -18,6 +18,7 @@ from rollout import kv_writer
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, Environment
 from rollout.services import controls
 from tests.conftest import NAMESPACES, wait_for
+from tests.support.changes import change_config
 from tests.support.fault_figures import change_figures, recorded_changes, report
 
 pytestmark = pytest.mark.django_db
@@ -208,22 +209,14 @@ def test_an_unreachable_api_is_retried_then_recorded(production_configured, sett
 def test_a_newer_version_supersedes_an_older_one_waiting_for_its_retry(edge, production_configured):
     kv_writer.reconcile(production_configured.pk)
     edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 5}])
-    increase = controls.request_change(
-        environment=production_configured,
-        settings=B2B,
-        kind="percent_change",
-        reason="go B2b",
-        expected_version=1,
-        system="test",
-    )
+    increase = change_config(production_configured, B2B, reason="go B2b", expected_version=1)
     assert kv_writer.reconcile(production_configured.pk).retry_in == 5
-    stop = controls.request_change(
-        environment=production_configured,
-        settings=EMERGENCY,
+    stop = change_config(
+        production_configured,
+        EMERGENCY,
         kind="emergency_stop",
         reason="5xx spike",
         expected_version=None,
-        system="test",
     )
     increase.refresh_from_db()
     assert increase.state == "superseded"
@@ -241,14 +234,7 @@ def test_a_newer_version_supersedes_an_older_one_waiting_for_its_retry(edge, pro
 
 def test_a_conflicting_request_is_refused(production_configured):
     with pytest.raises(controls.ConfigConflict, match="changed since"):
-        controls.request_change(
-            environment=production_configured,
-            settings=B2B,
-            kind="percent_change",
-            reason="stale tab",
-            expected_version=7,
-            system="test",
-        )
+        change_config(production_configured, B2B, reason="stale tab", expected_version=7)
     assert DesiredConfig.objects.get(environment=production_configured).version == 1
 
 
@@ -351,14 +337,7 @@ def test_an_emergency_stop_takes_over_the_lease_of_a_writer_gone_silent(
 def test_a_routine_change_waits_for_the_lease_of_a_writer_gone_silent(edge, production_configured):
     a_dead_writer_holds_the_lease(production_configured, silent_for=10)
     held_by = lease_token(production_configured)
-    controls.request_change(
-        environment=production_configured,
-        settings=B2B,
-        kind="percent_change",
-        reason="phase B2b",
-        expected_version=None,
-        system="test",
-    )
+    change_config(production_configured, B2B, reason="phase B2b", expected_version=None)
 
     assert kv_writer.reconcile(production_configured.pk).retry_in is not None
     assert puts(edge) == []

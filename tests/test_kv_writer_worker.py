@@ -16,6 +16,7 @@ from rollout.models import AuditEntry, ConfigChange, Environment
 from rollout.services import controls
 from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import NAMESPACES, wait_for
+from tests.support.changes import change_config, first_config
 from tests.support.fault_figures import change_figures, recorded_changes, report
 from tests.test_faults_broker import supervised
 
@@ -48,18 +49,9 @@ def lease_token(environment):
 
 
 def test_a_change_goes_into_effect_through_the_worker(edge, production, worker):
-    initial = controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    initial = first_config(production, B2A, reason="initial")
     state_of(initial, "in_effect")
-    change = controls.request_change(
-        environment=production,
-        settings=B2B,
-        kind="percent_change",
-        reason="phase B2b",
-        expected_version=1,
-        system="test",
-    )
+    change = change_config(production, B2B, reason="phase B2b", expected_version=1)
     state_of(change, "in_effect")
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["canary_percent"] == 25
     assert change.time_to_effect.total_seconds() < 10
@@ -69,9 +61,7 @@ def test_a_change_goes_into_effect_through_the_worker(edge, production, worker):
 
 def test_429_then_200_through_the_worker(edge, production, worker):
     edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 1}])
-    change = controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    change = first_config(production, B2A, reason="initial")
     state_of(change, "in_effect")
     assert change.attempts == 2
     assert len(successful_puts(edge)) == 1
@@ -83,9 +73,7 @@ def test_a_change_made_while_the_broker_is_down_is_applied_by_the_sweep(
     worker = start_worker()
     redis_server.stop()
     started = time.monotonic()
-    change = controls.create_initial_config(
-        environment=production, settings=B2A, reason="made during a Redis outage", system="test"
-    )
+    change = first_config(production, B2A, reason="made during a Redis outage")
     assert time.monotonic() - started < 5, "the web side must not hang on a dead broker"
     change.refresh_from_db()
     assert change.state == "requested"
@@ -110,9 +98,7 @@ def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
         pool="solo", name="doomed", env={"HTTP_TIMEOUT_SECONDS": 2, "KV_WRITE_LEASE_SECONDS": 6}
     )
     edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
-    change = controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    change = first_config(production, B2A, reason="initial")
     state_of(change, "applying")
     wait_for(lambda: edge.requests("PUT"), message="the PUT to arrive")
     doomed.kill()
@@ -142,27 +128,17 @@ def test_a_worker_killed_mid_write_ends_in_exactly_one_applied_state(
 
 
 def test_an_emergency_stop_wins_over_an_increase_still_retrying(edge, production, worker):
-    initial = controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    initial = first_config(production, B2A, reason="initial")
     state_of(initial, "in_effect")
     edge.knobs(kv_faults=[{"method": "PUT", "status": 429, "retry_after": 2}])
-    increase = controls.request_change(
-        environment=production,
-        settings=B2B,
-        kind="percent_change",
-        reason="phase B2b",
-        expected_version=1,
-        system="test",
-    )
+    increase = change_config(production, B2B, reason="phase B2b", expected_version=1)
     wait_for(lambda: ConfigChange.objects.get(pk=increase.pk).attempts >= 1, message="a try")
-    stop = controls.request_change(
-        environment=production,
-        settings=EMERGENCY,
+    stop = change_config(
+        production,
+        EMERGENCY,
         kind="emergency_stop",
         reason="5xx spike",
         expected_version=None,
-        system="test",
     )
     state_of(stop, "in_effect")
     time.sleep(3)  # past the increase's retry time: its message is delivered and must do nothing
@@ -188,9 +164,7 @@ def test_two_workers_racing_on_one_environment_write_once(edge, production, star
     start_worker(name="a", pool="threads", concurrency=2)
     start_worker(name="b", pool="threads", concurrency=2)
     edge.knobs(kv_faults=[{"method": "GET", "hang": 0.3}])  # widen the window for a race
-    change = controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    change = first_config(production, B2A, reason="initial")
     from rollout.tasks import apply_desired_config
 
     tasks_sent = 6
@@ -219,9 +193,7 @@ def test_an_emergency_stop_does_not_wait_for_the_lease_of_a_worker_killed_mid_wr
 ):
     doomed = start_worker(pool="solo", name="doomed", env=PRODUCTION_TIMINGS)
     edge.knobs(kv_faults=[{"method": "PUT", "hang": DEAD_PUT_HANG}])
-    initial = controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    initial = first_config(production, B2A, reason="initial")
     dead_put = wait_for(lambda: edge.requests("PUT"), timeout=20, message="the PUT to arrive")[0]
     held_by = lease_token(production)
     assert held_by is not None and state_of(initial, "applying")

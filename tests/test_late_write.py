@@ -25,6 +25,7 @@ from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.services import controls
 from tests.conftest import NAMESPACES, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
+from tests.support.changes import first_config
 from tests.support.fault_figures import report
 
 pytestmark = pytest.mark.django_db
@@ -94,9 +95,7 @@ def unanswered_first_write(edge, production, settings):
     written and in effect. The dropped PUT never lands in the stand-in: where a test needs it
     to, ``land_late`` puts its value into KV by the side door."""
     settings.SLACK_INCIDENTS_WEBHOOK_URL = "http://127.0.0.1:9/incidents"
-    controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    first_config(production, B2A, reason="initial")
     edge.knobs(kv_faults=[{"method": "PUT", "close": True}])
     assert kv_writer.reconcile(production.pk).retry_in is not None
     first = ConfigChange.objects.get(environment=production, version=1)
@@ -241,9 +240,7 @@ def test_a_hung_increase_landing_after_an_emergency_stop_is_undone(edge, product
 def test_a_write_that_got_an_answer_is_not_mistaken_for_a_late_one(edge, production, settings):
     """Someone's `wrangler kv key put` of an older version's settings stays for a person."""
     settings.SLACK_INCIDENTS_WEBHOOK_URL = "http://127.0.0.1:9/incidents"
-    controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    first_config(production, B2A, reason="initial")
     edge.knobs(kv_faults=[{"method": "PUT", "status": 500}])
     assert kv_writer.reconcile(production.pk).retry_in is not None
     assert ConfigChange.objects.get(version=1).unanswered_write_at is None
@@ -296,9 +293,7 @@ def test_a_value_that_matches_no_unanswered_write_is_left_to_people(edge, unansw
 def test_a_drift_check_is_queued_soon_after_a_newer_change_while_a_write_is_unanswered(
     edge, production, broker_url, django_capture_on_commit_callbacks
 ):
-    controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    first_config(production, B2A, reason="initial")
     edge.knobs(kv_faults=[{"method": "PUT", "close": True}])
     kv_writer.reconcile(production.pk)
     stop(production)
@@ -313,9 +308,7 @@ def test_a_drift_check_is_queued_soon_after_a_newer_change_while_a_write_is_unan
 def test_no_drift_check_is_queued_when_every_write_was_answered(
     edge, production, broker_url, django_capture_on_commit_callbacks
 ):
-    controls.create_initial_config(
-        environment=production, settings=B2A, reason="initial", system="test"
-    )
+    first_config(production, B2A, reason="initial")
     with django_capture_on_commit_callbacks(execute=True):
         outcome = settle_writes(production)
         kv_writer.confirm(outcome.confirm_change_id)

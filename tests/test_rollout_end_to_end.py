@@ -31,6 +31,7 @@ from rollout.services import controls, phases, preflight, signoff
 from rollout.services.evidence import build
 from tests.conftest import NAMESPACES, htmx_client_for, make_environment, wait_for
 from tests.preview.test_preflight import complete
+from tests.support.changes import first_config
 from tests.support.rollouts import plan_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -78,12 +79,7 @@ def edge_config(edge):
 
 
 def start_b2a(production, preview, release_manager, tech_lead) -> PhaseRun:
-    initial = controls.create_initial_config(
-        environment=production,
-        settings=CanarySettings(0, "B2a", False),
-        reason="connected",
-        system="test",
-    )
+    initial = first_config(production, CanarySettings(0, "B2a", False), reason="connected")
     in_effect(initial)
     now = timezone.now()
     complete(preview, production, release_manager, at=now)

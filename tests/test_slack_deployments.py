@@ -10,8 +10,8 @@ from outbox.models import Notification
 from rollout import kv_writer
 from rollout.models import ConfigChange
 from rollout.notifications import announce_change_outcome
-from rollout.services import controls
 from tests.conftest import PASSWORD, make_environment, wait_for
+from tests.support.changes import change_config, first_config
 from tests.support.webhooks import WebhookReceiver
 
 B2A = CanarySettings(10, "B2a", False)
@@ -26,9 +26,7 @@ def slack(settings):
 
 def _in_effect_change(edge):
     environment = make_environment(edge)
-    change = controls.create_initial_config(
-        environment=environment, settings=B2A, reason="runbook 1.2", system="test"
-    )
+    change = first_config(environment, B2A, reason="runbook 1.2")
     kv_writer.reconcile(environment.pk)
     change.refresh_from_db()
     change.mark_in_effect()
@@ -105,21 +103,18 @@ def test_the_worker_announces_in_effect_and_failed_changes(edge, start_worker):
     with WebhookReceiver() as slack:
         start_worker(env={"SLACK_DEPLOYMENTS_WEBHOOK_URL": slack.url, "KV_WRITE_MAX_ATTEMPTS": 1})
         environment = make_environment(edge)
-        ok = controls.create_initial_config(
-            environment=environment, settings=B2A, reason="initial", system="test"
-        )
+        ok = first_config(environment, B2A, reason="initial")
         wait_for(lambda: len(slack.received) == 1, timeout=20, message="the in-effect message")
         assert "is in effect" in slack.received[0]["json"]["text"]
         ok.refresh_from_db()
         assert ok.state == "in_effect"
         edge.knobs(kv_faults=[{"method": "PUT", "status": 500}])
-        bad = controls.request_change(
-            environment=environment,
-            settings=CanarySettings(5, "B2a", False),
+        bad = change_config(
+            environment,
+            CanarySettings(5, "B2a", False),
             kind="rollback",
             reason="lower",
             expected_version=1,
-            system="test",
         )
         wait_for(lambda: len(slack.received) == 2, timeout=20, message="the failure message")
         assert "FAILED" in slack.received[1]["json"]["text"]

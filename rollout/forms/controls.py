@@ -29,3 +29,9 @@ class EmergencyStopForm(ConfirmableForm):
 
 class DecisionNoteForm(forms.Form):
     note = LimitedText(limit=limits.NOTE, required=False, widget=forms.Textarea(attrs={"rows": 1}))
+
+
+class ApprovalForm(DecisionNoteForm):
+    """Approving is confirmed like every control: the first post shows what will be applied."""
+
+    confirmed = forms.BooleanField(widget=forms.HiddenInput, required=False)

@@ -5,17 +5,16 @@ import json
 import re
 from datetime import datetime, time, timedelta
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.db import connection
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 
 from ..forms.audit import AuditFilterForm
 from ..models import AuditEntry, Environment
+from ..permissions import shown_to
 
 PAGE_SIZE = 50
 EXPORT_FIELDS = [
@@ -80,9 +79,7 @@ def _matching_text(entries, text: str):
     )
 
 
-@require_GET
-@login_required
-@permission_required("rollout.view_auditentry", raise_exception=True)
+@shown_to("rollout.view_auditentry")
 def audit_log(request):
     """Keyset pagination (``before`` / ``after`` an id): as fast on page 2,000 as on page 1."""
     form = AuditFilterForm(request.GET)
@@ -165,9 +162,7 @@ def _row(entry: AuditEntry) -> dict:
     }
 
 
-@require_GET
-@login_required
-@permission_required("rollout.view_auditentry", raise_exception=True)
+@shown_to("rollout.view_auditentry")
 def audit_export(request, fmt):
     """The whole filtered set, oldest first, streamed so 100,000 entries never sit in memory.
     CSV cells are made spreadsheet-safe (``spreadsheet_safe``); JSON keeps every value exact."""

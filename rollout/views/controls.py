@@ -12,6 +12,7 @@ from outbox import notify
 from outbox.models import Notification
 
 from ..forms.controls import (
+    ApprovalForm,
     DecisionNoteForm,
     EmergencyStopForm,
     LiftEmergencyForm,
@@ -24,7 +25,7 @@ from ..models import (
     PercentRequest,
 )
 from ..permissions import guarded
-from ..responses import fragment_or_page
+from ..responses import confirm, fragment_or_page
 from ..services import controls
 from .lookups import environment_or_404
 
@@ -78,22 +79,6 @@ def _render_controls(request, environment, *, status=200, **extra):
     )
 
 
-def _confirm(request, environment, *, action_url, form, description, danger=False, note=""):
-    return fragment_or_page(
-        request,
-        "rollout/_confirm.html",
-        {
-            "environment": environment,
-            "action_url": action_url,
-            "form": form,
-            "description": description,
-            "danger": danger,
-            "note": note,
-        },
-        page=_environment_page(environment),
-    )
-
-
 def _act(request, environment, call, success=None, answer=None):
     """Run a control's service call; answer with the controls fragment and what happened.
 
@@ -111,6 +96,25 @@ def _act(request, environment, call, success=None, answer=None):
     return _render_controls(request, environment, success=success(result))
 
 
+def _confirm_plan(request, environment, form, plan, *, note, danger=False):
+    """The first, unconfirmed post: the control's plan (permission, state and target) shown
+    for confirmation, with ``note(plan)`` under it; a refused plan is said as the act's is."""
+    return _act(
+        request,
+        environment,
+        plan,
+        answer=lambda planned: confirm(
+            request,
+            form=form,
+            description=planned.description,
+            page=_environment_page(environment),
+            danger=danger,
+            note=note(planned),
+        ),
+    )
+
+
+RAISE_NOTE = "Raising the percent needs a second person's approval."
 STICKY_NOTE = (
     "Lowering the percent does not move clients that already hold a native cookie "
     "(it lives 24 h). Only the emergency stop overrides cookies."
@@ -124,39 +128,26 @@ def set_percent(request, public_id):
     if not form.is_valid():
         return _render_controls(request, environment, status=422, percent_form=form)
     data = form.cleaned_data
+    chosen = {
+        "environment": environment,
+        "percent": data["canary_percent"],
+        "tag": data["canary_tag"],
+        "actor": request.user,
+        "request": request,
+    }
     if not data["confirmed"]:
-        return _act(
+        return _confirm_plan(
             request,
             environment,
-            lambda: controls.plan_percent(
-                environment=environment,
-                percent=data["canary_percent"],
-                tag=data["canary_tag"],
-                actor=request.user,
-                request=request,
-            ),
-            answer=lambda plan: _confirm(
-                request,
-                environment,
-                action_url=request.path,
-                form=form,
-                description=plan.description,
-                note="Raising the percent needs a second person's approval."
-                if plan.raising
-                else STICKY_NOTE,
-            ),
+            form,
+            lambda: controls.plan_percent(**chosen),
+            note=lambda plan: RAISE_NOTE if plan.raising else STICKY_NOTE,
         )
     return _act(
         request,
         environment,
         lambda: controls.submit_percent(
-            environment=environment,
-            percent=data["canary_percent"],
-            tag=data["canary_tag"],
-            reason=data["reason"],
-            expected_version=data["expected_version"],
-            actor=request.user,
-            request=request,
+            **chosen, reason=data["reason"], expected_version=data["expected_version"]
         ),
         success=_percent_outcome,
     )
@@ -225,19 +216,13 @@ def _one_person_control(request, public_id, control: OnePersonControl):
     data = form.cleaned_data
     person = {"environment": environment, "actor": request.user, "request": request}
     if not data["confirmed"]:
-        return _act(
+        return _confirm_plan(
             request,
             environment,
+            form,
             lambda: control.plan(**person),
-            answer=lambda plan: _confirm(
-                request,
-                environment,
-                action_url=request.path,
-                form=form,
-                danger=control.danger,
-                description=plan.description,
-                note=control.note,
-            ),
+            danger=control.danger,
+            note=lambda plan: control.note,
         )
     arguments = {**person, "reason": data["reason"]}
     if form.version_required:
@@ -282,24 +267,41 @@ def _refuse_note(request, percent_request, form):
     )
 
 
-@guarded("rollout.approve_increase")
-def approve_request(request, public_id):
+def _decide_request(request, public_id, form_class, decide, success, confirmation=None):
+    """Approve or reject a pending raise: ``decide(percent_request, note)`` is the service call;
+    ``confirmation(percent_request, form)``, where given, answers the unconfirmed post."""
     percent_request = _percent_request(public_id)
-    form = DecisionNoteForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
         return _refuse_note(request, percent_request, form)
-    note = form.cleaned_data["note"]
+    if confirmation and not form.cleaned_data["confirmed"]:
+        return confirmation(percent_request, form)
     return _act(
         request,
         percent_request.environment,
-        lambda: controls.approve_percent_request(
-            percent_request=percent_request,
-            approver=request.user,
-            note=note,
-            request=request,
+        lambda: decide(percent_request, form.cleaned_data["note"]),
+        success=success,
+    )
+
+
+@guarded("rollout.approve_increase")
+def approve_request(request, public_id):
+    return _decide_request(
+        request,
+        public_id,
+        ApprovalForm,
+        lambda pending, note: controls.approve_percent_request(
+            percent_request=pending, approver=request.user, note=note, request=request
         ),
         success=lambda result: (
             f"Approved: {result.settings.describe()} queued (version {result.version})."
+        ),
+        confirmation=lambda pending, form: confirm(
+            request,
+            form=form,
+            description=f"Approve {pending.summary}",
+            page=_environment_page(pending.environment),
+            note=f"Requested by {pending.requested_by.get_username()}: {pending.reason}",
         ),
     )
 
@@ -308,19 +310,12 @@ def approve_request(request, public_id):
 @login_required
 def reject_request(request, public_id):
     """An approver rejects; the requester may cancel their own request."""
-    percent_request = _percent_request(public_id)
-    form = DecisionNoteForm(request.POST)
-    if not form.is_valid():
-        return _refuse_note(request, percent_request, form)
-    note = form.cleaned_data["note"]
-    return _act(
+    return _decide_request(
         request,
-        percent_request.environment,
-        lambda: controls.reject_percent_request(
-            percent_request=percent_request,
-            person=request.user,
-            note=note,
-            request=request,
+        public_id,
+        DecisionNoteForm,
+        lambda pending, note: controls.reject_percent_request(
+            percent_request=pending, person=request.user, note=note, request=request
         ),
         success=lambda result: f"Request {result.state}.",
     )

@@ -4,7 +4,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.cache import cache
 from django.db.models import Prefetch
 from django.http import HttpResponse
@@ -12,7 +11,6 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 
 from ..forms.environments import InitialConfigForm
 from ..models import (
@@ -22,7 +20,7 @@ from ..models import (
     PhaseRun,
     Rollout,
 )
-from ..permissions import guarded
+from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page, redirect_after_post
 from ..services import controls, phases
 from ..services.environments import check_connection
@@ -44,9 +42,7 @@ def _status_context(environment: Environment) -> dict:
     }
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def overview(request):
     if request.htmx:
         return _live_fragment(
@@ -120,9 +116,7 @@ def _overview_rows():
     return rows
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def environment_detail(request, public_id):
     if request.htmx:
         return _live_fragment(

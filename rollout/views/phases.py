@@ -1,13 +1,11 @@
 """A rollout's life: the history, a rollout, a phase window and its check-ins, and starting a
 phase after its pre-flight."""
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 
 from ..forms.phases import NoteForm, StartPhaseForm
 from ..models import (
@@ -18,7 +16,7 @@ from ..models import (
     PhaseRun,
     Rollout,
 )
-from ..permissions import guarded
+from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page
 from ..services import controls, evidence, phases, preflight
 from .lookups import VIEW_PERMISSION, environment_named_or_404, phase_run_or_404
@@ -26,9 +24,7 @@ from .preflight import render_preflight
 from .signoff import decision_context, record_refusal
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def rollout_history(request):
     """Every rollout, newest first, with its phase windows and their decisions."""
     rollouts = Rollout.objects.select_related("plan__service", "environment").prefetch_related(
@@ -46,9 +42,7 @@ def rollout_history(request):
     return render(request, "rollout/decisions/history.html", {"rollouts": rollouts})
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def rollout_detail(request, public_id):
     rollout = get_object_or_404(
         Rollout.objects.select_related("plan__service", "environment"), public_id=public_id
@@ -58,18 +52,14 @@ def rollout_detail(request, public_id):
     return render(request, "rollout/decisions/rollout.html", {"rollout": rollout, "runs": runs})
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def phase_run(request, public_id):
     run = phase_run_or_404(public_id)
     context = {**_timeline_context(run), **decision_context(request, run)}
     return render(request, "rollout/decisions/phase.html", context)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def evidence_check(request, public_id):
     """Polled by the phase page: 204 while the evidence is what the page shows, else a notice.
     Read-only and cheap (every open page asks every 30 s): no state transition here."""

@@ -1,12 +1,12 @@
 """The production pre-flight: the checklist before a production phase starts."""
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from outbox import notify
 from outbox.models import Notification
@@ -17,7 +17,7 @@ from ..models import (
     Environment,
     PreflightAttestation,
 )
-from ..permissions import guarded, refuse
+from ..permissions import guarded, refuse, shown_to
 from ..responses import fragment_or_page
 from ..services import preflight
 from .lookups import VIEW_PERMISSION, environment_named_or_404
@@ -65,9 +65,7 @@ def render_preflight(request, environment, *, status=200, create=False, **extra)
     )
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def preflight_page(request, public_id):
     environment = environment_named_or_404(public_id, Environment.PRODUCTION)
     context = _preflight_context(request, environment)

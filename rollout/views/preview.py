@@ -5,13 +5,11 @@ import json
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required, permission_required
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms.preview import PreviewRunForm
@@ -22,7 +20,7 @@ from ..models import (
     PreviewRun,
     Service,
 )
-from ..permissions import guarded
+from ..permissions import guarded, shown_to
 from ..responses import redirect_after_post
 from ..services import audit, preflight
 from ..services.preview import create_run
@@ -53,9 +51,7 @@ def _suite_context(environment: Environment, form=None, **extra) -> dict:
     }
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def preview_suite(request, public_id):
     """The preview environment's suite: start a run, and the runs so far."""
     environment = environment_named_or_404(public_id, Environment.PREVIEW)
@@ -131,17 +127,13 @@ def _checks_context(run: PreviewRun) -> dict:
     return {"run": run, "checks": checks, "token": token}
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def preview_run(request, public_id):
     run = _run(public_id)
     return render(request, "rollout/preview/run.html", _checks_context(run))
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def preview_run_checks(request, public_id):
     """The live checks table alone: polled while the run is open; 204 when nothing changed,
     286 (stop polling) with the final table once it finished."""
@@ -219,9 +211,7 @@ def _next_steps(run, decision, production, checks) -> list[str]:
     ]
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def preview_report(request, public_id):
     run = _run(public_id)
     return render(request, "rollout/preview/report.html", report_context(run))
@@ -277,9 +267,7 @@ def report_markdown(run: PreviewRun) -> str:
     return "\n".join(lines)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def preview_report_markdown(request, public_id):
     run = _run(public_id)
     moment = run.finished_at or run.created_at

@@ -1,25 +1,20 @@
 """The report of one phase window, as a page and as Markdown."""
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
 
+from ..permissions import shown_to
 from ..services import reports
 from .lookups import VIEW_PERMISSION, phase_run_or_404
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def phase_report(request, public_id):
     run = phase_run_or_404(public_id)
     return render(request, "rollout/decisions/report.html", reports.phase_report(run))
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def phase_report_markdown(request, public_id):
     run = phase_run_or_404(public_id)
     report = reports.phase_report(run)

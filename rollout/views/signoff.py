@@ -3,18 +3,16 @@
 import difflib
 import hashlib
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
 
 from .. import limits
 from ..forms.phases import NoteForm, PhaseAttestationForm
 from ..forms.signoff import PostMortemForm, SignForm
 from ..models import Decision, PhaseRun, PostMortem, Signature
-from ..permissions import guarded
+from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page
 from ..services import audit, evidence, signoff
 from .lookups import VIEW_PERMISSION, phase_run_or_404
@@ -131,9 +129,7 @@ def sign(request, public_id):
     return _render_decision(request, run, success=message)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def decision(request, public_id):
     """A decision lives on its phase's page (where the audit trail's links lead)."""
     found = get_object_or_404(Decision.objects.select_related("phase_run"), public_id=public_id)
@@ -197,9 +193,7 @@ def post_mortem(request, public_id):
     return _show_post_mortem(request, public_id)
 
 
-@require_GET
-@login_required
-@permission_required(VIEW_PERMISSION, raise_exception=True)
+@shown_to(VIEW_PERMISSION)
 def _show_post_mortem(request, public_id):
     record = _post_mortem(public_id)
     form = PostMortemForm(instance=record)

@@ -13,8 +13,8 @@ from metrics.models import AlertEvent, AlertState, LogSource
 from metrics.tasks import ingest_logs
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange
-from rollout.services import controls
 from tests.conftest import NAMESPACES, wait_for
+from tests.support.changes import first_config
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 RULE = "native-5xx-critical"
@@ -63,12 +63,7 @@ def test_a_failing_native_cohort_stops_itself(
             "PAGERDUTY_ROUTING_KEY": settings.PAGERDUTY_ROUTING_KEY,
         }
     )
-    initial = controls.create_initial_config(
-        environment=production,
-        settings=CanarySettings(10, "B2a", False),
-        reason="phase B2a",
-        system="test",
-    )
+    initial = first_config(production, CanarySettings(10, "B2a", False), reason="phase B2a")
     in_effect(initial)
     policy = alerts.policy_for(production.service)
     policy.auto_emergency_stop = True
@@ -141,12 +136,7 @@ def test_without_the_opt_in_the_rule_only_alerts(
     edge, production, logs, tmp_path, start_worker, settings
 ):
     start_worker(env={"METRICS_ALERT_SETTLE_MINUTES": 0, "METRICS_INGEST_PROCESSES": 1})
-    initial = controls.create_initial_config(
-        environment=production,
-        settings=CanarySettings(10, "B2a", False),
-        reason="phase B2a",
-        system="test",
-    )
+    initial = first_config(production, CanarySettings(10, "B2a", False), reason="phase B2a")
     in_effect(initial)
     edge.client.post(
         "/_standin/traffic", json={"requests_per_minute": 600, "native": {"error_rate": 0.2}}

@@ -11,7 +11,7 @@ import pytest
 from integrations.kv_value import CanarySettings
 from rollout import kv_writer
 from rollout.models import ConfigChange
-from rollout.services import controls
+from tests.support.changes import first_config
 
 GOOD_HEADER = "1;tag=B2a;cohort=proxy;reason=sampled"
 GOOD_COOKIE = "_canary_cohort=proxy; Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None"
@@ -183,9 +183,7 @@ B2A = CanarySettings(10, "B2a", False)
 def write_plan(environment, settings: CanarySettings = B2A):
     """Give the environment its first desired config, write it into KV and, when the edge
     reports it already, mark it in effect (all in-process)."""
-    controls.create_initial_config(
-        environment=environment, settings=settings, reason="initial", system="test"
-    )
+    first_config(environment, settings, reason="initial")
     outcome = settle_writes(environment)
     if outcome.confirm_change_id:
         kv_writer.confirm(outcome.confirm_change_id)

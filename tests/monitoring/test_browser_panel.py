@@ -11,8 +11,8 @@ from integrations.kv_value import CanarySettings
 from monitoring import sampler
 from monitoring.observation import observe
 from rollout import kv_writer
-from rollout.services import controls
 from tests.monitoring.conftest import settle_writes, write_plan
+from tests.support.changes import change_config
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -54,13 +54,11 @@ def test_the_panel_follows_a_change_of_the_split_by_itself(
     page.evaluate("window.stillTheSamePage = true")
 
     # The release manager moves to 50 % (in KV and at the edge), and the schedule samples.
-    change = controls.request_change(
-        environment=production,
-        settings=CanarySettings(50, "B2b", False),
-        kind="percent_change",
+    change = change_config(
+        production,
+        CanarySettings(50, "B2b", False),
         reason="B2b",
         expected_version=1,
-        system="test",
     )
     settle_writes(production)
     kv_writer.confirm(change.pk)

@@ -15,9 +15,10 @@ from monitoring.models import DriftEvent, DriftState
 from monitoring.observation import observe
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
-from rollout.services import controls
-from tests.conftest import NAMESPACES, client_for, wait_for
+from tests.conftest import NAMESPACES, client_for, htmx_client_for, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
+from tests.support.changes import change_config
+from tests.support.forms import confirm
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,7 @@ def decide(client, environment, action, state=None, **fields):
         "reason": "incident 4711: keep what on-call set",
         "kv_hash": state.kv_hash,
         "expected_version": DesiredConfig.objects.get(environment=environment).version,
+        "confirmed": "true",
     }
     data.update(fields)
     url = reverse(f"monitoring:{action}", args=[environment.public_id])
@@ -110,6 +112,30 @@ def test_adopting_makes_the_kv_value_the_desired_config(edge, external, release_
     assert state.kv_state == "in_sync" and state.external_hash == "" and state.resolution == ""
 
 
+def test_a_decision_is_confirmed_first_naming_what_it_writes(external, release_manager):
+    client = client_for(release_manager)
+    confirmation = decide(client, external, "adopt", confirmed="")
+    text = confirmation.content.decode()
+    assert (
+        "production: adopt the value in KV, 50%, tag B2a, as the desired config (version 2)"
+        in text
+    )
+    assert DesiredConfig.objects.get(environment=external).version == 1
+    assert DriftState.objects.get(environment=external).needs_decision
+
+    done = confirm(client, confirmation)
+    assert done.redirect_chain == [(f"/monitoring/environments/{external.public_id}/", 302)]
+    assert DesiredConfig.objects.get(environment=external).canary_percent == 50
+
+
+def test_with_htmx_the_confirmation_stands_in_the_drift_card(external, admin_user):
+    confirmation = decide(htmx_client_for(admin_user), external, "overwrite", confirmed="")
+    text = confirmation.content.decode()
+    assert "<html" not in text and f'id="drift-{external.public_id}"' in text
+    assert "production: overwrite KV with 10%, tag B2a (version 2)" in text
+    assert DesiredConfig.objects.get(environment=external).version == 1
+
+
 def test_overwriting_re_applies_the_desired_config(edge, external, admin_user):
     response = decide(client_for(admin_user), external, "overwrite")
     assert response.status_code == 302
@@ -159,13 +185,12 @@ def test_a_decision_on_a_value_that_changed_since_is_refused(edge, external, rel
 
 
 def test_a_decision_on_a_desired_version_that_moved_on_is_refused(external, release_manager):
-    controls.request_change(
-        environment=external,
-        settings=CanarySettings(0, "B2a", True),
+    change_config(
+        external,
+        CanarySettings(0, "B2a", True),
         kind="emergency_stop",
         reason="5xx spike",
         expected_version=None,
-        system="test",
     )
     response = decide(client_for(release_manager), external, "adopt", expected_version=1)
     assert response.status_code == 409 and b"the config changed since" in response.content
@@ -205,14 +230,7 @@ def test_a_deleted_key_is_an_external_change(edge, planned):
 
 def test_a_failed_write_is_not_called_an_external_change(edge, planned, settings):
     settings.KV_WRITE_MAX_ATTEMPTS = 1
-    controls.request_change(
-        environment=planned,
-        settings=CanarySettings(25, "B2b", False),
-        kind="percent_change",
-        reason="B2b",
-        expected_version=1,
-        system="test",
-    )
+    change_config(planned, CanarySettings(25, "B2b", False), reason="B2b", expected_version=1)
     edge.knobs(kv_faults=[{"method": "PUT", "status": 400}])
     time.sleep(1.05)  # KV refuses a second write of one key within a second
     settle_writes(planned)
@@ -223,14 +241,7 @@ def test_a_failed_write_is_not_called_an_external_change(edge, planned, settings
 
 
 def test_a_write_pending_is_not_drift(edge, planned):
-    controls.request_change(
-        environment=planned,
-        settings=CanarySettings(25, "B2b", False),
-        kind="percent_change",
-        reason="B2b",
-        expected_version=1,
-        system="test",
-    )
+    change_config(planned, CanarySettings(25, "B2b", False), reason="B2b", expected_version=1)
     assert observe(planned.pk).drift.kv_state == "writing"
 
 

@@ -15,9 +15,9 @@ from monitoring import sampler, tasks
 from monitoring.models import CohortSample, DriftState, HealthCheck
 from monitoring.observation import observe
 from rollout import kv_writer
-from rollout.services import controls
 from tests.conftest import client_for, make_environment
 from tests.monitoring.conftest import settle_writes, write_plan
+from tests.support.changes import first_config
 
 # Every task that ever read KV or /api/qa on a schedule.
 SCHEDULED_READERS = {
@@ -83,12 +83,7 @@ def test_every_request_to_the_edge_carries_the_environments_probe_headers(edge, 
     }
     settings.COHORT_SAMPLE_SIZE = 5
     production = make_environment(edge)
-    controls.create_initial_config(
-        environment=production,
-        settings=CanarySettings(10, "B2a", False),
-        reason="initial",
-        system="test",
-    )
+    first_config(production, CanarySettings(10, "B2a", False), reason="initial")
     outcome = settle_writes(production)
     kv_writer.confirm(outcome.confirm_change_id)  # the "in effect" confirmation
     observe(production.pk)  # the scheduled observation

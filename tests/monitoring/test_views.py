@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from monitoring import sampler
-from monitoring.models import CohortSample, HealthCheck
+from monitoring.models import CohortSample, DriftState, HealthCheck
 from monitoring.observation import observe
 from tests.conftest import client_for
 
@@ -126,7 +126,15 @@ def test_an_external_change_offers_adopt_and_overwrite_to_release_managers(
     content = client_for(release_manager).get(page_url(observed)).content.decode()
     assert "changed outside the dashboard" in content
     assert "Adopt the value in KV" in content and "Overwrite with 10%, tag B2a" in content
-    assert "pix-immo-api / production: overwrite KV with 10%, tag B2a (version 2)?" in content
+    # Asked on the server, with htmx and without it: the confirmation names the write.
+    state = DriftState.objects.get(environment=observed)
+    confirmation = client_for(release_manager).post(
+        reverse("monitoring:overwrite", args=[observed.public_id]),
+        {"reason": "on-call set it", "kv_hash": state.kv_hash, "expected_version": "1"},
+    )
+    assert "pix-immo-api / production: overwrite KV with 10%, tag B2a (version 2)" in (
+        confirmation.content.decode()
+    )
     viewer_content = client_for(viewer).get(page_url(observed)).content.decode()
     assert "Adopt the value in KV" not in viewer_content
     assert "A release manager decides" in viewer_content

@@ -318,13 +318,11 @@ def progress(rollout: Rollout, runs=None) -> list[ProgressStep]:
         )
     }
     steps = []
-    current_seen = False
     for phase in rollout.plan.phases.order_by("position"):
         windows = [run for run in runs if run.phase_id == phase.pk]
         newest = max(windows, key=lambda run: run.window_number, default=None)
         if newest is not None and newest.state in PhaseRun.OPEN_STATES:
             step = ProgressStep(phase, "current", newest, windows=len(windows))
-            current_seen = True
         elif newest is not None and newest.pk in effective:
             decision = effective[newest.pk]
             step = ProgressStep(
@@ -335,7 +333,7 @@ def progress(rollout: Rollout, runs=None) -> list[ProgressStep]:
         else:
             step = ProgressStep(phase, "later", newest, windows=len(windows))
         steps.append(step)
-    if rollout.is_active and not current_seen:
+    if rollout.is_active:
         for step in steps:
             if step.state == "later":
                 step.state = "next"

@@ -164,9 +164,7 @@ def test_every_place_shows_the_same_figures_and_build(production_at_b2a, release
     assert seen == {place: expected for place in seen}
 
 
-def test_a_phase_shows_its_plan_and_its_actual_percent(
-    production_at_b2a, release_manager, viewer
-):
+def test_a_phase_shows_its_plan_and_its_actual_percent(production_at_b2a, release_manager, viewer):
     run = seeded_phase(production_at_b2a, release_manager)
     production_at_b2a.desired.__class__.objects.filter(environment=production_at_b2a).update(
         canary_percent=5
@@ -175,7 +173,9 @@ def test_a_phase_shows_its_plan_and_its_actual_percent(
     html = client_for(viewer).get(reverse("rollout:phase_run", args=[run.public_id]))
     words = " ".join(re.sub(r"<[^>]+>", " ", html.content.decode()).split())
     assert "plan 10%, actually 5% since" in words and "(lowered)" in words
-    markdown = client_for(viewer).get(reverse("rollout:phase_report_markdown", args=[run.public_id]))
+    markdown = client_for(viewer).get(
+        reverse("rollout:phase_report_markdown", args=[run.public_id])
+    )
     assert "**Percent:** plan 10%, actually 5% since" in markdown.content.decode()
 
 
@@ -214,7 +214,9 @@ def test_the_rollout_page_shows_its_progress_and_its_whole_report(
     page = open_page(viewer)
     page.goto(f"{live_server.url}/rollouts/{rollout.public_id}/")
     steps = page.locator("ol.progress li")
-    assert steps.evaluate_all("items => items.map(i => i.dataset.phase + ':' + i.dataset.state)") == [
+    assert steps.evaluate_all(
+        "items => items.map(i => i.dataset.phase + ':' + i.dataset.state)"
+    ) == [
         "B2a:done",
         "B2b:current",
         "B2c:next",

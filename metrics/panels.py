@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from django.db.models import Max
 from django.utils import timezone
 
-from rollout.models import ConfigChange, DesiredConfig, Environment
+from rollout.models import DesiredConfig, Environment
+from rollout.services import evidence, phases
 
 from . import alerts, figures
 from .charts import Series, Threshold, line_chart
@@ -17,7 +18,6 @@ from .models import AlertEvent, AlertRule, AlertState, LogObject, LogSource
 WINDOWS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24)}
 WINDOW_CHOICES = [("1h", "1 h"), ("6h", "6 h"), ("24h", "24 h"), ("phase", "phase")]
 DEFAULT_WINDOW = "1h"
-LONGEST_PHASE_WINDOW = timedelta(days=14)
 POINTS = 60
 CURRENT = timedelta(minutes=5)  # "current" figures: the last five minutes of log data
 
@@ -26,29 +26,28 @@ def window_key(value: str | None) -> str:
     return value if value in dict(WINDOW_CHOICES) else DEFAULT_WINDOW
 
 
-def phase_start(environment: Environment) -> ConfigChange | None:
-    """The change that started the current phase (its first value, or the latest phase start)."""
-    return (
-        ConfigChange.objects.filter(
-            environment=environment,
-            kind__in=[ConfigChange.Kind.INITIAL, ConfigChange.Kind.PHASE_START],
-            state=ConfigChange.State.IN_EFFECT,
-        )
-        .order_by("-in_effect_at")
-        .first()
-    )
-
-
 def window_bounds(environment: Environment, key: str, now: datetime):
+    """[start, end) and a label. The "phase" window is the phase window of the evidence
+    (``rollout.services.evidence.window_bounds``): from the minute the current phase took effect
+    to its window's end or now, whichever the phase page and the reports count over."""
     end = figures.floor_minute(now) + timedelta(minutes=1)
     if key == "phase":
-        change = phase_start(environment)
-        if change is not None:
-            start = max(change.in_effect_at, end - LONGEST_PHASE_WINDOW)
-            label = f"phase {change.settings.canary_tag} (since {_local(change.in_effect_at)})"
-            return figures.floor_minute(start), end, label
+        run = phases.current_run(environment)
+        if run is not None:
+            start, end = evidence.window_bounds(run, now)
+            build = phases.build_of(run) or "no build named"
+            return start, end, f"phase {run}, build {build} (since {_local(run.in_effect_at)})"
         return end - WINDOWS["24h"], end, "phase (none in effect yet: last 24 h)"
     return end - WINDOWS[key], end, f"last {dict(WINDOW_CHOICES)[key]}"
+
+
+def window_total(environment: Environment, key: str, now: datetime, steps, start, end):
+    """The window's figures: for the phase window, the phase's own (``evidence.figures_of``)."""
+    if key == "phase":
+        run = phases.current_run(environment)
+        if run is not None:
+            return evidence.figures_of(run, now)
+    return total_of(steps, start, end)
 
 
 def _local(moment: datetime) -> str:
@@ -108,7 +107,7 @@ def panels_context(environment: Environment, key: str, now: datetime | None = No
     now = now or timezone.now()
     start, end, label = window_bounds(environment, key, now)
     steps, step = figures.series(environment.pk, start, end, points=POINTS)
-    total = total_of(steps, start, end)
+    total = window_total(environment, key, now, steps, start, end)
     policy, rules = alert_rows(environment)
     plan, desired = _plan_percent(environment)
     source = LogSource.objects.filter(environment=environment).first()
@@ -215,7 +214,7 @@ def figures_document(environment: Environment, key: str, now: datetime | None = 
     now = now or timezone.now()
     start, end, label = window_bounds(environment, key, now)
     steps, step = figures.series(environment.pk, start, end, points=POINTS)
-    total = total_of(steps, start, end)
+    total = window_total(environment, key, now, steps, start, end)
     policy, rules = alert_rows(environment)
     source = LogSource.objects.filter(environment=environment).first()
     return {
@@ -225,6 +224,7 @@ def figures_document(environment: Environment, key: str, now: datetime | None = 
             "name": environment.name,
         },
         "window": {"key": key, "label": label, "step_minutes": int(step.total_seconds() // 60)},
+        "phase": _phase_document(environment) if key == "phase" else None,
         "total": total.as_dict(),
         "series": [
             {
@@ -260,6 +260,21 @@ def figures_document(environment: Environment, key: str, now: datetime | None = 
     }
 
 
+def _phase_document(environment: Environment) -> dict | None:
+    run = phases.current_run(environment)
+    if run is None:
+        return None
+    actual = phases.actual_percent(run)
+    return {
+        "tag": run.phase.tag,
+        "window_number": run.window_number,
+        "build": phases.build_of(run),
+        "plan_percent": run.phase.percent,
+        "actual_percent": run.phase.percent if actual is None else actual.actual,
+        "in_effect_at": run.in_effect_at.isoformat(),
+    }
+
+
 # --- Prometheus text format ----------------------------------------------------------------------
 
 
@@ -288,6 +303,8 @@ def prometheus_text(now: datetime | None = None) -> str:
         "rollout_r2_upload_errors": ("Failed R2 uploads, last 5 minutes of log data.", []),
         "rollout_log_age_seconds": ("Seconds since the newest log line ingested.", []),
         "rollout_alert_state": ("1 for the state each alert rule is in.", []),
+        "rollout_phase_requests": ("Requests per cohort in the current phase's window.", []),
+        "rollout_phase_errors_5xx": ("5xx answers per cohort in the current phase's window.", []),
     }
     sources = LogSource.objects.select_related("environment__service").order_by("pk")
     for source in sources:
@@ -322,6 +339,23 @@ def prometheus_text(now: datetime | None = None) -> str:
             metrics["rollout_log_age_seconds"][1].append(
                 f"rollout_log_age_seconds{_labels(**base)} {_number(round(age, 1))}"
             )
+        run = phases.current_run(environment)
+        if run is not None:
+            phase = evidence.figures_of(run, now)
+            for cohort, cell in phase.cohorts.items():
+                labels = _labels(
+                    **base,
+                    phase=run.phase.tag,
+                    window=run.window_number,
+                    build=phases.build_of(run),
+                    cohort=cohort,
+                )
+                metrics["rollout_phase_requests"][1].append(
+                    f"rollout_phase_requests{labels} {cell.requests}"
+                )
+                metrics["rollout_phase_errors_5xx"][1].append(
+                    f"rollout_phase_errors_5xx{labels} {cell.errors_5xx}"
+                )
         _policy, rules = alert_rows(environment)
         for rule, state in rules:
             current_state = state.state if state else AlertState.State.INACTIVE

@@ -98,6 +98,12 @@ urlpatterns = [
     ),
     path("phases/<uuid:public_id>/attest/", signoff.attest, name="attest"),
     path("phases/<uuid:public_id>/sign/", signoff.sign, name="sign"),
+    path("rollouts/<uuid:public_id>/report/", reports.rollout_report, name="rollout_report"),
+    path(
+        "rollouts/<uuid:public_id>/report.md",
+        reports.rollout_report_markdown,
+        name="rollout_report_markdown",
+    ),
     path("phases/<uuid:public_id>/report/", reports.phase_report, name="phase_report"),
     path(
         "phases/<uuid:public_id>/report.md",

@@ -105,9 +105,22 @@ def window_bounds(run: PhaseRun, now: datetime) -> tuple[datetime, datetime]:
     return start, max(start, end)
 
 
-def gather(run: PhaseRun, now: datetime) -> Window:
+def figures_of(run: PhaseRun, now: datetime) -> Figures:
+    """The figures of a phase window: [in effect, window end or now) in whole minutes, from the
+    metrics buckets. Every place that shows a phase's figures (the metrics panel's "phase"
+    window, its JSON and Prometheus outputs, the phase page, the reports) reads them here, so
+    the same phase never shows two different counts."""
+    return _measured(run, now)[2]
+
+
+def _measured(run: PhaseRun, now: datetime):
     start, end = window_bounds(run, now)
     figures, hourly, logged = measurements().window(run.rollout.environment_id, start, end, HOUR)
+    return start, end, figures, hourly, logged
+
+
+def gather(run: PhaseRun, now: datetime) -> Window:
+    start, end, figures, hourly, logged = _measured(run, now)
     return Window(
         start=start,
         end=end,

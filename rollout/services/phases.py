@@ -13,18 +13,23 @@ the edge (``ConfigChange.in_effect_at``, recorded by the KV writer), not from th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ..models import (
     CheckIn,
     ConfigChange,
+    Decision,
+    DesiredConfig,
     Environment,
     PercentRequest,
     Phase,
     PhaseRun,
+    Preflight,
     Rollout,
 )
 from ..notifications import announce_check_in_due, announce_decision_due
@@ -224,6 +229,116 @@ def record_phase_start(
         request=request,
     )
     return run
+
+
+# --- what a phase is: its build, its actual percent, the rollout's progress ---------------------
+
+
+def current_run(environment: Environment) -> PhaseRun | None:
+    """The environment's newest phase window that took effect: the one the metrics panel's
+    "phase" window and the Prometheus phase figures show."""
+    return (
+        PhaseRun.objects.filter(rollout__environment=environment, in_effect_at__isnull=False)
+        .select_related("phase", "rollout")
+        .order_by("-in_effect_at", "-id")
+        .first()
+    )
+
+
+def build_of(run: PhaseRun) -> str:
+    """The build this phase runs: the one the pre-flight that started it checked (its preview
+    suite's build), else the rollout's."""
+    started = Q(start_change_id=run.start_change_id) if run.start_change_id else Q(pk=None)
+    if run.start_request_id:
+        started |= Q(start_request_id=run.start_request_id)
+    preflight = (
+        Preflight.objects.filter(started, environment_id=run.rollout.environment_id)
+        .exclude(preview_run=None)
+        .select_related("preview_run")
+        .first()
+    )
+    if preflight is not None and preflight.preview_run.build:
+        return preflight.preview_run.build
+    return run.rollout.build
+
+
+@dataclass(frozen=True)
+class ActualPercent:
+    """The environment's percent while a phase's window is open, when it is not the plan's."""
+
+    plan: int
+    actual: int
+    since: datetime | None
+    why: str  # lowered, raised, emergency stop
+
+
+def actual_percent(run: PhaseRun) -> ActualPercent | None:
+    """None when the phase is over or the environment runs the phase's percent."""
+    if run.state not in PhaseRun.OPEN_STATES:
+        return None
+    desired = DesiredConfig.objects.filter(environment_id=run.rollout.environment_id).first()
+    if desired is None:
+        return None
+    actual = 0 if desired.emergency_proxy else desired.canary_percent
+    if actual == run.phase.percent:
+        return None
+    change = (
+        ConfigChange.objects.filter(environment_id=run.rollout.environment_id)
+        .order_by("-version")
+        .first()
+    )
+    since = change and (change.in_effect_at or change.requested_at)
+    if desired.emergency_proxy:
+        why = "emergency stop"
+    else:
+        why = "lowered" if actual < run.phase.percent else "raised"
+    return ActualPercent(plan=run.phase.percent, actual=actual, since=since, why=why)
+
+
+@dataclass
+class ProgressStep:
+    """One phase of the plan on the rollout's progress: done, current or next (or later)."""
+
+    phase: Phase
+    state: str  # done, current, next, later, not_reached
+    run: PhaseRun | None = None
+    outcome: str = ""  # the decision in effect of a done phase (GO, NO-GO)
+    windows: int = 0
+
+
+def progress(rollout: Rollout, runs=None) -> list[ProgressStep]:
+    """The plan's phases in order, each done (with its outcome), current (its newest window) or
+    still to come. ``runs`` as read by the page (with ``as_of`` applied), else read here."""
+    if runs is None:
+        runs = list(rollout.phase_runs.select_related("phase"))
+    effective = {
+        decision.phase_run_id: decision
+        for decision in Decision.objects.filter(
+            phase_run__rollout=rollout, state=Decision.State.EFFECTIVE
+        )
+    }
+    steps = []
+    for phase in rollout.plan.phases.order_by("position"):
+        windows = [run for run in runs if run.phase_id == phase.pk]
+        newest = max(windows, key=lambda run: run.window_number, default=None)
+        if newest is not None and newest.state in PhaseRun.OPEN_STATES:
+            step = ProgressStep(phase, "current", newest, windows=len(windows))
+        elif newest is not None and newest.pk in effective:
+            decision = effective[newest.pk]
+            step = ProgressStep(
+                phase, "done", newest, decision.get_outcome_display(), len(windows)
+            )
+        elif not rollout.is_active:
+            step = ProgressStep(phase, "not_reached", newest, windows=len(windows))
+        else:
+            step = ProgressStep(phase, "later", newest, windows=len(windows))
+        steps.append(step)
+    if rollout.is_active:
+        for step in steps:
+            if step.state == "later":
+                step.state = "next"
+                break
+    return steps
 
 
 # --- advancing with time -------------------------------------------------------------------------

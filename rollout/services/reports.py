@@ -1,13 +1,15 @@
-"""The report of one phase window (the runbook's GO_NO_GO_PROD_<tag>.md), from recorded facts
-only: the decision's frozen evidence once one is in effect, else the evidence as it stands, and
-the signatures and incidents on record."""
+"""The report of one phase window (the runbook's GO_NO_GO_PROD_<tag>.md) and of a whole rollout,
+from recorded facts only: a decision's frozen evidence once one is in effect, else the evidence
+as it stands, and the signatures, changes, incidents and post-mortems on record. The whole-rollout
+report is the phase reports in order (the same building blocks, one level down) with the
+rollout's progress, its config changes and every decision with its signers around them."""
 
 from __future__ import annotations
 
 from django.utils import timezone
 
-from ..models import Decision, PhaseRun, Signature
-from . import evidence
+from ..models import ConfigChange, Decision, PhaseRun, PostMortem, Rollout, Signature
+from . import evidence, phases
 
 
 def phase_report(run: PhaseRun) -> dict:
@@ -27,6 +29,8 @@ def phase_report(run: PhaseRun) -> dict:
         "document": document,
         "rows": metric_rows(document) if document else [],
         "signatures": signatures,
+        "build": phases.build_of(run),
+        "actual": phases.actual_percent(run),
         "generated_at": timezone.now(),
     }
 
@@ -108,9 +112,13 @@ def markdown(report: dict) -> str:
             if window["complete"] and window.get("logs_complete") is False
             else ""
         ),
+        f"**Build:** {report['build'] or '—'}",
+        f"**Percent:** {_percent_words(run, report['actual'])}",
         f"**Traffic:** {figures['requests']:,} requests "
         f"({cohorts['native']['requests']:,} native, {cohorts['proxy']['requests']:,} proxy; "
         f"native share {_share(figures)})",
+        f"**5xx:** {cohorts['native']['errors_5xx']:,} native, "
+        f"{cohorts['proxy']['errors_5xx']:,} proxy",
         "",
         "## Metrics Summary",
         "",
@@ -169,3 +177,111 @@ def _name(signature: Signature) -> str:
     signer = signature.signer
     full = signer.get_full_name() if hasattr(signer, "get_full_name") else ""
     return f"{full} ({signer.get_username()})" if full else signer.get_username()
+
+
+def _percent_words(run: PhaseRun, actual) -> str:
+    """"plan 25%, actually 5% since … (lowered)", or the plan's percent when they agree."""
+    if actual is None:
+        return f"{run.phase.percent}%"
+    since = f" since {_utc(actual.since)}" if actual.since else ""
+    return f"plan {actual.plan}%, actually {actual.actual}%{since} ({actual.why})"
+
+
+def _utc(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+# --- the whole rollout ---------------------------------------------------------------------------
+
+
+def rollout_report(rollout: Rollout) -> dict:
+    runs = list(rollout.phase_runs.select_related("phase", "rollout__environment__service"))
+    phases.as_of(timezone.now(), rollout, runs)
+    decisions = (
+        Decision.objects.filter(phase_run__rollout=rollout)
+        .exclude(state=Decision.State.WITHDRAWN)
+        .select_related("phase_run__phase", "created_by")
+        .prefetch_related("signatures__signer")
+        .order_by("created_at", "id")
+    )
+    end = rollout.finished_at or timezone.now()
+    return {
+        "rollout": rollout,
+        "progress": phases.progress(rollout, runs),
+        "phase_reports": [phase_report(run) for run in runs],
+        "changes": list(
+            ConfigChange.objects.filter(
+                environment_id=rollout.environment_id,
+                requested_at__gte=rollout.created_at,
+                requested_at__lte=end,
+            ).order_by("requested_at", "id")
+        ),
+        "decisions": list(decisions),
+        "post_mortems": list(
+            PostMortem.objects.filter(decision__phase_run__rollout=rollout).select_related(
+                "decision__phase_run__phase", "owner"
+            )
+        ),
+        "generated_at": timezone.now(),
+    }
+
+
+def rollout_markdown(report: dict) -> str:
+    rollout: Rollout = report["rollout"]
+    environment = rollout.environment
+    lines = [
+        f"# {environment.service.name} {environment.name}: rollout of {rollout.build or '—'}",
+        "",
+        f"**State:** {rollout.get_state_display()} · created {_utc(rollout.created_at)}"
+        + (f" · finished {_utc(rollout.finished_at)}" if rollout.finished_at else ""),
+        "",
+        "## Progress",
+        "",
+    ]
+    for step in report["progress"]:
+        lines.append(f"- {step.phase.tag} ({step.phase.percent}%): {_step_words(step)}")
+    lines += ["", "## Config changes", ""]
+    for change in report["changes"]:
+        lines.append(
+            f"- {_utc(change.requested_at)} v{change.version} {change.get_kind_display()} "
+            f"by {change.actor_label} ({change.get_state_display()}): {change.reason}"
+        )
+    if not report["changes"]:
+        lines.append("None.")
+    lines += ["", "## Decisions", ""]
+    for decision in report["decisions"]:
+        signers = ", ".join(
+            f"{signature.get_role_display()} {_name(signature)}"
+            + (" (voided)" if signature.invalidated_at else "")
+            for signature in decision.signatures.all()
+        )
+        lines.append(
+            f"- {decision.phase_run}: **{decision.get_outcome_display()}** "
+            f"({decision.get_state_display()}), signed by {signers or 'nobody yet'}"
+        )
+    if not report["decisions"]:
+        lines.append("None.")
+    lines += ["", "## Post-mortems", ""]
+    for post_mortem in report["post_mortems"]:
+        lines.append(f"- {post_mortem.decision.phase_run}: {post_mortem.root_cause or '(open)'}")
+    if not report["post_mortems"]:
+        lines.append("None.")
+    lines.append("")
+    for phase in report["phase_reports"]:
+        # Each phase's own report, one heading level down.
+        for line in markdown(phase).split("\n"):
+            lines.append(f"#{line}" if line.startswith("#") else line)
+    return "\n".join(lines)
+
+
+def _step_words(step) -> str:
+    if step.state == "done":
+        return f"done, {step.outcome}"
+    if step.state == "current":
+        run = step.run
+        if run.state == PhaseRun.State.DECISION_DUE:
+            return f"current, decision due since {_utc(run.window_ends_at)}"
+        if run.window_ends_at:
+            return f"current, window ends {_utc(run.window_ends_at)}"
+        return "current, waiting for its config to take effect"
+    return {"next": "next", "later": "later", "not_reached": "not reached"}[step.state]

@@ -49,13 +49,15 @@ def rollout_detail(request, public_id):
     )
     runs = list(rollout.phase_runs.select_related("phase").prefetch_related("decisions"))
     phases.as_of(timezone.now(), rollout, runs)
-    return render(request, "rollout/decisions/rollout.html", {"rollout": rollout, "runs": runs})
+    context = {"rollout": rollout, "runs": runs, "progress": phases.progress(rollout, runs)}
+    return render(request, "rollout/decisions/rollout.html", context)
 
 
 @shown_to(VIEW_PERMISSION)
 def phase_run(request, public_id):
     run = phase_run_or_404(public_id)
     context = {**_timeline_context(run), **decision_context(request, run)}
+    context.update(build=phases.build_of(run), actual=phases.actual_percent(run))
     return render(request, "rollout/decisions/phase.html", context)
 
 

@@ -60,6 +60,7 @@ async def traffic_knobs(request: Request) -> Response:
             standin.logpush.apply(await request.json())
         except (TrafficError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        standin.save()
     return JSONResponse(standin.logpush.view())
 
 

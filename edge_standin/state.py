@@ -26,6 +26,7 @@ HEALTH_COMPONENTS = ("database", "r2_bucket", "proxy_origin")
 DEFAULT_COOKIE_ATTRIBUTES = "Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None"
 SAME_KEY_WRITE_INTERVAL = 1.0  # seconds; Workers KV refuses faster writes to one key
 HISTORY_SHOWN = 10  # writes per namespace listed by /_standin/state
+BACKFILL_LIMIT = 24 * 3600  # seconds of Logpush files written at most after a restart
 EDGE_LOG_KEPT = 5000  # edge requests kept for /_standin/edge-requests (a long demo sends many)
 
 
@@ -254,6 +255,12 @@ class StandIn:
         for env, traffic in saved.get("traffic", {}).items():
             if env in self.envs:
                 self.logpush.traffic[env].update(traffic, env)
+        # The real edge serves while the dashboard is stopped: the Logpush loop goes on from where
+        # it stopped (at most a day back), so a window across the restart has its traffic.
+        oldest = time.time() - BACKFILL_LIMIT
+        for env, until in saved.get("logpush_written_until", {}).items():
+            if env in self.envs:
+                self.logpush.written_until[env] = max(until, oldest)
 
     def save(self) -> None:
         """Write the state file whole, then rename it into place: never half a file."""
@@ -263,6 +270,7 @@ class StandIn:
             "saved_at": time.time(),
             "namespaces": {ns.id: ns.saved() for ns in self.namespaces.values()},
             "traffic": {env: traffic.as_dict() for env, traffic in self.logpush.traffic.items()},
+            "logpush_written_until": self.logpush.written_until,
         }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         partial = self.state_file.with_name(self.state_file.name + ".tmp")

@@ -115,7 +115,8 @@ def main() -> int:
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/")
         environment = None
-        for href in page.eval_on_selector_all("a[href^='/environments/']", "l => l.map(a => a.href)"):
+        links = page.eval_on_selector_all("a[href^='/environments/']", "l => l.map(a => a.href)")
+        for href in links:
             if re.search(r"/environments/[0-9a-f-]{36}/$", href):
                 environment = href  # the last one listed: production
         pages = [f"{base}/"] + ([environment] if environment else [])

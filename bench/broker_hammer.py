@@ -26,7 +26,6 @@ from pathlib import Path
 from celery import Celery
 
 ROOT = Path(__file__).resolve().parent.parent
-PADDING = "x" * 2048  # a task's arguments are about the size of a real health-check message
 
 
 def broker_settings(kind: str, folder: Path) -> tuple[str, dict]:
@@ -71,14 +70,15 @@ if os.environ.get("HAMMER_KIND"):
             os.close(fd)
 
 
-def produce(kind: str, folder: str, producer: int, rate: float, until: float) -> None:
+def produce(kind: str, folder: str, producer: int, rate: float, until: float, size: int) -> None:
     app = make_app(kind, Path(folder))
+    padding = "x" * size
     sent, failed = 0, 0
     with open(Path(folder) / f"sent-{producer}.log", "w") as log:
         while time.time() < until:
             message_id = f"{producer}-{sent + failed}"
             try:
-                app.send_task("hammer.record", args=[message_id, PADDING])
+                app.send_task("hammer.record", args=[message_id, padding])
                 log.write(message_id + "\n")
                 sent += 1
             except Exception as error:  # counted, never fatal: the run measures failures
@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=4, help="producer processes per broker")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per broker")
     parser.add_argument("--rate", type=float, default=20.0, help="tasks a second per producer")
+    parser.add_argument("--size", type=int, default=2048, help="bytes of padding per message")
     parser.add_argument("--drain", type=float, default=60.0, help="seconds to wait at the end")
     parser.add_argument("--brokers", default="filesystem,sqla")
     args = parser.parse_args()
@@ -169,7 +170,7 @@ def main() -> None:
     until = time.time() + args.minutes * 60
     producers = [
         multiprocessing.Process(
-            target=produce, args=(broker.kind, str(broker.folder), n, args.rate, until)
+            target=produce, args=(broker.kind, str(broker.folder), n, args.rate, until, args.size)
         )
         for broker in brokers
         for n in range(args.producers)
@@ -195,7 +196,8 @@ def main() -> None:
     for broker in brokers:
         broker.stop()
 
-    print(f"\n{args.minutes:g} min, {args.producers} producers x {args.rate:g}/s and "
+    print(f"\n{args.minutes:g} min, {args.producers} producers x {args.rate:g}/s "
+          f"({args.size} B padding) and "
           f"{args.workers} workers per broker; files in {base}")
     reports = [broker.report() for broker in brokers]
     columns = list(reports[0])

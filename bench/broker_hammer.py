@@ -8,9 +8,10 @@ with "Unrecoverable error: JSONDecodeError", and ``sqla+sqlite://``, which it us
 starts ``--workers`` Celery worker processes (threads pool, 4 threads, like the demo's worker)
 and ``--producers`` producer processes sending ``--rate`` tasks a second each, all at the same
 time, for ``--minutes``. Each task appends its id to a file; at the end the script waits for the
-queues to drain and counts, per broker: messages sent, publishes that failed, messages lost
-(sent, never run), run more than once, and worker deaths (a dead worker is restarted so the run
-goes on, and the last line of its log is shown). Everything lives in a fresh temporary folder.
+queues to drain (at most ``--drain`` seconds) and counts, per broker: messages sent, publishes
+that failed, messages not run (lost, or still queued when the drain time ran out), messages run
+more than once, and worker deaths (a dead worker is restarted so the run goes on, and the last
+line of its log is shown). Everything lives in a fresh temporary folder.
 """
 
 import argparse
@@ -26,6 +27,7 @@ from pathlib import Path
 from celery import Celery
 
 ROOT = Path(__file__).resolve().parent.parent
+NOT_RUN = "not run (lost or still queued)"
 
 
 def broker_settings(kind: str, folder: Path) -> tuple[str, dict]:
@@ -145,7 +147,7 @@ class Broker:
             "broker": self.kind,
             "sent": len(sent),
             "publish failed": failed,
-            "lost": len(set(sent) - set(received)),
+            NOT_RUN: len(set(sent) - set(received)),
             "run twice or more": sum(1 for n in received.values() if n > 1),
             "worker deaths": len(self.deaths),
         }
@@ -189,7 +191,7 @@ def main() -> None:
         for broker in brokers:
             broker.watch()
         counts = [len(broker.received()) for broker in brokers]
-        if all(b.report()["lost"] == 0 for b in brokers) or counts == last:
+        if all(b.report()[NOT_RUN] == 0 for b in brokers) or counts == last:
             break
         last = counts
         time.sleep(5)

@@ -126,7 +126,7 @@ class Command(BaseCommand):
             return
         now = timezone.now()
         shift = now + LEFT_OF_WINDOW - run.window_ends_at
-        if shift <= timedelta(0):
+        if shift < timedelta(minutes=1):  # started again at once: nothing worth moving
             self.stdout.write(f"The demo's {run} still ends at {run.window_ends_at:%H:%M} UTC.")
             return
         with transaction.atomic():

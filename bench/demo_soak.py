@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def memory(processes: dict[int, str]) -> dict[str, float]:
     return totals
 
 
+def copy_lines(source, target) -> None:
+    for line in source:
+        if target:
+            target.write(line)
+            target.flush()
+
+
 def load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -94,6 +102,9 @@ def main() -> int:
     else:
         print("the demo did not start", file=sys.stderr)
         return 1
+    # The rest of its output (what it says when a process stops) goes on into the file.
+    copying = threading.Thread(target=copy_lines, args=(demo.stdout, output), daemon=True)
+    copying.start()
     started = time.monotonic()
     processes = demo_processes(psutil.Process(demo.pid))
     memory_at_start = memory(processes)
@@ -140,13 +151,15 @@ def main() -> int:
     load_at_end = load()
 
     os.killpg(demo.pid, signal.SIGINT)
-    rest, _ = demo.communicate(timeout=60)
+    demo.wait(timeout=60)
+    copying.join(timeout=10)
     if output:
-        output.write(rest)
         output.close()
 
     print(f"\nsoaked {minutes:.1f} min; {loads} page loads (overview and {environment})")
     print(f"process deaths: {len(deaths)} {deaths if deaths else ''}")
+    if deaths:
+        print("  what scripts/demo said: var/soak-demo.out")
     print(f"5xx answers and failed loads: {len(errors)}")
     for error in errors[:20]:
         print(f"  {error}")

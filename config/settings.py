@@ -1,7 +1,7 @@
 """Settings, read from the environment (django-environ).
 
-The defaults give the embedded mode: SQLite in ``var/``, a filesystem broker that needs no
-server, and the edge stand-in on 127.0.0.1:8787. The full stack sets DATABASE_URL,
+The defaults give the embedded mode: SQLite in ``var/``, a broker on a SQLite file that needs
+no server, and the edge stand-in on 127.0.0.1:8787. The full stack sets DATABASE_URL,
 CELERY_BROKER_URL and the Cloudflare variables; see docs/configuration.md.
 """
 
@@ -183,10 +183,19 @@ LATE_WRITE_HORIZON_SECONDS = env.float("LATE_WRITE_HORIZON_SECONDS", default=600
 SWEEP_INTERVAL_SECONDS = env.float("SWEEP_INTERVAL_SECONDS", default=30.0)
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# Embedded mode: kombu's SQLAlchemy transport on a SQLite file in var/, shared by web, worker and
+# beat on one machine. It replaced the filesystem transport, whose worker died under concurrent
+# producers ("Unrecoverable error: JSONDecodeError" reading a half-written message file);
+# bench/broker_hammer.py measures both (BENCHMARKS.md).
+EMBEDDED_BROKER_URL = f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or EMBEDDED_BROKER_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # Embedded mode: the queue is a folder, shared by web, worker and beat on one machine.
+if CELERY_BROKER_URL.startswith("sqla+"):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # SQLite lets one writer at a time: wait for the lock rather than fail a publish.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"connect_args": {"timeout": 30}}
+elif CELERY_BROKER_URL.startswith("filesystem://"):
+    # Kept for comparison only (bench/broker_hammer.py); not robust under concurrent use.
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import re
 import sys
+from pathlib import Path
 
 import uvicorn
 
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-rate-limit", type=int, default=1200, help="API calls per window")
     parser.add_argument("--api-rate-window", type=float, default=300.0, metavar="SECONDS")
     parser.add_argument("--seed-config", action="store_true", help="write an initial config")
+    parser.add_argument(
+        "--state-file",
+        metavar="PATH",
+        type=Path,
+        help="keep KV values and traffic knobs in PATH across restarts (default: memory only)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     parser.add_argument(
         "--logpush-dir",
@@ -80,9 +87,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-def server_config(settings: Settings, host: str, port: int, log_level: str) -> uvicorn.Config:
+def server_config(
+    settings: Settings, host: str, port: int, log_level: str, state_file: Path | None = None
+) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings),
+        create_app(settings, state_file),
         host=host,
         port=port,
         http="h11",  # the scripted "close" fault relies on h11's request cycle
@@ -116,7 +125,9 @@ async def announce_when_listening(server: uvicorn.Server) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = server_config(settings_from_args(args), args.host, args.port, args.log_level)
+    config = server_config(
+        settings_from_args(args), args.host, args.port, args.log_level, args.state_file
+    )
     logpush = config.app.state.standin.logpush
     logpush.directory = args.logpush_dir
     logpush.interval = max(1.0, args.logpush_interval)

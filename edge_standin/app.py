@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,7 +47,7 @@ async def index(request: Request) -> Response:
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, state_file: Path | None = None) -> Starlette:
     app = StandInApp(
         routes=[
             Route("/", index, methods=["GET"]),
@@ -55,5 +57,5 @@ def create_app(settings: Settings) -> Starlette:
             *edge_routes(),
         ]
     )
-    app.state.standin = StandIn(settings)
+    app.state.standin = StandIn(settings, state_file)
     return app

@@ -1,6 +1,8 @@
-"""In-memory state of the stand-in: KV namespaces with their write history, limits, faults, knobs.
+"""State of the stand-in: KV namespaces with their write history, limits, faults, knobs.
 
-Everything runs on one asyncio loop, and no method here awaits, so no locks are needed.
+Everything runs on one asyncio loop, and no method here awaits, so no locks are needed. It lives
+in memory; with a state file (``--state-file``) the KV values and the traffic knobs are also
+written there on every change and read back at start, so a restarted demo finds KV as it left it.
 """
 
 from __future__ import annotations
@@ -8,11 +10,13 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from .logpush import LogpushState
 from .settings import ADJUSTABLE_SETTINGS, Settings
@@ -22,6 +26,7 @@ HEALTH_COMPONENTS = ("database", "r2_bucket", "proxy_origin")
 DEFAULT_COOKIE_ATTRIBUTES = "Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None"
 SAME_KEY_WRITE_INTERVAL = 1.0  # seconds; Workers KV refuses faster writes to one key
 HISTORY_SHOWN = 10  # writes per namespace listed by /_standin/state
+BACKFILL_LIMIT = 24 * 3600  # seconds of Logpush files written at most after a restart
 EDGE_LOG_KEPT = 5000  # edge requests kept for /_standin/edge-requests (a long demo sends many)
 
 
@@ -46,10 +51,12 @@ class Namespace:
         self.title = f"{env}-KV_CANARY_CONFIG"
         self.history: dict[str, list[Write]] = {}
         self.last_api_write: dict[str, float] = {}
+        self.on_change = lambda: None
 
     def write(self, key: str, value: bytes | None, source: str, at: float | None = None) -> None:
         at = time.monotonic() if at is None else at
         self.history.setdefault(key, []).append(Write(value, at, time.time(), source))
+        self.on_change()
 
     def current(self, key: str) -> bytes | None:
         """The newest value: what the KV API reads back right after a write."""
@@ -67,6 +74,24 @@ class Namespace:
     def clear(self) -> None:
         self.history.clear()
         self.last_api_write.clear()
+        self.on_change()
+
+    def saved(self) -> dict:
+        """The newest writes of each key, as text, for the state file."""
+        return {
+            key: [
+                {"value": _stored(w.value), "time": w.wall, "source": w.source}
+                for w in writes[-HISTORY_SHOWN:]
+            ]
+            for key, writes in self.history.items()
+        }
+
+    def restore(self, saved: dict) -> None:
+        """Writes read back from the state file, dated far back: the edge saw them before."""
+        for key, writes in saved.items():
+            self.history[key] = [
+                Write(_loaded(w["value"]), -math.inf, w["time"], w["source"]) for w in writes
+            ]
 
 
 class SlidingWindow:
@@ -188,8 +213,9 @@ def empty_counters(envs: list[str]) -> dict:
 class StandIn:
     """The whole stand-in: settings, namespaces, edges, knobs, logs and counters."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, state_file: Path | None = None) -> None:
         self.settings = settings
+        self.state_file = state_file
         self.namespaces = {
             ns_id: Namespace(ns_id, env) for env, ns_id in settings.namespaces.items()
         }
@@ -210,6 +236,46 @@ class StandIn:
         self.logpush = LogpushState(self.envs)
         if settings.seed_config:
             self.seed()
+        if state_file is not None:
+            self.load()
+            for namespace in self.namespaces.values():
+                namespace.on_change = self.save
+
+    # --- the state file ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read KV and the traffic knobs back; a missing file is a first start."""
+        try:
+            saved = json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return
+        for namespace_id, keys in saved.get("namespaces", {}).items():
+            if namespace_id in self.namespaces:
+                self.namespaces[namespace_id].restore(keys)
+        for env, traffic in saved.get("traffic", {}).items():
+            if env in self.envs:
+                self.logpush.traffic[env].update(traffic, env)
+        # The real edge serves while the dashboard is stopped: the Logpush loop goes on from where
+        # it stopped (at most a day back), so a window across the restart has its traffic.
+        oldest = time.time() - BACKFILL_LIMIT
+        for env, until in saved.get("logpush_written_until", {}).items():
+            if env in self.envs:
+                self.logpush.written_until[env] = max(until, oldest)
+
+    def save(self) -> None:
+        """Write the state file whole, then rename it into place: never half a file."""
+        if self.state_file is None:
+            return
+        saved = {
+            "saved_at": time.time(),
+            "namespaces": {ns.id: ns.saved() for ns in self.namespaces.values()},
+            "traffic": {env: traffic.as_dict() for env, traffic in self.logpush.traffic.items()},
+            "logpush_written_until": self.logpush.written_until,
+        }
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.state_file.with_name(self.state_file.name + ".tmp")
+        partial.write_text(json.dumps(saved, indent=1))
+        os.replace(partial, self.state_file)
 
     # --- namespaces -------------------------------------------------------------------------
 
@@ -377,6 +443,7 @@ class StandIn:
                 namespace.clear()
             if self.settings.seed_config:
                 self.seed()
+        self.save()
 
     def snapshot(self) -> dict:
         delay = self.settings.propagation_delay
@@ -401,6 +468,15 @@ class StandIn:
             "requests_logged": len(self.request_log),
             "started_at": self.started_at,
         }
+
+
+def _stored(value: bytes | None) -> str | None:
+    # surrogateescape keeps bytes that are not UTF-8 through the JSON round trip
+    return None if value is None else value.decode("utf-8", errors="surrogateescape")
+
+
+def _loaded(value: str | None) -> bytes | None:
+    return None if value is None else value.encode("utf-8", errors="surrogateescape")
 
 
 def _typed(name: str, value: object, kind: type) -> object:

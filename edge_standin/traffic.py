@@ -60,6 +60,7 @@ async def traffic_knobs(request: Request) -> Response:
             standin.logpush.apply(await request.json())
         except (TrafficError, ValueError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        standin.save()
     return JSONResponse(standin.logpush.view())
 
 
@@ -115,9 +116,12 @@ async def logpush_loop(standin) -> None:
             since = state.written_until.get(env, now - state.interval)
             if now - since < state.interval:
                 continue
+            # after a restart, the gap in files of five minutes rather than one per interval
+            file_minutes = state.interval / 60 if now - since < 10 * state.interval else 5
             try:
-                write_range(standin, env, since, now, file_minutes=state.interval / 60)
+                write_range(standin, env, since, now, file_minutes=file_minutes)
             except (OSError, TrafficError) as exc:
                 print(f"logpush: could not write files for {env}: {exc}", flush=True)
                 continue
             state.written_until[env] = now
+            standin.save()

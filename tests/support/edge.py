@@ -37,6 +37,7 @@ class EdgeStandIn:
         exempt_token: str | None = None,
         api_rate_limit: int | None = None,
         seed_config: bool = False,
+        state_file: Path | None = None,
         startup_timeout: float = 15.0,
     ) -> None:
         self.namespaces = dict(namespaces or DEFAULT_NAMESPACES)
@@ -49,6 +50,7 @@ class EdgeStandIn:
             "--rate-window": rate_window,
             "--exempt-token": exempt_token,
             "--api-rate-limit": api_rate_limit,
+            "--state-file": state_file,
         }
         self._seed_config = seed_config
         self._startup_timeout = startup_timeout

@@ -3,6 +3,12 @@ behind it, so the embedded demo shows a decision coming due without waiting 24 h
 
 The window is backdated (its start says so in the audit trail); the traffic is written by the
 edge stand-in at its current routing and ingested by the demo's worker like any other logs.
+
+Run again on a restart of the demo, it re-times the seeded rollout while no person has acted on
+it (no decision, signature, attestation or acknowledged check-in): its window again ends ten
+minutes from now, so the decision does not stay due at the old time. The stand-in kept serving
+traffic in the meantime (it fills the gap in its Logpush files on start), so the moved window has
+its traffic. A rollout a person acted on is left as it is, and the command says so.
 """
 
 import time
@@ -10,9 +16,20 @@ from datetime import timedelta
 
 import httpx
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from rollout.models import ConfigChange, DesiredConfig, Environment, PhaseRun, Rollout
+from rollout.models import (
+    AuditEntry,
+    CheckIn,
+    ConfigChange,
+    DesiredConfig,
+    Environment,
+    PhaseAttestation,
+    PhaseRun,
+    Rollout,
+)
 from rollout.services import audit, phases
 
 LEFT_OF_WINDOW = timedelta(minutes=10)
@@ -33,8 +50,9 @@ class Command(BaseCommand):
         ).first()
         if environment is None or not hasattr(environment.service, "plan"):
             raise CommandError(f"{service} has no production environment with a plan")
-        if phases.active_rollout(environment) is not None:
-            self.stdout.write("A rollout is already running: nothing seeded.")
+        active = phases.active_rollout(environment)
+        if active is not None:
+            self._retime(active)
             return
         desired = DesiredConfig.objects.filter(environment=environment).first()
         phase = environment.service.plan.phases.filter(
@@ -93,6 +111,49 @@ class Command(BaseCommand):
             "proxy requests written as Logpush files."
         )
 
+    def _retime(self, rollout):
+        runs = list(rollout.phase_runs.all())
+        run = runs[0] if len(runs) == 1 else None
+        seeded = AuditEntry.objects.filter(
+            action="rollout.created",
+            actor_label="seed_demo_rollout",
+            object_id=str(getattr(rollout, "public_id", None) or rollout.pk),
+        ).exists()
+        if not seeded or run is None or run.window_ends_at is None or touched_by_a_person(run):
+            self.stdout.write(
+                f"A rollout is already running ({rollout}): left as it is, nothing seeded."
+            )
+            return
+        now = timezone.now()
+        shift = now + LEFT_OF_WINDOW - run.window_ends_at
+        if shift < timedelta(minutes=1):  # started again at once: nothing worth moving
+            self.stdout.write(f"The demo's {run} still ends at {run.window_ends_at:%H:%M} UTC.")
+            return
+        with transaction.atomic():
+            Rollout.objects.filter(pk=rollout.pk).update(
+                created_at=F("created_at") + shift, state_changed_at=F("state_changed_at") + shift
+            )
+            PhaseRun.objects.filter(pk=run.pk).update(
+                started_at=F("started_at") + shift,
+                in_effect_at=F("in_effect_at") + shift,
+                window_ends_at=F("window_ends_at") + shift,
+            )
+            CheckIn.objects.filter(phase_run=run).update(
+                due_at=F("due_at") + shift, missed_after=F("missed_after") + shift, reminded_at=None
+            )
+            audit.record(
+                action="rollout.retimed",
+                system="seed_demo_rollout",
+                environment=rollout.environment,
+                obj=rollout,
+                detail=f"demo data: {run} moved {shift_text(shift)} later after a restart of the "
+                f"demo; its window ends in {LEFT_OF_WINDOW}",
+            )
+        self.stdout.write(
+            f"Re-timed the demo's {run} after a restart ({shift_text(shift)} later): "
+            f"window ends in {LEFT_OF_WINDOW}."
+        )
+
     def _wait_for_edge(self, client, percent, wait):
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -104,3 +165,16 @@ class Command(BaseCommand):
                 pass
             time.sleep(1)
         raise CommandError(f"the edge did not report {percent}% within {wait:g} s")
+
+
+def touched_by_a_person(run):
+    return (
+        run.decisions.exists()
+        or PhaseAttestation.objects.filter(phase_run=run).exists()
+        or CheckIn.objects.filter(phase_run=run, acknowledged_at__isnull=False).exists()
+    )
+
+
+def shift_text(shift):
+    minutes = round(shift.total_seconds() / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"

@@ -336,7 +336,12 @@ def _leaves(value, path=()) -> dict[tuple, object]:
 
 
 def _reading_order(path: tuple) -> tuple:
-    return (READING_ORDER.index(path[0]) if path[0] in READING_ORDER else 99, path)
+    """Sections in READING_ORDER; the window's figures before those of each cohort, each in the
+    order of the tables above."""
+    section = READING_ORDER.index(path[0]) if path[0] in READING_ORDER else len(READING_ORDER)
+    named = [*WINDOW_FIGURES, *COHORT_FIGURES]
+    rank = named.index(path[-1]) if path[-1] in named else len(named)
+    return (section, len(path) > 2, path[:-1], rank, path)
 
 
 def _leaf_words(path: tuple):

@@ -4,6 +4,7 @@ The phase window is built as in tests/test_decisions.py — B2a took effect 25 h
 window has ended, with healthy metrics in every minute — but from the time of the test itself,
 since the live server judges the window against its own clock."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -191,8 +192,9 @@ def test_new_metrics_between_the_signatures_invalidate_the_first(
     )
     expect(signature(dana, "theo")).to_have_class("signature invalid")
     expect(signature(dana, "theo")).to_contain_text(
-        "no longer counts: evidence changed before the second signature: requests"
+        "no longer counts: evidence changed before the second signature: requests "
     )
+    expect(signature(dana, "theo")).to_contain_text(re.compile(r"native requests [\d,]+ → [\d,]+"))
     expect(signature(dana, "dana")).to_have_class("signature valid")
     expect(dana.locator("#effective-decision")).to_have_count(0)
 

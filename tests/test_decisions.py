@@ -274,21 +274,54 @@ def test_evidence_changed_between_signatures_invalidates_the_first(
     attest_all(run, tech_lead)
     first = sign(run, tech_lead, "tech_lead")
     stale_digest = first.evidence_digest
-    # Late logs for the window arrive before the second signature.
-    MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="native").update(requests=80)
+    signed = build(run, NOW).document["figures"]["cohorts"]["native"]
+    # Late logs for the window arrive before the second signature: 5xx where there were none.
+    MinuteBucket.objects.filter(minute=run.in_effect_at, cohort="native").update(errors_5xx=4)
     with pytest.raises(signoff.EvidenceChanged):
         sign(run, devops, "devops", digest=stale_digest)
     second = sign(run, devops, "devops")
+    now = build(run, NOW).document["figures"]["cohorts"]["native"]
     first.refresh_from_db()
     assert first.invalidated_at is not None
     assert "evidence changed before the second signature" in first.invalidated_reason
-    assert "requests" in first.invalidated_reason
+    rate = f"native 5xx rate {signed['error_percent']:g}% → {now['error_percent']:g}%"
+    assert rate in first.invalidated_reason
+    assert f"native 5xx responses 0 → {now['errors_5xx']:,}" in first.invalidated_reason
+    assert "native requests" not in first.invalidated_reason  # only what changed is named
     decision = second.decision
     decision.refresh_from_db()
     assert decision.state == Decision.State.OPEN  # only one valid signature now
     assert decision.evidence_digest == second.evidence_digest
-    page = client_for(devops).get(f"/phases/{run.public_id}/")
-    assert "no longer counts" in page.content.decode()
+    page = client_for(devops).get(f"/phases/{run.public_id}/").content.decode()
+    assert "no longer counts" in page and rate in page
+
+
+def test_logs_arriving_with_the_same_figures_leave_the_first_signature_valid(
+    production_at_b2a, tech_lead, devops
+):
+    from metrics.models import LogSource
+
+    run = observing(production_at_b2a)
+    attest_all(run, tech_lead)
+    end = run.window_ends_at.replace(second=0, microsecond=0)
+    source = LogSource.objects.create(
+        environment=production_at_b2a,
+        kind="directory",
+        directory="/srv/logs",
+        newest_log_at=end - timedelta(seconds=30),
+    )
+    first = sign(run, tech_lead, "tech_lead")
+    # The last Logpush file arrives: the logs are complete, and not one figure moved.
+    source.newest_log_at = end + timedelta(seconds=12)
+    source.save()
+    assert build(run, NOW).document["window"]["logs_complete"] is True
+    second = sign(run, devops, "devops", digest=first.evidence_digest)
+    first.refresh_from_db()
+    assert first.invalidated_at is None
+    assert second.evidence_digest == first.evidence_digest
+    decision = Decision.objects.get()
+    assert decision.state == Decision.State.EFFECTIVE
+    assert not AuditEntry.objects.filter(action="decision.signature_invalidated").exists()
 
 
 def test_signing_before_the_window_ends_is_refused_except_no_go(
@@ -684,7 +717,7 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production_at
         newest_log_at=end - timedelta(minutes=7),
     )
     client = htmx_client_for(viewer)
-    waiting = build(run, NOW).document
+    waiting, digest_waiting = build(run, NOW).document, build(run, NOW).digest
     assert waiting["window"]["logs_complete"] is False
     page = client.get(f"/phases/{run.public_id}/").content.decode()
     shown = timezone.localtime(end - timedelta(minutes=7)).strftime("%Y-%m-%d %H:%M")
@@ -697,7 +730,9 @@ def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production_at
     assert arrived["window"]["logs_complete"] is True
     assert arrived["window"]["logs_through"] == end.isoformat()  # never past the window's end
     assert 'id="logs-pending"' not in client.get(f"/phases/{run.public_id}/").content.decode()
-    assert "logs received through" in what_changed(waiting, arrived)
+    # How far the logs arrived is bookkeeping: with the same figures, the same evidence.
+    assert what_changed(waiting, arrived) == "nothing a signer sees"
+    assert build(run, NOW).digest == digest_waiting
     report = client.get(f"/phases/{run.public_id}/report.md").content.decode()
     assert f"**Logs received through:** {end.isoformat()}" in report
 
@@ -732,9 +767,13 @@ def test_the_fingerprint_moves_with_the_evidence(production_at_b2a, tech_lead, d
         )
     else:
         controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=devops)
+    # The page's poll notices logs arriving (it says whether the logs are complete), but what
+    # a signer signs does not move with them.
     assert fingerprint(run, NOW) != before[0]
-    if change in ("late bucket", "attestation", "logs arriving"):
+    if change in ("late bucket", "attestation"):
         assert build(run, NOW).digest != before[1]
+    if change == "logs arriving":
+        assert build(run, NOW).digest == before[1]
     assert fingerprint(run, NOW) == fingerprint(run, NOW)
 
 
@@ -927,3 +966,77 @@ def test_check_in_acknowledgement_over_http_and_its_bad_inputs(production_at_b2a
     assert CheckIn.objects.get(pk=due.pk).acknowledged_by == release_manager
     assert AuditEntry.objects.filter(action="phase.check_in").count() == 1
     assert AuditEntry.objects.filter(action="decision.refused").count() == 1  # the early one
+
+
+def test_what_changed_names_each_item_from_what_to_what(production_at_b2a, tech_lead, devops):
+    from rollout.services.evidence import what_changed
+
+    run = observing(production_at_b2a)
+    signoff.attest(run=run, kind="upload_flow", value=True, note="ok", person=tech_lead, now=NOW)
+    before = build(run, NOW).document
+    signoff.attest(run=run, kind="team_agrees", value=True, note="ok", person=devops, now=NOW)
+    controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=devops)
+    stop = ConfigChange.objects.filter(kind=ConfigChange.Kind.EMERGENCY_STOP)
+    stop.update(requested_at=NOW - timedelta(hours=1, minutes=30))  # inside the window
+    plan = production_at_b2a.service.plan
+    plan.decision_thresholds = {"error_excess_points": 0.8}
+    plan.save()
+    run = PhaseRun.objects.get(pk=run.pk)
+    words = what_changed(before, build(run, NOW).document)
+
+    assert f"attestation 'team agrees' added (yes by {devops.get_username()})" in words
+    assert "incident added: emergency stop at " in words and "spike" in words
+    assert "threshold error_excess_points 0.5 → 0.8" in words
+    assert "recommendation HOLD → NO-GO" in words
+    assert "upload flow" not in words  # unchanged items are not named
+
+
+def test_the_teams_own_threshold_is_edited_in_the_plan_validated_and_audited(
+    production_at_b2a, admin_user
+):
+    plan = production_at_b2a.service.plan
+    phase_rows = list(plan.phases.order_by("position"))
+    url = f"/admin/rollout/rolloutplan/{plan.pk}/change/"
+    client = client_for(admin_user)
+
+    def save(thresholds):
+        form = {
+            "service": plan.service_id,
+            "name": plan.name,
+            "decision_thresholds": thresholds,
+            "phases-TOTAL_FORMS": len(phase_rows),
+            "phases-INITIAL_FORMS": len(phase_rows),
+            "phases-MIN_NUM_FORMS": 0,
+            "phases-MAX_NUM_FORMS": 1000,
+        }
+        for number, phase in enumerate(phase_rows):
+            for field in ("id", "plan", "position", "tag", "percent", "min_observation"):
+                value = getattr(phase, "pk" if field == "id" else field)
+                form[f"phases-{number}-{field}"] = plan.pk if field == "plan" else value
+        return client.post(url, form)
+
+    refused = save('{"error_excess_points": -0.5}')
+    assert refused.status_code == 200
+    assert "error_excess_points must be a number ≥ 0, not -0.5." in refused.content.decode()
+    assert not AuditEntry.objects.filter(action="plan.thresholds_changed").exists()
+
+    assert save('{"error_excess_points": 0.8}').status_code == 302
+    plan.refresh_from_db()
+    assert plan.decision_thresholds == {"error_excess_points": 0.8}
+    entry = AuditEntry.objects.get(action="plan.thresholds_changed")
+    assert entry.after == {"error_excess_points": 0.8} and entry.actor == admin_user
+
+
+def test_the_teams_own_rule_is_labelled_on_the_phase_page_and_the_report(
+    production_at_b2a, viewer
+):
+    run = observing(production_at_b2a)
+    client = client_for(viewer)
+    page = client.get(f"/phases/{run.public_id}/").content.decode()
+    row = re.search(r'<tr[^>]*data-criterion="native_vs_proxy_5xx".*?</tr>', page, re.S).group()
+    assert "team's own rule" in row
+    assert page.count("team's own rule</span>") == 1  # the runbook's criteria carry no label
+    report = client.get(f"/phases/{run.public_id}/report/").content.decode()
+    assert "Native vs proxy 5xx <span class=\"badge team-rule\">team's own rule" in report
+    markdown = client.get(f"/phases/{run.public_id}/report.md").content.decode()
+    assert ": Native vs proxy 5xx (team's own rule, not in the runbook) — " in markdown

@@ -470,3 +470,64 @@ def test_the_quantile_ranks_stay_within_the_sample():
     assert quantile_rank_interval(1000, 0.9) == (881, 919)
     assert quantile_rank_interval(5, 0.9) == (3, 5)
     assert quantile_rank_interval(1, 0.5) == (1, 1)
+
+
+# --- reasons that say what they mean ------------------------------------------------------------
+
+
+def test_a_rate_whose_interval_straddles_the_threshold_on_ample_traffic_is_borderline():
+    # 1.45% of 100,000 native requests: the 95% interval 1.38–1.53% straddles 1.5%.
+    hourly = [(cohort(100_000, 1450), cohort(900_000, 13050))]
+    hourly += [(cohort(0), cohort(0)) for _ in range(HOURS - 1)]
+
+    criterion = recommend(window(hourly=hourly)).criterion("native_5xx")
+
+    assert criterion.status == "borderline" and criterion.verdict == "hold"
+    assert criterion.detail == (
+        "native 5xx 1.45%, borderline: cannot tell whether it is under 1.5% (95% CI 1.38–1.53%)"
+    )
+    assert "too little traffic" not in criterion.detail
+
+
+@pytest.mark.parametrize(
+    "native_requests, words, absent, traffic",
+    [
+        # one under the minimum
+        (499, "too little traffic to judge", "cannot tell", "fail"),
+        # at the minimum
+        (500, "borderline: cannot tell whether it is under 1.5%", "too little", "pass"),
+    ],
+)
+def test_too_little_traffic_only_under_the_minimum_of_native_requests(
+    native_requests, words, absent, traffic
+):
+    # 3 errors: 0.60%, and at either count the interval reaches 1.75%.
+    hourly = [(cohort(native_requests, 3), cohort(4500, 2))]
+    hourly += [(cohort(0), cohort(0)) for _ in range(HOURS - 1)]
+
+    recommendation = recommend(window(hourly=hourly))
+
+    assert_decided(recommendation, "hold", "native_5xx", "borderline", "0.60%", words)
+    assert recommendation.criterion("native_traffic").status == traffic
+    assert absent not in recommendation.criterion("native_5xx").detail
+
+
+def test_only_the_teams_own_rule_is_labelled_as_such():
+    recommendation = recommend(window())
+
+    rules = {criterion.key: criterion.rule for criterion in recommendation.criteria}
+    assert rules.pop("native_vs_proxy_5xx") == "team"
+    assert set(rules.values()) == {"runbook"}
+    assert recommendation.as_dict()["criteria"][2]["rule"] == "team"
+
+
+def test_the_teams_own_threshold_is_overridden_like_the_others():
+    # Native 1.2% vs proxy 0.4%: 0.8 points, too much for the default 0.5, within 1.5.
+    worse = window(native={"errors": 48}, proxy={"errors": 144})
+
+    assert recommend(worse).criterion("native_vs_proxy_5xx").status == "fail"
+    relaxed = recommend(worse, Thresholds.from_overrides({"error_excess_points": 1.5}))
+    assert relaxed.criterion("native_vs_proxy_5xx").status == "pass"
+    assert "at most 1.5 points above proxy" in relaxed.criterion("native_vs_proxy_5xx").detail
+    with pytest.raises(ValueError, match="error_excess_points must be a number ≥ 0, not -0.5"):
+        Thresholds.from_overrides({"error_excess_points": -0.5})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
@@ -248,7 +248,7 @@ def build(run: PhaseRun, now: datetime) -> Evidence:
         },
         "recommendation": recommendation.as_dict(),
     }
-    return Evidence(document, digest_of(document), recommendation, window)
+    return Evidence(document, digest_of(signed_part(document)), recommendation, window)
 
 
 def fingerprint(run: PhaseRun, now: datetime) -> str:
@@ -280,43 +280,178 @@ def digest_of(document: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# What a signature covers. Every key of the evidence document is signed — the phase and its
+# window, the thresholds, the figures, the incidents, the stickiness probes, the log gaps, the
+# attestations and the recommendation — except how far the logs had arrived when the page was
+# built: that is bookkeeping of the pipeline, not something a signer judges. Logs that arrive
+# later with the same figures leave a signature valid; logs that change a figure change the
+# figures, and the signature with them. A key added to the document is signed unless named here.
+UNSIGNED_WINDOW_KEYS = ("logs_through", "logs_complete")
+
+
+def signed_part(document: dict) -> dict:
+    """The evidence document without its bookkeeping: what the digest covers."""
+    window = document.get("window", {})
+    kept = {key: value for key, value in window.items() if key not in UNSIGNED_WINDOW_KEYS}
+    return {**document, "window": kept}
+
+
 def what_changed(old: dict, new: dict) -> str:
-    """A short sentence naming what differs between two evidence documents."""
+    """Each item that differs between two evidence documents, in words and from what to what:
+    "native 5xx rate 0.42% → 0.61%; attestation 'team agrees' added (yes by theo)"."""
+    old, new = signed_part(old), signed_part(new)
+    changes = [
+        *_attestation_changes(old.get("attestations", {}), new.get("attestations", {})),
+        *_record_changes("incident", old.get("incidents", []), new.get("incidents", []), _incident),
+        *_record_changes(
+            "stickiness probe", old.get("stickiness", []), new.get("stickiness", []), _probe
+        ),
+        *_record_changes("log gap", old.get("log_gaps", []), new.get("log_gaps", []), _gap),
+    ]
+    # The recommendation is derived from the rest: only its outcome is named, the criteria
+    # repeat the figures named above.
+    old_leaves = _leaves({**old, "recommendation": old.get("recommendation", {}).get("outcome")})
+    new_leaves = _leaves({**new, "recommendation": new.get("recommendation", {}).get("outcome")})
+    for path in sorted(old_leaves.keys() | new_leaves.keys(), key=_reading_order):
+        before, after = old_leaves.get(path), new_leaves.get(path)
+        if before != after and path[0] not in RECORDS and path[:2] not in SHOWN_ELSEWHERE:
+            name, shown = _leaf_words(path)
+            changes.append(f"{name} {shown(before)} → {shown(after)}")
+    if not changes and old.get("recommendation") != new.get("recommendation"):
+        changes.append("the recommendation's criteria changed")
+    return "; ".join(changes) or "nothing a signer sees"
+
+
+RECORDS = ("attestations", "incidents", "stickiness", "log_gaps")  # named record by record
+READING_ORDER = ("figures", "recommendation", "thresholds", "window", "phase")
+SHOWN_ELSEWHERE = {("figures", "start"), ("figures", "end")}  # the window's bounds
+COHORT_FIGURES = {
+    "requests": ("requests", "{:,}"),
+    "errors_5xx": ("5xx responses", "{:,}"),
+    "error_percent": ("5xx rate", "{:g}%"),
+}
+WINDOW_FIGURES = {
+    "requests": ("requests", "{:,}"),
+    "unknown_cohort_requests": ("requests without a cohort", "{:,}"),
+    "native_share_percent": ("native share", "{:g}%"),
+    "r2_upload_errors": ("R2 upload errors", "{:,}"),
+}
+OUTCOMES = {"go": "GO", "hold": "HOLD", "no_go": "NO-GO"}
+
+
+def _leaves(value, path=()) -> dict[tuple, object]:
+    if isinstance(value, dict):
+        found = {}
+        for key, item in value.items():
+            found.update(_leaves(item, (*path, str(key))))
+        return found
+    return {path: value}
+
+
+def _reading_order(path: tuple) -> tuple:
+    """Sections in READING_ORDER; the window's figures before those of each cohort, each in the
+    order of the tables above."""
+    section = READING_ORDER.index(path[0]) if path[0] in READING_ORDER else len(READING_ORDER)
+    named = [*WINDOW_FIGURES, *COHORT_FIGURES]
+    rank = named.index(path[-1]) if path[-1] in named else len(named)
+    return (section, len(path) > 2, path[:-1], rank, path)
+
+
+def _leaf_words(path: tuple):
+    """The name of one figure and how its values read."""
+    formatted = {"{:,}": _count, "{:g}%": _percent_of}
+    if path[0] == "figures" and len(path) == 4 and path[1] == "cohorts":
+        name, form = COHORT_FIGURES.get(path[3], (path[3].replace("_", " "), ""))
+        return f"{path[2]} {name}", formatted.get(form, _plain)
+    if path[0] == "figures" and len(path) == 5 and path[3] == "ttfb_ms":
+        return f"{path[2]} {path[4]} TTFB", lambda value: _plain(value, " ms")
+    if path[0] == "figures" and len(path) == 2 and path[1] in WINDOW_FIGURES:
+        name, form = WINDOW_FIGURES[path[1]]
+        return name, formatted[form]
+    if path[0] == "recommendation":
+        return "recommendation", lambda value: OUTCOMES.get(value, _plain(value))
+    if path[0] == "thresholds":
+        return f"threshold {path[-1]}", _plain
+    return " ".join(part.replace("_", " ") for part in path), _plain
+
+
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else _plain(value)
+
+
+def _percent_of(value) -> str:
+    return f"{value:g}%" if isinstance(value, int | float) else _plain(value)
+
+
+def _plain(value, unit: str = "") -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}{unit}"
+    if isinstance(value, str):
+        return _clock(value)
+    return f"{value}{unit}"
+
+
+def _clock(text: str) -> str:
+    """An ISO time as people read it in a sentence that is stored (so in UTC); other text as is."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return text
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _attestation_changes(old: dict, new: dict) -> list[str]:
     changes = []
-    old_figures, new_figures = old.get("figures", {}), new.get("figures", {})
-    if old_figures.get("requests") != new_figures.get("requests"):
-        changes.append(
-            f"requests {old_figures.get('requests'):,} → {new_figures.get('requests'):,}"
-        )
-    for cohort in ("native", "proxy"):
-        before = old_figures.get("cohorts", {}).get(cohort, {})
-        after = new_figures.get("cohorts", {}).get(cohort, {})
-        if before.get("error_percent") != after.get("error_percent"):
+    for kind in sorted(old.keys() | new.keys()):
+        before, after = old.get(kind), new.get(kind)
+        if before == after:
+            continue
+        name = _attestation_name(kind)
+        if before is None:
+            changes.append(f"attestation '{name}' added ({_yes_no(after)} by {after['by']})")
+        elif after is None:
+            changes.append(f"attestation '{name}' removed")
+        elif before["value"] != after["value"]:
             changes.append(
-                f"{cohort} 5xx {before.get('error_percent')}% → {after.get('error_percent')}%"
+                f"attestation '{name}' {_yes_no(before)} → {_yes_no(after)} by {after['by']}"
             )
-        if before.get("ttfb_ms", {}).get("p90") != after.get("ttfb_ms", {}).get("p90"):
-            changes.append(
-                f"{cohort} p90 {before.get('ttfb_ms', {}).get('p90')} ms → "
-                f"{after.get('ttfb_ms', {}).get('p90')} ms"
-            )
-    for key, label in (("incidents", "incidents"), ("log_gaps", "log gaps")):
-        if len(old.get(key, [])) != len(new.get(key, [])):
-            changes.append(f"{label} {len(old.get(key, []))} → {len(new.get(key, []))}")
-    if old.get("attestations") != new.get("attestations"):
-        changes.append("attestations changed")
-    if old.get("thresholds") != new.get("thresholds"):
-        changes.append("thresholds changed")
-    old_outcome = old.get("recommendation", {}).get("outcome")
-    new_outcome = new.get("recommendation", {}).get("outcome")
-    if old_outcome != new_outcome:
-        changes.append(f"recommendation {old_outcome} → {new_outcome}")
-    old_window, new_window = old.get("window", {}), new.get("window", {})
-    if old_window.get("logs_through") != new_window.get("logs_through"):
-        changes.append(
-            f"logs received through {old_window.get('logs_through')} → "
-            f"{new_window.get('logs_through')}"
-        )
-    if not changes and old_window != new_window:
-        changes.append(f"window end {old_window.get('end')} → {new_window.get('end')}")
-    return "; ".join(changes) or "the evidence document differs"
+        else:
+            changes.append(f"attestation '{name}' given again by {after['by']}: {after['note']}")
+    return changes
+
+
+def _attestation_name(kind: str) -> str:
+    return {"upload_flow": "upload flow healthy", "team_agrees": "team agrees"}.get(
+        kind, kind.replace("_", " ")
+    )
+
+
+def _yes_no(given: dict) -> str:
+    return "yes" if given.get("value") else "no"
+
+
+def _record_changes(name: str, old: list, new: list, words) -> list[str]:
+    """Records (incidents, probes, gaps) that appeared or are gone, each named."""
+    added = [item for item in new if item not in old]
+    gone = [item for item in old if item not in new]
+    return [f"{name} added: {words(item)}" for item in added] + [
+        f"{name} no longer in the evidence: {words(item)}" for item in gone
+    ]
+
+
+def _incident(item: dict) -> str:
+    return f"{item['kind'].replace('_', ' ')} at {_clock(item['at'])} ({item['summary']})"
+
+
+def _probe(item: dict) -> str:
+    return f"v{item['version']} {item['change']}: {item['result']}"
+
+
+def _gap(item: list) -> str:
+    return f"{_clock(item[0])} to {_clock(item[1])}"

@@ -14,12 +14,15 @@ The reasons shown are the details of the criteria that decided it.
 - Native 5xx rate over the window, with a 95% Wilson interval:
   GO when even the interval's upper end is below 1.5%. NO-GO ("sustained above 2.0%") when the
   interval's lower end is above 2.0% *and* the rate is above 2.0% in at least half of the hours
-  that had native traffic. Anything else → HOLD; when the rate itself is below 1.5% but the
-  interval reaches 1.5%, there was too little traffic to tell (the low-traffic rule).
-- Native vs proxy 5xx, as paired cohorts over the same window: the difference native − proxy
-  in percentage points, with a 95% interval (Newcombe's hybrid score interval). GO when the upper
-  end is at most 0.5 points; otherwise HOLD — "significantly worse" when even the lower end is
-  above 0.
+  that had native traffic. Anything else → HOLD. When the rate itself is below 1.5% but the
+  interval reaches 1.5%, the reason depends on the traffic: under the minimum of native requests
+  there was too little traffic to judge; with enough traffic the rate is borderline — the
+  interval straddles 1.5%, so nobody can tell which side it is on.
+- Native vs proxy 5xx (the team's own rule, not in the runbook), as paired cohorts over the same
+  window: the difference native − proxy in percentage points, with a 95% interval (Newcombe's
+  hybrid score interval). GO when the upper end is at most 0.5 points (``error_excess_points``,
+  overridable per plan like every threshold); otherwise HOLD — "significantly worse" when even
+  the lower end is above 0.
 - Native p90 time to first byte (merged histogram): GO below 600 ms. NO-GO above 800 ms over the
   window *and* in at least half of the hours with enough native traffic to have a p90. Otherwise
   HOLD. A distribution-free 95% interval for the p90 (from order statistics) is shown beside it.
@@ -56,6 +59,9 @@ if TYPE_CHECKING:  # the type only: metrics builds on rollout and hands its figu
 
 GO, HOLD, NO_GO = "go", "hold", "no_go"
 PASS, BORDERLINE, FAIL, MISSING = "pass", "borderline", "fail", "missing"
+# Where a criterion comes from: the runbook's decision matrix (docs/contracts.md), or a rule the
+# team added on top of it, which the pages label as such.
+RUNBOOK, TEAM = "runbook", "team"
 
 INCIDENT_KINDS = ("emergency_stop", "rollback", "critical_alert")
 
@@ -151,11 +157,13 @@ class Criterion:
     verdict: str  # what this criterion alone asks for: "go" | "hold" | "no_go"
     figures: dict  # JSON-ready numbers behind it
     detail: str  # one plain sentence with the figures
+    rule: str = RUNBOOK  # "runbook" | "team": whose criterion it is
 
     def as_dict(self) -> dict:
         return {
             "key": self.key,
             "label": self.label,
+            "rule": self.rule,
             "status": self.status,
             "verdict": self.verdict,
             "detail": self.detail,
@@ -253,9 +261,14 @@ def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
     if low > t.nogo_error_percent and 2 * above >= len(slices):
         detail = f"{stated} sustained above {t.nogo_error_percent}%: above it in {hours}"
         return judged(FAIL, NO_GO, figures, detail)
-    if rate < t.go_max_error_percent:
+    if rate < t.go_max_error_percent and native.requests < t.min_native_requests:
         detail = (
             f"{stated}: too little traffic to judge, the interval reaches {t.go_max_error_percent}%"
+        )
+    elif rate < t.go_max_error_percent:
+        detail = (
+            f"native 5xx {_shown(rate)}%, borderline: cannot tell whether it is under "
+            f"{t.go_max_error_percent}% ({_ci(t)} {_shown(low)}–{_shown(high)}%)"
         )
     elif low > t.nogo_error_percent:
         detail = f"{stated} above {t.nogo_error_percent}% but not sustained: only in {hours}"
@@ -269,7 +282,7 @@ def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
 def _error_rate_vs_proxy(window: Window, t: Thresholds) -> Criterion:
     """Native and proxy serve the same clients over the same hours, so their difference cancels
     whatever the origin or the clients did to both; what remains is the native path's own."""
-    judged = partial(Criterion, "native_vs_proxy_5xx", "Native vs proxy 5xx")
+    judged = partial(Criterion, "native_vs_proxy_5xx", "Native vs proxy 5xx", rule=TEAM)
     native, proxy = window.figures.native, window.figures.proxy
     if not native.requests or not proxy.requests:
         cohort = "proxy" if native.requests else "native"

@@ -133,6 +133,8 @@ def markdown(report: dict) -> str:
     lines += ["", "## Criteria", ""]
     for criterion in document["recommendation"]["criteria"]:
         status, label = criterion["status"].upper(), criterion["label"]
+        if criterion.get("rule") == "team":
+            label += " (team's own rule, not in the runbook)"
         lines.append(f"- {status}: {label} — {criterion['detail']}")
     lines += ["", "## Incidents", ""]
     lines += [f"- {item['at']} {item['kind']}: {item['summary']}" for item in document["incidents"]]

@@ -932,3 +932,47 @@ def test_check_in_acknowledgement_over_http_and_its_bad_inputs(production_at_b2a
     assert CheckIn.objects.get(pk=due.pk).acknowledged_by == release_manager
     assert AuditEntry.objects.filter(action="phase.check_in").count() == 1
     assert AuditEntry.objects.filter(action="decision.refused").count() == 1  # the early one
+
+
+def _written_since(count):
+    return [
+        (entry.action, entry.actor, entry.outcome, entry.detail)
+        for entry in AuditEntry.objects.order_by("id")[count:]
+    ]
+
+
+def test_a_refused_abort_outside_a_request_is_audited_once(production_at_b2a, release_manager):
+    """Called without a request (an API, a command): the service audits the refusal, once, and
+    writes nothing else."""
+    run = observing(production_at_b2a, hours_ago=2)
+    before = AuditEntry.objects.count()
+    with pytest.raises(phases.TransitionRefused, match="signed decision") as refused:
+        phases.abort(run.rollout, person=release_manager, reason="bored", now=NOW)
+    assert _written_since(before) == [
+        ("rollout.refused", release_manager, AuditEntry.Outcome.REFUSED, str(refused.value))
+    ]
+    assert Rollout.objects.get().state == Rollout.State.OBSERVING
+
+
+def test_a_refused_begin_outside_a_request_is_audited_once(production_at_b2a, release_manager):
+    phases.begin(production_at_b2a, person=release_manager, now=NOW)
+    before = AuditEntry.objects.count()
+    with pytest.raises(phases.TransitionRefused, match="already running"):
+        phases.begin(production_at_b2a, person=release_manager, now=NOW)
+    assert [entry[:3] for entry in _written_since(before)] == [
+        ("rollout.refused", release_manager, AuditEntry.Outcome.REFUSED)
+    ]
+    assert Rollout.objects.count() == 1
+
+
+def test_a_refused_check_in_outside_a_request_is_audited_once(production_at_b2a, release_manager):
+    run = observing(production_at_b2a, hours_ago=3)
+    upcoming = run.check_ins.get(label="T+6 h")
+    before = AuditEntry.objects.count()
+    with pytest.raises(phases.TransitionRefused, match="not yet") as refused:
+        phases.acknowledge(upcoming, person=release_manager, note="looked", now=NOW)
+    assert _written_since(before) == [
+        ("decision.refused", release_manager, AuditEntry.Outcome.REFUSED, str(refused.value))
+    ]
+    assert AuditEntry.objects.order_by("id").last().object_id == str(run.public_id)
+    assert CheckIn.objects.get(pk=upcoming.pk).acknowledged_at is None

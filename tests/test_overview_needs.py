@@ -137,7 +137,7 @@ def test_nothing_is_shown_when_all_is_well(production_at_b2a, staging, viewer):
         (
             "decision due",
             lambda environment: observing(environment, hours_ago=25, fill_logs=False),
-            "The GO / NO-GO decision on",
+            "the GO / NO-GO decision is due",
             lambda run: run.rollout.phase_runs.update(state="decided"),
         ),
         (

@@ -84,7 +84,7 @@ def _phase_window(run: PhaseRun, now: datetime) -> list[Attention]:
         return [
             Attention(
                 kind="decision",
-                text=f"The GO / NO-GO decision on {run} is due",
+                text=f"{run}: the GO / NO-GO decision is due",
                 url=url,
                 since=run.window_ends_at,
             )

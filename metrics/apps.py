@@ -9,8 +9,10 @@ class MetricsConfig(AppConfig):
 
     def ready(self):
         # Imported here, not at the top: ready() is the first moment the models may be imported.
+        from rollout.services import attention as overview_attention
         from rollout.services.evidence import measure_with
 
-        from . import evidence
+        from . import attention, evidence
 
         measure_with(evidence)
+        overview_attention.look_with("metrics", attention.needs)

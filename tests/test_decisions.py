@@ -1040,3 +1040,47 @@ def test_the_teams_own_rule_is_labelled_on_the_phase_page_and_the_report(
     assert "Native vs proxy 5xx <span class=\"badge team-rule\">team's own rule" in report
     markdown = client.get(f"/phases/{run.public_id}/report.md").content.decode()
     assert ": Native vs proxy 5xx (team's own rule, not in the runbook) — " in markdown
+
+
+def _written_since(count):
+    return [
+        (entry.action, entry.actor, entry.outcome, entry.detail)
+        for entry in AuditEntry.objects.order_by("id")[count:]
+    ]
+
+
+def test_a_refused_abort_outside_a_request_is_audited_once(production_at_b2a, release_manager):
+    """Called without a request (an API, a command): the service audits the refusal, once, and
+    writes nothing else."""
+    run = observing(production_at_b2a, hours_ago=2)
+    before = AuditEntry.objects.count()
+    with pytest.raises(phases.TransitionRefused, match="signed decision") as refused:
+        phases.abort(run.rollout, person=release_manager, reason="bored", now=NOW)
+    assert _written_since(before) == [
+        ("rollout.refused", release_manager, AuditEntry.Outcome.REFUSED, str(refused.value))
+    ]
+    assert Rollout.objects.get().state == Rollout.State.OBSERVING
+
+
+def test_a_refused_begin_outside_a_request_is_audited_once(production_at_b2a, release_manager):
+    phases.begin(production_at_b2a, person=release_manager, now=NOW)
+    before = AuditEntry.objects.count()
+    with pytest.raises(phases.TransitionRefused, match="already running"):
+        phases.begin(production_at_b2a, person=release_manager, now=NOW)
+    assert [entry[:3] for entry in _written_since(before)] == [
+        ("rollout.refused", release_manager, AuditEntry.Outcome.REFUSED)
+    ]
+    assert Rollout.objects.count() == 1
+
+
+def test_a_refused_check_in_outside_a_request_is_audited_once(production_at_b2a, release_manager):
+    run = observing(production_at_b2a, hours_ago=3)
+    upcoming = run.check_ins.get(label="T+6 h")
+    before = AuditEntry.objects.count()
+    with pytest.raises(phases.TransitionRefused, match="not yet") as refused:
+        phases.acknowledge(upcoming, person=release_manager, note="looked", now=NOW)
+    assert _written_since(before) == [
+        ("decision.refused", release_manager, AuditEntry.Outcome.REFUSED, str(refused.value))
+    ]
+    assert AuditEntry.objects.order_by("id").last().object_id == str(run.public_id)
+    assert CheckIn.objects.get(pk=upcoming.pk).acknowledged_at is None

@@ -13,6 +13,7 @@ the edge (``ConfigChange.in_effect_at``, recorded by the KV writer), not from th
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..models import (
+    AuditEntry,
     CheckIn,
     ConfigChange,
     Decision,
@@ -52,6 +54,25 @@ LAST_CHECK_IN_GRACE = timedelta(hours=2)
 
 class TransitionRefused(Exception):
     """The rollout or the phase window is not in a state that allows this."""
+
+
+@contextmanager
+def _refusal_audited(action: str, *, person, environment: Environment, obj=None, request=None):
+    """Audit a refused transition here, once, whoever called (a page, an API, a command): after
+    the transition's own transaction rolled back, so the refusal is all that is written."""
+    try:
+        yield
+    except TransitionRefused as refused:
+        audit.record(
+            action=action,
+            actor=person,
+            environment=environment,
+            obj=obj,
+            outcome=AuditEntry.Outcome.REFUSED,
+            detail=str(refused),
+            request=request,
+        )
+        raise
 
 
 def offset_label(offset: timedelta) -> str:
@@ -153,7 +174,15 @@ def ensure_rollout(environment: Environment, *, person, now: datetime) -> Rollou
 
 def begin(environment: Environment, *, person, now: datetime, request=None) -> Rollout:
     """A release manager opens a rollout of the service's current build (draft); it becomes
-    "preview verified" once the preview suite of that build has passed."""
+    "preview verified" once the preview suite of that build has passed. A refusal is audited
+    as ``rollout.refused``."""
+    with _refusal_audited(
+        "rollout.refused", person=person, environment=environment, request=request
+    ):
+        return _begin(environment, person=person, now=now)
+
+
+def _begin(environment: Environment, *, person, now: datetime) -> Rollout:
     if not environment.is_production:
         raise TransitionRefused("Rollouts run on production; preview has its suite.")
     if not hasattr(environment.service, "plan"):
@@ -165,7 +194,19 @@ def begin(environment: Environment, *, person, now: datetime, request=None) -> R
 
 
 def abort(rollout: Rollout, *, person, reason: str, now: datetime, request=None) -> Rollout:
-    """End a rollout that has no window running (a running window ends through NO-GO)."""
+    """End a rollout that has no window running (a running window ends through NO-GO). A refusal
+    is audited as ``rollout.refused``."""
+    with _refusal_audited(
+        "rollout.refused",
+        person=person,
+        environment=rollout.environment,
+        obj=rollout,
+        request=request,
+    ):
+        return _abort(rollout, person=person, reason=reason, now=now, request=request)
+
+
+def _abort(rollout: Rollout, *, person, reason: str, now: datetime, request) -> Rollout:
     reason = reason.strip()
     if not reason:
         raise TransitionRefused("Give the reason for aborting the rollout.")
@@ -520,6 +561,19 @@ def _remind_check_ins(run: PhaseRun, now: datetime) -> None:
 
 
 def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=None) -> CheckIn:
+    """A person acknowledges a due check-in with what they checked. A refusal is audited as
+    ``decision.refused`` on the phase window."""
+    with _refusal_audited(
+        "decision.refused",
+        person=person,
+        environment=check_in.phase_run.environment,
+        obj=check_in.phase_run,
+        request=request,
+    ):
+        return _acknowledge(check_in, person=person, note=note, now=now, request=request)
+
+
+def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request) -> CheckIn:
     note = note.strip()
     if not note:
         raise TransitionRefused("Say in a few words what you checked.")

@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -25,7 +26,7 @@ from ..models import (
     PercentRequest,
 )
 from ..permissions import guarded
-from ..responses import confirm, fragment_or_page
+from ..responses import confirm, fragment_or_page, redirect_after_post
 from ..services import controls
 from .lookups import environment_or_404
 
@@ -70,6 +71,8 @@ def _environment_page(environment) -> str:
 
 
 def _render_controls(request, environment, *, status=200, **extra):
+    if request.POST.get("back") == "overview":
+        return _back_to_overview(request, extra)
     return fragment_or_page(
         request,
         "rollout/_controls.html",
@@ -77,6 +80,17 @@ def _render_controls(request, environment, *, status=200, **extra):
         page=_environment_page(environment),
         status=status,
     )
+
+
+def _back_to_overview(request, extra):
+    """Approve and reject pressed on the overview answer there: back to it, with what happened
+    (a refusal too) shown as a message; the controls fragment belongs to the environment page."""
+    if extra.get("error"):
+        messages.error(request, extra["error"])
+    elif extra.get("success"):
+        messages.success(request, extra["success"])
+    return redirect_after_post(request, reverse("rollout:overview"))
+
 
 
 def _act(request, environment, call, success=None, answer=None):

@@ -14,15 +14,17 @@ from django.utils import timezone
 
 from ..forms.environments import InitialConfigForm
 from ..models import (
+    CheckIn,
     ConfigChange,
     DesiredConfig,
     Environment,
+    PercentRequest,
     PhaseRun,
     Rollout,
 )
 from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page, redirect_after_post
-from ..services import controls, phases
+from ..services import attention, controls, phases
 from ..services.environments import check_connection
 from .controls import controls_context
 from .lookups import VIEW_PERMISSION, environment_or_404
@@ -44,12 +46,24 @@ def _status_context(environment: Environment) -> dict:
 
 @shown_to(VIEW_PERMISSION)
 def overview(request):
+    if request.htmx and request.user.has_perm(APPROVE_PERMISSION):
+        # Approve and reject are shown to an approver only, with their own CSRF token: their
+        # rendering is their own (approvers are few; everyone else shares one).
+        return _live_fragment(
+            f"overview:{request.session.session_key}",
+            lambda: render_to_string(
+                "rollout/_overview_rows.html", {"rows": _overview_rows()}, request=request
+            ),
+        )
     if request.htmx:
         return _live_fragment(
             "overview",
             lambda: render_to_string("rollout/_overview_rows.html", {"rows": _overview_rows()}),
         )
     return render(request, "rollout/overview.html", {"rows": _overview_rows()})
+
+
+APPROVE_PERMISSION = "rollout.approve_increase"
 
 
 def _live_fragment(name: str, render_html: Callable[[], str]) -> HttpResponse:
@@ -74,17 +88,33 @@ def _live_fragment(name: str, render_html: Callable[[], str]) -> HttpResponse:
 
 
 def _overview_rows():
-    """One row per environment in five queries, whatever the number of environments: the
-    overview fragment is polled every 2 s by everyone who has the page open."""
+    """One row per environment, with what needs a person on it, in a fixed number of queries
+    whatever the number of environments: the overview fragment is polled every 2 s by everyone
+    who has the page open."""
+    now = timezone.now()
     open_changes = Prefetch(
         "changes",
         queryset=ConfigChange.objects.filter(state__in=ConfigChange.OPEN_STATES),
         to_attr="open_changes",
     )
+    open_check_ins = Prefetch(
+        "check_ins",
+        queryset=CheckIn.objects.filter(acknowledged_at__isnull=True, due_at__lte=now),
+        to_attr="open_check_ins",
+    )
     open_runs = Prefetch(
         "phase_runs",
-        queryset=PhaseRun.objects.filter(state__in=PhaseRun.OPEN_STATES).select_related("phase"),
+        queryset=PhaseRun.objects.filter(state__in=PhaseRun.OPEN_STATES)
+        .select_related("phase")
+        .prefetch_related(open_check_ins),
         to_attr="open_runs",
+    )
+    pending_requests = Prefetch(
+        "percent_requests",
+        queryset=PercentRequest.objects.filter(state=PercentRequest.State.PENDING).select_related(
+            "requested_by"
+        ),
+        to_attr="pending_requests",
     )
     active_rollouts = Prefetch(
         "rollouts",
@@ -95,15 +125,18 @@ def _overview_rows():
     )
     environments = (
         Environment.objects.select_related("service", "desired")
-        .prefetch_related(open_changes, active_rollouts)
+        .prefetch_related(open_changes, active_rollouts, pending_requests)
         .order_by("service__name", "-name")
     )
+    environments = list(environments)
+    for environment in environments:
+        for rollout in environment.active_rollouts:
+            phases.as_of(now, rollout, rollout.open_runs)
+    needs = attention.needs(environments, now)
     rows = []
-    now = timezone.now()
     for environment in environments:
         rollout = next(iter(environment.active_rollouts), None)
         run = next(iter(rollout.open_runs), None) if rollout else None
-        phases.as_of(now, rollout, [run])
         rows.append(
             {
                 "environment": environment,
@@ -111,6 +144,8 @@ def _overview_rows():
                 "open_changes": environment.open_changes,
                 "rollout": rollout,
                 "phase_run": run,
+                "pending_requests": environment.pending_requests,
+                "needs": needs.get(environment.pk, []),
             }
         )
     return rows

@@ -21,7 +21,7 @@ from ..responses import fragment_or_page
 from ..services import controls, evidence, phases, preflight
 from .lookups import VIEW_PERMISSION, environment_named_or_404, phase_run_or_404
 from .preflight import render_preflight
-from .signoff import decision_context, record_refusal
+from .signoff import decision_context
 
 
 @shown_to(VIEW_PERMISSION)
@@ -81,7 +81,6 @@ def begin_rollout(request, public_id):
     try:
         phases.begin(environment, person=request.user, now=timezone.now(), request=request)
     except phases.TransitionRefused as refused:
-        record_refusal(request, str(refused), environment=environment, action="rollout.refused")
         return _render_rollout_card(request, environment, status=409, error=str(refused))
     return _render_rollout_card(request, environment, success="Rollout begun.")
 
@@ -105,13 +104,6 @@ def abort_rollout(request, public_id):
             request=request,
         )
     except phases.TransitionRefused as refused:
-        record_refusal(
-            request,
-            str(refused),
-            environment=rollout.environment,
-            obj=rollout,
-            action="rollout.refused",
-        )
         return _render_rollout_card(request, rollout.environment, status=409, error=str(refused))
     return _render_rollout_card(request, rollout.environment, success="Rollout aborted.")
 
@@ -167,7 +159,6 @@ def acknowledge_check_in(request, public_id):
             request=request,
         )
     except phases.TransitionRefused as refused:
-        record_refusal(request, str(refused), environment=run.rollout.environment, obj=run)
         return _render_timeline(request, run, status=409, error=str(refused))
     return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
 

@@ -165,18 +165,6 @@ def _first_error(form) -> str:
     return "Check the form."
 
 
-def record_refusal(request, message, *, environment, obj=None, action="decision.refused"):
-    audit.record(
-        action=action,
-        actor=request.user,
-        environment=environment,
-        obj=obj,
-        outcome=audit.AuditEntry.Outcome.REFUSED,
-        detail=message,
-        request=request,
-    )
-
-
 def _post_mortem(public_id) -> PostMortem:
     return get_object_or_404(
         PostMortem.objects.select_related(

@@ -1,0 +1,102 @@
+"""What on an environment needs a person now, for the overview: drift, a pending increase, a
+decision or check-in due, a firing alert, a failing health check, a change stuck before "in
+effect". Nothing when all is well.
+
+Rollout knows its own concepts (changes, requests, windows, check-ins) but never imports
+monitoring or metrics (docs/architecture.md). Those apps hand over a *source* from their
+``AppConfig.ready()`` with ``look_with``; the overview asks every source once for all
+environments, so the page costs the same number of queries for one environment or fifty.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.urls import reverse
+
+from ..models import Environment, PhaseRun
+
+
+@dataclass(frozen=True)
+class Attention:
+    """One thing that needs a person. ``level`` is "error" or "warn"; ``since`` is shown as a
+    time when given; ``url`` is where the person acts on it."""
+
+    kind: str
+    text: str
+    url: str = ""
+    level: str = "warn"
+    since: datetime | None = None
+
+
+# A source: given the environments and the moment, what needs a person, by environment id. It
+# asks the database once for all of them.
+Source = Callable[[list[Environment], datetime], dict[int, list[Attention]]]
+
+_sources: dict[str, Source] = {}
+
+
+def look_with(name: str, source: Source) -> None:
+    """Add an app's source (called from its ``AppConfig.ready()``; named, so twice is once)."""
+    _sources[name] = source
+
+
+def needs(environments: list[Environment], now: datetime) -> dict[int, list[Attention]]:
+    """What needs a person, by environment id, from rollout's own rows (``open_changes``,
+    ``active_rollouts`` with their ``open_runs`` and ``open_check_ins``, prefetched by the
+    caller) and every source handed over."""
+    found: dict[int, list[Attention]] = defaultdict(list)
+    for environment in environments:
+        found[environment.pk].extend(_stuck_changes(environment, now))
+        for rollout in environment.active_rollouts:
+            for run in rollout.open_runs:
+                found[environment.pk].extend(_phase_window(run, now))
+    for source in _sources.values():
+        for environment_id, items in source(environments, now).items():
+            found[environment_id].extend(items)
+    return found
+
+
+def _stuck_changes(environment: Environment, now: datetime) -> list[Attention]:
+    allowance = timedelta(seconds=settings.PROPAGATION_ALLOWANCE_SECONDS)
+    return [
+        Attention(
+            kind="stuck",
+            text=f"Version {change.version} ({change.get_kind_display()}, "
+            f"{change.settings.describe()}) is not in effect yet: {change.get_state_display()}"
+            + (f" — {change.last_error[:200]}" if change.last_error else ""),
+            url=reverse("rollout:environment", args=[environment.public_id]),
+            level="error",
+            since=change.requested_at,
+        )
+        for change in environment.open_changes
+        if change.requested_at < now - allowance
+    ]
+
+
+def _phase_window(run: PhaseRun, now: datetime) -> list[Attention]:
+    url = reverse("rollout:phase_run", args=[run.public_id])
+    if run.state == PhaseRun.State.DECISION_DUE:
+        return [
+            Attention(
+                kind="decision",
+                text=f"{run}: the GO / NO-GO decision is due",
+                url=url,
+                since=run.window_ends_at,
+            )
+        ]
+    items = []
+    for check_in in run.open_check_ins:
+        status = check_in.status(now)
+        if status == "due":
+            text = f"Check-in {check_in.label} is due: {check_in.purpose}"
+        elif status == "missed":
+            text = f"Check-in {check_in.label} was missed: acknowledge it late"
+        else:
+            continue
+        items.append(Attention(kind="check_in", text=text, url=url, since=check_in.due_at))
+    return items

@@ -13,4 +13,10 @@ class RolloutConfig(AppConfig):
 
         connect_signals()
 
+        from django.contrib.auth.signals import user_logged_in
+
+        from .middleware import remember_at_login
+
+        user_logged_in.connect(remember_at_login, dispatch_uid="rollout.remember_time_zone")
+
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="rollout.ensure_roles")

@@ -116,6 +116,24 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
+SESSION_TIME_ZONE = "time_zone"
+
+
+def remember_time_zone(request, user) -> str:
+    """Read the zone a person chose ("" for the site's) into their session: at log-in and when
+    they save their settings. Every live-fragment poll passes the middleware, and a poll inside
+    the fragment's second should cost no query; the session is read anyway. Another device keeps
+    the zone it logged in with until its session ends."""
+    chosen = Preferences.objects.filter(user=user).values_list("time_zone", flat=True).first()
+    request.session[SESSION_TIME_ZONE] = chosen or ""
+    return chosen or ""
+
+
+def remember_at_login(sender, request, user, **kwargs):
+    if request is not None:
+        remember_time_zone(request, user)
+
+
 class ViewerTimeZoneMiddleware:
     """Shows every time in the zone the person chose on their settings page
     (``rollout.Preferences``), else in the site's ``DISPLAY_TIME_ZONE``."""
@@ -126,11 +144,9 @@ class ViewerTimeZoneMiddleware:
     def __call__(self, request):
         chosen = ""
         if request.user.is_authenticated:
-            chosen = (
-                Preferences.objects.filter(user=request.user)
-                .values_list("time_zone", flat=True)
-                .first()
-            ) or ""
+            chosen = request.session.get(SESSION_TIME_ZONE)
+            if chosen is None:  # a session from before the setting existed
+                chosen = remember_time_zone(request, request.user)
         timezone.deactivate()
         if chosen:
             try:

@@ -19,12 +19,12 @@ from tests.test_decisions import observing
 
 pytestmark = pytest.mark.django_db
 
-# Routes with their own way in: the admin, logging in and out, and the Prometheus scrape (a bearer
-# token; a logged-in person only reads it).
-NOT_TRIED = {"login", "logout", "admin_login", "metrics:prometheus"}
+# Log-in and log-out are for everyone, the admin has its own permissions, the Prometheus endpoint
+# its bearer token, and "Your settings" is every person's own (tests/test_times_for_people.py).
+NOT_TRIED = {"login", "logout", "admin_login", "metrics:prometheus", "rollout:preferences"}
 NOT_TRIED_PREFIXES = ("admin/", "static/")
 
-APPS = ("rollout", "monitoring", "metrics")
+APPS = ("rollout", "monitoring", "metrics", "outbox")
 
 
 def routes():

@@ -75,11 +75,12 @@ def _live_fragment(name: str, render_html: Callable[[], str]) -> HttpResponse:
     no permissions, no CSRF token), so one rendering serves every poll for a second, and what
     is left per poll is the log-in and permission check. A change shows up at most that second
     later; the person who acted sees their own action's answer at once (it is not cached).
+    Times are shown in the viewer's zone, so there is one rendering per zone in use.
     """
     seconds = settings.LIVE_FRAGMENT_CACHE_SECONDS
     if seconds <= 0:
         return HttpResponse(render_html())
-    key = f"live-fragment:{name}"
+    key = f"live-fragment:{name}:{timezone.get_current_timezone_name()}"
     html = cache.get(key)
     if html is None:
         html = render_html()

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from ..forms.people import PreferencesForm
+from ..middleware import remember_time_zone
 from ..models import Preferences
 from ..responses import redirect_after_post
 
@@ -19,6 +20,7 @@ def preferences(request):
     if request.method == "POST":
         if form.is_valid():
             form.save()
+            remember_time_zone(request, request.user)
             messages.success(request, "Saved: times are now shown in your chosen zone.")
             return redirect_after_post(request, reverse("rollout:preferences"))
         return render(request, "rollout/preferences.html", {"form": form}, status=422)

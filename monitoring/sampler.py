@@ -224,7 +224,7 @@ def judge(
     look = pool.samples + 1
     pooled_k, pooled_n = k + pool.native, n + pool.answered
     expected = 0.0 if emergency else expected_percent / 100
-    level = look_alpha(alpha, look) if pool.samples else alpha
+    level = look_alpha(alpha, look)
     test = judge_share(pooled_k, pooled_n, expected, alpha=level) if pooled_n else None
     note = ""
     if counts.stopped_early:

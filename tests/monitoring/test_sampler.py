@@ -44,7 +44,7 @@ def test_the_split_fits_the_plan(edge, production, percent):
     else:
         assert 0 < sample.native < 100
         assert sample.interval_low < sample.native_share < sample.interval_high
-    assert sample.confidence == pytest.approx(0.9999)
+    assert sample.confidence == pytest.approx(1 - sampler.look_alpha(1e-4, 1))
     assert set(sample.cohort_reasons) <= {"native/sampled", "proxy/sampled"}
     assert sample.tags == {"B2a": 100}
     assert "fits the plan" in sample.verdict_reason

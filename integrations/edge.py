@@ -153,6 +153,16 @@ def _fallback(shared) -> ProcessBudget:
         return _budgets[key]
 
 
+def sampler_seconds(probes: int) -> float | None:
+    """About how long ``probes`` requests of the sampler take at the budget's pace (None when the
+    budget is off: then only the edge's own answers pace it)."""
+    turns = settings.EDGE_REQUEST_BUDGET
+    if turns <= 0:
+        return None
+    allowed = max(1, turns - settings.EDGE_REQUEST_BUDGET_RESERVED)
+    return probes / allowed * settings.EDGE_REQUEST_BUDGET_WINDOW_SECONDS
+
+
 def wait_for_turn(environment_id: int, share: str, *, max_wait: float) -> bool:
     """Take a turn, sleeping while the budget is spent; False when none came within max_wait."""
     deadline = time.monotonic() + max_wait

@@ -3,11 +3,15 @@
 Rules are evaluated minute by minute over *log time*, not wall time: a minute is judged once its
 logs are in (older than the newest log line by ``METRICS_ALERT_SETTLE_MINUTES``), so late files
 do not make a rule flap, and a backlog replays in order. A rule fires once its condition has
-held in ``for_minutes`` consecutive minutes; a minute below the traffic guard does not hold it.
+held in ``for_minutes`` consecutive minutes. A minute below the traffic guard is "not enough
+traffic to judge", a state of its own: it neither holds a rule nor resolves it. After the
+emergency stop native traffic falls to nothing; the firing rule then waits, unjudged, and is
+resolved (and the recovery announced) only by a judged minute back under its threshold.
 Only "logs not delivering" runs on the wall clock, since it is about log time standing still.
 
-Each change of state is an ``AlertEvent``; firing and resolved are announced on Slack #incidents
-and PagerDuty, and a firing critical native-5xx rule may trigger the emergency stop.
+Each change of state is an ``AlertEvent``; a firing that opens an incident and its real recovery
+are announced on Slack #incidents and PagerDuty, and a firing critical native-5xx rule may
+trigger the emergency stop.
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ class Reading:
     value: float | None
     breach: bool
     figures: dict
+    judged: bool = True  # False below the traffic guard: the minute says nothing
 
 
 def _pct(value):
@@ -174,7 +179,7 @@ def read_minute(
     breach = enough and value is not None and value > threshold
     if not enough:
         common["below_guard"] = True
-    return Reading(value, breach, {**common, **shown})
+    return Reading(value, breach, {**common, **shown}, judged=enough)
 
 
 # --- state machine -------------------------------------------------------------------------------
@@ -186,25 +191,52 @@ class Step:
     new: str
     minute: datetime
     figures: dict
+    announce: bool = False  # a firing that opens an incident, or its real recovery
 
 
-def advance(rule: AlertRule, state: str, since, minute: datetime, reading: Reading):
-    """One minute's effect on an alert: (state, since, step or None)."""
+@dataclass
+class Position:
+    """Where an alert stands between two minutes."""
+
+    state: str
+    since: datetime | None
+    awaiting_recovery: bool
+
+
+def advance(rule: AlertRule, at: Position, minute: datetime, reading: Reading):
+    """One minute's effect on an alert: (position, step or None)."""
+    state, since, awaiting = at.state, at.since, at.awaiting_recovery
+
+    def step(new: str, **position) -> tuple[Position, Step]:
+        moved = Position(
+            **{"state": new, "since": since, "awaiting_recovery": awaiting, **position}
+        )
+        announce = (new == State.FIRING and not awaiting) or new == State.RESOLVED
+        return moved, Step(state, new, minute, reading.figures, announce)
+
+    if not reading.judged:
+        if state == State.NOT_ENOUGH_TRAFFIC:
+            return at, None
+        # A pending run is broken; a firing alert stays open, awaiting its recovery.
+        return step(State.NOT_ENOUGH_TRAFFIC, since=since if awaiting else None)
     needed = timedelta(minutes=max(rule.for_minutes, 1))
     if reading.breach:
-        if state in (State.INACTIVE, State.RESOLVED):
-            since = minute
-            if needed <= timedelta(minutes=1):
-                return State.FIRING, since, Step(state, State.FIRING, minute, reading.figures)
-            return State.PENDING, since, Step(state, State.PENDING, minute, reading.figures)
-        if state == State.PENDING and minute + timedelta(minutes=1) - since >= needed:
-            return State.FIRING, since, Step(state, State.FIRING, minute, reading.figures)
-        return state, since, None
-    if state == State.PENDING:
-        return State.INACTIVE, None, Step(state, State.INACTIVE, minute, reading.figures)
-    if state == State.FIRING:
-        return State.RESOLVED, None, Step(state, State.RESOLVED, minute, reading.figures)
-    return state, since, None
+        if state == State.FIRING:
+            return at, None
+        if awaiting:  # traffic is back and the condition still holds: firing as it was
+            return step(State.FIRING)
+        if state == State.PENDING:
+            if minute + timedelta(minutes=1) - since >= needed:
+                return step(State.FIRING, awaiting_recovery=True)
+            return at, None
+        if needed <= timedelta(minutes=1):
+            return step(State.FIRING, since=minute, awaiting_recovery=True)
+        return step(State.PENDING, since=minute)
+    if awaiting:
+        return step(State.RESOLVED, since=None, awaiting_recovery=False)
+    if state in (State.PENDING, State.NOT_ENOUGH_TRAFFIC):
+        return step(State.INACTIVE, since=None)
+    return at, None
 
 
 # --- evaluation ----------------------------------------------------------------------------------
@@ -296,12 +328,12 @@ def _staleness(rule: AlertRule, source: LogSource, now: datetime):
 
 
 def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
-    state, since = alert.state, alert.since
+    at = Position(alert.state, alert.since, alert.awaiting_recovery)
     steps = []
     for minute, reading in readings:
         if alert.last_minute is not None and minute <= alert.last_minute:
             continue
-        state, since, step = advance(rule, state, since, minute, reading)
+        at, step = advance(rule, at, minute, reading)
         if step:
             steps.append(step)
     last_minute, last_reading = readings[-1]
@@ -309,8 +341,9 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
         # Compare-and-set on the version: a concurrent evaluation that got here first wins,
         # and this one's events are not written.
         updated = AlertState.objects.filter(pk=alert.pk, version=alert.version).update(
-            state=state,
-            since=since,
+            state=at.state,
+            since=at.since,
+            awaiting_recovery=at.awaiting_recovery,
             last_minute=max(last_minute, alert.last_minute or last_minute),
             value=last_reading.value,
             figures=last_reading.figures,
@@ -319,8 +352,9 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
         )
         if not updated:
             return []
-        events = [
-            AlertEvent.objects.create(
+        events = []
+        for step in steps:
+            event = AlertEvent.objects.create(
                 alert=alert,
                 environment=environment,
                 old_state=step.old,
@@ -329,11 +363,10 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
                 figures=step.figures,
                 created_at=now,
             )
-            for step in steps
-        ]
-        for event in events:
-            if event.new_state in (State.FIRING, State.RESOLVED):
-                announce(event, rule=rule, environment=environment)
+            events.append(event)
+            if not step.announce:
+                continue
+            announce(event, rule=rule, environment=environment)
             if (
                 event.new_state == State.FIRING
                 and rule.may_stop

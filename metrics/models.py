@@ -242,12 +242,18 @@ class AlertState(models.Model):
 
     ``last_minute`` is the newest minute of log data evaluated; ``since`` the first minute of the
     current run of minutes in which the condition held.
+
+    "Not enough traffic" is a state of its own: a minute below the policy's traffic guard says
+    nothing about the rule, so it neither holds nor resolves it. ``awaiting_recovery`` is set
+    while a firing alert has not recovered (also while it cannot be judged): only a judged
+    minute back under the threshold resolves it and announces the recovery.
     """
 
     class State(models.TextChoices):
         INACTIVE = "inactive"
         PENDING = "pending"
         FIRING = "firing"
+        NOT_ENOUGH_TRAFFIC = "unjudged", "Not enough traffic to judge"
         RESOLVED = "resolved"
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
@@ -257,6 +263,7 @@ class AlertState(models.Model):
     last_minute = models.DateTimeField(null=True, blank=True)
     value = models.FloatField(null=True, blank=True)
     figures = models.JSONField(default=dict, blank=True)
+    awaiting_recovery = models.BooleanField(default=False)
     changed_at = models.DateTimeField(default=timezone.now)
     version = models.PositiveIntegerField(default=0)
 
@@ -275,7 +282,8 @@ class AlertState(models.Model):
 
 
 class AlertEvent(models.Model):
-    """Every change of an alert's state (pending, firing, resolved, back to inactive)."""
+    """Every change of an alert's state (pending, firing, not enough traffic, resolved, back to
+    inactive)."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     alert = models.ForeignKey(AlertState, on_delete=models.CASCADE, related_name="events")

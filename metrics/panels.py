@@ -248,6 +248,7 @@ def figures_document(environment: Environment, key: str, now: datetime | None = 
                 "state": state.state if state else AlertState.State.INACTIVE,
                 "value": state.value if state else None,
                 "since": state.since.isoformat() if state and state.since else None,
+                "awaiting_recovery": bool(state and state.awaiting_recovery),
             }
             for rule, state in rules
         ],

@@ -22,6 +22,12 @@ class HealthCheck(models.Model):
         # The edge answered 429, or our request budget held the probe back: not a failure.
         RATE_LIMITED = "limited", "rate limited"
 
+    class LimitedBy(models.TextChoices):
+        # Our own budget held the probe back, or our cohort sample was using the edge.
+        OURS = "ours", "ours"
+        # The edge answered 429 while our budget had room: someone else's traffic.
+        NOT_OURS = "not_ours", "not ours"
+
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     environment = models.ForeignKey(
         "rollout.Environment", on_delete=models.CASCADE, related_name="health_checks"
@@ -43,6 +49,7 @@ class HealthCheck(models.Model):
     cookie_set = models.BooleanField(default=False)
     cookie_cohort = models.CharField(max_length=32, blank=True)
     body_excerpt = models.CharField(max_length=300, blank=True)
+    limited_by = models.CharField(max_length=8, choices=LimitedBy.choices, blank=True)
 
     class Meta:
         ordering = ["-checked_at", "-id"]
@@ -130,6 +137,17 @@ class CohortSample(models.Model):
     failure_reasons = models.JSONField(default=dict, blank=True)
     cohort_reasons = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=dict, blank=True)
+    # Progress while it runs (written at most about once a second): probes with an answer or a
+    # failure so far, when that was, and the time the budget's pace made it expect at the start.
+    probed = models.PositiveIntegerField(default=0)
+    progress_at = models.DateTimeField(null=True, blank=True)
+    expected_seconds = models.FloatField(null=True, blank=True)
+    # Seconds the probes waited for a turn of the edge request budget shared with the observation.
+    budget_wait_seconds = models.FloatField(default=0)
+    # The verdict pools every sample of the same desired version taken since it was in effect.
+    pooled_samples = models.PositiveIntegerField(null=True, blank=True)
+    pooled_native = models.PositiveIntegerField(null=True, blank=True)
+    pooled_answered = models.PositiveIntegerField(null=True, blank=True)
 
     p_value = models.FloatField(null=True, blank=True)
     interval_low = models.FloatField(null=True, blank=True)
@@ -176,6 +194,21 @@ class CohortSample(models.Model):
     @property
     def native_share(self) -> float | None:
         return self.native / self.answered if self.answered else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """About how long a running sample still needs: its pace so far, else the budget's."""
+        if self.started_at is None or self.expected_seconds is None:
+            return None
+        if self.probed and self.progress_at:
+            spent = (self.progress_at - self.started_at).total_seconds()
+            left = spent / self.probed * (self.size - self.probed)
+            return max(0.0, left - (timezone.now() - self.progress_at).total_seconds())
+        return max(0.0, self.expected_seconds - (timezone.now() - self.started_at).total_seconds())
+
+    @property
+    def probes_sent(self) -> int:
+        return self.answered + self.failed + self.rate_limited
 
     def start(self) -> bool:
         """Compare-and-set queued → running."""

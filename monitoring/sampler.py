@@ -11,12 +11,24 @@ The sampler shares the environment's edge request budget (integrations/edge.py) 
 observation: it takes a turn before every probe and only from the share the observation's
 reserve leaves, so a sample paces itself instead of making a health check see a 429.
 
+The sample's time limit is at least what the budget's pace needs for its size, so a sample
+never ends early only because it shared the budget. While it runs it records its progress on its
+row (about once a second, from a thread: the network part touches no database itself), which the
+cohort panel shows as "n of N, about T s left".
+
+The verdict pools every sample of the same desired version taken since that version was in
+effect: each new sample is another look at the pooled counts, so the test's alpha is spent over
+the looks (look k is judged at ``alpha · 6 / (π² k²)``, which sums to alpha over any number of
+looks): false alarms at the right split stay at or under alpha however long a phase runs, while a
+wrong split is found within a few samples (``bench/cohort_detection.py``).
+
 The network part (``sample_edge``) touches no database, so it runs under ``asyncio.run`` inside
 a task and on its own in the benchmark.
 """
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +36,8 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from integrations import edge
 from integrations.edge_qa import async_probe_client, probe_cohort
@@ -36,6 +49,8 @@ from .models import CohortSample
 log = logging.getLogger(__name__)
 # Wait this long after a 429 that names no Retry-After.
 DEFAULT_PAUSE_SECONDS = 1.0
+# Progress is written to the sample's row at most this often.
+PROGRESS_EVERY_SECONDS = 1.0
 
 
 @dataclass
@@ -49,6 +64,7 @@ class SampleCounts:
     cohort_reasons: Counter = field(default_factory=Counter)
     tags: Counter = field(default_factory=Counter)
     paused_seconds: float = 0.0
+    budget_wait_seconds: float = 0.0
     duration_ms: float = 0.0
     # Set when the time limit ended the sample before every probe had an answer.
     stopped_early: bool = False
@@ -95,11 +111,13 @@ async def sample_edge(
     timeout: float = 5.0,
     max_seconds: float = 60.0,
     take_turn: Callable[[], float] | None = None,
+    progress: Callable[[SampleCounts], None] | None = None,
 ) -> SampleCounts:
     """Probe ``url`` as ``size`` fresh clients, at most ``concurrency`` at a time.
 
     ``take_turn`` (blocking, so run on a thread) takes one request's turn from a budget: 0 when
-    taken, else the seconds to wait before asking again.
+    taken, else the seconds to wait before asking again. ``progress`` (blocking too) is handed
+    the counts so far, at most once per ``PROGRESS_EVERY_SECONDS``.
     """
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
@@ -107,6 +125,13 @@ async def sample_edge(
     counts = SampleCounts(size=size)
     pause = _Pause(loop)
     unclaimed = size
+    reported = loop.time()
+
+    async def report():
+        nonlocal reported
+        if progress is not None and loop.time() - reported >= PROGRESS_EVERY_SECONDS:
+            reported = loop.time()
+            await asyncio.to_thread(progress, counts)
 
     async def prober(client):
         nonlocal unclaimed
@@ -117,9 +142,11 @@ async def sample_edge(
                 if not await pause.wait(deadline) or loop.time() >= deadline:
                     counts.stopped_early = True
                     return
+                waited_from = loop.time()
                 if take_turn is not None and not await wait_for_turn(take_turn, loop, deadline):
                     counts.stopped_early = True
                     return
+                counts.budget_wait_seconds += loop.time() - waited_from
                 budget = min(2 * timeout, max(0.05, deadline - loop.time()))
                 answer = await probe_cohort(client, url, headers=headers, max_seconds=budget)
                 if answer.outcome == "rate_limited":
@@ -134,10 +161,12 @@ async def sample_edge(
                     counts.cohort_reasons[f"{answer.outcome}/{answer.reason}"] += 1
                     counts.tags[answer.tag] += 1
                 break
+            await report()
 
     async with async_probe_client(timeout=timeout, max_connections=concurrency) as client:
         await asyncio.gather(*(prober(client) for _ in range(min(concurrency, size))))
     counts.paused_seconds = round(pause.total, 3)
+    counts.budget_wait_seconds = round(counts.budget_wait_seconds, 3)
     counts.duration_ms = round((time.perf_counter() - started) * 1000, 1)
     return counts
 
@@ -162,6 +191,21 @@ def _percent(share: float) -> str:
     return f"{share * 100:.1f}%"
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The counts of the earlier samples of the same desired version since it was in effect."""
+
+    samples: int = 0
+    native: int = 0
+    answered: int = 0
+
+
+def look_alpha(alpha: float, look: int) -> float:
+    """The alpha of the ``look``-th look at pooled counts: alpha · 6 / (π² look²), so that the
+    looks together never spend more than alpha, however many there are."""
+    return alpha * 6 / (math.pi**2 * look**2)
+
+
 def judge(
     counts: SampleCounts,
     *,
@@ -170,12 +214,18 @@ def judge(
     emergency: bool,
     alpha: float,
     max_failed_share: float,
+    pool: Pool | None = None,
 ) -> Judgement:
-    """The verdict on a sample against the plan (the desired config when it started)."""
+    """The verdict on a sample against the plan (the desired config when it started), on the
+    counts pooled with the earlier samples of the same version (``pool``)."""
     Verdict = CohortSample.Verdict
-    n, k = counts.answered, counts.native
+    pool = pool or Pool()
+    k, n = counts.native, counts.answered
+    look = pool.samples + 1
+    pooled_k, pooled_n = k + pool.native, n + pool.answered
     expected = 0.0 if emergency else expected_percent / 100
-    test = judge_share(k, n, expected, alpha=alpha) if n else None
+    level = look_alpha(alpha, look)
+    test = judge_share(pooled_k, pooled_n, expected, alpha=level) if pooled_n else None
     note = ""
     if counts.stopped_early:
         note = f"; only {n + counts.failed} of {counts.size} answered within the time limit"
@@ -197,8 +247,10 @@ def judge(
         return Judgement(
             Verdict.PASS, f"all {n} answers proxy, as the emergency stop requires{note}", test
         )
-    observed = f"native {k} of {n} ({_percent(test.share)}, {interval})"
-    if test.p_value < alpha:
+    observed = f"native {pooled_k} of {pooled_n} ({_percent(test.share)}, {interval})"
+    if pool.samples:
+        observed += f" over {look} samples of this version"
+    if test.p_value < level:
         return Judgement(
             Verdict.FAIL,
             f"{observed} is off the plan's {expected_percent}% (p = {test.p_value:.2g}){note}",
@@ -279,6 +331,14 @@ def run_sample(sample_id: int) -> CohortSample | None:
         emergency=desired.emergency_proxy,
     )
     timeout = settings.HTTP_TIMEOUT_SECONDS
+    expected_seconds = edge.sampler_seconds(sample.size)
+    max_seconds = settings.COHORT_SAMPLE_MAX_SECONDS
+    if expected_seconds is not None:
+        # The budget sets the pace; the limit is only for an edge that does not answer.
+        max_seconds = max(max_seconds, 1.5 * expected_seconds)
+    CohortSample.objects.filter(pk=sample.pk).update(
+        expected_seconds=expected_seconds if expected_seconds is not None else max_seconds
+    )
     try:
         counts = asyncio.run(
             sample_edge(
@@ -287,14 +347,17 @@ def run_sample(sample_id: int) -> CohortSample | None:
                 concurrency=sample.concurrency,
                 headers=edge.probe_headers(environment),
                 timeout=timeout,
-                max_seconds=settings.COHORT_SAMPLE_MAX_SECONDS,
+                max_seconds=max_seconds,
                 take_turn=partial(edge.take_turn, environment.pk, edge.SAMPLER),
+                progress=partial(record_progress, sample.pk),
             )
         )
     except Exception as exc:  # a bug must not kill the schedule: record it on the row
         log.exception("cohort sample %s crashed", sample.pk)
         sample.give_up(f"the sampler crashed: {type(exc).__name__}: {exc}")
         return sample
+    change = ConfigChange.objects.filter(environment=environment, version=desired.version).first()
+    pool = pool_before(sample, desired, change)
     judgement = judge(
         counts,
         expected_percent=desired.canary_percent,
@@ -302,9 +365,9 @@ def run_sample(sample_id: int) -> CohortSample | None:
         emergency=desired.emergency_proxy,
         alpha=settings.COHORT_SAMPLE_ALPHA,
         max_failed_share=settings.COHORT_SAMPLE_MAX_FAILED_SHARE,
+        pool=pool,
     )
     reason = judgement.reason
-    change = ConfigChange.objects.filter(environment=environment, version=desired.version).first()
     if change is not None and change.state != ConfigChange.State.IN_EFFECT:
         state = change.get_state_display().lower()
         reason += f" (version {desired.version} is {state}, not in effect yet)"
@@ -324,5 +387,46 @@ def run_sample(sample_id: int) -> CohortSample | None:
         verdict=judgement.verdict,
         verdict_reason=reason[:300],
         duration_ms=counts.duration_ms,
+        probed=counts.answered + counts.failed,
+        progress_at=timezone.now(),
+        budget_wait_seconds=counts.budget_wait_seconds,
+        pooled_samples=pool.samples + 1,
+        pooled_native=pool.native + counts.native,
+        pooled_answered=pool.answered + counts.answered,
     )
     return sample
+
+
+def record_progress(sample_id: int, counts: SampleCounts) -> None:
+    """Write a running sample's counts so far (called from a thread of the sampler's loop)."""
+    try:
+        CohortSample.objects.filter(pk=sample_id, state=CohortSample.State.RUNNING).update(
+            probed=counts.answered + counts.failed,
+            native=counts.native,
+            proxy=counts.proxy,
+            rate_limited=counts.rate_limited,
+            failed=counts.failed,
+            progress_at=timezone.now(),
+        )
+    finally:
+        connection.close()  # this thread's own connection: none outlives the sampler's loop
+
+
+def pool_before(sample: CohortSample, desired: DesiredConfig, change) -> Pool:
+    """The earlier samples of the version being judged, taken after it was in effect (a sample
+    taken before may have seen the previous split)."""
+    if change is None or change.in_effect_at is None:
+        return Pool()
+    earlier = CohortSample.objects.filter(
+        environment_id=sample.environment_id,
+        state=CohortSample.State.DONE,
+        desired_version=desired.version,
+        emergency=desired.emergency_proxy,
+        started_at__gte=change.in_effect_at,
+    ).exclude(pk=sample.pk)
+    counts = [(s.native, s.answered) for s in earlier.only("native", "proxy")]
+    return Pool(
+        samples=len(counts),
+        native=sum(k for k, _ in counts),
+        answered=sum(n for _, n in counts),
+    )

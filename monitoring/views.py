@@ -52,7 +52,7 @@ def panel_context(environment: Environment) -> dict:
     )
     token = _token(
         desired.version if desired else None,
-        [(s.pk, s.state) for s in recent[:2]],
+        [(s.pk, s.state, s.probed, s.rate_limited) for s in recent[:2]],
         check.pk if check else None,
         (state.kv_state, state.edge_state, state.kv_hash, state.resolution) if state else None,
     )

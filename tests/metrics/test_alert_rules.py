@@ -8,6 +8,7 @@ import pytest
 from integrations.histogram import Histogram
 from metrics import alerts
 from metrics.models import AlertEvent, AlertRule, AlertState, LogSource, MinuteBucket, WorkerMinute
+from outbox.models import Notification
 from rollout.models import DesiredConfig
 from tests.conftest import make_environment
 
@@ -149,12 +150,77 @@ def test_three_requests_do_not_page_anyone(env):
     for n in range(10):
         minute_of_traffic(env, n, native=3, native_5xx=2, proxy=900)
     evaluate(env, 10)
-    assert state_of(env, "native-5xx-critical") == "inactive"
+    assert state_of(env, "native-5xx-critical") == "unjudged"
     state = AlertState.objects.get(environment=env, rule__name="native-5xx-critical")
     assert state.figures["below_guard"] is True
     assert not AlertEvent.objects.filter(
-        environment=env, alert__rule__kind="native_5xx_rate"
+        environment=env, alert__rule__kind="native_5xx_rate", new_state__in=["pending", "firing"]
     ).exists()
+    assert not Notification.objects.exists()
+
+
+def announcements(name):
+    return list(
+        Notification.objects.filter(subject__contains=name)
+        .order_by("id")
+        .values_list("channel", "subject")
+    )
+
+
+def test_a_firing_alert_without_traffic_is_not_resolved(env, slack_receiver, pagerduty_receiver):
+    """After the emergency stop native traffic falls below the guard: the alert cannot be
+    judged, so it says so and stays open; only a real recovery resolves and announces it."""
+    name = "native-5xx-critical"
+    for n in range(3):
+        minute_of_traffic(env, n, native=1000, native_5xx=50)
+    evaluate(env, 3)
+    assert state_of(env, name) == "firing"
+    fired = announcements(name)
+    assert [channel for channel, _ in fired] == ["slack_incidents", "pagerduty"]
+
+    for n in range(3, 8):  # the stop is in effect: almost no native traffic
+        minute_of_traffic(env, n, native=2, native_5xx=0, proxy=1000)
+    evaluate(env, 8)
+    state = AlertState.objects.get(environment=env, rule__name=name)
+    assert state.state == "unjudged" and state.awaiting_recovery
+    assert state.get_state_display() == "Not enough traffic to judge"
+    assert announcements(name) == fired, "no resolve message without a recovery"
+
+    for n in range(8, 10):  # native traffic is back, still failing: firing, not paged again
+        minute_of_traffic(env, n, native=1000, native_5xx=50)
+    evaluate(env, 10)
+    assert state_of(env, name) == "firing"
+    assert announcements(name) == fired
+
+    minute_of_traffic(env, 10, native=1000, native_5xx=0)  # a real recovery
+    evaluate(env, 11)
+    minute_of_traffic(env, 11, native=1000, native_5xx=0)
+    evaluate(env, 12)
+    assert state_of(env, name) == "resolved"
+    resolved = announcements(name)[len(fired) :]
+    assert [channel for channel, _ in resolved] == ["slack_incidents", "pagerduty"]
+    assert "resolved" in resolved[0][1] and resolved[1][1].startswith("resolve:")
+    assert [(old, new) for old, new, _ in transitions(env, name)][-5:] == [
+        ("unjudged", "pending"),  # the minute before had no traffic at all
+        ("pending", "firing"),
+        ("firing", "unjudged"),
+        ("unjudged", "firing"),
+        ("firing", "resolved"),
+    ]
+
+
+def test_a_pending_alert_without_traffic_starts_over(env):
+    name = "native-5xx-critical"
+    for n in range(2):
+        minute_of_traffic(env, n, native=1000, native_5xx=50)
+    minute_of_traffic(env, 2, native=2, native_5xx=2)
+    minute_of_traffic(env, 3, native=1000, native_5xx=50)
+    evaluate(env, 4)
+    assert state_of(env, name) == "pending", "a minute without enough traffic broke the run"
+    minute_of_traffic(env, 4, native=1000, native_5xx=0)
+    evaluate(env, 5)
+    assert state_of(env, name) == "inactive"
+    assert not announcements(name)
 
 
 def test_the_guard_is_the_policys_to_set(env):

@@ -104,16 +104,17 @@ def test_a_failing_native_cohort_stops_itself(
     after = write_logs(edge, tmp_path, minutes=3, end=now + 180)
     assert after["requests"]["native"]["requests"] == 0
     ingest_logs.delay(logs.pk)
+    # Without native traffic the rule cannot judge: it says so, and nothing is resolved.
     wait_for(
-        lambda: alert_state() == AlertState.State.RESOLVED,
+        lambda: alert_state() == AlertState.State.NOT_ENOUGH_TRAFFIC,
         timeout=30,
-        message="the alert to resolve",
+        message="the alert to say there is not enough traffic",
     )
     wait_for(
         lambda: (
             Notification.objects.exists()
             and not Notification.objects.exclude(state="sent").exists()
-            and len(pagerduty_receiver.received) >= 2
+            and len(pagerduty_receiver.received) >= 1
         ),
         timeout=20,
         message="the announcements to be delivered",
@@ -121,13 +122,13 @@ def test_a_failing_native_cohort_stops_itself(
     texts = [body["text"] for body in slack_receiver.bodies()]
     assert any("EMERGENCY STOP triggered automatically" in text for text in texts)
     assert any(f"{RULE} is firing" in text for text in texts)
-    assert any(f"{RULE} resolved" in text for text in texts)
+    assert not any(f"{RULE} resolved" in text for text in texts)
     actions = [
         body["event_action"]
         for body in pagerduty_receiver.bodies()
         if body["dedup_key"].endswith(RULE)
     ]
-    assert actions == ["trigger", "resolve"]
+    assert actions == ["trigger"]
     # The stop stays on: lifting it is a person's decision.
     assert ConfigChange.objects.filter(environment=production).count() == 2
 

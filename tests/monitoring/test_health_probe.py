@@ -6,11 +6,14 @@ import time
 
 import pytest
 
+from integrations.edge import read_qa
 from monitoring import tasks
-from monitoring.models import HealthCheck
+from monitoring.models import CohortSample, HealthCheck
 from monitoring.observation import observe
+from monitoring.probes import LIMITED_FAILS_AFTER, record_check
 
 pytestmark = pytest.mark.django_db
+NOT_OURS = "rate limited (not ours): the edge said 429 while our budget had room"
 
 
 def test_a_healthy_edge_gives_a_full_record(edge, planned):
@@ -43,7 +46,7 @@ def test_the_environments_probe_headers_get_past_the_rate_limit(edge, planned, s
     edge.knobs(rate_limit=1, rate_window=30, exempt_token="monitoring-secret-7f3a")
     assert observe(planned.pk).check.verdict == "ok"
     limited = observe(planned.pk).check
-    assert limited.verdict == "limited" and limited.reason == "rate limited (429)"
+    assert limited.verdict == "limited" and limited.reason == NOT_OURS
     assert limited.status_code == 429
 
     settings.EDGE_PROBE_HEADERS_BY_ENVIRONMENT = {
@@ -61,7 +64,7 @@ def test_another_environments_headers_are_not_sent(edge, planned, settings):
         "pix-immo-api/preview": {"X-Monitoring-Token": "token-for-preview"}
     }
     observe(planned.pk)
-    assert observe(planned.pk).check.reason == "rate limited (429)"
+    assert observe(planned.pk).check.reason == NOT_OURS
 
 
 @pytest.mark.parametrize(
@@ -110,8 +113,40 @@ def test_a_429_is_a_rate_limited_check_not_a_failed_one(misbehaving, production)
     production.qa_url = misbehaving.url("/rate-limited")
     production.save()
     check = observe(production.pk).check
-    assert check.verdict == "limited" and check.reason == "rate limited (429)"
-    assert check.status_code == 429
+    assert check.verdict == "limited" and check.reason == NOT_OURS
+    assert check.limited_by == "not_ours" and check.status_code == 429
+
+
+def test_a_429_while_our_sample_runs_is_ours(misbehaving, production):
+    production.qa_url = misbehaving.url("/rate-limited")
+    production.save()
+    CohortSample.objects.create(
+        environment=production, trigger="manual", size=100, concurrency=4, state="running"
+    )
+    check = observe(production.pk).check
+    assert check.verdict == "limited" and check.limited_by == "ours"
+    assert check.reason == "rate limited (ours): the edge said 429 while our cohort sample ran"
+
+
+def test_no_turn_left_in_our_budget_is_ours(edge, planned, settings):
+    settings.EDGE_REQUEST_BUDGET = 1
+    settings.EDGE_REQUEST_BUDGET_RESERVED = 0
+    settings.EDGE_REQUEST_BUDGET_WINDOW_SECONDS = 30
+    settings.EDGE_BUDGET_REDIS_URL = ""
+    assert observe(planned.pk).check.verdict == "ok"
+    report = read_qa(planned, max_wait=0)
+    check = record_check(planned, report)
+    assert check.verdict == "limited" and check.limited_by == "ours"
+    assert check.reason == "rate limited (ours): our edge request budget had no turn left"
+
+
+def test_a_429_that_persists_fails_the_check(misbehaving, production):
+    production.qa_url = misbehaving.url("/rate-limited")
+    production.save()
+    verdicts = [observe(production.pk).check.verdict for _ in range(LIMITED_FAILS_AFTER + 1)]
+    assert verdicts == ["limited"] * (LIMITED_FAILS_AFTER - 1) + ["failed", "failed"]
+    failed = HealthCheck.objects.first()
+    assert failed.reason == f"{NOT_OURS}, in {LIMITED_FAILS_AFTER} checks in a row"
 
 
 def test_the_same_server_answering_well_passes(misbehaving, production):

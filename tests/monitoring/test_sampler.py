@@ -3,8 +3,10 @@
 limit, and a misbehaving edge."""
 
 import pytest
+from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
+from integrations.stats import binomial_two_sided_p
 from monitoring import sampler, tasks
 from monitoring.models import CohortSample
 from rollout.models import DesiredConfig
@@ -42,7 +44,7 @@ def test_the_split_fits_the_plan(edge, production, percent):
     else:
         assert 0 < sample.native < 100
         assert sample.interval_low < sample.native_share < sample.interval_high
-    assert sample.confidence == pytest.approx(0.9999)
+    assert sample.confidence == pytest.approx(1 - sampler.look_alpha(1e-4, 1))
     assert set(sample.cohort_reasons) <= {"native/sampled", "proxy/sampled"}
     assert sample.tags == {"B2a": 100}
     assert "fits the plan" in sample.verdict_reason
@@ -194,3 +196,33 @@ def test_the_schedule_samples_connected_environments_and_sweeps(edge, production
     assert len(tasks.sample_cohorts()) == 1
     sample.refresh_from_db()
     assert sample.state == "failed" and "abandoned" in sample.error
+
+
+def test_the_verdict_pools_the_samples_of_the_version_in_effect(edge, production):
+    write_plan(production)  # 10 %, in effect
+    first = take_sample(production, size=40)
+    second = take_sample(production, size=40)
+    assert first.pooled_samples == 1 and first.pooled_answered == 40
+    assert second.pooled_samples == 2
+    assert second.pooled_answered == 80
+    assert second.pooled_native == first.native + second.native
+    assert "over 2 samples of this version" in second.verdict_reason
+    # The test and its interval are on the pooled counts, at the second look's alpha.
+    assert second.p_value == pytest.approx(
+        binomial_two_sided_p(second.pooled_native, 80, 0.10)
+    )
+    assert second.confidence == pytest.approx(1 - sampler.look_alpha(1e-4, 2))
+
+
+def test_a_sample_before_the_version_took_effect_is_not_pooled(edge, production):
+    write_plan(production)
+    take_sample(production, size=20)
+    change = production.changes.get(version=1)
+    change.in_effect_at = timezone.now()
+    change.save(update_fields=["in_effect_at"])
+    later = take_sample(production, size=20)
+    assert later.pooled_samples == 1 and later.pooled_answered == 20
+
+
+def test_looks_never_spend_more_than_alpha():
+    assert sum(sampler.look_alpha(0.01, k) for k in range(1, 100_000)) < 0.01

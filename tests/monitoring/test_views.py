@@ -146,7 +146,7 @@ def test_an_external_change_offers_adopt_and_overwrite_to_release_managers(
 def test_sample_now_queues_one_sample(planned, release_manager):
     client = client_for(release_manager)
     response = client.post(sample_url(planned), headers={"HX-Request": "true"})
-    assert response.status_code == 200 and b"Sampling 100 fresh clients" in response.content
+    assert response.status_code == 200 and b"Sample of 100 fresh clients queued" in response.content
     client.post(sample_url(planned), headers={"HX-Request": "true"})  # a double click
     sample = CohortSample.objects.get(environment=planned)
     assert sample.trigger == "manual" and sample.requested_by == release_manager

@@ -21,7 +21,7 @@ READ = [
     "rollout.view_desiredconfig",
     "rollout.view_configchange",
     "rollout.view_auditentry",
-    "monitoring.view_notification",
+    "outbox.view_notification",
 ]
 DEFAULT_PERMISSIONS = {
     VIEWER: READ,

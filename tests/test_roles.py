@@ -30,3 +30,14 @@ def test_a_deleted_role_comes_back_after_migrate():
     Group.objects.filter(name=roles.DEVOPS).delete()
     call_command("migrate", verbosity=0)
     assert _perms(roles.DEVOPS) == set(roles.DEFAULT_PERMISSIONS[roles.DEVOPS])
+
+
+def test_the_notification_permissions_moved_with_the_model_to_the_outbox(db):
+    from django.contrib.auth.models import Group
+    from django.contrib.contenttypes.models import ContentType
+
+    assert not ContentType.objects.filter(app_label="monitoring", model="notification").exists()
+    viewers = Group.objects.get(name=roles.VIEWER)
+    assert viewers.permissions.filter(
+        content_type__app_label="outbox", codename="view_notification"
+    ).exists()

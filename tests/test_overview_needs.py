@@ -179,7 +179,11 @@ def test_a_pending_increase_is_approved_from_the_overview(
     assert approve in card(client_for(tech_lead).get("/").content.decode(), production_at_b2a)
 
     client = client_for(tech_lead)
-    answer = client.post(approve, {"back": "overview"}, headers={"HX-Request": "true"})
+    shown = client.post(approve, {"back": "overview"}).content.decode()
+    assert f"Approve {pending.summary}" in shown and 'name="back" value="overview"' in shown
+    assert PercentRequest.objects.get().state == PercentRequest.State.PENDING
+    confirmed = {"back": "overview", "confirmed": "true"}
+    answer = client.post(approve, confirmed, headers={"HX-Request": "true"})
     assert answer.status_code == 200 and answer.headers["HX-Redirect"] == "/"
     pending.refresh_from_db()
     assert pending.state == PercentRequest.State.APPROVED
@@ -253,7 +257,8 @@ def test_the_overview_in_chromium_shows_what_needs_a_person(
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=SCREENSHOTS / "overview-needs-a-person.png", full_page=True)
         page.once("dialog", lambda dialog: dialog.accept())
-        needs.get_by_role("button", name="Approve").click()
+        needs.get_by_role("button", name="Approve…").click()
+        page.get_by_role("button", name="Confirm").click()
         page.wait_for_url(re.compile(r"/$"))
         page.get_by_text("Approved: 25%, tag B2b queued").wait_for()
         assert PercentRequest.objects.get().state == PercentRequest.State.APPROVED

@@ -29,6 +29,10 @@ class EmergencyStopForm(ConfirmableForm):
 
 class DecisionNoteForm(forms.Form):
     note = LimitedText(limit=limits.NOTE, required=False, widget=forms.Textarea(attrs={"rows": 1}))
+    # Pressed on the overview: the answer goes back there (carried through the confirmation).
+    back = forms.ChoiceField(
+        choices=[("", ""), ("overview", "overview")], required=False, widget=forms.HiddenInput
+    )
 
 
 class ApprovalForm(DecisionNoteForm):

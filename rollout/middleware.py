@@ -142,11 +142,12 @@ class ViewerTimeZoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        chosen = ""
-        if request.user.is_authenticated:
-            chosen = request.session.get(SESSION_TIME_ZONE)
-            if chosen is None:  # a session from before the setting existed
-                chosen = remember_time_zone(request, request.user)
+        try:
+            chosen = self._chosen(request)
+        except (OperationalError, InterfaceError):
+            # The database is away: the view meets the same error and answers 503
+            # (DatabaseUnavailableMiddleware sees only what a view raises).
+            chosen = ""
         timezone.deactivate()
         if chosen:
             try:
@@ -157,3 +158,12 @@ class ViewerTimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+    @staticmethod
+    def _chosen(request) -> str:
+        if not request.user.is_authenticated:
+            return ""
+        chosen = request.session.get(SESSION_TIME_ZONE)
+        if chosen is None:  # a session from before the setting existed
+            chosen = remember_time_zone(request, request.user)
+        return chosen

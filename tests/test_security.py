@@ -209,3 +209,18 @@ def test_secrets_never_reach_the_log_lines(edge, admin_user, settings):
     assert "POST [redacted] answered 404" in slipped["exc_info"]
     (unavailable,) = [r for r in records if r["logger"] == "rollout.middleware"]
     assert "password for token [redacted] refused" in unavailable["message"]
+
+
+def test_no_template_relies_on_an_inline_style():
+    """The Content-Security-Policy allows styles from our own files only (``style-src 'self'``):
+    a browser ignores a ``style`` attribute, so a page that relies on one breaks silently (the
+    cohort panel's drawings made the environment page 622 px wide on a phone)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "templates"
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.html")
+        if 'style="' in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []

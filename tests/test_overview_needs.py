@@ -16,7 +16,7 @@ from metrics.models import AlertRule, AlertState
 from monitoring.models import DriftState, HealthCheck
 from rollout.models import ConfigChange, DesiredConfig, PercentRequest
 from tests.conftest import client_for, htmx_client_for, make_environment
-from tests.support.rollouts import b2b_request, make_production_at_b2a
+from tests.support.rollouts import b2b_request, make_production_at_b2a, plan_for
 from tests.test_decisions import observing
 
 pytestmark = pytest.mark.django_db
@@ -264,3 +264,31 @@ def test_the_overview_in_chromium_shows_what_needs_a_person(
         assert PercentRequest.objects.get().state == PercentRequest.State.APPROVED
     finally:
         context.close()
+
+
+def test_the_overview_shows_each_rollouts_progress_in_the_same_queries_for_one_or_three(
+    edge, viewer
+):
+    """The small progress (B2a → B2b → B2c) on every card with a rollout, read for all cards at
+    once: the overview is polled every 2 s by everyone."""
+    def with_rollout(service_name):
+        environment = make_environment(edge, service_name=service_name)
+        plan_for(environment)
+        observing(environment, hours_ago=2, fill_logs=False)
+
+    def overview():
+        client = client_for(viewer)
+        with CaptureQueriesContext(connection) as captured:
+            html = client.get("/").content.decode()
+        return len(captured), html
+
+    with_rollout("one")
+    one, html = overview()
+    assert html.count('aria-label="Rollout progress"') == 1
+    assert 'data-phase="B2a" data-state="current"' in html
+    assert 'data-phase="B2b" data-state="next"' in html
+    with_rollout("two")
+    with_rollout("three")
+    three, html = overview()
+    assert html.count('aria-label="Rollout progress"') == 3
+    assert three == one

@@ -347,28 +347,28 @@ class ProgressStep:
     windows: int = 0
 
 
-def progress(rollout: Rollout, runs=None) -> list[ProgressStep]:
+def progress(
+    rollout: Rollout, runs=None, *, plan_phases=None, effective=None
+) -> list[ProgressStep]:
     """The plan's phases in order, each done (with its outcome), current (its newest window) or
-    still to come. ``runs`` as read by the page (with ``as_of`` applied), else read here."""
+    still to come. ``runs`` as read by the page (with ``as_of`` applied), else read here; a page
+    that shows many rollouts (the overview) passes the plan's phases and the effective decisions
+    by phase window id, read once for all of them."""
     if runs is None:
         runs = list(rollout.phase_runs.select_related("phase"))
-    effective = {
-        decision.phase_run_id: decision
-        for decision in Decision.objects.filter(
-            phase_run__rollout=rollout, state=Decision.State.EFFECTIVE
-        )
-    }
+    if effective is None:
+        effective = effective_decisions([rollout.pk])
+    if plan_phases is None:
+        plan_phases = rollout.plan.phases.order_by("position")
     steps = []
-    for phase in rollout.plan.phases.order_by("position"):
+    for phase in plan_phases:
         windows = [run for run in runs if run.phase_id == phase.pk]
         newest = max(windows, key=lambda run: run.window_number, default=None)
         if newest is not None and newest.state in PhaseRun.OPEN_STATES:
             step = ProgressStep(phase, "current", newest, windows=len(windows))
         elif newest is not None and newest.pk in effective:
             decision = effective[newest.pk]
-            step = ProgressStep(
-                phase, "done", newest, decision.get_outcome_display(), len(windows)
-            )
+            step = ProgressStep(phase, "done", newest, decision.get_outcome_display(), len(windows))
         elif not rollout.is_active:
             step = ProgressStep(phase, "not_reached", newest, windows=len(windows))
         else:
@@ -380,6 +380,16 @@ def progress(rollout: Rollout, runs=None) -> list[ProgressStep]:
                 step.state = "next"
                 break
     return steps
+
+
+def effective_decisions(rollout_ids) -> dict:
+    """The decisions in effect of these rollouts' windows, by phase window id (one query)."""
+    return {
+        decision.phase_run_id: decision
+        for decision in Decision.objects.filter(
+            phase_run__rollout_id__in=rollout_ids, state=Decision.State.EFFECTIVE
+        )
+    }
 
 
 # --- advancing with time -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ..models import (
     DesiredConfig,
     Environment,
     PercentRequest,
+    Phase,
     PhaseRun,
     Rollout,
 )
@@ -117,11 +118,17 @@ def _overview_rows():
         ),
         to_attr="pending_requests",
     )
+    all_runs = Prefetch(
+        "phase_runs", queryset=PhaseRun.objects.select_related("phase"), to_attr="all_runs"
+    )
+    plan_phases = Prefetch(
+        "plan__phases", queryset=Phase.objects.order_by("position"), to_attr="in_order"
+    )
     active_rollouts = Prefetch(
         "rollouts",
-        queryset=Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES).prefetch_related(
-            open_runs
-        ),
+        queryset=Rollout.objects.exclude(state__in=Rollout.FINISHED_STATES)
+        .select_related("plan")
+        .prefetch_related(open_runs, all_runs, plan_phases),
         to_attr="active_rollouts",
     )
     environments = (
@@ -134,6 +141,9 @@ def _overview_rows():
         for rollout in environment.active_rollouts:
             phases.as_of(now, rollout, rollout.open_runs)
     needs = attention.needs(environments, now)
+    effective = phases.effective_decisions(
+        [rollout.pk for environment in environments for rollout in environment.active_rollouts]
+    )
     rows = []
     for environment in environments:
         rollout = next(iter(environment.active_rollouts), None)
@@ -147,9 +157,24 @@ def _overview_rows():
                 "phase_run": run,
                 "pending_requests": environment.pending_requests,
                 "needs": needs.get(environment.pk, []),
+                "progress": phases.progress(
+                    rollout,
+                    _as_shown(rollout),
+                    plan_phases=rollout.plan.in_order,
+                    effective=effective,
+                )
+                if rollout
+                else [],
             }
         )
     return rows
+
+
+def _as_shown(rollout):
+    """Every window of the rollout, the open ones as ``as_of`` shows them (decision due once the
+    window's end has passed)."""
+    shown = {run.pk: run for run in rollout.open_runs}
+    return [shown.get(run.pk, run) for run in rollout.all_runs]
 
 
 @shown_to(VIEW_PERMISSION)

@@ -37,7 +37,12 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, edge_url, account, password, **options):
         service, _ = Service.objects.get_or_create(
-            name="pix-immo-api", defaults={"description": "Native handlers behind the edge worker"}
+            name="pix-immo-api",
+            defaults={
+                "description": "Native handlers behind the edge worker",
+                # The build on preview that goes to production next: the demo's rollout is of it.
+                "current_build": "2026.12.1",
+            },
         )
         for name in (Environment.PREVIEW, Environment.PRODUCTION):
             Environment.objects.update_or_create(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from rollout.models import ConfigChange, Preferences
+from rollout.models import AuditEntry, ConfigChange, Preferences
 from rollout.services import audit
 from rollout.templatetags.audit_words import describe_change
 from tests.conftest import client_for
@@ -140,6 +140,11 @@ def test_a_person_chooses_their_time_zone(viewer):
     client.post(url, {"time_zone": ""})
     assert Preferences.objects.get(user=viewer).time_zone == ""
     assert re.search(r" CES?T</time>", client.get(url).content.decode())
+    changes = AuditEntry.objects.filter(action="preferences.changed").order_by("id")
+    assert [(e.actor, e.before, e.after) for e in changes] == [
+        (viewer, {"time_zone": ""}, {"time_zone": "Asia/Tokyo"}),
+        (viewer, {"time_zone": "Asia/Tokyo"}, {"time_zone": ""}),
+    ]
 
 
 def test_the_preview_run_form_is_filled_in_with_the_last_build(world, release_manager):  # noqa: F811

@@ -222,6 +222,10 @@ def test_no_errors_in_100k_requests_is_a_go():
         "native 5xx 0.00% (95% CI 0.00–0.004%) < 1.5%"
     )
     assert recommendation.criterion("native_5xx").figures["requests"] == 100_800
+    # Written as the tables beside it write numbers.
+    assert recommendation.criterion("native_traffic").detail == (
+        "native traffic 100,800 requests ≥ 500"
+    )
 
 
 def test_a_window_without_native_traffic_cannot_be_judged():

@@ -227,10 +227,10 @@ def _native_traffic(window: Window, t: Thresholds) -> Criterion:
     requests = window.figures.native.requests
     figures = {"native_requests": requests, "min_native_requests": t.min_native_requests}
     if requests < t.min_native_requests:
-        detail = f"too little native traffic: {requests} requests, need {t.min_native_requests}"
+        detail = f"too little native traffic: {requests:,} requests, need {t.min_native_requests:,}"
         return judged(FAIL, HOLD, figures, detail)
     return judged(
-        PASS, GO, figures, f"native traffic {requests} requests ≥ {t.min_native_requests}"
+        PASS, GO, figures, f"native traffic {requests:,} requests ≥ {t.min_native_requests:,}"
     )
 
 

@@ -292,3 +292,16 @@ def test_the_overview_shows_each_rollouts_progress_in_the_same_queries_for_one_o
     three, html = overview()
     assert html.count('aria-label="Rollout progress"') == 3
     assert three == one
+
+
+def test_a_forged_return_address_is_refused_and_the_request_stays(
+    production_at_b2a, release_manager, tech_lead
+):
+    pending = b2b_request(production_at_b2a, release_manager)
+    answer = client_for(tech_lead).post(
+        f"/requests/{pending.public_id}/approve/",
+        {"back": "//evil.example/", "confirmed": "true"},
+    )
+    assert answer.status_code == 422
+    assert "The page to return to was not accepted" in answer.content.decode()
+    assert PercentRequest.objects.get().state == PercentRequest.State.PENDING

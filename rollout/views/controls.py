@@ -272,12 +272,15 @@ def _percent_request(public_id) -> PercentRequest:
 
 
 def _refuse_note(request, percent_request, form):
-    """A note that does not fit is said so, not dropped: the request stays as it was."""
+    """A note that does not fit (or a forged return address) is said so, not dropped: the
+    request stays as it was."""
+    field, errors = next(iter(form.errors.items()))
+    what = "note" if field == "note" else "page to return to"
     return _render_controls(
         request,
         percent_request.environment,
         status=422,
-        error=f"The note was not accepted: {form.errors['note'][0]}",
+        error=f"The {what} was not accepted: {errors[0]}",
     )
 
 

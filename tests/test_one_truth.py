@@ -177,6 +177,9 @@ def test_a_phase_shows_its_plan_and_its_actual_percent(production_at_b2a, releas
         reverse("rollout:phase_report_markdown", args=[run.public_id])
     )
     assert "**Percent:** plan 10%, actually 5% since" in markdown.content.decode()
+    overview = client_for(viewer).get(reverse("rollout:overview")).content.decode()
+    overview = " ".join(re.sub(r"<[^>]+>", " ", overview).split())
+    assert "B2a (10%) actually 5% (lowered)" in overview
 
 
 def rollout_at_b2b(environment, person, tech_lead, devops):

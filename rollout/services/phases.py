@@ -318,10 +318,8 @@ def actual_percent(run: PhaseRun) -> ActualPercent | None:
     if run.state not in PhaseRun.OPEN_STATES:
         return None
     desired = DesiredConfig.objects.filter(environment_id=run.rollout.environment_id).first()
-    if desired is None:
-        return None
-    actual = 0 if desired.emergency_proxy else desired.canary_percent
-    if actual == run.phase.percent:
+    differs = against_plan(run.phase, desired)
+    if differs is None:
         return None
     change = (
         ConfigChange.objects.filter(environment_id=run.rollout.environment_id)
@@ -329,11 +327,21 @@ def actual_percent(run: PhaseRun) -> ActualPercent | None:
         .first()
     )
     since = change and (change.in_effect_at or change.requested_at)
-    if desired.emergency_proxy:
-        why = "emergency stop"
-    else:
-        why = "lowered" if actual < run.phase.percent else "raised"
+    actual, why = differs
     return ActualPercent(plan=run.phase.percent, actual=actual, since=since, why=why)
+
+
+def against_plan(phase: Phase, desired: DesiredConfig | None) -> tuple[int, str] | None:
+    """(actual percent, why) when the desired config is not the phase's percent: lowered,
+    raised or emergency stop; None when it is (or nothing is desired yet)."""
+    if desired is None:
+        return None
+    actual = 0 if desired.emergency_proxy else desired.canary_percent
+    if actual == phase.percent:
+        return None
+    if desired.emergency_proxy:
+        return actual, "emergency stop"
+    return actual, "lowered" if actual < phase.percent else "raised"
 
 
 @dataclass

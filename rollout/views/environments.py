@@ -155,6 +155,9 @@ def _overview_rows():
                 "open_changes": environment.open_changes,
                 "rollout": rollout,
                 "phase_run": run,
+                "against_plan": phases.against_plan(run.phase, environment.desired)
+                if run and hasattr(environment, "desired")
+                else None,
                 "pending_requests": environment.pending_requests,
                 "needs": needs.get(environment.pk, []),
                 "progress": phases.progress(

@@ -12,15 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from metrics.models import LogSource
-from rollout.models import (
-    ConfigChange,
-    Decision,
-    Phase,
-    PhaseRun,
-    Preflight,
-    PreviewRun,
-    Rollout,
-)
+from rollout.models import ConfigChange, Decision, Phase, PhaseRun, Preflight, PreviewRun, Rollout
 from rollout.services import evidence, phases
 from tests.conftest import client_for
 from tests.support.rollouts import fill

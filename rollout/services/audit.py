@@ -28,6 +28,25 @@ GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 7_263_011
 
 
+# What an entry says about its act, as stored: sealed into its hash, and exported as it is.
+RECORDED_FIELDS = (
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "outcome",
+    "detail",
+    "request_id",
+    "client_ip",
+)
+
+
+def recorded(entry: AuditEntry) -> dict:
+    """The ``RECORDED_FIELDS`` of ``entry`` by name."""
+    return {name: getattr(entry, name) for name in RECORDED_FIELDS}
+
+
 def _content(entry: AuditEntry) -> dict:
     return {
         "created_at": entry.created_at.isoformat(timespec="microseconds"),
@@ -35,15 +54,7 @@ def _content(entry: AuditEntry) -> dict:
         "actor_label": entry.actor_label,
         "action": entry.action,
         "environment_id": entry.environment_id,
-        "object_type": entry.object_type,
-        "object_id": entry.object_id,
-        "before": entry.before,
-        "after": entry.after,
-        "reason": entry.reason,
-        "outcome": entry.outcome,
-        "detail": entry.detail,
-        "request_id": entry.request_id,
-        "client_ip": entry.client_ip,
+        **recorded(entry),
     }
 
 

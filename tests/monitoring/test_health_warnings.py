@@ -14,7 +14,7 @@ from monitoring.observation import observe
 from monitoring.retention import prune
 from rollout.services import preview as preview_suite
 from tests.conftest import client_for
-from tests.monitoring.conftest import B2A
+from tests.monitoring.conftest import misbehaving_target
 
 pytestmark = pytest.mark.django_db
 
@@ -70,15 +70,7 @@ def test_a_failure_wins_over_a_warning_and_keeps_it(misbehaving, production):
 
 
 def structure_check(environment, misbehaving, path):
-    environment.qa_url = misbehaving.url(path)
-    environment.save()
-    target = preview_suite.Target(
-        url=environment.qa_url,
-        environment=environment.name,
-        expected=B2A,
-        monitoring_headers={},
-        address_prefix="198.18.0",
-    )
+    target = misbehaving_target(environment, misbehaving, path)
     return preview_suite.check_qa_structure(target, time.monotonic() + 10)
 
 

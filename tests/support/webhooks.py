@@ -4,6 +4,7 @@ with WebhookReceiver() as slack:
     slack.answer(429, "rate_limited", headers={"Retry-After": "1"})  # next answer
     ...
     slack.received  # [{"path", "headers", "json", "body"}, ...]
+    slack.bodies()  # the JSON of each request, in order
 """
 
 import json
@@ -11,12 +12,21 @@ import threading
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.serving import Serving
 
-class WebhookReceiver:
-    def __init__(self, *, default_status: int = 200, default_body: str = "ok"):
+
+class WebhookReceiver(Serving):
+    def __init__(
+        self,
+        *,
+        default_status: int = 200,
+        default_body: str = "ok",
+        default_headers: dict | None = None,
+        path: str = "/services/T000/B000/hook",
+    ):
         self.received: list[dict] = []
         self._answers: deque = deque()
-        self.default = (default_status, default_body, {})
+        self.default = (default_status, default_body, default_headers or {})
         self._lock = threading.Lock()
         receiver = self
 
@@ -41,9 +51,9 @@ class WebhookReceiver:
                         receiver._answers.popleft() if receiver._answers else receiver.default
                     )
                 self.send_response(status)
+                headers = {"Content-Type": "text/plain", **headers}
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(text.encode())))
                 self.end_headers()
                 self.wfile.write(text.encode())
@@ -51,18 +61,14 @@ class WebhookReceiver:
             def log_message(self, *args):
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/services/T000/B000/hook"
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = self.base_url + path
 
     def answer(self, status: int, body: str, headers: dict | None = None) -> None:
         """Queue the answer to the next request (then the default again)."""
         with self._lock:
             self._answers.append((status, body, headers or {}))
 
-    def __enter__(self):
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+    def bodies(self) -> list:
+        with self._lock:
+            return [entry["json"] for entry in self.received]

@@ -14,6 +14,17 @@ def templates() -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def test_every_table_reflows_on_a_phone():
+    """A new table goes inside ``{% reflow %}`` (rollout/templatetags/tables.py): the on-call
+    engineer reads it on a phone."""
+    unwrapped = [
+        name
+        for name, text in templates()
+        if "<table" in re.sub(r"{% reflow %}.*?{% endreflow %}", "", text, flags=re.S)
+    ]
+    assert not unwrapped, f"tables outside {{% reflow %}}: {unwrapped}"
+
+
 def test_no_short_comment_spans_lines():
     """Django shows a ``{# … #}`` that spans lines on the page as it is; ``{% comment %}`` is the
     one for several lines."""

@@ -84,7 +84,7 @@ def test_every_place_shows_the_same_figures_and_build(production_at_b2a, release
     ).content.decode()
     row = {
         cohort: re.search(
-            rf'data-cohort="{cohort}">.*?class="requests">(\d+)<.*?class="errors">(\d+)<',
+            rf'data-cohort="{cohort}">.*?class="requests"[^>]*>(\d+)<.*?class="errors">(\d+)<',
             panel,
             re.S,
         )

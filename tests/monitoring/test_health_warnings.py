@@ -36,9 +36,7 @@ def probed(environment, misbehaving, path):
 
 
 @pytest.mark.parametrize("path, warning", UNEXPECTED, ids=[path for path, _ in UNEXPECTED])
-def test_each_unexpected_thing_is_a_warning_with_its_reason(
-    misbehaving, production, path, warning
-):
+def test_each_unexpected_thing_is_a_warning_with_its_reason(misbehaving, production, path, warning):
     check = probed(production, misbehaving, path)
     assert check.verdict == "warning", check.problems
     assert check.reason == warning and check.warnings == [warning]
@@ -134,5 +132,5 @@ def test_hourly_summaries_count_warnings_apart_from_failures(production, viewer,
     assert summary.warning_reasons == {"X-Pix-Canary has an unknown key 'region' (=fra)": 2}
     page = client_for(viewer).get(reverse("monitoring:checks", args=[production.public_id]))
     text = page.content.decode()
-    assert '<td class="summary-warnings">2</td>' in text
+    assert '<td class="summary-warnings" data-label="Warnings">2</td>' in text
     assert "warning: X-Pix-Canary has an unknown key &#x27;region&#x27; (=fra) (2)" in text

@@ -39,7 +39,7 @@ def dashboard_user(slack_user_id: str, *, api: WebApi, now) -> Identity:
         return Identity(why=f"Slack did not say who you are ({answer.error}).")
     found = _matching_user(answer.data.get("user"))
     _remember(slack_user_id, mapping, found, now)
-    return _active(found.user) if found.user is not None else found
+    return _active(found.user) if found.user is not None else Identity(why=found.why)
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,16 @@ def _act(action: SlackAction) -> float | None:
     ):
         return None
     action.refresh_from_db()
+    try:
+        return _act_as_the_presser(action)
+    except Exception:
+        # Recorded and answered, never left "acting": the service's transaction rolled back.
+        log.exception("slack press %s failed", action.pk)
+        _finish(action, State.FAILED, "It failed on our side; check the dashboard.")
+        return None
+
+
+def _act_as_the_presser(action: SlackAction) -> float | None:
     identity = dashboard_user(action.slack_user_id, api=web_api(), now=timezone.now())
     if identity.retry_in is not None and action.attempts < MAX_ATTEMPTS:
         SlackAction.objects.filter(pk=action.pk, state=State.ACTING).update(state=State.QUEUED)

@@ -2,35 +2,26 @@
 carrying it out against the local Slack, the same services and audit trail as a click, and the
 message answered through its response_url."""
 
-from datetime import timedelta
-
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from outbox.models import Notification
-from rollout.models import AuditEntry, CheckIn, ConfigChange, Phase, PhaseRun, Rollout
+from rollout.models import AuditEntry, ConfigChange
 from rollout.notifications import announce_check_in_due
-from rollout.services import audit, controls, phases
+from rollout.services import audit, controls
 from slack_actions.models import SlackAction, SlackUser
 from tests.conftest import wait_for
-from tests.slack_actions.conftest import slack_worker_env
-from tests.slack_actions.test_interactivity import _stop_message, message_of
-from tests.support.rollouts import plan_for
+from tests.slack_actions.conftest import (
+    due_check_in,
+    increase_message,
+    slack_worker_env,
+    stop_message,
+)
 from tests.support.slack import press, signed, submission
-from tests.support.webhooks import WebhookReceiver
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 APPROVE = "rollout_control.approve"
-
-
-@pytest.fixture(autouse=True)
-def webhooks(settings):
-    with WebhookReceiver() as receiver:
-        settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = receiver.url
-        settings.SLACK_INCIDENTS_WEBHOOK_URL = receiver.url
-        yield receiver
 
 
 @pytest.fixture
@@ -86,7 +77,7 @@ def test_an_approver_approves_from_slack_as_themselves(
     )
     pending = raise_to_b2b(production_configured, release_manager)
     body, headers = send(
-        http, endpoint, press(slack, message_of(pending), APPROVE, user="UTHEO", trigger="t1")
+        http, endpoint, press(slack, increase_message(pending), APPROVE, user="UTHEO", trigger="t1")
     )
     # The same request again (Slack retrying, or someone replaying it): answered, not acted on.
     assert http.post(endpoint, content=body, headers=headers).status_code == 200
@@ -118,7 +109,9 @@ def test_nobody_approves_their_own_request_from_slack_either(
 ):
     SlackUser.objects.create(slack_user_id="UADAM", user=admin_user)
     own = raise_to_b2b(production_configured, admin_user)
-    send(http, endpoint, press(slack, message_of(own), APPROVE, user="UADAM", trigger="t-own"))
+    send(
+        http, endpoint, press(slack, increase_message(own), APPROVE, user="UADAM", trigger="t-own")
+    )
 
     (action,) = answered()
     assert action.state == "refused"
@@ -139,7 +132,7 @@ def test_a_person_without_the_permission_and_an_unknown_slack_user_are_refused_a
     SlackUser.objects.create(slack_user_id="UVERA", user=viewer)
     slack.add_user("UNOBODY", "nobody@elsewhere.example")
     pending = raise_to_b2b(production_configured, release_manager)
-    message = message_of(pending)
+    message = increase_message(pending)
     send(http, endpoint, press(slack, message, APPROVE, user="UVERA", trigger="t-vera"))
     send(http, endpoint, press(slack, message, APPROVE, user="UNOBODY", trigger="t-nobody"))
 
@@ -171,7 +164,7 @@ def test_an_on_call_engineer_stops_from_slack_with_a_reason(
     devops.email = "dana@example.com"
     devops.save()
     slack.add_user("UDANA", "dana@example.com")
-    message = _stop_message(settings, production_configured)
+    message = stop_message(settings, production_configured)
     send(
         http,
         endpoint,
@@ -203,7 +196,7 @@ def test_a_check_in_is_acknowledged_from_slack_with_what_was_checked(
     from tests.conftest import configured_environment
 
     environment = configured_environment(edge)
-    check_in = _due_check_in(environment)
+    check_in = due_check_in(environment)
     announce_check_in_due(check_in)
     message = Notification.objects.get(related_object=f"check-in:{check_in.public_id}:due").payload
     SlackUser.objects.create(slack_user_id="URITA", user=release_manager)
@@ -228,20 +221,3 @@ def test_a_check_in_is_acknowledged_from_slack_with_what_was_checked(
     assert entry.actor == release_manager and entry.via == "slack:URITA"
     assert len(slack.responses) == 2 and action.reply_attempts == 2
     assert "acknowledged by rita from Slack" in str(slack.responses[-1]["json"]["blocks"][-1])
-
-
-def _due_check_in(environment) -> CheckIn:
-    """The T+2 h check-in of a B2a window that took effect three hours ago: due now."""
-    plan = plan_for(environment)
-    rollout = Rollout.objects.create(
-        plan=plan, environment=environment, build="build-7", state=Rollout.State.OBSERVING
-    )
-    in_effect = timezone.now() - timedelta(hours=3)
-    run = PhaseRun.objects.create(
-        rollout=rollout,
-        phase=Phase.objects.get(plan=plan, tag="B2a"),
-        state=PhaseRun.State.WAITING,
-        started_at=in_effect,
-    )
-    phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
-    return run.check_ins.get(label="T+2 h")

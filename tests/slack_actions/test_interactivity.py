@@ -8,14 +8,11 @@ import time
 import pytest
 from django.urls import reverse
 
-from metrics.models import LogSource
-from outbox.models import Notification
 from rollout.models import AuditEntry
 from rollout.services import controls
 from slack_actions.models import SlackAction
-from tests.metrics.test_notifications import fire_critical
+from tests.slack_actions.conftest import increase_message, stop_message
 from tests.support.slack import SIGNING_SECRET, press, signed, submission
-from tests.support.webhooks import WebhookReceiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,15 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def endpoint(live_server):
     return live_server.url + reverse("slack_actions:interactivity")
-
-
-@pytest.fixture(autouse=True)
-def webhooks(settings):
-    """Both channels configured, so the announcements with their buttons are recorded."""
-    with WebhookReceiver() as receiver:
-        settings.SLACK_DEPLOYMENTS_WEBHOOK_URL = receiver.url
-        settings.SLACK_INCIDENTS_WEBHOOK_URL = receiver.url
-        yield receiver
 
 
 @pytest.fixture
@@ -47,19 +35,15 @@ def pending(slack, production_configured, release_manager):
     )
 
 
-def message_of(percent_request) -> dict:
-    return Notification.objects.get(
-        related_object=f"percent-request:{percent_request.public_id}:pending"
-    ).payload
-
-
 def post(http, endpoint, payload, **signing):
     body, headers = signed(payload, **signing)
     return http.post(endpoint, content=body, headers=headers)
 
 
 def approve_press(slack, pending, trigger="trigger-1"):
-    return press(slack, message_of(pending), "rollout_control.approve", user="U1", trigger=trigger)
+    return press(
+        slack, increase_message(pending), "rollout_control.approve", user="U1", trigger=trigger
+    )
 
 
 def test_a_signed_press_is_recorded_once_however_often_it_is_replayed(
@@ -174,7 +158,7 @@ def test_without_the_slack_app_configured_the_endpoint_is_not_there(
 def test_the_stop_opens_a_dialog_naming_what_will_happen_within_the_request(
     slack, settings, endpoint, http, production_configured
 ):
-    message = _stop_message(settings, production_configured)
+    message = stop_message(settings, production_configured)
     payload = press(slack, message, "rollout_control.emergency_stop", user="U9", trigger="t-stop")
     assert post(http, endpoint, payload).status_code == 200
     # Opened before the answer: the trigger is good for three seconds only.
@@ -206,20 +190,10 @@ def test_a_dialog_slack_would_not_open_is_answered_with_the_dashboard(
     slack, settings, endpoint, http, production_configured
 ):
     slack.answer_next("views.open", 200, {"ok": False, "error": "expired_trigger_id"})
-    message = _stop_message(settings, production_configured)
+    message = stop_message(settings, production_configured)
     payload = press(slack, message, "rollout_control.emergency_stop", user="U9", trigger="t-late")
     assert post(http, endpoint, payload).status_code == 200
     action = SlackAction.objects.get()
     assert action.state == "failed"
     assert "expired_trigger_id" in action.outcome
     assert f"/environments/{production_configured.public_id}/" in action.outcome
-
-
-def _stop_message(settings, environment) -> dict:
-    """The #incidents message of the critical alert firing on ``environment``."""
-    settings.METRICS_ALERT_SETTLE_MINUTES = 0
-    LogSource.objects.create(environment=environment, kind="directory", directory="/nonexistent")
-    fire_critical(environment)
-    return Notification.objects.get(
-        channel=Notification.Channel.SLACK_INCIDENTS, subject__contains="native-5xx-critical"
-    ).payload

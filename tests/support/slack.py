@@ -57,11 +57,14 @@ class SlackStandIn:
                     )
                 else:
                     status, body, headers = stand_in._response_url(self.path, raw)
-                text = json.dumps(body)
+                # A str answer is sent as plain text ("ok", as a response_url may answer).
+                plain = isinstance(body, str)
+                text = body if plain else json.dumps(body)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                kind = "text/plain" if plain else "application/json"
+                self.send_header("Content-Type", f"{kind}; charset=utf-8")
                 self.send_header("Content-Length", str(len(text.encode())))
                 self.end_headers()
                 self.wfile.write(text.encode())
@@ -88,7 +91,7 @@ class SlackStandIn:
             "profile": {"email": email, "real_name": email.split("@")[0].title()},
         }
 
-    def answer_next(self, method: str, status: int, body: dict, headers: dict | None = None):
+    def answer_next(self, method: str, status: int, body, headers: dict | None = None):
         """Queue the answer to the next call of ``method`` (then the method's own again)."""
         with self._lock:
             self._answers[method].append((status, body, headers or {}))

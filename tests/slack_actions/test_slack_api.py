@@ -120,3 +120,12 @@ def test_a_response_url_answers_ok_in_either_of_slacks_forms(slack, api):
     assert (answer.ok, answer.error, answer.transient) == (False, "expired_url", False)
     slack.answer_next("response_url", 200, "ok")
     assert respond(slack.response_url("c"), message, client=api.client).ok
+
+
+def test_the_bot_token_and_signing_secret_never_reach_a_log_line(settings):
+    from config import log_format
+
+    settings.SLACK_BOT_TOKEN = BOT_TOKEN
+    settings.SLACK_SIGNING_SECRET = SIGNING_SECRET
+    line = log_format.redact(f"calling users.info with {BOT_TOKEN}, secret {SIGNING_SECRET}")
+    assert BOT_TOKEN not in line and SIGNING_SECRET not in line and "[redacted]" in line

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from rollout.admin import ReadOnlyAdmin
 from rollout.services import audit
 
 from .models import SlackAction, SlackUser
@@ -53,15 +54,8 @@ class SlackUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlackAction)
-class SlackActionAdmin(admin.ModelAdmin):
+class SlackActionAdmin(ReadOnlyAdmin):
     """Presses are recorded by the endpoint and the task; nobody edits them."""
 
     list_display = ["created_at", "action", "slack_user_id", "user", "state", "replied_at"]
     list_filter = ["action", "state"]
-    readonly_fields = [field.name for field in SlackAction._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

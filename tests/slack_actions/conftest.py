@@ -9,7 +9,7 @@ from django.utils import timezone
 from metrics.models import LogSource
 from outbox.models import Notification
 from rollout.models import CheckIn, Phase, PhaseRun, Rollout
-from rollout.services import phases
+from rollout.services import controls, phases
 from tests.metrics.test_notifications import fire_critical
 from tests.support.rollouts import plan_for
 from tests.support.slack import BOT_TOKEN, SIGNING_SECRET, SlackStandIn
@@ -84,3 +84,15 @@ def due_check_in(environment) -> CheckIn:
     )
     phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
     return run.check_ins.get(label="T+2 h")
+
+
+def raise_to_b2b(environment, person):
+    """``person`` asks to raise production from 10 % B2a (version 1) to 25 % B2b."""
+    return controls.submit_percent(
+        environment=environment,
+        percent=25,
+        tag="B2b",
+        reason="B2b after a quiet day",
+        expected_version=1,
+        actor=person,
+    )

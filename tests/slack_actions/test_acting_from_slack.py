@@ -8,12 +8,13 @@ from django.urls import reverse
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange
 from rollout.notifications import announce_check_in_due
-from rollout.services import audit, controls
+from rollout.services import audit
 from slack_actions.models import SlackAction, SlackUser
 from tests.conftest import wait_for
 from tests.slack_actions.conftest import (
     due_check_in,
     increase_message,
+    raise_to_b2b,
     slack_worker_env,
     stop_message,
 )
@@ -51,17 +52,6 @@ def answered(count=1):
         ),
         timeout=30,
         message="the worker to carry out the press and answer Slack",
-    )
-
-
-def raise_to_b2b(environment, person):
-    return controls.submit_percent(
-        environment=environment,
-        percent=25,
-        tag="B2b",
-        reason="B2b after a quiet day",
-        expected_version=1,
-        actor=person,
     )
 
 

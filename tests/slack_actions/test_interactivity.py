@@ -9,9 +9,8 @@ import pytest
 from django.urls import reverse
 
 from rollout.models import AuditEntry
-from rollout.services import controls
 from slack_actions.models import SlackAction
-from tests.slack_actions.conftest import increase_message, stop_message
+from tests.slack_actions.conftest import increase_message, raise_to_b2b, stop_message
 from tests.support.slack import SIGNING_SECRET, press, signed, submission
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,14 +24,7 @@ def endpoint(live_server):
 @pytest.fixture
 def pending(slack, production_configured, release_manager):
     """A raise waiting for a second person, announced in #deployments with its buttons."""
-    return controls.submit_percent(
-        environment=production_configured,
-        percent=25,
-        tag="B2b",
-        reason="B2b after a quiet day",
-        expected_version=1,
-        actor=release_manager,
-    )
+    return raise_to_b2b(production_configured, release_manager)
 
 
 def post(http, endpoint, payload, **signing):

@@ -8,9 +8,8 @@ from integrations import slack as blocks
 from metrics.models import LogSource
 from outbox.models import Notification
 from rollout.notifications import announce_check_in_due
-from rollout.services import controls
 from tests.metrics.test_notifications import fire_critical, resolve_critical
-from tests.slack_actions.conftest import due_check_in
+from tests.slack_actions.conftest import due_check_in, raise_to_b2b
 
 pytestmark = pytest.mark.django_db
 
@@ -35,14 +34,7 @@ def links(payload) -> list[str]:
 
 
 def raise_request(environment, person):
-    pending = controls.submit_percent(
-        environment=environment,
-        percent=25,
-        tag="B2b",
-        reason="B2b",
-        expected_version=1,
-        actor=person,
-    )
+    pending = raise_to_b2b(environment, person)
     notification = Notification.objects.get(related_object__startswith="percent-request:")
     return pending, notification.payload
 

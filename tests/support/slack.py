@@ -18,6 +18,8 @@ from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode
 
+from tests.support.webhooks import Serving, read_body, send_answer
+
 BOT_TOKEN = "xoxb-test-0000-bot-token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -37,7 +39,7 @@ def signed(payload: dict, *, secret: str = SIGNING_SECRET, timestamp: int | None
     return body, headers
 
 
-class SlackStandIn:
+class SlackStandIn(Serving):
     def __init__(self, *, token: str = BOT_TOKEN):
         self.token = token
         self.users: dict[str, dict] = {}
@@ -49,8 +51,7 @@ class SlackStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode("utf-8", "replace")
+                raw = read_body(self)
                 if self.path.startswith("/api/"):
                     status, body, headers = stand_in._web_api(
                         self.path[len("/api/") :], dict(self.headers), raw
@@ -58,16 +59,11 @@ class SlackStandIn:
                 else:
                     status, body, headers = stand_in._response_url(self.path, raw)
                 # A str answer is sent as plain text ("ok", as a response_url may answer).
-                plain = isinstance(body, str)
-                text = body if plain else json.dumps(body)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                kind = "text/plain" if plain else "application/json"
-                self.send_header("Content-Type", f"{kind}; charset=utf-8")
-                self.send_header("Content-Length", str(len(text.encode())))
-                self.end_headers()
-                self.wfile.write(text.encode())
+                if isinstance(body, str):
+                    send_answer(self, status, body, headers, "text/plain; charset=utf-8")
+                else:
+                    kind = "application/json; charset=utf-8"
+                    send_answer(self, status, json.dumps(body), headers, kind)
 
             def log_message(self, *args):
                 pass
@@ -143,14 +139,6 @@ class SlackStandIn:
             queued = self._answers["response_url"]
             answer = queued.popleft() if queued else (200, {"ok": True}, {})
         return answer
-
-    def __enter__(self):
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def press(stand_in, message: dict, action_id: str, *, user: str, trigger: str) -> dict:

@@ -12,7 +12,35 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class WebhookReceiver:
+def read_body(handler) -> str:
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length).decode("utf-8", "replace")
+
+
+class Serving:
+    """Serves ``self._server`` (a ThreadingHTTPServer) on a thread inside a ``with`` block."""
+
+    def __enter__(self):
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def send_answer(handler, status: int, text: str, headers: dict, content_type: str) -> None:
+    """Answer the request ``handler`` is serving with ``text`` and ``headers``."""
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(text.encode())))
+    handler.end_headers()
+    handler.wfile.write(text.encode())
+
+
+class WebhookReceiver(Serving):
     def __init__(self, *, default_status: int = 200, default_body: str = "ok"):
         self.received: list[dict] = []
         self._answers: deque = deque()
@@ -22,8 +50,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8", "replace")
+                body = read_body(self)
                 try:
                     parsed = json.loads(body)
                 except ValueError:
@@ -40,13 +67,7 @@ class WebhookReceiver:
                     status, text, headers = (
                         receiver._answers.popleft() if receiver._answers else receiver.default
                     )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(text.encode())))
-                self.end_headers()
-                self.wfile.write(text.encode())
+                send_answer(self, status, text, headers, "text/plain")
 
             def log_message(self, *args):
                 pass
@@ -58,11 +79,3 @@ class WebhookReceiver:
         """Queue the answer to the next request (then the default again)."""
         with self._lock:
             self._answers.append((status, body, headers or {}))
-
-    def __enter__(self):
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()

@@ -182,7 +182,10 @@ def _submitted(payload: dict) -> dict | None:
         return {"response_action": "errors", "errors": {slack.DIALOG_INPUT: why}}
     # From the dialog's press by the same person: a replayed submission finds it queued already.
     sent = SlackAction.objects.filter(
-        public_id=public_id, state=State.DIALOG, slack_user_id=_text(user.get("id"), 32)
+        public_id=public_id,
+        action=view.get("callback_id"),
+        state=State.DIALOG,
+        slack_user_id=_text(user.get("id"), 32),
     ).update(state=State.QUEUED, reason=reason)
     if sent:
         _enqueue(SlackAction.objects.get(public_id=public_id))

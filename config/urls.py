@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("monitoring/", include("monitoring.urls")),
     path("metrics/", include("metrics.urls")),
+    path("slack/", include("slack_actions.urls")),
     path("", include("rollout.urls")),
 ]
 

@@ -57,6 +57,19 @@ def test_a_changed_reason_is_detected(entries):
     verification_fails(f"broken at entry #{entries[0].pk}: its content")
 
 
+def test_the_channel_a_person_acted_through_is_sealed_and_only_theirs(entries, tech_lead):
+    with audit.acting_via(tech_lead, "slack:UTHEO"):
+        theirs = audit.record(action="approval.approved", actor=tech_lead)
+        others = audit.record(action="config.percent_change", actor=entries[0].actor)
+        automatic = audit.record(action="config.written", system="kv-writer")
+    assert (theirs.via, others.via, automatic.via) == ("slack:UTHEO", "", "")
+    assert audit.record(action="approval.approved", actor=tech_lead).via == "", "only inside"
+    call_command("verify_audit")
+    _tamper("UPDATE rollout_auditentry SET via = %s WHERE id = %s", ["", theirs.pk])
+    with pytest.raises(CommandError, match=f"broken at entry #{theirs.pk}: its content"):
+        call_command("verify_audit")
+
+
 def test_a_changed_actor_label_is_detected(entries):
     _tamper(
         "UPDATE rollout_auditentry SET actor_label = %s WHERE id = %s", ["ghost", entries[1].pk]

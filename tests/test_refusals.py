@@ -20,8 +20,17 @@ from tests.test_decisions import observing
 pytestmark = pytest.mark.django_db
 
 # Log-in and log-out are for everyone, the admin has its own permissions, the Prometheus endpoint
-# its bearer token, and "Your settings" is every person's own (tests/test_times_for_people.py).
-NOT_TRIED = {"login", "logout", "admin_login", "metrics:prometheus", "rollout:preferences"}
+# its bearer token, Slack's endpoint Slack's signature and the mapped person's permissions
+# (tests/slack_actions/), and "Your settings" is every person's own
+# (tests/test_times_for_people.py).
+NOT_TRIED = {
+    "login",
+    "logout",
+    "admin_login",
+    "metrics:prometheus",
+    "rollout:preferences",
+    "slack_actions:interactivity",
+}
 NOT_TRIED_PREFIXES = ("admin/", "static/")
 
 APPS = ("rollout", "monitoring", "metrics", "outbox")

@@ -49,6 +49,9 @@ class AuditEntry(models.Model):
     detail = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The channel a person acted through when it was not a page: "slack:U024BE7LH" (their Slack
+    # user id). Empty for a page, a command or an automatic act.
+    via = models.CharField(max_length=200, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)
     # The id of the HMAC key that sealed the entry; empty for an unkeyed (legacy) entry.

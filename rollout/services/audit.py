@@ -15,6 +15,8 @@ the chain's head outside the database (rollout/services/audit_checkpoints.py) ex
 import hashlib
 import hmac
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -48,7 +50,7 @@ def recorded(entry: AuditEntry) -> dict:
 
 
 def _content(entry: AuditEntry) -> dict:
-    return {
+    content = {
         "created_at": entry.created_at.isoformat(timespec="microseconds"),
         "actor_id": entry.actor_id,
         "actor_label": entry.actor_label,
@@ -56,6 +58,10 @@ def _content(entry: AuditEntry) -> dict:
         "environment_id": entry.environment_id,
         **recorded(entry),
     }
+    # Sealed only when set, so every entry written before the field existed still verifies.
+    if entry.via:
+        content["via"] = entry.via
+    return content
 
 
 class UnknownKey(Exception):
@@ -86,6 +92,30 @@ def compute_hash(entry: AuditEntry, prev_hash: str, keys: dict[str, str] | None 
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
+# (person, channel) while a person acts through a channel other than a page; see ``acting_via``.
+_acting_via: ContextVar[tuple | None] = ContextVar("acting_via", default=None)
+
+
+@contextmanager
+def acting_via(person, via: str):
+    """Every entry written inside whose actor is ``person`` records ``via`` (e.g.
+    ``"slack:U024BE7LH"``): the services a chat button calls stay the page's services, and the
+    entries of other people they write (the requester's change an approval applies) stay
+    without it."""
+    token = _acting_via.set((person, via))
+    try:
+        yield
+    finally:
+        _acting_via.reset(token)
+
+
+def _via_of(actor) -> str:
+    acting = _acting_via.get()
+    if acting is None or actor is None or acting[0] is None or acting[0].pk != actor.pk:
+        return ""
+    return acting[1]
+
+
 def record(
     *,
     action: str,
@@ -99,8 +129,10 @@ def record(
     outcome: str = AuditEntry.Outcome.OK,
     detail: str = "",
     request=None,
+    via: str = "",
 ) -> AuditEntry:
-    """Append one entry. ``actor`` is a user; ``system`` names the automatic part otherwise."""
+    """Append one entry. ``actor`` is a user; ``system`` names the automatic part otherwise.
+    ``via`` names the channel of an act that came through no page (see ``acting_via``)."""
     if actor is None and not system:
         raise ValueError("an audit entry needs a user or a system part as its actor")
     entry = AuditEntry(
@@ -117,6 +149,7 @@ def record(
         detail=detail[:4000],
         request_id=getattr(request, "request_id", "") if request else "",
         client_ip=_client_ip(request),
+        via=(via or _via_of(actor))[:200],
     )
     with transaction.atomic():
         if connection.vendor == "postgresql":

@@ -15,6 +15,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from tests.support.serving import Serving
 
 
+def read_body(handler) -> str:
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length).decode("utf-8", "replace")
+
+
+def send_answer(handler, status: int, text: str, headers: dict, content_type: str) -> None:
+    """Answer the request ``handler`` is serving with ``text`` and ``headers``."""
+    handler.send_response(status)
+    for name, value in {"Content-Type": content_type, **headers}.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(text.encode())))
+    handler.end_headers()
+    handler.wfile.write(text.encode())
+
+
 class WebhookReceiver(Serving):
     def __init__(
         self,
@@ -32,8 +47,7 @@ class WebhookReceiver(Serving):
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8", "replace")
+                body = read_body(self)
                 try:
                     parsed = json.loads(body)
                 except ValueError:
@@ -50,13 +64,7 @@ class WebhookReceiver(Serving):
                     status, text, headers = (
                         receiver._answers.popleft() if receiver._answers else receiver.default
                     )
-                self.send_response(status)
-                headers = {"Content-Type": "text/plain", **headers}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(text.encode())))
-                self.end_headers()
-                self.wfile.write(text.encode())
+                send_answer(self, status, text, headers, "text/plain")
 
             def log_message(self, *args):
                 pass

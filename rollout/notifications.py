@@ -151,3 +151,27 @@ def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers
 def _hours(duration) -> str:
     hours = duration.total_seconds() / 3600
     return f"{hours:g}h"
+
+
+def announce_break_glass(entry):
+    """Post to #incidents that a break-glass account logged in with its local password
+    (``entry``: the audit entry of that log-in)."""
+    link = settings.SITE_URL + reverse("rollout:audit") + f"?actor={entry.actor_label}"
+    text = (
+        f":rotating_light: Break-glass log-in: *{entry.actor_label}* logged in to Rollout Control"
+        " with a local password"
+    )
+    payload = slack.message(
+        text,
+        fields=[
+            ("From", entry.client_ip or "unknown address"),
+            ("At", f"{entry.created_at:%Y-%m-%d %H:%M:%S} UTC"),
+        ],
+        link=("Their audit trail", link),
+    )
+    return notify.queue(
+        channel=Notification.Channel.SLACK_INCIDENTS,
+        subject=text[:200],
+        payload=payload,
+        related_object=f"break-glass:{entry.pk}",
+    )

@@ -55,9 +55,7 @@ def provider_unavailable(exc: requests.RequestException) -> SignInFailed:
             outcome="failed",
         )
     if isinstance(exc, requests.ConnectionError):
-        return SignInFailed(
-            "The company sign-in cannot be reached.", status=502, outcome="failed"
-        )
+        return SignInFailed("The company sign-in cannot be reached.", status=502, outcome="failed")
     response = getattr(exc, "response", None)
     if response is not None and 400 <= response.status_code < 500:
         try:
@@ -91,8 +89,11 @@ def discovery() -> dict:
             document = response.json()
         except requests.RequestException as exc:
             raise provider_unavailable(exc) from exc
-        missing = [name for name in REQUIRED_ENDPOINTS if not isinstance(document, dict)
-                   or not document.get(name)]
+        missing = [
+            name
+            for name in REQUIRED_ENDPOINTS
+            if not isinstance(document, dict) or not document.get(name)
+        ]
         if missing:
             raise SignInFailed(
                 f"The company sign-in's discovery document lacks {', '.join(missing)}.",

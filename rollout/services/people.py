@@ -33,9 +33,9 @@ def company_sign_in(*, issuer: str, claims: dict, request=None) -> User:
     if not subject:
         raise SignInFailed("The company sign-in did not say who you are.", status=403)
     groups = _groups(claims)
-    account = CompanyAccount.objects.select_related("user").filter(
-        issuer=issuer, subject=subject
-    ).first()
+    account = (
+        CompanyAccount.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
+    )
     details = _details(claims)
     if account is None:
         account = _create(issuer=issuer, subject=subject, details=details, request=request)

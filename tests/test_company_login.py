@@ -333,3 +333,28 @@ def test_without_a_discovery_url_there_is_no_company_login(browser, settings):
     assert browser.get("/oidc/authenticate/").status_code == 404
     assert browser.get("/oidc/callback/").status_code == 404
     assert 'id="company-login"' not in browser.get("/login/").text
+
+
+# --- configuration mistakes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, check",
+    [
+        ({"OIDC_RP_CLIENT_SECRET": ""}, "E620"),
+        ({"OIDC_ROLE_GROUPS": {"tech lead": "rollout-tech-leads"}}, "E621"),
+        ({"OIDC_ROLE_GROUPS": {"techlead": ["rollout-tech-leads"]}}, "E622"),
+        ({"LOCAL_PASSWORD_LOGIN": False, "BREAK_GLASS_ACCOUNTS": []}, "W623"),
+        ({"LOCAL_PASSWORD_LOGIN": False, "OIDC_DISCOVERY_URL": ""}, "W624"),
+    ],
+)
+def test_configuration_mistakes_are_reported_at_start(settings, changes, check):
+    from rollout.checks import company_login_settings
+
+    settings.OIDC_DISCOVERY_URL = "https://idp.example.com/.well-known/openid-configuration"
+    settings.OIDC_RP_CLIENT_ID, settings.OIDC_RP_CLIENT_SECRET = "client", "secret"
+    settings.BREAK_GLASS_ACCOUNTS = ["oncall"]
+    assert company_login_settings(None) == []
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    assert [problem.id for problem in company_login_settings(None)] == [f"rollout.{check}"]

@@ -39,11 +39,13 @@ class SignInFailed(Exception):
     ``status`` is the HTTP status of the page; ``outcome`` is the audit outcome (refused: the
     answer was not acceptable; failed: the provider could not be used)."""
 
-    def __init__(self, reason: str, *, status: int = 400, outcome: str = "refused"):
+    def __init__(self, reason: str, *, status: int = 400, outcome: str = "refused", who=""):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.outcome = outcome
+        # The person, when the provider said who it was (for the audit trail).
+        self.who = who
 
 
 def provider_unavailable(exc: requests.RequestException) -> SignInFailed:

@@ -132,8 +132,10 @@ def test_a_person_with_no_mapped_group_is_told_whom_to_ask(company_login, browse
     assert "You have no role here" in response.text
     assert "Ask #platform-team to add you to a group" in response.text
     assert not signed_in(browser)
+    assert not User.objects.filter(username="nora").exists()
     refused = failure("auth.no_role")
     assert refused.outcome == "refused" and refused.actor_label == "company login"
+    assert refused.detail.startswith("nora (nora@example.com), groups marketing: None of your")
 
 
 def test_removal_from_every_group_takes_the_roles_and_the_session(

@@ -27,17 +27,27 @@ def roles_for(groups: list[str]) -> list[str]:
 def company_sign_in(*, issuer: str, claims: dict, request=None) -> User:
     """The dashboard user of the person the provider vouched for: created on their first
     sign-in with their name and email, both kept up to date, and their roles set from their
-    groups at every sign-in. Raises ``SignInFailed`` (``NoRole`` when no group gives a role,
-    after taking away the roles they had)."""
+    groups at every sign-in. Raises ``SignInFailed``: ``NoRole`` when no group gives a role
+    (after taking away the roles they had; someone new is not created)."""
     subject = str(claims.get("sub") or "")
     if not subject:
         raise SignInFailed("The company sign-in did not say who you are.", status=403)
     groups = _groups(claims)
+    given = roles_for(groups)
+    details = _details(claims)
+    who = f"{details['username']} ({details['email'] or subject})"
+    no_role = NoRole(
+        "None of your company groups gives a role in Rollout Control. Ask"
+        f" {settings.OIDC_NO_ROLE_CONTACT} to add you to a group that does.",
+        status=403,
+        who=f"{who}, groups {', '.join(groups) or 'none'}",
+    )
     account = (
         CompanyAccount.objects.select_related("user").filter(issuer=issuer, subject=subject).first()
     )
-    details = _details(claims)
     if account is None:
+        if not given:
+            raise no_role  # nobody is created who could do nothing here
         account = _create(issuer=issuer, subject=subject, details=details, request=request)
     else:
         # The username stays what it was first: another account may have taken the new one.
@@ -52,18 +62,14 @@ def company_sign_in(*, issuer: str, claims: dict, request=None) -> User:
         raise SignInFailed(
             f"Your account here is switched off. Ask {settings.OIDC_NO_ROLE_CONTACT}.",
             status=403,
+            who=who,
         )
-    given = roles_for(groups)
     set_roles(user=user, given=given, groups=groups, request=request)
     account.groups = groups
     account.last_sign_in_at = timezone.now()
     account.save(update_fields=["groups", "last_sign_in_at"])
     if not given:
-        raise NoRole(
-            f"You have no role here: none of your company groups gives one. Ask"
-            f" {settings.OIDC_NO_ROLE_CONTACT} to add you to a group that does.",
-            status=403,
-        )
+        raise no_role
     return user
 
 
@@ -106,7 +112,7 @@ def sign_in_failed(*, failure: SignInFailed, request) -> AuditEntry:
         action="auth.no_role" if isinstance(failure, NoRole) else "auth.company_sign_in_failed",
         system=SYSTEM,
         outcome=failure.outcome,
-        detail=failure.reason,
+        detail=f"{failure.who}: {failure.reason}" if failure.who else failure.reason,
         request=request,
     )
 
@@ -135,6 +141,7 @@ def _create(*, issuer: str, subject: str, details: dict, request) -> CompanyAcco
             f"An account named {username!r} already exists here and is not linked to your"
             f" company account. Ask {settings.OIDC_NO_ROLE_CONTACT} to rename or remove it.",
             status=409,
+            who=f"{subject!r} at {issuer}",
         )
     with transaction.atomic():
         user = User.objects.create_user(**details)  # no password: it signs in through the company

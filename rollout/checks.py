@@ -202,20 +202,23 @@ def company_login_settings(app_configs, **kwargs):
                 id="rollout.E622",
             )
         )
-    if not settings.LOCAL_PASSWORD_LOGIN and not settings.BREAK_GLASS_ACCOUNTS:
-        problems.append(
-            CheckWarning(
-                "LOCAL_PASSWORD_LOGIN is off and BREAK_GLASS_ACCOUNTS is empty: when the company"
-                " sign-in is down, nobody can log in to press the emergency stop",
-                id="rollout.W623",
+    passwords_off_without = [
+        (
+            settings.BREAK_GLASS_ACCOUNTS,
+            "BREAK_GLASS_ACCOUNTS is empty: when the company sign-in is down, nobody can log in"
+            " to press the emergency stop",
+            "W623",
+        ),
+        (
+            settings.OIDC_DISCOVERY_URL,
+            "company login is not configured (OIDC_DISCOVERY_URL): only break-glass accounts"
+            " can log in",
+            "W624",
+        ),
+    ]
+    for present, why, check in passwords_off_without:
+        if not settings.LOCAL_PASSWORD_LOGIN and not present:
+            problems.append(
+                CheckWarning(f"LOCAL_PASSWORD_LOGIN is off and {why}", id=f"rollout.{check}")
             )
-        )
-    if not settings.LOCAL_PASSWORD_LOGIN and not settings.OIDC_DISCOVERY_URL:
-        problems.append(
-            CheckWarning(
-                "LOCAL_PASSWORD_LOGIN is off but company login is not configured"
-                " (OIDC_DISCOVERY_URL): only break-glass accounts can log in",
-                id="rollout.W624",
-            )
-        )
     return problems

@@ -11,6 +11,16 @@ from outbox.models import Notification
 from .models import ConfigChange
 
 
+def _announce(channel, text: str, *, fields, link, related_object: str = ""):
+    """Queue one Slack message: the text, its fields and a button to the page named."""
+    return notify.queue(
+        channel=channel,
+        subject=text[:200],
+        payload=slack.message(text, fields=fields, link=link),
+        related_object=related_object,
+    )
+
+
 def announce_change_outcome(change: ConfigChange):
     """Post to #deployments when a change reaches "in effect" or fails."""
     environment = change.environment
@@ -29,7 +39,8 @@ def announce_change_outcome(change: ConfigChange):
         )
     else:
         return None
-    payload = slack.message(
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=[
             ("Requested by", change.actor_label),
@@ -37,11 +48,6 @@ def announce_change_outcome(change: ConfigChange):
             ("Version", str(change.version)),
         ],
         link=("Open the environment", link),
-    )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
         related_object=f"config-change:{change.public_id}:{change.state}",
     )
 
@@ -54,11 +60,11 @@ def announce_decision_due(run):
         f":hourglass: *{environment}*: the observation window of {run} ended; "
         "the GO / NO-GO decision is due (tech lead and DevOps sign)"
     )
-    payload = slack.message(text, fields=[], link=("Open the decision", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=[],
+        link=("Open the decision", link),
         related_object=f"phase-run:{run.public_id}:decision_due",
     )
 
@@ -72,15 +78,11 @@ def announce_check_in_due(check_in):
         f":alarm_clock: *{environment}*: check-in {check_in.label} of {run} is due — "
         f"{check_in.purpose}"
     )
-    payload = slack.message(
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=[("Acknowledge by", f"{check_in.missed_after:%Y-%m-%d %H:%M} UTC")],
         link=("Open the phase", link),
-    )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
         related_object=f"check-in:{check_in.public_id}:due",
     )
 
@@ -103,11 +105,11 @@ def announce_decision(decision, signers: str):
     fields = [("Recommendation", decision.get_recommendation_display())]
     if decision.justification:
         fields.append(("Justification", decision.justification[:300]))
-    payload = slack.message(text, fields=fields, link=("Open the report", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=fields,
+        link=("Open the report", link),
         related_object=f"decision:{decision.public_id}:effective",
     )
 
@@ -140,11 +142,8 @@ def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers
         ("Next review", f"+{_hours(phase.min_observation)} ({review_at:%Y-%m-%d %H:%M} UTC)"),
         ("Announced by", person.get_username()),
     ]
-    payload = slack.message(text, fields=fields, link=("Open production", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS, text, fields=fields, link=("Open production", link)
     )
 
 
@@ -161,17 +160,13 @@ def announce_break_glass(entry):
         f":rotating_light: Break-glass log-in: *{entry.actor_label}* logged in to Rollout Control"
         " with a local password"
     )
-    payload = slack.message(
+    return _announce(
+        Notification.Channel.SLACK_INCIDENTS,
         text,
         fields=[
             ("From", entry.client_ip or "unknown address"),
             ("At", f"{entry.created_at:%Y-%m-%d %H:%M:%S} UTC"),
         ],
         link=("Their audit trail", link),
-    )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_INCIDENTS,
-        subject=text[:200],
-        payload=payload,
         related_object=f"break-glass:{entry.pk}",
     )

@@ -3,12 +3,13 @@
 provider too."""
 
 import pytest
+from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
 from rollout.models import Signature
 from tests.support.oidc_provider import PASSWORDS
 from tests.test_browser_signoff import (  # noqa: F401  (run is a fixture)
-    attest_on_page,
+    attest_all,
     phase_url,
     run,
     sign_on_page,
@@ -26,28 +27,28 @@ def page(chromium):
     context.close()
 
 
-def test_a_tech_lead_of_the_company_signs_in_signs_a_decision_and_signs_out(
-    live_server, company_login, run, page
-):
+def sign_in_at_the_provider(page, live_server, username):
     page.goto(f"{live_server.url}/login/")
     page.get_by_role("link", name="Sign in with your company account").click()
     expect(page.get_by_role("heading")).to_have_text("Test company sign-in")
-    page.get_by_label("Username").fill("tessa")
-    page.get_by_label("Password").fill(PASSWORDS["tessa"])
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORDS[username])
     page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_tech_lead_of_the_company_signs_in_signs_a_decision_and_signs_out(
+    live_server,
+    company_login,
+    run,  # noqa: F811
+    page,
+):
+    sign_in_at_the_provider(page, live_server, "tessa")
     page.wait_for_url(f"{live_server.url}/")
     expect(page.locator("header .who")).to_contain_text("tessa · viewer · tech lead")
 
+    # The attestations no metric covers, given already; the signature is the subject here.
+    attest_all(run, User.objects.get(username="tessa"))
     page.goto(phase_url(live_server, run))
-    criteria = page.locator("#criteria")
-    attest_on_page(page, "Upload flow healthy, no orphaned uploads", "no orphaned uploads")
-    expect(criteria.locator("[data-criterion=upload_flow]")).to_have_attribute(
-        "data-status", "pass"
-    )
-    attest_on_page(page, "Team consensus: stable", "agreed in the stand-up")
-    expect(criteria.locator("[data-criterion=team_agrees]")).to_have_attribute(
-        "data-status", "pass"
-    )
     expect(page.locator("#recommendation")).to_have_text("GO")
     assert sign_on_page(page, "Tech lead") == 200
     expect(page.locator("#decision-success")).to_have_text(
@@ -67,11 +68,7 @@ def test_a_person_with_no_role_sees_whom_to_ask_not_an_empty_dashboard(
     live_server, company_login, page, settings
 ):
     settings.OIDC_NO_ROLE_CONTACT = "#platform-team"
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_role("link", name="Sign in with your company account").click()
-    page.get_by_label("Username").fill("nora")
-    page.get_by_label("Password").fill(PASSWORDS["nora"])
-    page.get_by_role("button", name="Sign in").click()
+    sign_in_at_the_provider(page, live_server, "nora")
 
     expect(page.get_by_role("heading", level=1)).to_have_text("You have no role here")
     expect(page.get_by_role("alert")).to_contain_text("Ask #platform-team")

@@ -64,6 +64,13 @@ def provider_unavailable(exc: requests.RequestException) -> SignInFailed:
             error = response.json().get("error", "")
         except ValueError:
             error = ""
+        if error == "invalid_client":
+            return SignInFailed(
+                "The company sign-in does not accept this dashboard's client id or secret"
+                " (invalid_client).",
+                status=502,
+                outcome="failed",
+            )
         return SignInFailed(
             "The company sign-in refused the sign-in code: it was already used, has expired or"
             f" belongs to another sign-in ({error or f'HTTP {response.status_code}'}).",
@@ -87,10 +94,16 @@ def discovery() -> dict:
         try:
             # requests, as the library uses it for every other call to the provider.
             response = requests.get(settings.OIDC_DISCOVERY_URL, timeout=settings.OIDC_TIMEOUT)
-            response.raise_for_status()
-            document = response.json()
+            document = response.json() if response.status_code == 200 else None
         except requests.RequestException as exc:
             raise provider_unavailable(exc) from exc
+        if document is None:
+            raise SignInFailed(
+                f"The company sign-in's discovery document could not be read (HTTP"
+                f" {response.status_code} from {settings.OIDC_DISCOVERY_URL}).",
+                status=502,
+                outcome="failed",
+            )
         missing = [
             name
             for name in REQUIRED_ENDPOINTS

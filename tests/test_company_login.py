@@ -278,6 +278,27 @@ def test_a_provider_that_cannot_be_reached_is_named_and_break_glass_mentioned(
     assert failure().outcome == "failed"
 
 
+def test_a_wrong_discovery_url_is_named(company_login, browser, settings):
+    settings.OIDC_DISCOVERY_URL = f"{company_login.issuer}/no-such-document"
+
+    response = browser.get("/oidc/authenticate/")
+
+    assert response.status_code == 502
+    assert "discovery document could not be read (HTTP 404 from" in response.text
+    assert failure().outcome == "failed"
+
+
+def test_a_wrong_client_secret_is_named(company_login, browser, settings):
+    settings.OIDC_RP_CLIENT_SECRET = "not-the-secret"
+
+    response = sign_in(browser, "tessa", PASSWORDS["tessa"])
+
+    assert response.status_code == 502
+    assert "does not accept this dashboard&#x27;s client id or secret" in response.text
+    assert not signed_in(browser)
+    assert failure().outcome == "failed"
+
+
 def test_a_provider_that_drops_the_code_exchange_is_named(company_login, browser):
     company_login.misbehave(token_down=True)
 

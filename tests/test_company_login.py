@@ -320,6 +320,17 @@ def test_a_slow_provider_is_given_up_on(company_login, browser, settings):
     assert failure().outcome == "failed"
 
 
+def test_a_groups_claim_that_is_no_list_is_refused(company_login, browser):
+    company_login.set_groups("tessa", {"rollout-admins": True})
+
+    response = sign_in(browser, "tessa", PASSWORDS["tessa"])
+
+    assert response.status_code == 403
+    assert "&#x27;groups&#x27; claim is not a list of groups" in response.text
+    assert not User.objects.filter(username="tessa").exists()
+    assert failure().outcome == "refused"
+
+
 def test_an_answer_without_code_is_refused(company_login, browser):
     response = browser.get("/oidc/callback/", params={"state": "x"})
     assert response.status_code == 400 and "lacks its code or state" in response.text

@@ -107,7 +107,9 @@ class OidcProvider:
         """The people of users.json, and a provider that behaves."""
         self._control("reset", {})
 
-    def set_groups(self, username: str, groups: list[str]) -> None:
+    def set_groups(self, username: str, groups) -> None:
+        """The groups the provider names for ``username`` (any JSON: a test may send what no
+        provider should)."""
         self._control("users", {"username": username, "person": {"groups": groups}})
 
     def misbehave(self, **mode) -> None:

@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Ends a company sign-in's session after its maximum age (OIDC_SESSION_MAX_AGE_SECONDS).
+    "rollout.middleware.CompanySessionLimitMiddleware",
     "rollout.middleware.ViewerTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -297,10 +299,6 @@ AXES_LOCKOUT_CALLABLE = "rollout.views.auth.locked_out"
 # locked-out person retrying does not push the end further away.
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AUTHENTICATION_BACKENDS = [
-    "rollout.lockout.LockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # With a cache every process shares (Redis), sessions and permission sets are read from it
 # instead of PostgreSQL on every poll (rollout/auth_backend.py). A per-process cache cannot
@@ -308,10 +306,46 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 SHARED_CACHE = CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 if SHARED_CACHE:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-    AUTHENTICATION_BACKENDS = [
-        "rollout.lockout.LockoutBackend",
-        "rollout.auth_backend.CachedPermissionsBackend",
-    ]
+AUTHENTICATION_BACKENDS = [
+    "rollout.lockout.LockoutBackend",
+    # Refuses a password log-in of anyone but a break-glass account when local passwords are off.
+    "rollout.break_glass.LocalPasswordPolicyBackend",
+    # Passwords, and every user's permissions (from their role groups).
+    "rollout.auth_backend.CachedPermissionsBackend"
+    if SHARED_CACHE
+    else "django.contrib.auth.backends.ModelBackend",
+    # Company login (OpenID Connect); it grants no permissions of its own.
+    "rollout.company_login.CompanyLoginBackend",
+]
+
+# --- Company login: OpenID Connect (rollout/company_login.py) ----------------------------------
+# See docs/security.md ("Company login") and docs/configuration.md. Empty OIDC_DISCOVERY_URL:
+# no company login, local passwords only.
+OIDC_DISCOVERY_URL = env.str("OIDC_DISCOVERY_URL", default="")
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_SIGN_ALGORITHM", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+# The claim that lists a person's groups, and which groups give which role:
+# {"tech lead": ["rollout-tech-leads"], "viewer": ["engineering"], …} (roles: rollout/roles.py).
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_ROLE_GROUPS = env.json("OIDC_ROLE_GROUPS", default={})
+# A company sign-in lasts at most this long; then the person signs in again and their groups
+# are read again, so a leaver or a removed group loses access by then at the latest.
+OIDC_SESSION_MAX_AGE_SECONDS = env.int("OIDC_SESSION_MAX_AGE_SECONDS", default=4 * 3600)
+# Who a person with no mapped group should ask, as the page says "ask …".
+OIDC_NO_ROLE_CONTACT = env.str("OIDC_NO_ROLE_CONTACT", default="an admin of Rollout Control")
+# What mozilla-django-oidc needs besides: PKCE (S256), state and nonce, the ID token kept in the
+# session for the provider's sign-out, bounded calls to the provider.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True
+OIDC_TIMEOUT = HTTP_TIMEOUT_SECONDS
+OIDC_OP_LOGOUT_URL_METHOD = "rollout.company_login.provider_logout_url"
+# Local passwords: off for everyone but the named break-glass accounts, which stay for when the
+# company's provider is down during an incident (rollout/break_glass.py).
+LOCAL_PASSWORD_LOGIN = env.bool("LOCAL_PASSWORD_LOGIN", default=True)
+BREAK_GLASS_ACCOUNTS = env.list("BREAK_GLASS_ACCOUNTS", default=[])
 # Seconds one rendering of a live fragment (overview rows, environment status) serves every
 # poll; 0 renders each poll. See rollout.views.environments._live_fragment.
 LIVE_FRAGMENT_CACHE_SECONDS = env.int("LIVE_FRAGMENT_CACHE_SECONDS", default=1)

@@ -164,3 +164,61 @@ def refusals_are_audited(app_configs, **kwargs):
             id="rollout.E004",
         )
     ]
+
+
+@register()
+def company_login_settings(app_configs, **kwargs):
+    """Company login and break-glass: a mapping that names a role that does not exist would
+    silently give nobody that role; passwords off with no break-glass account leaves the
+    emergency stop out of reach when the provider is down."""
+    from .roles import ALL
+
+    problems = []
+    if settings.OIDC_DISCOVERY_URL and not (
+        settings.OIDC_RP_CLIENT_ID and settings.OIDC_RP_CLIENT_SECRET
+    ):
+        problems.append(
+            Error(
+                "OIDC_DISCOVERY_URL is set but OIDC_CLIENT_ID or OIDC_CLIENT_SECRET is not",
+                id="rollout.E620",
+            )
+        )
+    mapping = settings.OIDC_ROLE_GROUPS
+    if not isinstance(mapping, dict) or not all(
+        isinstance(groups, list) and all(isinstance(group, str) for group in groups)
+        for groups in mapping.values()
+    ):
+        problems.append(
+            Error(
+                'OIDC_ROLE_GROUPS must map roles to lists of groups: {"tech lead": ["…"], …}',
+                id="rollout.E621",
+            )
+        )
+    elif unknown := sorted(set(mapping) - set(ALL)):
+        problems.append(
+            Error(
+                f"OIDC_ROLE_GROUPS names roles that do not exist: {', '.join(unknown)}",
+                hint=f"The roles are: {', '.join(ALL)}",
+                id="rollout.E622",
+            )
+        )
+    passwords_off_without = [
+        (
+            settings.BREAK_GLASS_ACCOUNTS,
+            "BREAK_GLASS_ACCOUNTS is empty: when the company sign-in is down, nobody can log in"
+            " to press the emergency stop",
+            "W623",
+        ),
+        (
+            settings.OIDC_DISCOVERY_URL,
+            "company login is not configured (OIDC_DISCOVERY_URL): only break-glass accounts"
+            " can log in",
+            "W624",
+        ),
+    ]
+    for present, why, check in passwords_off_without:
+        if not settings.LOCAL_PASSWORD_LOGIN and not present:
+            problems.append(
+                CheckWarning(f"LOCAL_PASSWORD_LOGIN is off and {why}", id=f"rollout.{check}")
+            )
+    return problems

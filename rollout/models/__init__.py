@@ -12,7 +12,7 @@ from .environments import (
     RolloutPlan,
     Service,
 )
-from .people import Preferences
+from .people import CompanyAccount, Preferences
 from .phases import CheckIn, PhaseAttestation, PhaseRun, Rollout
 from .preflight import Preflight, PreflightAttestation
 from .preview import PreviewCheck, PreviewRun
@@ -31,6 +31,7 @@ __all__ = [
     "PhaseRun",
     "Preflight",
     "PreflightAttestation",
+    "CompanyAccount",
     "Preferences",
     "PostMortem",
     "Rollout",

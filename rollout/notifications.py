@@ -148,6 +148,29 @@ def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers
     )
 
 
+def announce_build_change(change):
+    """Post to #deployments that the Worker build changed under a phase's open window."""
+    run = change.phase_run
+    environment = run.rollout.environment
+    link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
+    after = change.after
+    text = (
+        f":warning: *{environment}*: a new Worker build went live while {run} is observing — "
+        f"{change.old_build} → {change.new_build} at {change.changed_at:%Y-%m-%d %H:%M} UTC. "
+        "GO waits until someone restarts the window or keeps it with a reason."
+    )
+    fields = [("Deployed by", after.author)]
+    if after.message:
+        fields.append(("Message", after.message[:300]))
+    payload = slack.message(text, fields=fields, link=("Open the phase", link))
+    return notify.queue(
+        channel=Notification.Channel.SLACK_DEPLOYMENTS,
+        subject=text[:200],
+        payload=payload,
+        related_object=f"build-change:{change.public_id}",
+    )
+
+
 def _hours(duration) -> str:
     hours = duration.total_seconds() / 3600
     return f"{hours:g}h"

@@ -33,6 +33,7 @@ from ..models import (
     PhaseRun,
     Preflight,
     Rollout,
+    WorkerDeployment,
 )
 from ..notifications import announce_check_in_due, announce_decision_due
 from . import audit
@@ -287,8 +288,11 @@ def current_run(environment: Environment) -> PhaseRun | None:
 
 
 def build_of(run: PhaseRun) -> str:
-    """The build this phase runs: the one the pre-flight that started it checked (its preview
-    suite's build), else the rollout's."""
+    """The build this phase runs: the Worker version(s) Cloudflare served when its window began;
+    for a window whose version was not read, the build the pre-flight that started it checked
+    (its preview suite's build), else the rollout's."""
+    if run.build_deployment_id is not None:
+        return run.build_deployment.describe(full=True)
     started = Q(start_change_id=run.start_change_id) if run.start_change_id else Q(pk=None)
     if run.start_request_id:
         started |= Q(start_request_id=run.start_request_id)
@@ -502,14 +506,35 @@ def _follow_start(rollout: Rollout, run: PhaseRun, now: datetime) -> None:
             )
 
 
-def begin_window(rollout: Rollout, run: PhaseRun, *, in_effect_at: datetime, now: datetime):
-    """The phase's config is in effect: the window runs from here, with its check-ins."""
+def begin_window(
+    rollout: Rollout,
+    run: PhaseRun,
+    *,
+    in_effect_at: datetime,
+    now: datetime,
+    build: WorkerDeployment | None = None,
+):
+    """The phase's config is in effect: the window runs from here, with its check-ins, over the
+    build given, else the Worker deployment last read serving the environment."""
     ends = in_effect_at + run.phase.min_observation
+    if build is None:
+        build = (
+            Environment.objects.filter(pk=rollout.environment_id)
+            .values_list("live_deployment", flat=True)
+            .first()
+        )
+    build_id = getattr(build, "pk", build)
     if not PhaseRun.objects.filter(
         pk=run.pk, state__in=[PhaseRun.State.WAITING, PhaseRun.State.OBSERVING]
-    ).update(state=PhaseRun.State.OBSERVING, in_effect_at=in_effect_at, window_ends_at=ends):
+    ).update(
+        state=PhaseRun.State.OBSERVING,
+        in_effect_at=in_effect_at,
+        window_ends_at=ends,
+        build_deployment_id=build_id,
+    ):
         return
     run.state, run.in_effect_at, run.window_ends_at = PhaseRun.State.OBSERVING, in_effect_at, ends
+    run.build_deployment_id = build_id
     create_check_ins(run)
     set_state(
         rollout,

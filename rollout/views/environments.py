@@ -132,7 +132,7 @@ def _overview_rows():
         to_attr="active_rollouts",
     )
     environments = (
-        Environment.objects.select_related("service", "desired")
+        Environment.objects.select_related("service", "desired", "live_deployment")
         .prefetch_related(open_changes, active_rollouts, pending_requests)
         .order_by("service__name", "-name")
     )

@@ -218,3 +218,14 @@ class EdgeStandIn:
 
     def reset(self, values: bool = False) -> None:
         self.client.post("/_standin/reset", json={"values": values}).raise_for_status()
+
+    def deploy(self, script: str, **deployment: object) -> dict:
+        """A new deployment of a Worker script, as `wrangler deploy` makes one: a new version
+        (or ``version_id=``), at ``percentage=`` below 100 for a split with the live version;
+        the script is created by its first deployment."""
+        response = self.client.post(f"/_standin/workers/{script}", json=deployment)
+        response.raise_for_status()
+        return response.json()
+
+    def remove_script(self, script: str) -> None:
+        self.client.delete(f"/_standin/workers/{script}").raise_for_status()

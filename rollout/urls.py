@@ -96,6 +96,11 @@ urlpatterns = [
         phases.evidence_check,
         name="evidence_check",
     ),
+    path(
+        "build-changes/<uuid:public_id>/answer/",
+        phases.answer_build_change,
+        name="answer_build_change",
+    ),
     path("phases/<uuid:public_id>/attest/", signoff.attest, name="attest"),
     path("phases/<uuid:public_id>/sign/", signoff.sign, name="sign"),
     path("rollouts/<uuid:public_id>/report/", reports.rollout_report, name="rollout_report"),

@@ -25,7 +25,7 @@ from ..models import (
 )
 from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page, redirect_after_post
-from ..services import attention, controls, phases
+from ..services import attention, controls, deployments, phases
 from ..services.environments import check_connection
 from .controls import controls_context
 from .lookups import VIEW_PERMISSION, environment_or_404
@@ -199,6 +199,8 @@ def environment_detail(request, public_id):
     context["initial_form"] = InitialConfigForm(
         initial={"canary_tag": _first_phase_tag(environment)}
     )
+    if environment.worker_script_name:
+        context["live"] = deployments.current_build(environment)  # what the suite verifies
     return render(request, "rollout/environment.html", context)
 
 

@@ -221,3 +221,14 @@ def test_the_reports_show_the_build_and_its_change(edge, window):
     assert f"build changed at {(window.in_effect_at + timedelta(hours=3)):%Y-%m-%d %H:%M} UTC" in (
         report
     )
+
+
+def test_the_overview_says_the_window_needs_a_person(edge, window, viewer, release_manager):
+    _deploy_inside(edge, window)
+    needs = "a new Worker build went live during the window (3f2a1b2c → 8c1d4e5f)"
+    client = client_for(viewer)
+    assert needs in client.get(reverse("rollout:overview")).content.decode()
+
+    deployments.keep_window(BuildChange.objects.get(), reason="ok", person=release_manager, now=NOW)
+
+    assert needs not in client.get(reverse("rollout:overview")).content.decode()

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from ..forms.environments import InitialConfigForm
 from ..models import (
+    BuildChange,
     CheckIn,
     ConfigChange,
     DesiredConfig,
@@ -104,11 +105,16 @@ def _overview_rows():
         queryset=CheckIn.objects.filter(acknowledged_at__isnull=True, due_at__lte=now),
         to_attr="open_check_ins",
     )
+    open_build_changes = Prefetch(
+        "build_changes",
+        queryset=BuildChange.objects.filter(resolution="").select_related("before", "after"),
+        to_attr="open_build_changes",
+    )
     open_runs = Prefetch(
         "phase_runs",
         queryset=PhaseRun.objects.filter(state__in=PhaseRun.OPEN_STATES)
         .select_related("phase")
-        .prefetch_related(open_check_ins),
+        .prefetch_related(open_check_ins, open_build_changes),
         to_attr="open_runs",
     )
     pending_requests = Prefetch(

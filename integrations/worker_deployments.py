@@ -38,9 +38,7 @@ class Failure:
 class DeploymentsError(Exception):
     def __init__(self, kind: str, message: str, *, retry_after: float | None = None):
         super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retry_after = retry_after
+        self.kind, self.message, self.retry_after = kind, message, retry_after
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,7 @@ def announce_change_outcome(change: ConfigChange):
         ],
         link=("Open the environment", link),
     )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"config-change:{change.public_id}:{change.state}",
-    )
+    return _to_deployments(text, payload, f"config-change:{change.public_id}:{change.state}")
 
 
 def announce_decision_due(run):
@@ -55,12 +50,7 @@ def announce_decision_due(run):
         "the GO / NO-GO decision is due (tech lead and DevOps sign)"
     )
     payload = slack.message(text, fields=[], link=("Open the decision", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"phase-run:{run.public_id}:decision_due",
-    )
+    return _to_deployments(text, payload, f"phase-run:{run.public_id}:decision_due")
 
 
 def announce_check_in_due(check_in):
@@ -77,12 +67,7 @@ def announce_check_in_due(check_in):
         fields=[("Acknowledge by", f"{check_in.missed_after:%Y-%m-%d %H:%M} UTC")],
         link=("Open the phase", link),
     )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"check-in:{check_in.public_id}:due",
-    )
+    return _to_deployments(text, payload, f"check-in:{check_in.public_id}:due")
 
 
 def announce_decision(decision, signers: str):
@@ -104,12 +89,7 @@ def announce_decision(decision, signers: str):
     if decision.justification:
         fields.append(("Justification", decision.justification[:300]))
     payload = slack.message(text, fields=fields, link=("Open the report", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"decision:{decision.public_id}:effective",
-    )
+    return _to_deployments(text, payload, f"decision:{decision.public_id}:effective")
 
 
 def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers: list):
@@ -141,11 +121,7 @@ def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers
         ("Announced by", person.get_username()),
     ]
     payload = slack.message(text, fields=fields, link=("Open production", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-    )
+    return _to_deployments(text, payload)
 
 
 def announce_build_change(change):
@@ -163,11 +139,16 @@ def announce_build_change(change):
     if after.message:
         fields.append(("Message", after.message[:300]))
     payload = slack.message(text, fields=fields, link=("Open the phase", link))
+    return _to_deployments(text, payload, f"build-change:{change.public_id}")
+
+
+def _to_deployments(text: str, payload: dict, related_object: str = ""):
+    """Queue a post to #deployments (None when it is not configured or was already posted)."""
     return notify.queue(
         channel=Notification.Channel.SLACK_DEPLOYMENTS,
         subject=text[:200],
         payload=payload,
-        related_object=f"build-change:{change.public_id}",
+        related_object=related_object,
     )
 
 

@@ -241,7 +241,7 @@ def keep_window(
     run = change.phase_run
     environment = run.rollout.environment
     require(person, "rollout.observe_phase", environment=environment, obj=run, request=request)
-    with _refusal_audited(change, person, request):
+    with _choice_refusal_audited(change, person, request):
         reason = reason.strip()
         if not reason:
             raise DeploymentRefused("Say why the window's evidence still holds for the new build.")
@@ -274,7 +274,7 @@ def restart_window(
     run = change.phase_run
     environment = run.rollout.environment
     require(person, "rollout.observe_phase", environment=environment, obj=run, request=request)
-    with _refusal_audited(change, person, request):
+    with _choice_refusal_audited(change, person, request):
         _check_choosable(change)
         return _restart(run, reason=reason.strip(), person=person, now=now, request=request)
 
@@ -294,12 +294,13 @@ def _restart(run: PhaseRun, *, reason: str, person, now: datetime, request) -> P
             state=PhaseRun.State.RESTARTED
         ):
             raise DeploymentRefused(f"{run} moved on meanwhile: reload the page.")
-        restarted = PhaseRun.objects.create(
-            rollout=rollout,
-            phase=run.phase,
-            window_number=run.window_number + 1,
-            started_at=now,
-            started_by=person,
+        restarted = phases.next_window(
+            rollout,
+            run,
+            person=person,
+            now=now,
+            in_effect_at=newest.changed_at,
+            build=newest.after,
         )
         run.build_changes.filter(resolution="").update(
             resolution=BuildChange.Resolution.RESTARTED,
@@ -307,9 +308,6 @@ def _restart(run: PhaseRun, *, reason: str, person, now: datetime, request) -> P
             resolved_at=now,
             reason=reason,
             restarted_as=restarted,
-        )
-        phases.begin_window(
-            rollout, restarted, in_effect_at=newest.changed_at, now=now, build=newest.after
         )
         audit.record(
             action="phase.window_restarted",
@@ -326,6 +324,18 @@ def _restart(run: PhaseRun, *, reason: str, person, now: datetime, request) -> P
     return restarted
 
 
+def _choice_refusal_audited(change: BuildChange, person, request):
+    """A refused choice is audited once, after its transaction rolled back, whoever called."""
+    run = change.phase_run
+    return phases.refusal_audited(
+        "phase.build_change_refused",
+        person=person,
+        environment=run.rollout.environment,
+        obj=run,
+        request=request,
+    )
+
+
 def _check_choosable(change: BuildChange) -> None:
     change.refresh_from_db()
     if not change.is_open:
@@ -337,30 +347,6 @@ def _check_choosable(change: BuildChange) -> None:
         raise DeploymentRefused(
             f"{change.phase_run} is {change.phase_run.get_state_display()}: nothing to choose."
         )
-
-
-class _refusal_audited:
-    """Audit a refused choice once, after its transaction rolled back, whoever called."""
-
-    def __init__(self, change: BuildChange, person, request):
-        self.change, self.person, self.request = change, person, request
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, refused, traceback):
-        if isinstance(refused, DeploymentRefused):
-            run = self.change.phase_run
-            audit.record(
-                action="phase.build_change_refused",
-                actor=self.person,
-                environment=run.rollout.environment,
-                obj=run,
-                outcome=AuditEntry.Outcome.REFUSED,
-                detail=str(refused),
-                request=self.request,
-            )
-        return False
 
 
 # --- a pipeline's report --------------------------------------------------------------------------

@@ -58,7 +58,7 @@ class TransitionRefused(Exception):
 
 
 @contextmanager
-def _refusal_audited(action: str, *, person, environment: Environment, obj=None, request=None):
+def refusal_audited(action: str, *, person, environment: Environment, obj=None, request=None):
     """Audit a refused transition here, once, whoever called (a page, an API, a command): after
     the transition's own transaction rolled back, so the refusal is all that is written."""
     try:
@@ -177,7 +177,7 @@ def begin(environment: Environment, *, person, now: datetime, request=None) -> R
     """A release manager opens a rollout of the service's current build (draft); it becomes
     "preview verified" once the preview suite of that build has passed. A refusal is audited
     as ``rollout.refused``."""
-    with _refusal_audited(
+    with refusal_audited(
         "rollout.refused", person=person, environment=environment, request=request
     ):
         return _begin(environment, person=person, now=now)
@@ -197,7 +197,7 @@ def _begin(environment: Environment, *, person, now: datetime) -> Rollout:
 def abort(rollout: Rollout, *, person, reason: str, now: datetime, request=None) -> Rollout:
     """End a rollout that has no window running (a running window ends through NO-GO). A refusal
     is audited as ``rollout.refused``."""
-    with _refusal_audited(
+    with refusal_audited(
         "rollout.refused",
         person=person,
         environment=rollout.environment,
@@ -546,6 +546,28 @@ def begin_window(
     )
 
 
+def next_window(
+    rollout: Rollout,
+    run: PhaseRun,
+    *,
+    person,
+    now: datetime,
+    in_effect_at: datetime,
+    build: WorkerDeployment | None = None,
+) -> PhaseRun:
+    """A new window of the same phase (after HOLD, or a restart from a new build), counting from
+    ``in_effect_at``."""
+    following = PhaseRun.objects.create(
+        rollout=rollout,
+        phase=run.phase,
+        window_number=run.window_number + 1,
+        started_at=now,
+        started_by=person,
+    )
+    begin_window(rollout, following, in_effect_at=in_effect_at, now=now, build=build)
+    return following
+
+
 def create_check_ins(run: PhaseRun) -> None:
     window = run.phase.min_observation
     slots = [(offset, purpose) for offset, purpose in CHECK_INS if offset < window]
@@ -606,7 +628,7 @@ def _remind_check_ins(run: PhaseRun, now: datetime) -> None:
 def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=None) -> CheckIn:
     """A person acknowledges a due check-in with what they checked. A refusal is audited as
     ``decision.refused`` on the phase window."""
-    with _refusal_audited(
+    with refusal_audited(
         "decision.refused",
         person=person,
         environment=check_in.phase_run.environment,

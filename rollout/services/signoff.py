@@ -348,15 +348,8 @@ def _no_go(decision, rollout, person, reason, now, request):
 
 
 def _hold(decision, rollout, run, person, now, request):
-    held = PhaseRun.objects.create(
-        rollout=rollout,
-        phase=run.phase,
-        window_number=run.window_number + 1,
-        started_at=now,
-        started_by=person,
-    )
+    held = phases.next_window(rollout, run, person=person, now=now, in_effect_at=now)
     Decision.objects.filter(pk=decision.pk).update(next_phase_run=held)
-    phases.begin_window(rollout, held, in_effect_at=now, now=now)
 
 
 def _go(decision, rollout, run, approver, person, reason, now, request):

@@ -108,13 +108,8 @@ def answer_build_change(request, public_id):
 
 
 def _render_build_changes(request, run, *, status, **extra):
-    return fragment_or_page(
-        request,
-        "rollout/decisions/_build_changes.html",
-        _build_changes_context(run, **extra),
-        page=reverse("rollout:phase_run", args=[run.public_id]),
-        status=status,
-    )
+    context = _build_changes_context(run, **extra)
+    return _phase_fragment(request, run, "rollout/decisions/_build_changes.html", context, status)
 
 
 @shown_to(VIEW_PERMISSION)
@@ -187,13 +182,15 @@ def _timeline_context(run, **extra) -> dict:
 
 
 def _render_timeline(request, run, *, status=200, **extra):
-    return fragment_or_page(
-        request,
-        "rollout/decisions/_timeline.html",
-        _timeline_context(run, **extra),
-        page=reverse("rollout:phase_run", args=[run.public_id]),
-        status=status,
+    return _phase_fragment(
+        request, run, "rollout/decisions/_timeline.html", _timeline_context(run, **extra), status
     )
+
+
+def _phase_fragment(request, run, template: str, context: dict, status: int):
+    """A fragment of the phase page, answering a POST made on it."""
+    page = reverse("rollout:phase_run", args=[run.public_id])
+    return fragment_or_page(request, template, context, page=page, status=status)
 
 
 @guarded("rollout.observe_phase")

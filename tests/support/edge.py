@@ -38,6 +38,7 @@ class EdgeStandIn:
         api_rate_limit: int | None = None,
         seed_config: bool = False,
         state_file: Path | None = None,
+        worker_scripts: tuple[str, ...] = (),
         startup_timeout: float = 15.0,
     ) -> None:
         self.namespaces = dict(namespaces or DEFAULT_NAMESPACES)
@@ -53,6 +54,7 @@ class EdgeStandIn:
             "--state-file": state_file,
         }
         self._seed_config = seed_config
+        self._worker_scripts = worker_scripts
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen | None = None
         self._output: deque[str] = deque(maxlen=OUTPUT_KEPT)
@@ -81,6 +83,8 @@ class EdgeStandIn:
                 command += [option, str(value)]
         if self._seed_config:
             command.append("--seed-config")
+        for script in self._worker_scripts:
+            command += ["--worker-script", script]
         return command
 
     def start(self) -> EdgeStandIn:

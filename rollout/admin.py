@@ -20,7 +20,7 @@ from .services import audit
 
 class EnvironmentInline(admin.TabularInline):
     model = Environment
-    fields = ["name", "cloudflare_account_id", "kv_namespace_id", "qa_url"]
+    fields = ["name", "cloudflare_account_id", "kv_namespace_id", "qa_url", "worker_script_name"]
     extra = 0
 
 
@@ -43,6 +43,9 @@ class EnvironmentAdmin(admin.ModelAdmin):
         "last_kv_read_at",
         "last_edge_report",
         "last_edge_read_at",
+        "live_deployment",
+        "deployments_read_at",
+        "deployments_error",
     ]
     fields = [
         "service",
@@ -50,6 +53,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
         "cloudflare_account_id",
         "kv_namespace_id",
         "qa_url",
+        "worker_script_name",
         *readonly_fields,
     ]
 

@@ -211,3 +211,26 @@ def announce_break_glass(entry):
         link=("Their audit trail", link),
         related_object=f"break-glass:{entry.pk}",
     )
+
+
+def announce_build_change(change):
+    """Post to #deployments that the Worker build changed under a phase's open window."""
+    run = change.phase_run
+    environment = run.rollout.environment
+    link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
+    after = change.after
+    text = (
+        f":warning: *{environment}*: a new Worker build went live while {run} is observing — "
+        f"{change.old_build} → {change.new_build} at {change.changed_at:%Y-%m-%d %H:%M} UTC. "
+        "GO waits until someone restarts the window or keeps it with a reason."
+    )
+    fields = [("Deployed by", after.author)]
+    if after.message:
+        fields.append(("Message", after.message[:300]))
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=fields,
+        link=("Open the phase", link),
+        related_object=f"build-change:{change.public_id}",
+    )

@@ -11,7 +11,7 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from metrics import alerts
-from rollout.models import AuditEntry, Decision, PostMortem
+from rollout.models import AuditEntry, BuildChange, Decision, PostMortem, WorkerDeployment
 from rollout.services import preview as preview_suite
 from tests.conftest import PASSWORD, client_for, make_environment
 from tests.support.rollouts import b2b_request, make_production_at_b2a
@@ -70,7 +70,16 @@ def world(edge, release_manager, tech_lead):
         environment=preview, build="b1", started_by=release_manager
     )
     alerts.policy_for(production.service)
+    deployed = WorkerDeployment.objects.create(
+        environment=production,
+        deployment_id="d-1",
+        versions=[{"version_id": "v1", "percentage": 100}],
+    )
+    build_change = BuildChange.objects.create(
+        phase_run=run, after=deployed, changed_at=run.in_effect_at
+    )
     return {
+        "build_change": build_change,
         "production": production,
         "preview": preview,
         "rollout": run.rollout,
@@ -95,6 +104,7 @@ OBJECT_BY_SEGMENT = {
     "check-ins": "check_in",
     "decisions": "decision",
     "post-mortems": "post_mortem",
+    "build-changes": "build_change",
 }
 
 

@@ -4,6 +4,7 @@ codenames do not depend on which module a model lives in."""
 
 from .audit import AuditEntry
 from .controls import PercentRequest
+from .deployments import BuildChange, WorkerDeployment
 from .environments import (
     ConfigChange,
     DesiredConfig,
@@ -20,6 +21,7 @@ from .signoff import Decision, PostMortem, Signature
 
 __all__ = [
     "AuditEntry",
+    "BuildChange",
     "CheckIn",
     "ConfigChange",
     "Decision",
@@ -40,4 +42,5 @@ __all__ = [
     "Signature",
     "PreviewCheck",
     "PreviewRun",
+    "WorkerDeployment",
 ]

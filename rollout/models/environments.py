@@ -68,6 +68,23 @@ class Environment(models.Model):
     last_edge_report = models.JSONField(default=dict, blank=True)
     last_edge_read_at = models.DateTimeField(null=True, blank=True)
 
+    # The Worker script whose deployments say which version serves traffic, and the latest read
+    # of them (written by the observe task; rollout/services/deployments.py).
+    worker_script_name = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The Worker script of this environment, e.g. pix-immo-api-preview; empty: "
+        "the live version is not read.",
+    )
+    live_deployment = models.ForeignKey(
+        "WorkerDeployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deployments_read_at = models.DateTimeField(null=True, blank=True)
+    deployments_error = models.TextField(blank=True)
+    deployments_error_kind = models.CharField(max_length=16, blank=True)
+    # After a 429: no read before this moment (the answer's Retry-After).
+    deployments_retry_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["service__name", "-name"]
         constraints = [
@@ -89,6 +106,24 @@ class Environment(models.Model):
     @property
     def is_production(self) -> bool:
         return self.name == self.PRODUCTION
+
+    # What the latest read of the Worker's deployments ran into, as a state a page shows
+    # (integrations/worker_deployments.py names the kinds).
+    DEPLOYMENTS_STATES = {
+        "auth": "API token refused",
+        "missing_script": "Worker script not found",
+        "rate_limited": "rate limited",
+        "malformed": "unreadable answer",
+        "unreachable": "Cloudflare API unreachable",
+        "server": "Cloudflare API error",
+        "refused": "read refused",
+        "empty": "no deployment",
+    }
+
+    @property
+    def deployments_state(self) -> str:
+        kind = self.deployments_error_kind
+        return self.DEPLOYMENTS_STATES.get(kind, kind) if kind else ""
 
     def try_acquire_kv_lease(self, *, seconds: float) -> uuid.UUID | None:
         """Compare-and-set: take the lease if it is free or expired. Returns its token."""

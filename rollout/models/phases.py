@@ -88,6 +88,7 @@ class PhaseRun(models.Model):
         DECISION_DUE = "decision_due", "decision due"
         DECIDED = "decided"
         CANCELLED = "cancelled", "cancelled (the start did not go through)"
+        RESTARTED = "restarted", "restarted from a new build"
 
     OPEN_STATES = (State.WAITING, State.OBSERVING, State.DECISION_DUE)
 
@@ -109,6 +110,10 @@ class PhaseRun(models.Model):
     in_effect_at = models.DateTimeField(null=True, blank=True)
     window_ends_at = models.DateTimeField(null=True, blank=True)
     incident_hit = models.BooleanField(default=False)
+    # The Worker deployment serving the environment when the window began (its build).
+    build_deployment = models.ForeignKey(
+        "WorkerDeployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["rollout", "started_at", "id"]

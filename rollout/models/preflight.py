@@ -66,6 +66,7 @@ class PreflightAttestation(models.Model):
         RUNBOOK_REVIEWED = "runbook_reviewed", "Rollback runbook reviewed"
         ONCALL_CONFIRMED = "oncall_confirmed", "On-call confirmed"
         ENGINEERS_AVAILABLE = "engineers_available", "Two or more engineers available for 4 h"
+        VERSION_SPLIT = "version_split", "Cloudflare's version split acknowledged"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     preflight = models.ForeignKey(Preflight, on_delete=models.CASCADE, related_name="attestations")
@@ -78,6 +79,10 @@ class PreflightAttestation(models.Model):
     note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     # The #deployments announcement this attestation queued (monitoring.Notification.public_id).
     notification_id = models.UUIDField(null=True, blank=True)
+    # The acknowledged version split: the production deployment it was given for.
+    deployment = models.ForeignKey(
+        "WorkerDeployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         constraints = [

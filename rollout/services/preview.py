@@ -36,7 +36,7 @@ from functools import partial
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -63,8 +63,11 @@ from ..models import (
     Environment,
     PreviewCheck,
     PreviewRun,
+    Service,
 )
+from ..permissions import require
 from . import audit, controls
+from .deployments import current_build
 
 log = logging.getLogger(__name__)
 
@@ -451,14 +454,129 @@ def _timed(check, target: Target, deadline: float) -> Result:
 # --- recording -----------------------------------------------------------------------------------
 
 
-def create_run(*, environment: Environment, build: str, started_by, request=None):
+class PreviewRefused(controls.ControlRefused):
+    """The suite cannot start as asked; the message says why."""
+
+
+def start(
+    *, environment: Environment, person, build: str = "", build_reason: str = "", request=None
+) -> PreviewRun:
+    """A person starts the suite against the Worker version live on preview (as Cloudflare
+    reports it, or as a pipeline reported it moments ago). Typing the build instead is a fallback
+    with a reason, audited; where preview names no Worker script, the typed build is the only
+    way. The build becomes the service's current build. A refusal is audited as
+    ``preview_suite.refused`` and raised as PreviewRefused."""
+    require(person, "rollout.request_change", environment=environment, request=request)
+    build, build_reason = " ".join(build.split()), build_reason.strip()
+    try:
+        with transaction.atomic():
+            deployment, build = _build_to_verify(environment, build, build_reason)
+            if not DesiredConfig.objects.filter(environment=environment).exists():
+                raise PreviewRefused("Preview has no desired config yet: connect it first.")
+            if deployment is None and environment.worker_script_name:
+                audit.record(
+                    action="preview_suite.build_typed",
+                    actor=person,
+                    environment=environment,
+                    reason=build_reason,
+                    detail=f"build {build} typed instead of the live version ("
+                    + _live_words(environment)
+                    + ")",
+                    request=request,
+                )
+            set_current_build(environment.service, build, person=person, request=request)
+            return create_run(
+                environment=environment,
+                build=build,
+                started_by=person,
+                request=request,
+                deployment=deployment,
+                build_typed_reason="" if deployment else build_reason,
+            )
+    except IntegrityError:
+        refused = PreviewRefused(
+            "A run of the suite is already in progress on preview: wait for it to finish."
+        )
+    except PreviewRefused as raised:
+        refused = raised
+    audit.record(
+        action="preview_suite.refused",
+        actor=person,
+        environment=environment,
+        outcome=AuditEntry.Outcome.REFUSED,
+        detail=str(refused),
+        request=request,
+    )
+    raise refused
+
+
+def _build_to_verify(environment: Environment, typed: str, reason: str):
+    """(the deployment verified, the build's name): the live version, or the typed build."""
+    live = current_build(environment) if environment.worker_script_name else None
+    if typed and live is not None and live.version_ids == [typed]:
+        typed = ""  # the live version, typed out
+    if not typed:
+        if live is None:
+            if environment.worker_script_name:
+                raise PreviewRefused(
+                    f"The Worker version live on preview is not known ({_live_words(environment)})"
+                    ": type the build and say why."
+                )
+            raise PreviewRefused("Name the build deployed to preview, e.g. its deployment id.")
+        return live, live.describe(full=True)[:100]
+    if len(typed) > 100:
+        raise PreviewRefused("A build name is at most 100 characters.")
+    if environment.worker_script_name and not reason:
+        raise PreviewRefused(
+            "Say why you type the build instead of running against the version live on preview."
+        )
+    return None, typed
+
+
+def _live_words(environment: Environment) -> str:
+    live = environment.live_deployment
+    if environment.deployments_error:
+        return f"{environment.deployments_state}: {environment.deployments_error}"
+    return f"live: {live.describe(full=True)}" if live else "not read yet"
+
+
+def set_current_build(service: Service, build: str, *, person, request=None) -> None:
+    if service.current_build == build:
+        return
+    before = service.current_build
+    Service.objects.filter(pk=service.pk).update(current_build=build)
+    service.current_build = build
+    audit.record(
+        action="service.current_build",
+        actor=person,
+        obj=service,
+        before={"current_build": before},
+        after={"current_build": build},
+        detail=f"{service.name}: current build {before or '(none)'} → {build}",
+        request=request,
+    )
+
+
+def create_run(
+    *,
+    environment: Environment,
+    build: str,
+    started_by,
+    request=None,
+    deployment=None,
+    build_typed_reason: str = "",
+):
     """Record a queued run with its checks pending, and queue it once committed.
 
     Raises IntegrityError when a run of this environment is still open (one at a time).
     """
     with transaction.atomic():
         run = PreviewRun.objects.create(
-            environment=environment, build=build, started_by=started_by
+            environment=environment,
+            build=build,
+            started_by=started_by,
+            deployment=deployment,
+            build_typed_reason=build_typed_reason,
         )
         PreviewCheck.objects.bulk_create(
             PreviewCheck(run=run, name=name, position=position)

@@ -35,6 +35,10 @@ The reasons shown are the details of the criteria that decided it.
 - Logs: a stretch of more than 15 minutes without log lines means logs are not delivering → HOLD.
 - Attestations by people: upload flow (False = data loss / orphaned uploads → NO-GO) and team
   agreement (False = team concern, risk too high → NO-GO). Not given yet → HOLD.
+- The build under the window (the team's own rule): a new Worker deployment inside the window
+  means its evidence does not come from one build → HOLD until a person chooses: the window is
+  restarted from the new build's time (a new window) or kept with a reason (then it passes, the
+  reason shown).
 
 "Sustained" counts hours, because a single bad hour (a deploy blip, one noisy client) must not
 roll back a release that was healthy for the other 23. When no hour qualifies (a window shorter
@@ -139,6 +143,18 @@ class Attestation:
 
 
 @dataclass
+class BuildShift:
+    """A new Worker build that went live inside the window, and what a person chose for it."""
+
+    at: datetime
+    old: str
+    new: str
+    resolution: str = ""  # "" (waiting for a person) | "kept" | "restarted"
+    by: str = ""
+    reason: str = ""
+
+
+@dataclass
 class Window:
     start: datetime
     end: datetime
@@ -147,6 +163,7 @@ class Window:
     log_gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     attestations: dict[str, Attestation] = field(default_factory=dict)  # newest per kind
+    build_changes: list[BuildShift] = field(default_factory=list)
 
 
 @dataclass
@@ -206,6 +223,7 @@ def recommend(window: Window, thresholds: Thresholds = Thresholds()) -> Recommen
         _logs(window, thresholds),
         _upload_flow(window),
         _team_agrees(window),
+        _build(window),
     ]
     verdicts = {criterion.verdict for criterion in criteria}
     outcome = NO_GO if NO_GO in verdicts else HOLD if HOLD in verdicts else GO
@@ -478,6 +496,44 @@ def _attestation(
     if attestation.value:
         return judged(PASS, GO, figures, f"{healthy}, {said}{note}")
     return judged(FAIL, NO_GO, figures, f"{unhealthy}, {said}{note}")
+
+
+def _build(window: Window) -> Criterion:
+    judged = partial(Criterion, "build", "Build under the window", rule=TEAM)
+    shifts = window.build_changes
+    figures = {
+        "build_changes": [
+            {
+                "at": _iso(shift.at),
+                "old": shift.old,
+                "new": shift.new,
+                "resolution": shift.resolution,
+                "by": shift.by,
+                "reason": shift.reason,
+            }
+            for shift in shifts
+        ]
+    }
+    if not shifts:
+        return judged(PASS, GO, figures, "the build did not change in the window")
+    waiting = [shift for shift in shifts if not shift.resolution]
+    if waiting:
+        listed = "; ".join(_shift_words(shift) for shift in waiting)
+        detail = (
+            f"{listed}: restart the window from the new build, or keep it with a reason, "
+            "before it can be GO"
+        )
+        return judged(FAIL, HOLD, figures, detail)
+    listed = "; ".join(
+        f"{_shift_words(shift)}, window {shift.resolution} by {shift.by}"
+        + (f": {shift.reason}" if shift.reason else "")
+        for shift in shifts
+    )
+    return judged(PASS, GO, figures, listed)
+
+
+def _shift_words(shift: BuildShift) -> str:
+    return f"build changed at {_clock(shift.at)} ({shift.old} → {shift.new})"
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ import json
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -13,17 +12,12 @@ from django.utils import timezone
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms.preview import PreviewRunForm
-from ..models import (
-    AuditEntry,
-    Environment,
-    PreviewCheck,
-    PreviewRun,
-    Service,
-)
+from ..models import Environment, PreviewCheck, PreviewRun
 from ..permissions import guarded, shown_to
 from ..responses import redirect_after_post
-from ..services import audit, preflight
-from ..services.preview import create_run
+from ..services import preflight
+from ..services.deployments import current_build
+from ..services.preview import PreviewRefused, start
 from ..services.reports import heading
 from .lookups import VIEW_PERMISSION, environment_named_or_404
 
@@ -39,15 +33,20 @@ def _run(public_id) -> PreviewRun:
 
 def _suite_context(environment: Environment, form=None, **extra) -> dict:
     runs = PreviewRun.objects.filter(environment=environment).select_related("started_by")
-    # Until the deployed build is read from Cloudflare, the last run's build is the best guess.
+    live = current_build(environment) if environment.worker_script_name else None
     last_run = runs.exclude(build="").first()
-    last_build = last_run.build if last_run else environment.service.current_build
+    initial = {}
+    if not environment.worker_script_name:
+        # Preview names no Worker script: the last run's build is the best guess.
+        initial["build"] = last_run.build if last_run else environment.service.current_build
     return {
         "environment": environment,
         "runs": runs[:RUNS_LISTED],
         "open_run": runs.filter(state__in=PreviewRun.OPEN_STATES).first(),
         "last_run": last_run,
-        "run_form": form or PreviewRunForm(initial={"build": last_build}),
+        "live": live,
+        "run_form": form
+        or PreviewRunForm(initial=initial, reads_version=bool(environment.worker_script_name)),
         **extra,
     }
 
@@ -62,60 +61,22 @@ def preview_suite(request, public_id):
 @guarded("rollout.request_change")
 def start_preview_run(request, public_id):
     environment = environment_named_or_404(public_id, Environment.PREVIEW)
-    form = PreviewRunForm(request.POST)
+    form = PreviewRunForm(request.POST, reads_version=bool(environment.worker_script_name))
     if not form.is_valid():
         context = _suite_context(environment, form)
         return render(request, "rollout/preview/suite.html", context, status=422)
-    error = None
-    if not hasattr(environment, "desired"):
-        error = "Preview has no desired config yet: connect it first."
-    else:
-        open_run = PreviewRun.objects.filter(
-            environment=environment, state__in=PreviewRun.OPEN_STATES
-        ).first()
-        if open_run:
-            error = "A run of the suite is already in progress on preview: wait for it to finish."
-    if error is None:
-        try:
-            with transaction.atomic():
-                _set_current_build(environment.service, form.cleaned_data["build"], request)
-                run = create_run(
-                    environment=environment,
-                    build=form.cleaned_data["build"],
-                    started_by=request.user,
-                    request=request,
-                )
-        except IntegrityError:
-            error = "A run of the suite is already in progress on preview: wait for it to finish."
-    if error:
-        audit.record(
-            action="preview_suite.refused",
-            actor=request.user,
+    try:
+        run = start(
             environment=environment,
-            outcome=AuditEntry.Outcome.REFUSED,
-            detail=error,
+            person=request.user,
+            build=form.cleaned_data["build"],
+            build_reason=form.cleaned_data["build_reason"],
             request=request,
         )
-        context = _suite_context(environment, form, error=error)
+    except PreviewRefused as refused:
+        context = _suite_context(environment, form, error=str(refused))
         return render(request, "rollout/preview/suite.html", context, status=409)
     return redirect_after_post(request, reverse("rollout:preview_run", args=[run.public_id]))
-
-
-def _set_current_build(service: Service, build: str, request) -> None:
-    if service.current_build == build:
-        return
-    before = service.current_build
-    Service.objects.filter(pk=service.pk).update(current_build=build)
-    service.current_build = build
-    audit.record(
-        action="service.current_build",
-        actor=request.user,
-        obj=service,
-        before={"current_build": before},
-        after={"current_build": build},
-        detail=f"{service.name}: current build {before or '(none)'} → {build}",
-        request=request,
-    )
 
 
 def _checks_context(run: PreviewRun) -> dict:

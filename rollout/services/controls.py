@@ -1,6 +1,5 @@
 """Writes that span several models: recording a change of an environment's desired config."""
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 
@@ -12,11 +11,10 @@ from integrations.kv_value import CanarySettings
 
 from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
 from ..permissions import refuse, require
+from ..queueing import try_to_queue
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
 from .phases import mark_incident
-
-log = logging.getLogger(__name__)
 
 
 class ConfigConflict(Exception):
@@ -28,12 +26,12 @@ def enqueue_apply(environment_id: int, *, urgent: bool = False) -> bool:
     already committed and the periodic sweep queues it once the broker is back."""
     from ..tasks import apply_desired_config
 
-    try:
-        apply_desired_config.apply_async((environment_id,), priority=0 if urgent else 5)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue the KV write for environment %s: %s", environment_id, exc)
-        return False
-    return True
+    return try_to_queue(
+        apply_desired_config,
+        environment_id,
+        what=f"the KV write for environment {environment_id}",
+        priority=0 if urgent else 5,
+    )
 
 
 def request_change(

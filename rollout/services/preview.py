@@ -64,6 +64,7 @@ from ..models import (
     PreviewCheck,
     PreviewRun,
 )
+from ..queueing import try_to_queue
 from . import audit, controls
 
 log = logging.getLogger(__name__)
@@ -457,9 +458,7 @@ def create_run(*, environment: Environment, build: str, started_by, request=None
     Raises IntegrityError when a run of this environment is still open (one at a time).
     """
     with transaction.atomic():
-        run = PreviewRun.objects.create(
-            environment=environment, build=build, started_by=started_by
-        )
+        run = PreviewRun.objects.create(environment=environment, build=build, started_by=started_by)
         PreviewCheck.objects.bulk_create(
             PreviewCheck(run=run, name=name, position=position)
             for position, name in enumerate(CHECK_ORDER, start=1)
@@ -481,12 +480,7 @@ def enqueue_run(run_id: int) -> bool:
     """Hand the run to a worker; a broker outage is logged, and the sweep queues it later."""
     from ..tasks import run_preview_suite
 
-    try:
-        run_preview_suite.delay(run_id)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue preview suite run %s: %s", run_id, exc)
-        return False
-    return True
+    return try_to_queue(run_preview_suite, run_id, what=f"preview suite run {run_id}")
 
 
 def _mark_running(check: PreviewCheck) -> None:
@@ -505,9 +499,7 @@ def _record(check: PreviewCheck, result: Result) -> bool:
         duration = round((now - check.started_at).total_seconds() * 1000)
     return bool(
         PreviewCheck.objects.filter(pk=check.pk, state__in=open_states).update(
-            state=PreviewCheck.State.PASSED
-            if result.passed
-            else PreviewCheck.State.FAILED,
+            state=PreviewCheck.State.PASSED if result.passed else PreviewCheck.State.FAILED,
             finished_at=now,
             duration_ms=duration,
             evidence=result.evidence,

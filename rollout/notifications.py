@@ -29,20 +29,16 @@ def announce_change_outcome(change: ConfigChange):
         )
     else:
         return None
-    payload = slack.message(
+    fields = [
+        ("Requested by", change.actor_label),
+        ("Reason", change.reason[:300]),
+        ("Version", str(change.version)),
+    ]
+    return _to_deployments(
         text,
-        fields=[
-            ("Requested by", change.actor_label),
-            ("Reason", change.reason[:300]),
-            ("Version", str(change.version)),
-        ],
+        fields=fields,
         link=("Open the environment", link),
-    )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"config-change:{change.public_id}:{change.state}",
+        about=f"config-change:{change.public_id}:{change.state}",
     )
 
 
@@ -54,12 +50,8 @@ def announce_decision_due(run):
         f":hourglass: *{environment}*: the observation window of {run} ended; "
         "the GO / NO-GO decision is due (tech lead and DevOps sign)"
     )
-    payload = slack.message(text, fields=[], link=("Open the decision", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"phase-run:{run.public_id}:decision_due",
+    return _to_deployments(
+        text, link=("Open the decision", link), about=f"phase-run:{run.public_id}:decision_due"
     )
 
 
@@ -72,16 +64,11 @@ def announce_check_in_due(check_in):
         f":alarm_clock: *{environment}*: check-in {check_in.label} of {run} is due — "
         f"{check_in.purpose}"
     )
-    payload = slack.message(
+    return _to_deployments(
         text,
         fields=[("Acknowledge by", f"{check_in.missed_after:%Y-%m-%d %H:%M} UTC")],
         link=("Open the phase", link),
-    )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"check-in:{check_in.public_id}:due",
+        about=f"check-in:{check_in.public_id}:due",
     )
 
 
@@ -103,12 +90,11 @@ def announce_decision(decision, signers: str):
     fields = [("Recommendation", decision.get_recommendation_display())]
     if decision.justification:
         fields.append(("Justification", decision.justification[:300]))
-    payload = slack.message(text, fields=fields, link=("Open the report", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
-        related_object=f"decision:{decision.public_id}:effective",
+    return _to_deployments(
+        text,
+        fields=fields,
+        link=("Open the report", link),
+        about=f"decision:{decision.public_id}:effective",
     )
 
 
@@ -140,11 +126,17 @@ def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers
         ("Next review", f"+{_hours(phase.min_observation)} ({review_at:%Y-%m-%d %H:%M} UTC)"),
         ("Announced by", person.get_username()),
     ]
-    payload = slack.message(text, fields=fields, link=("Open production", link))
+    return _to_deployments(text, fields=fields, link=("Open production", link))
+
+
+def _to_deployments(text: str, *, fields=(), link: tuple[str, str], about: str = ""):
+    """Queue a #deployments post: ``text`` (its subject too), ``fields`` and a button ``link``.
+    ``about`` names the event, so that it is announced once."""
     return notify.queue(
         channel=Notification.Channel.SLACK_DEPLOYMENTS,
         subject=text[:200],
-        payload=payload,
+        payload=slack.message(text, fields=fields, link=link),
+        related_object=about,
     )
 
 

@@ -346,22 +346,21 @@ def judge_routing(report: EdgeReport, *, expect: tuple[str, str], hint: str, evi
 
 
 def check_sticky_native(target: Target, deadline: float) -> Result:
-    return _routing_check(
-        target,
-        Name.STICKY_NATIVE,
-        expect=("native", "cookie"),
-        cookies={COHORT_COOKIE: "native"},
-        hint=f"the edge ignored the {COHORT_COOKIE}=native cookie (stickiness broken)",
-    )
+    return _check_sticky(target, "native")
 
 
 def check_sticky_proxy(target: Target, deadline: float) -> Result:
+    return _check_sticky(target, "proxy")
+
+
+def _check_sticky(target: Target, cohort: str) -> Result:
+    """A client holding the cookie of ``cohort`` stays in it."""
     return _routing_check(
         target,
-        Name.STICKY_PROXY,
-        expect=("proxy", "cookie"),
-        cookies={COHORT_COOKIE: "proxy"},
-        hint=f"the edge ignored the {COHORT_COOKIE}=proxy cookie (stickiness broken)",
+        Name(f"sticky_{cohort}"),
+        expect=(cohort, "cookie"),
+        cookies={COHORT_COOKIE: cohort},
+        hint=f"the edge ignored the {COHORT_COOKIE}={cohort} cookie (stickiness broken)",
     )
 
 

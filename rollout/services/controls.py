@@ -236,19 +236,17 @@ class Plan:
     def raising(self) -> bool:
         return self.target.canary_percent > self.desired.canary_percent
 
-    def write(
-        self, *, reason: str, expected_version: int | None, actor, system: str = "", request=None
-    ) -> ConfigChange:
-        """The act: record ``target`` (the target that was shown) as the next version."""
+    def write(self, *, reason: str, expected_version: int | None, **acting) -> ConfigChange:
+        """The act: record ``target`` (the target that was shown) as the next version.
+        ``acting``: who acts (``actor`` or ``system``) and the ``request``, as ``request_change``
+        takes them."""
         return request_change(
             environment=self.environment,
             settings=self.target,
             kind=self.kind,
             reason=reason,
             expected_version=expected_version,
-            actor=actor,
-            system=system,
-            request=request,
+            **acting,
         )
 
 

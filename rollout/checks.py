@@ -3,19 +3,24 @@ from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 
+def _lasts_three_calls(name: str, *, id: str) -> list[Error]:
+    """A lease held across HTTP calls must last at least three of their timeouts."""
+    seconds, timeout = getattr(settings, name), settings.HTTP_TIMEOUT_SECONDS
+    if seconds >= 3 * timeout:
+        return []
+    return [
+        Error(
+            f"{name} ({seconds}) must be at least three times HTTP_TIMEOUT_SECONDS ({timeout})",
+            id=id,
+        )
+    ]
+
+
 @register()
 def kv_writer_settings(app_configs, **kwargs):
     """The KV lease must outlive one attempt's three bounded HTTP calls, or a live writer could
     lose it mid-write and a second writer start beside it."""
-    errors = []
-    if settings.KV_WRITE_LEASE_SECONDS < 3 * settings.HTTP_TIMEOUT_SECONDS:
-        errors.append(
-            Error(
-                f"KV_WRITE_LEASE_SECONDS ({settings.KV_WRITE_LEASE_SECONDS}) must be at least"
-                f" three times HTTP_TIMEOUT_SECONDS ({settings.HTTP_TIMEOUT_SECONDS})",
-                id="rollout.E001",
-            )
-        )
+    errors = _lasts_three_calls("KV_WRITE_LEASE_SECONDS", id="rollout.E001")
     if not 0 < 3 * settings.KV_LEASE_HEARTBEAT_SECONDS < settings.KV_WRITE_LEASE_SECONDS:
         errors.append(
             Error(
@@ -35,15 +40,7 @@ def preview_suite_settings(app_configs, **kwargs):
     """A preview suite's worker renews its lease between steps that each take up to a few HTTP
     timeouts (a KV write is three calls); a shorter lease would let the sweep take over a live
     run."""
-    errors = []
-    if settings.PREVIEW_SUITE_LEASE_SECONDS < 3 * settings.HTTP_TIMEOUT_SECONDS:
-        errors.append(
-            Error(
-                f"PREVIEW_SUITE_LEASE_SECONDS ({settings.PREVIEW_SUITE_LEASE_SECONDS}) must be at"
-                f" least three times HTTP_TIMEOUT_SECONDS ({settings.HTTP_TIMEOUT_SECONDS})",
-                id="rollout.E501",
-            )
-        )
+    errors = _lasts_three_calls("PREVIEW_SUITE_LEASE_SECONDS", id="rollout.E501")
     if settings.PREVIEW_SUITE_TIMEOUT_SECONDS <= 0 or settings.PREVIEW_SUITE_MAX_AGE_HOURS <= 0:
         errors.append(
             Error(
@@ -98,6 +95,14 @@ def audit_key_settings(app_configs, **kwargs):
                 id="rollout.E604",
             )
         )
+    return problems
+
+
+@register()
+def audit_checkpoint_settings(app_configs, **kwargs):
+    """Where the audit chain's head is recorded outside the database: without a target,
+    deleting the newest entries goes unnoticed."""
+    problems = []
     if settings.AUDIT_CHECKPOINT_BUCKET and not (
         settings.AUDIT_CHECKPOINT_ENDPOINT_URL or settings.R2_ENDPOINT_URL
     ):

@@ -3,7 +3,6 @@
 import uuid
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -13,6 +12,7 @@ from integrations.kv_value import CanarySettings
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
+from .fields import person
 
 PERCENT_VALIDATORS = [MinValueValidator(0), MaxValueValidator(100)]
 
@@ -302,21 +302,9 @@ class ConfigChange(models.Model):
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="changes")
     version = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
+    requested_by = person(optional=True)
     requested_by_system = models.CharField(max_length=64, blank=True)
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
+    approved_by = person(optional=True)
     reason = models.TextField(validators=[MaxCharacters(limits.REASON)])
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField()
@@ -342,9 +330,7 @@ class ConfigChange(models.Model):
     # What the worker did with a client holding a native cookie once a lowering change was in
     # effect (rollout/services/stickiness.py): the page warns that such clients stay native.
     sticky_probe_at = models.DateTimeField(null=True, blank=True)
-    sticky_probe_result = models.CharField(
-        max_length=16, choices=StickyProbe.choices, blank=True
-    )
+    sticky_probe_result = models.CharField(max_length=16, choices=StickyProbe.choices, blank=True)
     sticky_probe_detail = models.CharField(max_length=300, blank=True)
 
     class Meta:

@@ -3,12 +3,12 @@
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from .environments import Environment
+from .fields import person
 
 
 class PreviewRun(models.Model):
@@ -45,9 +45,7 @@ class PreviewRun(models.Model):
         "WorkerDeployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     build_typed_reason = models.TextField(blank=True)
-    started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    started_by = person(optional=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

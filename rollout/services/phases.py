@@ -208,10 +208,17 @@ def abort(rollout: Rollout, *, person, reason: str, now: datetime, request=None)
         return _abort(rollout, person=person, reason=reason, now=now, request=request)
 
 
+def _given(text: str, missing: str) -> str:
+    """A person's words without surrounding blanks; refused with ``missing`` when there are
+    none."""
+    text = text.strip()
+    if not text:
+        raise TransitionRefused(missing)
+    return text
+
+
 def _abort(rollout: Rollout, *, person, reason: str, now: datetime, request) -> Rollout:
-    reason = reason.strip()
-    if not reason:
-        raise TransitionRefused("Give the reason for aborting the rollout.")
+    reason = _given(reason, "Give the reason for aborting the rollout.")
     running = open_run(rollout)
     if running is not None and running.state == PhaseRun.State.WAITING:
         raise TransitionRefused(f"{running} is starting: reject its approval or let it finish.")
@@ -647,9 +654,7 @@ def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=
 
 
 def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request) -> CheckIn:
-    note = note.strip()
-    if not note:
-        raise TransitionRefused("Say in a few words what you checked.")
+    note = _given(note, "Say in a few words what you checked.")
     if now < check_in.due_at:
         raise TransitionRefused(
             f"{check_in.label} is due at {check_in.due_at:%Y-%m-%d %H:%M} UTC, not yet."

@@ -66,6 +66,7 @@ from ..models import (
     Service,
 )
 from ..permissions import require
+from ..queueing import try_to_queue
 from . import audit, controls
 from .deployments import current_build
 
@@ -348,22 +349,21 @@ def judge_routing(report: EdgeReport, *, expect: tuple[str, str], hint: str, evi
 
 
 def check_sticky_native(target: Target, deadline: float) -> Result:
-    return _routing_check(
-        target,
-        Name.STICKY_NATIVE,
-        expect=("native", "cookie"),
-        cookies={COHORT_COOKIE: "native"},
-        hint=f"the edge ignored the {COHORT_COOKIE}=native cookie (stickiness broken)",
-    )
+    return _check_sticky(target, "native")
 
 
 def check_sticky_proxy(target: Target, deadline: float) -> Result:
+    return _check_sticky(target, "proxy")
+
+
+def _check_sticky(target: Target, cohort: str) -> Result:
+    """A client holding the cookie of ``cohort`` stays in it."""
     return _routing_check(
         target,
-        Name.STICKY_PROXY,
-        expect=("proxy", "cookie"),
-        cookies={COHORT_COOKIE: "proxy"},
-        hint=f"the edge ignored the {COHORT_COOKIE}=proxy cookie (stickiness broken)",
+        Name(f"sticky_{cohort}"),
+        expect=(cohort, "cookie"),
+        cookies={COHORT_COOKIE: cohort},
+        hint=f"the edge ignored the {COHORT_COOKIE}={cohort} cookie (stickiness broken)",
     )
 
 
@@ -599,12 +599,7 @@ def enqueue_run(run_id: int) -> bool:
     """Hand the run to a worker; a broker outage is logged, and the sweep queues it later."""
     from ..tasks import run_preview_suite
 
-    try:
-        run_preview_suite.delay(run_id)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue preview suite run %s: %s", run_id, exc)
-        return False
-    return True
+    return try_to_queue(run_preview_suite, run_id, what=f"preview suite run {run_id}")
 
 
 def _mark_running(check: PreviewCheck) -> None:
@@ -623,9 +618,7 @@ def _record(check: PreviewCheck, result: Result) -> bool:
         duration = round((now - check.started_at).total_seconds() * 1000)
     return bool(
         PreviewCheck.objects.filter(pk=check.pk, state__in=open_states).update(
-            state=PreviewCheck.State.PASSED
-            if result.passed
-            else PreviewCheck.State.FAILED,
+            state=PreviewCheck.State.PASSED if result.passed else PreviewCheck.State.FAILED,
             finished_at=now,
             duration_ms=duration,
             evidence=result.evidence,

@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -28,6 +29,13 @@ class Service(models.Model):
         blank=True,
         help_text="The build on preview that is to go to production next, e.g. a deployment id "
         "or a commit. The production pre-flight needs a passed preview suite for this build.",
+    )
+    # The team shares one channel: its notifications and reports speak one language.
+    language = models.CharField(
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default=settings.LANGUAGE_CODE,
+        help_text="The language of this service's Slack and PagerDuty messages and its reports.",
     )
 
     class Meta:

@@ -12,6 +12,8 @@ class Preferences(models.Model):
     )
     # An IANA name such as "Europe/Berlin"; empty means the site's DISPLAY_TIME_ZONE.
     time_zone = models.CharField(max_length=64, blank=True)
+    # One of settings.LANGUAGES; empty means the browser's (Accept-Language), else English.
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
 
     class Meta:
         verbose_name_plural = "preferences"

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from .. import notifications, roles
 from ..company_login import SignInFailed
-from ..models import AuditEntry, CompanyAccount
+from ..models import AuditEntry, CompanyAccount, Preferences
 from . import audit
 
 SYSTEM = "company login"
@@ -184,3 +184,23 @@ def _groups(claims: dict) -> list[str]:
         f"The company sign-in's {settings.OIDC_GROUPS_CLAIM!r} claim is not a list of groups.",
         status=403,
     )
+
+
+def change_preferences(*, person: User, request=None, **chosen: str) -> Preferences:
+    """Save what a person chose for themselves (``time_zone``, ``language``; "" for the site's)
+    and audit it as ``preferences.changed`` with what changed. Their own only, so no permission
+    is asked."""
+    mine = Preferences.objects.filter(user=person).first() or Preferences(user=person)
+    before = {field: getattr(mine, field) for field in chosen if getattr(mine, field) != chosen[field]}
+    for field, value in chosen.items():
+        setattr(mine, field, value)
+    mine.save()
+    audit.record(
+        action="preferences.changed",
+        actor=person,
+        obj=mine,
+        before=before,
+        after={field: chosen[field] for field in before},
+        request=request,
+    )
+    return mine

@@ -71,7 +71,11 @@ def prometheus(request):
             response["WWW-Authenticate"] = 'Bearer realm="rollout-control"'
             return response
         if not request.user.has_perm(VIEW_PERMISSION):
-            refuse(f"You do not have the permission {VIEW_PERMISSION}.", needs=VIEW_PERMISSION)
+            refuse(
+                _("You do not have the permission %(VIEW_PERMISSION)s.")
+                % {"VIEW_PERMISSION": VIEW_PERMISSION},
+                needs=VIEW_PERMISSION,
+            )
     return HttpResponse(
         panel_data.prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )

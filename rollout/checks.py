@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
+from django.utils.translation import gettext as _
 
 
 def _lasts_three_calls(name: str, *, id: str) -> list[Error]:
@@ -120,8 +121,10 @@ def audit_checkpoint_settings(app_configs, **kwargs):
             CheckWarning(
                 "No audit checkpoint target: deleting the newest audit entries, or all of them, "
                 "would go unnoticed.",
-                hint="set AUDIT_CHECKPOINT_BUCKET (with the R2_* credentials) and/or "
-                "AUDIT_CHECKPOINT_FILE",
+                hint=_(
+                    "set AUDIT_CHECKPOINT_BUCKET (with the R2_* credentials) and/or "
+                    "AUDIT_CHECKPOINT_FILE"
+                ),
                 id="rollout.W606",
             )
         )
@@ -150,7 +153,7 @@ def secret_key_in_a_secure_deployment(app_configs, **kwargs):
     return [
         Error(
             f"SECURE_DEPLOYMENT is true and SECRET_KEY {problem}.",
-            hint=f"Generate a key with: {GENERATE_KEY}",
+            hint=_("Generate a key with: %(GENERATE_KEY)s") % {"GENERATE_KEY": GENERATE_KEY},
             id="rollout.E600",
         )
     ]
@@ -203,7 +206,7 @@ def company_login_settings(app_configs, **kwargs):
         problems.append(
             Error(
                 f"OIDC_ROLE_GROUPS names roles that do not exist: {', '.join(unknown)}",
-                hint=f"The roles are: {', '.join(ALL)}",
+                hint=_("The roles are: %(ALL)s") % {"ALL": ", ".join(ALL)},
                 id="rollout.E622",
             )
         )

@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations import slack
 from integrations.http import shared_client
@@ -145,7 +146,7 @@ def _dialog(action: SlackAction):
             title="Emergency stop",
             text=f"*{environment.service.name} {what}*\n"
             "The emergency flag overrides every sticky cookie: all clients go to proxy.",
-            label="Reason (recorded in the audit trail)",
+            label=_("Reason (recorded in the audit trail)"),
             submit="Stop now",
             private_metadata=metadata,
             max_length=limits.REASON,
@@ -158,7 +159,7 @@ def _dialog(action: SlackAction):
         title=f"Check-in {check_in.label}"[:24],
         text=f"*{check_in.phase_run.environment}*: {check_in.phase_run} {check_in.label} — "
         f"{check_in.purpose}",
-        label="What did you check?",
+        label=_("What did you check?"),
         submit="Acknowledge",
         private_metadata=metadata,
         max_length=limits.NOTE,

@@ -4,20 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('rollout', '0021_worker_deployments'),
+        ("rollout", "0021_worker_deployments"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='preferences',
-            name='language',
-            field=models.CharField(blank=True, choices=[('en-gb', 'English'), ('de', 'Deutsch')], max_length=8),
+            model_name="preferences",
+            name="language",
+            field=models.CharField(
+                blank=True, choices=[("en-gb", "English"), ("de", "Deutsch")], max_length=8
+            ),
         ),
         migrations.AddField(
-            model_name='service',
-            name='language',
-            field=models.CharField(choices=[('en-gb', 'English'), ('de', 'Deutsch')], default='en-gb', help_text="The language of this service's Slack and PagerDuty messages and its reports.", max_length=8),
+            model_name="service",
+            name="language",
+            field=models.CharField(
+                choices=[("en-gb", "English"), ("de", "Deutsch")],
+                default="en-gb",
+                help_text="The language of this service's Slack and PagerDuty messages and its reports.",
+                max_length=8,
+            ),
         ),
     ]

@@ -6,6 +6,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
 
@@ -92,8 +93,11 @@ def _record_change(
         )
         if not updated:
             raise ConfigConflict(
-                "the config changed since this was requested "
-                f"(you saw version {version}, it is now version {desired.version})"
+                _(
+                    "the config changed since this was requested (you saw version "
+                    "%(version)s, it is now version %(version2)s)"
+                )
+                % {"version": version, "version2": desired.version}
             )
         change = ConfigChange.objects.create(
             environment=environment,
@@ -254,7 +258,7 @@ class Plan:
 def _desired(environment: Environment) -> DesiredConfig:
     desired = DesiredConfig.objects.filter(environment=environment).first()
     if desired is None:
-        raise ControlRefused("This environment has no desired config yet: connect it first.")
+        raise ControlRefused(_("This environment has no desired config yet: connect it first."))
     return desired
 
 
@@ -304,12 +308,20 @@ def submit_percent(
     desired, target = plan.desired, plan.target
     if desired.version != expected_version:
         raise ConfigConflict(
-            f"the config changed since you loaded this page (you saw version {expected_version}, "
-            f"it is now version {desired.version}: {desired.settings.describe()})"
+            _(
+                "the config changed since you loaded this page (you saw version "
+                "%(expected_version)s, it is now version %(version)s: %(settings)s)"
+            )
+            % {
+                "expected_version": expected_version,
+                "version": desired.version,
+                "settings": desired.settings.describe(),
+            }
         )
     if target == desired.settings:
         raise ControlRefused(
-            f"Nothing to change: {environment.name} is already at {target.describe()}."
+            _("Nothing to change: %(name)s is already at %(target)s.")
+            % {"name": environment.name, "target": target.describe()}
         )
     if not plan.raising:
         return plan.write(
@@ -366,7 +378,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         percent_request.decide(
             state=PercentRequest.State.STALE,
             by=approver,
-            note=f"config moved to version {desired.version}",
+            note=_("config moved to version %(version)s") % {"version": desired.version},
         )
         _refuse(
             percent_request,
@@ -412,7 +424,7 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
     cancelling = percent_request.requested_by_id == person.pk
     if not (cancelling or person.has_perm("rollout.approve_increase")):
         refuse(
-            "Only an approver or the requester can reject this request.",
+            _("Only an approver or the requester can reject this request."),
             needs="rollout.approve_increase or to be the requester",
             environment=percent_request.environment,
             obj=percent_request,
@@ -462,7 +474,9 @@ def plan_emergency_stop(
     )
     desired = _desired(environment)
     if desired.emergency_proxy:
-        raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
+        raise ControlRefused(
+            _("The emergency stop is already active on %(name)s.") % {"name": environment.name}
+        )
     return Plan(
         environment, desired, emergency_stop_target(desired), ConfigChange.Kind.EMERGENCY_STOP
     )
@@ -490,7 +504,9 @@ def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Pla
     require(actor, "rollout.emergency_stop", environment=environment, request=request)
     desired = _desired(environment)
     if not desired.emergency_proxy:
-        raise ControlRefused(f"The emergency stop is not active on {environment.name}.")
+        raise ControlRefused(
+            _("The emergency stop is not active on %(name)s.") % {"name": environment.name}
+        )
     target = CanarySettings(desired.canary_percent, desired.canary_tag, False)
     return Plan(environment, desired, target, ConfigChange.Kind.LIFT_EMERGENCY)
 
@@ -519,7 +535,7 @@ def plan_rollback(*, environment: Environment, actor, request=None, decision=Non
     emergency = desired.emergency_proxy if decision is not None else False
     target = CanarySettings(0, desired.canary_tag, emergency)
     if target == desired.settings:
-        raise ControlRefused(f"{environment.name} is already at 0%.")
+        raise ControlRefused(_("%(name)s is already at 0%%.") % {"name": environment.name})
     return Plan(environment, desired, target, ConfigChange.Kind.ROLLBACK)
 
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..models import (
     AuditEntry,
@@ -124,7 +125,8 @@ def set_state(
         return True
     if to not in Rollout.TRANSITIONS[before]:
         raise TransitionRefused(
-            f"A rollout that is {rollout.get_state_display()} cannot become {State(to).label}."
+            _("A rollout that is %(state)s cannot become %(label)s.")
+            % {"state": rollout.get_state_display(), "label": State(to).label}
         )
     fields = {"state": to, "state_changed_at": now}
     if to in Rollout.FINISHED_STATES:
@@ -186,11 +188,11 @@ def begin(environment: Environment, *, person, now: datetime, request=None) -> R
 
 def _begin(environment: Environment, *, person, now: datetime) -> Rollout:
     if not environment.is_production:
-        raise TransitionRefused("Rollouts run on production; preview has its suite.")
+        raise TransitionRefused(_("Rollouts run on production; preview has its suite."))
     if not hasattr(environment.service, "plan"):
-        raise TransitionRefused("The service has no rollout plan (add one in the admin).")
+        raise TransitionRefused(_("The service has no rollout plan (add one in the admin)."))
     if active_rollout(environment) is not None:
-        raise TransitionRefused("A rollout is already running on this environment.")
+        raise TransitionRefused(_("A rollout is already running on this environment."))
     rollout = ensure_rollout(environment, person=person, now=now)
     return advance(rollout, now=now)
 
@@ -221,16 +223,24 @@ def _abort(rollout: Rollout, *, person, reason: str, now: datetime, request) -> 
     reason = _given(reason, "Give the reason for aborting the rollout.")
     running = open_run(rollout)
     if running is not None and running.state == PhaseRun.State.WAITING:
-        raise TransitionRefused(f"{running} is starting: reject its approval or let it finish.")
+        raise TransitionRefused(
+            _("%(running)s is starting: reject its approval or let it finish.")
+            % {"running": running}
+        )
     if running is not None:
         raise TransitionRefused(
-            f"{running} is under observation: end it with a signed decision (NO-GO rolls back), "
-            "not an abort."
+            _(
+                "%(running)s is under observation: end it with a signed decision "
+                "(NO-GO rolls back), not an abort."
+            )
+            % {"running": running}
         )
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().get(pk=rollout.pk)
         if not rollout.is_active:
-            raise TransitionRefused(f"The rollout is already {rollout.get_state_display()}.")
+            raise TransitionRefused(
+                _("The rollout is already %(state)s.") % {"state": rollout.get_state_display()}
+            )
         set_state(rollout, State.ABORTED, now=now, actor=person, reason=reason, request=request)
     return rollout
 
@@ -657,15 +667,16 @@ def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request
     note = _given(note, "Say in a few words what you checked.")
     if now < check_in.due_at:
         raise TransitionRefused(
-            f"{check_in.label} is due at {check_in.due_at:%Y-%m-%d %H:%M} UTC, not yet."
+            _("%(label)s is due at %(due_at)s UTC, not yet.")
+            % {"label": check_in.label, "due_at": format(check_in.due_at, "%Y-%m-%d %H:%M")}
         )
     if not CheckIn.objects.filter(pk=check_in.pk, acknowledged_at__isnull=True).update(
         acknowledged_by=person, acknowledged_at=now, note=note
     ):
         check_in.refresh_from_db()
         raise TransitionRefused(
-            f"{check_in.label} was already acknowledged by "
-            f"{check_in.acknowledged_by.get_username()}."
+            _("%(label)s was already acknowledged by %(acknowledged_by)s.")
+            % {"label": check_in.label, "acknowledged_by": check_in.acknowledged_by.get_username()}
         )
     check_in.refresh_from_db()
     late = check_in.status(now) == "late"

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
 from outbox import notify
@@ -565,7 +566,7 @@ def announce(*, checklist: Checklist, person, now: datetime, request=None):
             preflight=checklist.preflight,
             kind=Kind.TEAM_NOTIFIED,
             person=person,
-            note="announcement posted to Slack #deployments",
+            note=_("announcement posted to Slack #deployments"),
             notification=notification,
             request=request,
         )
@@ -680,7 +681,7 @@ def _start_phase(
             preview_run=checklist.item("preview_suite").run,
         )
         if not claimed:
-            raise StartRefused("This phase start was just made by someone else.")
+            raise StartRefused(_("This phase start was just made by someone else."))
         if approved_by is not None:
             result = controls.request_change(
                 environment=environment,

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from .. import limits, roles
 from ..models import (
@@ -88,7 +89,7 @@ def sign(
     if role not in roles_of(person):
         label = Signature.Role(role).label
         refuse(
-            f"You do not hold the role {label}.",
+            _("You do not hold the role %(label)s.") % {"label": label},
             needs=f"the role {label}",
             environment=environment,
             obj=run,
@@ -115,28 +116,39 @@ def _sign(run, outcome, role, seen_digest, justification, person, now, request) 
         current = evidence.build(run, now)
         if seen_digest != current.digest:
             raise EvidenceChanged(
-                "The evidence changed since you loaded this page (new metrics, an incident or an "
-                "attestation). Review the figures below and sign again."
+                _(
+                    "The evidence changed since you loaded this page (new metrics, an "
+                    "incident or an attestation). Review the figures below and sign again."
+                )
             )
         if outcome == Outcome.GO and _emergency_active(run):
             raise SignRefused(
-                "The emergency stop is active: GO is not possible until it is lifted."
+                _("The emergency stop is active: GO is not possible until it is lifted.")
             )
         if outcome == Outcome.GO and run.build_changes.filter(resolution="").exists():
             raise SignRefused(
-                "A new Worker build went live during this window: GO is not possible until "
-                "someone restarts the window from the new build or keeps it with a reason."
+                _(
+                    "A new Worker build went live during this window: GO is not possible "
+                    "until someone restarts the window from the new build or keeps it with "
+                    "a reason."
+                )
             )
         if outcome != current.outcome and not justification:
             raise SignRefused(
-                f"You are signing {Outcome(outcome).label} against the recommendation "
-                f"({Outcome(current.outcome).label}): write a justification.",
+                _(
+                    "You are signing %(label)s against the recommendation (%(label2)s): "
+                    "write a justification."
+                )
+                % {"label": Outcome(outcome).label, "label2": Outcome(current.outcome).label},
             )
         decision = open_decision(run)
         if decision is not None and decision.outcome != outcome:
             raise SignRefused(
-                f"A {decision.get_outcome_display()} decision is open with "
-                f"{_names(decision)}'s signature: sign it, or withdraw it first.",
+                _(
+                    "A %(outcome)s decision is open with %(decision)s's signature: sign "
+                    "it, or withdraw it first."
+                )
+                % {"outcome": decision.get_outcome_display(), "decision": _names(decision)},
             )
         if decision is None:
             decision = Decision.objects.create(
@@ -190,11 +202,17 @@ def _sign(run, outcome, role, seen_digest, justification, person, now, request) 
 
 def _check_window(run, outcome, now):
     if run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
-        raise SignRefused(f"{run} is {run.get_state_display()}: no decision can be signed for it.")
+        raise SignRefused(
+            _("%(run)s is %(state)s: no decision can be signed for it.")
+            % {"run": run, "state": run.get_state_display()}
+        )
     if run.window_open(now) and outcome != Outcome.NO_GO:
         raise SignRefused(
-            f"The observation window of {run} ends at {run.window_ends_at:%Y-%m-%d %H:%M} UTC; "
-            "only NO-GO may be signed before that.",
+            _(
+                "The observation window of %(run)s ends at %(window_ends_at)s UTC; "
+                "only NO-GO may be signed before that."
+            )
+            % {"run": run, "window_ends_at": format(run.window_ends_at, "%Y-%m-%d %H:%M")},
         )
 
 
@@ -236,7 +254,7 @@ def _invalidate(decision: Decision, current, now, request) -> None:
 def withdraw(*, decision: Decision, person, note: str, now: datetime, request=None) -> Decision:
     if not roles_of(person):
         refuse(
-            "Only a tech lead or a DevOps engineer may withdraw a decision.",
+            _("Only a tech lead or a DevOps engineer may withdraw a decision."),
             needs="the role tech lead or DevOps",
             environment=decision.phase_run.rollout.environment,
             obj=decision,

@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from outbox import notify
@@ -91,7 +93,6 @@ def _back_to_overview(request, extra):
     elif extra.get("success"):
         messages.success(request, extra["success"])
     return redirect_after_post(request, reverse("rollout:overview"))
-
 
 
 def _act(request, environment, call, success=None, answer=None):
@@ -206,7 +207,7 @@ EMERGENCY_STOP = OnePersonControl(
     controls.emergency_stop,
     "EMERGENCY STOP queued at the front",
     danger=True,
-    note="Overrides sticky cookies: every client goes to proxy.",
+    note=gettext_lazy("Overrides sticky cookies: every client goes to proxy."),
 )
 
 
@@ -312,9 +313,10 @@ def approve_request(request, public_id):
         confirmation=lambda pending, form: confirm(
             request,
             form=form,
-            description=f"Approve {pending.summary}",
+            description=_("Approve %(summary)s") % {"summary": pending.summary},
             page=_environment_page(pending.environment),
-            note=f"Requested by {pending.requested_by.get_username()}: {pending.reason}",
+            note=_("Requested by %(requested_by)s: %(reason)s")
+            % {"requested_by": pending.requested_by.get_username(), "reason": pending.reason},
         ),
     )
 

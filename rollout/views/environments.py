@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..forms.environments import InitialConfigForm
 from ..models import (
@@ -267,7 +268,9 @@ def write_initial(request, public_id):
         actor=request.user,
         request=request,
     )
-    messages.success(request, f"Initial value queued for {environment}.")
+    messages.success(
+        request, _("Initial value queued for %(environment)s.") % {"environment": environment}
+    )
     return redirect_after_post(
         request, reverse("rollout:environment", args=[environment.public_id])
     )

@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from outbox import notify
@@ -91,7 +92,7 @@ def preflight_attest(request, public_id, kind):
     permissions = ATTEST_PERMISSIONS[kind]
     if not any(request.user.has_perm(permission) for permission in permissions):
         needs = " or ".join(permissions)
-        refuse(f"You do not have the permission {needs}.", needs=needs)
+        refuse(_("You do not have the permission %(needs)s.") % {"needs": needs}, needs=needs)
     environment = environment_named_or_404(public_id, Environment.PRODUCTION)
     form = AttestationForm(request.POST, kind=kind)
     if not form.is_valid():

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy
 from integrations import pagerduty, slack
 from outbox import notify
 from outbox.models import Notification
+from rollout.team_language import speaks_for
 
 from .models import AlertEvent, AlertRule, AlertState
 
@@ -73,6 +74,7 @@ def _headline(event: AlertEvent, rule: AlertRule, environment) -> str:
     }
 
 
+@speaks_for(lambda event, **kwargs: kwargs["environment"])
 def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
     """Slack #incidents and PagerDuty for a firing or resolved alert (each once per event)."""
     text = _headline(event, rule, environment)
@@ -122,6 +124,7 @@ def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
     )
 
 
+@speaks_for(lambda event, **kwargs: kwargs["environment"])
 def announce_auto_stop(event: AlertEvent, *, rule: AlertRule, environment, change) -> None:
     text = _(
         ":octagonal_sign: *%(environment)s*: EMERGENCY STOP triggered "

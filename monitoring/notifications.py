@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from integrations import slack
 from outbox import notify
 from outbox.models import Notification
+from rollout.team_language import speaks_for
 
 
 def _drift_page(environment) -> str:
@@ -23,6 +24,7 @@ def _incident(environment, text, *, fields, link_label, related_object):
     )
 
 
+@speaks_for(lambda environment, **kwargs: environment)
 def announce_late_write(environment, *, late, desired, reapplied, kv_hash: str):
     """Our unanswered write landed late in KV, and the desired version was re-applied."""
     return _incident(
@@ -40,7 +42,7 @@ def announce_late_write(environment, *, late, desired, reapplied, kv_hash: str):
                 % {"settings": late.settings.describe(), "version": late.version},
             ),
             (
-                "Re-applied",
+                _("Re-applied"),
                 _("%(settings)s (as version %(version)s)")
                 % {"settings": desired.settings.describe(), "version": reapplied.version},
             ),
@@ -50,6 +52,7 @@ def announce_late_write(environment, *, late, desired, reapplied, kv_hash: str):
     )
 
 
+@speaks_for(lambda environment, **kwargs: environment)
 def announce_external_change(environment, *, desired, in_kv: str, kv_hash: str):
     """Workers KV was changed outside the dashboard (``in_kv`` says what it holds now)."""
     return _incident(

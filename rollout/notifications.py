@@ -10,6 +10,7 @@ from outbox import notify
 from outbox.models import Notification
 
 from .models import ConfigChange
+from .team_language import speaks_for
 
 
 def _announce(channel, text: str, *, fields, link, related_object: str = "", buttons=()):
@@ -23,6 +24,7 @@ def _announce(channel, text: str, *, fields, link, related_object: str = "", but
     )
 
 
+@speaks_for(lambda change: change.environment)
 def announce_change_outcome(change: ConfigChange):
     """Post to #deployments when a change reaches "in effect" or fails."""
     environment = change.environment
@@ -61,6 +63,7 @@ def announce_change_outcome(change: ConfigChange):
     )
 
 
+@speaks_for(lambda percent_request: percent_request.environment)
 def announce_increase_requested(percent_request):
     """Post to #deployments that a raise of the percent waits for a second person."""
     environment = percent_request.environment
@@ -101,6 +104,7 @@ def announce_increase_requested(percent_request):
     )
 
 
+@speaks_for(lambda run: run.rollout.environment)
 def announce_decision_due(run):
     """Post to #deployments that a phase's window ended and its decision waits for signers."""
     environment = run.rollout.environment
@@ -118,6 +122,7 @@ def announce_decision_due(run):
     )
 
 
+@speaks_for(lambda check_in: check_in.phase_run.rollout.environment)
 def announce_check_in_due(check_in):
     """Post to #deployments that a check-in of the runbook's schedule is due."""
     run = check_in.phase_run
@@ -147,6 +152,7 @@ def announce_check_in_due(check_in):
     )
 
 
+@speaks_for(lambda decision, signers: decision.phase_run.rollout.environment)
 def announce_decision(decision, signers: str):
     """Post to #deployments that a decision took effect, with what it does and its report."""
     run = decision.phase_run
@@ -181,6 +187,7 @@ def announce_decision(decision, signers: str):
     )
 
 
+@speaks_for(lambda checklist, **kwargs: checklist.environment)
 def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers: list):
     """The runbook's step 3.4 post to #deployments, written for the phase about to start from
     its pre-flight ``checklist`` (``rollout.services.preflight.Checklist``)."""
@@ -265,6 +272,7 @@ def announce_break_glass(entry):
     )
 
 
+@speaks_for(lambda change: change.phase_run.rollout.environment)
 def announce_build_change(change):
     """Post to #deployments that the Worker build changed under a phase's open window."""
     run = change.phase_run

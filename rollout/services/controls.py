@@ -267,15 +267,19 @@ def describe_transition(
 ) -> str:
     """The confirmation text: exactly what will happen, e.g. "production: 10% → 25%, tag B2b"."""
     if after.emergency_proxy and not before.emergency_proxy:
-        return f"{environment.name}: EMERGENCY STOP — 100% of traffic to proxy at once"
-    text = (
-        f"{environment.name}: {before.canary_percent}% → {after.canary_percent}%, "
-        f"tag {after.canary_tag}"
-    )
+        return _("%(name)s: EMERGENCY STOP — 100%% of traffic to proxy at once") % {
+            "name": environment.name
+        }
+    text = _("%(name)s: %(canary_percent)s%% → %(canary_percent2)s%%, tag %(canary_tag)s") % {
+        "name": environment.name,
+        "canary_percent": before.canary_percent,
+        "canary_percent2": after.canary_percent,
+        "canary_tag": after.canary_tag,
+    }
     if before.emergency_proxy and not after.emergency_proxy:
-        text += ", emergency stop lifted"
+        text += _(", emergency stop lifted")
     elif after.emergency_proxy:
-        text += " (emergency stop stays on: traffic stays on proxy)"
+        text += _(" (emergency stop stays on: traffic stays on proxy)")
     return text
 
 
@@ -369,7 +373,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             percent_request,
             approver,
             request,
-            "You cannot approve your own request: a second person must.",
+            _("You cannot approve your own request: a second person must."),
         )
     if percent_request.state != PercentRequest.State.PENDING:
         _refuse(percent_request, approver, request, _already_decided(percent_request))
@@ -384,9 +388,12 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             percent_request,
             approver,
             request,
-            "The config changed since this was requested "
-            f"(requested on version {percent_request.base_version}, now version "
-            f"{desired.version}); the request is now stale. Ask for a new one.",
+            _(
+                "The config changed since this was requested (requested on version "
+                "%(base_version)s, now version %(version)s); the request is now stale. "
+                "Ask for a new one."
+            )
+            % {"base_version": percent_request.base_version, "version": desired.version},
         )
     target = CanarySettings(
         percent_request.to_percent, percent_request.to_tag, desired.emergency_proxy
@@ -449,7 +456,10 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
 def _already_decided(percent_request) -> str:
     percent_request.refresh_from_db()
     who = percent_request.decided_by.get_username() if percent_request.decided_by else "someone"
-    return f"This request is already {percent_request.get_state_display().lower()} (by {who})."
+    return _("This request is already %(lower)s (by %(who)s).") % {
+        "lower": percent_request.get_state_display().lower(),
+        "who": who,
+    }
 
 
 def _refuse(percent_request, person, request, message: str):

@@ -83,7 +83,7 @@ def offset_label(offset: timedelta) -> str:
     if minutes == 0:
         return "T+0"
     if minutes % 60:
-        return f"T+{minutes} min"
+        return _("T+%(minutes)s min") % {"minutes": minutes}
     return f"T+{minutes // 60} h"
 
 
@@ -220,7 +220,7 @@ def _given(text: str, missing: str) -> str:
 
 
 def _abort(rollout: Rollout, *, person, reason: str, now: datetime, request) -> Rollout:
-    reason = _given(reason, "Give the reason for aborting the rollout.")
+    reason = _given(reason, _("Give the reason for aborting the rollout."))
     running = open_run(rollout)
     if running is not None and running.state == PhaseRun.State.WAITING:
         raise TransitionRefused(
@@ -252,11 +252,11 @@ def start_refusal(environment: Environment) -> str:
     if run is None:
         return ""
     if run.state == PhaseRun.State.WAITING:
-        return f"{run} is already starting: wait for it to take effect."
-    return (
-        f"{run} is under observation: the next phase starts after a signed GO decision "
-        "(rollout page)."
-    )
+        return _("%(run)s is already starting: wait for it to take effect.") % {"run": run}
+    return _(
+        "%(run)s is under observation: the next phase starts after a signed GO "
+        "decision (rollout page)."
+    ) % {"run": run}
 
 
 def record_phase_start(
@@ -362,7 +362,7 @@ def against_plan(phase: Phase, desired: DesiredConfig | None) -> tuple[int, str]
     if actual == phase.percent:
         return None
     if desired.emergency_proxy:
-        return actual, "emergency stop"
+        return actual, _("emergency stop")
     return actual, "lowered" if actual < phase.percent else "raised"
 
 
@@ -506,9 +506,10 @@ def _follow_start(rollout: Rollout, run: PhaseRun, now: datetime) -> None:
     )
     if request_over or change_over:
         why = (
-            f"its approval request was {run.start_request.get_state_display().lower()}"
+            _("its approval request was %(lower)s")
+            % {"lower": run.start_request.get_state_display().lower()}
             if request_over
-            else f"its config change {change.get_state_display().lower()}"
+            else _("its config change %(lower)s") % {"lower": change.get_state_display().lower()}
         )
         if PhaseRun.objects.filter(pk=run.pk, state=PhaseRun.State.WAITING).update(
             state=PhaseRun.State.CANCELLED
@@ -664,7 +665,7 @@ def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=
 
 
 def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request) -> CheckIn:
-    note = _given(note, "Say in a few words what you checked.")
+    note = _given(note, _("Say in a few words what you checked."))
     if now < check_in.due_at:
         raise TransitionRefused(
             _("%(label)s is due at %(due_at)s UTC, not yet.")

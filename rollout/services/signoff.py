@@ -177,9 +177,10 @@ def _sign(run, outcome, role, seen_digest, justification, person, now, request) 
         except IntegrityError as clash:
             taken = decision.signatures.filter(invalidated_at__isnull=True)
             message = (
-                "You already signed this decision: a second person must."
+                _("You already signed this decision: a second person must.")
                 if taken.filter(signer=person).exists()
-                else f"The {Signature.Role(role).label} signature is already given."
+                else _("The %(label)s signature is already given.")
+                % {"label": Signature.Role(role).label}
             )
             raise SignRefused(message) from clash
         audit.record(
@@ -223,7 +224,7 @@ def _emergency_active(run: PhaseRun) -> bool:
 
 def _names(decision: Decision) -> str:
     signers = decision.signatures.filter(invalidated_at__isnull=True).select_related("signer")
-    return ", ".join(item.signer.get_username() for item in signers) or "no one"
+    return ", ".join(item.signer.get_username() for item in signers) or _("no one")
 
 
 def _invalidate(decision: Decision, current, now, request) -> None:
@@ -263,11 +264,11 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
         )
     note = note.strip()
     if not note:
-        _refuse(decision.phase_run, person, request, "Say why the decision is withdrawn.")
+        _refuse(decision.phase_run, person, request, _("Say why the decision is withdrawn."))
     if not Decision.objects.filter(pk=decision.pk, state=Decision.State.OPEN).update(
         state=Decision.State.WITHDRAWN, closed_note=note
     ):
-        _refuse(decision.phase_run, person, request, "This decision is no longer open.")
+        _refuse(decision.phase_run, person, request, _("This decision is no longer open."))
     decision.signatures.filter(invalidated_at__isnull=True).update(
         invalidated_at=now, invalidated_reason=f"decision withdrawn by {person.get_username()}"
     )
@@ -287,11 +288,17 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
 def attest(*, run: PhaseRun, kind: str, value: bool, note: str, person, now, request=None):
     note = note.strip()
     if kind not in PhaseAttestation.Kind.values:
-        _refuse(run, person, request, f"Unknown attestation {kind!r}.")
+        _refuse(run, person, request, _("Unknown attestation %(kind)s.") % {"kind": repr(kind)})
     if not note:
-        _refuse(run, person, request, "Write a note: what did you look at?")
+        _refuse(run, person, request, _("Write a note: what did you look at?"))
     if run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
-        _refuse(run, person, request, f"{run} is {run.get_state_display()}: nothing to attest.")
+        _refuse(
+            run,
+            person,
+            request,
+            _("%(run)s is %(state)s: nothing to attest.")
+            % {"run": run, "state": run.get_state_display()},
+        )
     given = PhaseAttestation.objects.create(
         phase_run=run, kind=kind, value=value, note=note, given_by=person, given_at=now
     )
@@ -315,7 +322,10 @@ def take_effect(decision: Decision, signatures: list[Signature], *, now, request
     run = decision.phase_run
     rollout = run.rollout
     first, second = sorted(signatures, key=lambda item: (item.signed_at, item.pk))
-    names = f"{first.signer.get_username()} and {second.signer.get_username()}"
+    names = _("%(signer)s and %(signer2)s") % {
+        "signer": first.signer.get_username(),
+        "signer2": second.signer.get_username(),
+    }
     Decision.objects.filter(pk=decision.pk).update(state=Decision.State.EFFECTIVE, effective_at=now)
     # The outcome and its time live on the decision (effective_at), not copied here.
     PhaseRun.objects.filter(pk=run.pk).update(state=PhaseRun.State.DECIDED)

@@ -249,10 +249,13 @@ def write_initial(request, public_id):
     if DesiredConfig.objects.filter(environment=environment).exists():
         form.add_error(
             None,
-            "This environment already has a desired config; change it from the controls instead.",
+            _(
+                "This environment already has a desired config; change it from the "
+                "controls instead."
+            ),
         )
     if environment.connected_at is None:
-        form.add_error(None, "Check the connection first.")
+        form.add_error(None, _("Check the connection first."))
     if not form.is_valid():
         return fragment_or_page(
             request,

@@ -6,6 +6,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from rollout.models import Environment, Service
@@ -59,7 +60,7 @@ def figures_json(request, public_id):
 def prometheus(request):
     """For scrapers: a bearer token (METRICS_PROMETHEUS_TOKEN), or a logged-in viewer."""
     token = settings.METRICS_PROMETHEUS_TOKEN
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
     authorised = (
         bool(token)
         and scheme.lower() == "bearer"

@@ -171,9 +171,16 @@ class ViewerPreferencesMiddleware:
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 pass  # a zone this system no longer knows: the site's default
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            # LocaleMiddleware keeps a header already set; it would read the language only after
+            # the deactivation below.
+            response.headers.setdefault("Content-Language", translation.get_language())
+            return response
         finally:
+            # A thread serves the next request (or a test) in the site's defaults, not in this
+            # person's zone and language.
             timezone.deactivate()
+            translation.deactivate()
 
     @staticmethod
     def _chosen(request) -> tuple[str, str]:

@@ -21,14 +21,15 @@ pytestmark = pytest.mark.django_db
 
 # Log-in and log-out are for everyone, the admin has its own permissions, the Prometheus endpoint
 # its bearer token, Slack's endpoint Slack's signature and the mapped person's permissions
-# (tests/slack_actions/), and "Your settings" is every person's own
-# (tests/test_times_for_people.py).
+# (tests/slack_actions/), "Your settings" is every person's own (tests/test_times_for_people.py)
+# and so is the header's language switcher, also before log-in (tests/test_languages.py).
 NOT_TRIED = {
     "login",
     "logout",
     "admin_login",
     "metrics:prometheus",
     "rollout:preferences",
+    "rollout:language",
     "slack_actions:interactivity",
 }
 NOT_TRIED_PREFIXES = ("admin/", "static/")

@@ -127,7 +127,9 @@ def _refused(request, exc: ControlRefused | ConfigConflict) -> HttpResponse:
 def _database_away(request, exc: Exception) -> HttpResponse:
     """As for the pages (rollout/middleware.py): try again in a few seconds; a write may or may
     not have been recorded, which its audit entry or the object's state tells."""
-    log.warning("database unavailable, answered 503 to %s %s: %s", request.method, request.path, exc)
+    log.warning(
+        "database unavailable, answered 503 to %s %s: %s", request.method, request.path, exc
+    )
     response = problem(503, "The database is briefly unavailable: try again in a few seconds.")
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
     return response

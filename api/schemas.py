@@ -348,4 +348,3 @@ class Problem(Schema):
     title: str
     status: int
     detail: str
-

@@ -144,7 +144,12 @@ def _open_run(environment: Environment) -> PhaseRun | None:
 def _kv(environment: Environment) -> dict | None:
     if environment.last_kv_read_at is None:
         return None
-    shown = {"percent": None, "tag": None, "emergency": None, "read_at": environment.last_kv_read_at}
+    shown = {
+        "percent": None,
+        "tag": None,
+        "emergency": None,
+        "read_at": environment.last_kv_read_at,
+    }
     if environment.last_kv_error:
         return {**shown, "error": environment.last_kv_error}
     if environment.last_kv_missing:

@@ -27,7 +27,11 @@ from ..schemas import (
 router = Router(tags=["rollouts and phases"])
 
 ENVIRONMENT = "/environments/{service}/{environment}"
-VERDICTS = {"GO": Decision.Outcome.GO, "HOLD": Decision.Outcome.HOLD, "NO-GO": Decision.Outcome.NO_GO}
+VERDICTS = {
+    "GO": Decision.Outcome.GO,
+    "HOLD": Decision.Outcome.HOLD,
+    "NO-GO": Decision.Outcome.NO_GO,
+}
 LISTED = 100
 
 
@@ -133,7 +137,11 @@ def get_evidence(request, public_id: UUID):
     if run.in_effect_at is None:
         raise NotFound("This phase has no evidence yet: its config is not in effect.")
     current = evidence.build(run, timezone.now())
-    return {"digest": current.digest, "document": current.document, "recommendation": current.outcome}
+    return {
+        "digest": current.digest,
+        "document": current.document,
+        "recommendation": current.outcome,
+    }
 
 
 @router.post(

@@ -23,7 +23,8 @@ def test_a_raise_waits_for_a_second_person_and_is_approved_by_another_token(
     asked = rita.post(f"{PRODUCTION}/percent", json=RAISE)
     assert asked.status_code == 202, asked.text
     pending = asked.json()["request"]
-    assert (pending["state"], pending["percent"], pending["requested_by"]) == ("pending", 25, "rita")
+    assert (pending["state"], pending["percent"]) == ("pending", 25)
+    assert pending["requested_by"] == "rita"
     assert DesiredConfig.objects.get().version == 1  # nothing applied yet
 
     approved = theo.post(f"/requests/{pending['id']}/approve", json={"note": "looks good"})
@@ -45,7 +46,8 @@ def test_a_persons_own_token_never_approves_their_request(api, production_config
     assert PercentRequest.objects.get().state == "pending"
     assert DesiredConfig.objects.get().version == 1
     refused = AuditEntry.objects.get(action="approval.refused")
-    assert (refused.actor, refused.outcome, refused.via) == (admin_user, "refused", _via(admin_user))
+    assert (refused.actor, refused.outcome) == (admin_user, "refused")
+    assert refused.via == _via(admin_user)
 
 
 def test_a_service_token_approves_only_with_the_right_an_admin_gave(
@@ -61,7 +63,9 @@ def test_a_service_token_approves_only_with_the_right_an_admin_gave(
     assert denied.actor.username == "ci-deploy" and denied.via.startswith("token ci-deploy token")
     assert PercentRequest.objects.get().state == "pending"
 
-    trusted = api(service_token(admin_user, account="ci-deploy", role="tech lead", may_approve=True))
+    trusted = api(
+        service_token(admin_user, account="ci-deploy", role="tech lead", may_approve=True)
+    )
     approved = trusted.post(f"/requests/{request_id}/approve", json={})
     assert approved.status_code == 200, approved.text
     assert approved.json()["change"]["approved_by"] == "ci-deploy"

@@ -4,7 +4,7 @@ so a signature names the digest of the evidence its signer read."""
 from django.urls import reverse
 
 from rollout.models import AuditEntry, Decision, PreviewRun
-from tests.api.conftest import assert_problem, token_of
+from tests.api.conftest import assert_problem, service_token, token_of
 from tests.conftest import client_for, configured_environment
 from tests.support.rollouts import make_production_at_b2a
 from tests.test_decisions import observing
@@ -75,3 +75,16 @@ def test_the_figures_are_the_metrics_panels_document(api, edge, viewer):
     assert_problem(
         api(token_of(viewer)).get("/environments/pix-immo-api/production/figures?window=9y"), 422
     )
+
+
+def test_a_service_account_never_signs(api, edge, admin_user):
+    run = observing(make_production_at_b2a(edge))
+    bot = api(service_token(admin_user, account="signer-bot", role="tech lead", may_approve=True))
+    digest = bot.get(f"/phases/{run.public_id}/evidence").json()["digest"]
+    refused = bot.post(
+        f"/phases/{run.public_id}/sign",
+        json={"verdict": "NO-GO", "reason": "errors", "evidence_digest": digest},
+    )
+    assert "two people" in assert_problem(refused, 403)["detail"]
+    assert not Decision.objects.exists()
+    assert AuditEntry.objects.get(action="permission.denied").actor.username == "signer-bot"

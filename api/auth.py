@@ -2,14 +2,15 @@
 within the token's request rate.
 
 A personal token acts as its owner (``request.user``), with the owner's permissions as they are
-now; a service token as its service account. ``request.audit_via`` names the token, and every
-audit entry written for the request carries it (rollout/services/audit.py).
+now; a service token as its service account. Every audit entry of that user written while the
+request is answered names the token (``acting_through_token``, rollout's ``audit.acting_via``).
 """
 
 import logging
 import math
 import re
 import time
+from functools import wraps
 
 from django.conf import settings
 from django.core.cache import cache
@@ -52,9 +53,26 @@ class TokenAuth(HttpBearer):
             raise AuthenticationError(message=str(refused)) from refused
         request.user = found.user
         request.api_token = found
-        request.audit_via = found.label
         throttle(request, found)
         return found
+
+
+def acting_through_token(view):
+    """Around every route (after its token and input were accepted): the entries its services
+    write for the token's user name the token."""
+
+    @wraps(view)
+    def acting(request, *args, **kwargs):
+        with audit.acting_via(request.user, request.api_token.label):
+            return view(request, *args, **kwargs)
+
+    return acting
+
+
+def via(request) -> str:
+    """The token a request came with, as the audit trail names it ("" before it was accepted)."""
+    token = getattr(request, "api_token", None)
+    return token.label if token else ""
 
 
 def throttle(request, token: ApiToken) -> None:
@@ -82,6 +100,7 @@ def throttle(request, token: ApiToken) -> None:
             outcome=AuditEntry.Outcome.REFUSED,
             detail=f"{request.method} {request.path}: more than {settings.API_RATE_LIMIT}",
             request=request,
+            via=token.label,
         )
     exc = Throttled(wait=wait)
     exc.message = (

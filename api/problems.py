@@ -16,6 +16,8 @@ from rollout.permissions import record_refusal
 from rollout.services import audit
 from rollout.services.controls import ConfigConflict, ControlRefused
 
+from .auth import via
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/problem+json"
@@ -100,7 +102,8 @@ def _not_found(request, exc: Http404) -> HttpResponse:
 def _forbidden(request, exc: PermissionDenied) -> HttpResponse:
     # The API answers the refusal itself, so RefusalAuditMiddleware never sees it: audited here,
     # once, with the token the request carried (rollout/permissions.py).
-    record_refusal(request, exc)
+    with audit.acting_via(request.user, via(request)):
+        record_refusal(request, exc)
     return problem(403, str(exc) or "You may not do this.", type_="forbidden")
 
 
@@ -115,6 +118,7 @@ def _refused(request, exc: ControlRefused | ConfigConflict) -> HttpResponse:
             outcome=AuditEntry.Outcome.REFUSED,
             detail=f"{request.method} {request.path}: {exc}",
             request=request,
+            via=via(request),
         )
     if isinstance(exc, ConfigConflict):
         extra = {}

@@ -3,7 +3,7 @@
 (api/auth.py); every error is problem+json (api/problems.py)."""
 
 from . import problems
-from .auth import TokenAuth
+from .auth import TokenAuth, acting_through_token
 from .openapi import DocumentedAPI
 from .routes import audit, environments, phases, preview, requests
 from .schemas import WhoAmI
@@ -20,6 +20,7 @@ api = DocumentedAPI(
     openapi_url="/schema",
     docs_url="/docs",
 )
+api.add_decorator(acting_through_token)
 problems.install(api)
 
 

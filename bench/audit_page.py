@@ -8,27 +8,17 @@ then times full requests through Django's test client (middleware, session, ORM,
 network): the first page, deep pages, each filter, and the CSV and JSON exports.
 """
 
-import argparse
 import os
 import statistics
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
-from common import migrated_database, percentile, placeholder_environment  # bench/common.py
+import common  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="config.settings",
-    DATABASE_URL=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_bench_audit"
-    ),
-    SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
-    LOG_LEVEL="WARNING",
-    ALLOWED_HOSTS="testserver",
-)
+common.use_bench_settings("rollout_bench_audit")
 
 ACTIONS = [
     "config.percent_change",
@@ -43,16 +33,16 @@ ACTORS = ["rita", "ralf", "theo", "dana", "kv-writer", "drift-check"]
 
 
 def fill(count):
-    from django.contrib.auth.models import Group, User
     from django.utils import timezone
 
     from rollout.models import AuditEntry, Service
     from rollout.services import audit
 
     service = Service.objects.create(name="pix-immo-api")
-    environments = [placeholder_environment(service, name) for name in ("preview", "production")]
-    viewer = User.objects.create_user("viewer", password="bench-pass-123")
-    viewer.groups.add(Group.objects.get(name="viewer"))
+    environments = [
+        common.placeholder_environment(service, name) for name in ("preview", "production")
+    ]
+    common.person("viewer", "viewer")
     start = timezone.now() - timedelta(days=90)
     previous = audit.GENESIS_HASH
     batch = []
@@ -80,35 +70,21 @@ def fill(count):
 
 
 def timed(client, url, params, repeat):
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
+    def get():
         response = client.get(url, params)
         if hasattr(response, "streaming_content"):
             for _chunk in response.streaming_content:
                 pass
-        times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, (url, params, response.status_code)
-    return times
+
+    return common.timings(get, repeat)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=200)
-    args = parser.parse_args()
-    migrated_database(os.environ["DATABASE_URL"])
-    from django.test import Client
-
-    started = time.perf_counter()
-    environments = fill(args.entries)
-    print(f"filled {args.entries} entries in {time.perf_counter() - started:.1f} s")
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE rollout_auditentry")
-    client = Client()
-    assert client.login(username="viewer", password="bench-pass-123")
+    args = common.arguments(__doc__, entries=100_000, requests=200)
+    common.migrated_database(os.environ["DATABASE_URL"])
+    environments = common.filled(f"{args.entries} entries", fill, args.entries)
+    client = common.page_client("viewer", analyze="rollout_auditentry")
     from rollout.models import AuditEntry
 
     middle = AuditEntry.objects.order_by("id")[args.entries // 2].pk
@@ -125,7 +101,8 @@ def main():
     print(f"{'case':36s} {'median':>9s} {'p99':>9s}   ({args.requests} requests each)")
     for label, params in cases:
         values = timed(client, "/audit/", params, args.requests)
-        print(f"{label:36s} {statistics.median(values):7.1f}ms {percentile(values, 0.99):7.1f}ms")
+        p99 = common.percentile(values, 0.99)
+        print(f"{label:36s} {statistics.median(values):7.1f}ms {p99:7.1f}ms")
     for fmt in ("csv", "json"):
         values = timed(client, f"/audit/export.{fmt}", {"actor": "theo"}, 3)
         print(

@@ -1,8 +1,37 @@
 """What the benchmark scripts share. They are run as ``python bench/<script>.py``, so this
 module sits on their import path as ``common``."""
 
+import argparse
+import os
 import subprocess
+import time
 from urllib.parse import urlsplit
+
+PASSWORD = "bench-pass-123"
+
+
+def arguments(doc: str, **defaults: int) -> argparse.Namespace:
+    """The command line of a benchmark: ``--name N`` for each whole-number default; ``--help``
+    shows the first line of ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    return parser.parse_args()
+
+
+def use_bench_settings(database_name: str, **extra: str) -> None:
+    """Point Django at the production settings and the benchmark's own database
+    (``BENCH_DATABASE_URL`` instead, when it is set); ``extra`` adds or overrides settings."""
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=os.environ.get(
+            "BENCH_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{database_name}"
+        ),
+        SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
+        LOG_LEVEL="WARNING",
+        ALLOWED_HOSTS="testserver",
+        **extra,
+    )
 
 
 def recreate_database(url: str) -> None:
@@ -31,6 +60,46 @@ def migrated_database(url: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def person(username: str, group: str):
+    """A user of the page benchmarks with the role ``group``; log in with ``PASSWORD``."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username, password=PASSWORD)
+    user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+def page_client(username: str, *, analyze: str):
+    """After the fill: fresh planner statistics of the table ``analyze`` (as autovacuum would
+    have them in production), and Django's test client logged in as ``username``."""
+    from django.db import connection
+    from django.test import Client
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {analyze}")
+    client = Client()
+    assert client.login(username=username, password=PASSWORD)
+    return client
+
+
+def filled(what: str, fill, *args):
+    """``fill(*args)``, saying how long filling ``what`` took; returns what it returned."""
+    started = time.perf_counter()
+    result = fill(*args)
+    print(f"filled {what} in {time.perf_counter() - started:.1f} s")
+    return result
+
+
+def timings(action, repeat: int) -> list[float]:
+    """Milliseconds each of ``repeat`` calls of ``action()`` took."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def placeholder_environment(service, name="production"):

@@ -10,48 +10,36 @@ building the evidence alone, the phase page, the evidence poll every open page s
 and the Markdown report.
 """
 
-import argparse
 import os
 import random
 import statistics
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
-from common import migrated_database, percentile, placeholder_environment  # bench/common.py
+import common  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="config.settings",
-    DATABASE_URL=os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_bench_decisions"
-    ),
-    SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
-    LOG_LEVEL="WARNING",
-    LOG_FORMAT="text",
-    ALLOWED_HOSTS="testserver",
-)
+common.use_bench_settings("rollout_bench_decisions", LOG_FORMAT="text")
 
 
 def fill(hours):
-    from django.contrib.auth.models import Group, User
     from django.utils import timezone
 
     from integrations.histogram import Histogram
     from metrics.models import MinuteBucket
     from rollout.models import Phase, PhaseRun, Rollout, RolloutPlan, Service
     from rollout.services import phases
+    from tests.support.rollouts import bucket
 
     service = Service.objects.create(name="pix-immo-api")
-    environment = placeholder_environment(service)
+    environment = common.placeholder_environment(service)
     plan = RolloutPlan.objects.create(service=service, name="B2")
     phase = Phase.objects.create(
         plan=plan, position=1, tag="B2b", percent=25, min_observation=timedelta(hours=hours)
     )
-    viewer = User.objects.create_user("theo", password="bench-pass-123")
-    viewer.groups.add(Group.objects.get(name="tech lead"))
+    common.person("theo", "tech lead")
     now = timezone.now().replace(second=0, microsecond=0)
     in_effect = now - timedelta(hours=hours)
     rollout = Rollout.objects.create(plan=plan, environment=environment, build="bench")
@@ -66,16 +54,7 @@ def fill(hours):
             histogram = Histogram()
             for _ in range(requests):
                 histogram.add(rng.lognormvariate(0, 0.5) * median)
-            rows.append(
-                MinuteBucket(
-                    environment=environment,
-                    minute=minute,
-                    cohort=cohort,
-                    requests=requests,
-                    errors_5xx=rng.randrange(3),
-                    ttfb_histogram=histogram.to_bytes(),
-                )
-            )
+            rows.append(bucket(environment, minute, cohort, histogram, errors=rng.randrange(3)))
         if len(rows) >= 2000:
             MinuteBucket.objects.bulk_create(rows)
             rows = []
@@ -83,34 +62,15 @@ def fill(hours):
     return run
 
 
-def timed(action, repeat):
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hours", type=int, default=48)
-    parser.add_argument("--requests", type=int, default=50)
-    args = parser.parse_args()
-    migrated_database(os.environ["DATABASE_URL"])
-    from django.db import connection
-    from django.test import Client
+    args = common.arguments(__doc__, hours=48, requests=50)
+    common.migrated_database(os.environ["DATABASE_URL"])
     from django.utils import timezone
 
     from rollout.services.evidence import build
 
-    started = time.perf_counter()
-    run = fill(args.hours)
-    print(f"filled {args.hours * 120:,} buckets in {time.perf_counter() - started:.1f} s")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE metrics_minutebucket")
-    client = Client()
-    assert client.login(username="theo", password="bench-pass-123")
+    run = common.filled(f"{args.hours * 120:,} buckets", fill, args.hours)
+    client = common.page_client("theo", analyze="metrics_minutebucket")
     digest = build(run, timezone.now()).digest
 
     def get(url):
@@ -137,8 +97,9 @@ def main():
     print("| --- | --- | --- |")
     for label, action in cases:
         action()  # warm
-        times = timed(action, args.requests)
-        print(f"| {label} | {statistics.median(times):.1f} ms | {percentile(times, 0.99):.1f} ms |")
+        times = common.timings(action, args.requests)
+        p99 = common.percentile(times, 0.99)
+        print(f"| {label} | {statistics.median(times):.1f} ms | {p99:.1f} ms |")
 
 
 if __name__ == "__main__":

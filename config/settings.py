@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rollout",
     "monitoring",
     "metrics",
+    "slack_actions",
     # above every other app: the token API (/api/v1) and its token pages
     "api",
     # django-ninja's own static files: the API's browsable docs page needs no CDN
@@ -337,6 +338,18 @@ SLACK_INCIDENTS_WEBHOOK_URL = env.str("SLACK_INCIDENTS_WEBHOOK_URL", default="")
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=5)
 # Absolute base of links in messages, e.g. https://rollout.example.com
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Acting from Slack (docs/slack.md): buttons on messages need the Slack app's bot token and its
+# signing secret; without either, messages go out through the webhooks above, without buttons.
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+SLACK_API_BASE_URL = env.str("SLACK_API_BASE_URL", default="https://slack.com/api").rstrip("/")
+# A press's response_url must begin with this; anything else is not Slack's and is not called.
+SLACK_RESPONSE_URL_PREFIX = env.str("SLACK_RESPONSE_URL_PREFIX", default="https://hooks.slack.com/")
+# A Slack user matched by their verified email is looked up again after this long, so a changed
+# email or a deactivated Slack account stops acting for the dashboard user.
+SLACK_EMAIL_RECHECK_HOURS = env.float("SLACK_EMAIL_RECHECK_HOURS", default=24.0)
+# Seconds for each Slack Web API call: a dialog must open within Slack's three seconds.
+SLACK_API_TIMEOUT_SECONDS = env.float("SLACK_API_TIMEOUT_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
     "task": "outbox.tasks.sweep_unsent_notifications",
     "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),

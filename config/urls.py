@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("monitoring/", include("monitoring.urls")),
     path("metrics/", include("metrics.urls")),
+    path("slack/", include("slack_actions.urls")),
     path("api/v1/", api.urls),
     path("settings/", include("api.urls")),
     path("", include("rollout.urls")),

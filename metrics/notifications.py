@@ -69,14 +69,20 @@ def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
     text = _headline(event, rule, environment)
     links = _links(environment)
     fields = figure_fields(event.figures)
+    payload = slack.message(
+        text + "\n" + " · ".join(f"<{url}|{label}>" for label, url in links),
+        fields=fields[:10],
+        link=links[0],
+    )
+    if event.new_state == AlertState.State.FIRING and rule.severity == AlertRule.Severity.CRITICAL:
+        stop = slack.button(
+            "Emergency stop…", slack.EMERGENCY_STOP, str(environment.public_id), style="danger"
+        )
+        payload = notify.with_slack_buttons(payload, [stop])
     notify.queue(
         channel=Notification.Channel.SLACK_INCIDENTS,
         subject=text.replace("*", "")[:200],
-        payload=slack.message(
-            text + "\n" + " · ".join(f"<{url}|{label}>" for label, url in links),
-            fields=fields[:10],
-            link=links[0],
-        ),
+        payload=payload,
         related_object=f"alert-event:{event.public_id}",
     )
     dedup_key = event.alert.dedup_key

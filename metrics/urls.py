@@ -1,5 +1,7 @@
 from django.urls import path
 
+from rollout.routes import object_pages
+
 from . import views
 
 app_name = "metrics"
@@ -8,7 +10,11 @@ urlpatterns = [
     path("prometheus", views.prometheus, name="prometheus"),
     path("services/<slug:service>/alerts/", views.alert_rules, name="alert_rules"),
     path("services/<slug:service>/alerts/save/", views.save_alert_rules, name="save_alert_rules"),
-    path("<uuid:public_id>/", views.environment_metrics, name="environment"),
-    path("<uuid:public_id>/panels/", views.panels, name="panels"),
-    path("<uuid:public_id>/figures.json", views.figures_json, name="figures_json"),
+    *object_pages(
+        [
+            ("", "", views.environment_metrics, "environment"),
+            ("", "panels/", views.panels, "panels"),
+            ("", "figures.json", views.figures_json, "figures_json"),
+        ]
+    ),
 ]

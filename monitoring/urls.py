@@ -1,15 +1,17 @@
-from django.urls import path
+from rollout.routes import object_pages
 
 from . import views
 
 app_name = "monitoring"
 
-urlpatterns = [
-    path("environments/<uuid:public_id>/", views.environment_page, name="environment"),
-    path("environments/<uuid:public_id>/panel/", views.cohort_panel, name="cohort_panel"),
-    path("environments/<uuid:public_id>/samples/", views.sample_now, name="sample_now"),
-    path("environments/<uuid:public_id>/checks/", views.checks, name="checks"),
-    path("environments/<uuid:public_id>/drift/", views.drift_fragment, name="drift"),
-    path("environments/<uuid:public_id>/drift/adopt/", views.adopt, name="adopt"),
-    path("environments/<uuid:public_id>/drift/overwrite/", views.overwrite, name="overwrite"),
-]
+urlpatterns = object_pages(
+    [
+        ("environments", "", views.environment_page, "environment"),
+        ("environments", "panel/", views.cohort_panel, "cohort_panel"),
+        ("environments", "samples/", views.sample_now, "sample_now"),
+        ("environments", "checks/", views.checks, "checks"),
+        ("environments", "drift/", views.drift_fragment, "drift"),
+        ("environments", "drift/adopt/", views.adopt, "adopt"),
+        ("environments", "drift/overwrite/", views.overwrite, "overwrite"),
+    ]
+)

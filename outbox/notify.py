@@ -29,6 +29,14 @@ def channel_configured(channel: str) -> bool:
     return bool(getattr(settings, WEBHOOK_SETTINGS[channel]))
 
 
+def with_slack_buttons(payload: dict, buttons: list[dict]) -> dict:
+    """``payload`` with ``buttons`` when the Slack app that answers them is configured (bot
+    token and signing secret); otherwise the message as it is, with its links only."""
+    if not (settings.SLACK_BOT_TOKEN and settings.SLACK_SIGNING_SECRET):
+        return payload
+    return slack.with_buttons(payload, buttons)
+
+
 def queue(
     *,
     channel: str,

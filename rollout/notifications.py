@@ -46,6 +46,51 @@ def announce_change_outcome(change: ConfigChange):
     )
 
 
+def announce_increase_requested(percent_request):
+    """Post to #deployments that a raise of the percent waits for a second person."""
+    environment = percent_request.environment
+    link = settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id])
+    who = percent_request.requested_by.get_username()
+    text = (
+        f":raised_hand: *{environment}*: {who} asks to raise the percent — "
+        f"{percent_request.summary}; a second person approves"
+    )
+    payload = slack.message(
+        text, fields=[("Reason", percent_request.reason[:300])], link=("Open the environment", link)
+    )
+    value = str(percent_request.public_id)
+    payload = notify.with_slack_buttons(
+        payload,
+        [
+            slack.button(
+                "Approve",
+                slack.APPROVE,
+                value,
+                style="primary",
+                confirm=slack.confirmation(
+                    "Approve the increase?",
+                    f"{percent_request.summary}, requested by {who}",
+                    confirm="Approve",
+                ),
+            ),
+            slack.button(
+                "Reject",
+                slack.REJECT,
+                value,
+                confirm=slack.confirmation(
+                    "Reject the increase?", percent_request.summary, confirm="Reject"
+                ),
+            ),
+        ],
+    )
+    return notify.queue(
+        channel=Notification.Channel.SLACK_DEPLOYMENTS,
+        subject=text[:200],
+        payload=payload,
+        related_object=f"percent-request:{percent_request.public_id}:pending",
+    )
+
+
 def announce_decision_due(run):
     """Post to #deployments that a phase's window ended and its decision waits for signers."""
     environment = run.rollout.environment
@@ -76,6 +121,9 @@ def announce_check_in_due(check_in):
         text,
         fields=[("Acknowledge by", f"{check_in.missed_after:%Y-%m-%d %H:%M} UTC")],
         link=("Open the phase", link),
+    )
+    payload = notify.with_slack_buttons(
+        payload, [slack.button("Acknowledge…", slack.ACKNOWLEDGE, str(check_in.public_id))]
     )
     return notify.queue(
         channel=Notification.Channel.SLACK_DEPLOYMENTS,

@@ -62,6 +62,12 @@ DEFAULT_PERMISSIONS = {
         "axes.delete_accessattempt",
         "axes.view_accesslog",
         "axes.view_accessfailurelog",
+        # which dashboard user acts for a Slack user, and the presses from Slack (slack_actions)
+        "slack_actions.view_slackuser",
+        "slack_actions.add_slackuser",
+        "slack_actions.change_slackuser",
+        "slack_actions.delete_slackuser",
+        "slack_actions.view_slackaction",
     ],
 }
 

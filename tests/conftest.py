@@ -58,39 +58,23 @@ def _person(username, role=None, **extra):
     return user
 
 
-@pytest.fixture
-def viewer(db):
-    return _person("vera", roles.VIEWER)
+def _person_fixture(username, role=None, **extra):
+    """A fixture of one named person; it takes its name from the line that defines it."""
+
+    @pytest.fixture
+    def person(db):
+        return _person(username, role, **extra)
+
+    return person
 
 
-@pytest.fixture
-def release_manager(db):
-    return _person("rita", roles.RELEASE_MANAGER)
-
-
-@pytest.fixture
-def second_release_manager(db):
-    return _person("ralf", roles.RELEASE_MANAGER)
-
-
-@pytest.fixture
-def tech_lead(db):
-    return _person("theo", roles.TECH_LEAD)
-
-
-@pytest.fixture
-def devops(db):
-    return _person("dana", roles.DEVOPS)
-
-
-@pytest.fixture
-def admin_user(db):
-    return _person("adam", roles.ADMIN, is_staff=True)
-
-
-@pytest.fixture
-def outsider(db):
-    return _person("otto")
+viewer = _person_fixture("vera", roles.VIEWER)
+release_manager = _person_fixture("rita", roles.RELEASE_MANAGER)
+second_release_manager = _person_fixture("ralf", roles.RELEASE_MANAGER)
+tech_lead = _person_fixture("theo", roles.TECH_LEAD)
+devops = _person_fixture("dana", roles.DEVOPS)
+admin_user = _person_fixture("adam", roles.ADMIN, is_staff=True)
+outsider = _person_fixture("otto")
 
 
 # --- the edge stand-in -------------------------------------------------------------------------

@@ -31,6 +31,12 @@ def test_an_intact_chain_verifies(entries, capsys):
     assert entries[1].prev_hash == entries[0].entry_hash
 
 
+def verification_fails(match):
+    """``verify_audit`` stops with an error whose words match ``match``."""
+    with pytest.raises(CommandError, match=match):
+        call_command("verify_audit")
+
+
 def _tamper(sql, params):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -48,7 +54,19 @@ def _tamper(sql, params):
 
 def test_a_changed_reason_is_detected(entries):
     _tamper("UPDATE rollout_auditentry SET reason = %s WHERE id = %s", ["nothing", entries[0].pk])
-    with pytest.raises(CommandError, match=f"broken at entry #{entries[0].pk}: its content"):
+    verification_fails(f"broken at entry #{entries[0].pk}: its content")
+
+
+def test_the_channel_a_person_acted_through_is_sealed_and_only_theirs(entries, tech_lead):
+    with audit.acting_via(tech_lead, "slack:UTHEO"):
+        theirs = audit.record(action="approval.approved", actor=tech_lead)
+        others = audit.record(action="config.percent_change", actor=entries[0].actor)
+        automatic = audit.record(action="config.written", system="kv-writer")
+    assert (theirs.via, others.via, automatic.via) == ("slack:UTHEO", "", "")
+    assert audit.record(action="approval.approved", actor=tech_lead).via == "", "only inside"
+    call_command("verify_audit")
+    _tamper("UPDATE rollout_auditentry SET via = %s WHERE id = %s", ["", theirs.pk])
+    with pytest.raises(CommandError, match=f"broken at entry #{theirs.pk}: its content"):
         call_command("verify_audit")
 
 
@@ -56,14 +74,12 @@ def test_a_changed_actor_label_is_detected(entries):
     _tamper(
         "UPDATE rollout_auditentry SET actor_label = %s WHERE id = %s", ["ghost", entries[1].pk]
     )
-    with pytest.raises(CommandError, match=f"#{entries[1].pk}"):
-        call_command("verify_audit")
+    verification_fails(f"#{entries[1].pk}")
 
 
 def test_a_removed_entry_is_detected(entries):
     _tamper("DELETE FROM rollout_auditentry WHERE id = %s", [entries[1].pk])
-    with pytest.raises(CommandError, match=f"#{entries[2].pk}: its link"):
-        call_command("verify_audit")
+    verification_fails(f"#{entries[2].pk}: its link")
 
 
 def test_a_recomputed_hash_still_breaks_the_next_link(entries):
@@ -74,8 +90,7 @@ def test_a_recomputed_hash_still_breaks_the_next_link(entries):
         "UPDATE rollout_auditentry SET reason = %s, entry_hash = %s WHERE id = %s",
         ["forged", forged_hash, entry.pk],
     )
-    with pytest.raises(CommandError, match=f"#{entries[1].pk}: its link"):
-        call_command("verify_audit")
+    verification_fails(f"#{entries[1].pk}: its link")
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger is PostgreSQL's")
@@ -159,30 +174,20 @@ def test_new_entries_are_sealed_with_the_configured_key(entries, settings):
 @postgresql_only
 def test_an_edit_rehashed_with_plain_sha256_is_detected(entries):
     _reseal_from(entries[1].pk, key_id="", keys={}, edit="forged")
-    with pytest.raises(
-        CommandError, match=f"broken at entry #{entries[1].pk}: it is unkeyed but follows keyed"
-    ):
-        call_command("verify_audit")
+    verification_fails(f"broken at entry #{entries[1].pk}: it is unkeyed but follows keyed")
 
 
 @postgresql_only
 def test_the_whole_chain_rehashed_as_unkeyed_is_caught_by_the_checkpoint(checkpointed):
     _reseal_from(checkpointed[0].pk, key_id="", keys={}, edit="forged")
-    with pytest.raises(
-        CommandError,
-        match=f"entry #{checkpointed[2].pk} no longer has the hash checkpointed",
-    ):
-        call_command("verify_audit")
+    verification_fails(f"entry #{checkpointed[2].pk} no longer has the hash checkpointed")
 
 
 @postgresql_only
 def test_an_edit_resealed_with_a_wrong_key_is_detected(entries, settings):
     keys = {settings.AUDIT_HMAC_KEY_ID: WRONG_KEY}
     _reseal_from(entries[1].pk, key_id=settings.AUDIT_HMAC_KEY_ID, keys=keys, edit="forged")
-    with pytest.raises(
-        CommandError, match=f"broken at entry #{entries[1].pk}: its content does not match its HMAC"
-    ):
-        call_command("verify_audit")
+    verification_fails(f"broken at entry #{entries[1].pk}: its content does not match its HMAC")
 
 
 @postgresql_only
@@ -190,10 +195,7 @@ def test_deleted_newest_entries_are_reported_with_their_ids(checkpointed):
     first, second, third = (entry.pk for entry in checkpointed)
     _owner_sql(("DELETE FROM rollout_auditentry WHERE id > %s", [first]))
     assert audit.verify_chain().intact  # what is left still chains: only the checkpoint tells
-    with pytest.raises(
-        CommandError, match=f"entries after #{first} were deleted: #{second} to #{third}"
-    ):
-        call_command("verify_audit")
+    verification_fails(f"entries after #{first} were deleted: #{second} to #{third}")
 
 
 @postgresql_only
@@ -201,26 +203,22 @@ def test_deleted_newest_entries_are_reported_after_new_ones_were_added(checkpoin
     first, _, third = (entry.pk for entry in checkpointed)
     _owner_sql(("DELETE FROM rollout_auditentry WHERE id > %s", [first]))
     audit.record(action="config.written", system="kv-writer", detail="after the deletion")
-    with pytest.raises(CommandError, match=f"entries after #{first} were deleted: .* to #{third}"):
-        call_command("verify_audit")
+    verification_fails(f"entries after #{first} were deleted: .* to #{third}")
 
 
 @postgresql_only
 def test_a_truncated_table_is_reported(checkpointed):
     _owner_sql(("TRUNCATE rollout_auditentry", []))
     assert not AuditEntry.objects.exists()
-    with pytest.raises(CommandError, match="the audit table is empty.*the table was truncated"):
-        call_command("verify_audit")
+    verification_fails("the audit table is empty.*the table was truncated")
 
 
 @postgresql_only
 def test_deleted_oldest_entries_are_reported_at_the_first_entry_left(entries):
     _owner_sql(("DELETE FROM rollout_auditentry WHERE id = %s", [entries[0].pk]))
-    with pytest.raises(
-        CommandError,
-        match=f"broken at entry #{entries[1].pk}: it is the oldest entry left but does not start",
-    ):
-        call_command("verify_audit")
+    verification_fails(
+        f"broken at entry #{entries[1].pk}: it is the oldest entry left but does not start"
+    )
 
 
 @postgresql_only
@@ -254,10 +252,7 @@ def test_entries_under_a_rotated_out_key_verify_while_it_is_configured(settings,
     assert "2 entries verified" in capsys.readouterr().out
 
     settings.AUDIT_HMAC_OLD_KEYS = {}
-    with pytest.raises(
-        CommandError, match=f"broken at entry #{old.pk}: it was sealed with audit key '2025'"
-    ):
-        call_command("verify_audit")
+    verification_fails(f"broken at entry #{old.pk}: it was sealed with audit key '2025'")
 
 
 def test_legacy_entries_before_the_keyed_ones_verify_and_are_counted(release_manager, capsys):

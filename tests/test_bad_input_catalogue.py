@@ -46,42 +46,29 @@ def test_logpush_lines(case, line):
 
 
 GOOD_BODY = good_document(canary__cohort="native")
+
+
+def changed(section, **values):
+    """The good body with ``values`` changed in its ``section``."""
+    return {**GOOD_BODY, section: {**GOOD_BODY[section], **values}}
+
+
 QA_BODIES = [
     ("no status", {k: v for k, v in GOOD_BODY.items() if k != "status"}, "lacks 'status'"),
     ("no canary", {k: v for k, v in GOOD_BODY.items() if k != "canary"}, "lacks 'canary'"),
     ("canary a list", {**GOOD_BODY, "canary": []}, "expected an object"),
     ("health null", {**GOOD_BODY, "health": None}, "expected an object"),
-    (
-        "percent text",
-        {**GOOD_BODY, "canary": {**GOOD_BODY["canary"], "percent": "10"}},
-        "canary.percent",
-    ),
-    (
-        "percent 101",
-        {**GOOD_BODY, "canary": {**GOOD_BODY["canary"], "percent": 101}},
-        "canary.percent",
-    ),
-    (
-        "emergency text",
-        {**GOOD_BODY, "canary": {**GOOD_BODY["canary"], "emergency_proxy": "no"}},
-        "emergency_proxy",
-    ),
-    (
-        "unknown cohort",
-        {**GOOD_BODY, "canary": {**GOOD_BODY["canary"], "cohort": "canary"}},
-        "canary.cohort",
-    ),
+    ("percent text", changed("canary", percent="10"), "canary.percent"),
+    ("percent 101", changed("canary", percent=101), "canary.percent"),
+    ("emergency text", changed("canary", emergency_proxy="no"), "emergency_proxy"),
+    ("unknown cohort", changed("canary", cohort="canary"), "canary.cohort"),
     ("other environment", {**GOOD_BODY, "environment": "preview"}, "was probed"),
     (
         "component error",
-        {**GOOD_BODY, "health": {**GOOD_BODY["health"], "database": "error: timeout"}},
+        changed("health", database="error: timeout"),
         "database reports error: timeout",
     ),
-    (
-        "component odd",
-        {**GOOD_BODY, "health": {**GOOD_BODY["health"], "r2_bucket": "meh"}},
-        "health.r2_bucket",
-    ),
+    ("component odd", changed("health", r2_bucket="meh"), "health.r2_bucket"),
     (
         "component missing",
         {**GOOD_BODY, "health": {"database": "ok", "r2_bucket": "ok"}},
@@ -368,25 +355,32 @@ def _text_form(edge, people, form):
     return people["tech_lead"], f"/post-mortems/{record.public_id}/", data
 
 
+# Every text a person writes on a page, by its limit (rollout/limits.py): (form, field, limit).
 TEXT_LIMITS = [
-    ("set_percent", "reason", 1000),
-    ("emergency_stop", "reason", 1000),
-    ("rollback", "reason", 1000),
-    ("lift_emergency", "reason", 1000),
-    ("approve_note", "note", 1000),
-    ("drift_reason", "reason", 1000),
-    ("alert_reason", "reason", 1000),
+    *(
+        (form, field, 1000)
+        for form, field in [
+            ("set_percent", "reason"),
+            ("emergency_stop", "reason"),
+            ("rollback", "reason"),
+            ("lift_emergency", "reason"),
+            ("approve_note", "note"),
+            ("drift_reason", "reason"),
+            ("alert_reason", "reason"),
+            ("attest_note", "note"),
+            ("window_override_reason", "window_override_reason"),
+            ("check_in_note", "note"),
+            ("phase_attest_note", "note"),
+            ("withdraw_note", "note"),
+            ("abort_note", "note"),
+        ]
+    ),
     ("attest_names", "names", 500),
-    ("attest_note", "note", 1000),
-    ("window_override_reason", "window_override_reason", 1000),
-    ("check_in_note", "note", 1000),
-    ("phase_attest_note", "note", 1000),
     ("justification", "justification", 4000),
-    ("withdraw_note", "note", 1000),
-    ("abort_note", "note", 1000),
-    ("post-mortem root_cause", "root_cause", 20000),
-    ("post-mortem fix_plan", "fix_plan", 20000),
-    ("post-mortem timeline", "timeline", 20000),
+    *(
+        (f"post-mortem {section}", section, 20000)
+        for section in ("root_cause", "fix_plan", "timeline")
+    ),
 ]
 
 

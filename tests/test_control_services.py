@@ -10,8 +10,9 @@ from integrations.kv_value import CanarySettings
 from monitoring import drift
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
 from rollout.permissions import Refused
-from rollout.services import controls, preflight
+from rollout.services import controls
 from tests.conftest import client_for, htmx_client_for
+from tests.preview.test_preflight import start_b2b
 
 pytestmark = pytest.mark.django_db
 
@@ -59,15 +60,7 @@ CALLS = {
     "overwrite": lambda env, who, other: drift.overwrite_external(
         environment=env, kv_hash="x", expected_version=1, reason="r", actor=who
     ),
-    "start phase": lambda env, who, other: preflight.start_phase(
-        environment=env,
-        tag="B2b",
-        reason="r",
-        expected_version=1,
-        override_reason="",
-        person=who,
-        now=timezone.now(),
-    ),
+    "start phase": lambda env, who, other: start_b2b(env, who, at=timezone.now()),
 }
 
 

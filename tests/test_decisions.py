@@ -24,7 +24,7 @@ from rollout.permissions import Refused
 from rollout.services import controls, phases, signoff
 from rollout.services.evidence import build
 from tests.conftest import client_for, htmx_client_for, make_environment
-from tests.support.changes import first_config
+from tests.support.changes import change_config, first_config
 from tests.support.rollouts import b2b_request, fill, make_production_at_b2a, plan_for
 
 pytestmark = pytest.mark.django_db
@@ -148,17 +148,11 @@ def test_emergency_stop_marks_the_phase_incident_hit(production_at_b2a, devops):
 
 
 def test_a_rule_pressing_the_stop_marks_the_phase_too(production_at_b2a):
-    from integrations.kv_value import CanarySettings
     from rollout.services import controls
 
     run = observing(production_at_b2a, hours_ago=3)
-    controls.request_change(
-        environment=production_at_b2a,
-        settings=CanarySettings(0, "B2a", True),
-        kind=ConfigChange.Kind.EMERGENCY_STOP,
-        reason="native 5xx 4%",
-        expected_version=None,
-        system="rule:native-5xx-critical",
+    controls.emergency_stop(
+        environment=production_at_b2a, reason="native 5xx 4%", system="rule:native-5xx-critical"
     )
     run.refresh_from_db()
     assert run.incident_hit
@@ -299,17 +293,11 @@ def test_evidence_changed_between_signatures_invalidates_the_first(
 def test_logs_arriving_with_the_same_figures_leave_the_first_signature_valid(
     production_at_b2a, tech_lead, devops
 ):
-    from metrics.models import LogSource
 
     run = observing(production_at_b2a)
     attest_all(run, tech_lead)
     end = run.window_ends_at.replace(second=0, microsecond=0)
-    source = LogSource.objects.create(
-        environment=production_at_b2a,
-        kind="directory",
-        directory="/srv/logs",
-        newest_log_at=end - timedelta(seconds=30),
-    )
+    source = logs_through(production_at_b2a, end - timedelta(seconds=30))
     first = sign(run, tech_lead, "tech_lead")
     # The last Logpush file arrives: the logs are complete, and not one figure moved.
     source.newest_log_at = end + timedelta(seconds=12)
@@ -322,6 +310,15 @@ def test_logs_arriving_with_the_same_figures_leave_the_first_signature_valid(
     decision = Decision.objects.get()
     assert decision.state == Decision.State.EFFECTIVE
     assert not AuditEntry.objects.filter(action="decision.signature_invalidated").exists()
+
+
+def logs_through(environment, newest):
+    """The environment's Logpush source, whose newest log is from ``newest``."""
+    from metrics.models import LogSource
+
+    return LogSource.objects.create(
+        environment=environment, kind="directory", directory="/srv/logs", newest_log_at=newest
+    )
 
 
 def test_signing_before_the_window_ends_is_refused_except_no_go(
@@ -404,13 +401,12 @@ def test_a_no_go_rolls_back_through_the_rollback_control(
 def test_a_no_go_leaves_an_active_emergency_stop_on(production_at_b2a, devops):
     """A person's rollback turns the stop off; a NO-GO's does not (lifting it is its own
     control), so the two plans differ only in the emergency flag."""
-    controls.request_change(
-        environment=production_at_b2a,
-        settings=CanarySettings(5, "B2a", True),
+    change_config(
+        production_at_b2a,
+        CanarySettings(5, "B2a", True),
         kind=ConfigChange.Kind.EMERGENCY_STOP,
         reason="stopped, then lowered",
         expected_version=None,
-        system="test",
     )
     decision = Decision(outcome=Decision.Outcome.NO_GO)
     by_person = controls.plan_rollback(environment=production_at_b2a, actor=devops)
@@ -705,17 +701,11 @@ def test_evidence_check_answers_204_until_the_evidence_changes(
 
 
 def test_the_page_says_when_the_windows_last_logs_have_not_arrived(production_at_b2a, viewer):
-    from metrics.models import LogSource
     from rollout.services.evidence import what_changed
 
     run = observing(production_at_b2a)
     end = run.window_ends_at.replace(second=0, microsecond=0)
-    source = LogSource.objects.create(
-        environment=production_at_b2a,
-        kind="directory",
-        directory="/srv/logs",
-        newest_log_at=end - timedelta(minutes=7),
-    )
+    source = logs_through(production_at_b2a, end - timedelta(minutes=7))
     client = htmx_client_for(viewer)
     waiting, digest_waiting = build(run, NOW).document, build(run, NOW).digest
     assert waiting["window"]["logs_complete"] is False
@@ -757,14 +747,7 @@ def test_the_fingerprint_moves_with_the_evidence(production_at_b2a, tech_lead, d
             run=run, kind="team_agrees", value=True, note="ok", person=tech_lead, now=NOW
         )
     elif change == "logs arriving":
-        from metrics.models import LogSource
-
-        LogSource.objects.create(
-            environment=production_at_b2a,
-            kind="directory",
-            directory="/srv/logs",
-            newest_log_at=NOW,
-        )
+        logs_through(production_at_b2a, NOW)
     else:
         controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=devops)
     # The page's poll notices logs arriving (it says whether the logs are complete), but what

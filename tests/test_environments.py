@@ -146,10 +146,10 @@ def connected(production_unconnected):
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"canary_percent": "-1"}, b"whole number from 0 to 100"),
-        ({"canary_percent": "101"}, b"whole number from 0 to 100"),
-        ({"canary_percent": "10.5"}, b"whole number from 0 to 100"),
-        ({"canary_percent": "abc"}, b"whole number from 0 to 100"),
+        *(
+            ({"canary_percent": percent}, b"whole number from 0 to 100")
+            for percent in ("-1", "101", "10.5", "abc")
+        ),
         ({"canary_tag": ""}, b"Enter the phase tag"),
         ({"reason": " "}, b"Give a reason"),
     ],

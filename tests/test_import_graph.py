@@ -12,7 +12,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # config wires every app together (URLs, Celery) and is no app of its own: left out.
-APPS = ("integrations", "outbox", "monitoring", "metrics", "rollout", "edge_standin", "api")
+APPS = (
+    "integrations",
+    "outbox",
+    "monitoring",
+    "metrics",
+    "rollout",
+    "slack_actions",
+    "edge_standin",
+    "api",
+)
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -135,3 +144,9 @@ def test_rollout_builds_on_no_app_above_it():
     """monitoring and metrics build on rollout; rollout reaches them only through its signals
     and the measurements metrics hands it (docs/architecture.md)."""
     assert {b for a, b in app_imports() if a == "rollout"} <= {"integrations", "outbox"}
+
+
+def test_no_app_builds_on_acting_from_slack():
+    """slack_actions sits on top: it calls rollout's services, and nothing calls it but Slack
+    (through config's URLs and Celery)."""
+    assert not {a for a, b in app_imports() if b == "slack_actions" and a != "slack_actions"}

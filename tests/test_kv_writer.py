@@ -174,18 +174,26 @@ def test_a_bad_token_fails_at_once_without_retrying(edge, production_configured,
     assert "10000" in change.last_error and "API token" in change.last_error
 
 
-def test_a_timeout_is_retried(edge, production_configured, settings):
+@pytest.mark.parametrize(
+    "fault, error, case",
+    [
+        ({"hang": 1.5}, "timed out", "KV API: a write hangs past the timeout"),
+        ({"close": True}, "unreachable", "KV API: the connection dropped during a write"),
+    ],
+    ids=["timeout", "dropped-connection"],
+)
+def test_a_write_without_an_answer_is_retried(
+    edge, production_configured, settings, fault, error, case
+):
     settings.HTTP_TIMEOUT_SECONDS = 0.5
-    edge.knobs(kv_faults=[{"method": "PUT", "hang": 1.5}])
+    edge.knobs(kv_faults=[{"method": "PUT", **fault}])
     outcome = kv_writer.reconcile(production_configured.pk)
     assert outcome.retry_in is not None
-    assert "timed out" in latest_change(production_configured).last_error
+    assert error in latest_change(production_configured).last_error
     _run_until_settled(production_configured)
     assert latest_change(production_configured).state == "written"
     assert kv_json(edge)["canary_percent"] == 10
-    figures = reported_figures(
-        edge, production_configured, "KV API: a write hangs past the timeout"
-    )
+    figures = reported_figures(edge, production_configured, case)
     assert applied_once_lost_duplicated(figures) == (1, 0, 0)
 
 
@@ -257,20 +265,6 @@ def test_the_sweep_finds_work_by_state(edge, production_configured):
     kv_writer.reconcile(production_configured.pk)
     environment_ids, change_ids = kv_writer.due_for_sweep()
     assert environment_ids == [] and change_ids == [latest_change(production_configured).pk]
-
-
-def test_a_dropped_connection_is_retried(edge, production_configured):
-    edge.knobs(kv_faults=[{"method": "PUT", "close": True}])
-    outcome = kv_writer.reconcile(production_configured.pk)
-    assert outcome.retry_in is not None
-    assert "unreachable" in latest_change(production_configured).last_error
-    _run_until_settled(production_configured)
-    assert latest_change(production_configured).state == "written"
-    assert kv_json(edge)["canary_percent"] == 10
-    figures = reported_figures(
-        edge, production_configured, "KV API: the connection dropped during a write"
-    )
-    assert applied_once_lost_duplicated(figures) == (1, 0, 0)
 
 
 def test_a_burst_of_429_and_5xx_ends_written_once(edge, production_configured, settings):

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connection
 from django.utils import timezone
 
 from config.celery import app
@@ -27,6 +26,7 @@ from tests.conftest import NAMESPACES, wait_for
 from tests.monitoring.conftest import settle_writes, write_plan
 from tests.support.changes import first_config
 from tests.support.fault_figures import report
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -319,20 +319,12 @@ def test_no_drift_check_is_queued_when_every_write_was_answered(
 def test_two_drift_checks_at_once_re_apply_once(edge, unanswered_first_write, broker_url):
     land_late(edge, B2A)
     start = threading.Barrier(2)
-    states = []
 
     def check():
-        try:
-            start.wait(timeout=10)
-            states.append(observe(unanswered_first_write.pk).drift.kv_state)
-        finally:
-            connection.close()
+        start.wait(timeout=10)
+        return observe(unanswered_first_write.pk).drift.kv_state
 
-    threads = [threading.Thread(target=check) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    states = at_once(check, 2, timeout=30)
     assert states == ["writing", "writing"]
     assert DesiredConfig.objects.get(environment=unanswered_first_write).version == 3
     assert AuditEntry.objects.filter(action="config.reapply").count() == 1

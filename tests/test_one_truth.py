@@ -12,15 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from metrics.models import LogSource
-from rollout.models import (
-    ConfigChange,
-    Decision,
-    Phase,
-    PhaseRun,
-    Preflight,
-    PreviewRun,
-    Rollout,
-)
+from rollout.models import ConfigChange, Decision, Phase, PhaseRun, Preflight, PreviewRun, Rollout
 from rollout.services import evidence, phases
 from tests.conftest import client_for
 from tests.support.rollouts import fill
@@ -92,7 +84,7 @@ def test_every_place_shows_the_same_figures_and_build(production_at_b2a, release
     ).content.decode()
     row = {
         cohort: re.search(
-            rf'data-cohort="{cohort}">.*?class="requests">(\d+)<.*?class="errors">(\d+)<',
+            rf'data-cohort="{cohort}">.*?class="requests"[^>]*>(\d+)<.*?class="errors">(\d+)<',
             panel,
             re.S,
         )

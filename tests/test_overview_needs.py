@@ -85,6 +85,11 @@ def stuck_change(environment, minutes_ago=10):
     )
 
 
+def rewritten(**fields):
+    """A resolution: ``fields`` written on the row that the condition made."""
+    return lambda row: type(row).objects.filter(pk=row.pk).update(**fields)
+
+
 def test_nothing_is_shown_when_all_is_well(production_at_b2a, staging, viewer):
     DriftState.objects.create(environment=production_at_b2a, kv_state=DriftState.KV.IN_SYNC)
     failing_check(production_at_b2a, HealthCheck.Verdict.OK, "healthy")
@@ -100,9 +105,7 @@ def test_nothing_is_shown_when_all_is_well(production_at_b2a, staging, viewer):
             "drift",
             drifting,
             "Drift: Workers KV changed outside the dashboard",
-            lambda drift: DriftState.objects.filter(pk=drift.pk).update(
-                kv_state=DriftState.KV.IN_SYNC
-            ),
+            rewritten(kv_state=DriftState.KV.IN_SYNC),
         ),
         (
             "health failed",
@@ -122,17 +125,13 @@ def test_nothing_is_shown_when_all_is_well(production_at_b2a, staging, viewer):
             "alert",
             firing_alert,
             "Alert firing: native-5xx-high",
-            lambda alert: AlertState.objects.filter(pk=alert.pk).update(
-                state=AlertState.State.RESOLVED
-            ),
+            rewritten(state=AlertState.State.RESOLVED),
         ),
         (
             "stuck change",
             stuck_change,
             "Version 3 (percent change, 10%, tag B2a) is not in effect yet: Written",
-            lambda change: ConfigChange.objects.filter(pk=change.pk).update(
-                state=ConfigChange.State.IN_EFFECT, in_effect_at=timezone.now()
-            ),
+            rewritten(state=ConfigChange.State.IN_EFFECT, in_effect_at=timezone.now()),
         ),
         (
             "decision due",

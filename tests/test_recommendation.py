@@ -8,7 +8,7 @@ import pytest
 
 from integrations.histogram import Histogram, bin_of, representative
 from integrations.stats import difference_interval, quantile_rank_interval
-from metrics.figures import CohortFigures, Figures
+from metrics.figures import CohortFigures, Figures, combined
 from rollout.services.recommendation import (
     Attestation,
     Incident,
@@ -44,14 +44,7 @@ def hour(index: int, native: CohortFigures, proxy: CohortFigures) -> Figures:
 
 
 def total(hourly: list[Figures]) -> Figures:
-    figures = Figures(START, START + timedelta(hours=len(hourly)))
-    for one in hourly:
-        for name, part in one.cohorts.items():
-            merged = figures.cohorts[name]
-            merged.requests += part.requests
-            merged.errors_5xx += part.errors_5xx
-            merged.histogram.merge(part.histogram)
-    return figures
+    return combined(hourly, START, START + timedelta(hours=len(hourly)))
 
 
 def attested(kind, value=True, by="theo", note=""):

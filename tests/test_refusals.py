@@ -21,7 +21,8 @@ from tests.test_decisions import observing
 pytestmark = pytest.mark.django_db
 
 # Log-in and log-out are for everyone, the admin has its own permissions, the Prometheus endpoint
-# its bearer token, and "Your settings" and one's own API tokens are every person's own
+# its bearer token, Slack's endpoint Slack's signature and the mapped person's permissions
+# (tests/slack_actions/), and "Your settings" and one's own API tokens are every person's own
 # (tests/test_times_for_people.py, tests/api/test_token_pages.py). The token API answers a session
 # with 401: its refusals are tried with tokens (tests/api/test_api_refusals.py).
 NOT_TRIED = {
@@ -30,6 +31,7 @@ NOT_TRIED = {
     "admin_login",
     "metrics:prometheus",
     "rollout:preferences",
+    "slack_actions:interactivity",
     "api_tokens:create",
     "api_tokens:revoke",
 }

@@ -36,29 +36,23 @@ def test_a_plain_post_is_redirected():
     assert "HX-Redirect" not in response
 
 
-CONTEXT = {"check": {"steps": [("KV", True, "read")]}}
+def refused_connection_check(*, htmx: bool, user):
+    """The connection check's fragment, answered with 409 to a POST from ``/back/``."""
+    context = {"check": {"steps": [("KV", True, "read")]}}
+    request = a_post(htmx=htmx, user=user)
+    return fragment_or_page(
+        request, "rollout/_connection_result.html", context, page="/back/", status=409
+    )
 
 
 def test_htmx_gets_the_fragment_alone(devops):
-    response = fragment_or_page(
-        a_post(htmx=True, user=devops),
-        "rollout/_connection_result.html",
-        CONTEXT,
-        page="/back/",
-        status=409,
-    )
+    response = refused_connection_check(htmx=True, user=devops)
     assert response.status_code == 409
     assert b"KV: " in response.content and b"<html" not in response.content
 
 
 def test_without_htmx_a_refusal_is_a_whole_page_around_the_fragment(devops):
-    response = fragment_or_page(
-        a_post(htmx=False, user=devops),
-        "rollout/_connection_result.html",
-        CONTEXT,
-        page="/back/",
-        status=409,
-    )
+    response = refused_connection_check(htmx=False, user=devops)
     assert response.status_code == 409
     assert b"<html" in response.content and b"KV: " in response.content
     assert b'href="/back/"' in response.content

@@ -29,9 +29,9 @@ from rollout.models import (
 )
 from rollout.services import controls, phases, preflight, signoff
 from rollout.services.evidence import build
-from tests.conftest import NAMESPACES, htmx_client_for, make_environment, wait_for
+from tests.conftest import NAMESPACES, htmx_client_for, make_environment
 from tests.preview.test_preflight import complete
-from tests.support.changes import first_config
+from tests.support.changes import first_config, in_effect
 from tests.support.rollouts import plan_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -65,20 +65,15 @@ def logs(tmp_path, environments):
     )
 
 
-def in_effect(change, timeout=30):
-    def done():
-        change.refresh_from_db()
-        return change.state == ConfigChange.State.IN_EFFECT
-
-    wait_for(done, timeout=timeout, message=f"{change} to take effect")
-    return change
-
-
 def edge_config(edge):
     return json.loads(edge.kv_value(NAMESPACES["production"]))
 
 
-def start_b2a(production, preview, release_manager, tech_lead) -> PhaseRun:
+@pytest.fixture
+def b2a(environments, worker, release_manager, tech_lead) -> PhaseRun:
+    """Production observing B2a: started through its pre-flight and a second person's approval,
+    in effect at the edge."""
+    preview, production = environments
     initial = first_config(production, CanarySettings(0, "B2a", False), reason="connected")
     in_effect(initial)
     now = timezone.now()
@@ -141,17 +136,10 @@ def sign_over_http(run, person, role, outcome):
 
 
 def test_b2a_window_passes_go_signed_b2b_in_effect_at_25(
-    edge,
-    environments,
-    logs,
-    tmp_path,
-    worker,
-    release_manager,
-    tech_lead,
-    devops,
+    edge, environments, logs, tmp_path, b2a, release_manager, tech_lead, devops
 ):
     preview, production = environments
-    run = start_b2a(production, preview, release_manager, tech_lead)
+    run = b2a
     traffic = a_day_of_traffic(edge, tmp_path, logs, run, HEALTHY)
     assert traffic["native"]["requests"] > 5000
 
@@ -199,17 +187,9 @@ def test_b2a_window_passes_go_signed_b2b_in_effect_at_25(
 
 
 def test_high_native_error_rate_ends_in_no_go_and_kv_at_0(
-    edge,
-    environments,
-    logs,
-    tmp_path,
-    worker,
-    release_manager,
-    tech_lead,
-    devops,
+    edge, logs, tmp_path, b2a, tech_lead, devops
 ):
-    preview, production = environments
-    run = start_b2a(production, preview, release_manager, tech_lead)
+    run = b2a
     a_day_of_traffic(edge, tmp_path, logs, run, FAILING)
 
     with time_machine.travel(decision_moment(run), tick=True):

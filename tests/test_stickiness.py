@@ -13,6 +13,7 @@ from integrations.kv_value import CanarySettings
 from rollout.models import ConfigChange
 from rollout.services import controls
 from tests.conftest import client_for, wait_for
+from tests.support.changes import change_config, in_effect
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -29,15 +30,6 @@ def probed(change, timeout=30):
     return change
 
 
-def in_effect(change, timeout=30):
-    def done():
-        change.refresh_from_db()
-        return change.state == ConfigChange.State.IN_EFFECT
-
-    wait_for(done, timeout=timeout, message=f"{change} in effect")
-    return change
-
-
 @pytest.fixture
 def at_25(edge, production, worker):
     initial = controls.create_initial_config(
@@ -48,14 +40,7 @@ def at_25(edge, production, worker):
 
 
 def test_lowering_keeps_the_cookie_holders_native_as_warned(at_25, viewer):
-    change = controls.request_change(
-        environment=at_25,
-        settings=LOWER,
-        kind="percent_change",
-        reason="fewer native clients",
-        expected_version=1,
-        system="test",
-    )
+    change = change_config(at_25, LOWER, reason="fewer native clients", expected_version=1)
     probed(in_effect(change))
     assert change.sticky_probe_result == "stayed"
     assert change.sticky_probe_detail == (
@@ -82,25 +67,11 @@ def test_a_raise_is_not_probed(edge, production, worker):
         environment=production, settings=LOWER, reason="start", system="test"
     )
     in_effect(initial)
-    raised = controls.request_change(
-        environment=production,
-        settings=B2B,
-        kind="percent_change",
-        reason="more",
-        expected_version=1,
-        system="test",
-    )
+    raised = change_config(production, B2B, reason="more", expected_version=1)
     in_effect(raised)
     assert not raised.lowers_native_share
     # A lowering change afterwards is probed: the worker has run the queue past the raise.
-    lowered = controls.request_change(
-        environment=production,
-        settings=LOWER,
-        kind="percent_change",
-        reason="less",
-        expected_version=2,
-        system="test",
-    )
+    lowered = change_config(production, LOWER, reason="less", expected_version=2)
     probed(in_effect(lowered))
     raised.refresh_from_db()
     assert raised.sticky_probe_result == "" and raised.sticky_probe_at is None

@@ -63,7 +63,7 @@ def test_the_audit_page_says_what_changed_in_words(production_at_b2a, admin_user
         after={"canary_percent": 25, "canary_tag": "B2b", "emergency_proxy": False},
     )
     page = client_for(admin_user).get(reverse("rollout:audit")).content.decode()
-    assert "<td>percent 10% → 25%, tag B2a → B2b</td>" in page
+    assert '<td data-label="What changed">percent 10% → 25%, tag B2a → B2b</td>' in page
     assert "canary_percent" not in page
 
 

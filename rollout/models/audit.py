@@ -49,7 +49,8 @@ class AuditEntry(models.Model):
     detail = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
-    # The API token the act came through ("token <name> (<id>)"); empty for a page or a system.
+    # The channel a person acted through when it was not a page: "slack:U024BE7LH" (their Slack
+    # user id), "token <name> (<id>)" for the API. Empty for a page, a command or an automatic act.
     via = models.CharField(max_length=200, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)

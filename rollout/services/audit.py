@@ -15,6 +15,8 @@ the chain's head outside the database (rollout/services/audit_checkpoints.py) ex
 import hashlib
 import hmac
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -28,6 +30,25 @@ GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 7_263_011
 
 
+# What an entry says about its act, as stored: sealed into its hash, and exported as it is.
+RECORDED_FIELDS = (
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "reason",
+    "outcome",
+    "detail",
+    "request_id",
+    "client_ip",
+)
+
+
+def recorded(entry: AuditEntry) -> dict:
+    """The ``RECORDED_FIELDS`` of ``entry`` by name."""
+    return {name: getattr(entry, name) for name in RECORDED_FIELDS}
+
+
 def _content(entry: AuditEntry) -> dict:
     content = {
         "created_at": entry.created_at.isoformat(timespec="microseconds"),
@@ -35,18 +56,10 @@ def _content(entry: AuditEntry) -> dict:
         "actor_label": entry.actor_label,
         "action": entry.action,
         "environment_id": entry.environment_id,
-        "object_type": entry.object_type,
-        "object_id": entry.object_id,
-        "before": entry.before,
-        "after": entry.after,
-        "reason": entry.reason,
-        "outcome": entry.outcome,
-        "detail": entry.detail,
-        "request_id": entry.request_id,
-        "client_ip": entry.client_ip,
+        **recorded(entry),
     }
+    # Sealed only when set, so every entry written before the field existed still verifies.
     if entry.via:
-        # Sealed only when set, so every entry written before the field existed still verifies.
         content["via"] = entry.via
     return content
 
@@ -79,6 +92,30 @@ def compute_hash(entry: AuditEntry, prev_hash: str, keys: dict[str, str] | None 
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
+# (person, channel) while a person acts through a channel other than a page; see ``acting_via``.
+_acting_via: ContextVar[tuple | None] = ContextVar("acting_via", default=None)
+
+
+@contextmanager
+def acting_via(person, via: str):
+    """Every entry written inside whose actor is ``person`` records ``via`` (e.g.
+    ``"slack:U024BE7LH"``): the services a chat button calls stay the page's services, and the
+    entries of other people they write (the requester's change an approval applies) stay
+    without it."""
+    token = _acting_via.set((person, via))
+    try:
+        yield
+    finally:
+        _acting_via.reset(token)
+
+
+def _via_of(actor) -> str:
+    acting = _acting_via.get()
+    if acting is None or actor is None or acting[0] is None or acting[0].pk != actor.pk:
+        return ""
+    return acting[1]
+
+
 def record(
     *,
     action: str,
@@ -92,11 +129,11 @@ def record(
     outcome: str = AuditEntry.Outcome.OK,
     detail: str = "",
     request=None,
+    via: str = "",
 ) -> AuditEntry:
     """Append one entry. ``actor`` is a user; ``system`` names the automatic part otherwise.
-
-    A request that came through an API token carries ``audit_via`` (set by api/auth.py): every
-    entry written for it names the token, whichever service writes it."""
+    ``via`` names the channel of an act that came through no page (see ``acting_via``): a
+    chat button, an API token."""
     if actor is None and not system:
         raise ValueError("an audit entry needs a user or a system part as its actor")
     entry = AuditEntry(
@@ -113,7 +150,7 @@ def record(
         detail=detail[:4000],
         request_id=getattr(request, "request_id", "") if request else "",
         client_ip=_client_ip(request),
-        via=getattr(request, "audit_via", "") if request else "",
+        via=(via or _via_of(actor))[:200],
     )
     with transaction.atomic():
         if connection.vendor == "postgresql":

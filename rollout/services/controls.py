@@ -11,6 +11,7 @@ from django.utils import timezone
 from integrations.kv_value import CanarySettings
 
 from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, ServiceAccount
+from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
@@ -343,6 +344,7 @@ def submit_percent(
             detail=f"{percent_request.summary}; needs a second person's approval",
             request=request,
         )
+        announce_increase_requested(percent_request)
     return percent_request
 
 
@@ -490,7 +492,13 @@ def plan_emergency_stop(
     desired = _desired(environment)
     if desired.emergency_proxy:
         raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
-    return Plan(environment, desired, CanarySettings(0, desired.canary_tag, True))
+    return Plan(environment, desired, emergency_stop_target(desired))
+
+
+def emergency_stop_target(desired: DesiredConfig) -> CanarySettings:
+    """What the stop writes: emergency_proxy on, percent 0, the tag kept. Also what a
+    confirmation asked before the stop's permission is known (the Slack dialog) names."""
+    return CanarySettings(0, desired.canary_tag, True)
 
 
 def emergency_stop(

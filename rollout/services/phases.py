@@ -35,6 +35,7 @@ from ..models import (
     Rollout,
 )
 from ..notifications import announce_check_in_due, announce_decision_due
+from ..permissions import require
 from . import audit
 
 State = Rollout.State
@@ -580,7 +581,14 @@ def _remind_check_ins(run: PhaseRun, now: datetime) -> None:
 
 def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=None) -> CheckIn:
     """A person acknowledges a due check-in with what they checked. A refusal is audited as
-    ``decision.refused`` on the phase window."""
+    ``decision.refused`` on the phase window; a person without the permission is refused first."""
+    require(
+        person,
+        "rollout.observe_phase",
+        environment=check_in.phase_run.environment,
+        obj=check_in.phase_run,
+        request=request,
+    )
     with _refusal_audited(
         "decision.refused",
         person=person,

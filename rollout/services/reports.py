@@ -87,6 +87,11 @@ def _value(value, unit) -> str:
     return f"{value:.2f}%" if unit == "%" else f"{value:.0f}{unit}"
 
 
+def heading(title: str) -> list[str]:
+    """The lines of a Markdown report's section heading, blank lines around it."""
+    return ["", f"## {title}", ""]
+
+
 def markdown(report: dict) -> str:
     run: PhaseRun = report["run"]
     document = report["document"]
@@ -119,9 +124,7 @@ def markdown(report: dict) -> str:
         f"native share {_share(figures)})",
         f"**5xx:** {cohorts['native']['errors_5xx']:,} native, "
         f"{cohorts['proxy']['errors_5xx']:,} proxy",
-        "",
-        "## Metrics Summary",
-        "",
+        *heading("Metrics Summary"),
         "| Metric | Native | Proxy | Target | Status |",
         "|--------|--------|-------|--------|--------|",
     ]
@@ -130,20 +133,20 @@ def markdown(report: dict) -> str:
             f"| {row['label']} | {row['native']} | {row['proxy']} | {row['target']} | "
             f"{row['status']} |"
         )
-    lines += ["", "## Criteria", ""]
+    lines += heading("Criteria")
     for criterion in document["recommendation"]["criteria"]:
         status, label = criterion["status"].upper(), criterion["label"]
         if criterion.get("rule") == "team":
             label += " (team's own rule, not in the runbook)"
         lines.append(f"- {status}: {label} — {criterion['detail']}")
-    lines += ["", "## Incidents", ""]
+    lines += heading("Incidents")
     lines += [f"- {item['at']} {item['kind']}: {item['summary']}" for item in document["incidents"]]
     if not document["incidents"]:
         lines.append("None.")
     if document["log_gaps"]:
         gaps = ", ".join(f"{start} – {end}" for start, end in document["log_gaps"])
         lines += ["", f"Log delivery gaps: {gaps}"]
-    lines += ["", "## Decision", ""]
+    lines += heading("Decision")
     recommended = document["recommendation"]["outcome"]
     if decision is None:
         lines.append(
@@ -158,7 +161,7 @@ def markdown(report: dict) -> str:
         )
         if decision.justification:
             lines += ["", f"Justification: {decision.justification}"]
-        lines += ["", "## Sign-Off", ""]
+        lines += heading("Sign-Off")
         for signature in report["signatures"]:
             lines.append(
                 f"- {signature.get_role_display()}: {_name(signature)}, "
@@ -236,44 +239,47 @@ def rollout_markdown(report: dict) -> str:
         "",
         f"**State:** {rollout.get_state_display()} · created {_utc(rollout.created_at)}"
         + (f" · finished {_utc(rollout.finished_at)}" if rollout.finished_at else ""),
-        "",
-        "## Progress",
-        "",
+        *heading("Progress"),
     ]
     for step in report["progress"]:
         lines.append(f"- {step.phase.tag} ({step.phase.percent}%): {_step_words(step)}")
-    lines += ["", "## Config changes", ""]
-    for change in report["changes"]:
-        lines.append(
-            f"- {_utc(change.requested_at)} v{change.version} {change.get_kind_display()} "
-            f"by {change.actor_label} ({change.get_state_display()}): {change.reason}"
-        )
-    if not report["changes"]:
-        lines.append("None.")
-    lines += ["", "## Decisions", ""]
-    for decision in report["decisions"]:
-        signers = ", ".join(
-            f"{signature.get_role_display()} {_name(signature)}"
-            + (" (voided)" if signature.invalidated_at else "")
-            for signature in decision.signatures.all()
-        )
-        lines.append(
-            f"- {decision.phase_run}: **{decision.get_outcome_display()}** "
-            f"({decision.get_state_display()}), signed by {signers or 'nobody yet'}"
-        )
-    if not report["decisions"]:
-        lines.append("None.")
-    lines += ["", "## Post-mortems", ""]
-    for post_mortem in report["post_mortems"]:
-        lines.append(f"- {post_mortem.decision.phase_run}: {post_mortem.root_cause or '(open)'}")
-    if not report["post_mortems"]:
-        lines.append("None.")
+    lines += bullets("Config changes", report["changes"], _change_words)
+    lines += bullets("Decisions", report["decisions"], _decision_words)
+    lines += bullets("Post-mortems", report["post_mortems"], _post_mortem_words)
     lines.append("")
     for phase in report["phase_reports"]:
         # Each phase's own report, one heading level down.
         for line in markdown(phase).split("\n"):
             lines.append(f"#{line}" if line.startswith("#") else line)
     return "\n".join(lines)
+
+
+def bullets(title: str, items, words) -> list[str]:
+    """A report's section listing ``items``, one bullet each (``words(item)``), or "None."."""
+    return heading(title) + ([f"- {words(item)}" for item in items] or ["None."])
+
+
+def _change_words(change: ConfigChange) -> str:
+    return (
+        f"{_utc(change.requested_at)} v{change.version} {change.get_kind_display()} "
+        f"by {change.actor_label} ({change.get_state_display()}): {change.reason}"
+    )
+
+
+def _decision_words(decision: Decision) -> str:
+    signers = ", ".join(
+        f"{signature.get_role_display()} {_name(signature)}"
+        + (" (voided)" if signature.invalidated_at else "")
+        for signature in decision.signatures.all()
+    )
+    return (
+        f"{decision.phase_run}: **{decision.get_outcome_display()}** "
+        f"({decision.get_state_display()}), signed by {signers or 'nobody yet'}"
+    )
+
+
+def _post_mortem_words(post_mortem: PostMortem) -> str:
+    return f"{post_mortem.decision.phase_run}: {post_mortem.root_cause or '(open)'}"
 
 
 def _step_words(step) -> str:

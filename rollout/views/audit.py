@@ -15,24 +15,17 @@ from django.utils import timezone
 from ..forms.audit import AuditFilterForm
 from ..models import AuditEntry, Environment
 from ..permissions import shown_to
+from ..services import audit
 
 PAGE_SIZE = 50
 EXPORT_FIELDS = [
     "id",
     "created_at",
     "actor_label",
+    "via",
     "action",
     "environment",
-    "object_type",
-    "object_id",
-    "before",
-    "after",
-    "reason",
-    "outcome",
-    "detail",
-    "request_id",
-    "client_ip",
-    "via",
+    *audit.RECORDED_FIELDS,
     "entry_hash",
 ]
 
@@ -148,17 +141,10 @@ def _row(entry: AuditEntry) -> dict:
         "id": entry.pk,
         "created_at": entry.created_at.isoformat(),
         "actor_label": entry.actor_label,
+        "via": entry.via,
         "action": entry.action,
         "environment": str(entry.environment) if entry.environment_id else "",
-        "object_type": entry.object_type,
-        "object_id": entry.object_id,
-        "before": entry.before,
-        "after": entry.after,
-        "reason": entry.reason,
-        "outcome": entry.outcome,
-        "detail": entry.detail,
-        "request_id": entry.request_id,
-        "client_ip": entry.client_ip,
+        **audit.recorded(entry),
         "entry_hash": entry.entry_hash,
     }
 

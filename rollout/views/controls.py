@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -230,13 +231,9 @@ def _one_person_control(request, public_id, control: OnePersonControl):
     data = form.cleaned_data
     person = {"environment": environment, "actor": request.user, "request": request}
     if not data["confirmed"]:
+        plan = partial(control.plan, **person)
         return _confirm_plan(
-            request,
-            environment,
-            form,
-            lambda: control.plan(**person),
-            danger=control.danger,
-            note=lambda plan: control.note,
+            request, environment, form, plan, danger=control.danger, note=lambda _: control.note
         )
     arguments = {**person, "reason": data["reason"]}
     if form.version_required:
@@ -285,7 +282,7 @@ def _refuse_note(request, percent_request, form):
 
 
 def _decide_request(request, public_id, form_class, decide, success, confirmation=None):
-    """Approve or reject a pending raise: ``decide(percent_request, note)`` is the service call;
+    """Approve or reject a pending raise: ``decide(percent_request=, note=)`` is the service call;
     ``confirmation(percent_request, form)``, where given, answers the unconfirmed post."""
     percent_request = _percent_request(public_id)
     form = form_class(request.POST)
@@ -296,20 +293,19 @@ def _decide_request(request, public_id, form_class, decide, success, confirmatio
     return _act(
         request,
         percent_request.environment,
-        lambda: decide(percent_request, form.cleaned_data["note"]),
+        lambda: decide(percent_request=percent_request, note=form.cleaned_data["note"]),
         success=success,
     )
 
 
 @guarded("rollout.approve_increase")
 def approve_request(request, public_id):
+    approve = partial(controls.approve_percent_request, approver=request.user, request=request)
     return _decide_request(
         request,
         public_id,
         ApprovalForm,
-        lambda pending, note: controls.approve_percent_request(
-            percent_request=pending, approver=request.user, note=note, request=request
-        ),
+        approve,
         success=lambda result: (
             f"Approved: {result.settings.describe()} queued (version {result.version})."
         ),
@@ -327,12 +323,7 @@ def approve_request(request, public_id):
 @login_required
 def reject_request(request, public_id):
     """An approver rejects; the requester may cancel their own request."""
+    reject = partial(controls.reject_percent_request, person=request.user, request=request)
     return _decide_request(
-        request,
-        public_id,
-        DecisionNoteForm,
-        lambda pending, note: controls.reject_percent_request(
-            percent_request=pending, person=request.user, note=note, request=request
-        ),
-        success=lambda result: f"Request {result.state}.",
+        request, public_id, DecisionNoteForm, reject, success=lambda done: f"Request {done.state}."
     )

@@ -1,4 +1,5 @@
-"""Fetching the object a URL names, or 404, and the permission every page of the app needs."""
+"""Fetching the object a URL names, or 404, the permission every page of the app needs, and who
+acts when through a page."""
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -33,3 +34,9 @@ def phase_run_or_404(public_id) -> PhaseRun:
     )
     phases.as_of(timezone.now(), run.rollout, [run])
     return run
+
+
+def acting(request) -> dict:
+    """Who acts, when, and through which request: the keyword arguments a page passes to the
+    services of a rollout's life (``phases``, ``signoff``), so each audits the same three."""
+    return {"person": request.user, "now": timezone.now(), "request": request}

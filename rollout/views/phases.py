@@ -19,7 +19,7 @@ from ..models import (
 from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page
 from ..services import controls, evidence, phases, preflight
-from .lookups import VIEW_PERMISSION, environment_named_or_404, phase_run_or_404
+from .lookups import VIEW_PERMISSION, acting, environment_named_or_404, phase_run_or_404
 from .preflight import render_preflight
 from .signoff import decision_context
 
@@ -79,7 +79,7 @@ def begin_rollout(request, public_id):
         Environment.objects.select_related("service"), public_id=public_id
     )
     try:
-        phases.begin(environment, person=request.user, now=timezone.now(), request=request)
+        phases.begin(environment, **acting(request))
     except phases.TransitionRefused as refused:
         return _render_rollout_card(request, environment, status=409, error=str(refused))
     return _render_rollout_card(request, environment, success="Rollout begun.")
@@ -96,13 +96,7 @@ def abort_rollout(request, public_id):
             request, rollout.environment, status=422, error=form.errors["note"][0]
         )
     try:
-        phases.abort(
-            rollout,
-            person=request.user,
-            reason=form.cleaned_data["note"],
-            now=timezone.now(),
-            request=request,
-        )
+        phases.abort(rollout, reason=form.cleaned_data["note"], **acting(request))
     except phases.TransitionRefused as refused:
         return _render_rollout_card(request, rollout.environment, status=409, error=str(refused))
     return _render_rollout_card(request, rollout.environment, success="Rollout aborted.")
@@ -113,12 +107,9 @@ def _render_rollout_card(request, environment, *, status=200, **extra):
     run = phases.open_run(rollout)
     phases.as_of(timezone.now(), rollout, [run])
     context = {"environment": environment, "rollout": rollout, "phase_run": run, **extra}
+    page = reverse("rollout:environment", args=[environment.public_id])
     return fragment_or_page(
-        request,
-        "rollout/decisions/_rollout_card.html",
-        context,
-        page=reverse("rollout:environment", args=[environment.public_id]),
-        status=status,
+        request, "rollout/decisions/_rollout_card.html", context, page=page, status=status
     )
 
 
@@ -151,13 +142,7 @@ def acknowledge_check_in(request, public_id):
     if not form.is_valid():
         return _render_timeline(request, run, status=422, error=form.errors["note"][0])
     try:
-        phases.acknowledge(
-            check_in,
-            person=request.user,
-            note=form.cleaned_data["note"],
-            now=timezone.now(),
-            request=request,
-        )
+        phases.acknowledge(check_in, note=form.cleaned_data["note"], **acting(request))
     except phases.TransitionRefused as refused:
         return _render_timeline(request, run, status=409, error=str(refused))
     return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
@@ -189,11 +174,11 @@ def start_phase(request, public_id):
             )
         result = preflight.start_phase(
             environment=environment,
+            person=request.user,
             tag=data["tag"],
             reason=data["reason"],
             expected_version=data["expected_version"],
             override_reason=data["window_override_reason"],
-            person=request.user,
             now=now,
             request=request,
         )

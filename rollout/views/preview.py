@@ -17,6 +17,7 @@ from ..permissions import guarded, shown_to
 from ..responses import redirect_after_post
 from ..services import preflight
 from ..services.preview import RunRefused, start_run
+from ..services.reports import heading
 from .lookups import VIEW_PERMISSION, environment_named_or_404
 
 RUNS_LISTED = 20
@@ -189,15 +190,13 @@ def report_markdown(run: PreviewRun) -> str:
         f"**Environment:** {environment.name} ({environment.qa_url})  ",
         f"**Build:** {run.build or '—'}  ",
         f"**Tester:** {context['tester']} (run {run.public_id})",
-        "",
-        "## Test execution",
-        "",
+        *heading("Test execution"),
         "| Test | Status | Notes |",
         "|------|--------|-------|",
     ]
     for row in context["rows"]:
         lines.append(f"| {_cell(row.label)} | {marks[row.status]} | {_cell(row.notes)} |")
-    lines += ["", "## Decision", ""]
+    lines += heading("Decision")
     decision = context["decision"]
     if decision == "GO":
         lines.append("**GO** — proceed to the production pre-flight.")
@@ -210,7 +209,7 @@ def report_markdown(run: PreviewRun) -> str:
         lines += ["", f"Run: {run.error}"]
     if run.restore_outcome:
         lines += ["", f"Preview after the emergency check: {run.restore_note}."]
-    lines += ["", "## Next steps", ""]
+    lines += heading("Next steps")
     lines += [f"{number}. {step}" for number, step in enumerate(context["next_steps"], start=1)]
     lines += [
         "",

@@ -15,7 +15,7 @@ from ..models import Decision, PhaseRun, PostMortem, Signature
 from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page
 from ..services import audit, evidence, signoff
-from .lookups import VIEW_PERMISSION, phase_run_or_404
+from .lookups import VIEW_PERMISSION, acting, phase_run_or_404
 
 
 def decision_context(request, run, **extra) -> dict:
@@ -83,13 +83,7 @@ def attest(request, public_id):
     data = form.cleaned_data
     try:
         signoff.attest(
-            run=run,
-            kind=data["kind"],
-            value=data["value"],
-            note=data["note"],
-            person=request.user,
-            now=timezone.now(),
-            request=request,
+            run=run, kind=data["kind"], value=data["value"], note=data["note"], **acting(request)
         )
     except signoff.SignRefused as refused:
         return _render_decision(request, run, status=409, error=str(refused))
@@ -110,9 +104,7 @@ def sign(request, public_id):
             role=data["role"],
             seen_digest=data["evidence_digest"],
             justification=data["justification"],
-            person=request.user,
-            now=timezone.now(),
-            request=request,
+            **acting(request),
         )
     except signoff.SignRefused as refused:
         return _render_decision(request, run, status=409, error=str(refused))
@@ -147,13 +139,7 @@ def withdraw(request, public_id):
     if not form.is_valid():
         return _render_decision(request, run, status=422, error=form.errors["note"][0])
     try:
-        signoff.withdraw(
-            decision=decision,
-            person=request.user,
-            note=form.cleaned_data["note"],
-            now=timezone.now(),
-            request=request,
-        )
+        signoff.withdraw(decision=decision, note=form.cleaned_data["note"], **acting(request))
     except signoff.SignRefused as refused:
         return _render_decision(request, run, status=409, error=str(refused))
     return _render_decision(request, run, success="The decision was withdrawn.")

@@ -4,10 +4,7 @@ speaking Slack's and PagerDuty's protocols, log sources and generated Logpush fi
 import json
 import random
 import socket
-import threading
 import uuid
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
@@ -15,6 +12,7 @@ from botocore.config import Config
 
 from edge_standin.logpush import Routing, Traffic, make_batch, write_batch
 from metrics.models import LogSource
+from tests.support.webhooks import WebhookReceiver
 
 S3_KEY, S3_SECRET = "test-access-key", "test-secret-key"
 
@@ -123,82 +121,25 @@ def r2_source(production, s3):
 # --- Slack and PagerDuty receivers -------------------------------------------------------------
 
 
-class Receiver:
-    """A small real HTTP server that records each POST and answers from a script, else with
-    the protocol's success answer."""
-
-    def __init__(self, success):
-        self.success = success  # (status, body, headers)
-        self.received = []
-        self.script = deque()
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the stdlib's name
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length)
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
-                with receiver.lock:
-                    receiver.received.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
-                    )
-                    status, text, headers = (
-                        receiver.script.popleft() if receiver.script else receiver.success
-                    )
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                data = text.encode()
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        host, port = self.server.server_address
-        self.url = f"http://{host}:{port}"
-
-    def answer(self, *responses):
-        """Queue answers: (status, body) or (status, body, headers)."""
-        for response in responses:
-            status, text, *rest = response
-            self.script.append((status, text, rest[0] if rest else {}))
-
-    def bodies(self):
-        with self.lock:
-            return [entry["body"] for entry in self.received]
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def slack_receiver(settings):
-    receiver = Receiver((200, "ok", {"Content-Type": "text/html"}))
-    settings.SLACK_INCIDENTS_WEBHOOK_URL = receiver.url + "/services/T000/B000/incidents"
-    yield receiver
-    receiver.stop()
+    with WebhookReceiver(
+        default_headers={"Content-Type": "text/html"}, path="/services/T000/B000/incidents"
+    ) as receiver:
+        settings.SLACK_INCIDENTS_WEBHOOK_URL = receiver.url
+        yield receiver
 
 
 @pytest.fixture
 def pagerduty_receiver(settings):
-    receiver = Receiver(
-        (
-            202,
-            json.dumps({"status": "success", "message": "Event processed", "dedup_key": "k"}),
-            {"Content-Type": "application/json"},
-        )
-    )
-    settings.PAGERDUTY_EVENTS_URL = receiver.url + "/v2/enqueue"
-    settings.PAGERDUTY_ROUTING_KEY = "R0UT1NGKEY0123456789012345678901"
-    yield receiver
-    receiver.stop()
+    with WebhookReceiver(
+        default_status=202,
+        default_body=json.dumps(
+            {"status": "success", "message": "Event processed", "dedup_key": "k"}
+        ),
+        default_headers={"Content-Type": "application/json"},
+        path="/v2/enqueue",
+    ) as receiver:
+        settings.PAGERDUTY_EVENTS_URL = receiver.url
+        settings.PAGERDUTY_ROUTING_KEY = "R0UT1NGKEY0123456789012345678901"
+        yield receiver

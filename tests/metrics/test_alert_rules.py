@@ -233,23 +233,23 @@ def test_the_guard_is_the_policys_to_set(env):
     assert state_of(env, "native-5xx-critical") == "firing"
 
 
+def fires_after(env, rule, minutes, **traffic):
+    """``minutes`` minutes of ``traffic``: ``rule`` is pending a minute before it fires."""
+    for n in range(minutes):
+        minute_of_traffic(env, n, **traffic)
+    evaluate(env, minutes - 1)
+    assert state_of(env, rule) == "pending"
+    evaluate(env, minutes)
+    assert state_of(env, rule) == "firing"
+
+
 def test_native_p90_fires_after_ten_minutes(env):
-    for n in range(10):
-        minute_of_traffic(env, n, native_ms=700, proxy_ms=650)
-    evaluate(env, 9)
-    assert state_of(env, "native-p90") == "pending"
-    evaluate(env, 10)
-    assert state_of(env, "native-p90") == "firing"
+    fires_after(env, "native-p90", 10, native_ms=700, proxy_ms=650)
     assert state_of(env, "native-p90-vs-proxy") == "inactive"  # 700 vs 650 is under 20%
 
 
 def test_native_p90_against_proxy(env):
-    for n in range(5):
-        minute_of_traffic(env, n, native_ms=300, proxy_ms=200)
-    evaluate(env, 4)
-    assert state_of(env, "native-p90-vs-proxy") == "pending"
-    evaluate(env, 5)
-    assert state_of(env, "native-p90-vs-proxy") == "firing"
+    fires_after(env, "native-p90-vs-proxy", 5, native_ms=300, proxy_ms=200)
     state = AlertState.objects.get(environment=env, rule__name="native-p90-vs-proxy")
     assert 45 < state.value < 55
 

@@ -14,7 +14,7 @@ from metrics.tasks import ingest_logs
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange
 from tests.conftest import NAMESPACES, wait_for
-from tests.support.changes import first_config
+from tests.support.changes import first_config, in_effect
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 RULE = "native-5xx-critical"
@@ -36,14 +36,6 @@ def write_logs(edge, tmp_path, *, minutes, end):
     )
     response.raise_for_status()
     return response.json()
-
-
-def in_effect(change, timeout=20):
-    def done():
-        change.refresh_from_db()
-        return change.state == ConfigChange.State.IN_EFFECT
-
-    wait_for(done, timeout=timeout, message=f"{change} to take effect")
 
 
 def alert_state():

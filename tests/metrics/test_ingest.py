@@ -4,7 +4,6 @@ within 1%, every timestamp format, damaged files, re-listing, retries and concur
 import gzip
 import json
 import math
-import threading
 import zlib
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from metrics import ingest
 from metrics.figures import window_figures
 from metrics.models import LogObject, MinuteBucket, WorkerMinute
 from tests.metrics.conftest import START, generate, put_batches, write_batches
+from tests.support.threads import at_once
 
 pytestmark = pytest.mark.django_db
 WINDOW = (datetime.fromtimestamp(START - 3600, UTC), datetime.fromtimestamp(START + 7200, UTC))
@@ -207,22 +207,7 @@ def test_damaged_files_are_recorded_and_the_rest_still_counts(source, deliver):
 def test_two_workers_at_once_count_each_object_once(source, deliver):
     batches = generate(minutes=30, file_minutes=2, rpm=200)
     deliver(batches)
-    reports, failures = [], []
-
-    def run():
-        try:
-            reports.append(ingest.ingest_source(source.pk, processes=1))
-        except Exception as exc:  # pragma: no cover - reported below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not failures
+    reports = at_once(lambda: ingest.ingest_source(source.pk, processes=1), 3)
     assert sum(report.counted for report in reports) == 2 * len(batches)
     assert sum(report.already for report in reports) >= 0
     assert LogObject.objects.filter(source=source).count() == 2 * len(batches)

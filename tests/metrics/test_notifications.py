@@ -116,7 +116,7 @@ def test_nothing_is_queued_for_channels_not_configured(env, settings):
 
 def test_slack_429_is_retried_after_retry_after(env, slack_receiver, settings):
     settings.PAGERDUTY_ROUTING_KEY = ""
-    slack_receiver.answer((429, "rate_limited", {"Retry-After": "1"}))
+    slack_receiver.answer(429, "rate_limited", {"Retry-After": "1"})
     fire_critical(env)
     notification = only(Notification.Channel.SLACK_INCIDENTS, subject__contains="critical")
     assert notify.deliver(notification.pk) == 1.0
@@ -133,7 +133,7 @@ def test_slack_429_is_retried_after_retry_after(env, slack_receiver, settings):
 
 def test_slack_invalid_payload_fails_without_a_retry(env, slack_receiver, settings):
     settings.PAGERDUTY_ROUTING_KEY = ""
-    slack_receiver.answer((400, "invalid_payload"))
+    slack_receiver.answer(400, "invalid_payload")
     fire_critical(env)
     notification = only(Notification.Channel.SLACK_INCIDENTS, subject__contains="critical")
     assert notify.deliver(notification.pk) is None
@@ -145,11 +145,9 @@ def test_slack_invalid_payload_fails_without_a_retry(env, slack_receiver, settin
 def test_pagerduty_400_is_recorded_and_not_retried(env, pagerduty_receiver, settings):
     settings.SLACK_INCIDENTS_WEBHOOK_URL = ""
     pagerduty_receiver.answer(
-        (
-            400,
-            '{"status":"invalid event","message":"Event object is invalid",'
-            '"errors":["Length of \'routing_key\' is incorrect"]}',
-        )
+        400,
+        '{"status":"invalid event","message":"Event object is invalid",'
+        '"errors":["Length of \'routing_key\' is incorrect"]}',
     )
     fire_critical(env)
     page = only(Notification.Channel.PAGERDUTY, subject__contains="critical")
@@ -163,10 +161,8 @@ def test_pagerduty_400_is_recorded_and_not_retried(env, pagerduty_receiver, sett
 def test_pagerduty_429_and_5xx_are_retried_with_backoff(env, pagerduty_receiver, settings, status):
     settings.SLACK_INCIDENTS_WEBHOOK_URL = ""
     pagerduty_receiver.answer(
-        (
-            status,
-            '{"status":"throttle","message":"Requests for this service are arriving too quickly"}',
-        )
+        status,
+        '{"status":"throttle","message":"Requests for this service are arriving too quickly"}',
     )
     fire_critical(env)
     page = only(Notification.Channel.PAGERDUTY, subject__contains="critical")
@@ -178,7 +174,7 @@ def test_pagerduty_429_and_5xx_are_retried_with_backoff(env, pagerduty_receiver,
 
 def test_a_resolve_waits_for_its_trigger(env, pagerduty_receiver, settings):
     settings.SLACK_INCIDENTS_WEBHOOK_URL = ""
-    pagerduty_receiver.answer((429, "{}", {"Retry-After": "1"}))
+    pagerduty_receiver.answer(429, "{}", {"Retry-After": "1"})
     fire_critical(env)
     trigger = only(Notification.Channel.PAGERDUTY, subject__contains="trigger: ")
     assert notify.deliver(trigger.pk) == 1.0  # throttled: the trigger is still queued
@@ -208,8 +204,8 @@ def test_a_worker_delivers_through_429s(
             "PAGERDUTY_ROUTING_KEY": settings.PAGERDUTY_ROUTING_KEY,
         }
     )
-    slack_receiver.answer((429, "rate_limited", {"Retry-After": "1"}))
-    pagerduty_receiver.answer((500, "oops"))
+    slack_receiver.answer(429, "rate_limited", {"Retry-After": "1"})
+    pagerduty_receiver.answer(500, "oops")
     fire_critical(env)  # queues after commit: the worker picks them up
     sweep_unsent_notifications.delay()
     wait_for(

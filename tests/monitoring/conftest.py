@@ -2,7 +2,6 @@
 an environment whose desired config is in KV, and logged-in clients."""
 
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,6 +11,7 @@ from integrations.kv_value import CanarySettings
 from rollout import kv_writer
 from rollout.models import ConfigChange
 from tests.support.changes import first_config
+from tests.support.serving import Serving
 
 GOOD_HEADER = "1;tag=B2a;cohort=proxy;reason=sampled"
 GOOD_COOKIE = "_canary_cohort=proxy; Max-Age=86400; Path=/; HttpOnly; Secure; SameSite=None"
@@ -151,22 +151,12 @@ class _Server(ThreadingHTTPServer):
         pass  # a client that hung up on a slow or endless answer is expected here
 
 
-class MisbehavingServer:
+class MisbehavingServer(Serving):
     def __init__(self):
         self.httpd = _Server(("127.0.0.1", 0), MisbehavingEdge)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def url(self, path: str) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}{path}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.base_url + path
 
 
 @pytest.fixture(scope="session")
@@ -178,6 +168,22 @@ def misbehaving():
 # --- environments and people ---------------------------------------------------------------------
 
 B2A = CanarySettings(10, "B2a", False)
+
+
+def misbehaving_target(environment, misbehaving, path):
+    """Point ``environment`` at the misbehaving edge's ``path``; the preview suite's target
+    there, expecting B2A."""
+    from rollout.services import preview as preview_suite
+
+    environment.qa_url = misbehaving.url(path)
+    environment.save()
+    return preview_suite.Target(
+        url=environment.qa_url,
+        environment=environment.name,
+        expected=B2A,
+        monitoring_headers={},
+        address_prefix="198.18.0",
+    )
 
 
 def write_plan(environment, settings: CanarySettings = B2A):

@@ -14,7 +14,7 @@ from monitoring.observation import observe
 from monitoring.retention import prune
 from rollout.services import preview as preview_suite
 from tests.conftest import client_for
-from tests.monitoring.conftest import B2A
+from tests.monitoring.conftest import misbehaving_target
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +36,7 @@ def probed(environment, misbehaving, path):
 
 
 @pytest.mark.parametrize("path, warning", UNEXPECTED, ids=[path for path, _ in UNEXPECTED])
-def test_each_unexpected_thing_is_a_warning_with_its_reason(
-    misbehaving, production, path, warning
-):
+def test_each_unexpected_thing_is_a_warning_with_its_reason(misbehaving, production, path, warning):
     check = probed(production, misbehaving, path)
     assert check.verdict == "warning", check.problems
     assert check.reason == warning and check.warnings == [warning]
@@ -70,15 +68,7 @@ def test_a_failure_wins_over_a_warning_and_keeps_it(misbehaving, production):
 
 
 def structure_check(environment, misbehaving, path):
-    environment.qa_url = misbehaving.url(path)
-    environment.save()
-    target = preview_suite.Target(
-        url=environment.qa_url,
-        environment=environment.name,
-        expected=B2A,
-        monitoring_headers={},
-        address_prefix="198.18.0",
-    )
+    target = misbehaving_target(environment, misbehaving, path)
     return preview_suite.check_qa_structure(target, time.monotonic() + 10)
 
 
@@ -142,5 +132,5 @@ def test_hourly_summaries_count_warnings_apart_from_failures(production, viewer,
     assert summary.warning_reasons == {"X-Pix-Canary has an unknown key 'region' (=fra)": 2}
     page = client_for(viewer).get(reverse("monitoring:checks", args=[production.public_id]))
     text = page.content.decode()
-    assert '<td class="summary-warnings">2</td>' in text
+    assert '<td class="summary-warnings" data-label="Warnings">2</td>' in text
     assert "warning: X-Pix-Canary has an unknown key &#x27;region&#x27; (=fra) (2)" in text

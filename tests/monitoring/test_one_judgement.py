@@ -8,7 +8,7 @@ import pytest
 
 from monitoring.observation import observe
 from rollout.services import preview as preview_suite
-from tests.monitoring.conftest import B2A
+from tests.monitoring.conftest import misbehaving_target
 
 pytestmark = pytest.mark.django_db
 
@@ -38,15 +38,7 @@ MALFORMED = [
 
 
 def checked(environment, misbehaving, path):
-    environment.qa_url = misbehaving.url(path)
-    environment.save()
-    target = preview_suite.Target(
-        url=environment.qa_url,
-        environment=environment.name,
-        expected=B2A,
-        monitoring_headers={},
-        address_prefix="198.18.0",
-    )
+    target = misbehaving_target(environment, misbehaving, path)
     return observe(environment.pk).check, target
 
 

@@ -381,6 +381,21 @@ def test_the_announcement_needs_post_a_login_and_the_role(
 # --- starting the phase --------------------------------------------------------------------------
 
 
+def start_b2b(production, person, *, at=TUESDAY_11, **changed):
+    """The start of B2b as a service call at ``at``: on version 1, no override of the deploy
+    window; ``changed`` replaces any of these arguments."""
+    arguments = {
+        "environment": production,
+        "tag": "B2b",
+        "reason": "B2a passed",
+        "expected_version": 1,
+        "override_reason": "",
+        "person": person,
+        "now": at,
+    }
+    return preflight.start_phase(**(arguments | changed))
+
+
 def test_the_server_refuses_a_start_with_an_incomplete_checklist(
     preview_adopted, production_adopted, release_manager
 ):
@@ -405,15 +420,7 @@ def test_each_missing_item_blocks_the_start(
 ):
     complete(preview_adopted, production_adopted, release_manager, skip=(missing,), at=TUESDAY_11)
     with pytest.raises(preflight.StartRefused, match="checklist is incomplete"):
-        preflight.start_phase(
-            environment=production_adopted,
-            tag="B2b",
-            reason="r",
-            expected_version=1,
-            override_reason="",
-            person=release_manager,
-            now=TUESDAY_11,
-        )
+        start_b2b(production_adopted, release_manager)
     assert DesiredConfig.objects.get(environment=production_adopted).version == 1
 
 
@@ -422,17 +429,10 @@ def test_a_refused_start_outside_a_request_is_audited_by_the_service(
 ):
     """An API or a command calling the start gets the same audit entry as the page."""
     complete(preview_adopted, production_adopted, release_manager, at=TUESDAY_11)
-    arguments = dict(
-        environment=production_adopted,
-        reason="r",
-        override_reason="",
-        person=release_manager,
-        now=TUESDAY_11,
-    )
     with pytest.raises(preflight.StartRefused, match="not B3"):
-        preflight.start_phase(tag="B3", expected_version=1, **arguments)
+        start_b2b(production_adopted, release_manager, tag="B3")
     with pytest.raises(controls.ConfigConflict):
-        preflight.start_phase(tag="B2b", expected_version=7, **arguments)
+        start_b2b(production_adopted, release_manager, expected_version=7)
     refusals = AuditEntry.objects.filter(action="preflight.start_refused").order_by("id")
     assert [(entry.actor, entry.outcome) for entry in refusals] == [
         (release_manager, "refused"),
@@ -447,19 +447,16 @@ def test_outside_the_window_the_start_needs_an_override(
     preview_adopted, production_adopted, release_manager
 ):
     complete(preview_adopted, production_adopted, release_manager, at=MONDAY_NOON)
-    arguments = {
-        "environment": production_adopted,
-        "tag": "B2b",
-        "reason": "B2a passed",
-        "expected_version": 1,
-        "person": release_manager,
-        "now": MONDAY_NOON,
-    }
     with pytest.raises(preflight.StartRefused, match="Outside the deploy window"):
-        preflight.start_phase(override_reason="  ", **arguments)
+        start_b2b(production_adopted, release_manager, at=MONDAY_NOON, override_reason="  ")
     assert not PercentRequest.objects.exists()
 
-    result = preflight.start_phase(override_reason="customer deadline on Tuesday", **arguments)
+    result = start_b2b(
+        production_adopted,
+        release_manager,
+        at=MONDAY_NOON,
+        override_reason="customer deadline on Tuesday",
+    )
     assert isinstance(result, PercentRequest) and result.state == "pending"
     started = Preflight.objects.get()
     assert started.started_at == MONDAY_NOON and started.started_by == release_manager
@@ -473,15 +470,7 @@ def test_inside_the_window_no_override_is_needed(
     preview_adopted, production_adopted, release_manager
 ):
     complete(preview_adopted, production_adopted, release_manager, at=TUESDAY_11)
-    result = preflight.start_phase(
-        environment=production_adopted,
-        tag="B2b",
-        reason="B2a passed",
-        expected_version=1,
-        override_reason="",
-        person=release_manager,
-        now=TUESDAY_11,
-    )
+    result = start_b2b(production_adopted, release_manager)
     assert isinstance(result, PercentRequest)
     assert Preflight.objects.get().window_override_reason == ""
 

@@ -1,6 +1,7 @@
 """Changes of the desired config that a test makes itself, as the system "test": the same
 service calls a page makes, without a person."""
 
+from rollout.models import ConfigChange
 from rollout.services import controls
 
 
@@ -22,3 +23,15 @@ def change_config(environment, settings, *, reason, expected_version, kind="perc
         expected_version=expected_version,
         system="test",
     )
+
+
+def in_effect(change, timeout=30):
+    """Wait until a worker has seen ``change`` take effect at the edge; returns it refreshed."""
+    from tests.conftest import wait_for
+
+    def done():
+        change.refresh_from_db()
+        return change.state == ConfigChange.State.IN_EFFECT
+
+    wait_for(done, timeout=timeout, message=f"{change} to take effect")
+    return change

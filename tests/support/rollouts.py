@@ -23,6 +23,18 @@ def plan_for(environment):
     return plan
 
 
+def bucket(environment, minute, cohort, histogram: Histogram, *, errors: int) -> MinuteBucket:
+    """A cohort's minute as ingestion stores it: one request for each TTFB in ``histogram``."""
+    return MinuteBucket(
+        environment=environment,
+        minute=minute,
+        cohort=cohort,
+        requests=histogram.total,
+        errors_5xx=errors,
+        ttfb_histogram=histogram.to_bytes(),
+    )
+
+
 def fill(environment, start, end, *, native=(40, 0, 300.0), proxy=(360, 1, 280.0)):
     """One bucket per minute and cohort: (requests, 5xx, ttfb ms)."""
     minute = start
@@ -31,16 +43,7 @@ def fill(environment, start, end, *, native=(40, 0, 300.0), proxy=(360, 1, 280.0
         for cohort, (requests, errors, ttfb) in (("native", native), ("proxy", proxy)):
             histogram = Histogram()
             histogram.add(ttfb, requests)
-            rows.append(
-                MinuteBucket(
-                    environment=environment,
-                    minute=minute,
-                    cohort=cohort,
-                    requests=requests,
-                    errors_5xx=errors,
-                    ttfb_histogram=histogram.to_bytes(),
-                )
-            )
+            rows.append(bucket(environment, minute, cohort, histogram, errors=errors))
         minute += timedelta(minutes=1)
     MinuteBucket.objects.bulk_create(rows)
 

@@ -4,6 +4,7 @@ with WebhookReceiver() as slack:
     slack.answer(429, "rate_limited", headers={"Retry-After": "1"})  # next answer
     ...
     slack.received  # [{"path", "headers", "json", "body"}, ...]
+    slack.bodies()  # the JSON of each request, in order
 """
 
 import json
@@ -11,19 +12,42 @@ import threading
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.serving import Serving
 
-class WebhookReceiver:
-    def __init__(self, *, default_status: int = 200, default_body: str = "ok"):
+
+def read_body(handler) -> str:
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length).decode("utf-8", "replace")
+
+
+def send_answer(handler, status: int, text: str, headers: dict, content_type: str) -> None:
+    """Answer the request ``handler`` is serving with ``text`` and ``headers``."""
+    handler.send_response(status)
+    for name, value in {"Content-Type": content_type, **headers}.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(text.encode())))
+    handler.end_headers()
+    handler.wfile.write(text.encode())
+
+
+class WebhookReceiver(Serving):
+    def __init__(
+        self,
+        *,
+        default_status: int = 200,
+        default_body: str = "ok",
+        default_headers: dict | None = None,
+        path: str = "/services/T000/B000/hook",
+    ):
         self.received: list[dict] = []
         self._answers: deque = deque()
-        self.default = (default_status, default_body, {})
+        self.default = (default_status, default_body, default_headers or {})
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8", "replace")
+                body = read_body(self)
                 try:
                     parsed = json.loads(body)
                 except ValueError:
@@ -40,29 +64,19 @@ class WebhookReceiver:
                     status, text, headers = (
                         receiver._answers.popleft() if receiver._answers else receiver.default
                     )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(text.encode())))
-                self.end_headers()
-                self.wfile.write(text.encode())
+                send_answer(self, status, text, headers, "text/plain")
 
             def log_message(self, *args):
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/services/T000/B000/hook"
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = self.base_url + path
 
     def answer(self, status: int, body: str, headers: dict | None = None) -> None:
         """Queue the answer to the next request (then the default again)."""
         with self._lock:
             self._answers.append((status, body, headers or {}))
 
-    def __enter__(self):
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+    def bodies(self) -> list:
+        with self._lock:
+            return [entry["json"] for entry in self.received]

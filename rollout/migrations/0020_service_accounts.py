@@ -40,16 +40,11 @@ def revoke(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rollout', '0018_config_change_sticky_probe'),
+        ('rollout', '0019_audit_entry_via'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AddField(
-            model_name='auditentry',
-            name='via',
-            field=models.CharField(blank=True, default='', max_length=200),
-        ),
         migrations.CreateModel(
             name='ServiceAccount',
             fields=[

@@ -61,15 +61,15 @@ class NoteIn(Body):
 
 
 class PreviewRunIn(Body):
-    build: StrictStr = Field(min_length=1, max_length=100, description="The build on preview.")
-
-    @field_validator("build")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        value = " ".join(value.split())
-        if not value:
-            raise ValueError("name the build deployed to preview, e.g. its deployment id")
-        return value
+    build: StrictStr = Field(
+        default="",
+        max_length=100,
+        description="Empty: the Worker version live on preview. A typed build needs "
+        "build_reason where preview names its Worker script.",
+    )
+    build_reason: StrictStr = Field(
+        default="", max_length=limits.REASON, description="Why the build is typed."
+    )
 
 
 class PhaseStartIn(Body):

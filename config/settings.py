@@ -17,6 +17,23 @@ VAR_DIR = Path(environ.Env().str("ROLLOUT_VAR_DIR", default=str(BASE_DIR / "var"
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+
+def _numbers(defaults: dict[str, int | float]) -> dict[str, int | float]:
+    """The number settings of one topic, for ``globals().update``: each read from the environment
+    variable of its name, as the type of its default (int or float); a malformed value fails at
+    start-up. For settings that no other setting is computed from."""
+    return {
+        name: env.get_value(name, cast=type(default), default=default)
+        for name, default in defaults.items()
+    }
+
+
+def _every(seconds: float, task: str) -> dict:
+    """A Celery beat entry: ``task`` every ``seconds``. It expires after about one interval so
+    missed runs do not pile up."""
+    return {"task": task, "schedule": timedelta(seconds=seconds), "options": {"expires": seconds}}
+
+
 DEBUG = env.bool("DEBUG", default=False)
 # The embedded demo's key is published here; a secure deployment refuses to start with it, or with
 # any short key (system check rollout.E600).
@@ -56,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Ends a company sign-in's session after its maximum age (OIDC_SESSION_MAX_AGE_SECONDS).
+    "rollout.middleware.CompanySessionLimitMiddleware",
     "rollout.middleware.ViewerTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -176,9 +195,12 @@ KV_WRITE_LEASE_SECONDS = env.float("KV_WRITE_LEASE_SECONDS", default=4 * HTTP_TI
 # The holder renews a heartbeat this often while it works; an emergency stop takes over the lease
 # of a holder that missed three beats (a worker killed mid-write) instead of waiting for it.
 KV_LEASE_HEARTBEAT_SECONDS = env.float("KV_LEASE_HEARTBEAT_SECONDS", default=1.0)
-KV_WRITE_MAX_ATTEMPTS = env.int("KV_WRITE_MAX_ATTEMPTS", default=6)
-KV_RETRY_BASE_SECONDS = env.float("KV_RETRY_BASE_SECONDS", default=1.0)
-KV_RETRY_MAX_SECONDS = env.float("KV_RETRY_MAX_SECONDS", default=60.0)
+# How often a write is tried, and the backoff between tries.
+globals().update(
+    _numbers(
+        {"KV_WRITE_MAX_ATTEMPTS": 6, "KV_RETRY_BASE_SECONDS": 1.0, "KV_RETRY_MAX_SECONDS": 60.0}
+    )
+)
 # How long the edge may take to report a written value before the change is flagged.
 PROPAGATION_ALLOWANCE_SECONDS = env.float("PROPAGATION_ALLOWANCE_SECONDS", default=120.0)
 EDGE_POLL_INTERVAL_SECONDS = env.float("EDGE_POLL_INTERVAL_SECONDS", default=1.0)
@@ -237,12 +259,9 @@ CELERY_TIMEZONE = "UTC"
 # A web request must not hang on a dead broker: one quick try, then the sweep takes over.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1}
 CELERY_BEAT_SCHEDULE = {
-    "sweep-unapplied-config": {
-        "task": "rollout.tasks.sweep_unapplied_changes",
-        "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
-        # Expire after about one interval so missed runs do not pile up.
-        "options": {"expires": SWEEP_INTERVAL_SECONDS},
-    },
+    "sweep-unapplied-config": _every(
+        SWEEP_INTERVAL_SECONDS, "rollout.tasks.sweep_unapplied_changes"
+    ),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -301,10 +320,6 @@ AXES_LOCKOUT_CALLABLE = "rollout.views.auth.locked_out"
 # locked-out person retrying does not push the end further away.
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AUTHENTICATION_BACKENDS = [
-    "rollout.lockout.LockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # With a cache every process shares (Redis), sessions and permission sets are read from it
 # instead of PostgreSQL on every poll (rollout/auth_backend.py). A per-process cache cannot
@@ -312,10 +327,46 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 SHARED_CACHE = CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 if SHARED_CACHE:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-    AUTHENTICATION_BACKENDS = [
-        "rollout.lockout.LockoutBackend",
-        "rollout.auth_backend.CachedPermissionsBackend",
-    ]
+AUTHENTICATION_BACKENDS = [
+    "rollout.lockout.LockoutBackend",
+    # Refuses a password log-in of anyone but a break-glass account when local passwords are off.
+    "rollout.break_glass.LocalPasswordPolicyBackend",
+    # Passwords, and every user's permissions (from their role groups).
+    "rollout.auth_backend.CachedPermissionsBackend"
+    if SHARED_CACHE
+    else "django.contrib.auth.backends.ModelBackend",
+    # Company login (OpenID Connect); it grants no permissions of its own.
+    "rollout.company_login.CompanyLoginBackend",
+]
+
+# --- Company login: OpenID Connect (rollout/company_login.py) ----------------------------------
+# See docs/security.md ("Company login") and docs/configuration.md. Empty OIDC_DISCOVERY_URL:
+# no company login, local passwords only.
+OIDC_DISCOVERY_URL = env.str("OIDC_DISCOVERY_URL", default="")
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_SIGN_ALGORITHM", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+# The claim that lists a person's groups, and which groups give which role:
+# {"tech lead": ["rollout-tech-leads"], "viewer": ["engineering"], …} (roles: rollout/roles.py).
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_ROLE_GROUPS = env.json("OIDC_ROLE_GROUPS", default={})
+# A company sign-in lasts at most this long; then the person signs in again and their groups
+# are read again, so a leaver or a removed group loses access by then at the latest.
+OIDC_SESSION_MAX_AGE_SECONDS = env.int("OIDC_SESSION_MAX_AGE_SECONDS", default=4 * 3600)
+# Who a person with no mapped group should ask, as the page says "ask …".
+OIDC_NO_ROLE_CONTACT = env.str("OIDC_NO_ROLE_CONTACT", default="an admin of Rollout Control")
+# What mozilla-django-oidc needs besides: PKCE (S256), state and nonce, the ID token kept in the
+# session for the provider's sign-out, bounded calls to the provider.
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True
+OIDC_TIMEOUT = HTTP_TIMEOUT_SECONDS
+OIDC_OP_LOGOUT_URL_METHOD = "rollout.company_login.provider_logout_url"
+# Local passwords: off for everyone but the named break-glass accounts, which stay for when the
+# company's provider is down during an incident (rollout/break_glass.py).
+LOCAL_PASSWORD_LOGIN = env.bool("LOCAL_PASSWORD_LOGIN", default=True)
+BREAK_GLASS_ACCOUNTS = env.list("BREAK_GLASS_ACCOUNTS", default=[])
 # Seconds one rendering of a live fragment (overview rows, environment status) serves every
 # poll; 0 renders each poll. See rollout.views.environments._live_fragment.
 LIVE_FRAGMENT_CACHE_SECONDS = env.int("LIVE_FRAGMENT_CACHE_SECONDS", default=1)
@@ -325,11 +376,7 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 # Extra headers for every request to the edge, e.g. {"X-Monitoring-Token": "…"} for a token the
 # worker exempts from its rate limit. Never rendered in a page.
 EDGE_PROBE_HEADERS = env.json("EDGE_PROBE_HEADERS", default={})
-CELERY_BEAT_SCHEDULE["advance-rollouts"] = {
-    "task": "rollout.tasks.advance_rollouts",
-    "schedule": timedelta(seconds=60),
-    "options": {"expires": 60},
-}
+CELERY_BEAT_SCHEDULE["advance-rollouts"] = _every(60, "rollout.tasks.advance_rollouts")
 
 # --- Notifications ----------------------------------------------------------------------------
 # Slack incoming webhook for #deployments; unset means nothing is sent (the page says so).
@@ -350,11 +397,9 @@ SLACK_RESPONSE_URL_PREFIX = env.str("SLACK_RESPONSE_URL_PREFIX", default="https:
 SLACK_EMAIL_RECHECK_HOURS = env.float("SLACK_EMAIL_RECHECK_HOURS", default=24.0)
 # Seconds for each Slack Web API call: a dialog must open within Slack's three seconds.
 SLACK_API_TIMEOUT_SECONDS = env.float("SLACK_API_TIMEOUT_SECONDS", default=2.0)
-CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = {
-    "task": "outbox.tasks.sweep_unsent_notifications",
-    "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
-    "options": {"expires": SWEEP_INTERVAL_SECONDS},
-}
+CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = _every(
+    SWEEP_INTERVAL_SECONDS, "outbox.tasks.sweep_unsent_notifications"
+)
 
 # --- Monitoring: health checks, cohort sampler, drift, retention --------------------------------
 # See docs/monitoring.md and docs/configuration.md.
@@ -374,35 +419,39 @@ EDGE_BUDGET_REDIS_URL = env.str(
     default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
 )
 COHORT_SAMPLE_INTERVAL_SECONDS = env.float("COHORT_SAMPLE_INTERVAL_SECONDS", default=300.0)
-COHORT_SAMPLE_SIZE = env.int("COHORT_SAMPLE_SIZE", default=100)
-COHORT_SAMPLE_CONCURRENCY = env.int("COHORT_SAMPLE_CONCURRENCY", default=4)
-# A sample ends after this long even if 429s kept it from N answers; judged on what it got.
-COHORT_SAMPLE_MAX_SECONDS = env.float("COHORT_SAMPLE_MAX_SECONDS", default=60.0)
-# Significance of the two-sided binomial test; the Wilson interval is shown at 1 - alpha.
-COHORT_SAMPLE_ALPHA = env.float("COHORT_SAMPLE_ALPHA", default=0.01)
-# More failed probes than this share of N fails the sample whatever the split.
-COHORT_SAMPLE_MAX_FAILED_SHARE = env.float("COHORT_SAMPLE_MAX_FAILED_SHARE", default=0.1)
+# How one sample is taken and judged.
+globals().update(
+    _numbers(
+        {
+            # N fresh-client probes, this many at a time.
+            "COHORT_SAMPLE_SIZE": 100,
+            "COHORT_SAMPLE_CONCURRENCY": 4,
+            # A sample ends after this long even if 429s kept it from N answers; judged on what
+            # it got.
+            "COHORT_SAMPLE_MAX_SECONDS": 60.0,
+            # Significance of the two-sided binomial test; the Wilson interval is shown at
+            # 1 - alpha.
+            "COHORT_SAMPLE_ALPHA": 0.01,
+            # More failed probes than this share of N fails the sample whatever the split.
+            "COHORT_SAMPLE_MAX_FAILED_SHARE": 0.1,
+        }
+    )
+)
 CHECK_RETENTION_DAYS = env.float("CHECK_RETENTION_DAYS", default=14.0)
 PRUNE_INTERVAL_SECONDS = env.float("PRUNE_INTERVAL_SECONDS", default=3600.0)
 # Extra probe headers per environment, keyed "service/environment", merged over
 # EDGE_PROBE_HEADERS: {"pix-immo-api/production": {"X-Monitoring-Token": "…"}}. Secrets: never
 # rendered in a page, never stored in the database.
 EDGE_PROBE_HEADERS_BY_ENVIRONMENT = env.json("EDGE_PROBE_HEADERS_BY_ENVIRONMENT", default={})
-CELERY_BEAT_SCHEDULE["monitoring-observe"] = {
-    "task": "monitoring.tasks.observe_environments",
-    "schedule": timedelta(seconds=OBSERVE_INTERVAL_SECONDS),
-    "options": {"expires": OBSERVE_INTERVAL_SECONDS},
-}
-CELERY_BEAT_SCHEDULE["monitoring-cohort-samples"] = {
-    "task": "monitoring.tasks.sample_cohorts",
-    "schedule": timedelta(seconds=COHORT_SAMPLE_INTERVAL_SECONDS),
-    "options": {"expires": COHORT_SAMPLE_INTERVAL_SECONDS},
-}
-CELERY_BEAT_SCHEDULE["monitoring-prune-checks"] = {
-    "task": "monitoring.tasks.prune_checks",
-    "schedule": timedelta(seconds=PRUNE_INTERVAL_SECONDS),
-    "options": {"expires": PRUNE_INTERVAL_SECONDS},
-}
+CELERY_BEAT_SCHEDULE["monitoring-observe"] = _every(
+    OBSERVE_INTERVAL_SECONDS, "monitoring.tasks.observe_environments"
+)
+CELERY_BEAT_SCHEDULE["monitoring-cohort-samples"] = _every(
+    COHORT_SAMPLE_INTERVAL_SECONDS, "monitoring.tasks.sample_cohorts"
+)
+CELERY_BEAT_SCHEDULE["monitoring-prune-checks"] = _every(
+    PRUNE_INTERVAL_SECONDS, "monitoring.tasks.prune_checks"
+)
 # --- end of monitoring settings ---------------------------------------------------------------
 
 # --- Metrics: Logpush ingestion, alert rules, PagerDuty ----------------------------------------
@@ -431,16 +480,12 @@ PAGERDUTY_ROUTING_KEY = env.str("PAGERDUTY_ROUTING_KEY", default="")
 PAGERDUTY_EVENTS_URL = env.str(
     "PAGERDUTY_EVENTS_URL", default="https://events.pagerduty.com/v2/enqueue"
 )
-CELERY_BEAT_SCHEDULE["metrics-ingest-logs"] = {
-    "task": "metrics.tasks.ingest_all_logs",
-    "schedule": timedelta(seconds=METRICS_INGEST_INTERVAL_SECONDS),
-    "options": {"expires": METRICS_INGEST_INTERVAL_SECONDS},
-}
-CELERY_BEAT_SCHEDULE["metrics-evaluate-alerts"] = {
-    "task": "metrics.tasks.evaluate_all_alerts",
-    "schedule": timedelta(seconds=METRICS_EVALUATE_INTERVAL_SECONDS),
-    "options": {"expires": METRICS_EVALUATE_INTERVAL_SECONDS},
-}
+CELERY_BEAT_SCHEDULE["metrics-ingest-logs"] = _every(
+    METRICS_INGEST_INTERVAL_SECONDS, "metrics.tasks.ingest_all_logs"
+)
+CELERY_BEAT_SCHEDULE["metrics-evaluate-alerts"] = _every(
+    METRICS_EVALUATE_INTERVAL_SECONDS, "metrics.tasks.evaluate_all_alerts"
+)
 # --- end of metrics settings ------------------------------------------------------------------
 
 # --- Preview suite and production pre-flight ---------------------------------------------------
@@ -465,11 +510,9 @@ PREVIEW_SUITE_MAX_AGE_HOURS = env.float("PREVIEW_SUITE_MAX_AGE_HOURS", default=2
 PREFLIGHT_ATTESTATION_MAX_AGE_HOURS = env.float("PREFLIGHT_ATTESTATION_MAX_AGE_HOURS", default=4.0)
 # Link to the rollback runbook shown on the pre-flight checklist (empty: its path is named).
 ROLLBACK_RUNBOOK_URL = env.str("ROLLBACK_RUNBOOK_URL", default="")
-CELERY_BEAT_SCHEDULE["preview-suite-sweep"] = {
-    "task": "rollout.tasks.sweep_preview_runs",
-    "schedule": timedelta(seconds=SWEEP_INTERVAL_SECONDS),
-    "options": {"expires": SWEEP_INTERVAL_SECONDS},
-}
+CELERY_BEAT_SCHEDULE["preview-suite-sweep"] = _every(
+    SWEEP_INTERVAL_SECONDS, "rollout.tasks.sweep_preview_runs"
+)
 # --- end of preview suite and pre-flight settings ---------------------------------------------
 
 # --- Audit chain: its key and its checkpoints ---------------------------------------------------
@@ -510,11 +553,9 @@ AUDIT_CHECKPOINT_ENDPOINT_URL = env.str("AUDIT_CHECKPOINT_ENDPOINT_URL", default
 # Besides every emergency stop and every decision, the head is checkpointed this often: the
 # longest stretch of newest entries whose deletion could go unnoticed.
 AUDIT_CHECKPOINT_INTERVAL_SECONDS = env.float("AUDIT_CHECKPOINT_INTERVAL_SECONDS", default=300.0)
-CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
-    "task": "rollout.tasks.checkpoint_audit",
-    "schedule": timedelta(seconds=AUDIT_CHECKPOINT_INTERVAL_SECONDS),
-    "options": {"expires": AUDIT_CHECKPOINT_INTERVAL_SECONDS},
-}
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = _every(
+    AUDIT_CHECKPOINT_INTERVAL_SECONDS, "rollout.tasks.checkpoint_audit"
+)
 # --- end of audit chain settings ----------------------------------------------------------------
 
 # --- The token API (/api/v1) -------------------------------------------------------------------

@@ -1,13 +1,18 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from mozilla_django_oidc.views import OIDCLogoutView
 
 from api.v1 import api
-from rollout.views.auth import LoginView
+from rollout.views.auth import CompanyCallbackView, CompanySignInView, LoginView
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Ends the dashboard session, then the provider's for a company sign-in
+    # (OIDC_OP_LOGOUT_URL_METHOD: rollout.company_login.provider_logout_url).
+    path("logout/", OIDCLogoutView.as_view(), name="logout"),
+    # Company login; the names are the ones mozilla-django-oidc reverses.
+    path("oidc/authenticate/", CompanySignInView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", CompanyCallbackView.as_view(), name="oidc_authentication_callback"),
     # The admin logs in through the same view, so the same lockout page.
     path("admin/login/", LoginView.as_view(), name="admin_login"),
     path("admin/", admin.site.urls),

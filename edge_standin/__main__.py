@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="keep KV values and traffic knobs in PATH across restarts (default: memory only)",
     )
+    parser.add_argument(
+        "--worker-script",
+        dest="worker_scripts",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a Worker script whose deployments the API lists, starting with one (repeatable)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     parser.add_argument(
         "--logpush-dir",
@@ -88,10 +96,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def server_config(
-    settings: Settings, host: str, port: int, log_level: str, state_file: Path | None = None
+    settings: Settings,
+    host: str,
+    port: int,
+    log_level: str,
+    state_file: Path | None = None,
+    worker_scripts: list[str] = (),
 ) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(settings, state_file),
+        create_app(settings, state_file, worker_scripts),
         host=host,
         port=port,
         http="h11",  # the scripted "close" fault relies on h11's request cycle
@@ -126,7 +139,12 @@ async def announce_when_listening(server: uvicorn.Server) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = server_config(
-        settings_from_args(args), args.host, args.port, args.log_level, args.state_file
+        settings_from_args(args),
+        args.host,
+        args.port,
+        args.log_level,
+        args.state_file,
+        args.worker_scripts,
     )
     logpush = config.app.state.standin.logpush
     logpush.directory = args.logpush_dir

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .control import control_routes
+from .deployments import WorkerScripts, deployments_routes, workers_state_file
 from .kv_api import API_PREFIX, DROP_CONNECTION, kv_api_routes
 from .settings import Settings
 from .state import StandIn
@@ -47,10 +48,13 @@ async def index(request: Request) -> Response:
     )
 
 
-def create_app(settings: Settings, state_file: Path | None = None) -> Starlette:
+def create_app(
+    settings: Settings, state_file: Path | None = None, worker_scripts: list[str] = ()
+) -> Starlette:
     app = StandInApp(
         routes=[
             Route("/", index, methods=["GET"]),
+            *deployments_routes(),  # before the KV API's catch-all under the same prefix
             *kv_api_routes(),
             *control_routes(),
             *traffic_routes(),
@@ -58,4 +62,5 @@ def create_app(settings: Settings, state_file: Path | None = None) -> Starlette:
         ]
     )
     app.state.standin = StandIn(settings, state_file)
+    app.state.workers = WorkerScripts(worker_scripts, workers_state_file(state_file))
     return app

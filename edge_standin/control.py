@@ -65,6 +65,8 @@ async def reset(request: Request) -> Response:
         return _bad_request(exc)
     values = isinstance(body, dict) and bool(body.get("values", False))
     _standin(request).reset(values=values)
+    if values:
+        request.app.state.workers.reset()
     return JSONResponse({"reset": True, "values": values})
 
 

@@ -55,7 +55,7 @@ class Namespace:
     title: str
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after_of(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "").strip()
     try:
         seconds = float(value)
@@ -64,7 +64,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, min(seconds, 3600.0))
 
 
-def _first_error(response: httpx.Response) -> tuple[int | None, str]:
+def first_error(response: httpx.Response) -> tuple[int | None, str]:
     try:
         errors = response.json().get("errors") or []
         first = errors[0]
@@ -130,12 +130,16 @@ class KVClient:
 
     def _raise_for(self, response: httpx.Response, what: str):
         status = response.status_code
-        code, message = _first_error(response)
+        code, message = first_error(response)
         detail = f"{what}: HTTP {status}" + (f", error {code}" if code else "")
         detail += f": {message}" if message else ""
         if status == 429:
             raise KVError(
-                detail, transient=True, status=status, code=code, retry_after=_retry_after(response)
+                detail,
+                transient=True,
+                status=status,
+                code=code,
+                retry_after=retry_after_of(response),
             )
         if status >= 500:
             raise KVError(detail, transient=True, status=status, code=code)
@@ -162,7 +166,7 @@ class KVClient:
     def get_namespace(self) -> Namespace:
         response = self._request("GET", self._namespace_url)
         if response.status_code != 200:
-            code, _ = _first_error(response)
+            code, _ = first_error(response)
             if code == NAMESPACE_NOT_FOUND or response.status_code == 404:
                 raise KVError(
                     f"namespace {self.namespace_id} not found in account {self.account_id}",
@@ -183,7 +187,7 @@ class KVClient:
         if response.status_code == 200:
             return response.content
         if response.status_code == 404:
-            code, _ = _first_error(response)
+            code, _ = first_error(response)
             if code == KEY_NOT_FOUND:
                 return None
             if code == NAMESPACE_NOT_FOUND:

@@ -491,25 +491,27 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def _probing(timeout: float) -> dict:
+    """How a probe's client behaves: follows redirects (a loop ends as a failure), keeps no
+    cookies."""
+    return {
+        "timeout": timeout,
+        "follow_redirects": True,
+        "max_redirects": MAX_REDIRECTS,
+        "cookies": _NoCookies(),
+        "verify": _tls_context(),
+    }
+
+
 def probe_client(*, timeout: float) -> httpx.Client:
-    """A client for probes: follows redirects (a loop ends as a failure), keeps no cookies."""
-    return httpx.Client(
-        timeout=timeout,
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
-        cookies=_NoCookies(),
-        verify=_tls_context(),
-    )
+    """A client for probes, one at a time."""
+    return httpx.Client(**_probing(timeout))
 
 
 def async_probe_client(*, timeout: float, max_connections: int) -> httpx.AsyncClient:
     """One connection pool for a whole cohort sample, bounded at ``max_connections``."""
     return httpx.AsyncClient(
-        timeout=timeout,
-        follow_redirects=True,
-        max_redirects=MAX_REDIRECTS,
-        cookies=_NoCookies(),
-        verify=_tls_context(),
+        **_probing(timeout),
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),

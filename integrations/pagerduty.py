@@ -13,7 +13,7 @@ import json
 import httpx
 
 from .edge_qa import parse_retry_after
-from .slack import Delivery
+from .slack import Delivery, undelivered
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -60,10 +60,8 @@ def send(url: str, routing_key: str, event: dict, *, client: httpx.Client) -> De
     body = {**event, "routing_key": routing_key}
     try:
         response = client.post(url, json=body)
-    except httpx.TimeoutException:
-        return Delivery(False, None, "timed out", transient=True)
     except httpx.HTTPError as exc:
-        return Delivery(False, None, f"unreachable: {type(exc).__name__}", transient=True)
+        return undelivered(exc)
     answer = _answer(response)
     status = response.status_code
     if status == 202:

@@ -16,6 +16,14 @@ class Delivery:
     retry_after: float | None = None
 
 
+def undelivered(exc: httpx.HTTPError) -> Delivery:
+    """A message that never reached the other side (timed out, host unreachable): worth another
+    try."""
+    if isinstance(exc, httpx.TimeoutException):
+        return Delivery(False, None, "timed out", transient=True)
+    return Delivery(False, None, f"unreachable: {type(exc).__name__}", transient=True)
+
+
 def message(text: str, *, fields: list[tuple[str, str]] = (), link: tuple[str, str] | None = None):
     """A Block Kit message with a plain ``text`` fallback for notifications and old clients."""
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
@@ -44,10 +52,8 @@ def message(text: str, *, fields: list[tuple[str, str]] = (), link: tuple[str, s
 def post(webhook_url: str, payload: dict, *, client: httpx.Client) -> Delivery:
     try:
         response = client.post(webhook_url, json=payload)
-    except httpx.TimeoutException:
-        return Delivery(False, None, "timed out", transient=True)
     except httpx.HTTPError as exc:
-        return Delivery(False, None, f"unreachable: {type(exc).__name__}", transient=True)
+        return undelivered(exc)
     answer = response.text[:500].strip()
     if response.status_code == 200:
         return Delivery(answer == "ok", 200, answer, transient=False)

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from rollout.admin import RecordAdmin
+
 from .models import AlertEvent, AlertPolicy, AlertRule, LogObject, LogSource
 
 
@@ -29,17 +31,10 @@ class LogSourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(LogObject)
-class LogObjectAdmin(admin.ModelAdmin):
+class LogObjectAdmin(RecordAdmin):
     list_display = ["ingested_at", "source", "key", "state", "lines", "bad_lines"]
     list_filter = ["state", "dataset", "source"]
     search_fields = ["key"]
-    readonly_fields = [field.name for field in LogObject._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class AlertRuleInline(admin.TabularInline):
@@ -53,7 +48,7 @@ class AlertRuleInline(admin.TabularInline):
 
 
 @admin.register(AlertPolicy)
-class AlertPolicyAdmin(admin.ModelAdmin):
+class AlertPolicyAdmin(RecordAdmin):
     """Read-only here: changes go through the alert rules page, which audits them."""
 
     list_display = ["service", "min_requests_per_minute", "auto_emergency_stop", "updated_at"]
@@ -66,21 +61,8 @@ class AlertPolicyAdmin(admin.ModelAdmin):
     ]
     inlines = [AlertRuleInline]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(AlertEvent)
-class AlertEventAdmin(admin.ModelAdmin):
+class AlertEventAdmin(RecordAdmin):
     list_display = ["created_at", "environment", "alert", "old_state", "new_state", "minute"]
     list_filter = ["new_state"]
-    readonly_fields = [field.name for field in AlertEvent._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -1,12 +1,12 @@
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from rollout.models import ConfigChange, Environment, Service
+from rollout.models.fields import person
 
 COHORT_CHOICES = [("native", "native"), ("proxy", "proxy"), ("unknown", "unknown")]
 
@@ -180,9 +180,7 @@ class AlertPolicy(models.Model):
         help_text="a firing critical native-5xx rule triggers the emergency stop by itself",
     )
     updated_at = models.DateTimeField(default=timezone.now)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    updated_by = person(optional=True)
 
     class Meta:
         verbose_name_plural = "alert policies"

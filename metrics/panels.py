@@ -50,6 +50,15 @@ def window_total(environment: Environment, key: str, now: datetime, steps, start
     return total_of(steps, start, end)
 
 
+def window_figures(environment: Environment, key: str, now: datetime):
+    """What the panels and the figures document both show of a window: ``start``, ``end``,
+    ``label``, its ``steps`` of ``step`` each, and its ``total``."""
+    start, end, label = window_bounds(environment, key, now)
+    steps, step = figures.series(environment.pk, start, end, points=POINTS)
+    total = window_total(environment, key, now, steps, start, end)
+    return start, end, label, steps, step, total
+
+
 def _local(moment: datetime) -> str:
     return timezone.localtime(moment).strftime("%d %b %H:%M")
 
@@ -105,9 +114,7 @@ def change_token(environment: Environment, key: str, now: datetime) -> str:
 
 def panels_context(environment: Environment, key: str, now: datetime | None = None) -> dict:
     now = now or timezone.now()
-    start, end, label = window_bounds(environment, key, now)
-    steps, step = figures.series(environment.pk, start, end, points=POINTS)
-    total = window_total(environment, key, now, steps, start, end)
+    start, end, label, steps, step, total = window_figures(environment, key, now)
     policy, rules = alert_rows(environment)
     plan, desired = _plan_percent(environment)
     source = LogSource.objects.filter(environment=environment).first()
@@ -212,9 +219,7 @@ def _stale_minutes(rules) -> float:
 
 def figures_document(environment: Environment, key: str, now: datetime | None = None) -> dict:
     now = now or timezone.now()
-    start, end, label = window_bounds(environment, key, now)
-    steps, step = figures.series(environment.pk, start, end, points=POINTS)
-    total = window_total(environment, key, now, steps, start, end)
+    start, end, label, steps, step, total = window_figures(environment, key, now)
     policy, rules = alert_rows(environment)
     source = LogSource.objects.filter(environment=environment).first()
     return {

@@ -1,40 +1,31 @@
 from django.contrib import admin
 
+from rollout.admin import RecordAdmin
+
 from .models import CohortSample, DriftState, HealthCheck, HourlySummary
 
 # --- Health checks, cohort samples, drift: read-only, the rows are records ---------------------
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(HealthCheck)
-class HealthCheckAdmin(_ReadOnly):
+class HealthCheckAdmin(RecordAdmin):
     list_display = ["checked_at", "environment", "verdict", "reason", "status_code", "latency_ms"]
     list_filter = ["verdict", "environment"]
 
 
 @admin.register(CohortSample)
-class CohortSampleAdmin(_ReadOnly):
+class CohortSampleAdmin(RecordAdmin):
     list_display = ["created_at", "environment", "state", "verdict", "native", "proxy", "failed"]
     list_filter = ["state", "verdict", "trigger", "environment"]
 
 
 @admin.register(DriftState)
-class DriftStateAdmin(_ReadOnly):
+class DriftStateAdmin(RecordAdmin):
     list_display = ["environment", "kv_state", "edge_state", "checked_at", "resolution"]
 
 
 @admin.register(HourlySummary)
-class HourlySummaryAdmin(_ReadOnly):
+class HourlySummaryAdmin(RecordAdmin):
     list_display = [
         "hour",
         "environment",

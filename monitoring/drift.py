@@ -26,7 +26,7 @@ from rollout.kv_writer import unanswered_older_writes
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.permissions import require
 from rollout.services import audit
-from rollout.services.controls import ConfigConflict, request_change
+from rollout.services.controls import ConfigConflict, Plan, request_change
 
 from .models import DriftEvent, DriftState
 from .notifications import announce_external_change, announce_late_write
@@ -287,14 +287,16 @@ def _report_external_change(environment, desired, raw, kv_settings, kv_hash):
 
 
 @dataclass(frozen=True)
-class DriftPlan:
-    """A person's decision on an external KV value, computed once: the confirmation step
-    shows ``description`` and the act writes ``target``."""
+class DriftPlan(Plan):
+    """A person's decision on an external KV value, computed once like a control's plan: the
+    confirmation step shows ``description`` and the act writes ``target``."""
 
-    target: CanarySettings
-    kind: str
-    how: str
-    description: str
+    how: str = ""
+    words: str = ""
+
+    @property
+    def description(self) -> str:
+        return self.words
 
 
 def _plan(*, environment, kv_hash, actor, request, adopt: bool) -> DriftPlan:
@@ -307,20 +309,24 @@ def _plan(*, environment, kv_hash, actor, request, adopt: bool) -> DriftPlan:
     desired = DesiredConfig.objects.get(environment=environment)
     if not adopt:
         return DriftPlan(
+            environment,
+            desired,
             desired.settings,
             ConfigChange.Kind.REAPPLY,
-            "overwritten",
-            f"{environment}: overwrite KV with {desired.settings.describe()} "
+            how="overwritten",
+            words=f"{environment}: overwrite KV with {desired.settings.describe()} "
             f"(version {desired.version + 1})",
         )
     if not state.kv_settings:
         raise DriftMoved("KV does not hold a valid config to adopt; overwrite it instead")
     target = CanarySettings(**state.kv_settings)
     return DriftPlan(
+        environment,
+        desired,
         target,
         ConfigChange.Kind.ADOPT_EXTERNAL,
-        "adopted",
-        f"{environment}: adopt the value in KV, {target.describe()}, as the desired config "
+        how="adopted",
+        words=f"{environment}: adopt the value in KV, {target.describe()}, as the desired config "
         f"(version {desired.version + 1})",
     )
 
@@ -343,14 +349,8 @@ def _decide(plan, *, environment, kv_hash, expected_version, reason, actor, requ
         if not state.settle(kv_hash=kv_hash, resolution=resolution):
             raise DriftMoved("someone else decided on this value a moment ago")
         # ConfigConflict (the desired config moved on) rolls the settlement back with it.
-        return request_change(
-            environment=environment,
-            settings=decision.target,
-            kind=decision.kind,
-            reason=reason,
-            expected_version=expected_version,
-            actor=actor,
-            request=request,
+        return decision.write(
+            reason=reason, expected_version=expected_version, actor=actor, request=request
         )
 
 

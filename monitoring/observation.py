@@ -1,12 +1,16 @@
-"""One observation per environment: KV read once, ``/api/qa`` probed once, recorded once.
+"""One observation per environment: KV read once, ``/api/qa`` probed once, the Worker script's
+deployments read once, recorded once.
 
 Everything that shows what KV holds or what the edge reports reads this record: the overview's
 side-by-side view (``Environment.last_kv_*`` and ``last_edge_*``), the drift view (``DriftState``
 and its ``DriftEvent`` history) and the health checks history (``HealthCheck``). Nothing else
 reads them on a schedule, so the three can never disagree about one moment, and the edge sees one
 request per interval, with the environment's probe headers, inside its request budget
-(integrations/edge.py). The "in effect" confirmation after a write is the one other reader of the
-edge: it is started by the write, not by the clock, and uses the same headers, budget and fields.
+(integrations/edge.py). The deployments read (one Cloudflare API call, skipped while a 429's
+Retry-After runs) is handed to ``rollout.services.deployments.record_read``, which records the
+version serving traffic and flags a new one under an open phase window. The "in effect"
+confirmation after a write is the one other reader of the edge: it is started by the write, not by
+the clock, and uses the same headers, budget and fields.
 """
 
 from dataclasses import dataclass
@@ -18,8 +22,11 @@ from django.utils import timezone
 
 from integrations import edge
 from integrations.cloudflare_kv import KVError
+from integrations.http import shared_client
+from integrations.worker_deployments import DeploymentsClient, DeploymentsError
 from rollout.kv_writer import kv_client_for
 from rollout.models import Environment
+from rollout.services import deployments
 
 from . import drift, probes
 from .models import DriftState, HealthCheck
@@ -67,4 +74,26 @@ def observe(environment_id: int) -> Observation | None:
     state, _ = DriftState.objects.get_or_create(environment=environment)
     state = drift.record(state, raw=raw, kv_error=kv_error, report=report)
     environment.refresh_from_db()
+    read_deployments(environment)
     return Observation(environment=environment, check=check, drift=state)
+
+
+def read_deployments(environment: Environment, now=None) -> None:
+    """Read which Worker version serves the environment, unless it names no script or a rate
+    limit asked to wait; a failed read is recorded as the environment's state, never raised."""
+    now = now or timezone.now()
+    if not environment.worker_script_name:
+        return
+    if environment.deployments_retry_at and now < environment.deployments_retry_at:
+        return
+    client = DeploymentsClient(
+        base_url=settings.CLOUDFLARE_API_BASE_URL,
+        token=settings.CLOUDFLARE_API_TOKEN,
+        account_id=environment.cloudflare_account_id,
+        client=shared_client(settings.HTTP_TIMEOUT_SECONDS),
+    )
+    try:
+        result = client.deployments(environment.worker_script_name)
+    except DeploymentsError as error:
+        result = error
+    deployments.record_read(environment, result, now=timezone.now())

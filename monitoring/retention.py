@@ -44,14 +44,10 @@ def _prune_checks(cutoff) -> int:
         )
         if not rows:
             return 0
-        groups = defaultdict(list)
-        for row in rows:
-            groups[(row["environment_id"], _hour(row["checked_at"]))].append(row)
-        for (environment_id, hour), group in groups.items():
+        for summary, group in _by_hour(rows, "checked_at"):
             latencies = [row["latency_ms"] for row in group if row["latency_ms"] is not None]
             failed = [row for row in group if row["verdict"] == HealthCheck.Verdict.FAILED]
             warned = [row for row in group if row["verdict"] == HealthCheck.Verdict.WARNING]
-            summary = _summary(environment_id, hour)
             reasons = Counter(summary.failure_reasons)
             reasons.update(row["reason"] for row in failed)
             warning_reasons = Counter(summary.warning_reasons)
@@ -93,11 +89,7 @@ def _prune_samples(cutoff) -> int:
         )
         if not rows:
             return 0
-        groups = defaultdict(list)
-        for row in rows:
-            groups[(row["environment_id"], _hour(row["created_at"]))].append(row)
-        for (environment_id, hour), group in groups.items():
-            summary = _summary(environment_id, hour)
+        for summary, group in _by_hour(rows, "created_at"):
             HourlySummary.objects.filter(pk=summary.pk).update(
                 samples=F("samples") + len(group),
                 samples_failed=F("samples_failed")
@@ -109,6 +101,16 @@ def _prune_samples(cutoff) -> int:
             )
         CohortSample.objects.filter(pk__in=[row["id"] for row in rows]).delete()
         return len(rows)
+
+
+def _by_hour(rows: list[dict], at: str):
+    """The rows of each environment and hour (by their time ``at``), each group with the hour's
+    summary row."""
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row["environment_id"], _hour(row[at]))].append(row)
+    for (environment_id, hour), group in groups.items():
+        yield _summary(environment_id, hour), group
 
 
 def _summary(environment_id, hour) -> HourlySummary:

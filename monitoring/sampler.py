@@ -43,6 +43,7 @@ from integrations import edge
 from integrations.edge_qa import async_probe_client, probe_cohort
 from integrations.stats import ShareTest, judge_share
 from rollout.models import ConfigChange, DesiredConfig, Environment
+from rollout.queueing import try_to_queue
 
 from .models import CohortSample
 
@@ -305,12 +306,7 @@ def enqueue_sample(sample_id: int) -> bool:
     """A broker outage is logged, not raised: the sweep queues the row again later."""
     from .tasks import run_cohort_sample
 
-    try:
-        run_cohort_sample.delay(sample_id)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue cohort sample %s: %s", sample_id, exc)
-        return False
-    return True
+    return try_to_queue(run_cohort_sample, sample_id, what=f"cohort sample {sample_id}")
 
 
 def run_sample(sample_id: int) -> CohortSample | None:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from rollout.models import DesiredConfig, Environment
+from rollout.queueing import try_to_queue
 
 from . import observation, retention, sampler
 from .models import CohortSample
@@ -43,10 +44,13 @@ def queue_observation(sender, *, environment_id: int, delay: float, **kwargs) ->
     """Receiver of ``rollout.signals.observation_wanted`` (connected in MonitoringConfig.ready):
     a forced observation after ``delay`` seconds. A broker outage is logged, not raised: the
     beat's observation comes anyway."""
-    try:
-        observe_environment.apply_async((environment_id,), {"force": True}, countdown=delay)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue an observation of environment %s: %s", environment_id, exc)
+    try_to_queue(
+        observe_environment,
+        environment_id,
+        what=f"an observation of environment {environment_id}",
+        kwargs={"force": True},
+        countdown=delay,
+    )
 
 
 @shared_task(acks_late=True)

@@ -20,7 +20,7 @@ from .services import audit
 
 class EnvironmentInline(admin.TabularInline):
     model = Environment
-    fields = ["name", "cloudflare_account_id", "kv_namespace_id", "qa_url"]
+    fields = ["name", "cloudflare_account_id", "kv_namespace_id", "qa_url", "worker_script_name"]
     extra = 0
 
 
@@ -43,6 +43,9 @@ class EnvironmentAdmin(admin.ModelAdmin):
         "last_kv_read_at",
         "last_edge_report",
         "last_edge_read_at",
+        "live_deployment",
+        "deployments_read_at",
+        "deployments_error",
     ]
     fields = [
         "service",
@@ -50,6 +53,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
         "cloudflare_account_id",
         "kv_namespace_id",
         "qa_url",
+        "worker_script_name",
         *readonly_fields,
     ]
 
@@ -81,15 +85,24 @@ class RolloutPlanAdmin(admin.ModelAdmin):
             )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Desired config, changes and audit entries change only through the dashboard's services,
-    so that every change is versioned, queued and audited."""
+class RecordAdmin(admin.ModelAdmin):
+    """Rows the dashboard writes itself, as a record of what happened: shown here, every field
+    read-only (those named in ``readonly_fields``, else all), never added or changed. Monitoring
+    and metrics use it for their records too."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields or [field.name for field in self.model._meta.fields]
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdmin(RecordAdmin):
+    """Desired config, changes and audit entries change only through the dashboard's services,
+    so that every change is versioned, queued and audited: not even deleted here."""
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -3,19 +3,24 @@ from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
 
 
+def _lasts_three_calls(name: str, *, id: str) -> list[Error]:
+    """A lease held across HTTP calls must last at least three of their timeouts."""
+    seconds, timeout = getattr(settings, name), settings.HTTP_TIMEOUT_SECONDS
+    if seconds >= 3 * timeout:
+        return []
+    return [
+        Error(
+            f"{name} ({seconds}) must be at least three times HTTP_TIMEOUT_SECONDS ({timeout})",
+            id=id,
+        )
+    ]
+
+
 @register()
 def kv_writer_settings(app_configs, **kwargs):
     """The KV lease must outlive one attempt's three bounded HTTP calls, or a live writer could
     lose it mid-write and a second writer start beside it."""
-    errors = []
-    if settings.KV_WRITE_LEASE_SECONDS < 3 * settings.HTTP_TIMEOUT_SECONDS:
-        errors.append(
-            Error(
-                f"KV_WRITE_LEASE_SECONDS ({settings.KV_WRITE_LEASE_SECONDS}) must be at least"
-                f" three times HTTP_TIMEOUT_SECONDS ({settings.HTTP_TIMEOUT_SECONDS})",
-                id="rollout.E001",
-            )
-        )
+    errors = _lasts_three_calls("KV_WRITE_LEASE_SECONDS", id="rollout.E001")
     if not 0 < 3 * settings.KV_LEASE_HEARTBEAT_SECONDS < settings.KV_WRITE_LEASE_SECONDS:
         errors.append(
             Error(
@@ -35,15 +40,7 @@ def preview_suite_settings(app_configs, **kwargs):
     """A preview suite's worker renews its lease between steps that each take up to a few HTTP
     timeouts (a KV write is three calls); a shorter lease would let the sweep take over a live
     run."""
-    errors = []
-    if settings.PREVIEW_SUITE_LEASE_SECONDS < 3 * settings.HTTP_TIMEOUT_SECONDS:
-        errors.append(
-            Error(
-                f"PREVIEW_SUITE_LEASE_SECONDS ({settings.PREVIEW_SUITE_LEASE_SECONDS}) must be at"
-                f" least three times HTTP_TIMEOUT_SECONDS ({settings.HTTP_TIMEOUT_SECONDS})",
-                id="rollout.E501",
-            )
-        )
+    errors = _lasts_three_calls("PREVIEW_SUITE_LEASE_SECONDS", id="rollout.E501")
     if settings.PREVIEW_SUITE_TIMEOUT_SECONDS <= 0 or settings.PREVIEW_SUITE_MAX_AGE_HOURS <= 0:
         errors.append(
             Error(
@@ -98,6 +95,14 @@ def audit_key_settings(app_configs, **kwargs):
                 id="rollout.E604",
             )
         )
+    return problems
+
+
+@register()
+def audit_checkpoint_settings(app_configs, **kwargs):
+    """Where the audit chain's head is recorded outside the database: without a target,
+    deleting the newest entries goes unnoticed."""
+    problems = []
     if settings.AUDIT_CHECKPOINT_BUCKET and not (
         settings.AUDIT_CHECKPOINT_ENDPOINT_URL or settings.R2_ENDPOINT_URL
     ):
@@ -164,3 +169,61 @@ def refusals_are_audited(app_configs, **kwargs):
             id="rollout.E004",
         )
     ]
+
+
+@register()
+def company_login_settings(app_configs, **kwargs):
+    """Company login and break-glass: a mapping that names a role that does not exist would
+    silently give nobody that role; passwords off with no break-glass account leaves the
+    emergency stop out of reach when the provider is down."""
+    from .roles import ALL
+
+    problems = []
+    if settings.OIDC_DISCOVERY_URL and not (
+        settings.OIDC_RP_CLIENT_ID and settings.OIDC_RP_CLIENT_SECRET
+    ):
+        problems.append(
+            Error(
+                "OIDC_DISCOVERY_URL is set but OIDC_CLIENT_ID or OIDC_CLIENT_SECRET is not",
+                id="rollout.E620",
+            )
+        )
+    mapping = settings.OIDC_ROLE_GROUPS
+    if not isinstance(mapping, dict) or not all(
+        isinstance(groups, list) and all(isinstance(group, str) for group in groups)
+        for groups in mapping.values()
+    ):
+        problems.append(
+            Error(
+                'OIDC_ROLE_GROUPS must map roles to lists of groups: {"tech lead": ["…"], …}',
+                id="rollout.E621",
+            )
+        )
+    elif unknown := sorted(set(mapping) - set(ALL)):
+        problems.append(
+            Error(
+                f"OIDC_ROLE_GROUPS names roles that do not exist: {', '.join(unknown)}",
+                hint=f"The roles are: {', '.join(ALL)}",
+                id="rollout.E622",
+            )
+        )
+    passwords_off_without = [
+        (
+            settings.BREAK_GLASS_ACCOUNTS,
+            "BREAK_GLASS_ACCOUNTS is empty: when the company sign-in is down, nobody can log in"
+            " to press the emergency stop",
+            "W623",
+        ),
+        (
+            settings.OIDC_DISCOVERY_URL,
+            "company login is not configured (OIDC_DISCOVERY_URL): only break-glass accounts"
+            " can log in",
+            "W624",
+        ),
+    ]
+    for present, why, check in passwords_off_without:
+        if not settings.LOCAL_PASSWORD_LOGIN and not present:
+            problems.append(
+                CheckWarning(f"LOCAL_PASSWORD_LOGIN is off and {why}", id=f"rollout.{check}")
+            )
+    return problems

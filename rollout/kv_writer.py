@@ -50,6 +50,7 @@ from integrations.kv_value import InvalidKVValue, merge, parse_object, read_sett
 
 from .models import AuditEntry, ConfigChange, DesiredConfig, Environment
 from .notifications import announce_change_outcome
+from .queueing import try_to_queue
 from .services import audit
 from .signals import observation_wanted
 
@@ -417,10 +418,7 @@ def _queue_stickiness_probe(change_id: int) -> None:
     """A broker outage is logged, not raised: the change is in effect either way."""
     from .tasks import probe_stickiness
 
-    try:
-        probe_stickiness.delay(change_id)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue the stickiness probe of change %s: %s", change_id, exc)
+    try_to_queue(probe_stickiness, change_id, what=f"the stickiness probe of change {change_id}")
 
 
 def due_for_sweep(now=None) -> tuple[list[int], list[int]]:

@@ -40,7 +40,11 @@ class AuditedLockoutHandler(AxesDatabaseHandler):
         already_locked = request.axes_locked_out
         super().user_login_failed(sender, credentials, request, **kwargs)
         username = (get_client_username(request, credentials) or "")[:150]
-        why = "refused: locked out" if already_locked else "wrong username or password"
+        why = (
+            "refused: locked out"
+            if already_locked
+            else getattr(request, "refused_because", "wrong username or password")
+        )
         audit.record(
             action="auth.login_failed",
             system="login",

@@ -1,8 +1,11 @@
 import logging
 import re
+import time
 import uuid
 import zoneinfo
 
+from django.conf import settings
+from django.contrib.auth import logout
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
@@ -101,18 +104,23 @@ class DatabaseUnavailableMiddleware:
 
 
 class ContentSecurityPolicyMiddleware:
-    """Sends settings.CONTENT_SECURITY_POLICY (Django 5.2 has no CSP support of its own)."""
+    """Sends settings.CONTENT_SECURITY_POLICY (Django 5.2 has no CSP support of its own).
+
+    With company login, signing out ends at the provider's end-session page: a redirect after
+    the sign-out form's post, which the browser checks against ``form-action``, so the
+    provider's origin is added there."""
 
     def __init__(self, get_response):
-        from django.conf import settings
-
-        self.policy = settings.CONTENT_SECURITY_POLICY
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
-        if self.policy and not request.path.startswith("/admin/"):
-            response.setdefault("Content-Security-Policy", self.policy)
+        policy = settings.CONTENT_SECURITY_POLICY
+        if policy and not request.path.startswith("/admin/"):
+            if settings.OIDC_DISCOVERY_URL:
+                origin = "/".join(settings.OIDC_DISCOVERY_URL.split("/")[:3])
+                policy = policy.replace("form-action 'self'", f"form-action 'self' {origin}")
+            response.setdefault("Content-Security-Policy", policy)
         return response
 
 
@@ -167,3 +175,27 @@ class ViewerTimeZoneMiddleware:
         if chosen is None:  # a session from before the setting existed
             chosen = remember_time_zone(request, request.user)
         return chosen
+
+
+# When a company sign-in ends (a Unix time), set at sign-in (rollout/views/auth.py).
+COMPANY_SESSION_UNTIL = "company_session_until"
+
+
+class CompanySessionLimitMiddleware:
+    """Ends a company sign-in's session after ``OIDC_SESSION_MAX_AGE_SECONDS``, however active:
+    the person signs in again and the provider's groups are read again, so a leaver or a
+    removed group loses access by then at the latest. Only sessions of a company sign-in carry
+    the deadline; a request without a session (a token) or a password session passes as it is."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            until = request.session.get(COMPANY_SESSION_UNTIL)
+        except (OperationalError, InterfaceError):
+            until = None  # the database is away: the view answers 503
+        if until is not None and time.time() >= until:
+            log.info("a company sign-in ended after its maximum age; signed out")
+            logout(request)
+        return self.get_response(request)

@@ -11,6 +11,17 @@ from outbox.models import Notification
 from .models import ConfigChange
 
 
+def _announce(channel, text: str, *, fields, link, related_object: str = "", buttons=()):
+    """Queue one Slack message: the text, its fields and a button to the page named; with
+    ``buttons``, the actions a person may take from Slack (where Slack actions are set up)."""
+    payload = slack.message(text, fields=fields, link=link)
+    if buttons:
+        payload = notify.with_slack_buttons(payload, list(buttons))
+    return notify.queue(
+        channel=channel, subject=text[:200], payload=payload, related_object=related_object
+    )
+
+
 def announce_change_outcome(change: ConfigChange):
     """Post to #deployments when a change reaches "in effect" or fails."""
     environment = change.environment
@@ -29,7 +40,8 @@ def announce_change_outcome(change: ConfigChange):
         )
     else:
         return None
-    payload = slack.message(
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=[
             ("Requested by", change.actor_label),
@@ -37,11 +49,6 @@ def announce_change_outcome(change: ConfigChange):
             ("Version", str(change.version)),
         ],
         link=("Open the environment", link),
-    )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
         related_object=f"config-change:{change.public_id}:{change.state}",
     )
 
@@ -55,39 +62,33 @@ def announce_increase_requested(percent_request):
         f":raised_hand: *{environment}*: {who} asks to raise the percent — "
         f"{percent_request.summary}; a second person approves"
     )
-    payload = slack.message(
-        text, fields=[("Reason", percent_request.reason[:300])], link=("Open the environment", link)
-    )
     value = str(percent_request.public_id)
-    payload = notify.with_slack_buttons(
-        payload,
-        [
-            slack.button(
-                "Approve",
-                slack.APPROVE,
-                value,
-                style="primary",
-                confirm=slack.confirmation(
-                    "Approve the increase?",
-                    f"{percent_request.summary}, requested by {who}",
-                    confirm="Approve",
-                ),
-            ),
-            slack.button(
-                "Reject",
-                slack.REJECT,
-                value,
-                confirm=slack.confirmation(
-                    "Reject the increase?", percent_request.summary, confirm="Reject"
-                ),
-            ),
-        ],
+    approve = slack.button(
+        "Approve",
+        slack.APPROVE,
+        value,
+        style="primary",
+        confirm=slack.confirmation(
+            "Approve the increase?",
+            f"{percent_request.summary}, requested by {who}",
+            confirm="Approve",
+        ),
     )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
+    reject = slack.button(
+        "Reject",
+        slack.REJECT,
+        value,
+        confirm=slack.confirmation(
+            "Reject the increase?", percent_request.summary, confirm="Reject"
+        ),
+    )
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=[("Reason", percent_request.reason[:300])],
+        link=("Open the environment", link),
         related_object=f"percent-request:{percent_request.public_id}:pending",
+        buttons=[approve, reject],
     )
 
 
@@ -99,11 +100,11 @@ def announce_decision_due(run):
         f":hourglass: *{environment}*: the observation window of {run} ended; "
         "the GO / NO-GO decision is due (tech lead and DevOps sign)"
     )
-    payload = slack.message(text, fields=[], link=("Open the decision", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=[],
+        link=("Open the decision", link),
         related_object=f"phase-run:{run.public_id}:decision_due",
     )
 
@@ -117,19 +118,13 @@ def announce_check_in_due(check_in):
         f":alarm_clock: *{environment}*: check-in {check_in.label} of {run} is due — "
         f"{check_in.purpose}"
     )
-    payload = slack.message(
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=[("Acknowledge by", f"{check_in.missed_after:%Y-%m-%d %H:%M} UTC")],
         link=("Open the phase", link),
-    )
-    payload = notify.with_slack_buttons(
-        payload, [slack.button("Acknowledge…", slack.ACKNOWLEDGE, str(check_in.public_id))]
-    )
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
         related_object=f"check-in:{check_in.public_id}:due",
+        buttons=[slack.button("Acknowledge…", slack.ACKNOWLEDGE, str(check_in.public_id))],
     )
 
 
@@ -151,11 +146,11 @@ def announce_decision(decision, signers: str):
     fields = [("Recommendation", decision.get_recommendation_display())]
     if decision.justification:
         fields.append(("Justification", decision.justification[:300]))
-    payload = slack.message(text, fields=fields, link=("Open the report", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=fields,
+        link=("Open the report", link),
         related_object=f"decision:{decision.public_id}:effective",
     )
 
@@ -188,14 +183,54 @@ def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers
         ("Next review", f"+{_hours(phase.min_observation)} ({review_at:%Y-%m-%d %H:%M} UTC)"),
         ("Announced by", person.get_username()),
     ]
-    payload = slack.message(text, fields=fields, link=("Open production", link))
-    return notify.queue(
-        channel=Notification.Channel.SLACK_DEPLOYMENTS,
-        subject=text[:200],
-        payload=payload,
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS, text, fields=fields, link=("Open production", link)
     )
 
 
 def _hours(duration) -> str:
     hours = duration.total_seconds() / 3600
     return f"{hours:g}h"
+
+
+def announce_break_glass(entry):
+    """Post to #incidents that a break-glass account logged in with its local password
+    (``entry``: the audit entry of that log-in)."""
+    link = settings.SITE_URL + reverse("rollout:audit") + f"?actor={entry.actor_label}"
+    text = (
+        f":rotating_light: Break-glass log-in: *{entry.actor_label}* logged in to Rollout Control"
+        " with a local password"
+    )
+    return _announce(
+        Notification.Channel.SLACK_INCIDENTS,
+        text,
+        fields=[
+            ("From", entry.client_ip or "unknown address"),
+            ("At", f"{entry.created_at:%Y-%m-%d %H:%M:%S} UTC"),
+        ],
+        link=("Their audit trail", link),
+        related_object=f"break-glass:{entry.pk}",
+    )
+
+
+def announce_build_change(change):
+    """Post to #deployments that the Worker build changed under a phase's open window."""
+    run = change.phase_run
+    environment = run.rollout.environment
+    link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
+    after = change.after
+    text = (
+        f":warning: *{environment}*: a new Worker build went live while {run} is observing — "
+        f"{change.old_build} → {change.new_build} at {change.changed_at:%Y-%m-%d %H:%M} UTC. "
+        "GO waits until someone restarts the window or keeps it with a reason."
+    )
+    fields = [("Deployed by", after.author)]
+    if after.message:
+        fields.append(("Message", after.message[:300]))
+    return _announce(
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=fields,
+        link=("Open the phase", link),
+        related_object=f"build-change:{change.public_id}",
+    )

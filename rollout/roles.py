@@ -13,15 +13,31 @@ ADMIN = "admin"
 
 ALL = (VIEWER, RELEASE_MANAGER, TECH_LEAD, DEVOPS, ADMIN)
 
+# Every role reads the same models: their Django "view" permissions.
 READ = [
-    "rollout.view_service",
-    "rollout.view_environment",
-    "rollout.view_rolloutplan",
-    "rollout.view_phase",
-    "rollout.view_desiredconfig",
-    "rollout.view_configchange",
-    "rollout.view_auditentry",
+    *(
+        f"rollout.view_{model}"
+        for model in (
+            "service",
+            "environment",
+            "rolloutplan",
+            "phase",
+            "desiredconfig",
+            "configchange",
+            "auditentry",
+        )
+    ),
     "outbox.view_notification",
+]
+# The admin sets up services, environments and their plans (and removes a plan's phase).
+SET_UP = [
+    "rollout.connect_environment",
+    *(
+        f"rollout.{act}_{model}"
+        for model in ("service", "environment", "rolloutplan", "phase")
+        for act in ("add", "change")
+    ),
+    "rollout.delete_phase",
 ]
 DEFAULT_PERMISSIONS = {
     VIEWER: READ,
@@ -35,40 +51,20 @@ DEFAULT_PERMISSIONS = {
     + ["rollout.emergency_stop", "rollout.rollback", "rollout.sign_decision"]
     + ["rollout.observe_phase", "monitoring.run_sample"],
     ADMIN: READ
-    + ["monitoring.run_sample"]
-    + [
-        "rollout.request_change",
-        "rollout.rollback",
-        "rollout.emergency_stop",
-        "rollout.approve_increase",
-        "rollout.sign_decision",
-        "rollout.observe_phase",
-        "rollout.connect_environment",
-        "rollout.add_service",
-        "rollout.change_service",
-        "rollout.add_environment",
-        "rollout.change_environment",
-        "rollout.add_rolloutplan",
-        "rollout.change_rolloutplan",
-        "rollout.add_phase",
-        "rollout.change_phase",
-        "rollout.delete_phase",
-        # machine identities for pipelines and their service tokens (api/)
-        "rollout.add_serviceaccount",
-        "rollout.change_serviceaccount",
-        "rollout.view_serviceaccount",
-        # log-in attempts and lockouts (django-axes); deleting an attempt lifts its lock
-        "axes.view_accessattempt",
-        "axes.delete_accessattempt",
-        "axes.view_accesslog",
-        "axes.view_accessfailurelog",
-        # which dashboard user acts for a Slack user, and the presses from Slack (slack_actions)
-        "slack_actions.view_slackuser",
-        "slack_actions.add_slackuser",
-        "slack_actions.change_slackuser",
-        "slack_actions.delete_slackuser",
-        "slack_actions.view_slackaction",
-    ],
+    + ["monitoring.run_sample", "rollout.request_change", "rollout.rollback"]
+    + ["rollout.emergency_stop", "rollout.approve_increase", "rollout.sign_decision"]
+    + ["rollout.observe_phase"]
+    + SET_UP
+    # log-in attempts and lockouts (django-axes); deleting an attempt lifts its lock
+    + ["axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accesslog"]
+    + ["axes.view_accessfailurelog"]
+    # which dashboard user acts for a Slack user, and the presses from Slack (slack_actions)
+    + ["slack_actions.view_slackuser", "slack_actions.add_slackuser"]
+    + ["slack_actions.change_slackuser", "slack_actions.delete_slackuser"]
+    + ["slack_actions.view_slackaction"]
+    # machine identities for pipelines and their service tokens (api/)
+    + ["rollout.add_serviceaccount", "rollout.change_serviceaccount"]
+    + ["rollout.view_serviceaccount"],
 }
 
 

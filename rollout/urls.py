@@ -49,6 +49,7 @@ OBJECT_PAGES = [
     ("rollouts", "report.md", reports.rollout_report_markdown, "rollout_report_markdown"),
     ("phases", "", phases.phase_run, "phase_run"),
     ("phases", "evidence-check/", phases.evidence_check, "evidence_check"),
+    ("build-changes", "answer/", phases.answer_build_change, "answer_build_change"),
     ("phases", "attest/", signoff.attest, "attest"),
     ("phases", "sign/", signoff.sign, "sign"),
     ("phases", "report/", reports.phase_report, "phase_report"),

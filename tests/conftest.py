@@ -329,6 +329,39 @@ def worker(start_worker):
     return start_worker()
 
 
+# --- the company's identity provider ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def oidc_provider_server(live_server):
+    """node-oidc-provider on 127.0.0.1, sending people back to the live server."""
+    from tests.support.oidc_provider import OidcProvider, installed
+
+    missing = installed()
+    if missing:
+        skip_unless_installed(missing)
+    with OidcProvider(
+        redirect_uri=f"{live_server.url}/oidc/callback/",
+        post_logout_redirect_uri=f"{live_server.url}/login/",
+    ) as provider:
+        yield provider
+
+
+@pytest.fixture
+def company_login(oidc_provider_server, settings):
+    """Company login on, against the provider, whose people, groups and good behaviour are
+    restored for each test."""
+    from tests.support import oidc_provider
+
+    oidc_provider_server.reset()
+    settings.OIDC_DISCOVERY_URL = oidc_provider_server.discovery_url
+    settings.OIDC_RP_CLIENT_ID = oidc_provider.CLIENT_ID
+    settings.OIDC_RP_CLIENT_SECRET = oidc_provider.CLIENT_SECRET
+    settings.OIDC_RP_SCOPES = "openid email profile groups"
+    settings.OIDC_ROLE_GROUPS = oidc_provider.ROLE_GROUPS
+    return oidc_provider_server
+
+
 # --- the browser -------------------------------------------------------------------------------
 
 

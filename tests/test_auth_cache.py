@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 
 BACKEND = "rollout.auth_backend.CachedPermissionsBackend"
 LOCKOUT = "rollout.lockout.LockoutBackend"
+COMPANY_LOGIN = "rollout.company_login.CompanyLoginBackend"
 
 
 @pytest.fixture
@@ -90,9 +91,10 @@ def test_only_a_shared_cache_turns_it_on(cache_url, shared):
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     ).stdout
     engine, backends = json.loads(output.strip().splitlines()[-1])
+    policy, company = "rollout.break_glass.LocalPasswordPolicyBackend", COMPANY_LOGIN
     if shared:
         assert engine == "django.contrib.sessions.backends.cached_db"
-        assert backends == [LOCKOUT, BACKEND]
+        assert backends == [LOCKOUT, policy, BACKEND, company]
     else:
         assert engine == "django.contrib.sessions.backends.db"
-        assert backends == [LOCKOUT, "django.contrib.auth.backends.ModelBackend"]
+        assert backends == [LOCKOUT, policy, "django.contrib.auth.backends.ModelBackend", company]

@@ -25,53 +25,17 @@ from rollout.services import controls, phases, signoff
 from rollout.services.evidence import build
 from tests.conftest import client_for, htmx_client_for, make_environment
 from tests.support.changes import change_config, first_config
-from tests.support.rollouts import b2b_request, fill, make_production_at_b2a, plan_for
+from tests.support.rollouts import (
+    NOW,
+    attest_all,
+    b2b_request,
+    make_production_at_b2a,
+    observing,
+    plan_for,
+    sign,
+)
 
 pytestmark = pytest.mark.django_db
-
-NOW = timezone.now().replace(second=0, microsecond=0)
-
-
-def observing(environment, *, phase_tag="B2a", hours_ago=25, healthy=True, fill_logs=True):
-    """A rollout whose phase took effect ``hours_ago`` hours before NOW, with its metrics."""
-    rollout = Rollout.objects.create(
-        plan=environment.service.plan,
-        environment=environment,
-        build="build-7",
-        state=Rollout.State.OBSERVING,
-    )
-    phase = Phase.objects.get(plan=rollout.plan, tag=phase_tag)
-    in_effect = NOW - timedelta(hours=hours_ago)
-    run = PhaseRun.objects.create(
-        rollout=rollout,
-        phase=phase,
-        state=PhaseRun.State.WAITING,
-        started_at=in_effect,
-    )
-    phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
-    if fill_logs:
-        native = (40, 0, 300.0) if healthy else (40, 2, 300.0)
-        fill(environment, in_effect, min(NOW, run.window_ends_at), native=native)
-    run.refresh_from_db()
-    return run
-
-
-def attest_all(run, person):
-    for kind in ("upload_flow", "team_agrees"):
-        signoff.attest(run=run, kind=kind, value=True, note="checked", person=person, now=NOW)
-
-
-def sign(run, person, role, outcome="go", justification="", now=NOW, digest=None):
-    return signoff.sign(
-        run=run,
-        outcome=outcome,
-        role=role,
-        seen_digest=digest or build(run, now).digest,
-        justification=justification,
-        person=person,
-        now=now,
-    )
-
 
 # --- the window -------------------------------------------------------------------------------
 
@@ -1018,7 +982,9 @@ def test_the_teams_own_rule_is_labelled_on_the_phase_page_and_the_report(
     page = client.get(f"/phases/{run.public_id}/").content.decode()
     row = re.search(r'<tr[^>]*data-criterion="native_vs_proxy_5xx".*?</tr>', page, re.S).group()
     assert "team's own rule" in row
-    assert page.count("team's own rule</span>") == 1  # the runbook's criteria carry no label
+    # The team's two rules (5xx against proxy, the build under the window) carry the label; the
+    # runbook's criteria do not.
+    assert page.count("team's own rule</span>") == 2
     report = client.get(f"/phases/{run.public_id}/report/").content.decode()
     assert "Native vs proxy 5xx <span class=\"badge team-rule\">team's own rule" in report
     markdown = client.get(f"/phases/{run.public_id}/report.md").content.decode()

@@ -121,6 +121,7 @@ def test_a_healthy_day_is_a_go():
         "logs": "pass",
         "upload_flow": "pass",
         "team_agrees": "pass",
+        "build": "pass",
     }
     assert recommendation.criterion("native_5xx").detail == (
         "native 5xx 0.60% (95% CI 0.55–0.65%) < 1.5%"
@@ -509,11 +510,12 @@ def test_too_little_traffic_only_under_the_minimum_of_native_requests(
     assert absent not in recommendation.criterion("native_5xx").detail
 
 
-def test_only_the_teams_own_rule_is_labelled_as_such():
+def test_only_the_teams_own_rules_are_labelled_as_such():
     recommendation = recommend(window())
 
     rules = {criterion.key: criterion.rule for criterion in recommendation.criteria}
     assert rules.pop("native_vs_proxy_5xx") == "team"
+    assert rules.pop("build") == "team"
     assert set(rules.values()) == {"runbook"}
     assert recommendation.as_dict()["criteria"][2]["rule"] == "team"
 

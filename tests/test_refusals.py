@@ -12,7 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from api import tokens
 from metrics import alerts
-from rollout.models import AuditEntry, Decision, PostMortem
+from rollout.models import AuditEntry, BuildChange, Decision, PostMortem, WorkerDeployment
 from rollout.services import preview as preview_suite
 from tests.conftest import PASSWORD, client_for, make_environment
 from tests.support.rollouts import b2b_request, make_production_at_b2a
@@ -75,8 +75,17 @@ def world(edge, release_manager, tech_lead):
     )
     alerts.policy_for(production.service)
     api_token = tokens.issue_personal(person=release_manager, name="laptop", days=30).token
+    deployed = WorkerDeployment.objects.create(
+        environment=production,
+        deployment_id="d-1",
+        versions=[{"version_id": "v1", "percentage": 100}],
+    )
+    build_change = BuildChange.objects.create(
+        phase_run=run, after=deployed, changed_at=run.in_effect_at
+    )
     return {
         "api_token": api_token,
+        "build_change": build_change,
         "production": production,
         "preview": preview,
         "rollout": run.rollout,
@@ -102,6 +111,7 @@ OBJECT_BY_SEGMENT = {
     "decisions": "decision",
     "post-mortems": "post_mortem",
     "api-tokens": "api_token",
+    "build-changes": "build_change",
 }
 
 

@@ -27,14 +27,19 @@ def _run(public_id) -> PreviewRun:
 @router.post(
     "/environments/{service}/{environment}/preview-runs",
     response={201: PreviewRunOut},
-    summary="Start the preview suite for a build (one run at a time)",
+    summary="Start the preview suite against the build live on preview, or a typed build "
+    "(one run at a time)",
 )
 def start(request, service: str, environment: str, payload: PreviewRunIn):
     found = shapes.environment_named(request, service, environment)
     if found.name != found.PREVIEW:
         raise NotFound(f"The preview suite runs on preview, not on {found.name}.")
-    run = preview.start_run(
-        environment=found, build=payload.build, person=request.user, request=request
+    run = preview.start(
+        environment=found,
+        person=request.user,
+        build=payload.build,
+        build_reason=payload.build_reason,
+        request=request,
     )
     return Status(201, shapes.preview_run(run))
 

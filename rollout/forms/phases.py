@@ -41,3 +41,20 @@ class StartPhaseForm(ConfirmableForm):
 
     def clean_window_override_reason(self):
         return self.cleaned_data.get("window_override_reason", "").strip()
+
+
+class BuildChoiceForm(forms.Form):
+    """A person's answer to a new build inside a window: restart the window, or keep it."""
+
+    choice = forms.ChoiceField(
+        choices=[("restart", "Restart the window from the new build"), ("keep", "Keep the window")],
+        error_messages={"invalid_choice": "Choose: restart the window or keep it."},
+    )
+    reason = LimitedText(limit=limits.REASON, required=False)
+
+    def clean(self):
+        data = super().clean()
+        data["reason"] = data.get("reason", "").strip()
+        if data.get("choice") == "keep" and not data["reason"]:
+            self.add_error("reason", "Say why the window's evidence still holds for the new build.")
+        return data

@@ -42,4 +42,8 @@ class AttestationForm(forms.Form):
             raise forms.ValidationError(
                 "Say where and how the team was told (the Slack post was not sent from here)."
             )
+        if self.kind == Kind.VERSION_SPLIT and not note:
+            raise forms.ValidationError(
+                "Say why the phase may start while Cloudflare splits traffic between two versions."
+            )
         return note

@@ -4,6 +4,7 @@ codenames do not depend on which module a model lives in."""
 
 from .audit import AuditEntry
 from .controls import PercentRequest
+from .deployments import BuildChange, WorkerDeployment
 from .environments import (
     ConfigChange,
     DesiredConfig,
@@ -12,7 +13,7 @@ from .environments import (
     RolloutPlan,
     Service,
 )
-from .people import Preferences, ServiceAccount
+from .people import CompanyAccount, Preferences, ServiceAccount
 from .phases import CheckIn, PhaseAttestation, PhaseRun, Rollout
 from .preflight import Preflight, PreflightAttestation
 from .preview import PreviewCheck, PreviewRun
@@ -20,6 +21,7 @@ from .signoff import Decision, PostMortem, Signature
 
 __all__ = [
     "AuditEntry",
+    "BuildChange",
     "CheckIn",
     "ConfigChange",
     "Decision",
@@ -31,6 +33,7 @@ __all__ = [
     "PhaseRun",
     "Preflight",
     "PreflightAttestation",
+    "CompanyAccount",
     "Preferences",
     "PostMortem",
     "Rollout",
@@ -40,4 +43,5 @@ __all__ = [
     "Signature",
     "PreviewCheck",
     "PreviewRun",
+    "WorkerDeployment",
 ]

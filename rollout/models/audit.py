@@ -1,12 +1,11 @@
 """The audit trail: one append-only, chained entry per act or refusal."""
 
-
-from django.conf import settings
 from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from .environments import Environment
+from .fields import person, reference
 
 
 class AuditEntry(models.Model):
@@ -28,18 +27,10 @@ class AuditEntry(models.Model):
         PENDING = "pending"
 
     created_at = models.DateTimeField(default=timezone.now)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
+    actor = person(optional=True)
     actor_label = models.CharField(max_length=150)
     action = models.CharField(max_length=64)
-    environment = models.ForeignKey(
-        Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    environment = reference(Environment, optional=True)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     before = models.JSONField(null=True, blank=True)

@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -10,6 +9,7 @@ from django.utils import timezone
 from .. import limits
 from ..limits import MaxCharacters, at_most
 from .environments import PERCENT_VALIDATORS, ConfigChange, Environment
+from .fields import person
 
 
 class PercentRequest(models.Model):
@@ -29,9 +29,7 @@ class PercentRequest(models.Model):
     environment = models.ForeignKey(
         Environment, on_delete=models.CASCADE, related_name="percent_requests"
     )
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    requested_by = person()
     requested_at = models.DateTimeField(default=timezone.now)
     reason = models.TextField(validators=[MaxCharacters(limits.REASON)])
     base_version = models.PositiveIntegerField()
@@ -40,9 +38,7 @@ class PercentRequest(models.Model):
     from_tag = models.CharField(max_length=32)
     to_tag = models.CharField(max_length=32)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    decided_by = person(optional=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     change = models.OneToOneField(

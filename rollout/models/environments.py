@@ -3,7 +3,6 @@
 import uuid
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -13,6 +12,7 @@ from integrations.kv_value import CanarySettings
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
+from .fields import person
 
 PERCENT_VALIDATORS = [MinValueValidator(0), MaxValueValidator(100)]
 
@@ -68,6 +68,23 @@ class Environment(models.Model):
     last_edge_report = models.JSONField(default=dict, blank=True)
     last_edge_read_at = models.DateTimeField(null=True, blank=True)
 
+    # The Worker script whose deployments say which version serves traffic, and the latest read
+    # of them (written by the observe task; rollout/services/deployments.py).
+    worker_script_name = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The Worker script of this environment, e.g. pix-immo-api-preview; empty: "
+        "the live version is not read.",
+    )
+    live_deployment = models.ForeignKey(
+        "WorkerDeployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deployments_read_at = models.DateTimeField(null=True, blank=True)
+    deployments_error = models.TextField(blank=True)
+    deployments_error_kind = models.CharField(max_length=16, blank=True)
+    # After a 429: no read before this moment (the answer's Retry-After).
+    deployments_retry_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["service__name", "-name"]
         constraints = [
@@ -89,6 +106,24 @@ class Environment(models.Model):
     @property
     def is_production(self) -> bool:
         return self.name == self.PRODUCTION
+
+    # What the latest read of the Worker's deployments ran into, as a state a page shows
+    # (integrations/worker_deployments.py names the kinds).
+    DEPLOYMENTS_STATES = {
+        "auth": "API token refused",
+        "missing_script": "Worker script not found",
+        "rate_limited": "rate limited",
+        "malformed": "unreadable answer",
+        "unreachable": "Cloudflare API unreachable",
+        "server": "Cloudflare API error",
+        "refused": "read refused",
+        "empty": "no deployment",
+    }
+
+    @property
+    def deployments_state(self) -> str:
+        kind = self.deployments_error_kind
+        return self.DEPLOYMENTS_STATES.get(kind, kind) if kind else ""
 
     def try_acquire_kv_lease(self, *, seconds: float) -> uuid.UUID | None:
         """Compare-and-set: take the lease if it is free or expired. Returns its token."""
@@ -267,21 +302,9 @@ class ConfigChange(models.Model):
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="changes")
     version = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
+    requested_by = person(optional=True)
     requested_by_system = models.CharField(max_length=64, blank=True)
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-    )
+    approved_by = person(optional=True)
     reason = models.TextField(validators=[MaxCharacters(limits.REASON)])
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField()
@@ -307,9 +330,7 @@ class ConfigChange(models.Model):
     # What the worker did with a client holding a native cookie once a lowering change was in
     # effect (rollout/services/stickiness.py): the page warns that such clients stay native.
     sticky_probe_at = models.DateTimeField(null=True, blank=True)
-    sticky_probe_result = models.CharField(
-        max_length=16, choices=StickyProbe.choices, blank=True
-    )
+    sticky_probe_result = models.CharField(max_length=16, choices=StickyProbe.choices, blank=True)
     sticky_probe_detail = models.CharField(max_length=300, blank=True)
 
     class Meta:

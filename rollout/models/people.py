@@ -51,3 +51,26 @@ class ServiceAccount(models.Model):
 def is_service_account(user) -> bool:
     """Whether ``user`` is a machine identity rather than a person."""
     return bool(getattr(user, "pk", None)) and ServiceAccount.objects.filter(user=user).exists()
+
+
+class CompanyAccount(models.Model):
+    """The company identity a dashboard user signs in with: the provider's issuer and its
+    subject, the one identifier OpenID Connect promises never to reassign (a changed email or
+    username at the provider still signs in the same person)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="company_account"
+    )
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    # The groups the provider named at the last sign-in, which gave the user their roles.
+    groups = models.JSONField(default=list, blank=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="company_account_identity")
+        ]
+
+    def __str__(self):
+        return f"{self.user} ({self.subject} at {self.issuer})"

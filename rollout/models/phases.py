@@ -3,7 +3,6 @@ and attestations."""
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -12,6 +11,7 @@ from .. import limits
 from ..limits import MaxCharacters, at_most
 from .controls import PercentRequest
 from .environments import ConfigChange, Environment, Phase, RolloutPlan
+from .fields import person, reference
 
 
 class Rollout(models.Model):
@@ -54,9 +54,7 @@ class Rollout(models.Model):
     build = models.CharField(max_length=100, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    created_by = person(optional=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -88,6 +86,7 @@ class PhaseRun(models.Model):
         DECISION_DUE = "decision_due", "decision due"
         DECIDED = "decided"
         CANCELLED = "cancelled", "cancelled (the start did not go through)"
+        RESTARTED = "restarted", "restarted from a new build"
 
     OPEN_STATES = (State.WAITING, State.OBSERVING, State.DECISION_DUE)
 
@@ -97,18 +96,16 @@ class PhaseRun(models.Model):
     window_number = models.PositiveSmallIntegerField(default=1)
     state = models.CharField(max_length=16, choices=State.choices, default=State.WAITING)
     started_at = models.DateTimeField(default=timezone.now)
-    started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    start_change = models.ForeignKey(
-        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    start_request = models.ForeignKey(
-        PercentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    started_by = person(optional=True)
+    start_change = reference(ConfigChange, optional=True)
+    start_request = reference(PercentRequest, optional=True)
     in_effect_at = models.DateTimeField(null=True, blank=True)
     window_ends_at = models.DateTimeField(null=True, blank=True)
     incident_hit = models.BooleanField(default=False)
+    # The Worker deployment serving the environment when the window began (its build).
+    build_deployment = models.ForeignKey(
+        "WorkerDeployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["rollout", "started_at", "id"]
@@ -146,9 +143,7 @@ class CheckIn(models.Model):
     due_at = models.DateTimeField()
     # Acknowledged after this moment, the check-in counts as missed (acknowledged late).
     missed_after = models.DateTimeField()
-    acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    acknowledged_by = person(optional=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     # When #deployments was reminded that it is due (once; the decision's own is announced apart).
@@ -185,9 +180,7 @@ class PhaseAttestation(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     value = models.BooleanField()
     note = models.TextField(validators=[MaxCharacters(limits.NOTE)])
-    given_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    given_by = person()
     given_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

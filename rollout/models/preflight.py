@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -11,6 +10,7 @@ from .. import limits
 from ..limits import MaxCharacters, at_most
 from .controls import PercentRequest
 from .environments import ConfigChange, Environment, Phase
+from .fields import person, reference
 from .preview import PreviewRun
 
 
@@ -28,20 +28,12 @@ class Preflight(models.Model):
     phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="preflights")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
-    started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    started_by = person(optional=True)
     # Given when the phase was started outside the deploy window.
     window_override_reason = models.TextField(blank=True, validators=[MaxCharacters(limits.REASON)])
-    preview_run = models.ForeignKey(
-        PreviewRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    start_change = models.ForeignKey(
-        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    start_request = models.ForeignKey(
-        PercentRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    preview_run = reference(PreviewRun, optional=True)
+    start_change = reference(ConfigChange, optional=True)
+    start_request = reference(PercentRequest, optional=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -66,18 +58,21 @@ class PreflightAttestation(models.Model):
         RUNBOOK_REVIEWED = "runbook_reviewed", "Rollback runbook reviewed"
         ONCALL_CONFIRMED = "oncall_confirmed", "On-call confirmed"
         ENGINEERS_AVAILABLE = "engineers_available", "Two or more engineers available for 4 h"
+        VERSION_SPLIT = "version_split", "Cloudflare's version split acknowledged"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     preflight = models.ForeignKey(Preflight, on_delete=models.CASCADE, related_name="attestations")
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    given_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    given_by = person()
     given_at = models.DateTimeField(default=timezone.now)
     names = models.JSONField(default=list, blank=True)
     note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     # The #deployments announcement this attestation queued (monitoring.Notification.public_id).
     notification_id = models.UUIDField(null=True, blank=True)
+    # The acknowledged version split: the production deployment it was given for.
+    deployment = models.ForeignKey(
+        "WorkerDeployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         constraints = [

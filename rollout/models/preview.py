@@ -3,12 +3,12 @@
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
 from .environments import Environment
+from .fields import person
 
 
 class PreviewRun(models.Model):
@@ -39,9 +39,13 @@ class PreviewRun(models.Model):
         Environment, on_delete=models.CASCADE, related_name="preview_runs"
     )
     build = models.CharField(max_length=100, blank=True)
-    started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    # The deployment live on preview when the run was started: the versions it verifies. Empty
+    # when the build was typed instead (the live version could not be read), with the reason.
+    deployment = models.ForeignKey(
+        "WorkerDeployment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    build_typed_reason = models.TextField(blank=True)
+    started_by = person(optional=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -98,6 +102,13 @@ class PreviewRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in self.FINISHED_STATES
+
+    @property
+    def version_ids(self) -> list[str]:
+        """The Worker versions this run verified: the live deployment's, else the typed build."""
+        if self.deployment_id is not None:
+            return self.deployment.version_ids
+        return [self.build] if self.build else []
 
     @property
     def passed(self) -> bool:

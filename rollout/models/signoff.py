@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -10,6 +9,7 @@ from django.utils import timezone
 from .. import limits
 from ..limits import MaxCharacters, at_most
 from .environments import ConfigChange
+from .fields import person, reference
 from .phases import PhaseRun
 
 
@@ -41,17 +41,11 @@ class Decision(models.Model):
     justification = models.TextField(blank=True, validators=[MaxCharacters(limits.JUSTIFICATION)])
     early = models.BooleanField(default=False, help_text="signed before the window ended")
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
-    )
+    created_by = person()
     effective_at = models.DateTimeField(null=True, blank=True)
     closed_note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
-    result_change = models.ForeignKey(
-        ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    next_phase_run = models.ForeignKey(
-        PhaseRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    result_change = reference(ConfigChange, optional=True)
+    next_phase_run = reference(PhaseRun, optional=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -82,7 +76,7 @@ class Signature(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="signatures")
-    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signer = person()
     role = models.CharField(max_length=16, choices=Role.choices)
     evidence_digest = models.CharField(max_length=64)
     justification = models.TextField(blank=True, validators=[MaxCharacters(limits.JUSTIFICATION)])
@@ -122,14 +116,10 @@ class PostMortem(models.Model):
     )
     fix_plan = models.TextField(blank=True, validators=[MaxCharacters(limits.POST_MORTEM_SECTION)])
     rerollout_date = models.DateField(null=True, blank=True)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    owner = person(optional=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    updated_by = person(optional=True)
 
     class Meta:
         constraints = [

@@ -1,6 +1,6 @@
 """What on an environment needs a person now, for the overview: drift, a pending increase, a
-decision or check-in due, a firing alert, a failing health check, a change stuck before "in
-effect". Nothing when all is well.
+decision or check-in due, a new Worker build inside a phase window, a firing alert, a failing
+health check, a change stuck before "in effect". Nothing when all is well.
 
 Rollout knows its own concepts (changes, requests, windows, check-ins) but never imports
 monitoring or metrics (docs/architecture.md). Those apps hand over a *source* from their
@@ -47,8 +47,8 @@ def look_with(name: str, source: Source) -> None:
 
 def needs(environments: list[Environment], now: datetime) -> dict[int, list[Attention]]:
     """What needs a person, by environment id, from rollout's own rows (``open_changes``,
-    ``active_rollouts`` with their ``open_runs`` and ``open_check_ins``, prefetched by the
-    caller) and every source handed over."""
+    ``active_rollouts`` with their ``open_runs``, ``open_check_ins`` and
+    ``open_build_changes``, prefetched by the caller) and every source handed over."""
     found: dict[int, list[Attention]] = defaultdict(list)
     for environment in environments:
         found[environment.pk].extend(_stuck_changes(environment, now))
@@ -80,6 +80,21 @@ def _stuck_changes(environment: Environment, now: datetime) -> list[Attention]:
 
 def _phase_window(run: PhaseRun, now: datetime) -> list[Attention]:
     url = reverse("rollout:phase_run", args=[run.public_id])
+    builds = [
+        Attention(
+            kind="build_change",
+            text=f"{run}: a new Worker build went live during the window "
+            f"({change.old_build} → {change.new_build}): restart the window or keep it",
+            url=url,
+            level="error",
+            since=change.changed_at,
+        )
+        for change in run.open_build_changes
+    ]
+    return builds + _decision_or_check_ins(run, now, url)
+
+
+def _decision_or_check_ins(run: PhaseRun, now: datetime, url: str) -> list[Attention]:
     if run.state == PhaseRun.State.DECISION_DUE:
         return [
             Attention(

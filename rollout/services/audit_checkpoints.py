@@ -25,6 +25,7 @@ from django.utils import timezone
 from integrations import r2
 
 from ..models import AuditEntry
+from ..queueing import try_to_queue
 from . import audit
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,7 @@ def enqueue_checkpoint() -> None:
     checkpoint follows within one interval."""
     from ..tasks import checkpoint_audit
 
-    try:
-        checkpoint_audit.apply_async(priority=PRIORITY)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue an audit checkpoint: %s", exc)
+    try_to_queue(checkpoint_audit, what="an audit checkpoint", priority=PRIORITY)
 
 
 def write_checkpoint() -> dict[str, str]:

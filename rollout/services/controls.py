@@ -1,6 +1,5 @@
 """Writes that span several models: recording a change of an environment's desired config."""
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 
@@ -13,11 +12,10 @@ from integrations.kv_value import CanarySettings
 from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, ServiceAccount
 from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
+from ..queueing import try_to_queue
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
 from .phases import mark_incident
-
-log = logging.getLogger(__name__)
 
 
 class ConfigConflict(Exception):
@@ -37,12 +35,12 @@ def enqueue_apply(environment_id: int, *, urgent: bool = False) -> bool:
     already committed and the periodic sweep queues it once the broker is back."""
     from ..tasks import apply_desired_config
 
-    try:
-        apply_desired_config.apply_async((environment_id,), priority=0 if urgent else 5)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue the KV write for environment %s: %s", environment_id, exc)
-        return False
-    return True
+    return try_to_queue(
+        apply_desired_config,
+        environment_id,
+        what=f"the KV write for environment {environment_id}",
+        priority=0 if urgent else 5,
+    )
 
 
 def request_change(
@@ -146,6 +144,17 @@ def _record_change(
     return change
 
 
+def _create_version_one(environment: Environment, settings: CanarySettings) -> DesiredConfig:
+    """The first desired config of a newly connected environment."""
+    return DesiredConfig.objects.create(
+        environment=environment,
+        version=1,
+        canary_percent=settings.canary_percent,
+        canary_tag=settings.canary_tag,
+        emergency_proxy=settings.emergency_proxy,
+    )
+
+
 def create_initial_config(
     *,
     environment: Environment,
@@ -157,13 +166,7 @@ def create_initial_config(
 ) -> ConfigChange:
     """Version 1 of an environment's desired config, queued for writing like any change."""
     with transaction.atomic():
-        DesiredConfig.objects.create(
-            environment=environment,
-            version=1,
-            canary_percent=settings.canary_percent,
-            canary_tag=settings.canary_tag,
-            emergency_proxy=settings.emergency_proxy,
-        )
+        _create_version_one(environment, settings)
         change = ConfigChange.objects.create(
             environment=environment,
             version=1,
@@ -199,13 +202,7 @@ def adopt_existing_config(
 ) -> DesiredConfig:
     """Take what KV already holds as version 1, without writing anything."""
     with transaction.atomic():
-        desired = DesiredConfig.objects.create(
-            environment=environment,
-            version=1,
-            canary_percent=settings.canary_percent,
-            canary_tag=settings.canary_tag,
-            emergency_proxy=settings.emergency_proxy,
-        )
+        desired = _create_version_one(environment, settings)
         audit.record(
             action="config.adopted_existing",
             actor=actor,
@@ -236,11 +233,13 @@ class ControlRefused(Exception):
 
 @dataclass(frozen=True)
 class Plan:
-    """What a control will do: from the current desired config to ``target``."""
+    """What a control will do: from the current desired config to ``target``, as a change of
+    ``kind``."""
 
     environment: Environment
     desired: DesiredConfig
     target: CanarySettings
+    kind: str
 
     @property
     def description(self) -> str:
@@ -249,6 +248,19 @@ class Plan:
     @property
     def raising(self) -> bool:
         return self.target.canary_percent > self.desired.canary_percent
+
+    def write(self, *, reason: str, expected_version: int | None, **acting) -> ConfigChange:
+        """The act: record ``target`` (the target that was shown) as the next version.
+        ``acting``: who acts (``actor`` or ``system``) and the ``request``, as ``request_change``
+        takes them."""
+        return request_change(
+            environment=self.environment,
+            settings=self.target,
+            kind=self.kind,
+            reason=reason,
+            expected_version=expected_version,
+            **acting,
+        )
 
 
 def _desired(environment: Environment) -> DesiredConfig:
@@ -279,7 +291,8 @@ def plan_percent(*, environment: Environment, percent: int, tag: str, actor, req
     """Set the percent and tag; the emergency flag stays as it is."""
     require(actor, "rollout.request_change", environment=environment, request=request)
     desired = _desired(environment)
-    return Plan(environment, desired, CanarySettings(percent, tag, desired.emergency_proxy))
+    target = CanarySettings(percent, tag, desired.emergency_proxy)
+    return Plan(environment, desired, target, ConfigChange.Kind.PERCENT_CHANGE)
 
 
 def submit_percent(
@@ -312,14 +325,8 @@ def submit_percent(
             f"Nothing to change: {environment.name} is already at {target.describe()}."
         )
     if not plan.raising:
-        return request_change(
-            environment=environment,
-            settings=target,
-            kind=ConfigChange.Kind.PERCENT_CHANGE,
-            reason=reason,
-            expected_version=expected_version,
-            actor=actor,
-            request=request,
+        return plan.write(
+            reason=reason, expected_version=expected_version, actor=actor, request=request
         )
     with transaction.atomic():
         percent_request = PercentRequest.objects.create(
@@ -492,7 +499,9 @@ def plan_emergency_stop(
     desired = _desired(environment)
     if desired.emergency_proxy:
         raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
-    return Plan(environment, desired, emergency_stop_target(desired))
+    return Plan(
+        environment, desired, emergency_stop_target(desired), ConfigChange.Kind.EMERGENCY_STOP
+    )
 
 
 def emergency_stop_target(desired: DesiredConfig) -> CanarySettings:
@@ -506,18 +515,9 @@ def emergency_stop(
 ) -> ConfigChange:
     """NOT-AUS: emergency_proxy on, percent 0, at once, whatever version is current. Pressed by
     a person, by an alert rule (``system="rule:…"``) or by the preview suite's emergency check."""
-    plan = plan_emergency_stop(
-        environment=environment, actor=actor, system=system, request=request
-    )
-    return request_change(
-        environment=environment,
-        settings=plan.target,
-        kind=ConfigChange.Kind.EMERGENCY_STOP,
-        reason=reason,
-        expected_version=None,
-        actor=actor,
-        system=system,
-        request=request,
+    plan = plan_emergency_stop(environment=environment, actor=actor, system=system, request=request)
+    return plan.write(
+        reason=reason, expected_version=None, actor=actor, system=system, request=request
     )
 
 
@@ -527,9 +527,8 @@ def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Pla
     desired = _desired(environment)
     if not desired.emergency_proxy:
         raise ControlRefused(f"The emergency stop is not active on {environment.name}.")
-    return Plan(
-        environment, desired, CanarySettings(desired.canary_percent, desired.canary_tag, False)
-    )
+    target = CanarySettings(desired.canary_percent, desired.canary_tag, False)
+    return Plan(environment, desired, target, ConfigChange.Kind.LIFT_EMERGENCY)
 
 
 def lift_emergency(
@@ -537,14 +536,8 @@ def lift_emergency(
 ) -> ConfigChange:
     """Turn the emergency flag off; the percent stays where the stop put it (0%)."""
     plan = plan_lift_emergency(environment=environment, actor=actor, request=request)
-    return request_change(
-        environment=environment,
-        settings=plan.target,
-        kind=ConfigChange.Kind.LIFT_EMERGENCY,
-        reason=reason,
-        expected_version=expected_version,
-        actor=actor,
-        request=request,
+    return plan.write(
+        reason=reason, expected_version=expected_version, actor=actor, request=request
     )
 
 
@@ -563,7 +556,7 @@ def plan_rollback(*, environment: Environment, actor, request=None, decision=Non
     target = CanarySettings(0, desired.canary_tag, emergency)
     if target == desired.settings:
         raise ControlRefused(f"{environment.name} is already at 0%.")
-    return Plan(environment, desired, target)
+    return Plan(environment, desired, target, ConfigChange.Kind.ROLLBACK)
 
 
 def rollback(
@@ -578,12 +571,6 @@ def rollback(
     """Back to 0% native; the tag stays so the edge still names the phase. A NO-GO ``decision``
     rolls back whatever version is current (``expected_version=None``), like the stop."""
     plan = plan_rollback(environment=environment, actor=actor, request=request, decision=decision)
-    return request_change(
-        environment=environment,
-        settings=plan.target,
-        kind=ConfigChange.Kind.ROLLBACK,
-        reason=reason,
-        expected_version=expected_version,
-        actor=actor,
-        request=request,
+    return plan.write(
+        reason=reason, expected_version=expected_version, actor=actor, request=request
     )

@@ -23,8 +23,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Max
 
 from ..models import ConfigChange, PhaseRun
+from .phases import build_of
 from .recommendation import (
     Attestation,
+    BuildShift,
     Incident,
     Recommendation,
     Thresholds,
@@ -129,6 +131,7 @@ def gather(run: PhaseRun, now: datetime) -> Window:
         log_gaps=log_gaps(logged, start, end),
         incidents=incidents(run, start, end),
         attestations=attestations(run),
+        build_changes=build_changes(run),
     )
 
 
@@ -195,6 +198,22 @@ def stickiness(run: PhaseRun, end: datetime) -> list[dict]:
     ]
 
 
+def build_changes(run: PhaseRun) -> list[BuildShift]:
+    """New Worker builds that went live inside the window (rollout/services/deployments.py),
+    with the choice a person made for each."""
+    return [
+        BuildShift(
+            at=change.changed_at,
+            old=change.before.describe(full=True) if change.before else "unknown",
+            new=change.after.describe(full=True),
+            resolution=change.resolution,
+            by=change.resolved_by.get_username() if change.resolved_by else "",
+            reason=change.reason,
+        )
+        for change in run.build_changes.select_related("before", "after", "resolved_by")
+    ]
+
+
 def attestations(run: PhaseRun) -> dict[str, Attestation]:
     newest = {}
     for given in run.attestations.select_related("given_by").order_by("-given_at", "-id"):
@@ -224,6 +243,7 @@ def build(run: PhaseRun, now: datetime) -> Evidence:
             "minimum_hours": run.phase.min_observation.total_seconds() / 3600,
             "in_effect_at": run.in_effect_at.isoformat(),
             "window_ends_at": run.window_ends_at.isoformat(),
+            "build": build_of(run),
         },
         "window": {
             "start": window.start.isoformat(),
@@ -246,6 +266,17 @@ def build(run: PhaseRun, now: datetime) -> Evidence:
             kind: {"value": item.value, "by": item.by, "at": item.at.isoformat(), "note": item.note}
             for kind, item in sorted(window.attestations.items())
         },
+        "build_changes": [
+            {
+                "at": shift.at.isoformat(),
+                "old": shift.old,
+                "new": shift.new,
+                "resolution": shift.resolution,
+                "by": shift.by,
+                "reason": shift.reason,
+            }
+            for shift in window.build_changes
+        ],
         "recommendation": recommendation.as_dict(),
     }
     return Evidence(document, digest_of(signed_part(document)), recommendation, window)
@@ -262,6 +293,7 @@ def fingerprint(run: PhaseRun, now: datetime) -> str:
         environment_id=environment_id, kind__in=list(INCIDENT_KINDS)
     ).aggregate(newest=Max("id"))
     attested = run.attestations.aggregate(newest=Max("id"))
+    builds = run.build_changes.aggregate(newest=Max("id"), answered=Max("resolved_at"))
     logs_through = logs_received_through(environment_id, end)
     parts = [
         start,
@@ -269,6 +301,7 @@ def fingerprint(run: PhaseRun, now: datetime) -> str:
         *measurements().fingerprint(environment_id, start, end),
         changes,
         attested,
+        builds,
         logs_through,
         thresholds_for(run),
     ]
@@ -307,6 +340,9 @@ def what_changed(old: dict, new: dict) -> str:
             "stickiness probe", old.get("stickiness", []), new.get("stickiness", []), _probe
         ),
         *_record_changes("log gap", old.get("log_gaps", []), new.get("log_gaps", []), _gap),
+        *_record_changes(
+            "build change", old.get("build_changes", []), new.get("build_changes", []), _shift
+        ),
     ]
     # The recommendation is derived from the rest: only its outcome is named, the criteria
     # repeat the figures named above.
@@ -322,7 +358,8 @@ def what_changed(old: dict, new: dict) -> str:
     return "; ".join(changes) or "nothing a signer sees"
 
 
-RECORDS = ("attestations", "incidents", "stickiness", "log_gaps")  # named record by record
+# Named record by record.
+RECORDS = ("attestations", "incidents", "stickiness", "log_gaps", "build_changes")
 READING_ORDER = ("figures", "recommendation", "thresholds", "window", "phase")
 SHOWN_ELSEWHERE = {("figures", "start"), ("figures", "end")}  # the window's bounds
 COHORT_FIGURES = {
@@ -451,6 +488,13 @@ def _incident(item: dict) -> str:
 
 def _probe(item: dict) -> str:
     return f"v{item['version']} {item['change']}: {item['result']}"
+
+
+def _shift(item: dict) -> str:
+    words = f"at {_clock(item['at'])} ({item['old']} → {item['new']})"
+    if item["resolution"]:
+        words += f", window {item['resolution']} by {item['by']}"
+    return words
 
 
 def _gap(item: list) -> str:

@@ -33,6 +33,7 @@ from ..models import (
     PhaseRun,
     Preflight,
     Rollout,
+    WorkerDeployment,
 )
 from ..notifications import announce_check_in_due, announce_decision_due
 from ..permissions import require
@@ -58,7 +59,7 @@ class TransitionRefused(Exception):
 
 
 @contextmanager
-def _refusal_audited(action: str, *, person, environment: Environment, obj=None, request=None):
+def refusal_audited(action: str, *, person, environment: Environment, obj=None, request=None):
     """Audit a refused transition here, once, whoever called (a page, an API, a command): after
     the transition's own transaction rolled back, so the refusal is all that is written."""
     try:
@@ -177,7 +178,7 @@ def begin(environment: Environment, *, person, now: datetime, request=None) -> R
     """A release manager opens a rollout of the service's current build (draft); it becomes
     "preview verified" once the preview suite of that build has passed. A refusal is audited
     as ``rollout.refused``."""
-    with _refusal_audited(
+    with refusal_audited(
         "rollout.refused", person=person, environment=environment, request=request
     ):
         return _begin(environment, person=person, now=now)
@@ -197,7 +198,7 @@ def _begin(environment: Environment, *, person, now: datetime) -> Rollout:
 def abort(rollout: Rollout, *, person, reason: str, now: datetime, request=None) -> Rollout:
     """End a rollout that has no window running (a running window ends through NO-GO). A refusal
     is audited as ``rollout.refused``."""
-    with _refusal_audited(
+    with refusal_audited(
         "rollout.refused",
         person=person,
         environment=rollout.environment,
@@ -207,10 +208,17 @@ def abort(rollout: Rollout, *, person, reason: str, now: datetime, request=None)
         return _abort(rollout, person=person, reason=reason, now=now, request=request)
 
 
+def _given(text: str, missing: str) -> str:
+    """A person's words without surrounding blanks; refused with ``missing`` when there are
+    none."""
+    text = text.strip()
+    if not text:
+        raise TransitionRefused(missing)
+    return text
+
+
 def _abort(rollout: Rollout, *, person, reason: str, now: datetime, request) -> Rollout:
-    reason = reason.strip()
-    if not reason:
-        raise TransitionRefused("Give the reason for aborting the rollout.")
+    reason = _given(reason, "Give the reason for aborting the rollout.")
     running = open_run(rollout)
     if running is not None and running.state == PhaseRun.State.WAITING:
         raise TransitionRefused(f"{running} is starting: reject its approval or let it finish.")
@@ -288,8 +296,11 @@ def current_run(environment: Environment) -> PhaseRun | None:
 
 
 def build_of(run: PhaseRun) -> str:
-    """The build this phase runs: the one the pre-flight that started it checked (its preview
-    suite's build), else the rollout's."""
+    """The build this phase runs: the Worker version(s) Cloudflare served when its window began;
+    for a window whose version was not read, the build the pre-flight that started it checked
+    (its preview suite's build), else the rollout's."""
+    if run.build_deployment_id is not None:
+        return run.build_deployment.describe(full=True)
     started = Q(start_change_id=run.start_change_id) if run.start_change_id else Q(pk=None)
     if run.start_request_id:
         started |= Q(start_request_id=run.start_request_id)
@@ -503,14 +514,35 @@ def _follow_start(rollout: Rollout, run: PhaseRun, now: datetime) -> None:
             )
 
 
-def begin_window(rollout: Rollout, run: PhaseRun, *, in_effect_at: datetime, now: datetime):
-    """The phase's config is in effect: the window runs from here, with its check-ins."""
+def begin_window(
+    rollout: Rollout,
+    run: PhaseRun,
+    *,
+    in_effect_at: datetime,
+    now: datetime,
+    build: WorkerDeployment | None = None,
+):
+    """The phase's config is in effect: the window runs from here, with its check-ins, over the
+    build given, else the Worker deployment last read serving the environment."""
     ends = in_effect_at + run.phase.min_observation
+    if build is None:
+        build = (
+            Environment.objects.filter(pk=rollout.environment_id)
+            .values_list("live_deployment", flat=True)
+            .first()
+        )
+    build_id = getattr(build, "pk", build)
     if not PhaseRun.objects.filter(
         pk=run.pk, state__in=[PhaseRun.State.WAITING, PhaseRun.State.OBSERVING]
-    ).update(state=PhaseRun.State.OBSERVING, in_effect_at=in_effect_at, window_ends_at=ends):
+    ).update(
+        state=PhaseRun.State.OBSERVING,
+        in_effect_at=in_effect_at,
+        window_ends_at=ends,
+        build_deployment_id=build_id,
+    ):
         return
     run.state, run.in_effect_at, run.window_ends_at = PhaseRun.State.OBSERVING, in_effect_at, ends
+    run.build_deployment_id = build_id
     create_check_ins(run)
     set_state(
         rollout,
@@ -520,6 +552,28 @@ def begin_window(rollout: Rollout, run: PhaseRun, *, in_effect_at: datetime, now
         detail=f"{run} in effect at {in_effect_at:%Y-%m-%d %H:%M:%S} UTC; window until "
         f"{ends:%Y-%m-%d %H:%M} UTC",
     )
+
+
+def next_window(
+    rollout: Rollout,
+    run: PhaseRun,
+    *,
+    person,
+    now: datetime,
+    in_effect_at: datetime,
+    build: WorkerDeployment | None = None,
+) -> PhaseRun:
+    """A new window of the same phase (after HOLD, or a restart from a new build), counting from
+    ``in_effect_at``."""
+    following = PhaseRun.objects.create(
+        rollout=rollout,
+        phase=run.phase,
+        window_number=run.window_number + 1,
+        started_at=now,
+        started_by=person,
+    )
+    begin_window(rollout, following, in_effect_at=in_effect_at, now=now, build=build)
+    return following
 
 
 def create_check_ins(run: PhaseRun) -> None:
@@ -589,7 +643,7 @@ def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=
         obj=check_in.phase_run,
         request=request,
     )
-    with _refusal_audited(
+    with refusal_audited(
         "decision.refused",
         person=person,
         environment=check_in.phase_run.environment,
@@ -600,9 +654,7 @@ def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=
 
 
 def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request) -> CheckIn:
-    note = note.strip()
-    if not note:
-        raise TransitionRefused("Say in a few words what you checked.")
+    note = _given(note, "Say in a few words what you checked.")
     if now < check_in.due_at:
         raise TransitionRefused(
             f"{check_in.label} is due at {check_in.due_at:%Y-%m-%d %H:%M} UTC, not yet."

@@ -236,15 +236,26 @@ def evaluate(environment: Environment, *, now: datetime, create: bool = False) -
         preview_item(environment, now=now),
         *attestation_items(preflight, now=now),
     ]
+    live = environment.live_deployment if environment.worker_script_name else None
+    if live is not None and live.is_split:
+        checklist.items.append(version_split_item(preflight, live, now=now))
     return checklist
 
 
 def latest_preview_run(environment: Environment) -> PreviewRun | None:
-    """The latest finished preview suite of the service's current build."""
+    """The latest finished preview suite of the build that production runs next: the Worker
+    version serving production (its larger share under a split) when production's version is
+    read, else the service's current build as typed."""
     service = environment.service
     preview = service.environments.filter(name=Environment.PREVIEW).first()
     if preview is None:
         return None
+    if environment.worker_script_name:
+        live = environment.live_deployment
+        if live is None:
+            return None
+        main = max(live.versions, key=lambda version: version["percentage"])
+        return suite_of_version(preview, main["version_id"])
     return (
         PreviewRun.objects.filter(
             environment=preview,
@@ -257,7 +268,24 @@ def latest_preview_run(environment: Environment) -> PreviewRun | None:
     )
 
 
+# How many of preview's latest finished runs are searched for a version: far more than pass
+# within the suite's maximum age.
+RUNS_SEARCHED = 200
+
+
+def suite_of_version(preview: Environment, version_id: str) -> PreviewRun | None:
+    """The latest finished preview suite that verified this Worker version."""
+    runs = (
+        PreviewRun.objects.filter(environment=preview, state__in=PreviewRun.FINISHED_STATES)
+        .select_related("started_by", "deployment")
+        .order_by("-finished_at", "-id")[:RUNS_SEARCHED]
+    )
+    return next((run for run in runs if version_id in run.version_ids), None)
+
+
 def preview_item(environment: Environment, *, now: datetime) -> Item:
+    if environment.worker_script_name:
+        return _live_version_item(environment, now=now)
     service = environment.service
     label = "Preview suite passed for the current build"
     build = service.current_build
@@ -306,12 +334,86 @@ def preview_item(environment: Environment, *, now: datetime) -> Item:
     )
 
 
+def _live_version_item(environment: Environment, *, now: datetime) -> Item:
+    """Every Worker version serving production passed the preview suite, recently: the versions
+    are compared by id, as Cloudflare reports them for preview and production."""
+    label = "Preview suite passed for the version live on production"
+    live = environment.live_deployment
+    if live is None:
+        why = environment.deployments_error or "not read yet"
+        return Item(
+            "preview_suite",
+            label,
+            False,
+            f"The Worker version live on production is not known ({why}).",
+        )
+    preview = environment.service.environments.filter(name=Environment.PREVIEW).first()
+    max_age = timedelta(hours=settings.PREVIEW_SUITE_MAX_AGE_HOURS)
+    passed, first_run = [], None
+    for version in sorted(live.versions, key=lambda version: -version["percentage"]):
+        version_id = version["version_id"]
+        run = suite_of_version(preview, version_id) if preview else None
+        first_run = first_run or run
+        if run is None:
+            detail = f"No preview suite has verified version {version_id} (live on production)."
+            return Item("preview_suite", label, False, detail, run=first_run)
+        when = f"{run.finished_at:%Y-%m-%d %H:%M} UTC"
+        if not run.passed:
+            failing = [c.get_name_display() for c in run.checks.all() if c.state != "passed"]
+            detail = (
+                f"The latest preview suite of version {version_id} FAILED ({when}: "
+                f"{', '.join(failing) or run.error}). Fix it and run the suite again."
+            )
+            return Item("preview_suite", label, False, detail, run=run)
+        if now - run.finished_at > max_age:
+            detail = (
+                f"The preview suite of version {version_id} passed {when}, more than "
+                f"{settings.PREVIEW_SUITE_MAX_AGE_HOURS:g} h ago: run it again."
+            )
+            return Item("preview_suite", label, False, detail, run=run)
+        who = run.started_by.get_username() if run.started_by else "the system"
+        passed.append(f"version {version_id} passed all checks {when} (run by {who})")
+    return Item("preview_suite", label, True, "; ".join(passed).capitalize() + ".", run=first_run)
+
+
+def version_split_item(preflight: Preflight | None, live, *, now: datetime) -> Item:
+    """Cloudflare's gradual deployment splits production between two versions, on top of our
+    cohort split: a person acknowledges it for this very deployment before a phase starts."""
+    label = ATTESTATION_LABELS[Kind.VERSION_SPLIT]
+    split = live.describe(full=True)
+    attestation = (
+        preflight.attestations.filter(kind=Kind.VERSION_SPLIT).select_related("given_by").first()
+        if preflight
+        else None
+    )
+    max_age = timedelta(hours=settings.PREFLIGHT_ATTESTATION_MAX_AGE_HOURS)
+    if (
+        attestation is not None
+        and attestation.deployment_id == live.pk
+        and now - attestation.given_at <= max_age
+    ):
+        detail = (
+            f"Cloudflare serves {split}: acknowledged by {attestation.given_by.get_username()} "
+            f"at {attestation.given_at:%Y-%m-%d %H:%M} UTC — {attestation.note}."
+        )
+        return Item(Kind.VERSION_SPLIT, label, True, detail, attestation=attestation)
+    detail = (
+        f"Cloudflare's gradual deployment serves {split}: a version-level split is in play on "
+        "top of our cohort split, so the phase's figures mix two builds. Acknowledge it with a "
+        "note."
+    )
+    return Item(Kind.VERSION_SPLIT, label, False, detail)
+
+
 ATTESTATION_LABELS = {
     Kind.TEAM_NOTIFIED: "Team notified in Slack #deployments",
     Kind.RUNBOOK_REVIEWED: "Rollback runbook reviewed",
     Kind.ONCALL_CONFIRMED: "On-call (PagerDuty rotation) confirmed",
     Kind.ENGINEERS_AVAILABLE: "Two or more engineers available for the next 4 hours",
+    Kind.VERSION_SPLIT: "Cloudflare's version split acknowledged",
 }
+# Asked of every start; the version split only while production has one (version_split_item).
+CHECKLIST_KINDS = [kind for kind in Kind if kind != Kind.VERSION_SPLIT]
 
 
 def attestation_items(preflight: Preflight | None, *, now: datetime) -> list[Item]:
@@ -321,7 +423,7 @@ def attestation_items(preflight: Preflight | None, *, now: datetime) -> list[Ite
     for attestation in attestations:
         latest.setdefault(attestation.kind, attestation)  # newest first
     items = []
-    for kind in Kind:
+    for kind in CHECKLIST_KINDS:
         attestation = latest.get(kind)
         label = ATTESTATION_LABELS[kind]
         if attestation is None:
@@ -405,6 +507,7 @@ def attest(
     names: list[str] = (),
     note: str = "",
     notification: Notification | None = None,
+    deployment=None,
     request=None,
 ) -> PreflightAttestation:
     with transaction.atomic():
@@ -415,6 +518,7 @@ def attest(
             names=list(names),
             note=note,
             notification_id=notification.public_id if notification else None,
+            deployment=deployment,
         )
         detail = (
             f"{preflight.phase.tag} ({preflight.phase.percent}%): {attestation.get_kind_display()}"
@@ -423,6 +527,8 @@ def attest(
             detail += ": " + ", ".join(names)
         if notification:
             detail += "; #deployments announcement queued"
+        if deployment is not None:
+            detail += f": {deployment.describe(full=True)}"
         audit.record(
             action="preflight.attested",
             actor=person,

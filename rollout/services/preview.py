@@ -66,7 +66,9 @@ from ..models import (
     Service,
 )
 from ..permissions import require
+from ..queueing import try_to_queue
 from . import audit, controls
+from .deployments import current_build
 
 log = logging.getLogger(__name__)
 
@@ -347,22 +349,21 @@ def judge_routing(report: EdgeReport, *, expect: tuple[str, str], hint: str, evi
 
 
 def check_sticky_native(target: Target, deadline: float) -> Result:
-    return _routing_check(
-        target,
-        Name.STICKY_NATIVE,
-        expect=("native", "cookie"),
-        cookies={COHORT_COOKIE: "native"},
-        hint=f"the edge ignored the {COHORT_COOKIE}=native cookie (stickiness broken)",
-    )
+    return _check_sticky(target, "native")
 
 
 def check_sticky_proxy(target: Target, deadline: float) -> Result:
+    return _check_sticky(target, "proxy")
+
+
+def _check_sticky(target: Target, cohort: str) -> Result:
+    """A client holding the cookie of ``cohort`` stays in it."""
     return _routing_check(
         target,
-        Name.STICKY_PROXY,
-        expect=("proxy", "cookie"),
-        cookies={COHORT_COOKIE: "proxy"},
-        hint=f"the edge ignored the {COHORT_COOKIE}=proxy cookie (stickiness broken)",
+        Name(f"sticky_{cohort}"),
+        expect=(cohort, "cookie"),
+        cookies={COHORT_COOKIE: cohort},
+        hint=f"the edge ignored the {COHORT_COOKIE}={cohort} cookie (stickiness broken)",
     )
 
 
@@ -453,47 +454,94 @@ def _timed(check, target: Target, deadline: float) -> Result:
 # --- recording -----------------------------------------------------------------------------------
 
 
-class RunRefused(controls.ControlRefused):
-    """The suite cannot start now; the message says why. ``start_run`` audits it."""
+class PreviewRefused(controls.ControlRefused):
+    """The suite cannot start as asked; the message says why. ``start`` audits it."""
 
     audited = True
 
 
-ALREADY_RUNNING = "A run of the suite is already in progress on preview: wait for it to finish."
-
-
-def start_run(*, environment: Environment, build: str, person, request=None) -> PreviewRun:
-    """A person starts the suite for ``build``, which becomes the service's current build (what
-    the production pre-flight asks a passed suite for). One run at a time; a refusal is audited
-    here as ``preview_suite.refused`` and raised as RunRefused, whoever called."""
+def start(
+    *, environment: Environment, person, build: str = "", build_reason: str = "", request=None
+) -> PreviewRun:
+    """A person starts the suite against the Worker version live on preview (as Cloudflare
+    reports it, or as a pipeline reported it moments ago). Typing the build instead is a fallback
+    with a reason, audited; where preview names no Worker script, the typed build is the only
+    way. The build becomes the service's current build. A refusal is audited as
+    ``preview_suite.refused`` and raised as PreviewRefused."""
     require(person, "rollout.request_change", environment=environment, request=request)
-    error = ""
-    if not DesiredConfig.objects.filter(environment=environment).exists():
-        error = "Preview has no desired config yet: connect it first."
-    elif PreviewRun.objects.filter(
-        environment=environment, state__in=PreviewRun.OPEN_STATES
-    ).exists():
-        error = ALREADY_RUNNING
-    else:
-        try:
-            with transaction.atomic():
-                _set_current_build(environment.service, build, person, request)
-                return create_run(
-                    environment=environment, build=build, started_by=person, request=request
+    build, build_reason = " ".join(build.split()), build_reason.strip()
+    try:
+        with transaction.atomic():
+            deployment, build = _build_to_verify(environment, build, build_reason)
+            if not DesiredConfig.objects.filter(environment=environment).exists():
+                raise PreviewRefused("Preview has no desired config yet: connect it first.")
+            if deployment is None and environment.worker_script_name:
+                audit.record(
+                    action="preview_suite.build_typed",
+                    actor=person,
+                    environment=environment,
+                    reason=build_reason,
+                    detail=f"build {build} typed instead of the live version ("
+                    + _live_words(environment)
+                    + ")",
+                    request=request,
                 )
-        except IntegrityError:
-            error = ALREADY_RUNNING
+            set_current_build(environment.service, build, person=person, request=request)
+            return create_run(
+                environment=environment,
+                build=build,
+                started_by=person,
+                request=request,
+                deployment=deployment,
+                build_typed_reason="" if deployment else build_reason,
+            )
+    except IntegrityError:
+        refused = PreviewRefused(
+            "A run of the suite is already in progress on preview: wait for it to finish."
+        )
+    except PreviewRefused as raised:
+        refused = raised
     audit.refused(
         action="preview_suite.refused",
         actor=person,
         environment=environment,
-        detail=error,
+        detail=str(refused),
         request=request,
     )
-    raise RunRefused(error)
+    raise refused
 
 
-def _set_current_build(service: Service, build: str, person, request) -> None:
+def _build_to_verify(environment: Environment, typed: str, reason: str):
+    """(the deployment verified, the build's name): the live version, or the typed build."""
+    live = current_build(environment) if environment.worker_script_name else None
+    if typed and live is not None and live.version_ids == [typed]:
+        typed = ""  # the live version, typed out
+    if not typed:
+        if live is None:
+            if environment.worker_script_name:
+                raise PreviewRefused(
+                    f"The Worker version live on preview is not known ({_live_words(environment)})"
+                    ": type the build and say why."
+                )
+            raise PreviewRefused("Name the build deployed to preview, e.g. its deployment id.")
+        return live, live.describe(full=True)[:100]
+    if len(typed) > 100:
+        raise PreviewRefused("A build name is at most 100 characters.")
+    if environment.worker_script_name and not reason:
+        raise PreviewRefused(
+            "Say why you type the build instead of running against the version live on preview."
+        )
+    return None, typed
+
+
+def _live_words(environment: Environment) -> str:
+    live = environment.live_deployment
+    if environment.deployments_error:
+        return f"{environment.deployments_state}: {environment.deployments_error}"
+    return f"live: {live.describe(full=True)}" if live else "not read yet"
+
+
+def set_current_build(service: Service, build: str, *, person, request=None) -> None:
     if service.current_build == build:
         return
     before = service.current_build
@@ -510,14 +558,26 @@ def _set_current_build(service: Service, build: str, person, request) -> None:
     )
 
 
-def create_run(*, environment: Environment, build: str, started_by, request=None):
+def create_run(
+    *,
+    environment: Environment,
+    build: str,
+    started_by,
+    request=None,
+    deployment=None,
+    build_typed_reason: str = "",
+):
     """Record a queued run with its checks pending, and queue it once committed.
 
     Raises IntegrityError when a run of this environment is still open (one at a time).
     """
     with transaction.atomic():
         run = PreviewRun.objects.create(
-            environment=environment, build=build, started_by=started_by
+            environment=environment,
+            build=build,
+            started_by=started_by,
+            deployment=deployment,
+            build_typed_reason=build_typed_reason,
         )
         PreviewCheck.objects.bulk_create(
             PreviewCheck(run=run, name=name, position=position)
@@ -540,12 +600,7 @@ def enqueue_run(run_id: int) -> bool:
     """Hand the run to a worker; a broker outage is logged, and the sweep queues it later."""
     from ..tasks import run_preview_suite
 
-    try:
-        run_preview_suite.delay(run_id)
-    except Exception as exc:  # any broker or connection error
-        log.warning("could not queue preview suite run %s: %s", run_id, exc)
-        return False
-    return True
+    return try_to_queue(run_preview_suite, run_id, what=f"preview suite run {run_id}")
 
 
 def _mark_running(check: PreviewCheck) -> None:
@@ -564,9 +619,7 @@ def _record(check: PreviewCheck, result: Result) -> bool:
         duration = round((now - check.started_at).total_seconds() * 1000)
     return bool(
         PreviewCheck.objects.filter(pk=check.pk, state__in=open_states).update(
-            state=PreviewCheck.State.PASSED
-            if result.passed
-            else PreviewCheck.State.FAILED,
+            state=PreviewCheck.State.PASSED if result.passed else PreviewCheck.State.FAILED,
             finished_at=now,
             duration_ms=duration,
             evidence=result.evidence,

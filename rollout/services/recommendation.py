@@ -35,6 +35,10 @@ The reasons shown are the details of the criteria that decided it.
 - Logs: a stretch of more than 15 minutes without log lines means logs are not delivering → HOLD.
 - Attestations by people: upload flow (False = data loss / orphaned uploads → NO-GO) and team
   agreement (False = team concern, risk too high → NO-GO). Not given yet → HOLD.
+- The build under the window (the team's own rule): a new Worker deployment inside the window
+  means its evidence does not come from one build → HOLD until a person chooses: the window is
+  restarted from the new build's time (a new window) or kept with a reason (then it passes, the
+  reason shown).
 
 "Sustained" counts hours, because a single bad hour (a deploy blip, one noisy client) must not
 roll back a release that was healthy for the other 23. When no hour qualifies (a window shorter
@@ -139,6 +143,18 @@ class Attestation:
 
 
 @dataclass
+class BuildShift:
+    """A new Worker build that went live inside the window, and what a person chose for it."""
+
+    at: datetime
+    old: str
+    new: str
+    resolution: str = ""  # "" (waiting for a person) | "kept" | "restarted"
+    by: str = ""
+    reason: str = ""
+
+
+@dataclass
 class Window:
     start: datetime
     end: datetime
@@ -147,6 +163,7 @@ class Window:
     log_gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     attestations: dict[str, Attestation] = field(default_factory=dict)  # newest per kind
+    build_changes: list[BuildShift] = field(default_factory=list)
 
 
 @dataclass
@@ -204,8 +221,8 @@ def recommend(window: Window, thresholds: Thresholds = Thresholds()) -> Recommen
         _p90_vs_proxy(window, thresholds),
         _incidents(window),
         _logs(window, thresholds),
-        _upload_flow(window),
-        _team_agrees(window),
+        *(_attestation(window, kind) for kind in ATTESTED),
+        _build(window),
     ]
     verdicts = {criterion.verdict for criterion in criteria}
     outcome = NO_GO if NO_GO in verdicts else HOLD if HOLD in verdicts else GO
@@ -241,8 +258,12 @@ def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
         return judged(MISSING, HOLD, {}, "native 5xx rate unknown: no native requests")
     rate = native.error_percent
     low, high = _percents(wilson_interval(native.errors_5xx, native.requests, t.confidence))
-    slices = _slices(window, lambda cohort: cohort.requests > 0)
-    above = sum(1 for cohort in slices if cohort.error_percent > t.nogo_error_percent)
+    hours = _hours(
+        window,
+        "hours with traffic",
+        counts=lambda cohort: cohort.requests > 0,
+        above=lambda cohort: cohort.error_percent > t.nogo_error_percent,
+    )
     figures = {
         "requests": native.requests,
         "errors_5xx": native.errors_5xx,
@@ -251,14 +272,12 @@ def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
         "confidence": t.confidence,
         "go_max_error_percent": t.go_max_error_percent,
         "nogo_error_percent": t.nogo_error_percent,
-        "hours_with_traffic": len(slices),
-        "hours_above_nogo": above,
+        **hours.figures("hours_with_traffic"),
     }
     stated = f"native 5xx {_shown(rate)}% ({_ci(t)} {_shown(low)}–{_shown(high)}%)"
-    hours = f"{above} of {len(slices)} hours with traffic"
     if high < t.go_max_error_percent:
         return judged(PASS, GO, figures, f"{stated} < {t.go_max_error_percent}%")
-    if low > t.nogo_error_percent and 2 * above >= len(slices):
+    if low > t.nogo_error_percent and hours.sustained:
         detail = f"{stated} sustained above {t.nogo_error_percent}%: above it in {hours}"
         return judged(FAIL, NO_GO, figures, detail)
     if rate < t.go_max_error_percent and native.requests < t.min_native_requests:
@@ -325,8 +344,12 @@ def _native_p90(window: Window, t: Thresholds) -> Criterion:
     if p90 is None:
         return judged(MISSING, HOLD, {}, "native p90 unknown: no native latencies")
     low, high = _quantile_interval(native, 0.9, t.confidence)
-    slices = _slices(window, lambda cohort: cohort.histogram.total >= t.min_hourly_requests)
-    above = sum(1 for cohort in slices if cohort.ttfb(0.9) > t.nogo_p90_ms)
+    hours = _hours(
+        window,
+        "hours with enough traffic",
+        counts=lambda cohort: cohort.histogram.total >= t.min_hourly_requests,
+        above=lambda cohort: cohort.ttfb(0.9) > t.nogo_p90_ms,
+    )
     figures = {
         "p90_ms": _ms(p90),
         "interval_ms": [_ms(low), _ms(high)],
@@ -334,14 +357,12 @@ def _native_p90(window: Window, t: Thresholds) -> Criterion:
         "go_max_p90_ms": t.go_max_p90_ms,
         "nogo_p90_ms": t.nogo_p90_ms,
         "min_hourly_requests": t.min_hourly_requests,
-        "hours_with_enough_traffic": len(slices),
-        "hours_above_nogo": above,
+        **hours.figures("hours_with_enough_traffic"),
     }
     stated = f"native p90 {p90:.0f} ms ({_ci(t)} {low:.0f}–{high:.0f} ms)"
-    hours = f"{above} of {len(slices)} hours with enough traffic"
     if p90 < t.go_max_p90_ms:
         return judged(PASS, GO, figures, f"{stated} < {t.go_max_p90_ms:g} ms")
-    if p90 > t.nogo_p90_ms and 2 * above >= len(slices):
+    if p90 > t.nogo_p90_ms and hours.sustained:
         detail = f"{stated} sustained above {t.nogo_p90_ms:g} ms: above it in {hours}"
         return judged(FAIL, NO_GO, figures, detail)
     if p90 > t.nogo_p90_ms:
@@ -440,29 +461,15 @@ def _logs(window: Window, t: Thresholds) -> Criterion:
     return judged(PASS, GO, figures, f"logs delivering: no gap longer than {limit}{longest}")
 
 
-def _upload_flow(window: Window) -> Criterion:
-    return _attestation(
-        window,
-        "upload_flow",
-        "Upload flow",
-        healthy="upload flow healthy",
-        unhealthy="data loss / orphaned uploads",
-    )
+# The criteria a person attests, by kind: the label, and what a yes and a no say.
+ATTESTED = {
+    "upload_flow": ("Upload flow", "upload flow healthy", "data loss / orphaned uploads"),
+    "team_agrees": ("Team consensus", "team agrees: stable", "team concern: risk too high"),
+}
 
 
-def _team_agrees(window: Window) -> Criterion:
-    return _attestation(
-        window,
-        "team_agrees",
-        "Team consensus",
-        healthy="team agrees: stable",
-        unhealthy="team concern: risk too high",
-    )
-
-
-def _attestation(
-    window: Window, kind: str, label: str, *, healthy: str, unhealthy: str
-) -> Criterion:
+def _attestation(window: Window, kind: str) -> Criterion:
+    label, healthy, unhealthy = ATTESTED[kind]
     judged = partial(Criterion, kind, label)
     attestation = window.attestations.get(kind)
     if attestation is None:
@@ -480,13 +487,72 @@ def _attestation(
     return judged(FAIL, NO_GO, figures, f"{unhealthy}, {said}{note}")
 
 
+def _build(window: Window) -> Criterion:
+    judged = partial(Criterion, "build", "Build under the window", rule=TEAM)
+    shifts = window.build_changes
+    figures = {
+        "build_changes": [
+            {
+                "at": _iso(shift.at),
+                "old": shift.old,
+                "new": shift.new,
+                "resolution": shift.resolution,
+                "by": shift.by,
+                "reason": shift.reason,
+            }
+            for shift in shifts
+        ]
+    }
+    if not shifts:
+        return judged(PASS, GO, figures, "the build did not change in the window")
+    waiting = [shift for shift in shifts if not shift.resolution]
+    if waiting:
+        listed = "; ".join(_shift_words(shift) for shift in waiting)
+        detail = (
+            f"{listed}: restart the window from the new build, or keep it with a reason, "
+            "before it can be GO"
+        )
+        return judged(FAIL, HOLD, figures, detail)
+    listed = "; ".join(
+        f"{_shift_words(shift)}, window {shift.resolution} by {shift.by}"
+        + (f": {shift.reason}" if shift.reason else "")
+        for shift in shifts
+    )
+    return judged(PASS, GO, figures, listed)
+
+
+def _shift_words(shift: BuildShift) -> str:
+    return f"build changed at {_clock(shift.at)} ({shift.old} → {shift.new})"
+
+
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _slices(window: Window, counts) -> list[CohortFigures]:
-    """The native cohort of each hour that ``counts``; the whole window if no hour does."""
-    hours = [hour.native for hour in window.hourly if counts(hour.native)]
-    return hours or [window.figures.native]
+@dataclass(frozen=True)
+class _Hours:
+    """The window's hours whose native traffic counts (the whole window as one if none does),
+    and how many of them were above the NO-GO line."""
+
+    counted: int
+    above: int
+    what: str
+
+    @property
+    def sustained(self) -> bool:
+        """Above the NO-GO line in at least half of the hours: not a passing spike."""
+        return 2 * self.above >= self.counted
+
+    def __str__(self) -> str:
+        return f"{self.above} of {self.counted} {self.what}"
+
+    def figures(self, counted_key: str) -> dict:
+        return {counted_key: self.counted, "hours_above_nogo": self.above}
+
+
+def _hours(window: Window, what: str, *, counts, above) -> _Hours:
+    slices = [hour.native for hour in window.hourly if counts(hour.native)]
+    slices = slices or [window.figures.native]
+    return _Hours(len(slices), sum(1 for cohort in slices if above(cohort)), what)
 
 
 def _ci(t: Thresholds) -> str:

@@ -6,6 +6,8 @@ rollout's progress, its config changes and every decision with its signers aroun
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.utils import timezone
 
 from ..models import ConfigChange, Decision, PhaseRun, PostMortem, Rollout, Signature
@@ -143,6 +145,10 @@ def markdown(report: dict) -> str:
     lines += [f"- {item['at']} {item['kind']}: {item['summary']}" for item in document["incidents"]]
     if not document["incidents"]:
         lines.append("None.")
+    shifts = document.get("build_changes", [])
+    if shifts:
+        lines += ["", "## Build changes", ""]
+        lines += [f"- {_shift_words(shift)}" for shift in shifts]
     if document["log_gaps"]:
         gaps = ", ".join(f"{start} – {end}" for start, end in document["log_gaps"])
         lines += ["", f"Log delivery gaps: {gaps}"]
@@ -171,6 +177,16 @@ def markdown(report: dict) -> str:
         lines += ["", f"Evidence digest: `{decision.evidence_digest}`"]
     lines.append("")
     return "\n".join(lines)
+
+
+def _shift_words(shift: dict) -> str:
+    """"build changed at T (old → new)", and what a person chose for it."""
+    at = datetime.fromisoformat(shift["at"])
+    words = f"build changed at {_utc(at.astimezone(UTC))} ({shift['old']} → {shift['new']})"
+    if not shift["resolution"]:
+        return words + ": waiting for a person to restart or keep the window"
+    words += f": window {shift['resolution']} by {shift['by']}"
+    return words + (f" — {shift['reason']}" if shift["reason"] else "")
 
 
 def _share(figures: dict) -> str:

@@ -10,6 +10,8 @@ The rules, in the order ``sign`` checks them:
 - the open decision, if any, is for the same outcome (otherwise it must be withdrawn first);
   if its evidence changed since its first signature, that signature is invalidated and the
   page says why;
+- GO is refused while the emergency stop is active, or while a new Worker build that went live
+  inside the window waits for a person to restart or keep the window;
 - signing against the recommendation needs a written justification;
 - one signature per person and per role (also database constraints): two different people.
 
@@ -131,6 +133,11 @@ def _sign(run, outcome, role, seen_digest, justification, person, now, request) 
         if outcome == Outcome.GO and _emergency_active(run):
             raise SignRefused(
                 "The emergency stop is active: GO is not possible until it is lifted."
+            )
+        if outcome == Outcome.GO and run.build_changes.filter(resolution="").exists():
+            raise SignRefused(
+                "A new Worker build went live during this window: GO is not possible until "
+                "someone restarts the window from the new build or keeps it with a reason."
             )
         if outcome != current.outcome and not justification:
             raise SignRefused(
@@ -353,15 +360,8 @@ def _no_go(decision, rollout, person, reason, now, request):
 
 
 def _hold(decision, rollout, run, person, now, request):
-    held = PhaseRun.objects.create(
-        rollout=rollout,
-        phase=run.phase,
-        window_number=run.window_number + 1,
-        started_at=now,
-        started_by=person,
-    )
+    held = phases.next_window(rollout, run, person=person, now=now, in_effect_at=now)
     Decision.objects.filter(pk=decision.pk).update(next_phase_run=held)
-    phases.begin_window(rollout, held, in_effect_at=now, now=now)
 
 
 def _go(decision, rollout, run, approver, person, reason, now, request):

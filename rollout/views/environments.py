@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from ..forms.environments import InitialConfigForm
 from ..models import (
+    BuildChange,
     CheckIn,
     ConfigChange,
     DesiredConfig,
@@ -25,7 +26,7 @@ from ..models import (
 )
 from ..permissions import guarded, shown_to
 from ..responses import fragment_or_page, redirect_after_post
-from ..services import attention, controls, phases
+from ..services import attention, controls, deployments, phases
 from ..services.environments import check_connection
 from .controls import controls_context
 from .lookups import VIEW_PERMISSION, environment_or_404
@@ -104,11 +105,16 @@ def _overview_rows():
         queryset=CheckIn.objects.filter(acknowledged_at__isnull=True, due_at__lte=now),
         to_attr="open_check_ins",
     )
+    open_build_changes = Prefetch(
+        "build_changes",
+        queryset=BuildChange.objects.filter(resolution="").select_related("before", "after"),
+        to_attr="open_build_changes",
+    )
     open_runs = Prefetch(
         "phase_runs",
         queryset=PhaseRun.objects.filter(state__in=PhaseRun.OPEN_STATES)
         .select_related("phase")
-        .prefetch_related(open_check_ins),
+        .prefetch_related(open_check_ins, open_build_changes),
         to_attr="open_runs",
     )
     pending_requests = Prefetch(
@@ -132,7 +138,7 @@ def _overview_rows():
         to_attr="active_rollouts",
     )
     environments = (
-        Environment.objects.select_related("service", "desired")
+        Environment.objects.select_related("service", "desired", "live_deployment")
         .prefetch_related(open_changes, active_rollouts, pending_requests)
         .order_by("service__name", "-name")
     )
@@ -199,6 +205,8 @@ def environment_detail(request, public_id):
     context["initial_form"] = InitialConfigForm(
         initial={"canary_tag": _first_phase_tag(environment)}
     )
+    if environment.worker_script_name:
+        context["live"] = deployments.current_build(environment)  # what the suite verifies
     return render(request, "rollout/environment.html", context)
 
 

@@ -13,7 +13,8 @@ VIEW_PERMISSION = "rollout.view_environment"
 
 def environment_or_404(public_id) -> Environment:
     return get_object_or_404(
-        Environment.objects.select_related("service", "desired"), public_id=public_id
+        Environment.objects.select_related("service", "desired", "live_deployment"),
+        public_id=public_id,
     )
 
 

@@ -7,8 +7,9 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
-from ..forms.phases import NoteForm, StartPhaseForm
+from ..forms.phases import BuildChoiceForm, NoteForm, StartPhaseForm
 from ..models import (
+    BuildChange,
     CheckIn,
     Decision,
     Environment,
@@ -17,8 +18,8 @@ from ..models import (
     Rollout,
 )
 from ..permissions import guarded, shown_to
-from ..responses import fragment_or_page
-from ..services import controls, evidence, phases, preflight
+from ..responses import fragment_or_page, redirect_after_post
+from ..services import controls, deployments, evidence, phases, preflight
 from .lookups import VIEW_PERMISSION, acting, environment_named_or_404, phase_run_or_404
 from .preflight import render_preflight
 from .signoff import decision_context
@@ -56,9 +57,59 @@ def rollout_detail(request, public_id):
 @shown_to(VIEW_PERMISSION)
 def phase_run(request, public_id):
     run = phase_run_or_404(public_id)
-    context = {**_timeline_context(run), **decision_context(request, run)}
+    context = {
+        **_timeline_context(run),
+        **decision_context(request, run),
+        **_build_changes_context(run),
+    }
     context.update(build=phases.build_of(run), actual=phases.actual_percent(run))
     return render(request, "rollout/decisions/phase.html", context)
+
+
+def _build_changes_context(run, **extra) -> dict:
+    changes = run.build_changes.select_related("before", "after", "resolved_by", "restarted_as")
+    return {
+        "run": run,
+        "build_changes": list(changes),
+        "build_form": extra.pop("build_form", None) or BuildChoiceForm(),
+        **extra,
+    }
+
+
+@guarded("rollout.observe_phase")
+def answer_build_change(request, public_id):
+    """Restart the window from the new build, or keep it with a reason."""
+    change = get_object_or_404(
+        BuildChange.objects.select_related(
+            "phase_run__rollout__environment", "phase_run__phase", "before", "after"
+        ),
+        public_id=public_id,
+    )
+    run = change.phase_run
+    form = BuildChoiceForm(request.POST)
+    if not form.is_valid():
+        error = next(iter(form.errors.values()))[0]
+        return _render_build_changes(request, run, status=422, build_form=form, error=error)
+    data, now = form.cleaned_data, timezone.now()
+    try:
+        if data["choice"] == "restart":
+            restarted = deployments.restart_window(
+                change, reason=data["reason"], person=request.user, now=now, request=request
+            )
+            return redirect_after_post(
+                request, reverse("rollout:phase_run", args=[restarted.public_id])
+            )
+        deployments.keep_window(
+            change, reason=data["reason"], person=request.user, now=now, request=request
+        )
+    except deployments.DeploymentRefused as refused:
+        return _render_build_changes(request, run, status=409, error=str(refused))
+    return redirect_after_post(request, reverse("rollout:phase_run", args=[run.public_id]))
+
+
+def _render_build_changes(request, run, *, status, **extra):
+    context = _build_changes_context(run, **extra)
+    return _phase_fragment(request, run, "rollout/decisions/_build_changes.html", context, status)
 
 
 @shown_to(VIEW_PERMISSION)
@@ -122,13 +173,15 @@ def _timeline_context(run, **extra) -> dict:
 
 
 def _render_timeline(request, run, *, status=200, **extra):
-    return fragment_or_page(
-        request,
-        "rollout/decisions/_timeline.html",
-        _timeline_context(run, **extra),
-        page=reverse("rollout:phase_run", args=[run.public_id]),
-        status=status,
+    return _phase_fragment(
+        request, run, "rollout/decisions/_timeline.html", _timeline_context(run, **extra), status
     )
+
+
+def _phase_fragment(request, run, template: str, context: dict, status: int):
+    """A fragment of the phase page, answering a POST made on it."""
+    page = reverse("rollout:phase_run", args=[run.public_id])
+    return fragment_or_page(request, template, context, page=page, status=status)
 
 
 @guarded("rollout.observe_phase")

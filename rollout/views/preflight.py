@@ -79,6 +79,7 @@ ATTEST_PERMISSIONS = {
     # DevOps (on call themselves) may confirm the rotation too.
     Kind.ONCALL_CONFIRMED: ("rollout.request_change", "rollout.emergency_stop"),
     Kind.ENGINEERS_AVAILABLE: ("rollout.request_change",),
+    Kind.VERSION_SPLIT: ("rollout.request_change",),
 }
 
 
@@ -100,12 +101,23 @@ def preflight_attest(request, public_id, kind):
     checklist = preflight.evaluate(environment, now=timezone.now(), create=True)
     if checklist.preflight is None:
         return render_preflight(request, environment, status=409, error=checklist.blocker)
+    deployment = None
+    if kind == Kind.VERSION_SPLIT:
+        deployment = environment.live_deployment
+        if deployment is None or not deployment.is_split:
+            return render_preflight(
+                request,
+                environment,
+                status=409,
+                error="Production no longer runs a version split: nothing to acknowledge.",
+            )
     preflight.attest(
         preflight=checklist.preflight,
         kind=kind,
         person=request.user,
         names=form.cleaned_data["names"],
         note=form.cleaned_data["note"],
+        deployment=deployment,
         request=request,
     )
     return render_preflight(

@@ -16,7 +16,8 @@ from ..models import Environment, PreviewCheck, PreviewRun
 from ..permissions import guarded, shown_to
 from ..responses import redirect_after_post
 from ..services import preflight
-from ..services.preview import RunRefused, start_run
+from ..services.deployments import current_build
+from ..services.preview import PreviewRefused, start
 from ..services.reports import heading
 from .lookups import VIEW_PERMISSION, environment_named_or_404
 
@@ -32,15 +33,20 @@ def _run(public_id) -> PreviewRun:
 
 def _suite_context(environment: Environment, form=None, **extra) -> dict:
     runs = PreviewRun.objects.filter(environment=environment).select_related("started_by")
-    # Until the deployed build is read from Cloudflare, the last run's build is the best guess.
+    live = current_build(environment) if environment.worker_script_name else None
     last_run = runs.exclude(build="").first()
-    last_build = last_run.build if last_run else environment.service.current_build
+    initial = {}
+    if not environment.worker_script_name:
+        # Preview names no Worker script: the last run's build is the best guess.
+        initial["build"] = last_run.build if last_run else environment.service.current_build
     return {
         "environment": environment,
         "runs": runs[:RUNS_LISTED],
         "open_run": runs.filter(state__in=PreviewRun.OPEN_STATES).first(),
         "last_run": last_run,
-        "run_form": form or PreviewRunForm(initial={"build": last_build}),
+        "live": live,
+        "run_form": form
+        or PreviewRunForm(initial=initial, reads_version=bool(environment.worker_script_name)),
         **extra,
     }
 
@@ -55,18 +61,19 @@ def preview_suite(request, public_id):
 @guarded("rollout.request_change")
 def start_preview_run(request, public_id):
     environment = environment_named_or_404(public_id, Environment.PREVIEW)
-    form = PreviewRunForm(request.POST)
+    form = PreviewRunForm(request.POST, reads_version=bool(environment.worker_script_name))
     if not form.is_valid():
         context = _suite_context(environment, form)
         return render(request, "rollout/preview/suite.html", context, status=422)
     try:
-        run = start_run(
+        run = start(
             environment=environment,
-            build=form.cleaned_data["build"],
             person=request.user,
+            build=form.cleaned_data["build"],
+            build_reason=form.cleaned_data["build_reason"],
             request=request,
         )
-    except RunRefused as refused:
+    except PreviewRefused as refused:
         context = _suite_context(environment, form, error=str(refused))
         return render(request, "rollout/preview/suite.html", context, status=409)
     return redirect_after_post(request, reverse("rollout:preview_run", args=[run.public_id]))

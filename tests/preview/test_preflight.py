@@ -77,8 +77,12 @@ def test_the_window_needs_an_aware_clock():
 # --- setting up a complete checklist -------------------------------------------------------------
 
 
-def passed_run(preview_adopted, person, *, build="deploy-1", finished_at=None, state="passed"):
-    run = preview_suite.create_run(environment=preview_adopted, build=build, started_by=person)
+def passed_run(
+    preview_adopted, person, *, build="deploy-1", finished_at=None, state="passed", deployment=None
+):
+    run = preview_suite.create_run(
+        environment=preview_adopted, build=build, started_by=person, deployment=deployment
+    )
     finished_at = finished_at or timezone.now()
     PreviewRun.objects.filter(pk=run.pk).update(
         state=state, started_at=finished_at - timedelta(seconds=5), finished_at=finished_at
@@ -235,7 +239,7 @@ def test_an_old_attestation_no_longer_counts(preview_adopted, production_adopted
     checklist = preflight.evaluate(production_adopted, now=timezone.now())
     assert checklist.item("preview_suite").done
     stale = [item.key for item in checklist.items if not item.done]
-    assert stale == [kind.value for kind in Kind]
+    assert stale == [kind.value for kind in preflight.CHECKLIST_KINDS]
     assert "more than 4 h ago: give it again" in checklist.item(Kind.ONCALL_CONFIRMED).detail
 
 
@@ -258,7 +262,7 @@ VALID = {
 
 
 @pytest.mark.parametrize("person", sorted(ALLOWED))
-@pytest.mark.parametrize("kind", sorted(Kind.values))
+@pytest.mark.parametrize("kind", sorted(preflight.CHECKLIST_KINDS))
 def test_who_may_attest(request, production_adopted, person, kind):
     user = request.getfixturevalue(person)
     response = htmx_client_for(user).post(
@@ -414,7 +418,7 @@ def test_the_server_refuses_a_start_with_an_incomplete_checklist(
     assert not Preflight.objects.filter(started_at__isnull=False).exists()
 
 
-@pytest.mark.parametrize("missing", ["preview_suite", *Kind.values])
+@pytest.mark.parametrize("missing", ["preview_suite", *preflight.CHECKLIST_KINDS])
 def test_each_missing_item_blocks_the_start(
     preview_adopted, production_adopted, release_manager, missing
 ):

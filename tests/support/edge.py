@@ -38,6 +38,7 @@ class EdgeStandIn:
         api_rate_limit: int | None = None,
         seed_config: bool = False,
         state_file: Path | None = None,
+        worker_scripts: tuple[str, ...] = (),
         startup_timeout: float = 15.0,
     ) -> None:
         self.namespaces = dict(namespaces or DEFAULT_NAMESPACES)
@@ -53,6 +54,7 @@ class EdgeStandIn:
             "--state-file": state_file,
         }
         self._seed_config = seed_config
+        self._worker_scripts = worker_scripts
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen | None = None
         self._output: deque[str] = deque(maxlen=OUTPUT_KEPT)
@@ -81,6 +83,8 @@ class EdgeStandIn:
                 command += [option, str(value)]
         if self._seed_config:
             command.append("--seed-config")
+        for script in self._worker_scripts:
+            command += ["--worker-script", script]
         return command
 
     def start(self) -> EdgeStandIn:
@@ -218,3 +222,14 @@ class EdgeStandIn:
 
     def reset(self, values: bool = False) -> None:
         self.client.post("/_standin/reset", json={"values": values}).raise_for_status()
+
+    def deploy(self, script: str, **deployment: object) -> dict:
+        """A new deployment of a Worker script, as `wrangler deploy` makes one: a new version
+        (or ``version_id=``), at ``percentage=`` below 100 for a split with the live version;
+        the script is created by its first deployment."""
+        response = self.client.post(f"/_standin/workers/{script}", json=deployment)
+        response.raise_for_status()
+        return response.json()
+
+    def remove_script(self, script: str) -> None:
+        self.client.delete(f"/_standin/workers/{script}").raise_for_status()

@@ -3,9 +3,15 @@ buckets: the starting point of the tests (and benches) of windows, evidence and 
 
 from datetime import timedelta
 
+from django.utils import timezone
+
 from integrations.histogram import Histogram
 from metrics.models import MinuteBucket
-from rollout.models import DesiredConfig, Phase, RolloutPlan
+from rollout.models import DesiredConfig, Phase, PhaseRun, Rollout, RolloutPlan
+from rollout.services import phases, signoff
+from rollout.services.evidence import build
+
+NOW = timezone.now().replace(second=0, microsecond=0)
 
 
 def plan_for(environment):
@@ -77,4 +83,45 @@ def b2b_request(environment, person, *, base_version=3):
         to_percent=25,
         from_tag="B2a",
         to_tag="B2b",
+    )
+
+
+def observing(environment, *, phase_tag="B2a", hours_ago=25, healthy=True, fill_logs=True):
+    """A rollout whose phase took effect ``hours_ago`` hours before NOW, with its metrics."""
+    rollout = Rollout.objects.create(
+        plan=environment.service.plan,
+        environment=environment,
+        build="build-7",
+        state=Rollout.State.OBSERVING,
+    )
+    phase = Phase.objects.get(plan=rollout.plan, tag=phase_tag)
+    in_effect = NOW - timedelta(hours=hours_ago)
+    run = PhaseRun.objects.create(
+        rollout=rollout,
+        phase=phase,
+        state=PhaseRun.State.WAITING,
+        started_at=in_effect,
+    )
+    phases.begin_window(rollout, run, in_effect_at=in_effect, now=in_effect)
+    if fill_logs:
+        native = (40, 0, 300.0) if healthy else (40, 2, 300.0)
+        fill(environment, in_effect, min(NOW, run.window_ends_at), native=native)
+    run.refresh_from_db()
+    return run
+
+
+def attest_all(run, person):
+    for kind in ("upload_flow", "team_agrees"):
+        signoff.attest(run=run, kind=kind, value=True, note="checked", person=person, now=NOW)
+
+
+def sign(run, person, role, outcome="go", justification="", now=NOW, digest=None):
+    return signoff.sign(
+        run=run,
+        outcome=outcome,
+        role=role,
+        seen_digest=digest or build(run, now).digest,
+        justification=justification,
+        person=person,
+        now=now,
     )

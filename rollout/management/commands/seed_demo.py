@@ -13,6 +13,9 @@ from rollout import roles
 from rollout.models import Environment, Phase, RolloutPlan, Service
 
 PLAN = [("B2a", 10, 24), ("B2b", 25, 48), ("B2c", 50, 48), ("B3", 100, 0)]
+# The Worker script of each environment, whose live version the dashboard reads (scripts/demo
+# starts the edge stand-in with both).
+WORKER_SCRIPTS = {"preview": "pix-immo-api-preview", "production": "pix-immo-api"}
 USERS = [
     ("viewer", roles.VIEWER),
     ("release", roles.RELEASE_MANAGER),
@@ -52,6 +55,7 @@ class Command(BaseCommand):
                     "cloudflare_account_id": account,
                     "kv_namespace_id": f"{name}-namespace",
                     "qa_url": f"{edge_url.rstrip('/')}/{name}/api/qa",
+                    "worker_script_name": WORKER_SCRIPTS[name],
                 },
             )
         plan, _ = RolloutPlan.objects.get_or_create(service=service, defaults={"name": "B2 canary"})

@@ -40,7 +40,7 @@ def revoke(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rollout', '0019_audit_entry_via'),
+        ('rollout', '0021_worker_deployments'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

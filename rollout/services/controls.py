@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
 
-from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, ServiceAccount
 from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
 from ..queueing import try_to_queue
@@ -19,7 +19,15 @@ from .phases import mark_incident
 
 
 class ConfigConflict(Exception):
-    """The desired config moved on since the person looked at it."""
+    """The desired config moved on since the person looked at it. ``current_version`` is the
+    version now, where the conflict is about the version; ``audited`` is set once a service
+    wrote the refusal to the audit trail (a caller outside the web audits it otherwise)."""
+
+    audited = False
+
+    def __init__(self, message: str, *, current_version: int | None = None):
+        super().__init__(message)
+        self.current_version = current_version
 
 
 def enqueue_apply(environment_id: int, *, urgent: bool = False) -> bool:
@@ -93,7 +101,8 @@ def _record_change(
         if not updated:
             raise ConfigConflict(
                 "the config changed since this was requested "
-                f"(you saw version {version}, it is now version {desired.version})"
+                f"(you saw version {version}, it is now version {desired.version})",
+                current_version=desired.version,
             )
         change = ConfigChange.objects.create(
             environment=environment,
@@ -216,7 +225,10 @@ def adopt_existing_config(
 
 
 class ControlRefused(Exception):
-    """A control that cannot act as asked; the message is for the person who clicked."""
+    """A control that cannot act as asked; the message is for the person who clicked.
+    ``audited`` is set once a service wrote the refusal to the audit trail."""
+
+    audited = False
 
 
 @dataclass(frozen=True)
@@ -305,7 +317,8 @@ def submit_percent(
     if desired.version != expected_version:
         raise ConfigConflict(
             f"the config changed since you loaded this page (you saw version {expected_version}, "
-            f"it is now version {desired.version}: {desired.settings.describe()})"
+            f"it is now version {desired.version}: {desired.settings.describe()})",
+            current_version=desired.version,
         )
     if target == desired.settings:
         raise ControlRefused(
@@ -352,6 +365,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         obj=percent_request,
         request=request,
     )
+    _require_decider(approver, percent_request, request)
     if percent_request.requested_by_id == approver.pk:
         _refuse(
             percent_request,
@@ -407,18 +421,38 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
     return change
 
 
+def _require_decider(person, percent_request, request) -> None:
+    """Who decides on another's increase: an approver; a service account only with the right an
+    admin gave it (``ServiceAccount.may_approve``), on top of its role's permission."""
+    account = ServiceAccount.objects.filter(user_id=person.pk).first()
+    if not person.has_perm("rollout.approve_increase"):
+        needs, message = (
+            "rollout.approve_increase or to be the requester",
+            "Only an approver or the requester can reject this request.",
+        )
+    elif account is not None and not account.may_approve:
+        needs, message = (
+            "the approval right of a service account",
+            "A service account may not decide on a percent increase: an admin has not given it "
+            "the right to approve.",
+        )
+    else:
+        return
+    refuse(
+        message,
+        needs=needs,
+        environment=percent_request.environment,
+        obj=percent_request,
+        actor=person,
+        request=request,
+    )
+
+
 def reject_percent_request(*, percent_request, person, note: str, request=None):
     """Reject (an approver) or cancel (the requester) a pending request."""
     cancelling = percent_request.requested_by_id == person.pk
-    if not (cancelling or person.has_perm("rollout.approve_increase")):
-        refuse(
-            "Only an approver or the requester can reject this request.",
-            needs="rollout.approve_increase or to be the requester",
-            environment=percent_request.environment,
-            obj=percent_request,
-            actor=person,
-            request=request,
-        )
+    if not cancelling:
+        _require_decider(person, percent_request, request)
     state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
     if not percent_request.decide(state=state, by=person, note=note):
         _refuse(percent_request, person, request, _already_decided(percent_request))
@@ -450,7 +484,9 @@ def _refuse(percent_request, person, request, message: str):
         detail=message,
         request=request,
     )
-    raise ControlRefused(message)
+    refused = ControlRefused(message)
+    refused.audited = True
+    raise refused
 
 
 def plan_emergency_stop(

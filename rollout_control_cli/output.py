@@ -1,0 +1,79 @@
+"""How results are printed: tables and short sentences for people (rich), the API's own JSON
+for scripts (`--json`). Progress and questions go to stderr so stdout stays the result."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False, soft_wrap=False)
+progress_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def say(text: str) -> None:
+    console.print(text, markup=False)
+
+
+def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> Table:
+    result = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    for row in rows:
+        result.add_row(*(text(cell) for cell in row))
+    return result
+
+
+def facts(title: str, rows: Iterable[Iterable[object]]) -> Table:
+    """Label / value / note lines under a title, without a header row."""
+    result = Table.grid(padding=(0, 2))
+    result.title = title
+    result.title_justify = "left"
+    for _ in range(3):
+        result.add_column(overflow="fold")
+    for row in rows:
+        result.add_row(*(text(cell) if cell != "" else "" for cell in row))
+    return result
+
+
+def show(*renderables: object) -> None:
+    for renderable in renderables:
+        console.print(renderable)
+
+
+def text(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def when(moment: str | None) -> str:
+    """An ISO 8601 moment from the API in this machine's time zone, to the second."""
+    if not moment:
+        return "—"
+    try:
+        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except ValueError:
+        return moment
+    if parsed.tzinfo is None:
+        return moment
+    return parsed.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def settings(values: dict | None) -> str:
+    """A desired, KV or edge config in words: "25% B2b" or "emergency stop (all to proxy)"."""
+    if not values:
+        return "—"
+    if values.get("emergency"):
+        return f"emergency stop (all to proxy; {values.get('percent')}% {values.get('tag')})"
+    return f"{values.get('percent')}% {values.get('tag') or ''}".strip()

@@ -1,0 +1,94 @@
+"""Phases and decisions: start the next phase of ENV's plan (after its pre-flight), show a
+phase run or a decision."""
+
+from __future__ import annotations
+
+import click
+
+from . import output
+from .environments import ENV_HELP, environment_path
+from .session import Session, confirm, json_option, pass_session, yes_option
+
+
+@click.group()
+def phase():
+    """Phases of a rollout."""
+
+
+@phase.command(epilog=ENV_HELP)
+@click.argument("env")
+@click.option("--reason", default="", help="Why now: recorded in the audit trail.")
+@yes_option
+@json_option
+@pass_session
+def start(session: Session, env, reason, yes, as_json):
+    """Start the next phase of ENV's plan. The pre-flight checklist is shown first; the server
+    refuses the start while it does not allow it."""
+    client = session.client
+    path = environment_path(client, env)
+    if not yes:
+        preflight = client.get(f"{path}/preflight")
+        output.show(
+            output.table(
+                "Pre-flight",
+                ("Item", "OK", "Detail"),
+                [(i.get("name"), i.get("ok"), i.get("detail")) for i in preflight.get("items", [])],
+            )
+        )
+        if preflight.get("refusal"):
+            output.say(f"The server will refuse: {preflight['refusal']}")
+        confirm(f"{path.removeprefix('/environments/')}: start the next phase?", yes=yes)
+    started = client.post(f"{path}/phases/start", {"reason": reason})
+    if as_json:
+        output.print_json(started)
+    else:
+        ends = output.when(started.get("window_ends_at"))
+        output.say(
+            f"Phase {started.get('phase')} started at {started.get('percent')}% "
+            f"(phase run {started.get('id')}, window ends {ends})."
+        )
+
+
+@phase.command("show")
+@click.argument("phase_id", metavar="ID")
+@json_option
+@pass_session
+def show_phase(session: Session, phase_id, as_json):
+    """Show the phase run ID: its window and the recommendation."""
+    _show(session.client.get(f"/phases/{phase_id}"), f"Phase run {phase_id}", as_json)
+
+
+@click.group()
+def decision():
+    """GO / NO-GO / HOLD decisions."""
+
+
+@decision.command("show")
+@click.argument("decision_id", metavar="ID")
+@json_option
+@pass_session
+def show_decision(session: Session, decision_id, as_json):
+    """Show the decision ID: verdict, sign-offs and whether it took effect."""
+    _show(session.client.get(f"/decisions/{decision_id}"), f"Decision {decision_id}", as_json)
+
+
+def _show(document: dict, title: str, as_json: bool) -> None:
+    if as_json:
+        output.print_json(document)
+        return
+    rows = []
+    for key, value in document.items():
+        if isinstance(value, list):
+            rows.append((key, f"{len(value)} entries", ""))
+            rows.extend(("", _line(item), "") for item in value)
+        elif isinstance(value, str) and value.endswith("Z") and "T" in value:
+            rows.append((key, output.when(value), ""))
+        else:
+            rows.append((key, _line(value), ""))
+    output.show(output.facts(title, rows))
+
+
+def _line(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {output.text(v)}" for k, v in value.items())
+    return output.text(value)

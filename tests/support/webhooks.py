@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1 that receives webhooks and answers as it is told.
+"""A real HTTP server on 127.0.0.1 that receives webhooks (or any GET and POST) and answers as
+it is told.
 
 with WebhookReceiver() as slack:
     slack.answer(429, "rate_limited", headers={"Retry-After": "1"})  # next answer
@@ -31,6 +32,7 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.received.append(
                         {
+                            "method": self.command,
                             "path": self.path,
                             "headers": dict(self.headers),
                             "json": parsed,
@@ -43,10 +45,13 @@ class WebhookReceiver:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "text/plain")
+                if "Content-Type" not in headers:
+                    self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(text.encode())))
                 self.end_headers()
                 self.wfile.write(text.encode())
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass

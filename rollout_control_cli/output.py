@@ -4,6 +4,7 @@ for scripts (`--json`). Progress and questions go to stderr so stdout stays the 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -11,7 +12,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+# Into a file or a CI log rich would assume 80 columns and wrap every table; a log is wide.
+LOG_WIDTH = 160
+
 console = Console(highlight=False, soft_wrap=False)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = LOG_WIDTH
 progress_console = Console(stderr=True, highlight=False)
 
 

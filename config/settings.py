@@ -39,6 +39,10 @@ INSTALLED_APPS = [
     "rollout",
     "monitoring",
     "metrics",
+    # above every other app: the token API (/api/v1) and its token pages
+    "api",
+    # django-ninja's own static files: the API's browsable docs page needs no CDN
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -499,3 +503,9 @@ CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
     "options": {"expires": AUDIT_CHECKPOINT_INTERVAL_SECONDS},
 }
 # --- end of audit chain settings ----------------------------------------------------------------
+
+# --- The token API (/api/v1) -------------------------------------------------------------------
+# Requests per token per fixed window, e.g. "120/min" (per s, min or hour); past it 429 with
+# Retry-After. Counted in the default cache: shared by every web process with CACHE_URL on Redis,
+# per process otherwise (the embedded mode). A malformed value stops the start (check api.E001).
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")

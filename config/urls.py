@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api.v1 import api
 from rollout.views.auth import LoginView
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("monitoring/", include("monitoring.urls")),
     path("metrics/", include("metrics.urls")),
+    path("api/v1/", api.urls),
+    path("settings/", include("api.urls")),
     path("", include("rollout.urls")),
 ]
 

@@ -53,6 +53,10 @@ DEFAULT_PERMISSIONS = {
         "rollout.add_phase",
         "rollout.change_phase",
         "rollout.delete_phase",
+        # machine identities for pipelines and their service tokens (api/)
+        "rollout.add_serviceaccount",
+        "rollout.change_serviceaccount",
+        "rollout.view_serviceaccount",
         # log-in attempts and lockouts (django-axes); deleting an attempt lifts its lock
         "axes.view_accessattempt",
         "axes.delete_accessattempt",

@@ -10,6 +10,7 @@ import pytest
 from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from api import tokens
 from metrics import alerts
 from rollout.models import AuditEntry, Decision, PostMortem
 from rollout.services import preview as preview_suite
@@ -20,11 +21,21 @@ from tests.test_decisions import observing
 pytestmark = pytest.mark.django_db
 
 # Log-in and log-out are for everyone, the admin has its own permissions, the Prometheus endpoint
-# its bearer token, and "Your settings" is every person's own (tests/test_times_for_people.py).
-NOT_TRIED = {"login", "logout", "admin_login", "metrics:prometheus", "rollout:preferences"}
-NOT_TRIED_PREFIXES = ("admin/", "static/")
+# its bearer token, and "Your settings" and one's own API tokens are every person's own
+# (tests/test_times_for_people.py, tests/api/test_token_pages.py). The token API answers a session
+# with 401: its refusals are tried with tokens (tests/api/test_api_refusals.py).
+NOT_TRIED = {
+    "login",
+    "logout",
+    "admin_login",
+    "metrics:prometheus",
+    "rollout:preferences",
+    "api_tokens:create",
+    "api_tokens:revoke",
+}
+NOT_TRIED_PREFIXES = ("admin/", "static/", "api/v1/")
 
-APPS = ("rollout", "monitoring", "metrics", "outbox")
+APPS = ("rollout", "monitoring", "metrics", "outbox", "api")
 
 
 def routes():
@@ -61,7 +72,9 @@ def world(edge, release_manager, tech_lead):
         environment=preview, build="b1", started_by=release_manager
     )
     alerts.policy_for(production.service)
+    api_token = tokens.issue_personal(person=release_manager, name="laptop", days=30).token
     return {
+        "api_token": api_token,
         "production": production,
         "preview": preview,
         "rollout": run.rollout,
@@ -86,6 +99,7 @@ OBJECT_BY_SEGMENT = {
     "check-ins": "check_in",
     "decisions": "decision",
     "post-mortems": "post_mortem",
+    "api-tokens": "api_token",
 }
 
 

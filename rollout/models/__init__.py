@@ -12,7 +12,7 @@ from .environments import (
     RolloutPlan,
     Service,
 )
-from .people import Preferences
+from .people import Preferences, ServiceAccount
 from .phases import CheckIn, PhaseAttestation, PhaseRun, Rollout
 from .preflight import Preflight, PreflightAttestation
 from .preview import PreviewCheck, PreviewRun
@@ -36,6 +36,7 @@ __all__ = [
     "Rollout",
     "RolloutPlan",
     "Service",
+    "ServiceAccount",
     "Signature",
     "PreviewCheck",
     "PreviewRun",

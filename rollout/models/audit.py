@@ -49,6 +49,8 @@ class AuditEntry(models.Model):
     detail = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The API token the act came through ("token <name> (<id>)"); empty for a page or a system.
+    via = models.CharField(max_length=200, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)
     # The id of the HMAC key that sealed the entry; empty for an unkeyed (legacy) entry.

@@ -29,7 +29,7 @@ _CHAIN_LOCK_KEY = 7_263_011
 
 
 def _content(entry: AuditEntry) -> dict:
-    return {
+    content = {
         "created_at": entry.created_at.isoformat(timespec="microseconds"),
         "actor_id": entry.actor_id,
         "actor_label": entry.actor_label,
@@ -45,6 +45,10 @@ def _content(entry: AuditEntry) -> dict:
         "request_id": entry.request_id,
         "client_ip": entry.client_ip,
     }
+    if entry.via:
+        # Sealed only when set, so every entry written before the field existed still verifies.
+        content["via"] = entry.via
+    return content
 
 
 class UnknownKey(Exception):
@@ -89,7 +93,10 @@ def record(
     detail: str = "",
     request=None,
 ) -> AuditEntry:
-    """Append one entry. ``actor`` is a user; ``system`` names the automatic part otherwise."""
+    """Append one entry. ``actor`` is a user; ``system`` names the automatic part otherwise.
+
+    A request that came through an API token carries ``audit_via`` (set by api/auth.py): every
+    entry written for it names the token, whichever service writes it."""
     if actor is None and not system:
         raise ValueError("an audit entry needs a user or a system part as its actor")
     entry = AuditEntry(
@@ -106,6 +113,7 @@ def record(
         detail=detail[:4000],
         request_id=getattr(request, "request_id", "") if request else "",
         client_ip=_client_ip(request),
+        via=getattr(request, "audit_via", "") if request else "",
     )
     with transaction.atomic():
         if connection.vendor == "postgresql":

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
 
-from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, ServiceAccount
 from ..permissions import refuse, require
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
@@ -20,7 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class ConfigConflict(Exception):
-    """The desired config moved on since the person looked at it."""
+    """The desired config moved on since the person looked at it. ``current_version`` is the
+    version now, where the conflict is about the version; ``audited`` is set once a service
+    wrote the refusal to the audit trail (a caller outside the web audits it otherwise)."""
+
+    audited = False
+
+    def __init__(self, message: str, *, current_version: int | None = None):
+        super().__init__(message)
+        self.current_version = current_version
 
 
 def enqueue_apply(environment_id: int, *, urgent: bool = False) -> bool:
@@ -94,7 +102,8 @@ def _record_change(
         if not updated:
             raise ConfigConflict(
                 "the config changed since this was requested "
-                f"(you saw version {version}, it is now version {desired.version})"
+                f"(you saw version {version}, it is now version {desired.version})",
+                current_version=desired.version,
             )
         change = ConfigChange.objects.create(
             environment=environment,
@@ -218,7 +227,10 @@ def adopt_existing_config(
 
 
 class ControlRefused(Exception):
-    """A control that cannot act as asked; the message is for the person who clicked."""
+    """A control that cannot act as asked; the message is for the person who clicked.
+    ``audited`` is set once a service wrote the refusal to the audit trail."""
+
+    audited = False
 
 
 @dataclass(frozen=True)
@@ -291,7 +303,8 @@ def submit_percent(
     if desired.version != expected_version:
         raise ConfigConflict(
             f"the config changed since you loaded this page (you saw version {expected_version}, "
-            f"it is now version {desired.version}: {desired.settings.describe()})"
+            f"it is now version {desired.version}: {desired.settings.describe()})",
+            current_version=desired.version,
         )
     if target == desired.settings:
         raise ControlRefused(
@@ -343,6 +356,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         obj=percent_request,
         request=request,
     )
+    _require_approval_right(approver, percent_request, request)
     if percent_request.requested_by_id == approver.pk:
         _refuse(
             percent_request,
@@ -398,6 +412,22 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
     return change
 
 
+def _require_approval_right(person, percent_request, request) -> None:
+    """A service account decides on another's increase only with the right an admin gave it
+    (``ServiceAccount.may_approve``), on top of its role's permission."""
+    account = ServiceAccount.objects.filter(user_id=person.pk).first()
+    if account is not None and not account.may_approve:
+        refuse(
+            "A service account may not decide on a percent increase: an admin has not given it "
+            "the right to approve.",
+            needs="the approval right of a service account",
+            environment=percent_request.environment,
+            obj=percent_request,
+            actor=person,
+            request=request,
+        )
+
+
 def reject_percent_request(*, percent_request, person, note: str, request=None):
     """Reject (an approver) or cancel (the requester) a pending request."""
     cancelling = percent_request.requested_by_id == person.pk
@@ -410,6 +440,8 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
             actor=person,
             request=request,
         )
+    if not cancelling:
+        _require_approval_right(person, percent_request, request)
     state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
     if not percent_request.decide(state=state, by=person, note=note):
         _refuse(percent_request, person, request, _already_decided(percent_request))
@@ -441,7 +473,9 @@ def _refuse(percent_request, person, request, message: str):
         detail=message,
         request=request,
     )
-    raise ControlRefused(message)
+    refused = ControlRefused(message)
+    refused.audited = True
+    raise refused
 
 
 def plan_emergency_stop(

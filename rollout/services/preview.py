@@ -36,7 +36,7 @@ from functools import partial
 
 import httpx
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -63,7 +63,9 @@ from ..models import (
     Environment,
     PreviewCheck,
     PreviewRun,
+    Service,
 )
+from ..permissions import require
 from . import audit, controls
 
 log = logging.getLogger(__name__)
@@ -449,6 +451,64 @@ def _timed(check, target: Target, deadline: float) -> Result:
 
 
 # --- recording -----------------------------------------------------------------------------------
+
+
+class RunRefused(controls.ControlRefused):
+    """The suite cannot start now; the message says why. ``start_run`` audits it."""
+
+    audited = True
+
+
+ALREADY_RUNNING = "A run of the suite is already in progress on preview: wait for it to finish."
+
+
+def start_run(*, environment: Environment, build: str, person, request=None) -> PreviewRun:
+    """A person starts the suite for ``build``, which becomes the service's current build (what
+    the production pre-flight asks a passed suite for). One run at a time; a refusal is audited
+    here as ``preview_suite.refused`` and raised as RunRefused, whoever called."""
+    require(person, "rollout.request_change", environment=environment, request=request)
+    error = ""
+    if not DesiredConfig.objects.filter(environment=environment).exists():
+        error = "Preview has no desired config yet: connect it first."
+    elif PreviewRun.objects.filter(
+        environment=environment, state__in=PreviewRun.OPEN_STATES
+    ).exists():
+        error = ALREADY_RUNNING
+    else:
+        try:
+            with transaction.atomic():
+                _set_current_build(environment.service, build, person, request)
+                return create_run(
+                    environment=environment, build=build, started_by=person, request=request
+                )
+        except IntegrityError:
+            error = ALREADY_RUNNING
+    audit.record(
+        action="preview_suite.refused",
+        actor=person,
+        environment=environment,
+        outcome=AuditEntry.Outcome.REFUSED,
+        detail=error,
+        request=request,
+    )
+    raise RunRefused(error)
+
+
+def _set_current_build(service: Service, build: str, person, request) -> None:
+    if service.current_build == build:
+        return
+    before = service.current_build
+    Service.objects.filter(pk=service.pk).update(current_build=build)
+    service.current_build = build
+    audit.record(
+        action="service.current_build",
+        actor=person,
+        obj=service,
+        before={"current_build": before},
+        after={"current_build": build},
+        detail=f"{service.name}: current build {before or '(none)'} → {build}",
+        request=request,
+    )
 
 
 def create_run(*, environment: Environment, build: str, started_by, request=None):

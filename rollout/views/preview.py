@@ -5,7 +5,6 @@ import json
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -13,17 +12,11 @@ from django.utils import timezone
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms.preview import PreviewRunForm
-from ..models import (
-    AuditEntry,
-    Environment,
-    PreviewCheck,
-    PreviewRun,
-    Service,
-)
+from ..models import Environment, PreviewCheck, PreviewRun
 from ..permissions import guarded, shown_to
 from ..responses import redirect_after_post
-from ..services import audit, preflight
-from ..services.preview import create_run
+from ..services import preflight
+from ..services.preview import RunRefused, start_run
 from .lookups import VIEW_PERMISSION, environment_named_or_404
 
 RUNS_LISTED = 20
@@ -65,56 +58,17 @@ def start_preview_run(request, public_id):
     if not form.is_valid():
         context = _suite_context(environment, form)
         return render(request, "rollout/preview/suite.html", context, status=422)
-    error = None
-    if not hasattr(environment, "desired"):
-        error = "Preview has no desired config yet: connect it first."
-    else:
-        open_run = PreviewRun.objects.filter(
-            environment=environment, state__in=PreviewRun.OPEN_STATES
-        ).first()
-        if open_run:
-            error = "A run of the suite is already in progress on preview: wait for it to finish."
-    if error is None:
-        try:
-            with transaction.atomic():
-                _set_current_build(environment.service, form.cleaned_data["build"], request)
-                run = create_run(
-                    environment=environment,
-                    build=form.cleaned_data["build"],
-                    started_by=request.user,
-                    request=request,
-                )
-        except IntegrityError:
-            error = "A run of the suite is already in progress on preview: wait for it to finish."
-    if error:
-        audit.record(
-            action="preview_suite.refused",
-            actor=request.user,
+    try:
+        run = start_run(
             environment=environment,
-            outcome=AuditEntry.Outcome.REFUSED,
-            detail=error,
+            build=form.cleaned_data["build"],
+            person=request.user,
             request=request,
         )
-        context = _suite_context(environment, form, error=error)
+    except RunRefused as refused:
+        context = _suite_context(environment, form, error=str(refused))
         return render(request, "rollout/preview/suite.html", context, status=409)
     return redirect_after_post(request, reverse("rollout:preview_run", args=[run.public_id]))
-
-
-def _set_current_build(service: Service, build: str, request) -> None:
-    if service.current_build == build:
-        return
-    before = service.current_build
-    Service.objects.filter(pk=service.pk).update(current_build=build)
-    service.current_build = build
-    audit.record(
-        action="service.current_build",
-        actor=request.user,
-        obj=service,
-        before={"current_build": before},
-        after={"current_build": build},
-        detail=f"{service.name}: current build {before or '(none)'} → {build}",
-        request=request,
-    )
 
 
 def _checks_context(run: PreviewRun) -> dict:
@@ -269,7 +223,11 @@ def report_markdown(run: PreviewRun) -> str:
 
 @shown_to(VIEW_PERMISSION)
 def preview_report_markdown(request, public_id):
-    run = _run(public_id)
+    return report_download(_run(public_id))
+
+
+def report_download(run: PreviewRun) -> HttpResponse:
+    """The Markdown report as a file: the page's download and the API's."""
     moment = run.finished_at or run.created_at
     response = HttpResponse(report_markdown(run), content_type="text/markdown; charset=utf-8")
     filename = f"preview-report-{run.environment.service.name}-{moment:%Y%m%d-%H%M}.md"

@@ -43,8 +43,11 @@ def api_error(response: httpx.Response) -> ApiError:
     detail = problem.get("detail") or ""
     lines = [f"{title} (HTTP {status})" + (f": {detail}" if detail else "")]
     for error in problem.get("errors") or []:
-        if isinstance(error, dict):
-            lines.append(f"  {error.get('field') or '(body)'}: {error.get('message', '')}")
+        if not isinstance(error, dict):
+            continue
+        line = f"{error.get('field') or '(body)'}: {error.get('message', '')}"
+        if line not in detail:
+            lines.append(f"  {line}")
     if status == 409 and "current_version" in problem:
         lines.append(
             f"  the desired config is now at version {problem['current_version']}: "

@@ -49,6 +49,7 @@ def save(values: dict) -> Path:
     readable by others, not even for a moment, and a crash never leaves half a file."""
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)  # the directory is ours alone, whoever made it first
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     with os.fdopen(descriptor, "w") as file:

@@ -113,7 +113,11 @@ def main():
             )
         ]
         try:
-            wait(lambda: answers(f"http://127.0.0.1:{PORT}/api/v1/schema"), 60, "gunicorn")
+            try:
+                wait(lambda: answers(f"http://127.0.0.1:{PORT}/api/v1/schema"), 60, "gunicorn")
+            except SystemExit:
+                print((Path(var) / "processes.log").read_text()[-12000:], file=sys.stderr)
+                raise
             timings = run_trials(edge, environment, person, token, args)
         finally:
             for child in children:
@@ -128,10 +132,10 @@ def set_up(edge):
     from django.contrib.auth.models import Group, User
     from django.utils import timezone
 
+    from api import tokens
     from integrations.kv_value import CanarySettings
     from rollout.models import Environment, Service
     from rollout.services import controls
-    from tests.support.cli import create_token
 
     environment = Environment.objects.create(
         service=Service.objects.create(name=SERVICE),
@@ -149,7 +153,7 @@ def set_up(edge):
     )
     person = User.objects.create_user("olga", password="bench-only")
     person.groups.add(Group.objects.get(name="devops"))
-    return environment, person, create_token(person)
+    return environment, person, tokens.issue_personal(person=person, name="bench", days=1).secret
 
 
 def run_trials(edge, environment, person, token, args):

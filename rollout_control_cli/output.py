@@ -1,5 +1,8 @@
 """How results are printed: tables and short sentences for people (rich), the API's own JSON
-for scripts (`--json`). Progress and questions go to stderr so stdout stays the result."""
+for scripts (`--json`). Progress and questions go to stderr so stdout stays the result.
+
+rich is imported only when a table or progress is shown: it is about a tenth of a second of
+the start of every command, and `stop --yes` prints one sentence."""
 
 from __future__ import annotations
 
@@ -7,18 +10,34 @@ import json
 import os
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 # Into a file or a CI log rich would assume 80 columns and wrap every table; a log is wide.
 LOG_WIDTH = 160
 
-console = Console(highlight=False, soft_wrap=False)
-if not console.is_terminal and "COLUMNS" not in os.environ:
-    console.width = LOG_WIDTH
-progress_console = Console(stderr=True, highlight=False)
+
+@cache
+def console() -> Console:
+    from rich.console import Console
+
+    result = Console(highlight=False, soft_wrap=False)
+    if not result.is_terminal and "COLUMNS" not in os.environ:
+        result.width = LOG_WIDTH
+    return result
+
+
+@cache
+def progress_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 def print_json(data: object) -> None:
@@ -26,10 +45,12 @@ def print_json(data: object) -> None:
 
 
 def say(text: str) -> None:
-    console.print(text, markup=False)
+    click.echo(text)
 
 
 def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> Table:
+    from rich.table import Table
+
     result = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in columns:
         result.add_column(column, overflow="fold")
@@ -40,6 +61,8 @@ def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[obj
 
 def facts(title: str, rows: Iterable[Iterable[object]]) -> Table:
     """Label / value / note lines under a title, without a header row."""
+    from rich.table import Table
+
     result = Table.grid(padding=(0, 2))
     result.title = title
     result.title_justify = "left"
@@ -52,7 +75,7 @@ def facts(title: str, rows: Iterable[Iterable[object]]) -> Table:
 
 def show(*renderables: object) -> None:
     for renderable in renderables:
-        console.print(renderable)
+        console().print(renderable)
 
 
 def text(value: object) -> str:

@@ -7,8 +7,6 @@ import json
 import time
 
 import click
-from rich.console import Group
-from rich.live import Live
 
 from . import output
 from .environments import ENV_HELP, environment_path
@@ -49,8 +47,10 @@ def status(session: Session, env: str | None, watch: bool, interval: float, as_j
 def _watch(read, interval: float, as_json: bool) -> None:
     """On a terminal the view is redrawn in place; into a pipe or a CI log each state is printed
     once, when it changes (JSON: one document a line)."""
-    if output.console.is_terminal and not as_json:
-        with Live(render(read()), console=output.console, auto_refresh=False) as live:
+    if output.console().is_terminal and not as_json:
+        from rich.live import Live
+
+        with Live(render(read()), console=output.console(), auto_refresh=False) as live:
             while True:
                 time.sleep(interval)
                 live.update(render(read_through_throttling(read)), refresh=True)
@@ -91,6 +91,8 @@ def overview(environments: list[dict]):
 
 
 def detail(entry: dict):
+    from rich.console import Group
+
     drift = entry.get("drift") or {}
     kv, edge = entry.get("kv") or {}, entry.get("edge") or {}
     facts = [

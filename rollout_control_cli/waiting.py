@@ -32,9 +32,9 @@ def poll(
     what: str,
 ) -> dict:
     started = time.monotonic()
-    terminal = progress_console.is_terminal
+    terminal = progress_console().is_terminal
     last = None
-    status = progress_console.status("") if terminal else None
+    status = progress_console().status("") if terminal else None
     if status:
         status.start()
     try:
@@ -44,7 +44,7 @@ def poll(
             if terminal:
                 status.update(f"{line}  ({time.monotonic() - started:.0f} s)")
             elif line != last:
-                progress_console.print(line, markup=False)
+                progress_console().print(line, markup=False)
             last = line
             if finished(item):
                 return item

@@ -2,14 +2,13 @@
 (``/api/v1/docs``) need no token: they hold no data. Everything else needs a bearer token
 (api/auth.py); every error is problem+json (api/problems.py)."""
 
-from ninja import NinjaAPI
-
 from . import problems
 from .auth import TokenAuth
+from .openapi import DocumentedAPI
 from .routes import audit, environments, phases, preview, requests
 from .schemas import WhoAmI
 
-api = NinjaAPI(
+api = DocumentedAPI(
     title="Rollout Control API",
     version="1",
     description="Pipelines and the command line act here with the same rules as a click: "

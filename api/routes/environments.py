@@ -78,14 +78,7 @@ def set_percent(request, service: str, environment: str, payload: PercentIn):
 
 @router.post(f"{ENVIRONMENT}/rollback", response={201: ChangeAnswer}, summary="Roll back to 0%")
 def rollback(request, service: str, environment: str, payload: VersionedReasonIn):
-    change = controls.rollback(
-        environment=shapes.environment_named(request, service, environment),
-        reason=payload.reason,
-        expected_version=payload.expected_version,
-        actor=request.user,
-        request=request,
-    )
-    return Status(201, {"change": shapes.change(change)})
+    return _changed(request, controls.rollback, service, environment, payload)
 
 
 @router.post(
@@ -94,27 +87,30 @@ def rollback(request, service: str, environment: str, payload: VersionedReasonIn
     summary="Emergency stop: all traffic to proxy at once, whatever the version",
 )
 def emergency_stop(request, service: str, environment: str, payload: EmergencyStopIn):
-    change = controls.emergency_stop(
-        environment=shapes.environment_named(request, service, environment),
-        reason=payload.reason,
-        actor=request.user,
-        request=request,
+    # No version: a stop is never refused as stale.
+    return _changed(
+        request, controls.emergency_stop, service, environment, payload, versioned=False
     )
-    return Status(201, {"change": shapes.change(change)})
 
 
 @router.post(
     f"{ENVIRONMENT}/emergency-lift", response={201: ChangeAnswer}, summary="Lift the emergency stop"
 )
 def emergency_lift(request, service: str, environment: str, payload: VersionedReasonIn):
-    change = controls.lift_emergency(
-        environment=shapes.environment_named(request, service, environment),
-        reason=payload.reason,
-        expected_version=payload.expected_version,
-        actor=request.user,
-        request=request,
-    )
-    return Status(201, {"change": shapes.change(change)})
+    return _changed(request, controls.lift_emergency, service, environment, payload)
+
+
+def _changed(request, control, service, environment, payload, *, versioned=True):
+    """A one-person control: its service writes the change (201) or refuses."""
+    arguments = {
+        "environment": shapes.environment_named(request, service, environment),
+        "reason": payload.reason,
+        "actor": request.user,
+        "request": request,
+    }
+    if versioned:
+        arguments["expected_version"] = payload.expected_version
+    return Status(201, {"change": shapes.change(control(**arguments))})
 
 
 @router.get(

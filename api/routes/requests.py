@@ -68,9 +68,11 @@ def approve(request, public_id: UUID, payload: NoteIn):
     summary="Reject (an approver) or cancel (the requester) a pending increase",
 )
 def reject(request, public_id: UUID, payload: NoteIn):
-    pending = _request(request, public_id)
     decided = controls.reject_percent_request(
-        percent_request=pending, person=request.user, note=payload.note, request=request
+        percent_request=_request(request, public_id),
+        person=request.user,
+        note=payload.note,
+        request=request,
     )
     return {"request": shapes.percent_request(decided)}
 

@@ -129,6 +129,19 @@ def record(
     return entry
 
 
+def refused(*, action: str, actor, detail: str, environment=None, reason: str = "", request=None):
+    """A refused act, written by the service that refused it (``outcome`` refused)."""
+    return record(
+        action=action,
+        actor=actor,
+        environment=environment,
+        outcome=AuditEntry.Outcome.REFUSED,
+        reason=reason,
+        detail=detail,
+        request=request,
+    )
+
+
 def _client_ip(request) -> str | None:
     if request is None:
         return None

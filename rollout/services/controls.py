@@ -356,7 +356,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         obj=percent_request,
         request=request,
     )
-    _require_approval_right(approver, percent_request, request)
+    _require_decider(approver, percent_request, request)
     if percent_request.requested_by_id == approver.pk:
         _refuse(
             percent_request,
@@ -412,36 +412,38 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
     return change
 
 
-def _require_approval_right(person, percent_request, request) -> None:
-    """A service account decides on another's increase only with the right an admin gave it
-    (``ServiceAccount.may_approve``), on top of its role's permission."""
+def _require_decider(person, percent_request, request) -> None:
+    """Who decides on another's increase: an approver; a service account only with the right an
+    admin gave it (``ServiceAccount.may_approve``), on top of its role's permission."""
     account = ServiceAccount.objects.filter(user_id=person.pk).first()
-    if account is not None and not account.may_approve:
-        refuse(
+    if not person.has_perm("rollout.approve_increase"):
+        needs, message = (
+            "rollout.approve_increase or to be the requester",
+            "Only an approver or the requester can reject this request.",
+        )
+    elif account is not None and not account.may_approve:
+        needs, message = (
+            "the approval right of a service account",
             "A service account may not decide on a percent increase: an admin has not given it "
             "the right to approve.",
-            needs="the approval right of a service account",
-            environment=percent_request.environment,
-            obj=percent_request,
-            actor=person,
-            request=request,
         )
+    else:
+        return
+    refuse(
+        message,
+        needs=needs,
+        environment=percent_request.environment,
+        obj=percent_request,
+        actor=person,
+        request=request,
+    )
 
 
 def reject_percent_request(*, percent_request, person, note: str, request=None):
     """Reject (an approver) or cancel (the requester) a pending request."""
     cancelling = percent_request.requested_by_id == person.pk
-    if not (cancelling or person.has_perm("rollout.approve_increase")):
-        refuse(
-            "Only an approver or the requester can reject this request.",
-            needs="rollout.approve_increase or to be the requester",
-            environment=percent_request.environment,
-            obj=percent_request,
-            actor=person,
-            request=request,
-        )
     if not cancelling:
-        _require_approval_right(person, percent_request, request)
+        _require_decider(person, percent_request, request)
     state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
     if not percent_request.decide(state=state, by=person, note=note):
         _refuse(percent_request, person, request, _already_decided(percent_request))

@@ -541,11 +541,10 @@ def refuse_start(*, environment, person, reason: str, message: str, request=None
 
 
 def record_start_refusal(*, environment, person, reason: str, message: str, request=None):
-    audit.record(
+    audit.refused(
         action="preflight.start_refused",
         actor=person,
         environment=environment,
-        outcome=AuditEntry.Outcome.REFUSED,
         reason=reason,
         detail=message,
         request=request,

@@ -483,11 +483,10 @@ def start_run(*, environment: Environment, build: str, person, request=None) -> 
                 )
         except IntegrityError:
             error = ALREADY_RUNNING
-    audit.record(
+    audit.refused(
         action="preview_suite.refused",
         actor=person,
         environment=environment,
-        outcome=AuditEntry.Outcome.REFUSED,
         detail=error,
         request=request,
     )

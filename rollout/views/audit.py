@@ -32,6 +32,7 @@ EXPORT_FIELDS = [
     "detail",
     "request_id",
     "client_ip",
+    "via",
     "entry_hash",
 ]
 

@@ -3,10 +3,12 @@ the version the caller saw, a stop that staleness never blocks, and an audit ent
 token for every act and refusal."""
 
 import pytest
+from django.urls import reverse
 
 from api.models import ApiToken
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
 from tests.api.conftest import PRODUCTION, assert_problem, service_token, token_of
+from tests.conftest import client_for
 
 RAISE = {"percent": 25, "tag": "B2b", "reason": "next phase", "expected_version": 1}
 
@@ -162,3 +164,12 @@ def test_bad_input_is_a_problem_and_writes_nothing(
     assert PercentRequest.objects.count() == 0
     assert ConfigChange.objects.count() == 1  # the initial config only
     assert AuditEntry.objects.count() == before
+
+
+def test_the_audit_page_and_export_name_the_token(api, production_configured, release_manager):
+    api(token_of(release_manager, name="deploy pipeline")).post(f"{PRODUCTION}/percent", json=RAISE)
+    client = client_for(release_manager)
+    via = _via(release_manager)
+    assert f"via {via}" in client.get(reverse("rollout:audit")).content.decode()
+    exported = client.get(reverse("rollout:audit_export", args=["json"]))
+    assert via in b"".join(exported.streaming_content).decode()

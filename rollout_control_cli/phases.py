@@ -18,12 +18,20 @@ def phase():
 @phase.command(epilog=ENV_HELP)
 @click.argument("env")
 @click.option("--reason", default="", help="Why now: recorded in the audit trail.")
+@click.option("--tag", help="The phase you mean to start: refused if it is not the next one.")
+@click.option(
+    "--outside-window",
+    "override",
+    default="",
+    metavar="REASON",
+    help="Start outside the deploy window (Tue-Thu 10:00-14:00 UTC), for this reason.",
+)
 @yes_option
 @json_option
 @pass_session
-def start(session: Session, env, reason, yes, as_json):
+def start(session: Session, env, reason, tag, override, yes, as_json):
     """Start the next phase of ENV's plan. The pre-flight checklist is shown first; the server
-    refuses the start while it does not allow it."""
+    refuses the start while it is incomplete. A raise waits for a second person's approval."""
     client = session.client
     path = environment_path(client, env)
     if not yes:
@@ -37,16 +45,19 @@ def start(session: Session, env, reason, yes, as_json):
         )
         if preflight.get("refusal"):
             output.say(f"The server will refuse: {preflight['refusal']}")
-        confirm(f"{path.removeprefix('/environments/')}: start the next phase?", yes=yes)
-    started = client.post(f"{path}/phases/start", {"reason": reason})
+        next_phase = f"{preflight.get('phase')} at {preflight.get('percent')}%"
+        confirm(f"{path.removeprefix('/environments/')}: start {next_phase}?", yes=yes)
+    body = {"reason": reason, "tag": tag, "window_override_reason": override}
+    started = client.post(f"{path}/phases/start", {k: v for k, v in body.items() if v is not None})
     if as_json:
         output.print_json(started)
-    else:
-        ends = output.when(started.get("window_ends_at"))
-        output.say(
-            f"Phase {started.get('phase')} started at {started.get('percent')}% "
-            f"(phase run {started.get('id')}, window ends {ends})."
-        )
+        return
+    output.say(
+        f"Phase {started.get('phase')} at {started.get('percent')}%: phase run {started['id']}."
+    )
+    request = started.get("request")
+    if request:
+        output.say(f"The raise waits for a second person: rollout-control approve {request['id']}")
 
 
 @phase.command("show")

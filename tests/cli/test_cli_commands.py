@@ -11,10 +11,11 @@ import subprocess
 
 import pytest
 
-from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
+from rollout.models import AuditEntry, ConfigChange, Decision, DesiredConfig, PercentRequest
 from tests.api.conftest import token_of
 from tests.conftest import make_environment
 from tests.support.cli import ROOT, cli_env, console_script, run_cli
+from tests.test_decisions import observing, sign
 
 PRODUCTION = "pix-immo-api/production"
 
@@ -320,3 +321,22 @@ def test_audit_refuses_a_moment_it_cannot_read(cli, viewer):
 
     assert result.code == 2
     assert "neither a date/time" in result.stderr
+
+
+# --- decisions --------------------------------------------------------------------------------
+
+
+def test_decision_show_names_the_verdict_and_its_signers(cli, production_at_b2a, tech_lead, devops,
+                                                         viewer):  # fmt: skip
+    run = observing(production_at_b2a, hours_ago=3, fill_logs=False)
+    sign(run, tech_lead, "tech_lead", outcome="no_go", justification="upload errors seen")
+    sign(run, devops, "devops", outcome="no_go", justification="agreed")
+    decision = Decision.objects.get()
+
+    shown = cli(viewer, "decision", "show", str(decision.public_id))
+    parsed = cli(viewer, "decision", "show", str(decision.public_id), "--json")
+
+    assert shown.code == 0, shown.stderr
+    assert "NO-GO" in shown.stdout and "theo" in shown.stdout and "dana" in shown.stdout
+    assert parsed.code == 0, parsed.stderr
+    assert parsed.json()["phase_id"] == str(run.public_id)

@@ -1,8 +1,22 @@
 """What the benchmark scripts share. They are run as ``python bench/<script>.py``, so this
 module sits on their import path as ``common``."""
 
+import os
 import subprocess
 from urllib.parse import urlsplit
+
+
+def bench_settings(database_url: str, broker_url: str) -> None:
+    """The environment of a benchmark that runs the real settings module and a worker: its own
+    database and broker, a fast edge poll, warnings only."""
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker_url,
+        EDGE_POLL_INTERVAL_SECONDS="0.05",
+        SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
+        LOG_LEVEL="WARNING",
+    )
 
 
 def recreate_database(url: str) -> None:

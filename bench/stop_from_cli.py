@@ -31,7 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import answers, percentile, recreate_database  # bench/common.py
+from common import (  # bench/common.py
+    answers,
+    bench_settings,
+    configured_environment,
+    percentile,
+    recreate_database,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,14 +50,7 @@ PORT = int(os.environ.get("BENCH_WEB_PORT", "8140"))
 SERVICE = "pix-immo-api"
 NAMESPACE = "ns-bench-stop"
 STOPPED = '{"canary_percent":0,"canary_tag":"B2a","emergency_proxy":true}'
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="config.settings",
-    DATABASE_URL=DATABASE_URL,
-    CELERY_BROKER_URL=BROKER_URL,
-    EDGE_POLL_INTERVAL_SECONDS="0.05",
-    SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
-    LOG_LEVEL="WARNING",
-)
+bench_settings(DATABASE_URL, BROKER_URL)
 
 
 def main():
@@ -127,29 +126,19 @@ def main():
 
 
 def set_up(edge):
-    """Production connected with its initial config in effect, a DevOps engineer and their
-    API token."""
+    """Production connected with its initial config (written by the worker once it starts), a
+    DevOps engineer and their API token."""
     from django.contrib.auth.models import Group, User
-    from django.utils import timezone
 
     from api import tokens
-    from integrations.kv_value import CanarySettings
-    from rollout.models import Environment, Service
-    from rollout.services import controls
+    from rollout.models import Service
 
-    environment = Environment.objects.create(
-        service=Service.objects.create(name=SERVICE),
-        name="production",
-        cloudflare_account_id=edge.account,
-        kv_namespace_id=NAMESPACE,
+    environment = configured_environment(
+        Service.objects.create(name=SERVICE),
+        "production",
+        account=edge.account,
+        namespace=NAMESPACE,
         qa_url=edge.qa_url("production"),
-        connected_at=timezone.now(),
-    )
-    controls.create_initial_config(
-        environment=environment,
-        settings=CanarySettings(10, "B2a", False),
-        reason="bench",
-        system="bench",
     )
     person = User.objects.create_user("olga", password="bench-only")
     person.groups.add(Group.objects.get(name="devops"))

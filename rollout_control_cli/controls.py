@@ -28,6 +28,15 @@ WAIT_INTERVAL_SECONDS = 0.5
 CHANGE_DONE = {"in_effect", "failed", "superseded"}
 
 
+def env_control(function):
+    """A one-person control of ENV: its reason, confirmation, --wait and --json."""
+    options = (click.argument("env"), reason_option, yes_option, wait_option)
+    options += (timeout_option(600), json_option, pass_session)
+    for option in reversed(options):
+        function = option(function)
+    return click.command(epilog=ENV_HELP)(function)
+
+
 @click.command(epilog=ENV_HELP)
 @click.argument("env")
 @click.argument("percent", type=click.IntRange(0, 100))
@@ -41,7 +50,7 @@ CHANGE_DONE = {"in_effect", "failed", "superseded"}
 )
 @yes_option
 @wait_option
-@timeout_option
+@timeout_option(600)
 @json_option
 @pass_session
 def percent(
@@ -96,7 +105,7 @@ def percent(
 @click.option("--note", "--reason", "note", default="", help="A note for the audit trail.")
 @yes_option
 @wait_option
-@timeout_option
+@timeout_option(600)
 @json_option
 @pass_session
 def approve(session: Session, request_id, note, yes, wait, wait_timeout, as_json):
@@ -128,14 +137,7 @@ def reject(session: Session, request_id, note, yes, as_json):
         output.say(f"Request {request_id} rejected: nothing changes.")
 
 
-@click.command(epilog=ENV_HELP)
-@click.argument("env")
-@reason_option
-@yes_option
-@wait_option
-@timeout_option
-@json_option
-@pass_session
+@env_control
 def stop(session: Session, env, reason, yes, wait, wait_timeout, as_json):
     """EMERGENCY STOP: all of ENV's traffic to proxy at once, cookies or not. Never blocked by a
     change in between (no expected version). With --yes and ENV as SERVICE/ENVIRONMENT it reads
@@ -153,14 +155,7 @@ def stop(session: Session, env, reason, yes, wait, wait_timeout, as_json):
     _changed(client, answer, wait=wait, timeout=wait_timeout, as_json=as_json)
 
 
-@click.command(epilog=ENV_HELP)
-@click.argument("env")
-@reason_option
-@yes_option
-@wait_option
-@timeout_option
-@json_option
-@pass_session
+@env_control
 def lift(session: Session, env, reason, yes, wait, wait_timeout, as_json):
     """Lift ENV's emergency stop: traffic follows the percent again (0% after a stop)."""
     _act(
@@ -176,14 +171,7 @@ def lift(session: Session, env, reason, yes, wait, wait_timeout, as_json):
     )
 
 
-@click.command(epilog=ENV_HELP)
-@click.argument("env")
-@reason_option
-@yes_option
-@wait_option
-@timeout_option
-@json_option
-@pass_session
+@env_control
 def rollback(session: Session, env, reason, yes, wait, wait_timeout, as_json):
     """Roll ENV back to 0% native (the tag stays). Clients holding a native cookie keep it for
     up to 24 h; only the emergency stop overrides cookies."""

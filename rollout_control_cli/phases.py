@@ -60,27 +60,29 @@ def start(session: Session, env, reason, tag, override, yes, as_json):
         output.say(f"The raise waits for a second person: rollout-control approve {request['id']}")
 
 
-@phase.command("show")
-@click.argument("phase_id", metavar="ID")
-@json_option
-@pass_session
-def show_phase(session: Session, phase_id, as_json):
-    """Show the phase run ID: its window and the recommendation."""
-    _show(session.client.get(f"/phases/{phase_id}"), f"Phase run {phase_id}", as_json)
-
-
 @click.group()
 def decision():
     """GO / NO-GO / HOLD decisions."""
 
 
-@decision.command("show")
-@click.argument("decision_id", metavar="ID")
-@json_option
-@pass_session
-def show_decision(session: Session, decision_id, as_json):
-    """Show the decision ID: verdict, sign-offs and whether it took effect."""
-    _show(session.client.get(f"/decisions/{decision_id}"), f"Decision {decision_id}", as_json)
+def show_command(group: click.Group, route: str, title: str, help: str) -> None:
+    """`<group> show ID`: the object at /<route>/ID, as facts or as JSON."""
+
+    @group.command("show", help=help)
+    @click.argument("object_id", metavar="ID")
+    @json_option
+    @pass_session
+    def show(session: Session, object_id, as_json):
+        _show(session.client.get(f"/{route}/{object_id}"), f"{title} {object_id}", as_json)
+
+
+show_command(phase, "phases", "Phase run", "Show the phase run ID: its window and recommendation.")
+show_command(
+    decision,
+    "decisions",
+    "Decision",
+    "Show the decision ID: verdict, sign-offs, effect.",
+)
 
 
 def _show(document: dict, title: str, as_json: bool) -> None:

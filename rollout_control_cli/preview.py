@@ -8,7 +8,7 @@ import click
 from . import output
 from .environments import environment_path
 from .errors import CliError, Refused
-from .session import Session, json_option, pass_session
+from .session import Session, json_option, pass_session, timeout_option
 from .waiting import poll
 
 RUN_DONE = {"passed", "failed", "error", "cancelled"}
@@ -24,14 +24,7 @@ def preview():
 @click.argument("env", default="preview")
 @click.option("--build", required=True, help="The build deployed to preview (e.g. a commit).")
 @click.option("--wait", is_flag=True, help="Wait for the verdict; exit 0 GO, 1 NO-GO, 2 error.")
-@click.option(
-    "--timeout",
-    "wait_timeout",
-    type=click.FloatRange(min=1),
-    default=1800,
-    show_default=True,
-    help="Seconds to wait at most with --wait.",
-)
+@timeout_option(1800)
 @json_option
 @pass_session
 def run(session: Session, env, build, wait, wait_timeout, as_json):

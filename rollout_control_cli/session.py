@@ -63,14 +63,17 @@ yes_option = click.option(
 wait_option = click.option(
     "--wait", is_flag=True, help="Wait until the edge reports the change in effect."
 )
-timeout_option = click.option(
-    "--timeout",
-    "wait_timeout",
-    type=click.FloatRange(min=1),
-    default=600,
-    show_default=True,
-    help="Seconds to wait at most with --wait.",
-)
+
+
+def timeout_option(default: float):
+    return click.option(
+        "--timeout",
+        "wait_timeout",
+        type=click.FloatRange(min=1),
+        default=default,
+        show_default=True,
+        help="Seconds to wait at most with --wait.",
+    )
 
 
 def confirm(question: str, *, yes: bool) -> None:

@@ -156,7 +156,7 @@ def _audit(action: str, token: ApiToken, *, actor, request) -> None:
             "kind": token.kind,
             "user": token.user.get_username(),
             "prefix": token.prefix,
-            "expires_at": token.expires_at.isoformat(),
+            "expires_on": token.expires_at.date().isoformat(),
         },
         outcome=AuditEntry.Outcome.OK,
         detail=token.label,

@@ -238,7 +238,8 @@ class PreviewRunOut(Schema):
     id: UUID
     environment: str
     build: str
-    state: str
+    # "error": the suite could not finish (``error`` says why); no verdict then.
+    state: Literal["queued", "running", "passed", "failed", "error"]
     verdict: Literal["GO", "NO-GO"] | None
     progress: Progress
     checks: list[CheckOut]

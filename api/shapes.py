@@ -50,7 +50,7 @@ def found(rows, public_id, what: str):
 def percent_request(item: PercentRequest) -> dict:
     return {
         "id": item.public_id,
-        "environment": str(item.environment),
+        "environment": reference(item.environment),
         "percent": item.to_percent,
         "from_percent": item.from_percent,
         "tag": item.to_tag,
@@ -68,7 +68,7 @@ def percent_request(item: PercentRequest) -> dict:
 def change(item: ConfigChange) -> dict:
     return {
         "id": item.public_id,
-        "environment": str(item.environment),
+        "environment": reference(item.environment),
         "kind": item.kind,
         "version": item.version,
         "state": item.state,
@@ -81,6 +81,11 @@ def change(item: ConfigChange) -> dict:
         "after": item.after,
         "last_error": item.last_error,
     }
+
+
+def reference(environment: Environment) -> str:
+    """How the API names an environment, in answers as in paths and filters: ``service/name``."""
+    return f"{environment.service.name}/{environment.name}"
 
 
 def environment_status(environment: Environment) -> dict:
@@ -196,12 +201,15 @@ def _drift(environment: Environment) -> dict:
 def preview_run(run: PreviewRun) -> dict:
     checks = list(run.checks.all())
     finished = [check for check in checks if check.state in PreviewCheck.FINISHED_STATES]
-    verdict = ("GO" if run.passed else "NO-GO") if run.is_finished else None
+    # A run the suite could not finish (no desired config, a crash) is neither GO nor NO-GO: a
+    # pipeline must tell "the build is bad" from "the suite did not run".
+    errored = bool(run.error) and run.is_finished
+    verdict = ("GO" if run.passed else "NO-GO") if run.is_finished and not errored else None
     return {
         "id": run.public_id,
-        "environment": str(run.environment),
+        "environment": reference(run.environment),
         "build": run.build,
-        "state": run.state,
+        "state": "error" if errored else run.state,
         "verdict": verdict,
         "progress": {"done": len(finished), "total": len(checks)},
         "checks": [
@@ -224,7 +232,7 @@ def phase_run(run: PhaseRun) -> dict:
     return {
         "id": run.public_id,
         "rollout_id": run.rollout.public_id,
-        "environment": str(run.rollout.environment),
+        "environment": reference(run.rollout.environment),
         "phase": run.phase.tag,
         "percent": run.phase.percent,
         "window_number": run.window_number,
@@ -241,7 +249,7 @@ def phase_run(run: PhaseRun) -> dict:
 def rollout(item: Rollout, *, with_phases: bool = False) -> dict:
     shown = {
         "id": item.public_id,
-        "environment": str(item.environment),
+        "environment": reference(item.environment),
         "build": item.build,
         "state": item.state,
         "created_at": item.created_at,

@@ -9,6 +9,7 @@ from ninja.errors import HttpError
 from rollout.models import AuditEntry
 from rollout.views.audit import filtered_entries
 
+from .. import shapes
 from ..auth import require_read
 from ..schemas import AuditPage
 
@@ -59,7 +60,7 @@ def _entry(entry: AuditEntry) -> dict:
         "at": entry.created_at,
         "actor": entry.actor_label,
         "action": entry.action,
-        "environment": str(entry.environment) if entry.environment else None,
+        "environment": shapes.reference(entry.environment) if entry.environment else None,
         "object": f"{entry.object_type} {entry.object_id}".strip(),
         "outcome": entry.outcome,
         "reason": entry.reason,

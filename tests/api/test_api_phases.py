@@ -88,3 +88,21 @@ def test_a_service_account_never_signs(api, edge, admin_user):
     assert "two people" in assert_problem(refused, 403)["detail"]
     assert not Decision.objects.exists()
     assert AuditEntry.objects.get(action="permission.denied").actor.username == "signer-bot"
+
+
+def test_a_run_the_suite_could_not_finish_is_an_error_not_a_no_go(api, edge, release_manager):
+    configured_environment(edge, name="preview")
+    rita = api(token_of(release_manager))
+    started = rita.post("/environments/pix-immo-api/preview/preview-runs", json={"build": "b-43"})
+    PreviewRun.objects.filter(public_id=started.json()["id"]).update(state=PreviewRun.State.RUNNING)
+    run = PreviewRun.objects.get(public_id=started.json()["id"])
+    assert run.finish(error="preview has no desired config")
+
+    answer = rita.get(f"/preview-runs/{run.public_id}").json()
+    assert (answer["state"], answer["verdict"]) == ("error", None)
+    assert answer["error"] == "preview has no desired config"
+    assert answer["environment"] == "pix-immo-api/preview"
+    (entry,) = rita.get("/audit", params={"environment": answer["environment"]}).json()["entries"][
+        :1
+    ]
+    assert entry["environment"] == "pix-immo-api/preview"

@@ -34,6 +34,19 @@ def use_bench_settings(database_name: str, **extra: str) -> None:
     )
 
 
+def bench_settings(database_url: str, broker_url: str) -> None:
+    """The environment of a benchmark that runs the real settings module and a worker: its own
+    database and broker, a fast edge poll, warnings only."""
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker_url,
+        EDGE_POLL_INTERVAL_SECONDS="0.05",
+        SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
+        LOG_LEVEL="WARNING",
+    )
+
+
 def recreate_database(url: str) -> None:
     """Drop and create the benchmark's own PostgreSQL database (the URL's last part), so that
     nothing of an earlier run is measured again."""

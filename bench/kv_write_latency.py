@@ -24,7 +24,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from common import percentile, recreate_database  # bench/common.py
+from common import bench_settings, percentile, recreate_database  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,14 +33,7 @@ DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rollout_bench"
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="config.settings",
-    DATABASE_URL=DATABASE_URL,
-    CELERY_BROKER_URL=BROKER_URL,
-    EDGE_POLL_INTERVAL_SECONDS="0.05",
-    SECRET_KEY="bench-only-secret-key-0123456789abcdefghijklmnop",
-    LOG_LEVEL="WARNING",
-)
+bench_settings(DATABASE_URL, BROKER_URL)
 
 
 def main():

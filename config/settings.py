@@ -57,6 +57,10 @@ INSTALLED_APPS = [
     "monitoring",
     "metrics",
     "slack_actions",
+    # above every other app: the token API (/api/v1) and its token pages
+    "api",
+    # django-ninja's own static files: the API's browsable docs page needs no CDN
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -564,3 +568,9 @@ CELERY_BEAT_SCHEDULE["audit-checkpoint"] = _every(
     AUDIT_CHECKPOINT_INTERVAL_SECONDS, "rollout.tasks.checkpoint_audit"
 )
 # --- end of audit chain settings ----------------------------------------------------------------
+
+# --- The token API (/api/v1) -------------------------------------------------------------------
+# Requests per token per fixed window, e.g. "120/min" (per s, min or hour); past it 429 with
+# Retry-After. Counted in the default cache: shared by every web process with CACHE_URL on Redis,
+# per process otherwise (the embedded mode). A malformed value stops the start (check api.E001).
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="120/min")

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from mozilla_django_oidc.views import OIDCLogoutView
 
+from api.v1 import api
 from rollout.views.auth import CompanyCallbackView, CompanySignInView, LoginView
 
 urlpatterns = [
@@ -18,6 +19,8 @@ urlpatterns = [
     path("monitoring/", include("monitoring.urls")),
     path("metrics/", include("metrics.urls")),
     path("slack/", include("slack_actions.urls")),
+    path("api/v1/", api.urls),
+    path("settings/", include("api.urls")),
     path("", include("rollout.urls")),
 ]
 

@@ -61,7 +61,10 @@ DEFAULT_PERMISSIONS = {
     # which dashboard user acts for a Slack user, and the presses from Slack (slack_actions)
     + ["slack_actions.view_slackuser", "slack_actions.add_slackuser"]
     + ["slack_actions.change_slackuser", "slack_actions.delete_slackuser"]
-    + ["slack_actions.view_slackaction"],
+    + ["slack_actions.view_slackaction"]
+    # machine identities for pipelines and their service tokens (api/)
+    + ["rollout.add_serviceaccount", "rollout.change_serviceaccount"]
+    + ["rollout.view_serviceaccount"],
 }
 
 

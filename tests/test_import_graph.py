@@ -20,6 +20,7 @@ APPS = (
     "rollout",
     "slack_actions",
     "edge_standin",
+    "api",
 )
 
 
@@ -132,6 +133,11 @@ def test_no_import_cycle_between_the_apps():
 
 def test_the_outbox_depends_on_no_app_but_integrations():
     assert {b for a, b in app_imports() if a == "outbox"} <= {"integrations"}
+
+
+def test_no_app_imports_the_api():
+    """The token API sits above every app: it calls their services, none of them calls it."""
+    assert not {a for a, b in app_imports() if b == "api"}
 
 
 def test_rollout_builds_on_no_app_above_it():

@@ -10,6 +10,7 @@ import pytest
 from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from api import tokens
 from metrics import alerts
 from rollout.models import AuditEntry, BuildChange, Decision, PostMortem, WorkerDeployment
 from rollout.services import preview as preview_suite
@@ -21,8 +22,10 @@ pytestmark = pytest.mark.django_db
 
 # Log-in and log-out are for everyone, the admin has its own permissions, the Prometheus endpoint
 # its bearer token, Slack's endpoint Slack's signature and the mapped person's permissions
-# (tests/slack_actions/), "Your settings" is every person's own (tests/test_times_for_people.py)
-# and so is the header's language switcher, also before log-in (tests/test_languages.py).
+# (tests/slack_actions/), and "Your settings", the header's language switcher (also before
+# log-in) and one's own API tokens are every person's own (tests/test_times_for_people.py,
+# tests/test_languages.py, tests/api/test_token_pages.py). The token API answers a session
+# with 401: its refusals are tried with tokens (tests/api/test_api_refusals.py).
 NOT_TRIED = {
     "login",
     "logout",
@@ -31,10 +34,12 @@ NOT_TRIED = {
     "rollout:preferences",
     "rollout:language",
     "slack_actions:interactivity",
+    "api_tokens:create",
+    "api_tokens:revoke",
 }
-NOT_TRIED_PREFIXES = ("admin/", "static/")
+NOT_TRIED_PREFIXES = ("admin/", "static/", "api/v1/")
 
-APPS = ("rollout", "monitoring", "metrics", "outbox")
+APPS = ("rollout", "monitoring", "metrics", "outbox", "api")
 
 
 def routes():
@@ -71,6 +76,7 @@ def world(edge, release_manager, tech_lead):
         environment=preview, build="b1", started_by=release_manager
     )
     alerts.policy_for(production.service)
+    api_token = tokens.issue_personal(person=release_manager, name="laptop", days=30).token
     deployed = WorkerDeployment.objects.create(
         environment=production,
         deployment_id="d-1",
@@ -80,6 +86,7 @@ def world(edge, release_manager, tech_lead):
         phase_run=run, after=deployed, changed_at=run.in_effect_at
     )
     return {
+        "api_token": api_token,
         "build_change": build_change,
         "production": production,
         "preview": preview,
@@ -105,6 +112,7 @@ OBJECT_BY_SEGMENT = {
     "check-ins": "check_in",
     "decisions": "decision",
     "post-mortems": "post_mortem",
+    "api-tokens": "api_token",
     "build-changes": "build_change",
 }
 

@@ -41,10 +41,14 @@ class PercentField(forms.IntegerField):
         return super().to_python(value)
 
 
+# A phase tag as the edge names it; the API's schemas read the same pattern.
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+
+
 class TagField(forms.RegexField):
     def __init__(self, **kwargs):
         super().__init__(
-            regex=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
+            regex=TAG_PATTERN,
             max_length=32,
             error_messages={
                 "required": _("Enter the phase tag, e.g. B2a."),

@@ -13,7 +13,7 @@ from .environments import (
     RolloutPlan,
     Service,
 )
-from .people import CompanyAccount, Preferences
+from .people import CompanyAccount, Preferences, ServiceAccount
 from .phases import CheckIn, PhaseAttestation, PhaseRun, Rollout
 from .preflight import Preflight, PreflightAttestation
 from .preview import PreviewCheck, PreviewRun
@@ -39,6 +39,7 @@ __all__ = [
     "Rollout",
     "RolloutPlan",
     "Service",
+    "ServiceAccount",
     "Signature",
     "PreviewCheck",
     "PreviewRun",

@@ -41,7 +41,7 @@ class AuditEntry(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     # The channel a person acted through when it was not a page: "slack:U024BE7LH" (their Slack
-    # user id). Empty for a page, a command or an automatic act.
+    # user id), "token <name> (<id>)" for the API. Empty for a page, a command or an automatic act.
     via = models.CharField(max_length=200, blank=True, default="")
     prev_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)

@@ -132,7 +132,8 @@ def record(
     via: str = "",
 ) -> AuditEntry:
     """Append one entry. ``actor`` is a user; ``system`` names the automatic part otherwise.
-    ``via`` names the channel of an act that came through no page (see ``acting_via``)."""
+    ``via`` names the channel of an act that came through no page (see ``acting_via``): a
+    chat button, an API token."""
     if actor is None and not system:
         raise ValueError("an audit entry needs a user or a system part as its actor")
     entry = AuditEntry(
@@ -163,6 +164,19 @@ def record(
         entry.entry_hash = compute_hash(entry, entry.prev_hash)
         entry.save(force_insert=True)
     return entry
+
+
+def refused(*, action: str, actor, detail: str, environment=None, reason: str = "", request=None):
+    """A refused act, written by the service that refused it (``outcome`` refused)."""
+    return record(
+        action=action,
+        actor=actor,
+        environment=environment,
+        outcome=AuditEntry.Outcome.REFUSED,
+        reason=reason,
+        detail=detail,
+        request=request,
+    )
 
 
 def _client_ip(request) -> str | None:

@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
 
-from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, ServiceAccount
 from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
 from ..queueing import try_to_queue
@@ -20,7 +20,15 @@ from .phases import mark_incident
 
 
 class ConfigConflict(Exception):
-    """The desired config moved on since the person looked at it."""
+    """The desired config moved on since the person looked at it. ``current_version`` is the
+    version now, where the conflict is about the version; ``audited`` is set once a service
+    wrote the refusal to the audit trail (a caller outside the web audits it otherwise)."""
+
+    audited = False
+
+    def __init__(self, message: str, *, current_version: int | None = None):
+        super().__init__(message)
+        self.current_version = current_version
 
 
 def enqueue_apply(environment_id: int, *, urgent: bool = False) -> bool:
@@ -97,7 +105,8 @@ def _record_change(
                     "the config changed since this was requested (you saw version "
                     "%(version)s, it is now version %(version2)s)"
                 )
-                % {"version": version, "version2": desired.version}
+                % {"version": version, "version2": desired.version},
+                current_version=desired.version,
             )
         change = ConfigChange.objects.create(
             environment=environment,
@@ -220,7 +229,10 @@ def adopt_existing_config(
 
 
 class ControlRefused(Exception):
-    """A control that cannot act as asked; the message is for the person who clicked."""
+    """A control that cannot act as asked; the message is for the person who clicked.
+    ``audited`` is set once a service wrote the refusal to the audit trail."""
+
+    audited = False
 
 
 @dataclass(frozen=True)
@@ -320,7 +332,8 @@ def submit_percent(
                 "expected_version": expected_version,
                 "version": desired.version,
                 "settings": desired.settings.describe(),
-            }
+            },
+            current_version=desired.version,
         )
     if target == desired.settings:
         raise ControlRefused(
@@ -368,6 +381,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         obj=percent_request,
         request=request,
     )
+    _require_decider(approver, percent_request, request)
     if percent_request.requested_by_id == approver.pk:
         _refuse(
             percent_request,
@@ -426,18 +440,40 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
     return change
 
 
+def _require_decider(person, percent_request, request) -> None:
+    """Who decides on another's increase: an approver; a service account only with the right an
+    admin gave it (``ServiceAccount.may_approve``), on top of its role's permission."""
+    account = ServiceAccount.objects.filter(user_id=person.pk).first()
+    if not person.has_perm("rollout.approve_increase"):
+        needs, message = (
+            "rollout.approve_increase or to be the requester",
+            _("Only an approver or the requester can reject this request."),
+        )
+    elif account is not None and not account.may_approve:
+        needs, message = (
+            "the approval right of a service account",
+            _(
+                "A service account may not decide on a percent increase: an admin has not "
+                "given it the right to approve."
+            ),
+        )
+    else:
+        return
+    refuse(
+        message,
+        needs=needs,
+        environment=percent_request.environment,
+        obj=percent_request,
+        actor=person,
+        request=request,
+    )
+
+
 def reject_percent_request(*, percent_request, person, note: str, request=None):
     """Reject (an approver) or cancel (the requester) a pending request."""
     cancelling = percent_request.requested_by_id == person.pk
-    if not (cancelling or person.has_perm("rollout.approve_increase")):
-        refuse(
-            _("Only an approver or the requester can reject this request."),
-            needs="rollout.approve_increase or to be the requester",
-            environment=percent_request.environment,
-            obj=percent_request,
-            actor=person,
-            request=request,
-        )
+    if not cancelling:
+        _require_decider(person, percent_request, request)
     state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
     if not percent_request.decide(state=state, by=person, note=note):
         _refuse(percent_request, person, request, _already_decided(percent_request))
@@ -472,7 +508,9 @@ def _refuse(percent_request, person, request, message: str):
         detail=message,
         request=request,
     )
-    raise ControlRefused(message)
+    refused = ControlRefused(message)
+    refused.audited = True
+    raise refused
 
 
 def plan_emergency_stop(

@@ -679,6 +679,7 @@ def start_phase(
                 message=start_refusal_message(refused),
                 request=request,
             )
+            refused.audited = True
         raise
 
 
@@ -695,15 +696,16 @@ def refuse_start(*, environment, person, reason: str, message: str, request=None
     record_start_refusal(
         environment=environment, person=person, reason=reason, message=message, request=request
     )
-    raise StartRefused(message)
+    refused = StartRefused(message)
+    refused.audited = True
+    raise refused
 
 
 def record_start_refusal(*, environment, person, reason: str, message: str, request=None):
-    audit.record(
+    audit.refused(
         action="preflight.start_refused",
         actor=person,
         environment=environment,
-        outcome=AuditEntry.Outcome.REFUSED,
         reason=reason,
         detail=message,
         request=request,

@@ -457,7 +457,9 @@ def _timed(check, target: Target, deadline: float) -> Result:
 
 
 class PreviewRefused(controls.ControlRefused):
-    """The suite cannot start as asked; the message says why."""
+    """The suite cannot start as asked; the message says why. ``start`` audits it."""
+
+    audited = True
 
 
 def start(
@@ -501,11 +503,10 @@ def start(
         )
     except PreviewRefused as raised:
         refused = raised
-    audit.record(
+    audit.refused(
         action="preview_suite.refused",
         actor=person,
         environment=environment,
-        outcome=AuditEntry.Outcome.REFUSED,
         detail=str(refused),
         request=request,
     )

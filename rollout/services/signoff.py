@@ -1,6 +1,7 @@
 """Signing GO / HOLD / NO-GO, and what a decision does once both signatures are on it.
 
 The rules, in the order ``sign`` checks them:
+- the signer is a person, not a service account;
 - the signer signs in a role they hold (tech lead or DevOps; an admin may fill either) —
   otherwise 403, like a missing permission;
 - the window has ended, unless the outcome is NO-GO (stopping early is always allowed);
@@ -40,6 +41,7 @@ from ..models import (
     Rollout,
     Signature,
 )
+from ..models.people import is_service_account
 from ..notifications import announce_decision
 from ..permissions import refuse, require
 from . import audit, controls, evidence, phases
@@ -86,6 +88,15 @@ def sign(
     justification = justification.strip()
     environment = run.rollout.environment
     require(person, "rollout.sign_decision", environment=environment, obj=run, request=request)
+    if is_service_account(person):
+        refuse(
+            "A service account cannot sign a decision: two people sign.",
+            needs="a person",
+            environment=environment,
+            obj=run,
+            actor=person,
+            request=request,
+        )
     if role not in roles_of(person):
         label = Signature.Role(role).label
         refuse(
@@ -101,6 +112,7 @@ def sign(
     except SignRefused as refused:
         # Recorded after the transaction rolled back, so the refusal itself stays on record.
         _record_refusal(run, person, request, str(refused))
+        refused.audited = True
         raise
 
 
@@ -447,7 +459,9 @@ def timeline_text(run: PhaseRun) -> str:
 def _refuse(run, person, request, message):
     """Audit a refused sign-off act and refuse it."""
     _record_refusal(run, person, request, message)
-    raise SignRefused(message)
+    refused = SignRefused(message)
+    refused.audited = True
+    raise refused
 
 
 def _record_refusal(run, person, request, message):

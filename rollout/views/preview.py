@@ -229,7 +229,11 @@ def report_markdown(run: PreviewRun) -> str:
 
 @shown_to(VIEW_PERMISSION)
 def preview_report_markdown(request, public_id):
-    run = _run(public_id)
+    return report_download(_run(public_id))
+
+
+def report_download(run: PreviewRun) -> HttpResponse:
+    """The Markdown report as a file: the page's download and the API's."""
     moment = run.finished_at or run.created_at
     response = HttpResponse(report_markdown(run), content_type="text/markdown; charset=utf-8")
     filename = f"preview-report-{run.environment.service.name}-{moment:%Y%m%d-%H%M}.md"

@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1 that receives webhooks and answers as it is told.
+"""A real HTTP server on 127.0.0.1 that receives webhooks (or any GET and POST) and answers as
+it is told.
 
 with WebhookReceiver() as slack:
     slack.answer(429, "rate_limited", headers={"Retry-After": "1"})  # next answer
@@ -55,6 +56,7 @@ class WebhookReceiver(Serving):
                 with receiver._lock:
                     receiver.received.append(
                         {
+                            "method": self.command,
                             "path": self.path,
                             "headers": dict(self.headers),
                             "json": parsed,
@@ -65,6 +67,8 @@ class WebhookReceiver(Serving):
                         receiver._answers.popleft() if receiver._answers else receiver.default
                     )
                 send_answer(self, status, text, headers, "text/plain")
+
+            do_GET = do_POST
 
             def log_message(self, *args):
                 pass

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("rollout", "0021_worker_deployments"),
+        ("rollout", "0022_service_accounts"),
     ]
 
     operations = [

@@ -1,0 +1,97 @@
+"""`preview run`: the preview suite for a build, as a pipeline step — with --wait it shows the
+checks as they finish and ends with the verdict's exit code (0 passed, 1 failed, 2 error)."""
+
+from __future__ import annotations
+
+import click
+
+from . import output
+from .environments import environment_path
+from .errors import CliError, Refused
+from .session import Session, json_option, pass_session, timeout_option
+from .waiting import poll
+
+RUN_DONE = {"passed", "failed", "error", "cancelled"}
+POLL_INTERVAL_SECONDS = 1.0
+
+
+@click.group()
+def preview():
+    """The preview suite (GO/NO-GO for a build)."""
+
+
+@preview.command()
+@click.argument("env", default="preview")
+@click.option("--build", required=True, help="The build deployed to preview (e.g. a commit).")
+@click.option("--wait", is_flag=True, help="Wait for the verdict; exit 0 GO, 1 NO-GO, 2 error.")
+@timeout_option(1800)
+@json_option
+@pass_session
+def run(session: Session, env, build, wait, wait_timeout, as_json):
+    """Run the preview suite against ENV (default: the one service's preview) for BUILD."""
+    client = session.client
+    started = client.post(f"{environment_path(client, env)}/preview-runs", {"build": build})
+    if not wait:
+        if as_json:
+            output.print_json(started)
+        else:
+            output.say(f"Preview run {started['id']} for build {build}: {started.get('state')}.")
+            output.say(f"Follow it: {started.get('report_url') or ''}")
+        return
+    finished = poll(
+        lambda: client.get(f"/preview-runs/{started['id']}"),
+        finished=lambda run: run.get("state") in RUN_DONE,
+        describe=_progress,
+        timeout=wait_timeout,
+        interval=POLL_INTERVAL_SECONDS,
+        what=f"preview run {started['id']}",
+    )
+    _report(finished, as_json)
+
+
+@preview.command()
+@click.argument("run_id", metavar="ID")
+@json_option
+@pass_session
+def show(session: Session, run_id, as_json):
+    """Show the preview run ID; the exit code is its verdict as with `run --wait`."""
+    _report(session.client.get(f"/preview-runs/{run_id}"), as_json)
+
+
+@preview.command()
+@click.argument("run_id", metavar="ID")
+@pass_session
+def report(session: Session, run_id):
+    """Print the preview run ID's GO/NO-GO report (Markdown, as on its page)."""
+    click.echo(session.client.text(f"/preview-runs/{run_id}/report"), nl=False)
+
+
+def _progress(run: dict) -> str:
+    progress = run.get("progress") or {}
+    running = [c["name"] for c in run.get("checks") or [] if c.get("state") == "running"]
+    line = f"{run.get('state')}: {progress.get('done', 0)}/{progress.get('total', '?')} checks"
+    return line + (f", now {', '.join(running)}" if running else "")
+
+
+def _report(run: dict, as_json: bool) -> None:
+    if as_json:
+        output.print_json(run)
+    else:
+        output.show(
+            output.table(
+                f"Preview run {run['id']} — build {run.get('build')}",
+                ("Check", "State", "Detail"),
+                [(c.get("name"), c.get("state"), c.get("detail")) for c in run.get("checks") or []],
+            )
+        )
+        output.say(f"{run.get('state')}: {run.get('verdict') or 'no verdict'}")
+        if run.get("report_url"):
+            output.say(f"Report: {run['report_url']}")
+    state = run.get("state")
+    if state == "passed":
+        return
+    if state == "failed":
+        raise Refused(f"preview run {run['id']} failed: NO-GO for build {run.get('build')}")
+    if state in RUN_DONE:
+        raise CliError(f"preview run {run['id']} ended in {state}: no verdict")
+    raise CliError(f"preview run {run['id']} is still {state}: no verdict yet")

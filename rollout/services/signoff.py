@@ -90,7 +90,7 @@ def sign(
     require(person, "rollout.sign_decision", environment=environment, obj=run, request=request)
     if is_service_account(person):
         refuse(
-            "A service account cannot sign a decision: two people sign.",
+            _("A service account cannot sign a decision: two people sign."),
             needs="a person",
             environment=environment,
             obj=run,

@@ -19,6 +19,7 @@ ROOT = Path(settings.BASE_DIR)
 CATALOGUE = Path("locale/de/LC_MESSAGES/django.po")
 # The code whose messages people read; tests, benchmarks and the edge stand-in are ours only.
 SOURCES = [
+    "api",
     "config",
     "integrations",
     "metrics",

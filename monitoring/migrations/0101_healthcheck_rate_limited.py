@@ -4,29 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("monitoring", "0100_pagerduty"),
-        ("rollout", "0015_text_limits"),
+        ('monitoring', '0100_pagerduty'),
+        ('rollout', '0015_text_limits'),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name="healthcheck",
-            name="healthcheck_verdict_known",
+            model_name='healthcheck',
+            name='healthcheck_verdict_known',
         ),
         migrations.AlterField(
-            model_name="healthcheck",
-            name="verdict",
-            field=models.CharField(
-                choices=[("ok", "Ok"), ("failed", "Failed"), ("limited", "rate limited")],
-                max_length=8,
-            ),
+            model_name='healthcheck',
+            name='verdict',
+            field=models.CharField(choices=[('ok', 'Ok'), ('failed', 'Failed'), ('limited', 'rate limited')], max_length=8),
         ),
         migrations.AddConstraint(
-            model_name="healthcheck",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("verdict__in", ["ok", "failed", "limited"])),
-                name="healthcheck_verdict_known",
-            ),
+            model_name='healthcheck',
+            constraint=models.CheckConstraint(condition=models.Q(('verdict__in', ['ok', 'failed', 'limited'])), name='healthcheck_verdict_known'),
         ),
     ]

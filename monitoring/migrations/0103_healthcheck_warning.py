@@ -4,49 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("monitoring", "0102_notification_moves_to_outbox"),
-        ("rollout", "0016_rename_verification_to_preview"),
+        ('monitoring', '0102_notification_moves_to_outbox'),
+        ('rollout', '0016_rename_verification_to_preview'),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name="healthcheck",
-            name="healthcheck_verdict_known",
+            model_name='healthcheck',
+            name='healthcheck_verdict_known',
         ),
         migrations.AddField(
-            model_name="healthcheck",
-            name="warnings",
+            model_name='healthcheck',
+            name='warnings',
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name="hourlysummary",
-            name="checks_warned",
+            model_name='hourlysummary',
+            name='checks_warned',
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name="hourlysummary",
-            name="warning_reasons",
+            model_name='hourlysummary',
+            name='warning_reasons',
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name="healthcheck",
-            name="verdict",
-            field=models.CharField(
-                choices=[
-                    ("ok", "Ok"),
-                    ("warning", "Warning"),
-                    ("failed", "Failed"),
-                    ("limited", "rate limited"),
-                ],
-                max_length=8,
-            ),
+            model_name='healthcheck',
+            name='verdict',
+            field=models.CharField(choices=[('ok', 'Ok'), ('warning', 'Warning'), ('failed', 'Failed'), ('limited', 'rate limited')], max_length=8),
         ),
         migrations.AddConstraint(
-            model_name="healthcheck",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("verdict__in", ["ok", "warning", "failed", "limited"])),
-                name="healthcheck_verdict_known",
-            ),
+            model_name='healthcheck',
+            constraint=models.CheckConstraint(condition=models.Q(('verdict__in', ['ok', 'warning', 'failed', 'limited'])), name='healthcheck_verdict_known'),
         ),
     ]

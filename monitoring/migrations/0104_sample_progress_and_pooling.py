@@ -4,51 +4,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("monitoring", "0103_healthcheck_warning"),
+        ('monitoring', '0103_healthcheck_warning'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="cohortsample",
-            name="budget_wait_seconds",
+            model_name='cohortsample',
+            name='budget_wait_seconds',
             field=models.FloatField(default=0),
         ),
         migrations.AddField(
-            model_name="cohortsample",
-            name="expected_seconds",
+            model_name='cohortsample',
+            name='expected_seconds',
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="cohortsample",
-            name="pooled_answered",
+            model_name='cohortsample',
+            name='pooled_answered',
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="cohortsample",
-            name="pooled_native",
+            model_name='cohortsample',
+            name='pooled_native',
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="cohortsample",
-            name="pooled_samples",
+            model_name='cohortsample',
+            name='pooled_samples',
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="cohortsample",
-            name="probed",
+            model_name='cohortsample',
+            name='probed',
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name="cohortsample",
-            name="progress_at",
+            model_name='cohortsample',
+            name='progress_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="healthcheck",
-            name="limited_by",
-            field=models.CharField(
-                blank=True, choices=[("ours", "ours"), ("not_ours", "not ours")], max_length=8
-            ),
+            model_name='healthcheck',
+            name='limited_by',
+            field=models.CharField(blank=True, choices=[('ours', 'ours'), ('not_ours', 'not ours')], max_length=8),
         ),
     ]

@@ -4,32 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("rollout", "0017_preferences"),
+        ('rollout', '0017_preferences'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="configchange",
-            name="sticky_probe_at",
+            model_name='configchange',
+            name='sticky_probe_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="configchange",
-            name="sticky_probe_detail",
+            model_name='configchange',
+            name='sticky_probe_detail',
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name="configchange",
-            name="sticky_probe_result",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("stayed", "cookie holders stay native"),
-                    ("moved", "cookie holders moved to proxy"),
-                    ("unknown", "could not tell"),
-                ],
-                max_length=16,
-            ),
+            model_name='configchange',
+            name='sticky_probe_result',
+            field=models.CharField(blank=True, choices=[('stayed', 'cookie holders stay native'), ('moved', 'cookie holders moved to proxy'), ('unknown', 'could not tell')], max_length=16),
         ),
     ]

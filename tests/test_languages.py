@@ -12,8 +12,9 @@ from django.utils import translation
 
 from rollout.models import AuditEntry, PhaseRun, Preferences
 from rollout.notifications import announce_decision_due
+from rollout.services.evidence import build
 from tests.conftest import PASSWORD, client_for, htmx_client_for
-from tests.support.rollouts import observing
+from tests.support.rollouts import NOW, observing
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +127,18 @@ def test_the_markdown_report_speaks_the_service_s_language(production_at_b2a, vi
     text = report.content.decode()
     assert report.status_code == 200
     assert "## Metrik-Übersicht" in text and "Noch keine Entscheidung wirksam." in text
+
+
+def test_the_evidence_and_its_digest_do_not_depend_on_the_reader_s_language(
+    production_at_b2a, tech_lead
+):
+    run = observing(production_at_b2a)
+    with translation.override("de"):
+        german = build(run, NOW)
+    english = build(run, NOW)
+    assert german.digest == english.digest
+    assert german.document == english.document
+    Preferences.objects.create(user=tech_lead, language="de")
+    page = client_for(tech_lead).get(reverse("rollout:phase_run", args=[run.public_id]))
+    text = page.content.decode()
+    assert "Native-Traffic" in text and "Unterschriften" in text

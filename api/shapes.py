@@ -88,6 +88,18 @@ def reference(environment: Environment) -> str:
     return f"{environment.service.name}/{environment.name}"
 
 
+def reported_deployment(deployment) -> dict:
+    return {
+        "id": deployment.pk,
+        "environment": reference(deployment.environment),
+        "version_id": deployment.version_ids[0],
+        "message": deployment.message,
+        "reported_by": deployment.reported_by.get_username(),
+        "reported_at": deployment.seen_at,
+        "confirmed_at": deployment.confirmed_at,
+    }
+
+
 def environment_status(environment: Environment) -> dict:
     desired = getattr(environment, "desired", None)
     open_changes = ConfigChange.objects.filter(

@@ -72,6 +72,13 @@ class PreviewRunIn(Body):
     )
 
 
+class DeploymentIn(Body):
+    version_id: StrictStr = Field(
+        min_length=1, max_length=64, description="The Version ID `wrangler deploy` printed."
+    )
+    message: StrictStr = Field(default="", max_length=limits.NOTE)
+
+
 class PhaseStartIn(Body):
     reason: StrictStr = Field(default="", max_length=limits.REASON)
     tag: StrictStr | None = Field(
@@ -208,6 +215,17 @@ class ChangeOut(Schema):
     reason: str
     after: dict
     last_error: str
+
+
+class ReportedDeploymentOut(Schema):
+    id: int
+    environment: str
+    version_id: str
+    message: str
+    reported_by: str
+    reported_at: datetime
+    # Set once a read of Cloudflare serves the version.
+    confirmed_at: datetime | None
 
 
 class ChangeAnswer(Schema):

@@ -88,6 +88,18 @@ def reference(environment: Environment) -> str:
     return f"{environment.service.name}/{environment.name}"
 
 
+def reported_deployment(deployment) -> dict:
+    return {
+        "id": deployment.pk,
+        "environment": reference(deployment.environment),
+        "version_id": deployment.version_ids[0],
+        "message": deployment.message,
+        "reported_by": deployment.reported_by.get_username(),
+        "reported_at": deployment.seen_at,
+        "confirmed_at": deployment.confirmed_at,
+    }
+
+
 def environment_status(environment: Environment) -> dict:
     desired = getattr(environment, "desired", None)
     open_changes = ConfigChange.objects.filter(
@@ -268,7 +280,7 @@ def decision(item: Decision) -> dict:
         "phase_id": item.phase_run.public_id,
         "verdict": item.get_outcome_display(),
         "state": item.state,
-        "recommendation": Decision.Outcome(item.recommendation).label,
+        "recommendation": str(Decision.Outcome(item.recommendation).label),
         "evidence_digest": item.evidence_digest,
         "created_at": item.created_at,
         "effective_at": item.effective_at,

@@ -237,3 +237,24 @@ def _request(request: dict) -> str:
         f"{request.get('environment')}: {request.get('percent')}% {request.get('tag')}, "
         f"requested by {request.get('requested_by')} ({request.get('reason') or 'no reason'})"
     )
+
+
+@click.command()
+@click.argument("env")
+@click.argument("version_id")
+@click.option("--message", default="", help="What was deployed (a commit, a pipeline run).")
+@json_option
+@pass_session
+def deployed(session: Session, env, version_id, message, as_json):
+    """Say that Worker version VERSION_ID (the Version ID `wrangler deploy` printed) is live on
+    ENV, so the preview suite can start against it at once; the dashboard's next read of
+    Cloudflare confirms it."""
+    client = session.client
+    answer = client.post(
+        f"{environment_path(client, env)}/deployments",
+        {"version_id": version_id, "message": message},
+    )
+    if as_json:
+        output.print_json(answer)
+    else:
+        output.say(f"{answer['environment']}: version {answer['version_id']} reported deployed.")

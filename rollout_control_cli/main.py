@@ -5,7 +5,7 @@ import click
 from .audit import audit
 from .client import TIMEOUT_SECONDS
 from .config import URL_VARIABLE
-from .controls import approve, lift, percent, reject, rollback, stop
+from .controls import approve, deployed, lift, percent, reject, rollback, stop
 from .login import login, logout, whoami
 from .phases import decision, phase
 from .preview import preview
@@ -56,6 +56,7 @@ for command in (
     logout,
     whoami,
     status,
+    deployed,
     preview,
     percent,
     approve,

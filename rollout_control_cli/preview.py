@@ -22,15 +22,24 @@ def preview():
 
 @preview.command()
 @click.argument("env", default="preview")
-@click.option("--build", required=True, help="The build deployed to preview (e.g. a commit).")
+@click.option(
+    "--build",
+    default="",
+    help="A build to name by hand; without it the suite runs against the Worker version live "
+    "on preview (see `deployed`).",
+)
+@click.option("--build-reason", default="", help="Why the build is named by hand.")
 @click.option("--wait", is_flag=True, help="Wait for the verdict; exit 0 GO, 1 NO-GO, 2 error.")
 @timeout_option(1800)
 @json_option
 @pass_session
-def run(session: Session, env, build, wait, wait_timeout, as_json):
-    """Run the preview suite against ENV (default: the one service's preview) for BUILD."""
+def run(session: Session, env, build, build_reason, wait, wait_timeout, as_json):
+    """Run the preview suite against ENV (default: the one service's preview): the version live
+    there, or --build."""
     client = session.client
-    started = client.post(f"{environment_path(client, env)}/preview-runs", {"build": build})
+    body = {"build": build, "build_reason": build_reason} if build else {}
+    started = client.post(f"{environment_path(client, env)}/preview-runs", body)
+    build = started.get("build") or build
     if not wait:
         if as_json:
             output.print_json(started)

@@ -7,15 +7,17 @@ from ninja.errors import HttpError
 
 from metrics import panels
 from rollout.models import Environment, PercentRequest, Service
-from rollout.services import controls
+from rollout.services import controls, deployments
 
 from .. import shapes
 from ..auth import require_read
 from ..schemas import (
     ChangeAnswer,
+    DeploymentIn,
     EmergencyStopIn,
     EnvStatus,
     PercentIn,
+    ReportedDeploymentOut,
     RequestAnswer,
     ServiceOut,
     VersionedReasonIn,
@@ -98,6 +100,23 @@ def emergency_stop(request, service: str, environment: str, payload: EmergencySt
 )
 def emergency_lift(request, service: str, environment: str, payload: VersionedReasonIn):
     return _changed(request, controls.lift_emergency, service, environment, payload)
+
+
+@router.post(
+    f"{ENVIRONMENT}/deployments",
+    response={201: ReportedDeploymentOut},
+    summary="Report a Worker version deployed (after `wrangler deploy`); the next read of "
+    "Cloudflare confirms it",
+)
+def report_deployment(request, service: str, environment: str, payload: DeploymentIn):
+    found = shapes.environment_named(request, service, environment)
+    try:
+        reported = deployments.record_reported_deployment(
+            found, payload.version_id, payload.message, request.user, request=request
+        )
+    except deployments.DeploymentRefused as refused:
+        raise HttpError(422, str(refused)) from refused
+    return Status(201, shapes.reported_deployment(reported))
 
 
 def _changed(request, control, service, environment, payload, *, versioned=True):

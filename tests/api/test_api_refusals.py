@@ -23,6 +23,7 @@ VALID_BODIES = {
         "expected_version": 3,
     },
     "/environments/{service}/{environment}/preview-runs": {"build": "b2"},
+    "/environments/{service}/{environment}/deployments": {"version_id": "b2"},
     "/environments/{service}/{environment}/phases/start": {"reason": "go"},
     "/requests/{public_id}/approve": {"note": ""},
     "/requests/{public_id}/reject": {"note": "no"},

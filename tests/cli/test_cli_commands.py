@@ -340,3 +340,23 @@ def test_decision_show_names_the_verdict_and_its_signers(cli, production_at_b2a,
     assert "NO-GO" in shown.stdout and "theo" in shown.stdout and "dana" in shown.stdout
     assert parsed.code == 0, parsed.stderr
     assert parsed.json()["phase_id"] == str(run.public_id)
+
+
+# --- deployed ---------------------------------------------------------------------------------
+
+
+def test_deployed_reports_the_version_wrangler_printed(cli, edge, release_manager, viewer):
+    preview = make_environment(edge, name="preview")
+    version = "5e6f7a8b-cccc-4ccc-8ccc-000000000003"
+
+    result = cli(release_manager, "deployed", "pix-immo-api/preview", version, "--message", "p812")
+
+    assert result.code == 0, result.stderr
+    assert f"pix-immo-api/preview: version {version} reported deployed" in result.stdout
+    entry = AuditEntry.objects.get(action="worker.reported", environment=preview)
+    assert entry.reason == "p812" and entry.via.startswith("token")
+
+    refused = cli(viewer, "deployed", "pix-immo-api/preview", version, "--json")
+    assert refused.code == 1 and "permission" in refused.stderr
+    bad = cli(release_manager, "deployed", "pix-immo-api/preview", "not a version")
+    assert bad.code == 2 and "version id" in bad.stderr

@@ -8,18 +8,22 @@ import pytest
 from playwright.sync_api import expect
 
 from rollout.models import Preferences
+from tests import test_browser_controls
 from tests.conftest import NAMESPACES
-from tests.test_browser_controls import (  # noqa: F401 - the fixture is used by name
-    environment_url,
-    press_and_confirm,
-    production_in_effect,
-)
+from tests.test_browser_controls import environment_url, press_and_confirm
+
+# The controls' fixture: production with its first config written by a real worker, in effect.
+production_in_effect = test_browser_controls.production_in_effect
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 
 
 def test_the_environment_page_and_the_emergency_stop_in_german(
-    live_server, open_page, production_in_effect, devops, edge  # noqa: F811
+    live_server,
+    open_page,
+    production_in_effect,
+    devops,
+    edge,
 ):
     dana = open_page(devops)
     dana.goto(environment_url(live_server, production_in_effect))

@@ -134,7 +134,7 @@ def announce_check_in_due(check_in):
         "environment": environment,
         "label": check_in.label,
         "run": run,
-        "purpose": check_in.purpose,
+        "purpose": _(check_in.purpose),
     }
     return _announce(
         Notification.Channel.SLACK_DEPLOYMENTS,

@@ -167,8 +167,13 @@ def _dialog(action: SlackAction):
     return slack.dialog(
         callback_id=slack.ACKNOWLEDGE,
         title=(_("Check-in %(label)s") % {"label": check_in.label})[:24],
-        text=f"*{check_in.phase_run.environment}*: {check_in.phase_run} {check_in.label} — "
-        f"{check_in.purpose}",
+        text=_("*%(environment)s*: %(run)s %(label)s — %(purpose)s")
+        % {
+            "environment": check_in.phase_run.environment,
+            "run": check_in.phase_run,
+            "label": check_in.label,
+            "purpose": _(check_in.purpose),
+        },
         label=_("What did you check?"),
         submit=_("Acknowledge"),
         private_metadata=metadata,

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from ..models import (
     AuditEntry,
@@ -42,16 +43,17 @@ from . import audit
 
 State = Rollout.State
 
-# The runbook's monitoring schedule (phase 5). Offsets past the window are left out; the window's
+# The runbook's monitoring schedule (phase 5). A check-in keeps its purpose in English; pages and
+# messages translate it when they show it. Offsets past the window are left out; the window's
 # end is always the last check-in: the decision's full metrics review.
 CHECK_INS = [
-    (timedelta(0), "Immediate verification: /api/qa, cohort distribution"),
-    (timedelta(minutes=30), "First check-in: error rate, latency p50/p90"),
-    (timedelta(hours=2), "Stability review: no anomalies, log volume normal"),
-    (timedelta(hours=6), "Traffic patterns stable"),
-    (timedelta(hours=12), "Overnight: automated alerts, PagerDuty on-call"),
+    (timedelta(0), gettext_noop("Immediate verification: /api/qa, cohort distribution")),
+    (timedelta(minutes=30), gettext_noop("First check-in: error rate, latency p50/p90")),
+    (timedelta(hours=2), gettext_noop("Stability review: no anomalies, log volume normal")),
+    (timedelta(hours=6), gettext_noop("Traffic patterns stable")),
+    (timedelta(hours=12), gettext_noop("Overnight: automated alerts, PagerDuty on-call")),
 ]
-DECISION_CHECK_IN = "GO / NO-GO decision: full metrics review"
+DECISION_CHECK_IN = gettext_noop("GO / NO-GO decision: full metrics review")
 LAST_CHECK_IN_GRACE = timedelta(hours=2)
 
 

@@ -2,7 +2,7 @@
 team shares (a service's notifications and reports)."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.template import Context, Template
@@ -84,14 +84,22 @@ def test_get_is_not_allowed_on_the_switcher(viewer):
 
 
 def test_dates_and_numbers_are_written_the_language_s_way():
-    template = Template('{% load times humanize %}{{ moment|when:"minutes" }} {{ n|intcomma }}')
-    context = Context({"moment": datetime(2026, 12, 3, 13, 5, tzinfo=UTC), "n": 1234567})
+    template = Template(
+        '{% load times humanize %}{{ moment|when:"minutes" }} {{ n|intcomma }} {{ window|hours }}'
+    )
+    context = Context(
+        {
+            "moment": datetime(2026, 12, 3, 13, 5, tzinfo=UTC),
+            "n": 1234567,
+            "window": timedelta(minutes=90),
+        }
+    )
     with translation.override("de"):
         german = template.render(context)
     with translation.override("en-gb"):
         english = template.render(context)
-    assert ">03 Dez 14:05</time> 1.234.567" in german
-    assert ">03 Dec 14:05</time> 1,234,567" in english
+    assert ">03 Dez 14:05</time> 1.234.567 1,5 h" in german
+    assert ">03 Dec 14:05</time> 1,234,567 1.5 h" in english
 
 
 def test_a_refusal_speaks_the_person_s_language(production_configured, devops):

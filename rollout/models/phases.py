@@ -6,7 +6,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
@@ -161,12 +161,15 @@ class CheckIn(models.Model):
         return f"{self.phase_run} {self.label}"
 
     def status(self, now) -> str:
-        """upcoming, due, acknowledged, late (acknowledged after its slot) or missed."""
+        """upcoming, due, acknowledged, late (acknowledged after its slot) or missed (marked for
+        translation: the timeline shows them in its reader's language)."""
         if self.acknowledged_at:
-            return "late" if self.acknowledged_at > self.missed_after else "acknowledged"
+            if self.acknowledged_at > self.missed_after:
+                return gettext_noop("late")
+            return gettext_noop("acknowledged")
         if now < self.due_at:
-            return "upcoming"
-        return "due" if now <= self.missed_after else "missed"
+            return gettext_noop("upcoming")
+        return gettext_noop("due") if now <= self.missed_after else gettext_noop("missed")
 
 
 class PhaseAttestation(models.Model):

@@ -64,7 +64,13 @@ if TYPE_CHECKING:  # the type only: metrics builds on rollout and hands its figu
     from metrics.figures import CohortFigures, Figures
 
 GO, HOLD, NO_GO = "go", "hold", "no_go"
-PASS, BORDERLINE, FAIL, MISSING = "pass", "borderline", "fail", "missing"
+# Marked for translation (a page shows them in its reader's language); the evidence keeps them.
+PASS, BORDERLINE, FAIL, MISSING = (
+    gettext_noop("pass"),
+    gettext_noop("borderline"),
+    gettext_noop("fail"),
+    gettext_noop("missing"),
+)
 # Where a criterion comes from: the runbook's decision matrix (docs/contracts.md), or a rule the
 # team added on top of it, which the pages label as such.
 RUNBOOK, TEAM = "runbook", "team"

@@ -152,7 +152,7 @@ def markdown(report: dict) -> str:
         )
     lines += heading(_("Criteria"))
     for criterion in document["recommendation"]["criteria"]:
-        status, label = criterion["status"].upper(), _(criterion["label"])
+        status, label = _(criterion["status"]).upper(), _(criterion["label"])
         if criterion.get("rule") == "team":
             label += _(" (team's own rule, not in the runbook)")
         lines.append(f"- {status}: {label} — {criterion['detail']}")

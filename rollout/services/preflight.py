@@ -16,6 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import dateformat
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -66,7 +67,8 @@ class Window:
             "%(next_opening)s UTC. Starting now needs an override with a reason."
         ) % {
             "WINDOW_TEXT": WINDOW_TEXT,
-            "next_opening": format(self.next_opening, "%A %Y-%m-%d %H:%M"),
+            # The weekday in the reader's language (dateformat's "l"; strftime's %A is English).
+            "next_opening": dateformat.format(self.next_opening, "l Y-m-d H:i"),
         }
 
 

@@ -412,7 +412,8 @@ METRICS_INGEST_PROCESSES = env.int("METRICS_INGEST_PROCESSES", default=2)
 # minutes still on their way.
 METRICS_ALERT_SETTLE_MINUTES = env.int("METRICS_ALERT_SETTLE_MINUTES", default=1)
 # A minute not settled yet may still prove a breach: its 5xx counted against the most requests it
-# can have, this many times the busiest of the cohort's last settled minutes.
+# can have, this many times the busiest of the cohort's last settled minutes (0: minutes are
+# judged only once settled).
 METRICS_PARTIAL_VOLUME_MARGIN = env.float("METRICS_PARTIAL_VOLUME_MARGIN", default=1.5)
 # A firing rule triggers the automatic emergency stop only for log data at most this old.
 METRICS_AUTO_STOP_MAX_AGE_MINUTES = env.float("METRICS_AUTO_STOP_MAX_AGE_MINUTES", default=15.0)

@@ -99,11 +99,16 @@ def _pct(value):
 
 
 class MinuteData:
-    """The buckets of one environment around the minutes being judged, loaded once."""
+    """The buckets of one environment around the minutes being judged, loaded once (or, for
+    the simulation, given as they would be loaded)."""
 
-    def __init__(self, environment_id: int, start: datetime, end: datetime):
-        self.start = start - VOLUME_WINDOW * 2  # the volume rule looks two hours back
-        self.cells, self.workers = figures_module.load_minutes(environment_id, self.start, end)
+    def __init__(self, cells: dict, workers: dict):
+        self.cells, self.workers = cells, workers
+
+    @classmethod
+    def load(cls, environment_id: int, start: datetime, end: datetime) -> MinuteData:
+        # The volume rule looks two hours back.
+        return cls(*figures_module.load_minutes(environment_id, start - VOLUME_WINDOW * 2, end))
 
     def minute(self, minute: datetime) -> figures_module.Figures:
         return figures_module.figures_from(
@@ -441,7 +446,7 @@ def evaluate_environment(environment_id: int, *, now: datetime | None = None) ->
             (_first_minute(states[rule.pk].last_minute, rule, horizon) for rule in rules),
             default=horizon,
         )
-        data = MinuteData(environment_id, earliest, newest + timedelta(minutes=1))
+        data = MinuteData.load(environment_id, earliest, newest + timedelta(minutes=1))
     early = Early.of(policy)
     events = []
     for rule in rules:

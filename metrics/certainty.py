@@ -27,9 +27,10 @@ RECENT_MINUTES = 10  # settled minutes whose busiest sets a minute's most reques
 
 def most_requests(recent: list[int], margin: float) -> int | None:
     """The most requests a minute can have, from the cohort's recent settled minutes; None
-    without any (nothing to bound the missing lines by: wait for the minute to settle)."""
+    without any (nothing to bound the missing lines by: wait for the minute to settle), and
+    with a margin of 0 (minutes are judged only once settled)."""
     busiest = max((count for count in recent if count > 0), default=0)
-    if not busiest:
+    if not busiest or margin <= 0:
         return None
     return math.ceil(busiest * margin)
 

@@ -26,7 +26,7 @@ def no_settling(settings):
     # These tests write whole minutes ahead of the newest log line and judge settled minutes
     # only: a minute not settled never proves a breach here (tests/metrics/test_early_judgement.py
     # judges those).
-    settings.METRICS_PARTIAL_VOLUME_MARGIN = 1_000_000
+    settings.METRICS_PARTIAL_VOLUME_MARGIN = 0
 
 
 @pytest.fixture

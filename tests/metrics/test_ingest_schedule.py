@@ -117,7 +117,9 @@ def test_beat_s_task_picks_up_a_file_the_stand_in_wrote_and_judges_it_at_once(
     """A real worker runs what beat sends every few seconds: the stand-in's new file is found
     by a quick look, and the same run judges the alert rules (no separate evaluation)."""
     source = LogSource.objects.create(
-        environment=production, kind=LogSource.Kind.DIRECTORY, directory=str(tmp_path / "production")
+        environment=production,
+        kind=LogSource.Kind.DIRECTORY,
+        directory=str(tmp_path / "production"),
     )
     start_worker(env={"METRICS_INGEST_PROCESSES": 1, "METRICS_FULL_LISTING_SECONDS": 3600})
 

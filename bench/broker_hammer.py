@@ -105,26 +105,10 @@ class Broker:
         self.starts[index] += 1
         log = open(self.folder / f"worker-{index}-{self.starts[index]}.log", "w")
         self.workers[index] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "broker_hammer:app",
-                "worker",
-                "--pool=threads",
-                "--concurrency=4",
-                "--loglevel=WARNING",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"{self.kind}{index}@%h",
-            ],
-            cwd=Path(__file__).parent,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "celery", "-A", "broker_hammer:app", "worker", "--pool=threads",
+             "--concurrency=4", "--loglevel=WARNING", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "-n", f"{self.kind}{index}@%h"],
+            cwd=Path(__file__).parent, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )
 
     def watch(self) -> None:
@@ -214,11 +198,9 @@ def main() -> None:
     for broker in brokers:
         broker.stop()
 
-    print(
-        f"\n{args.minutes:g} min, {args.producers} producers x {args.rate:g}/s "
-        f"({args.size} B padding) and "
-        f"{args.workers} workers per broker; files in {base}"
-    )
+    print(f"\n{args.minutes:g} min, {args.producers} producers x {args.rate:g}/s "
+          f"({args.size} B padding) and "
+          f"{args.workers} workers per broker; files in {base}")
     reports = [broker.report() for broker in brokers]
     columns = list(reports[0])
     print("| " + " | ".join(columns) + " |")

@@ -90,13 +90,8 @@ def main() -> int:
     base = f"http://127.0.0.1:{args.web_port}"
     output = open(ROOT / "var" / "soak-demo.out", "w") if (ROOT / "var").is_dir() else None
     demo = subprocess.Popen(
-        ["bash", "scripts/demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        ["bash", "scripts/demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     print(f"load before: {load()}", flush=True)
     for line in demo.stdout:
@@ -162,13 +157,10 @@ def main() -> int:
     print(f"5xx answers and failed loads: {len(errors)}")
     for error in errors[:20]:
         print(f"  {error}")
-    print(
-        "memory (MiB, resident): "
-        + ", ".join(
-            f"{kind} {memory_at_start.get(kind, 0):.0f} → {memory_at_end.get(kind, 0):.0f}"
-            for kind in sorted(memory_at_start)
-        )
-    )
+    print("memory (MiB, resident): " + ", ".join(
+        f"{kind} {memory_at_start.get(kind, 0):.0f} → {memory_at_end.get(kind, 0):.0f}"
+        for kind in sorted(memory_at_start)
+    ))
     print(f"load (1, 5, 15 min) at the end: {load_at_end}", flush=True)
 
     # Reported before stopping: the worker's warm shutdown waits for a running task (a cohort

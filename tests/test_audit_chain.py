@@ -276,7 +276,9 @@ def test_legacy_entries_before_the_keyed_ones_verify_and_are_counted(release_man
 # --- the key's settings ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("key", "check_id"), [("", "rollout.E601"), ("short-key", "rollout.E602")])
+@pytest.mark.parametrize(
+    ("key", "check_id"), [("", "rollout.E601"), ("short-key", "rollout.E602")]
+)
 def test_a_secure_deployment_does_not_start_without_a_proper_key(settings, key, check_id):
     from rollout.checks import audit_key_settings
 

@@ -78,18 +78,8 @@ def test_the_commands_name_files_that_exist():
 def test_docker_compose_config_accepts_the_file(tmp_path):
     shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
     result = subprocess.run(
-        [
-            "docker",
-            "compose",
-            "-f",
-            str(COMPOSE),
-            "--project-directory",
-            str(tmp_path),
-            "--env-file",
-            str(ENV_EXAMPLE),
-            "config",
-            "--quiet",
-        ],
+        ["docker", "compose", "-f", str(COMPOSE), "--project-directory", str(tmp_path),
+         "--env-file", str(ENV_EXAMPLE), "config", "--quiet"],
         capture_output=True,
         text=True,
     )

@@ -1027,7 +1027,9 @@ def test_the_teams_own_threshold_is_edited_in_the_plan_validated_and_audited(
     assert entry.after == {"error_excess_points": 0.8} and entry.actor == admin_user
 
 
-def test_the_teams_own_rule_is_labelled_on_the_phase_page_and_the_report(production_at_b2a, viewer):
+def test_the_teams_own_rule_is_labelled_on_the_phase_page_and_the_report(
+    production_at_b2a, viewer
+):
     run = observing(production_at_b2a)
     client = client_for(viewer)
     page = client.get(f"/phases/{run.public_id}/").content.decode()
@@ -1035,7 +1037,7 @@ def test_the_teams_own_rule_is_labelled_on_the_phase_page_and_the_report(product
     assert "team's own rule" in row
     assert page.count("team's own rule</span>") == 1  # the runbook's criteria carry no label
     report = client.get(f"/phases/{run.public_id}/report/").content.decode()
-    assert 'Native vs proxy 5xx <span class="badge team-rule">team\'s own rule' in report
+    assert "Native vs proxy 5xx <span class=\"badge team-rule\">team's own rule" in report
     markdown = client.get(f"/phases/{run.public_id}/report.md").content.decode()
     assert ": Native vs proxy 5xx (team's own rule, not in the runbook) — " in markdown
 

@@ -271,7 +271,6 @@ def test_the_overview_shows_each_rollouts_progress_in_the_same_queries_for_one_o
 ):
     """The small progress (B2a → B2b → B2c) on every card with a rollout, read for all cards at
     once: the overview is polled every 2 s by everyone."""
-
     def with_rollout(service_name):
         environment = make_environment(edge, service_name=service_name)
         plan_for(environment)

@@ -85,7 +85,9 @@ CANNED = {
         headers={"X-Pix-Canary": "1;tag=B2a;cohort=proxy;reason=geo"},
     ),
     "/extra-component": _answer(body=good_document(health__cache="ok")),
-    "/cookie-not-secure": _answer(headers={"Set-Cookie": GOOD_COOKIE.replace("; Secure", "")}),
+    "/cookie-not-secure": _answer(
+        headers={"Set-Cookie": GOOD_COOKIE.replace("; Secure", "")}
+    ),
     "/nan": _answer(body=b'{"status": "healthy", "canary": {"percent": NaN}, "x": 1e999}'),
     "/server-error": _answer(status=503, body=b"upstream unavailable"),
     "/rate-limited": _answer(status=429, body={"error": "x"}, headers={"Retry-After": "7"}),

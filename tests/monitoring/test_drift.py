@@ -117,7 +117,8 @@ def test_a_decision_is_confirmed_first_naming_what_it_writes(external, release_m
     confirmation = decide(client, external, "adopt", confirmed="")
     text = confirmation.content.decode()
     assert (
-        "production: adopt the value in KV, 50%, tag B2a, as the desired config (version 2)" in text
+        "production: adopt the value in KV, 50%, tag B2a, as the desired config (version 2)"
+        in text
     )
     assert DesiredConfig.objects.get(environment=external).version == 1
     assert DriftState.objects.get(environment=external).needs_decision

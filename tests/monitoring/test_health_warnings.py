@@ -36,7 +36,9 @@ def probed(environment, misbehaving, path):
 
 
 @pytest.mark.parametrize("path, warning", UNEXPECTED, ids=[path for path, _ in UNEXPECTED])
-def test_each_unexpected_thing_is_a_warning_with_its_reason(misbehaving, production, path, warning):
+def test_each_unexpected_thing_is_a_warning_with_its_reason(
+    misbehaving, production, path, warning
+):
     check = probed(production, misbehaving, path)
     assert check.verdict == "warning", check.problems
     assert check.reason == warning and check.warnings == [warning]

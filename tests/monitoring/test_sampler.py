@@ -208,7 +208,9 @@ def test_the_verdict_pools_the_samples_of_the_version_in_effect(edge, production
     assert second.pooled_native == first.native + second.native
     assert "over 2 samples of this version" in second.verdict_reason
     # The test and its interval are on the pooled counts, at the second look's alpha.
-    assert second.p_value == pytest.approx(binomial_two_sided_p(second.pooled_native, 80, 0.10))
+    assert second.p_value == pytest.approx(
+        binomial_two_sided_p(second.pooled_native, 80, 0.10)
+    )
     assert second.confidence == pytest.approx(1 - sampler.look_alpha(1e-4, 2))
 
 

@@ -65,6 +65,10 @@ def test_it_waits_while_the_lines_in_do_not_prove_the_breach(env):
     minute_of_traffic(env, 12, native=300, native_5xx=30)
     logs_reach(env, 12, 20)
     assert state_of(env, RULE) == "pending"
+    # The next file brings 400 more lines of minute 12: now 70 of at most 1,500 is certain.
+    minute_of_traffic(env, 12, native=700, native_5xx=70)
+    logs_reach(env, 12, 42)
+    assert state_of(env, RULE) == "firing"
 
 
 def test_a_minute_still_arriving_never_resolves_a_firing_alert(env):
@@ -101,9 +105,13 @@ def test_late_files_after_a_partial_judgement_are_judged_when_the_minute_settles
 
 def test_no_recent_settled_minutes_no_early_judgement(env):
     # A new source: nothing settled to bound a minute's volume by.
-    minute_of_traffic(env, 0, native=1000, native_5xx=500)
+    for n in range(3):
+        minute_of_traffic(env, n, native=1000, native_5xx=500)
     logs_reach(env, 0, 50)
     assert state_of(env, RULE) == "unjudged"
+    # Minute 0 settled gives the bound: minutes 1 and 2, still arriving, are certain breaches.
+    logs_reach(env, 2, 59)
+    assert state_of(env, RULE) == "firing"
 
 
 # --- overwhelming evidence -------------------------------------------------------------------
@@ -126,6 +134,7 @@ def a_bad_minute_arriving(env):
 
 
 def test_without_the_opt_in_the_rule_waits_out_its_duration(env, stopping_policy):
+    assert stopping_policy.overwhelming_evidence is False, "off unless chosen"
     a_bad_minute_arriving(env)
     # Minute 10 is a certain breach, but minute 9 before it is still arriving and healthy.
     assert state_of(env, RULE) == "inactive"
@@ -173,3 +182,8 @@ def test_evidence_below_the_multiple_or_the_volume_waits(env, stopping_policy):
     logs_reach(env, 10, 45)
     assert state_of(env, RULE) == "inactive"
     assert not ConfigChange.objects.filter(kind=ConfigChange.Kind.EMERGENCY_STOP).exists()
+    stopping_policy.overwhelming_multiple = 3  # 9%: the same lines are overwhelming
+    stopping_policy.save()
+    logs_reach(env, 10, 46)
+    assert state_of(env, RULE) == "firing"
+    assert ConfigChange.objects.filter(kind=ConfigChange.Kind.EMERGENCY_STOP).exists()

@@ -39,12 +39,16 @@ def healthy_then_failing(env):
         minute_of_traffic(env, n, native=1000, native_5xx=100)
 
 
-def test_a_minute_still_arriving_fires_when_the_breach_is_certain(env):
-    healthy_then_failing(env)
-    # 700 of minute 12's lines are in: 70 5xx of at most 1,500 requests is 4.7% at the least.
+def minute_12_proves_it(env) -> str:
+    """700 of minute 12's lines are in: 70 5xx of at most 1,500 requests is 4.7% at the least."""
     minute_of_traffic(env, 12, native=700, native_5xx=70)
     logs_reach(env, 12, 42)
-    assert state_of(env, RULE) == "firing"
+    return state_of(env, RULE)
+
+
+def test_a_minute_still_arriving_fires_when_the_breach_is_certain(env):
+    healthy_then_failing(env)
+    assert minute_12_proves_it(env) == "firing"
     assert [(old, new, minute) for old, new, minute in transitions(env, RULE)] == [
         ("inactive", "pending", at(10)),
         ("pending", "firing", at(12)),
@@ -65,10 +69,8 @@ def test_it_waits_while_the_lines_in_do_not_prove_the_breach(env):
     minute_of_traffic(env, 12, native=300, native_5xx=30)
     logs_reach(env, 12, 20)
     assert state_of(env, RULE) == "pending"
-    # The next file brings 400 more lines of minute 12: now 70 of at most 1,500 is certain.
-    minute_of_traffic(env, 12, native=700, native_5xx=70)
-    logs_reach(env, 12, 42)
-    assert state_of(env, RULE) == "firing"
+    # The next file brings 400 more lines of minute 12.
+    assert minute_12_proves_it(env) == "firing"
 
 
 def test_a_minute_still_arriving_never_resolves_a_firing_alert(env):
@@ -87,9 +89,7 @@ def test_a_minute_still_arriving_never_resolves_a_firing_alert(env):
 
 def test_late_files_after_a_partial_judgement_are_judged_when_the_minute_settles(env):
     healthy_then_failing(env)
-    minute_of_traffic(env, 12, native=700, native_5xx=70)
-    logs_reach(env, 12, 42)
-    assert state_of(env, RULE) == "firing"
+    assert minute_12_proves_it(env) == "firing"
     # A late file brings 2,000 more healthy requests of minute 12, more than any minute had:
     # settled, the minute is 70 of 2,700 (2.6%), and the alert resolves.
     minute_of_traffic(env, 12, native=2700, native_5xx=70)

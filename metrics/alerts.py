@@ -9,6 +9,11 @@ emergency stop native traffic falls to nothing; the firing rule then waits, unju
 resolved (and the recovery announced) only by a judged minute back under its threshold.
 Only "logs not delivering" runs on the wall clock, since it is about log time standing still.
 
+Waiting for a minute to settle is the safe side for resolving and for "not enough traffic", not
+for a breach the lines already prove: a native-5xx minute still arriving counts as a breach when
+it is certain, and overwhelming evidence (opt-in) fires the critical rule without its duration
+(``metrics/certainty.py``; ``judge`` below).
+
 Each change of state is an ``AlertEvent``; a firing that opens an incident and its real recovery
 are announced on Slack #incidents and PagerDuty, and a firing critical native-5xx rule may
 trigger the emergency stop.

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +154,7 @@ def measure(args, mode: str, number: int) -> dict:
         .first()
     )
     figures = firing.figures if firing else {}
+    state = AlertState.objects.filter(environment=production, rule__name=RULE).first()
     if figures.get("overwhelming_evidence"):
         fired_on = "overwhelming evidence"
     elif figures.get("settled") is False:
@@ -168,7 +170,10 @@ def measure(args, mode: str, number: int) -> dict:
     return {
         "mode": mode,
         "run": number,
+        "fault_at": datetime.fromtimestamp(fault, UTC).isoformat(),
         "fault_after_last_file_s": None if newest is None else round(fault - newest, 1),
+        # The "for" duration counts from here: the start of the first breaching minute.
+        "breaching_since": state.since.isoformat() if state and state.since else None,
         "firing_s": since_fault(firing.created_at if firing else None),
         "kv_put_s": since_fault(stop.written_at if stop else None),
         "edge_s": since_fault(stop.in_effect_at if stop else None),

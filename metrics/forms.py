@@ -16,6 +16,23 @@ class PolicyForm(forms.Form):
         required=False,
         label="A firing critical native-5xx rule triggers the emergency stop by itself",
     )
+    overwhelming_evidence = forms.BooleanField(
+        required=False,
+        label=(
+            "Overwhelming evidence: the critical native-5xx rule fires at once, without its "
+            "duration, when the rate's 99.9% lower bound is far above its threshold"
+        ),
+    )
+    overwhelming_multiple = forms.FloatField(
+        min_value=1,
+        max_value=100,
+        label="Overwhelming: lower bound above this many times the critical threshold",
+    )
+    overwhelming_min_requests = forms.IntegerField(
+        min_value=1,
+        max_value=10_000_000,
+        label="Overwhelming: fewest native requests the evidence rests on",
+    )
     reason = LimitedText(
         limit=limits.REASON,
         widget=forms.Textarea(attrs={"rows": 2}),

@@ -28,6 +28,12 @@ LABELS = {
     "requests_hour_before": ("Requests, hour before", "{}"),
     "drop_percent": ("Drop", "{}%"),
     "minutes_since_newest_log": ("Minutes since the newest log", "{}"),
+    "certain_5xx_percent": ("Native 5xx at least (logs still arriving)", "{}%"),
+    "evidence_lower_bound_percent": ("Native 5xx lower bound", "{}%"),
+    "evidence_needed_percent": ("Overwhelming above", "{}%"),
+    "evidence_requests": ("Native requests (evidence)", "{}"),
+    "evidence_5xx": ("Native 5xx answers (evidence)", "{}"),
+    "evidence_confidence_percent": ("Confidence", "{}%"),
 }
 
 
@@ -57,8 +63,9 @@ def figure_fields(figures: dict) -> list[tuple[str, str]]:
 def _headline(event: AlertEvent, rule: AlertRule, environment) -> str:
     if event.new_state == AlertState.State.FIRING:
         icon = ":rotating_light:" if rule.severity == AlertRule.Severity.CRITICAL else ":warning:"
+        how = " on overwhelming evidence" if event.figures.get("overwhelming_evidence") else ""
         return (
-            f"{icon} *{environment}* {rule.severity.upper()}: {rule.name} is firing — "
+            f"{icon} *{environment}* {rule.severity.upper()}: {rule.name} is firing{how} — "
             f"{rule.describe()}"
         )
     return f":white_check_mark: *{environment}*: {rule.name} resolved — {rule.describe()}"
@@ -114,9 +121,10 @@ def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
 
 
 def announce_auto_stop(event: AlertEvent, *, rule: AlertRule, environment, change) -> None:
+    how = " on overwhelming evidence" if event.figures.get("overwhelming_evidence") else ""
     text = (
         f":octagonal_sign: *{environment}*: EMERGENCY STOP triggered automatically by rule "
-        f"{rule.name} — 100% of traffic goes to proxy (version {change.version})"
+        f"{rule.name}{how} — 100% of traffic goes to proxy (version {change.version})"
     )
     links = _links(environment)
     notify.queue(

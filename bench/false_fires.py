@@ -2,7 +2,7 @@
 """False fires of the critical native-5xx rule under the threshold: today's rule (settled minutes
 only) against a minute still arriving that proves a breach, and against overwhelming evidence.
 
-    /work/main/.venv/bin/python bench/false_fires.py [--days 7] [--volumes 300,3000]
+    .venv/bin/python bench/false_fires.py [--days 7] [--volumes 300,3000]
         [--rates 0.5,1.5,2.5] [--seed 1]
 
 Generated traffic, no database: the native cohort's requests per minute vary around a volume

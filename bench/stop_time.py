@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """From the first bad log line to the emergency stop, on the stack as the demo runs it.
 
-    /work/main/.venv/bin/python bench/stop_time.py [--runs 5] [--modes runbook,evidence]
+    .venv/bin/python bench/stop_time.py [--runs 5] [--modes runbook,evidence]
         [--web-port 8120] [--edge-port 8121] [--venv PATH] [--out stop_time.jsonl]
 
 Each run starts ``scripts/demo`` of this checkout afresh (its var/ is removed first: run it in a

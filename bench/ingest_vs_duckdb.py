@@ -156,10 +156,12 @@ def tree_rss(root: int) -> int:
 def run_ours(source, processes):
     from metrics import ingest
     from metrics.figures import window_figures
-    from metrics.models import LogObject, MinuteBucket
+    from metrics.models import LogObject, LogSource, MinuteBucket
 
     LogObject.objects.all().delete()
     MinuteBucket.objects.all().delete()
+    # A run after the first would otherwise be a quick look after the newest key counted.
+    LogSource.objects.filter(pk=source.pk).update(listed_after={}, full_listing_at=None)
     with PeakMemory(os.getpid()) as memory:
         started = time.perf_counter()
         report = ingest.ingest_source(source.pk, processes=processes)

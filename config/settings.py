@@ -474,7 +474,13 @@ CELERY_BEAT_SCHEDULE["monitoring-prune-checks"] = _every(
 R2_ENDPOINT_URL = env.str("R2_ENDPOINT_URL", default="").rstrip("/")
 R2_ACCESS_KEY_ID = env.str("R2_ACCESS_KEY_ID", default="")
 R2_SECRET_ACCESS_KEY = env.str("R2_SECRET_ACCESS_KEY", default="")
-METRICS_INGEST_INTERVAL_SECONDS = env.float("METRICS_INGEST_INTERVAL_SECONDS", default=60.0)
+# How often beat looks for new Logpush objects: one list call per dataset after the newest key
+# counted, nothing else when nothing is new. Rules are judged right after an ingestion that adds
+# data, so this sets how soon a landed file can fire a rule.
+METRICS_INGEST_INTERVAL_SECONDS = env.float("METRICS_INGEST_INTERVAL_SECONDS", default=5.0)
+# How often a look lists every object under the prefixes instead (objects whose names sort before
+# the newest one counted, rewritten objects).
+METRICS_FULL_LISTING_SECONDS = env.float("METRICS_FULL_LISTING_SECONDS", default=60.0)
 METRICS_EVALUATE_INTERVAL_SECONDS = env.float("METRICS_EVALUATE_INTERVAL_SECONDS", default=60.0)
 # Objects last modified longer ago than this are not listed for ingestion (a new source does not
 # read a bucket's whole history).
@@ -484,6 +490,10 @@ METRICS_INGEST_PROCESSES = env.int("METRICS_INGEST_PROCESSES", default=2)
 # Minutes of log data held back from alert rules after the newest log line, for files of the same
 # minutes still on their way.
 METRICS_ALERT_SETTLE_MINUTES = env.int("METRICS_ALERT_SETTLE_MINUTES", default=1)
+# A minute not settled yet may still prove a breach: its 5xx counted against the most requests it
+# can have, this many times the busiest of the cohort's last settled minutes (0: minutes are
+# judged only once settled).
+METRICS_PARTIAL_VOLUME_MARGIN = env.float("METRICS_PARTIAL_VOLUME_MARGIN", default=1.5)
 # A firing rule triggers the automatic emergency stop only for log data at most this old.
 METRICS_AUTO_STOP_MAX_AGE_MINUTES = env.float("METRICS_AUTO_STOP_MAX_AGE_MINUTES", default=15.0)
 # Bearer token that lets a Prometheus scraper read /metrics/prometheus without a login.

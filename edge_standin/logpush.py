@@ -17,6 +17,7 @@ import gzip
 import json
 import math
 import random
+import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,9 +284,22 @@ def make_batch(
     routing: Routing,
     traffic: Traffic,
     prefix: str = DEFAULT_PREFIX,
+    earlier: list[tuple[float, Traffic]] = (),
 ) -> Batch:
-    requests = http_requests(rng, start, end, routing, traffic)
-    events = trace_events(rng, start, end, routing, traffic)
+    """One pair of files for [start, end). ``earlier``: (until, knobs) that held before
+    ``until``, oldest first; ``traffic`` holds after them (a knob turned in the middle of a
+    file's time range changes the requests from that moment on, as a real fault would)."""
+    requests, events = [], []
+    moment = start
+    for until, knobs in [*earlier, (end, traffic)]:
+        if until <= moment:
+            continue
+        until = min(until, end)
+        requests += http_requests(rng, moment, until, routing, knobs)
+        events += trace_events(rng, moment, until, routing, knobs)
+        moment = until
+    requests.sort(key=lambda record: record["EdgeStartTimestamp"])
+    events.sort(key=lambda record: record["EventTimestampMs"])
     truth = {cohort: {"requests": 0, "errors_5xx": 0} for cohort in COHORTS}
     for record in requests:
         cohort = (
@@ -322,6 +336,8 @@ class LogpushState:
     interval: float = 60.0
     prefix: str = DEFAULT_PREFIX
     traffic: dict[str, Traffic] = field(default_factory=dict)
+    # Knobs replaced since the files were last written: (until, knobs) per environment.
+    earlier: dict[str, list[tuple[float, Traffic]]] = field(default_factory=dict)
     written_until: dict[str, float] = field(default_factory=dict)
     files_written: int = 0
     rng: random.Random = field(default_factory=random.Random)
@@ -332,12 +348,13 @@ class LogpushState:
     def reset(self) -> None:
         """Knobs back to their defaults; the directory (a start-up setting) stays."""
         self.traffic = {env: Traffic() for env in self.envs}
+        self.earlier = {}
 
     def env_directory(self, env: str, directory: str | None = None) -> Path | None:
         base = directory or self.directory
         return None if base is None else Path(base) / env
 
-    def apply(self, knobs: object) -> None:
+    def apply(self, knobs: object, now: float | None = None) -> None:
         """``{"<env>": {traffic knobs}}``, or traffic knobs for every environment; plus
         ``directory`` and ``interval_seconds``. Validated whole before anything changes."""
         if not isinstance(knobs, dict):
@@ -359,7 +376,16 @@ class LogpushState:
         if shared:
             for env in self.envs:
                 traffic[env].update(shared, env)
+        for env in self.envs:
+            if traffic[env] != self.traffic[env]:
+                self.earlier.setdefault(env, []).append((now or time.time(), self.traffic[env]))
         self.traffic, self.directory, self.interval = traffic, directory, interval
+
+    def knobs_since(self, env: str, start: float) -> list[tuple[float, Traffic]]:
+        """The knobs replaced after ``start`` (forgetting older ones): for the next files."""
+        kept = [(until, knobs) for until, knobs in self.earlier.get(env, []) if until > start]
+        self.earlier[env] = kept
+        return kept
 
     def view(self) -> dict:
         return {

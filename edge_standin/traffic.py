@@ -34,8 +34,11 @@ def write_range(
     *,
     file_minutes: float,
     directory: str | None = None,
+    earlier: list = (),
 ) -> list[dict]:
-    """Files covering [start, end), ``file_minutes`` each, with the edge's current routing."""
+    """Files covering [start, end), ``file_minutes`` each, with the edge's current routing;
+    ``earlier``: knobs that held before a moment (``LogpushState.knobs_since``), else the
+    current knobs hold for the whole range."""
     state: LogpushState = standin.logpush
     target = state.env_directory(env, directory)
     if target is None:
@@ -45,7 +48,9 @@ def write_range(
     moment = start
     while moment < end:
         until = min(moment + file_minutes * 60, end)
-        batch = make_batch(state.rng, moment, until, routing, state.traffic[env], state.prefix)
+        batch = make_batch(
+            state.rng, moment, until, routing, state.traffic[env], state.prefix, earlier
+        )
         write_batch(target, batch)
         state.files_written += 2
         written.append(batch.summary())
@@ -119,7 +124,14 @@ async def logpush_loop(standin) -> None:
             # after a restart, the gap in files of five minutes rather than one per interval
             file_minutes = state.interval / 60 if now - since < 10 * state.interval else 5
             try:
-                write_range(standin, env, since, now, file_minutes=file_minutes)
+                write_range(
+                    standin,
+                    env,
+                    since,
+                    now,
+                    file_minutes=file_minutes,
+                    earlier=state.knobs_since(env, since),
+                )
             except (OSError, TrafficError) as exc:
                 print(f"logpush: could not write files for {env}: {exc}", flush=True)
                 continue

@@ -70,10 +70,16 @@ def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def list_objects(s3, bucket: str, prefix: str) -> Iterator[StoredObject]:
-    """Every object under ``prefix`` (all pages). Names are not relied on for order."""
+def list_objects(
+    s3, bucket: str, prefix: str, *, start_after: str | None = None
+) -> Iterator[StoredObject]:
+    """Every object under ``prefix`` (all pages); with ``start_after`` only keys that sort after
+    it (S3's ``StartAfter``: one call that answers an empty page when nothing is newer)."""
+    arguments = {"Bucket": bucket, "Prefix": prefix}
+    if start_after:
+        arguments["StartAfter"] = start_after
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in s3.get_paginator("list_objects_v2").paginate(**arguments):
             for item in page.get("Contents", []):
                 yield StoredObject(
                     key=item["Key"],

@@ -17,6 +17,8 @@ class LogSourceAdmin(admin.ModelAdmin):
         "last_run_at",
         "last_error",
         "last_error_at",
+        "full_listing_at",
+        "listed_after",
     ]
     fields = [
         "environment",

@@ -9,6 +9,11 @@ emergency stop native traffic falls to nothing; the firing rule then waits, unju
 resolved (and the recovery announced) only by a judged minute back under its threshold.
 Only "logs not delivering" runs on the wall clock, since it is about log time standing still.
 
+Waiting for a minute to settle is the safe side for resolving and for "not enough traffic", not
+for a breach the lines already prove: a native-5xx minute still arriving counts as a breach when
+it is certain, and overwhelming evidence (opt-in) fires the critical rule without its duration
+(``metrics/certainty.py``; ``judge`` below).
+
 Each change of state is an ``AlertEvent``; a firing that opens an incident and its real recovery
 are announced on Slack #incidents and PagerDuty, and a firing critical native-5xx rule may
 trigger the emergency stop.
@@ -28,6 +33,7 @@ from django.utils import timezone
 from rollout.models import DesiredConfig, Environment, Service
 from rollout.services import audit, controls
 
+from . import certainty
 from . import figures as figures_module
 from .figures import floor_minute
 from .models import AlertEvent, AlertPolicy, AlertRule, AlertState, LogSource
@@ -98,16 +104,29 @@ def _pct(value):
 
 
 class MinuteData:
-    """The buckets of one environment around the minutes being judged, loaded once."""
+    """The buckets of one environment around the minutes being judged, loaded once (or, for
+    the simulation, given as they would be loaded)."""
 
-    def __init__(self, environment_id: int, start: datetime, end: datetime):
-        self.start = start - VOLUME_WINDOW * 2  # the volume rule looks two hours back
-        self.cells, self.workers = figures_module.load_minutes(environment_id, self.start, end)
+    def __init__(self, cells: dict, workers: dict):
+        self.cells, self.workers = cells, workers
+
+    @classmethod
+    def load(cls, environment_id: int, start: datetime, end: datetime) -> MinuteData:
+        # The volume rule looks two hours back.
+        return cls(*figures_module.load_minutes(environment_id, start - VOLUME_WINDOW * 2, end))
 
     def minute(self, minute: datetime) -> figures_module.Figures:
         return figures_module.figures_from(
             self.cells, self.workers, minute, minute + timedelta(minutes=1)
         )
+
+    def native_requests(self, start: datetime, end: datetime) -> list[int]:
+        """The native cohort's requests of each minute in [start, end) that has any."""
+        return [
+            by_cohort["native"][0]
+            for minute, by_cohort in self.cells.items()
+            if start <= minute < end and "native" in by_cohort
+        ]
 
     def requests_between(self, start: datetime, end: datetime) -> int:
         total = 0
@@ -117,6 +136,16 @@ class MinuteData:
                     by_cohort.get(cohort, (0, 0, None))[0] for cohort in figures_module.COHORTS
                 )
         return total
+
+
+def _native_5xx_figures(figures: figures_module.Figures) -> dict:
+    native = figures.native
+    return {
+        "native_5xx_percent": _pct(native.error_percent),
+        "native_requests": native.requests,
+        "native_5xx": native.errors_5xx,
+        "proxy_5xx_percent": _pct(figures.proxy.error_percent),
+    }
 
 
 def read_minute(
@@ -129,12 +158,7 @@ def read_minute(
     if rule.kind == Kind.NATIVE_5XX:
         value = native.error_percent
         enough = native.requests >= guard
-        shown = {
-            "native_5xx_percent": _pct(value),
-            "native_requests": native.requests,
-            "native_5xx": native.errors_5xx,
-            "proxy_5xx_percent": _pct(proxy.error_percent),
-        }
+        shown = _native_5xx_figures(figures)
     elif rule.kind == Kind.NATIVE_P90:
         value = native.p90
         enough = native.requests >= guard
@@ -239,7 +263,162 @@ def advance(rule: AlertRule, at: Position, minute: datetime, reading: Reading):
     return at, None
 
 
+# --- judging before a minute settles ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Early:
+    """What a policy allows a rule to judge before its minutes settle (``metrics/certainty.py``)."""
+
+    margin: float  # a minute's most requests: the busiest recent settled minute times this
+    evidence: bool = False  # overwhelming evidence fires the critical rule at once
+    multiple: float = 3.0
+    min_requests: int = 200
+
+    @classmethod
+    def of(cls, policy: AlertPolicy) -> Early:
+        return cls(
+            margin=settings.METRICS_PARTIAL_VOLUME_MARGIN,
+            evidence=policy.overwhelming_evidence,
+            multiple=policy.overwhelming_multiple,
+            min_requests=policy.overwhelming_min_requests,
+        )
+
+
+def read_unsettled(
+    rule: AlertRule, data: MinuteData, minute: datetime, *, guard: int, ceiling: int | None
+) -> Reading:
+    """A native-5xx minute whose files may still be coming in: a breach only when certain."""
+    figures = data.minute(minute)
+    native = figures.native
+    lowest = certainty.certain_percent(native.errors_5xx, native.requests, ceiling)
+    breach = native.requests >= guard and lowest is not None and lowest > rule.threshold
+    shown = {
+        "minute": minute.isoformat(),
+        "threshold": rule.threshold,
+        "guard": guard,
+        **_native_5xx_figures(figures),
+        "settled": False,
+        "certain_5xx_percent": _pct(lowest),
+        "most_requests": max(native.requests, ceiling or 0),
+    }
+    return Reading(native.error_percent, breach, shown)
+
+
 # --- evaluation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Judgement:
+    """What one evaluation makes of one alert: where it ends, the steps on the way there, the
+    newest settled minute judged, and the reading it shows."""
+
+    at: Position
+    steps: list[Step]
+    last_minute: datetime | None
+    reading: Reading | None
+
+
+def walk(rule: AlertRule, at: Position, last_minute, readings) -> Judgement:
+    """Settled readings, oldest first, from where the alert stands (minutes judged before are
+    skipped)."""
+    steps, shown = [], None
+    for minute, reading in readings:
+        if last_minute is not None and minute <= last_minute:
+            continue
+        at, step = advance(rule, at, minute, reading)
+        if step:
+            steps.append(step)
+        last_minute, shown = minute, reading
+    return Judgement(at, steps, last_minute, shown)
+
+
+def judge(
+    rule: AlertRule,
+    at: Position,
+    last_minute: datetime | None,
+    data: MinuteData,
+    *,
+    horizon: datetime,
+    newest: datetime,
+    guard: int,
+    plan_percent,
+    early: Early,
+) -> Judgement:
+    """One rule over the minutes not judged yet: settled minutes (before ``horizon``) as they
+    are; for the native 5xx rate, the minutes after them up to ``newest`` (the minute of the
+    newest log line) only where they already prove a breach, and, when the policy allows it,
+    overwhelming evidence. No database access: the simulation calls it as the task does."""
+    first = _first_minute(last_minute, rule, horizon)
+    judgement = walk(
+        rule,
+        at,
+        last_minute,
+        (
+            (minute, read_minute(rule, data, minute, guard=guard, plan_percent=plan_percent))
+            for minute in _minutes(first, horizon)
+        ),
+    )
+    if rule.kind != Kind.NATIVE_5XX:
+        return judgement
+    at, steps = judgement.at, judgement.steps
+    # A minute not settled counts only as a certain breach, and the first minute that is not
+    # one ends the walk: resolving and "not enough traffic" wait for the minute to settle. The
+    # settled judgement of the same minutes comes later and moves nothing a certain breach
+    # decided, unless late files prove otherwise.
+    ceiling = certainty.most_requests(
+        data.native_requests(horizon - timedelta(minutes=certainty.RECENT_MINUTES), horizon),
+        early.margin,
+    )
+    for minute in _minutes(max(first, horizon), newest + timedelta(minutes=1)):
+        reading = read_unsettled(rule, data, minute, guard=guard, ceiling=ceiling)
+        if not reading.breach:
+            break
+        at, step = advance(rule, at, minute, reading)
+        if step:
+            steps.append(step)
+        judgement.reading = reading
+    judgement.at = at
+    if early.evidence and rule.may_stop and at.state != State.FIRING:
+        _fire_on_evidence(rule, judgement, data, newest, early)
+    return judgement
+
+
+def _fire_on_evidence(rule, judgement: Judgement, data: MinuteData, newest, early: Early):
+    """Overwhelming evidence in the newest minutes (as many as the rule's "for"): firing now."""
+    span = max(rule.for_minutes, 1)
+    minutes = list(_minutes(newest - timedelta(minutes=span - 1), newest + timedelta(minutes=1)))
+    counts = [
+        (minute, native.requests, native.errors_5xx)
+        for minute in minutes
+        for native in [data.minute(minute).native]
+    ]
+    found = certainty.overwhelming(
+        counts,
+        threshold=rule.threshold,
+        multiple=early.multiple,
+        min_requests=early.min_requests,
+    )
+    if found is None:
+        return
+    figures = data.minute(newest)
+    shown = {
+        "minute": newest.isoformat(),
+        "threshold": rule.threshold,
+        **_native_5xx_figures(figures),
+        **found.figures(),
+    }
+    at = judgement.at
+    since = at.since if at.state == State.PENDING and at.since else found.first
+    judgement.steps.append(
+        Step(at.state, State.FIRING, newest, shown, announce=not at.awaiting_recovery)
+    )
+    judgement.at = Position(State.FIRING, since, True)
+    judgement.reading = Reading(figures.native.error_percent, True, shown)
+    # Minutes before the evidence preceded the incident: a firing alert no longer judges them
+    # (one of them, settled under the threshold, would otherwise resolve it).
+    skipped = found.first - timedelta(minutes=1)
+    judgement.last_minute = max(judgement.last_minute or skipped, skipped)
 
 
 def evaluate_environment(environment_id: int, *, now: datetime | None = None) -> list[AlertEvent]:
@@ -253,11 +432,10 @@ def evaluate_environment(environment_id: int, *, now: datetime | None = None) ->
     rules = list(policy.rules.filter(enabled=True))
     desired = DesiredConfig.objects.filter(environment=environment).first()
     plan_percent = (0 if desired.emergency_proxy else desired.canary_percent) if desired else None
-    horizon = None
+    newest = horizon = None
     if source.newest_log_at is not None:
-        horizon = floor_minute(source.newest_log_at) - timedelta(
-            minutes=settings.METRICS_ALERT_SETTLE_MINUTES
-        )
+        newest = floor_minute(source.newest_log_at)
+        horizon = newest - timedelta(minutes=settings.METRICS_ALERT_SETTLE_MINUTES)
     states = {
         state.rule_id: state
         for state in AlertState.objects.filter(environment=environment, rule__in=rules)
@@ -270,39 +448,40 @@ def evaluate_environment(environment_id: int, *, now: datetime | None = None) ->
     data = None
     if horizon is not None:
         earliest = min(
-            (_first_minute(states[rule.pk], rule, horizon) for rule in rules), default=horizon
+            (_first_minute(states[rule.pk].last_minute, rule, horizon) for rule in rules),
+            default=horizon,
         )
-        data = MinuteData(environment_id, earliest, horizon)
+        data = MinuteData.load(environment_id, earliest, newest + timedelta(minutes=1))
+    early = Early.of(policy)
     events = []
     for rule in rules:
         alert = states[rule.pk]
+        at = Position(alert.state, alert.since, alert.awaiting_recovery)
         if rule.kind == Kind.LOGS_STALE:
-            readings = _staleness(rule, source, now)
+            judgement = walk(rule, at, alert.last_minute, _staleness(rule, source, now))
         elif data is None:
             continue
         else:
-            readings = [
-                (
-                    minute,
-                    read_minute(
-                        rule,
-                        data,
-                        minute,
-                        guard=policy.min_requests_per_minute,
-                        plan_percent=plan_percent,
-                    ),
-                )
-                for minute in _minutes(_first_minute(alert, rule, horizon), horizon)
-            ]
-        if readings:
-            events += _apply(alert, rule, policy, environment, readings, now)
+            judgement = judge(
+                rule,
+                at,
+                alert.last_minute,
+                data,
+                horizon=horizon,
+                newest=newest,
+                guard=policy.min_requests_per_minute,
+                plan_percent=plan_percent,
+                early=early,
+            )
+        if judgement.reading is not None or judgement.steps:
+            events += _apply(alert, rule, policy, environment, judgement, now)
     return events
 
 
-def _first_minute(alert: AlertState, rule: AlertRule, horizon: datetime) -> datetime:
+def _first_minute(last_minute: datetime | None, rule: AlertRule, horizon: datetime) -> datetime:
     floor = horizon - MAX_CATCH_UP
-    if alert.last_minute is not None:
-        return max(alert.last_minute + timedelta(minutes=1), floor)
+    if last_minute is not None:
+        return max(last_minute + timedelta(minutes=1), floor)
     # A new alert looks back just far enough to be able to fire at once.
     return max(horizon - timedelta(minutes=rule.for_minutes + 1), floor)
 
@@ -327,16 +506,8 @@ def _staleness(rule: AlertRule, source: LogSource, now: datetime):
     return [(floor_minute(now), Reading(age, age > rule.threshold, figures))]
 
 
-def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
-    at = Position(alert.state, alert.since, alert.awaiting_recovery)
-    steps = []
-    for minute, reading in readings:
-        if alert.last_minute is not None and minute <= alert.last_minute:
-            continue
-        at, step = advance(rule, at, minute, reading)
-        if step:
-            steps.append(step)
-    last_minute, last_reading = readings[-1]
+def _apply(alert, rule, policy, environment, judgement: Judgement, now) -> list[AlertEvent]:
+    at, reading = judgement.at, judgement.reading
     with transaction.atomic():
         # Compare-and-set on the version: a concurrent evaluation that got here first wins,
         # and this one's events are not written.
@@ -344,16 +515,16 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
             state=at.state,
             since=at.since,
             awaiting_recovery=at.awaiting_recovery,
-            last_minute=max(last_minute, alert.last_minute or last_minute),
-            value=last_reading.value,
-            figures=last_reading.figures,
-            changed_at=now if steps else alert.changed_at,
+            last_minute=judgement.last_minute,
+            value=reading.value if reading else alert.value,
+            figures=reading.figures if reading else alert.figures,
+            changed_at=now if judgement.steps else alert.changed_at,
             version=F("version") + 1,
         )
         if not updated:
             return []
         events = []
-        for step in steps:
+        for step in judgement.steps:
             event = AlertEvent.objects.create(
                 alert=alert,
                 environment=environment,
@@ -378,17 +549,37 @@ def _apply(alert, rule, policy, environment, readings, now) -> list[AlertEvent]:
     return events
 
 
+def grounds(figures: dict) -> str:
+    """What a firing native-5xx alert rests on, in words: the audit entry's reason and the
+    announcements say the same."""
+    if figures.get("overwhelming_evidence"):
+        return (
+            f"fired on overwhelming evidence: the native 5xx rate is at least "
+            f"{figures['evidence_lower_bound_percent']}% "
+            f"({figures['evidence_confidence_percent']}% confidence; "
+            f"{figures['evidence_5xx']} 5xx of {figures['evidence_requests']} native requests "
+            f"since {figures['evidence_from'][11:16]} UTC), above "
+            f"{figures['evidence_needed_percent']}%, without waiting out the rule's duration"
+        )
+    said = (
+        f"native 5xx {figures.get('native_5xx_percent')}% of {figures.get('native_requests')} "
+        f"requests in the minute from {figures.get('minute')}"
+    )
+    if figures.get("settled") is False:
+        said += (
+            f" (logs of that minute still arriving: at least {figures.get('certain_5xx_percent')}%"
+            f" even if all of its at most {figures.get('most_requests')} requests not yet in"
+            " succeed)"
+        )
+    return said
+
+
 def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Environment):
     """The rule presses the emergency stop itself (the rollout opted in), through the same
     service as a person: audited as done by the rule, announced on Slack. Nothing happens if the
     stop is already on (or the environment has no desired config)."""
     system = f"rule:{rule.name}"
-    figures = event.figures
-    reason = (
-        f"Automatic emergency stop: {rule.describe()} — native 5xx "
-        f"{figures.get('native_5xx_percent')}% of {figures.get('native_requests')} requests "
-        f"in the minute from {figures.get('minute')}"
-    )
+    reason = f"Automatic emergency stop: {rule.describe()} — {grounds(event.figures)}"
     try:
         change = controls.emergency_stop(environment=environment, reason=reason, system=system)
     except controls.ControlRefused:

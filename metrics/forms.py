@@ -20,6 +20,28 @@ class PolicyForm(forms.Form):
             "A firing critical native-5xx rule triggers the emergency stop by itself"
         ),
     )
+    overwhelming_evidence = forms.BooleanField(
+        required=False,
+        label=(
+            gettext_lazy(
+                "Overwhelming evidence: the critical native-5xx rule fires at once, "
+                "without its duration, when the rate's 99.9% lower bound is far above "
+                "its threshold"
+            )
+        ),
+    )
+    overwhelming_multiple = forms.FloatField(
+        min_value=1,
+        max_value=100,
+        label=gettext_lazy(
+            "Overwhelming: lower bound above this many times the critical threshold"
+        ),
+    )
+    overwhelming_min_requests = forms.IntegerField(
+        min_value=1,
+        max_value=10_000_000,
+        label=gettext_lazy("Overwhelming: fewest native requests the evidence rests on"),
+    )
     reason = LimitedText(
         limit=limits.REASON,
         widget=forms.Textarea(attrs={"rows": 2}),

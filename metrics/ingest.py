@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import re
+import threading
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -47,6 +49,7 @@ FOLD_BATCH = 16  # objects claimed and folded per transaction
 KNOWN_KEYS_CHUNK = 500
 # A log line dated this far ahead of our clock does not move freshness (its clock is wrong).
 FUTURE_TOLERANCE = timedelta(minutes=5)
+ADVISORY_LOCK_SPACE = 0x4C4F4753  # "LOGS": the first key of the ingestion run's advisory lock
 
 
 @dataclass
@@ -59,6 +62,7 @@ class RunReport:
     bad_lines: int = 0
     damaged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    busy: bool = False  # another run held the source: this one read nothing
 
 
 def minute_of(minute_number: int) -> datetime:
@@ -82,16 +86,43 @@ def spec_for(source: LogSource) -> SourceSpec:
 # --- listing -------------------------------------------------------------------------------------
 
 
-def list_new(source: LogSource, reader) -> tuple[list[ObjectRef], list[ObjectRef], int]:
+@dataclass
+class Listing:
+    new: list[ObjectRef]
+    replaced: list[ObjectRef]  # same key as an object counted before, another ETag
+    listed: int
+    newest_keys: dict[str, str]  # dataset → the greatest key listed
+    full: bool
+
+
+def full_listing_due(source: LogSource, now: datetime) -> bool:
+    """Whether this run lists everything: every METRICS_FULL_LISTING_SECONDS, and whenever a
+    dataset has no newest key to list after yet."""
+    if source.full_listing_at is None:
+        return True
+    if any(dataset not in (source.listed_after or {}) for dataset, _ in source.prefixes()):
+        return True
+    return (now - source.full_listing_at).total_seconds() >= settings.METRICS_FULL_LISTING_SECONDS
+
+
+def list_new(source: LogSource, reader, *, full: bool = True) -> Listing:
     """Objects not ingested yet, objects rewritten since (same key, new ETag), and how many
-    were listed. Oldest first, by the store's modification time, not by name."""
+    were listed. Oldest first, by the store's modification time, not by name.
+
+    The quick look (``full=False``) lists only keys after the greatest one counted per dataset:
+    one list call each, and no database query when nothing is new. Names decide only what the
+    quick look sees first: the full listing finds whatever sorts earlier."""
     horizon = timezone.now() - timedelta(hours=settings.METRICS_LOOKBACK_HOURS)
-    listed = [
-        ref
-        for dataset, prefix in source.prefixes()
-        for ref in reader.list(dataset, prefix)
-        if ref.last_modified >= horizon
-    ]
+    after = {} if full else dict(source.listed_after or {})
+    listed = []
+    newest_keys = {}
+    for dataset, prefix in source.prefixes():
+        for ref in reader.list(dataset, prefix, start_after=after.get(dataset)):
+            newest_keys[dataset] = max(newest_keys.get(dataset, ""), ref.key)
+            if ref.last_modified >= horizon:
+                listed.append(ref)
+    if not listed:
+        return Listing([], [], 0, newest_keys, full)
     known: dict[str, set[str]] = {}
     keys = [ref.key for ref in listed]
     for start in range(0, len(keys), KNOWN_KEYS_CHUNK):
@@ -103,7 +134,43 @@ def list_new(source: LogSource, reader) -> tuple[list[ObjectRef], list[ObjectRef
     new = [ref for ref in listed if ref.key not in known]
     replaced = [ref for ref in listed if ref.key in known and ref.etag not in known[ref.key]]
     new.sort(key=lambda ref: (ref.last_modified, ref.key))
-    return new, replaced, len(listed)
+    return Listing(new, replaced, len(listed), newest_keys, full)
+
+
+@contextmanager
+def run_lock(source_id: int):
+    """One ingestion run per source at a time; True if this run holds it.
+
+    Looks for new files come every few seconds, so a run over a backlog would otherwise be
+    joined by others reading the same objects (the claims keep the counts right, but the
+    reading is wasted). On PostgreSQL a session advisory lock, which the server lets go when
+    the worker's connection dies with it; elsewhere (the embedded demo runs one worker
+    process) a lock in this process."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_SPACE, source_id])
+            held = cursor.fetchone()[0]
+        try:
+            yield held
+        finally:
+            if held:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_SPACE, source_id]
+                    )
+        return
+    with _local_locks_guard:
+        lock = _local_locks.setdefault(source_id, threading.Lock())
+    held = lock.acquire(blocking=False)
+    try:
+        yield held
+    finally:
+        if held:
+            lock.release()
+
+
+_local_locks: dict[int, threading.Lock] = {}
+_local_locks_guard = threading.Lock()
 
 
 def _read_all(spec: SourceSpec, reader, refs: list[ObjectRef], processes: int):
@@ -134,34 +201,47 @@ def _read_all(spec: SourceSpec, reader, refs: list[ObjectRef], processes: int):
 
 
 def ingest_source(source_id: int, *, processes: int | None = None) -> RunReport:
-    """One ingestion run over a source: safe to run twice, or in two workers at once."""
+    """One ingestion run over a source: safe to run twice, or in two workers at once.
+
+    When nothing is new it costs the source's row and one list call per dataset, and writes
+    nothing (the full listing, once a minute, records its run)."""
     report = RunReport()
     source = LogSource.objects.select_related("environment").filter(pk=source_id).first()
     if source is None or not source.enabled:
         return report
     processes = settings.METRICS_INGEST_PROCESSES if processes is None else processes
+    now = timezone.now()
     spec = spec_for(source)
     try:
         reader = reader_for(spec)
-        new, replaced, report.listed = list_new(source, reader)
+        listing = list_new(source, reader, full=full_listing_due(source, now))
     except SourceUnavailable as exc:
         report.errors.append(str(exc))
-        _finish_run(source, report)
+        _finish_run(source, report, None)
         return report
-    for ref in replaced:
-        if _claim_replaced(source, ref):
-            report.replaced += 1
-    batch = []
-    for result in _read_all(spec, reader, new, processes):
-        if result.unavailable:
-            report.errors.append(result.unavailable)
-        elif not result.gone:  # a vanished object is listed again next run if it exists
-            batch.append(result)
-        if len(batch) >= FOLD_BATCH:
-            _fold_into(report, source, batch)
-            batch = []
-    _fold_into(report, source, batch)
-    _finish_run(source, report)
+    report.listed = listing.listed
+    if not listing.new and not listing.replaced:
+        if listing.full:
+            _finish_run(source, report, listing)
+        return report
+    with run_lock(source.pk) as held:
+        if not held:
+            report.busy = True  # another run is on it; the next look finds what it leaves
+            return report
+        for ref in listing.replaced:
+            if _claim_replaced(source, ref):
+                report.replaced += 1
+        batch = []
+        for result in _read_all(spec, reader, listing.new, processes):
+            if result.unavailable:
+                report.errors.append(result.unavailable)
+            elif not result.gone:  # a vanished object is listed again next run if it exists
+                batch.append(result)
+            if len(batch) >= FOLD_BATCH:
+                _fold_into(report, source, batch)
+                batch = []
+        _fold_into(report, source, batch)
+    _finish_run(source, report, listing)
     return report
 
 
@@ -179,7 +259,7 @@ def _fold_into(report: RunReport, source: LogSource, batch: list[ReadResult]) ->
             report.damaged.append(result.ref.key)
 
 
-def _finish_run(source: LogSource, report: RunReport) -> None:
+def _finish_run(source: LogSource, report: RunReport, listing: Listing | None) -> None:
     now = timezone.now()
     fields = {"last_run_at": now}
     if report.errors:
@@ -187,6 +267,14 @@ def _finish_run(source: LogSource, report: RunReport) -> None:
         log.warning("log source %s: %s", source.pk, fields["last_error"])
     else:
         fields["last_error"] = ""
+    if listing is not None and listing.full:
+        fields["full_listing_at"] = now
+    if listing is not None and not report.errors:
+        # Every object up to these keys is counted now: the next quick look starts after them.
+        after = dict(source.listed_after or {})
+        for dataset, key in listing.newest_keys.items():
+            after[dataset] = max(after.get(dataset, ""), key)
+        fields["listed_after"] = after
     LogSource.objects.filter(pk=source.pk).update(**fields)
 
 

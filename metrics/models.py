@@ -47,6 +47,12 @@ class LogSource(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The quick look for new objects lists only keys after the newest one counted, per dataset
+    # (one cheap list call each when nothing is new); the whole listing, which also finds
+    # objects whose names sort earlier and rewritten ones, runs every
+    # METRICS_FULL_LISTING_SECONDS.
+    listed_after = models.JSONField(default=dict, blank=True, editable=False)
+    full_listing_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -184,11 +190,33 @@ class AlertPolicy(models.Model):
             "a firing critical native-5xx rule triggers the emergency stop by itself"
         ),
     )
+    # Overwhelming evidence: the critical native-5xx rule fires without waiting out its "for"
+    # duration when the lower confidence bound of the native 5xx rate is far above its threshold.
+    overwhelming_evidence = models.BooleanField(
+        default=False,
+        help_text=gettext_lazy(
+            "the critical native-5xx rule may fire at once on overwhelming evidence"
+        ),
+    )
+    overwhelming_multiple = models.FloatField(
+        default=3.0,
+        help_text=gettext_lazy(
+            "how many times the critical threshold the rate's lower bound must exceed"
+        ),
+    )
+    overwhelming_min_requests = models.PositiveIntegerField(
+        default=200, help_text=gettext_lazy("fewest native requests the evidence may rest on")
+    )
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = person(optional=True)
 
     class Meta:
         verbose_name_plural = "alert policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(overwhelming_multiple__gte=1), name="alertpolicy_multiple_at_least_1"
+            ),
+        ]
 
     def __str__(self):
         return f"alert policy of {self.service}"

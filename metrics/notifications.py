@@ -31,6 +31,12 @@ LABELS = {
     "requests_hour_before": (gettext_lazy("Requests, hour before"), "{}"),
     "drop_percent": (gettext_lazy("Drop"), "{}%"),
     "minutes_since_newest_log": (gettext_lazy("Minutes since the newest log"), "{}"),
+    "certain_5xx_percent": (gettext_lazy("Native 5xx at least (logs still arriving)"), "{}%"),
+    "evidence_lower_bound_percent": (gettext_lazy("Native 5xx lower bound"), "{}%"),
+    "evidence_needed_percent": (gettext_lazy("Overwhelming above"), "{}%"),
+    "evidence_requests": (gettext_lazy("Native requests (evidence)"), "{}"),
+    "evidence_5xx": (gettext_lazy("Native 5xx answers (evidence)"), "{}"),
+    "evidence_confidence_percent": (gettext_lazy("Confidence"), "{}%"),
 }
 
 
@@ -60,7 +66,14 @@ def figure_fields(figures: dict) -> list[tuple[str, str]]:
 def _headline(event: AlertEvent, rule: AlertRule, environment) -> str:
     if event.new_state == AlertState.State.FIRING:
         icon = ":rotating_light:" if rule.severity == AlertRule.Severity.CRITICAL else ":warning:"
-        return _("%(icon)s *%(environment)s* %(upper)s: %(name)s is firing — %(rule)s") % {
+        if event.figures.get("overwhelming_evidence"):
+            text = _(
+                "%(icon)s *%(environment)s* %(upper)s: %(name)s is firing on overwhelming "
+                "evidence — %(rule)s"
+            )
+        else:
+            text = _("%(icon)s *%(environment)s* %(upper)s: %(name)s is firing — %(rule)s")
+        return text % {
             "icon": icon,
             "environment": environment,
             "upper": rule.severity.upper(),
@@ -126,11 +139,18 @@ def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
 
 @speaks_for(lambda event, **kwargs: kwargs["environment"])
 def announce_auto_stop(event: AlertEvent, *, rule: AlertRule, environment, change) -> None:
-    text = _(
-        ":octagonal_sign: *%(environment)s*: EMERGENCY STOP triggered "
-        "automatically by rule %(name)s — 100%% of traffic goes to proxy "
-        "(version %(version)s)"
-    ) % {"environment": environment, "name": rule.name, "version": change.version}
+    if event.figures.get("overwhelming_evidence"):
+        text = _(
+            ":octagonal_sign: *%(environment)s*: EMERGENCY STOP triggered automatically by "
+            "rule %(name)s on overwhelming evidence — 100%% of traffic goes to proxy (version "
+            "%(version)s)"
+        )
+    else:
+        text = _(
+            ":octagonal_sign: *%(environment)s*: EMERGENCY STOP triggered automatically by "
+            "rule %(name)s — 100%% of traffic goes to proxy (version %(version)s)"
+        )
+    text = text % {"environment": environment, "name": rule.name, "version": change.version}
     links = _links(environment)
     notify.queue(
         channel=Notification.Channel.SLACK_INCIDENTS,

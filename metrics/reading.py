@@ -55,19 +55,27 @@ class DirectoryReader:
     def __init__(self, spec: SourceSpec) -> None:
         self.root = Path(spec.directory)
 
-    def list(self, dataset: str, prefix: str) -> list[ObjectRef]:
+    def list(self, dataset: str, prefix: str, start_after: str | None = None) -> list[ObjectRef]:
+        """Keys under ``prefix``; with ``start_after``, only those sorting after it (as S3's
+        ``StartAfter``), without entering folders whose every key sorts before it."""
         if not self.root.is_dir():
             raise SourceUnavailable(f"directory {self.root} does not exist")
         # The prefix may end inside a folder name, as an S3 prefix may; walk from its folder.
         folder = self.root / prefix[: prefix.rfind("/") + 1] if "/" in prefix else self.root
         found = []
-        for dirpath, _dirnames, filenames in os.walk(folder):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            if start_after:
+                here = Path(dirpath).relative_to(self.root).as_posix()
+                base = "" if here == "." else here + "/"
+                dirnames[:] = [
+                    name for name in dirnames if not _all_before(f"{base}{name}/", start_after)
+                ]
             for name in filenames:
                 if name.startswith("."):
                     continue
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
-                if not key.startswith(prefix):
+                if not key.startswith(prefix) or (start_after and key <= start_after):
                     continue
                 try:
                     stat = path.stat()
@@ -107,11 +115,11 @@ class R2Reader:
             timeout=spec.timeout,
         )
 
-    def list(self, dataset: str, prefix: str) -> list[ObjectRef]:
+    def list(self, dataset: str, prefix: str, start_after: str | None = None) -> list[ObjectRef]:
         try:
             return [
                 ObjectRef(dataset, item.key, item.etag, item.size, item.last_modified)
-                for item in r2.list_objects(self.s3, self.bucket, prefix)
+                for item in r2.list_objects(self.s3, self.bucket, prefix, start_after=start_after)
             ]
         except r2.R2Error as exc:
             raise SourceUnavailable(str(exc)) from exc
@@ -123,6 +131,11 @@ class R2Reader:
             raise ObjectGone(str(exc)) from exc
         except r2.R2Error as exc:
             raise SourceUnavailable(str(exc)) from exc
+
+
+def _all_before(folder: str, key: str) -> bool:
+    """Whether every key inside ``folder`` (ending in "/") sorts before or at ``key``."""
+    return folder < key and not key.startswith(folder)
 
 
 def reader_for(spec: SourceSpec) -> DirectoryReader | R2Reader:

@@ -89,12 +89,17 @@ def _rule_forms(policy, data=None):
     return [RuleForm(data, rule=rule, initial=rule_values(rule)) for rule in policy.rules.all()]
 
 
+POLICY_FIELDS = (
+    "min_requests_per_minute",
+    "auto_emergency_stop",
+    "overwhelming_evidence",
+    "overwhelming_multiple",
+    "overwhelming_min_requests",
+)
+
+
 def _policy_form(policy, data=None):
-    initial = {
-        "min_requests_per_minute": policy.min_requests_per_minute,
-        "auto_emergency_stop": policy.auto_emergency_stop,
-    }
-    return PolicyForm(data, initial=initial)
+    return PolicyForm(data, initial={name: getattr(policy, name) for name in POLICY_FIELDS})
 
 
 @shown_to(VIEW_PERMISSION)
@@ -133,8 +138,7 @@ def save_alert_rules(request, service):
 
 def _policy_values(policy) -> dict:
     return {
-        "min_requests_per_minute": policy.min_requests_per_minute,
-        "auto_emergency_stop": policy.auto_emergency_stop,
+        **{name: getattr(policy, name) for name in POLICY_FIELDS},
         "rules": {rule.name: rule_values(rule) for rule in policy.rules.all()},
     }
 
@@ -142,8 +146,8 @@ def _policy_values(policy) -> dict:
 def _save(policy, policy_form, rule_forms, request):
     with transaction.atomic():
         before = _policy_values(policy)
-        policy.min_requests_per_minute = policy_form.cleaned_data["min_requests_per_minute"]
-        policy.auto_emergency_stop = policy_form.cleaned_data["auto_emergency_stop"]
+        for name in POLICY_FIELDS:
+            setattr(policy, name, policy_form.cleaned_data[name])
         policy.updated_by = request.user
         policy.updated_at = timezone.now()
         policy.save()
@@ -153,11 +157,7 @@ def _save(policy, policy_form, rule_forms, request):
             form.rule.save(update_fields=list(form.cleaned_data))
         after = _policy_values(policy)
         changed = sorted(
-            [
-                key
-                for key in ("min_requests_per_minute", "auto_emergency_stop")
-                if before[key] != after[key]
-            ]
+            [key for key in POLICY_FIELDS if before[key] != after[key]]
             + [name for name in after["rules"] if before["rules"].get(name) != after["rules"][name]]
         )
         audit.record(

@@ -9,31 +9,58 @@ def firing_alerts_await_recovery(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('metrics', '0001_initial'),
+        ("metrics", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='alertstate',
-            name='awaiting_recovery',
+            model_name="alertstate",
+            name="awaiting_recovery",
             field=models.BooleanField(default=False),
         ),
         migrations.AlterField(
-            model_name='alertevent',
-            name='new_state',
-            field=models.CharField(choices=[('inactive', 'Inactive'), ('pending', 'Pending'), ('firing', 'Firing'), ('unjudged', 'Not enough traffic to judge'), ('resolved', 'Resolved')], max_length=16),
+            model_name="alertevent",
+            name="new_state",
+            field=models.CharField(
+                choices=[
+                    ("inactive", "Inactive"),
+                    ("pending", "Pending"),
+                    ("firing", "Firing"),
+                    ("unjudged", "Not enough traffic to judge"),
+                    ("resolved", "Resolved"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='alertevent',
-            name='old_state',
-            field=models.CharField(choices=[('inactive', 'Inactive'), ('pending', 'Pending'), ('firing', 'Firing'), ('unjudged', 'Not enough traffic to judge'), ('resolved', 'Resolved')], max_length=16),
+            model_name="alertevent",
+            name="old_state",
+            field=models.CharField(
+                choices=[
+                    ("inactive", "Inactive"),
+                    ("pending", "Pending"),
+                    ("firing", "Firing"),
+                    ("unjudged", "Not enough traffic to judge"),
+                    ("resolved", "Resolved"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='alertstate',
-            name='state',
-            field=models.CharField(choices=[('inactive', 'Inactive'), ('pending', 'Pending'), ('firing', 'Firing'), ('unjudged', 'Not enough traffic to judge'), ('resolved', 'Resolved')], default='inactive', max_length=16),
+            model_name="alertstate",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("inactive", "Inactive"),
+                    ("pending", "Pending"),
+                    ("firing", "Firing"),
+                    ("unjudged", "Not enough traffic to judge"),
+                    ("resolved", "Resolved"),
+                ],
+                default="inactive",
+                max_length=16,
+            ),
         ),
         migrations.RunPython(firing_alerts_await_recovery, migrations.RunPython.noop),
     ]

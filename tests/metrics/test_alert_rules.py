@@ -23,6 +23,10 @@ def at(n: int, base: datetime = BASE) -> datetime:
 @pytest.fixture(autouse=True)
 def no_settling(settings):
     settings.METRICS_ALERT_SETTLE_MINUTES = 0
+    # These tests write whole minutes ahead of the newest log line and judge settled minutes
+    # only: a minute not settled never proves a breach here (tests/metrics/test_early_judgement.py
+    # judges those).
+    settings.METRICS_PARTIAL_VOLUME_MARGIN = 0
 
 
 @pytest.fixture
@@ -326,6 +330,8 @@ def test_a_concurrent_evaluation_that_lost_the_race_writes_nothing(env):
     stale.state, stale.last_minute = "inactive", None
     rule = stale.rule
     reading = alerts.Reading(10.0, True, {"minute": at(3).isoformat()})
-    written = alerts._apply(stale, rule, rule.policy, env, [(at(3), reading)], at(4))
+    at_stale = alerts.Position(stale.state, stale.since, stale.awaiting_recovery)
+    judgement = alerts.walk(rule, at_stale, stale.last_minute, [(at(3), reading)])
+    written = alerts._apply(stale, rule, rule.policy, env, judgement, at(4))
     assert written == []
     assert AlertEvent.objects.count() == events

@@ -90,6 +90,13 @@ def assert_matches(environment, batches, skip_keys=()):
             assert abs(measured - exact) <= 0.01 * exact, (cohort, q, measured, exact)
 
 
+@pytest.fixture(autouse=True)
+def full_listings(settings):
+    """Every run lists everything: these tests are about what a listing finds and claims (the
+    quick look after the newest key: tests/metrics/test_ingest_schedule.py)."""
+    settings.METRICS_FULL_LISTING_SECONDS = 0
+
+
 @pytest.fixture(params=["directory", "r2"])
 def source_kind(request):
     return request.param

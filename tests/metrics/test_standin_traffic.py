@@ -2,9 +2,11 @@
 
 import gzip
 import json
+import random
 
 import pytest
 
+from edge_standin.logpush import LogpushState, Routing, make_batch
 from tests.conftest import NAMESPACES
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +81,28 @@ def test_reset_restores_the_default_traffic(edge):
         edge.client.get("/_standin/traffic").json()["traffic"]["production"]["requests_per_minute"]
         == 60
     )
+
+
+def test_a_knob_turned_between_two_files_changes_the_requests_from_that_moment():
+    """The loop's next file holds the old knobs' requests before the turn, the new ones' after:
+    a fault starts in the middle of a Logpush file, as a real one would."""
+    state = LogpushState(["production"])
+    state.apply({"production": {"requests_per_minute": 6000, "native": {"error_rate": 0}}}, 900)
+    state.apply({"production": {"native": {"error_rate": 1}}}, 1030)
+    earlier = state.knobs_since("production", 1000)
+    assert [until for until, _ in earlier] == [1030]  # the knobs replaced before 1000 are gone
+    batch = make_batch(
+        random.Random(3),
+        1000,
+        1060,
+        Routing(50, "B2a", False),
+        state.traffic["production"],
+        earlier=earlier,
+    )
+    lines = [json.loads(line) for line in gzip.decompress(batch.http_body).splitlines()]
+    native = [line for line in lines if "cohort=native" in line["ResponseHeaders"]["x-pix-canary"]]
+    before = [line for line in native if line["EdgeStartTimestamp"] < 1030 * 10**9]
+    after = [line for line in native if line["EdgeStartTimestamp"] >= 1030 * 10**9]
+    assert len(before) > 1000 and len(after) > 1000
+    assert not any(line["EdgeResponseStatus"] >= 500 for line in before)
+    assert all(line["EdgeResponseStatus"] >= 500 for line in after)

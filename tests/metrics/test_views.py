@@ -140,7 +140,12 @@ def save_url(env):
 
 
 def form_data(**changes):
-    data = {"min_requests_per_minute": 20, "reason": "tune for B2b traffic"}
+    data = {
+        "min_requests_per_minute": 20,
+        "overwhelming_multiple": 3,
+        "overwhelming_min_requests": 200,
+        "reason": "tune for B2b traffic",
+    }
     for rule in alerts.DEFAULT_RULES:
         name, _kind, threshold, for_minutes, severity = rule
         data.update(
@@ -183,6 +188,26 @@ def test_an_admin_changes_the_rules_and_it_is_audited(env, admin_user):
     assert "auto_emergency_stop" in entry.detail and "native-5xx-critical" in entry.detail
 
 
+def test_an_admin_opts_in_to_overwhelming_evidence_and_it_is_audited(env, admin_user):
+    alerts.policy_for(env.service)
+    assert AlertPolicy.objects.get().overwhelming_evidence is False
+    data = form_data(
+        overwhelming_evidence="on", overwhelming_multiple="4", overwhelming_min_requests="500"
+    )
+    assert client_for(admin_user).post(save_url(env), data).status_code == 302
+    policy = AlertPolicy.objects.get()
+    assert policy.overwhelming_evidence is True
+    assert (policy.overwhelming_multiple, policy.overwhelming_min_requests) == (4.0, 500)
+    entry = AuditEntry.objects.get(action="alerts.settings_changed")
+    assert entry.before["overwhelming_evidence"] is False
+    assert entry.after["overwhelming_evidence"] is True
+    assert entry.after["overwhelming_multiple"] == 4.0
+    for name in ("overwhelming_evidence", "overwhelming_min_requests", "overwhelming_multiple"):
+        assert name in entry.detail
+    page = client_for(admin_user).get(reverse("metrics:alert_rules", args=[env.service.name]))
+    assert b"Overwhelming evidence" in page.content
+
+
 @pytest.mark.parametrize("person", ["viewer", "release_manager", "tech_lead", "devops", "outsider"])
 def test_only_admins_change_the_rules(env, request, person):
     user = request.getfixturevalue(person)
@@ -204,6 +229,9 @@ def test_changing_the_rules_takes_post_and_a_login(env, admin_user, client):
         ({"native-p90-for_minutes": "abc"}, b"Enter a whole number"),
         ({"reason": "   "}, b"This field is required"),
         ({"min_requests_per_minute": "0"}, b"greater than or equal to 1"),
+        ({"overwhelming_multiple": "0.5"}, b"greater than or equal to 1"),
+        ({"overwhelming_multiple": "many"}, b"Enter a number"),
+        ({"overwhelming_min_requests": "0"}, b"greater than or equal to 1"),
     ],
 )
 def test_bad_input_is_refused_with_the_reason(env, admin_user, changes, message):

@@ -25,7 +25,7 @@ class PolicyForm(forms.Form):
         label=(
             gettext_lazy(
                 "Overwhelming evidence: the critical native-5xx rule fires at once, "
-                "without its duration, when the rate's 99.9% lower bound is far above "
+                "without its duration, when the rate's 99.9-percent lower bound is far above "
                 "its threshold"
             )
         ),

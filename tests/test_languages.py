@@ -56,6 +56,7 @@ def test_a_person_chooses_their_language_in_the_header(viewer):
     )
     page = client.get(overview).content.decode()
     assert "Übersicht" in page and "Deine Einstellungen" in page
+    assert ">English</option>" in page, "each language is named in itself"
 
     # Another device, another browser language: the person's choice follows them.
     elsewhere = Client(headers={"accept-language": "en"})

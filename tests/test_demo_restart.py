@@ -12,6 +12,7 @@ from django.utils import timezone
 from monitoring.models import DriftEvent
 from monitoring.observation import observe
 from rollout.models import AuditEntry, CheckIn, Environment, PhaseRun
+from rollout.services import phases
 from tests.conftest import NAMESPACES, make_environment
 from tests.monitoring.conftest import write_plan
 from tests.support.edge import EdgeStandIn
@@ -63,11 +64,15 @@ def test_the_seeded_rollout_is_re_timed_after_a_restart(edge, production_at_b2a,
     window_ended_at = run.window_ends_at
     assert window_ended_at - timezone.now() < timedelta(minutes=11)
 
-    # The demo was stopped for three hours, then started again.
+    # The demo was stopped for three hours, then started again; the window had come due while
+    # it ran (advance_rollouts marked it), and runs again until its new end.
     with time_machine.travel(timezone.now() + timedelta(hours=3)):
+        phases.advance_all()
+        assert PhaseRun.objects.get(pk=run.pk).state == PhaseRun.State.DECISION_DUE
         call_command("seed_demo_rollout", edge_url=edge.base_url, wait=60)
         now = timezone.now()
     run.refresh_from_db()
+    assert (run.state, run.rollout.state) == ("observing", "observing")
     assert run.window_ends_at > now
     assert run.window_ends_at - now <= timedelta(minutes=10)
     assert run.window_ends_at - window_ended_at > timedelta(hours=2, minutes=50)

@@ -130,13 +130,21 @@ class Command(BaseCommand):
             self.stdout.write(f"The demo's {run} still ends at {run.window_ends_at:%H:%M} UTC.")
             return
         with transaction.atomic():
+            # A window that came due while the demo was stopped runs again until its new end:
+            # the demo data is moved in time, so its decision is not due yet either.
             Rollout.objects.filter(pk=rollout.pk).update(
                 created_at=F("created_at") + shift, state_changed_at=F("state_changed_at") + shift
+            )
+            Rollout.objects.filter(pk=rollout.pk, state=Rollout.State.DECISION_DUE).update(
+                state=Rollout.State.OBSERVING
             )
             PhaseRun.objects.filter(pk=run.pk).update(
                 started_at=F("started_at") + shift,
                 in_effect_at=F("in_effect_at") + shift,
                 window_ends_at=F("window_ends_at") + shift,
+            )
+            PhaseRun.objects.filter(pk=run.pk, state=PhaseRun.State.DECISION_DUE).update(
+                state=PhaseRun.State.OBSERVING
             )
             CheckIn.objects.filter(phase_run=run).update(
                 due_at=F("due_at") + shift, missed_after=F("missed_after") + shift, reminded_at=None

@@ -280,7 +280,7 @@ def decision(item: Decision) -> dict:
         "phase_id": item.phase_run.public_id,
         "verdict": item.get_outcome_display(),
         "state": item.state,
-        "recommendation": Decision.Outcome(item.recommendation).label,
+        "recommendation": str(Decision.Outcome(item.recommendation).label),
         "evidence_digest": item.evidence_digest,
         "created_at": item.created_at,
         "effective_at": item.effective_at,

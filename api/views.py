@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from rollout.models import ServiceAccount
@@ -57,9 +58,13 @@ def create_token(request):
 def revoke_token(request, public_id):
     token = get_object_or_404(ApiToken.objects.select_related("user"), public_id=public_id)
     if tokens.revoke(token=token, person=request.user, request=request):
-        messages.success(request, f"Revoked {token.name} ({token.prefix}): it no longer works.")
+        messages.success(
+            request,
+            _("Revoked %(name)s (%(prefix)s): it no longer works.")
+            % {"name": token.name, "prefix": token.prefix},
+        )
     else:
-        messages.info(request, f"{token.name} was already revoked.")
+        messages.info(request, _("%(name)s was already revoked.") % {"name": token.name})
     page = "api_tokens:service" if token.kind == ApiToken.Kind.SERVICE else "api_tokens:mine"
     return redirect_after_post(request, reverse(page))
 

@@ -70,12 +70,15 @@ MIDDLEWARE = [
     "rollout.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language from the switcher's cookie, else Accept-Language; a person's own choice
+    # (rollout.Preferences) wins over both in ViewerPreferencesMiddleware below.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Ends a company sign-in's session after its maximum age (OIDC_SESSION_MAX_AGE_SECONDS).
     "rollout.middleware.CompanySessionLimitMiddleware",
-    "rollout.middleware.ViewerTimeZoneMiddleware",
+    "rollout.middleware.ViewerPreferencesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -140,9 +143,22 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rollout:overview"
 LOGOUT_REDIRECT_URL = "login"
 
+# English is the default; German is complete (locale/de/). "en-gb" keeps the British date
+# formats English pages always had; a browser asking for any English gets it.
 LANGUAGE_CODE = "en-gb"
+
+
+def gettext_noop(text: str) -> str:
+    """Marks a name for makemessages. Django's own gettext_noop reads the settings this module
+    is still defining."""
+    return text
+
+
+# Each language is named in itself, whatever the page's language (locale/de keeps the names).
+LANGUAGES = [("en-gb", gettext_noop("English")), ("de", gettext_noop("Deutsch"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="Europe/Berlin")
-USE_I18N = False
+USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -274,6 +290,10 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=SECURE_DEPLOYMENT)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# The header's language switcher remembers a browser's choice (before log-in too) for a year.
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

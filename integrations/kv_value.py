@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.utils.translation import gettext as _
+
 OWNED_KEYS = ("canary_percent", "canary_tag", "emergency_proxy")
 
 
@@ -33,8 +35,11 @@ class CanarySettings:
 
     def describe(self) -> str:
         if self.emergency_proxy:
-            return f"EMERGENCY (100% proxy), tag {self.canary_tag}"
-        return f"{self.canary_percent}%, tag {self.canary_tag}"
+            return _("EMERGENCY (100%% proxy), tag %(tag)s") % {"tag": self.canary_tag}
+        return _("%(percent)s%%, tag %(tag)s") % {
+            "percent": self.canary_percent,
+            "tag": self.canary_tag,
+        }
 
 
 def format_timestamp(moment: datetime) -> str:

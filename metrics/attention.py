@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from rollout.models import Environment
 from rollout.services.attention import Attention
@@ -26,7 +27,8 @@ def needs(environments: list[Environment], now: datetime) -> dict[int, list[Atte
         found[alert.environment_id].append(
             Attention(
                 kind="alert",
-                text=f"Alert firing: {alert.rule.name} ({alert.rule.describe()})",
+                text=_("Alert firing: %(name)s (%(rule)s)")
+                % {"name": alert.rule.name, "rule": alert.rule.describe()},
                 url=reverse("metrics:environment", args=[environment.public_id]),
                 level="error",
                 since=alert.since,

@@ -1,4 +1,6 @@
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from rollout import limits
 from rollout.limits import LimitedText
@@ -10,39 +12,46 @@ class PolicyForm(forms.Form):
     min_requests_per_minute = forms.IntegerField(
         min_value=1,
         max_value=1_000_000,
-        label="Traffic guard: fewest requests per minute a rule may judge",
+        label=gettext_lazy("Traffic guard: fewest requests per minute a rule may judge"),
     )
     auto_emergency_stop = forms.BooleanField(
         required=False,
-        label="A firing critical native-5xx rule triggers the emergency stop by itself",
+        label=gettext_lazy(
+            "A firing critical native-5xx rule triggers the emergency stop by itself"
+        ),
     )
     overwhelming_evidence = forms.BooleanField(
         required=False,
         label=(
-            "Overwhelming evidence: the critical native-5xx rule fires at once, without its "
-            "duration, when the rate's 99.9% lower bound is far above its threshold"
+            gettext_lazy(
+                "Overwhelming evidence: the critical native-5xx rule fires at once, "
+                "without its duration, when the rate's 99.9-percent lower bound is far above "
+                "its threshold"
+            )
         ),
     )
     overwhelming_multiple = forms.FloatField(
         min_value=1,
         max_value=100,
-        label="Overwhelming: lower bound above this many times the critical threshold",
+        label=gettext_lazy(
+            "Overwhelming: lower bound above this many times the critical threshold"
+        ),
     )
     overwhelming_min_requests = forms.IntegerField(
         min_value=1,
         max_value=10_000_000,
-        label="Overwhelming: fewest native requests the evidence rests on",
+        label=gettext_lazy("Overwhelming: fewest native requests the evidence rests on"),
     )
     reason = LimitedText(
         limit=limits.REASON,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Recorded in the audit trail.",
+        help_text=gettext_lazy("Recorded in the audit trail."),
     )
 
     def clean_reason(self):
         reason = self.cleaned_data["reason"].strip()
         if not reason:
-            raise forms.ValidationError("Say why the alert settings change.")
+            raise forms.ValidationError(_("Say why the alert settings change."))
         return reason
 
 
@@ -50,7 +59,9 @@ class RuleForm(forms.Form):
     """One rule's row. The prefix is the rule's name, so a row cannot edit another rule."""
 
     threshold = forms.FloatField(min_value=0)
-    for_minutes = forms.IntegerField(min_value=0, max_value=1440, label="for (minutes)")
+    for_minutes = forms.IntegerField(
+        min_value=0, max_value=1440, label=gettext_lazy("for (minutes)")
+    )
     severity = forms.ChoiceField(choices=AlertRule.Severity.choices)
     enabled = forms.BooleanField(required=False)
 
@@ -62,7 +73,7 @@ class RuleForm(forms.Form):
         threshold = self.cleaned_data["threshold"]
         percent_kinds = (AlertRule.Kind.NATIVE_5XX, AlertRule.Kind.COHORT_SHARE)
         if self.rule.kind in percent_kinds and threshold > 100:
-            raise forms.ValidationError("A percentage cannot be above 100.")
+            raise forms.ValidationError(_("A percentage cannot be above 100."))
         return threshold
 
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from rollout.models import ConfigChange, Environment, Service
 from rollout.models.fields import person
@@ -20,21 +21,23 @@ class LogSource(models.Model):
     """
 
     class Kind(models.TextChoices):
-        R2 = "r2", "R2 bucket (S3 API)"
-        DIRECTORY = "directory", "local directory"
+        R2 = "r2", gettext_lazy("R2 bucket (S3 API)")
+        DIRECTORY = "directory", gettext_lazy("local directory")
 
     environment = models.OneToOneField(
         Environment, on_delete=models.CASCADE, related_name="log_source"
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.R2)
-    bucket = models.CharField(max_length=63, blank=True, help_text="e.g. logs-canary")
-    directory = models.CharField(max_length=500, blank=True, help_text="absolute path")
+    bucket = models.CharField(max_length=63, blank=True, help_text=gettext_lazy("e.g. logs-canary"))
+    directory = models.CharField(
+        max_length=500, blank=True, help_text=gettext_lazy("absolute path")
+    )
     http_requests_prefix = models.CharField(max_length=300, default="b2a/http_requests/")
     trace_events_prefix = models.CharField(
         max_length=300,
         default="b2a/workers_trace_events/",
         blank=True,
-        help_text="empty: R2 upload errors are not counted",
+        help_text=gettext_lazy("empty: R2 upload errors are not counted"),
     )
     enabled = models.BooleanField(default=True)
 
@@ -82,10 +85,10 @@ class LogObject(models.Model):
     """One object ingested, claimed in the transaction that folds it: each is counted once."""
 
     class State(models.TextChoices):
-        COUNTED = "counted", "counted"
-        DAMAGED = "damaged", "counted what could be read"
-        UNREADABLE = "unreadable", "nothing could be read"
-        REPLACED = "replaced", "rewritten after ingestion; not counted again"
+        COUNTED = "counted", gettext_lazy("counted")
+        DAMAGED = "damaged", gettext_lazy("counted what could be read")
+        UNREADABLE = "unreadable", gettext_lazy("nothing could be read")
+        REPLACED = "replaced", gettext_lazy("rewritten after ingestion; not counted again")
 
     source = models.ForeignKey(LogSource, on_delete=models.CASCADE, related_name="log_objects")
     dataset = models.CharField(max_length=32)
@@ -179,24 +182,30 @@ class AlertPolicy(models.Model):
     service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="alert_policy")
     min_requests_per_minute = models.PositiveIntegerField(
         default=20,
-        help_text="a cohort with fewer requests in a minute cannot fire a rule on it",
+        help_text=gettext_lazy("a cohort with fewer requests in a minute cannot fire a rule on it"),
     )
     auto_emergency_stop = models.BooleanField(
         default=False,
-        help_text="a firing critical native-5xx rule triggers the emergency stop by itself",
+        help_text=gettext_lazy(
+            "a firing critical native-5xx rule triggers the emergency stop by itself"
+        ),
     )
     # Overwhelming evidence: the critical native-5xx rule fires without waiting out its "for"
     # duration when the lower confidence bound of the native 5xx rate is far above its threshold.
     overwhelming_evidence = models.BooleanField(
         default=False,
-        help_text="the critical native-5xx rule may fire at once on overwhelming evidence",
+        help_text=gettext_lazy(
+            "the critical native-5xx rule may fire at once on overwhelming evidence"
+        ),
     )
     overwhelming_multiple = models.FloatField(
         default=3.0,
-        help_text="how many times the critical threshold the rate's lower bound must exceed",
+        help_text=gettext_lazy(
+            "how many times the critical threshold the rate's lower bound must exceed"
+        ),
     )
     overwhelming_min_requests = models.PositiveIntegerField(
-        default=200, help_text="fewest native requests the evidence may rest on"
+        default=200, help_text=gettext_lazy("fewest native requests the evidence may rest on")
     )
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = person(optional=True)
@@ -215,13 +224,19 @@ class AlertPolicy(models.Model):
 
 class AlertRule(models.Model):
     class Kind(models.TextChoices):
-        NATIVE_5XX = "native_5xx_rate", "native 5xx rate above (%)"
-        NATIVE_P90 = "native_p90", "native p90 TTFB above (ms)"
-        P90_VS_PROXY = "native_p90_vs_proxy", "native p90 above proxy p90 by more than (%)"
-        UPLOAD_ERRORS = "r2_upload_errors", "R2 upload errors per minute above"
-        COHORT_SHARE = "cohort_share", "native share off plan by more than (points)"
-        VOLUME_DROP = "volume_drop", "requests of the last hour down against the hour before (%)"
-        LOGS_STALE = "logs_stale", "no new logs for more than (minutes)"
+        NATIVE_5XX = "native_5xx_rate", gettext_lazy("native 5xx rate above (%)")
+        NATIVE_P90 = "native_p90", gettext_lazy("native p90 TTFB above (ms)")
+        P90_VS_PROXY = (
+            "native_p90_vs_proxy",
+            gettext_lazy("native p90 above proxy p90 by more than (%)"),
+        )
+        UPLOAD_ERRORS = "r2_upload_errors", gettext_lazy("R2 upload errors per minute above")
+        COHORT_SHARE = "cohort_share", gettext_lazy("native share off plan by more than (points)")
+        VOLUME_DROP = (
+            "volume_drop",
+            gettext_lazy("requests of the last hour down against the hour before (%)"),
+        )
+        LOGS_STALE = "logs_stale", gettext_lazy("no new logs for more than (minutes)")
 
     class Severity(models.TextChoices):
         WARNING = "warning"
@@ -275,7 +290,7 @@ class AlertState(models.Model):
         INACTIVE = "inactive"
         PENDING = "pending"
         FIRING = "firing"
-        NOT_ENOUGH_TRAFFIC = "unjudged", "Not enough traffic to judge"
+        NOT_ENOUGH_TRAFFIC = "unjudged", gettext_lazy("Not enough traffic to judge")
         RESOLVED = "resolved"
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
@@ -312,7 +327,7 @@ class AlertEvent(models.Model):
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
     old_state = models.CharField(max_length=16, choices=AlertState.State.choices)
     new_state = models.CharField(max_length=16, choices=AlertState.State.choices)
-    minute = models.DateTimeField(help_text="the minute of log data that caused it")
+    minute = models.DateTimeField(help_text=gettext_lazy("the minute of log data that caused it"))
     figures = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     emergency_stop = models.ForeignKey(

@@ -5,46 +5,49 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from integrations import pagerduty, slack
 from outbox import notify
 from outbox.models import Notification
+from rollout.team_language import speaks_for
 
 from .models import AlertEvent, AlertRule, AlertState
 
 LABELS = {
-    "native_5xx_percent": ("Native 5xx", "{}%"),
-    "native_requests": ("Native requests", "{}"),
-    "native_5xx": ("Native 5xx answers", "{}"),
-    "proxy_5xx_percent": ("Proxy 5xx", "{}%"),
-    "native_p90_ms": ("Native p90", "{} ms"),
-    "proxy_p90_ms": ("Proxy p90", "{} ms"),
-    "native_above_proxy_percent": ("Native p90 above proxy", "{}%"),
-    "r2_upload_errors": ("R2 upload errors", "{} in the minute"),
-    "native_share_percent": ("Native share", "{}%"),
-    "plan_percent": ("Plan", "{}%"),
-    "requests": ("Requests", "{}"),
-    "requests_last_hour": ("Requests, last hour", "{}"),
-    "requests_hour_before": ("Requests, hour before", "{}"),
-    "drop_percent": ("Drop", "{}%"),
-    "minutes_since_newest_log": ("Minutes since the newest log", "{}"),
-    "certain_5xx_percent": ("Native 5xx at least (logs still arriving)", "{}%"),
-    "evidence_lower_bound_percent": ("Native 5xx lower bound", "{}%"),
-    "evidence_needed_percent": ("Overwhelming above", "{}%"),
-    "evidence_requests": ("Native requests (evidence)", "{}"),
-    "evidence_5xx": ("Native 5xx answers (evidence)", "{}"),
-    "evidence_confidence_percent": ("Confidence", "{}%"),
+    "native_5xx_percent": (gettext_lazy("Native 5xx"), "{}%"),
+    "native_requests": (gettext_lazy("Native requests"), "{}"),
+    "native_5xx": (gettext_lazy("Native 5xx answers"), "{}"),
+    "proxy_5xx_percent": (gettext_lazy("Proxy 5xx"), "{}%"),
+    "native_p90_ms": (gettext_lazy("Native p90"), gettext_lazy("{} ms")),
+    "proxy_p90_ms": (gettext_lazy("Proxy p90"), gettext_lazy("{} ms")),
+    "native_above_proxy_percent": (gettext_lazy("Native p90 above proxy"), "{}%"),
+    "r2_upload_errors": (gettext_lazy("R2 upload errors"), gettext_lazy("{} in the minute")),
+    "native_share_percent": (gettext_lazy("Native share"), "{}%"),
+    "plan_percent": (gettext_lazy("Plan"), "{}%"),
+    "requests": (gettext_lazy("Requests"), "{}"),
+    "requests_last_hour": (gettext_lazy("Requests, last hour"), "{}"),
+    "requests_hour_before": (gettext_lazy("Requests, hour before"), "{}"),
+    "drop_percent": (gettext_lazy("Drop"), "{}%"),
+    "minutes_since_newest_log": (gettext_lazy("Minutes since the newest log"), "{}"),
+    "certain_5xx_percent": (gettext_lazy("Native 5xx at least (logs still arriving)"), "{}%"),
+    "evidence_lower_bound_percent": (gettext_lazy("Native 5xx lower bound"), "{}%"),
+    "evidence_needed_percent": (gettext_lazy("Overwhelming above"), "{}%"),
+    "evidence_requests": (gettext_lazy("Native requests (evidence)"), "{}"),
+    "evidence_5xx": (gettext_lazy("Native 5xx answers (evidence)"), "{}"),
+    "evidence_confidence_percent": (gettext_lazy("Confidence"), "{}%"),
 }
 
 
 def _links(environment) -> list[tuple[str, str]]:
     return [
         (
-            "Environment page (emergency stop)",
+            _("Environment page (emergency stop)"),
             settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id]),
         ),
         (
-            "Metrics and alerts",
+            _("Metrics and alerts"),
             settings.SITE_URL + reverse("metrics:environment", args=[environment.public_id]),
         ),
     ]
@@ -56,21 +59,35 @@ def figure_fields(figures: dict) -> list[tuple[str, str]]:
         if figures.get(key) is not None:
             shown.append((label, pattern.format(figures[key])))
     if figures.get("minute"):
-        shown.append(("Minute (UTC)", figures["minute"][:16].replace("T", " ")))
+        shown.append((_("Minute (UTC)"), figures["minute"][:16].replace("T", " ")))
     return shown
 
 
 def _headline(event: AlertEvent, rule: AlertRule, environment) -> str:
     if event.new_state == AlertState.State.FIRING:
         icon = ":rotating_light:" if rule.severity == AlertRule.Severity.CRITICAL else ":warning:"
-        how = " on overwhelming evidence" if event.figures.get("overwhelming_evidence") else ""
-        return (
-            f"{icon} *{environment}* {rule.severity.upper()}: {rule.name} is firing{how} — "
-            f"{rule.describe()}"
-        )
-    return f":white_check_mark: *{environment}*: {rule.name} resolved — {rule.describe()}"
+        if event.figures.get("overwhelming_evidence"):
+            text = _(
+                "%(icon)s *%(environment)s* %(upper)s: %(name)s is firing on overwhelming "
+                "evidence — %(rule)s"
+            )
+        else:
+            text = _("%(icon)s *%(environment)s* %(upper)s: %(name)s is firing — %(rule)s")
+        return text % {
+            "icon": icon,
+            "environment": environment,
+            "upper": rule.severity.upper(),
+            "name": rule.name,
+            "rule": rule.describe(),
+        }
+    return _(":white_check_mark: *%(environment)s*: %(name)s resolved — %(rule)s") % {
+        "environment": environment,
+        "name": rule.name,
+        "rule": rule.describe(),
+    }
 
 
+@speaks_for(lambda event, **kwargs: kwargs["environment"])
 def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
     """Slack #incidents and PagerDuty for a firing or resolved alert (each once per event)."""
     text = _headline(event, rule, environment)
@@ -83,7 +100,7 @@ def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
     )
     if event.new_state == AlertState.State.FIRING and rule.severity == AlertRule.Severity.CRITICAL:
         stop = slack.button(
-            "Emergency stop…", slack.EMERGENCY_STOP, str(environment.public_id), style="danger"
+            _("Emergency stop…"), slack.EMERGENCY_STOP, str(environment.public_id), style="danger"
         )
         payload = notify.with_slack_buttons(payload, [stop])
     notify.queue(
@@ -120,19 +137,27 @@ def announce(event: AlertEvent, *, rule: AlertRule, environment) -> None:
     )
 
 
+@speaks_for(lambda event, **kwargs: kwargs["environment"])
 def announce_auto_stop(event: AlertEvent, *, rule: AlertRule, environment, change) -> None:
-    how = " on overwhelming evidence" if event.figures.get("overwhelming_evidence") else ""
-    text = (
-        f":octagonal_sign: *{environment}*: EMERGENCY STOP triggered automatically by rule "
-        f"{rule.name}{how} — 100% of traffic goes to proxy (version {change.version})"
-    )
+    if event.figures.get("overwhelming_evidence"):
+        text = _(
+            ":octagonal_sign: *%(environment)s*: EMERGENCY STOP triggered automatically by "
+            "rule %(name)s on overwhelming evidence — 100%% of traffic goes to proxy (version "
+            "%(version)s)"
+        )
+    else:
+        text = _(
+            ":octagonal_sign: *%(environment)s*: EMERGENCY STOP triggered automatically by "
+            "rule %(name)s — 100%% of traffic goes to proxy (version %(version)s)"
+        )
+    text = text % {"environment": environment, "name": rule.name, "version": change.version}
     links = _links(environment)
     notify.queue(
         channel=Notification.Channel.SLACK_INCIDENTS,
         subject=text.replace("*", "")[:200],
         payload=slack.message(
             text,
-            fields=figure_fields(event.figures)[:10] + [("Reason", change.reason[:300])],
+            fields=figure_fields(event.figures)[:10] + [(_("Reason"), change.reason[:300])],
             link=links[0],
         ),
         related_object=f"auto-stop:{change.public_id}",

@@ -6,6 +6,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from rollout.models import Environment, Service
@@ -59,7 +60,7 @@ def figures_json(request, public_id):
 def prometheus(request):
     """For scrapers: a bearer token (METRICS_PROMETHEUS_TOKEN), or a logged-in viewer."""
     token = settings.METRICS_PROMETHEUS_TOKEN
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
     authorised = (
         bool(token)
         and scheme.lower() == "bearer"
@@ -71,7 +72,11 @@ def prometheus(request):
             response["WWW-Authenticate"] = 'Bearer realm="rollout-control"'
             return response
         if not request.user.has_perm(VIEW_PERMISSION):
-            refuse(f"You do not have the permission {VIEW_PERMISSION}.", needs=VIEW_PERMISSION)
+            refuse(
+                _("You do not have the permission %(VIEW_PERMISSION)s.")
+                % {"VIEW_PERMISSION": VIEW_PERMISSION},
+                needs=VIEW_PERMISSION,
+            )
     return HttpResponse(
         panel_data.prometheus_text(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )

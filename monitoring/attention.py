@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from rollout.models import Environment
 from rollout.services.attention import Attention
@@ -40,10 +41,14 @@ def needs(environments: list[Environment], now: datetime) -> dict[int, list[Atte
 
 def _drift(drift: DriftState, environment: Environment) -> Attention:
     if drift.needs_decision:
-        what = f"Drift: Workers KV {drift.get_kv_state_display()} — adopt or overwrite"
+        what = _("Drift: Workers KV %(kv_state)s — adopt or overwrite") % {
+            "kv_state": drift.get_kv_state_display()
+        }
         since = drift.external_since
     else:
-        what = f"Drift: the edge has {drift.get_edge_state_display()}"
+        what = _("Drift: the edge has %(edge_state)s") % {
+            "edge_state": drift.get_edge_state_display()
+        }
         since = drift.edge_behind_since
     return Attention(
         kind="drift",
@@ -58,7 +63,10 @@ def _health(check: HealthCheck, environment: Environment) -> Attention:
     failed = check.verdict == HealthCheck.Verdict.FAILED
     return Attention(
         kind="health",
-        text=f"Health check {'failed' if failed else 'warns'}: {check.reason}",
+        text=(
+            _("Health check failed: %(reason)s") if failed else _("Health check warns: %(reason)s")
+        )
+        % {"reason": check.reason},
         url=reverse("monitoring:environment", args=[environment.public_id]),
         level="error" if failed else "warn",
         since=check.checked_at,

@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.translation import gettext as _
 
 from rollout import limits
 from rollout.limits import LimitedText
@@ -22,7 +23,7 @@ class DriftDecisionForm(forms.Form):
     def clean_reason(self):
         reason = self.cleaned_data["reason"]
         if len(reason) < 5:
-            raise forms.ValidationError("Say in a few words why (at least 5 characters).")
+            raise forms.ValidationError(_("Say in a few words why (at least 5 characters)."))
         return reason
 
 

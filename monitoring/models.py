@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class HealthCheck(models.Model):
@@ -20,13 +21,13 @@ class HealthCheck(models.Model):
         WARNING = "warning"
         FAILED = "failed"
         # The edge answered 429, or our request budget held the probe back: not a failure.
-        RATE_LIMITED = "limited", "rate limited"
+        RATE_LIMITED = "limited", gettext_lazy("rate limited")
 
     class LimitedBy(models.TextChoices):
         # Our own budget held the probe back, or our cohort sample was using the edge.
-        OURS = "ours", "ours"
+        OURS = "ours", gettext_lazy("ours")
         # The edge answered 429 while our budget had room: someone else's traffic.
-        NOT_OURS = "not_ours", "not ours"
+        NOT_OURS = "not_ours", gettext_lazy("not ours")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     environment = models.ForeignKey(
@@ -100,8 +101,8 @@ class CohortSample(models.Model):
         INCONCLUSIVE = "inconclusive"
 
     class Trigger(models.TextChoices):
-        SCHEDULE = "schedule", "scheduled"
-        MANUAL = "manual", "on demand"
+        SCHEDULE = "schedule", gettext_lazy("scheduled")
+        MANUAL = "manual", gettext_lazy("on demand")
 
     OPEN_STATES = (State.QUEUED, State.RUNNING)
 
@@ -247,7 +248,7 @@ class HourlySummary(models.Model):
     environment = models.ForeignKey(
         "rollout.Environment", on_delete=models.CASCADE, related_name="hourly_summaries"
     )
-    hour = models.DateTimeField(help_text="start of the hour, UTC")
+    hour = models.DateTimeField(help_text=gettext_lazy("start of the hour, UTC"))
     checks = models.PositiveIntegerField(default=0)
     checks_failed = models.PositiveIntegerField(default=0)
     # Checks that worked but carried something unexpected: not failures.
@@ -292,20 +293,20 @@ class DriftState(models.Model):
     """
 
     class KV(models.TextChoices):
-        UNKNOWN = "unknown", "not checked yet"
-        IN_SYNC = "in_sync", "matches desired"
-        WRITING = "writing", "write in progress"
-        EXTERNAL = "external", "changed outside the dashboard"
-        WRITE_FAILED = "write_failed", "last write failed"
-        UNREADABLE = "unreadable", "could not be read"
-        NO_DESIRED = "no_desired", "no desired config yet"
+        UNKNOWN = "unknown", gettext_lazy("not checked yet")
+        IN_SYNC = "in_sync", gettext_lazy("matches desired")
+        WRITING = "writing", gettext_lazy("write in progress")
+        EXTERNAL = "external", gettext_lazy("changed outside the dashboard")
+        WRITE_FAILED = "write_failed", gettext_lazy("last write failed")
+        UNREADABLE = "unreadable", gettext_lazy("could not be read")
+        NO_DESIRED = "no_desired", gettext_lazy("no desired config yet")
 
     class Edge(models.TextChoices):
-        UNKNOWN = "unknown", "not checked yet"
-        IN_SYNC = "in_sync", "reports the KV value"
-        PROPAGATING = "propagating", "propagating"
-        LAGGING = "lagging", "not reached the edge in time"
-        UNREADABLE = "unreadable", "could not be read"
+        UNKNOWN = "unknown", gettext_lazy("not checked yet")
+        IN_SYNC = "in_sync", gettext_lazy("reports the KV value")
+        PROPAGATING = "propagating", gettext_lazy("propagating")
+        LAGGING = "lagging", gettext_lazy("not reached the edge in time")
+        UNREADABLE = "unreadable", gettext_lazy("could not be read")
 
     # States that need a person: adopt or overwrite.
     NEEDS_DECISION = (KV.EXTERNAL, KV.WRITE_FAILED)

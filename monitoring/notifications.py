@@ -3,10 +3,12 @@
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations import slack
 from outbox import notify
 from outbox.models import Notification
+from rollout.team_language import speaks_for
 
 
 def _drift_page(environment) -> str:
@@ -22,31 +24,50 @@ def _incident(environment, text, *, fields, link_label, related_object):
     )
 
 
+@speaks_for(lambda environment, **kwargs: environment)
 def announce_late_write(environment, *, late, desired, reapplied, kv_hash: str):
     """Our unanswered write landed late in KV, and the desired version was re-applied."""
     return _incident(
         environment,
-        f":warning: *{environment}*: our unanswered write of version {late.version} landed late "
-        f"and put its settings back into Workers KV; version {desired.version} re-applied",
+        _(
+            ":warning: *%(environment)s*: our unanswered write of version "
+            "%(version)s landed late and put its settings back into Workers KV; "
+            "version %(version2)s re-applied"
+        )
+        % {"environment": environment, "version": late.version, "version2": desired.version},
         fields=[
-            ("In KV now", f"{late.settings.describe()} (version {late.version})"),
-            ("Re-applied", f"{desired.settings.describe()} (as version {reapplied.version})"),
+            (
+                _("In KV now"),
+                _("%(settings)s (version %(version)s)")
+                % {"settings": late.settings.describe(), "version": late.version},
+            ),
+            (
+                _("Re-applied"),
+                _("%(settings)s (as version %(version)s)")
+                % {"settings": desired.settings.describe(), "version": reapplied.version},
+            ),
         ],
-        link_label="Drift",
+        link_label=_("Drift"),
         related_object=f"late-write:{environment.public_id}:{kv_hash[:16]}",
     )
 
 
+@speaks_for(lambda environment, **kwargs: environment)
 def announce_external_change(environment, *, desired, in_kv: str, kv_hash: str):
     """Workers KV was changed outside the dashboard (``in_kv`` says what it holds now)."""
     return _incident(
         environment,
-        f":warning: *{environment}*: Workers KV was changed outside the dashboard",
+        _(":warning: *%(environment)s*: Workers KV was changed outside the dashboard")
+        % {"environment": environment},
         fields=[
-            ("In KV now", in_kv),
-            ("Desired", f"{desired.settings.describe()} (version {desired.version})"),
+            (_("In KV now"), in_kv),
+            (
+                _("Desired"),
+                _("%(settings)s (version %(version)s)")
+                % {"settings": desired.settings.describe(), "version": desired.version},
+            ),
         ],
-        link_label="Adopt or overwrite",
+        link_label=_("Adopt or overwrite"),
         related_object=(
             f"drift:{environment.public_id}:{kv_hash[:16]}:{int(timezone.now().timestamp())}"
         ),

@@ -99,9 +99,9 @@ def whose_limit(environment: Environment, report: EdgeReport) -> tuple[str, str]
 def _persists(environment: Environment) -> bool:
     """Whether the checks before this one were all rate limited, not by us."""
     before = list(
-        HealthCheck.objects.filter(environment=environment).values_list(
-            "verdict", "limited_by"
-        )[: LIMITED_FAILS_AFTER - 1]
+        HealthCheck.objects.filter(environment=environment).values_list("verdict", "limited_by")[
+            : LIMITED_FAILS_AFTER - 1
+        ]
     )
     return len(before) == LIMITED_FAILS_AFTER - 1 and all(
         limited_by == HealthCheck.LimitedBy.NOT_OURS for _, limited_by in before

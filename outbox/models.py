@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class Notification(models.Model):
@@ -16,9 +17,9 @@ class Notification(models.Model):
     """
 
     class Channel(models.TextChoices):
-        SLACK_DEPLOYMENTS = "slack_deployments", "Slack #deployments"
-        SLACK_INCIDENTS = "slack_incidents", "Slack #incidents"
-        PAGERDUTY = "pagerduty", "PagerDuty"
+        SLACK_DEPLOYMENTS = "slack_deployments", gettext_lazy("Slack #deployments")
+        SLACK_INCIDENTS = "slack_incidents", gettext_lazy("Slack #incidents")
+        PAGERDUTY = "pagerduty", gettext_lazy("PagerDuty")
 
     class State(models.TextChoices):
         QUEUED = "queued"

@@ -17,6 +17,6 @@ class RolloutConfig(AppConfig):
 
         from .middleware import remember_at_login
 
-        user_logged_in.connect(remember_at_login, dispatch_uid="rollout.remember_time_zone")
+        user_logged_in.connect(remember_at_login, dispatch_uid="rollout.remember_preferences")
 
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="rollout.ensure_roles")

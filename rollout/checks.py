@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.checks import Error, Tags, register
 from django.core.checks import Warning as CheckWarning
+from django.utils.translation import gettext as _
 
 
 def _lasts_three_calls(name: str, *, id: str) -> list[Error]:
@@ -10,7 +11,11 @@ def _lasts_three_calls(name: str, *, id: str) -> list[Error]:
         return []
     return [
         Error(
-            f"{name} ({seconds}) must be at least three times HTTP_TIMEOUT_SECONDS ({timeout})",
+            _(
+                "%(name)s (%(seconds)s) must be at least three times "
+                "HTTP_TIMEOUT_SECONDS (%(timeout)s)"
+            )
+            % {"name": name, "seconds": seconds, "timeout": timeout},
             id=id,
         )
     ]
@@ -24,14 +29,20 @@ def kv_writer_settings(app_configs, **kwargs):
     if not 0 < 3 * settings.KV_LEASE_HEARTBEAT_SECONDS < settings.KV_WRITE_LEASE_SECONDS:
         errors.append(
             Error(
-                f"KV_LEASE_HEARTBEAT_SECONDS ({settings.KV_LEASE_HEARTBEAT_SECONDS}) must be"
-                " positive and three beats shorter than KV_WRITE_LEASE_SECONDS"
-                f" ({settings.KV_WRITE_LEASE_SECONDS})",
+                _(
+                    "KV_LEASE_HEARTBEAT_SECONDS (%(KV_LEASE_HEARTBEAT_SECONDS)s) must be "
+                    "positive and three beats shorter than KV_WRITE_LEASE_SECONDS "
+                    "(%(KV_WRITE_LEASE_SECONDS)s)"
+                )
+                % {
+                    "KV_LEASE_HEARTBEAT_SECONDS": settings.KV_LEASE_HEARTBEAT_SECONDS,
+                    "KV_WRITE_LEASE_SECONDS": settings.KV_WRITE_LEASE_SECONDS,
+                },
                 id="rollout.E003",
             )
         )
     if settings.KV_WRITE_MAX_ATTEMPTS < 1:
-        errors.append(Error("KV_WRITE_MAX_ATTEMPTS must be at least 1", id="rollout.E002"))
+        errors.append(Error(_("KV_WRITE_MAX_ATTEMPTS must be at least 1"), id="rollout.E002"))
     return errors
 
 
@@ -44,7 +55,7 @@ def preview_suite_settings(app_configs, **kwargs):
     if settings.PREVIEW_SUITE_TIMEOUT_SECONDS <= 0 or settings.PREVIEW_SUITE_MAX_AGE_HOURS <= 0:
         errors.append(
             Error(
-                "PREVIEW_SUITE_TIMEOUT_SECONDS and PREVIEW_SUITE_MAX_AGE_HOURS must be positive",
+                _("PREVIEW_SUITE_TIMEOUT_SECONDS and PREVIEW_SUITE_MAX_AGE_HOURS must be positive"),
                 id="rollout.E502",
             )
         )
@@ -86,12 +97,17 @@ def audit_key_settings(app_configs, **kwargs):
             )
         )
     if not settings.AUDIT_HMAC_KEY_ID or ":" in settings.AUDIT_HMAC_KEY_ID:
-        problems.append(Error("AUDIT_HMAC_KEY_ID must be set and hold no ':'", id="rollout.E603"))
+        problems.append(
+            Error(_("AUDIT_HMAC_KEY_ID must be set and hold no ':'"), id="rollout.E603")
+        )
     if settings.AUDIT_HMAC_KEY_ID in settings.AUDIT_HMAC_OLD_KEYS:
         problems.append(
             Error(
-                f"AUDIT_HMAC_OLD_KEYS names the current key id {settings.AUDIT_HMAC_KEY_ID!r}: "
-                "give the new key a new id",
+                _(
+                    "AUDIT_HMAC_OLD_KEYS names the current key id %(AUDIT_HMAC_KEY_ID)s: "
+                    "give the new key a new id"
+                )
+                % {"AUDIT_HMAC_KEY_ID": repr(settings.AUDIT_HMAC_KEY_ID)},
                 id="rollout.E604",
             )
         )
@@ -108,8 +124,10 @@ def audit_checkpoint_settings(app_configs, **kwargs):
     ):
         problems.append(
             Error(
-                "AUDIT_CHECKPOINT_BUCKET is set but no endpoint: set AUDIT_CHECKPOINT_ENDPOINT_URL "
-                "or R2_ENDPOINT_URL",
+                _(
+                    "AUDIT_CHECKPOINT_BUCKET is set but no endpoint: set "
+                    "AUDIT_CHECKPOINT_ENDPOINT_URL or R2_ENDPOINT_URL"
+                ),
                 id="rollout.E605",
             )
         )
@@ -118,10 +136,14 @@ def audit_checkpoint_settings(app_configs, **kwargs):
     ):
         problems.append(
             CheckWarning(
-                "No audit checkpoint target: deleting the newest audit entries, or all of them, "
-                "would go unnoticed.",
-                hint="set AUDIT_CHECKPOINT_BUCKET (with the R2_* credentials) and/or "
-                "AUDIT_CHECKPOINT_FILE",
+                _(
+                    "No audit checkpoint target: deleting the newest audit entries, or all "
+                    "of them, would go unnoticed."
+                ),
+                hint=_(
+                    "set AUDIT_CHECKPOINT_BUCKET (with the R2_* credentials) and/or "
+                    "AUDIT_CHECKPOINT_FILE"
+                ),
                 id="rollout.W606",
             )
         )
@@ -149,8 +171,8 @@ def secret_key_in_a_secure_deployment(app_configs, **kwargs):
         return []
     return [
         Error(
-            f"SECURE_DEPLOYMENT is true and SECRET_KEY {problem}.",
-            hint=f"Generate a key with: {GENERATE_KEY}",
+            _("SECURE_DEPLOYMENT is true and SECRET_KEY %(problem)s.") % {"problem": problem},
+            hint=_("Generate a key with: %(GENERATE_KEY)s") % {"GENERATE_KEY": GENERATE_KEY},
             id="rollout.E600",
         )
     ]
@@ -164,8 +186,10 @@ def refusals_are_audited(app_configs, **kwargs):
         return []
     return [
         Error(
-            "rollout.permissions.RefusalAuditMiddleware is missing from MIDDLEWARE: refused"
-            " requests would not be audited",
+            _(
+                "rollout.permissions.RefusalAuditMiddleware is missing from "
+                "MIDDLEWARE: refused requests would not be audited"
+            ),
             id="rollout.E004",
         )
     ]
@@ -184,7 +208,7 @@ def company_login_settings(app_configs, **kwargs):
     ):
         problems.append(
             Error(
-                "OIDC_DISCOVERY_URL is set but OIDC_CLIENT_ID or OIDC_CLIENT_SECRET is not",
+                _("OIDC_DISCOVERY_URL is set but OIDC_CLIENT_ID or OIDC_CLIENT_SECRET is not"),
                 id="rollout.E620",
             )
         )
@@ -195,15 +219,16 @@ def company_login_settings(app_configs, **kwargs):
     ):
         problems.append(
             Error(
-                'OIDC_ROLE_GROUPS must map roles to lists of groups: {"tech lead": ["…"], …}',
+                _('OIDC_ROLE_GROUPS must map roles to lists of groups: {"tech lead": ["…"], …}'),
                 id="rollout.E621",
             )
         )
     elif unknown := sorted(set(mapping) - set(ALL)):
         problems.append(
             Error(
-                f"OIDC_ROLE_GROUPS names roles that do not exist: {', '.join(unknown)}",
-                hint=f"The roles are: {', '.join(ALL)}",
+                _("OIDC_ROLE_GROUPS names roles that do not exist: %(unknown)s")
+                % {"unknown": ", ".join(unknown)},
+                hint=_("The roles are: %(ALL)s") % {"ALL": ", ".join(ALL)},
                 id="rollout.E622",
             )
         )
@@ -224,6 +249,9 @@ def company_login_settings(app_configs, **kwargs):
     for present, why, check in passwords_off_without:
         if not settings.LOCAL_PASSWORD_LOGIN and not present:
             problems.append(
-                CheckWarning(f"LOCAL_PASSWORD_LOGIN is off and {why}", id=f"rollout.{check}")
+                CheckWarning(
+                    _("LOCAL_PASSWORD_LOGIN is off and %(why)s") % {"why": why},
+                    id=f"rollout.{check}",
+                )
             )
     return problems

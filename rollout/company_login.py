@@ -26,6 +26,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.cache import cache
 from django.shortcuts import resolve_url
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 DISCOVERY_CACHE_SECONDS = 3600
@@ -52,12 +53,15 @@ def provider_unavailable(exc: requests.RequestException) -> SignInFailed:
     """The words and status for a provider that could not be asked."""
     if isinstance(exc, requests.Timeout):
         return SignInFailed(
-            f"The company sign-in did not answer within {settings.OIDC_TIMEOUT:g} seconds.",
+            _("The company sign-in did not answer within %(OIDC_TIMEOUT)s seconds.")
+            % {"OIDC_TIMEOUT": format(settings.OIDC_TIMEOUT, "g")},
             status=504,
             outcome="failed",
         )
     if isinstance(exc, requests.ConnectionError):
-        return SignInFailed("The company sign-in cannot be reached.", status=502, outcome="failed")
+        return SignInFailed(
+            _("The company sign-in cannot be reached."), status=502, outcome="failed"
+        )
     response = getattr(exc, "response", None)
     if response is not None and 400 <= response.status_code < 500:
         try:
@@ -66,19 +70,26 @@ def provider_unavailable(exc: requests.RequestException) -> SignInFailed:
             error = ""
         if error == "invalid_client":
             return SignInFailed(
-                "The company sign-in does not accept this dashboard's client id or secret"
-                " (invalid_client).",
+                _(
+                    "The company sign-in does not accept this dashboard's client id or "
+                    "secret (invalid_client)."
+                ),
                 status=502,
                 outcome="failed",
             )
         return SignInFailed(
-            "The company sign-in refused the sign-in code: it was already used, has expired or"
-            f" belongs to another sign-in ({error or f'HTTP {response.status_code}'}).",
+            _(
+                "The company sign-in refused the sign-in code: it was already used, "
+                "has expired or belongs to another sign-in (%(status_code)s)."
+            )
+            % {"status_code": error or f"HTTP {response.status_code}"},
             status=400,
         )
     status = f"HTTP {response.status_code}" if response is not None else type(exc).__name__
     return SignInFailed(
-        f"The company sign-in answered with an error ({status}).", status=502, outcome="failed"
+        _("The company sign-in answered with an error (%(status)s).") % {"status": status},
+        status=502,
+        outcome="failed",
     )
 
 
@@ -99,8 +110,14 @@ def discovery() -> dict:
             raise provider_unavailable(exc) from exc
         if document is None:
             raise SignInFailed(
-                f"The company sign-in's discovery document could not be read (HTTP"
-                f" {response.status_code} from {settings.OIDC_DISCOVERY_URL}).",
+                _(
+                    "The company sign-in's discovery document could not be read (HTTP "
+                    "%(status_code)s from %(OIDC_DISCOVERY_URL)s)."
+                )
+                % {
+                    "status_code": response.status_code,
+                    "OIDC_DISCOVERY_URL": settings.OIDC_DISCOVERY_URL,
+                },
                 status=502,
                 outcome="failed",
             )
@@ -111,7 +128,8 @@ def discovery() -> dict:
         ]
         if missing:
             raise SignInFailed(
-                f"The company sign-in's discovery document lacks {', '.join(missing)}.",
+                _("The company sign-in's discovery document lacks %(missing)s.")
+                % {"missing": ", ".join(missing)},
                 status=502,
                 outcome="failed",
             )
@@ -149,7 +167,8 @@ class CompanyLoginBackend(OIDCAuthenticationBackend):
             algorithm = jwt.get_unverified_header(payload).get("alg")
             if algorithm != self.OIDC_RP_SIGN_ALGO:
                 raise SignInFailed(
-                    f"The ID token is signed with {algorithm!r}, not {self.OIDC_RP_SIGN_ALGO}.",
+                    _("The ID token is signed with %(algorithm)s, not %(OIDC_RP_SIGN_ALGO)s.")
+                    % {"algorithm": repr(algorithm), "OIDC_RP_SIGN_ALGO": self.OIDC_RP_SIGN_ALGO},
                     status=403,
                 )
             return jwt.decode(
@@ -162,20 +181,25 @@ class CompanyLoginBackend(OIDCAuthenticationBackend):
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise SignInFailed("The ID token has expired.", status=403) from exc
+            raise SignInFailed(_("The ID token has expired."), status=403) from exc
         except jwt.InvalidIssuerError as exc:
             raise SignInFailed(
-                f"The ID token was not issued by {discovery()['issuer']}.", status=403
+                _("The ID token was not issued by %(issuer)s.") % {"issuer": discovery()["issuer"]},
+                status=403,
             ) from exc
         except jwt.InvalidAudienceError as exc:
-            raise SignInFailed("The ID token was issued for another client.", status=403) from exc
+            raise SignInFailed(
+                _("The ID token was issued for another client."), status=403
+            ) from exc
         except jwt.InvalidSignatureError as exc:
             raise SignInFailed(
-                "The ID token's signature does not match the provider's published keys.",
+                _("The ID token's signature does not match the provider's published keys."),
                 status=403,
             ) from exc
         except jwt.PyJWTError as exc:
-            raise SignInFailed(f"The ID token is not valid: {exc}.", status=403) from exc
+            raise SignInFailed(
+                _("The ID token is not valid: %(exc)s.") % {"exc": exc}, status=403
+            ) from exc
 
     def get_userinfo(self, access_token, id_token, payload):
         """The ID token's claims with the userinfo endpoint's over them: some providers name the
@@ -184,7 +208,7 @@ class CompanyLoginBackend(OIDCAuthenticationBackend):
         if self.OIDC_OP_USER_ENDPOINT:
             userinfo = super().get_userinfo(access_token, id_token, payload)
             if not isinstance(userinfo, dict) or userinfo.get("sub") != payload.get("sub"):
-                raise SignInFailed("The provider's userinfo is about someone else.", status=403)
+                raise SignInFailed(_("The provider's userinfo is about someone else."), status=403)
             claims.update(userinfo)
         return claims
 

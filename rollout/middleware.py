@@ -9,7 +9,7 @@ from django.contrib.auth import logout
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from config import log_format
 
@@ -125,56 +125,72 @@ class ContentSecurityPolicyMiddleware:
 
 
 SESSION_TIME_ZONE = "time_zone"
+SESSION_LANGUAGE = "language"
 
 
-def remember_time_zone(request, user) -> str:
-    """Read the zone a person chose ("" for the site's) into their session: at log-in and when
-    they save their settings. Every live-fragment poll passes the middleware, and a poll inside
-    the fragment's second should cost no query; the session is read anyway. Another device keeps
-    the zone it logged in with until its session ends."""
-    chosen = Preferences.objects.filter(user=user).values_list("time_zone", flat=True).first()
-    request.session[SESSION_TIME_ZONE] = chosen or ""
-    return chosen or ""
+def remember_preferences(request, user) -> tuple[str, str]:
+    """Read the zone and the language a person chose ("" for the site's) into their session: at
+    log-in and when they save their settings. Every live-fragment poll passes the middleware,
+    and a poll inside the fragment's second should cost no query; the session is read anyway.
+    Another device keeps what it logged in with until its session ends."""
+    chosen = Preferences.objects.filter(user=user).values_list("time_zone", "language").first()
+    time_zone, language = chosen or ("", "")
+    request.session[SESSION_TIME_ZONE] = time_zone
+    request.session[SESSION_LANGUAGE] = language
+    return time_zone, language
 
 
 def remember_at_login(sender, request, user, **kwargs):
     if request is not None:
-        remember_time_zone(request, user)
+        remember_preferences(request, user)
 
 
-class ViewerTimeZoneMiddleware:
+class ViewerPreferencesMiddleware:
     """Shows every time in the zone the person chose on their settings page
-    (``rollout.Preferences``), else in the site's ``DISPLAY_TIME_ZONE``."""
+    (``rollout.Preferences``), else in the site's ``DISPLAY_TIME_ZONE``; and every page in the
+    language they chose, else in the one LocaleMiddleware found (the switcher's cookie, else the
+    browser's Accept-Language)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         try:
-            chosen = self._chosen(request)
+            time_zone, language = self._chosen(request)
         except (OperationalError, InterfaceError):
             # The database is away: the view meets the same error and answers 503
             # (DatabaseUnavailableMiddleware sees only what a view raises).
-            chosen = ""
+            time_zone, language = "", ""
+        if language and language in dict(settings.LANGUAGES):
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
         timezone.deactivate()
-        if chosen:
+        if time_zone:
             try:
-                timezone.activate(zoneinfo.ZoneInfo(chosen))
+                timezone.activate(zoneinfo.ZoneInfo(time_zone))
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 pass  # a zone this system no longer knows: the site's default
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            # LocaleMiddleware keeps a header already set; it would read the language only after
+            # the deactivation below.
+            response.headers.setdefault("Content-Language", translation.get_language())
+            return response
         finally:
+            # A thread serves the next request (or a test) in the site's defaults, not in this
+            # person's zone and language.
             timezone.deactivate()
+            translation.deactivate()
 
     @staticmethod
-    def _chosen(request) -> str:
+    def _chosen(request) -> tuple[str, str]:
         if not request.user.is_authenticated:
-            return ""
-        chosen = request.session.get(SESSION_TIME_ZONE)
-        if chosen is None:  # a session from before the setting existed
-            chosen = remember_time_zone(request, request.user)
-        return chosen
+            return "", ""
+        time_zone = request.session.get(SESSION_TIME_ZONE)
+        language = request.session.get(SESSION_LANGUAGE)
+        if time_zone is None or language is None:  # a session from before the setting existed
+            return remember_preferences(request, request.user)
+        return time_zone, language
 
 
 # When a company sign-in ends (a Unix time), set at sign-in (rollout/views/auth.py).

@@ -3,12 +3,14 @@ decisions, the pre-flight announcement. Delivery is outbox.notify's job."""
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from integrations import slack
 from outbox import notify
 from outbox.models import Notification
 
 from .models import ConfigChange
+from .team_language import speaks_for
 
 
 def _announce(channel, text: str, *, fields, link, related_object: str = "", buttons=()):
@@ -22,6 +24,7 @@ def _announce(channel, text: str, *, fields, link, related_object: str = "", but
     )
 
 
+@speaks_for(lambda change: change.environment)
 def announce_change_outcome(change: ConfigChange):
     """Post to #deployments when a change reaches "in effect" or fails."""
     environment = change.environment
@@ -29,105 +32,127 @@ def announce_change_outcome(change: ConfigChange):
     link = settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id])
     if change.state == ConfigChange.State.IN_EFFECT:
         seconds = change.time_to_effect.total_seconds()
-        text = (
-            f":white_check_mark: *{environment}*: {target.describe()} is in effect "
-            f"({change.get_kind_display()}, {seconds:.0f}s after the request)"
-        )
+        text = _(
+            ":white_check_mark: *%(environment)s*: %(target)s is in effect "
+            "(%(kind)s, %(seconds)ss after the request)"
+        ) % {
+            "environment": environment,
+            "target": target.describe(),
+            "kind": change.get_kind_display(),
+            "seconds": format(seconds, ".0f"),
+        }
     elif change.state == ConfigChange.State.FAILED:
-        text = (
-            f":x: *{environment}*: {change.get_kind_display()} to {target.describe()} "
-            f"FAILED: {change.last_error}"
-        )
+        text = _(":x: *%(environment)s*: %(kind)s to %(target)s FAILED: %(last_error)s") % {
+            "environment": environment,
+            "kind": change.get_kind_display(),
+            "target": target.describe(),
+            "last_error": change.last_error,
+        }
     else:
         return None
     return _announce(
         Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=[
-            ("Requested by", change.actor_label),
-            ("Reason", change.reason[:300]),
-            ("Version", str(change.version)),
+            (_("Requested by"), change.actor_label),
+            (_("Reason"), change.reason[:300]),
+            (_("Version"), str(change.version)),
         ],
-        link=("Open the environment", link),
+        link=(_("Open the environment"), link),
         related_object=f"config-change:{change.public_id}:{change.state}",
     )
 
 
+@speaks_for(lambda percent_request: percent_request.environment)
 def announce_increase_requested(percent_request):
     """Post to #deployments that a raise of the percent waits for a second person."""
     environment = percent_request.environment
     link = settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id])
     who = percent_request.requested_by.get_username()
-    text = (
-        f":raised_hand: *{environment}*: {who} asks to raise the percent — "
-        f"{percent_request.summary}; a second person approves"
-    )
+    text = _(
+        ":raised_hand: *%(environment)s*: %(who)s asks to raise the percent — "
+        "%(summary)s; a second person approves"
+    ) % {"environment": environment, "who": who, "summary": percent_request.summary}
     value = str(percent_request.public_id)
     approve = slack.button(
-        "Approve",
+        _("Approve"),
         slack.APPROVE,
         value,
         style="primary",
         confirm=slack.confirmation(
-            "Approve the increase?",
-            f"{percent_request.summary}, requested by {who}",
-            confirm="Approve",
+            _("Approve the increase?"),
+            _("%(summary)s, requested by %(who)s")
+            % {"summary": percent_request.summary, "who": who},
+            confirm=_("Approve"),
         ),
     )
     reject = slack.button(
-        "Reject",
+        _("Reject"),
         slack.REJECT,
         value,
         confirm=slack.confirmation(
-            "Reject the increase?", percent_request.summary, confirm="Reject"
+            _("Reject the increase?"), percent_request.summary, confirm=_("Reject")
         ),
     )
     return _announce(
         Notification.Channel.SLACK_DEPLOYMENTS,
         text,
-        fields=[("Reason", percent_request.reason[:300])],
-        link=("Open the environment", link),
+        fields=[(_("Reason"), percent_request.reason[:300])],
+        link=(_("Open the environment"), link),
         related_object=f"percent-request:{percent_request.public_id}:pending",
         buttons=[approve, reject],
     )
 
 
+@speaks_for(lambda run: run.rollout.environment)
 def announce_decision_due(run):
     """Post to #deployments that a phase's window ended and its decision waits for signers."""
     environment = run.rollout.environment
     link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
-    text = (
-        f":hourglass: *{environment}*: the observation window of {run} ended; "
-        "the GO / NO-GO decision is due (tech lead and DevOps sign)"
-    )
+    text = _(
+        ":hourglass: *%(environment)s*: the observation window of %(run)s "
+        "ended; the GO / NO-GO decision is due (tech lead and DevOps sign)"
+    ) % {"environment": environment, "run": run}
     return _announce(
         Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=[],
-        link=("Open the decision", link),
+        link=(_("Open the decision"), link),
         related_object=f"phase-run:{run.public_id}:decision_due",
     )
 
 
+@speaks_for(lambda check_in: check_in.phase_run.rollout.environment)
 def announce_check_in_due(check_in):
     """Post to #deployments that a check-in of the runbook's schedule is due."""
     run = check_in.phase_run
     environment = run.rollout.environment
     link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
-    text = (
-        f":alarm_clock: *{environment}*: check-in {check_in.label} of {run} is due — "
-        f"{check_in.purpose}"
-    )
+    text = _(
+        ":alarm_clock: *%(environment)s*: check-in %(label)s of %(run)s is due — %(purpose)s"
+    ) % {
+        "environment": environment,
+        "label": check_in.label,
+        "run": run,
+        "purpose": _(check_in.purpose),
+    }
     return _announce(
         Notification.Channel.SLACK_DEPLOYMENTS,
         text,
-        fields=[("Acknowledge by", f"{check_in.missed_after:%Y-%m-%d %H:%M} UTC")],
-        link=("Open the phase", link),
+        fields=[
+            (
+                _("Acknowledge by"),
+                _("%(missed_after)s UTC")
+                % {"missed_after": format(check_in.missed_after, "%Y-%m-%d %H:%M")},
+            )
+        ],
+        link=(_("Open the phase"), link),
         related_object=f"check-in:{check_in.public_id}:due",
         buttons=[slack.button("Acknowledge…", slack.ACKNOWLEDGE, str(check_in.public_id))],
     )
 
 
+@speaks_for(lambda decision, signers: decision.phase_run.rollout.environment)
 def announce_decision(decision, signers: str):
     """Post to #deployments that a decision took effect, with what it does and its report."""
     run = decision.phase_run
@@ -135,26 +160,34 @@ def announce_decision(decision, signers: str):
     link = settings.SITE_URL + reverse("rollout:phase_report", args=[run.public_id])
     icon = {"go": ":rocket:", "hold": ":pause_button:", "no_go": ":rotating_light:"}
     effect = {
-        "go": "the next phase starts through its pre-flight",
-        "hold": "the phase stays and a new window starts",
-        "no_go": "rolled back to 0%, post-mortem opened",
+        "go": _("the next phase starts through its pre-flight"),
+        "hold": _("the phase stays and a new window starts"),
+        "no_go": _("rolled back to 0%, post-mortem opened"),
     }
-    text = (
-        f"{icon[decision.outcome]} *{environment}*: {decision.get_outcome_display()} for {run} "
-        f"signed by {signers} — {effect[decision.outcome]}"
-    )
-    fields = [("Recommendation", decision.get_recommendation_display())]
+    text = _(
+        "%(outcome)s *%(environment)s*: %(outcome2)s for %(run)s signed by "
+        "%(signers)s — %(outcome3)s"
+    ) % {
+        "outcome": icon[decision.outcome],
+        "environment": environment,
+        "outcome2": decision.get_outcome_display(),
+        "run": run,
+        "signers": signers,
+        "outcome3": effect[decision.outcome],
+    }
+    fields = [(_("Recommendation"), decision.get_recommendation_display())]
     if decision.justification:
-        fields.append(("Justification", decision.justification[:300]))
+        fields.append((_("Justification"), decision.justification[:300]))
     return _announce(
         Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=fields,
-        link=("Open the report", link),
+        link=(_("Open the report"), link),
         related_object=f"decision:{decision.public_id}:effective",
     )
 
 
+@speaks_for(lambda checklist, **kwargs: checklist.environment)
 def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers: list):
     """The runbook's step 3.4 post to #deployments, written for the phase about to start from
     its pre-flight ``checklist`` (``rollout.services.preflight.Checklist``)."""
@@ -163,28 +196,50 @@ def announce_phase_start(checklist, *, person, start_at, oncall: list, engineers
     preview = checklist.item("preview_suite")
     review_at = start_at + phase.min_observation
     link = settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id])
-    text = (
-        f":rocket: *{environment.service.name} {phase.tag} production start* — "
-        f"{phase.percent}% native, {100 - phase.percent}% proxy "
-        f"(now {checklist.desired.settings.describe()})"
-    )
+    text = _(
+        ":rocket: *%(name)s %(tag)s production start* — %(percent)s%% native, "
+        "%(percent2)s%% proxy (now %(settings)s)"
+    ) % {
+        "name": environment.service.name,
+        "tag": phase.tag,
+        "percent": phase.percent,
+        "percent2": 100 - phase.percent,
+        "settings": checklist.desired.settings.describe(),
+    }
     fields = [
-        ("Environment", f"production ({environment.qa_url})"),
-        ("Canary", f"{phase.percent}% native, {100 - phase.percent}% proxy, tag {phase.tag}"),
-        ("Planned start", f"{start_at:%Y-%m-%d %H:%M} UTC"),
-        ("Preview suite", preview.detail),
+        (_("Environment"), _("production (%(qa_url)s)") % {"qa_url": environment.qa_url}),
         (
-            "Monitoring",
-            "Dashboard (button below); logs: R2 bucket logs-canary; rollback: "
+            _("Canary"),
+            _("%(percent)s%% native, %(percent2)s%% proxy, tag %(tag)s")
+            % {"percent": phase.percent, "percent2": 100 - phase.percent, "tag": phase.tag},
+        ),
+        (
+            _("Planned start"),
+            _("%(start_at)s UTC") % {"start_at": format(start_at, "%Y-%m-%d %H:%M")},
+        ),
+        (_("Preview suite"), preview.detail),
+        (
+            _("Monitoring"),
+            _("Dashboard (button below); logs: R2 bucket logs-canary; rollback: ")
             + (settings.ROLLBACK_RUNBOOK_URL or "docs/runbooks/rollback_b2a.md"),
         ),
-        ("On-call", ", ".join(oncall) or "to be confirmed"),
-        ("Engineers available", ", ".join(engineers) or "to be confirmed"),
-        ("Next review", f"+{_hours(phase.min_observation)} ({review_at:%Y-%m-%d %H:%M} UTC)"),
-        ("Announced by", person.get_username()),
+        ("On-call", ", ".join(oncall) or _("to be confirmed")),
+        (_("Engineers available"), ", ".join(engineers) or _("to be confirmed")),
+        (
+            _("Next review"),
+            _("+%(min_observation)s (%(review_at)s UTC)")
+            % {
+                "min_observation": _hours(phase.min_observation),
+                "review_at": format(review_at, "%Y-%m-%d %H:%M"),
+            },
+        ),
+        (_("Announced by"), person.get_username()),
     ]
     return _announce(
-        Notification.Channel.SLACK_DEPLOYMENTS, text, fields=fields, link=("Open production", link)
+        Notification.Channel.SLACK_DEPLOYMENTS,
+        text,
+        fields=fields,
+        link=(_("Open production"), link),
     )
 
 
@@ -197,40 +252,52 @@ def announce_break_glass(entry):
     """Post to #incidents that a break-glass account logged in with its local password
     (``entry``: the audit entry of that log-in)."""
     link = settings.SITE_URL + reverse("rollout:audit") + f"?actor={entry.actor_label}"
-    text = (
-        f":rotating_light: Break-glass log-in: *{entry.actor_label}* logged in to Rollout Control"
-        " with a local password"
-    )
+    text = _(
+        ":rotating_light: Break-glass log-in: *%(actor_label)s* logged in to "
+        "Rollout Control with a local password"
+    ) % {"actor_label": entry.actor_label}
     return _announce(
         Notification.Channel.SLACK_INCIDENTS,
         text,
         fields=[
-            ("From", entry.client_ip or "unknown address"),
-            ("At", f"{entry.created_at:%Y-%m-%d %H:%M:%S} UTC"),
+            (_("From"), entry.client_ip or _("unknown address")),
+            (
+                _("At"),
+                _("%(created_at)s UTC")
+                % {"created_at": format(entry.created_at, "%Y-%m-%d %H:%M:%S")},
+            ),
         ],
-        link=("Their audit trail", link),
+        link=(_("Their audit trail"), link),
         related_object=f"break-glass:{entry.pk}",
     )
 
 
+@speaks_for(lambda change: change.phase_run.rollout.environment)
 def announce_build_change(change):
     """Post to #deployments that the Worker build changed under a phase's open window."""
     run = change.phase_run
     environment = run.rollout.environment
     link = settings.SITE_URL + reverse("rollout:phase_run", args=[run.public_id])
     after = change.after
-    text = (
-        f":warning: *{environment}*: a new Worker build went live while {run} is observing — "
-        f"{change.old_build} → {change.new_build} at {change.changed_at:%Y-%m-%d %H:%M} UTC. "
-        "GO waits until someone restarts the window or keeps it with a reason."
-    )
-    fields = [("Deployed by", after.author)]
+    text = _(
+        ":warning: *%(environment)s*: a new Worker build went live while "
+        "%(run)s is observing — %(old_build)s → %(new_build)s at "
+        "%(changed_at)s UTC. GO waits until someone restarts the window or "
+        "keeps it with a reason."
+    ) % {
+        "environment": environment,
+        "run": run,
+        "old_build": change.old_build,
+        "new_build": change.new_build,
+        "changed_at": format(change.changed_at, "%Y-%m-%d %H:%M"),
+    }
+    fields = [(_("Deployed by"), after.author)]
     if after.message:
-        fields.append(("Message", after.message[:300]))
+        fields.append((_("Message"), after.message[:300]))
     return _announce(
         Notification.Channel.SLACK_DEPLOYMENTS,
         text,
         fields=fields,
-        link=("Open the phase", link),
+        link=(_("Open the phase"), link),
         related_object=f"build-change:{change.public_id}",
     )

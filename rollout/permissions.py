@@ -32,6 +32,7 @@ from typing import NoReturn
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def require(actor, permission: str, *, system: str = "", environment=None, obj=N
         return
     if not actor.has_perm(permission):
         refuse(
-            f"You do not have the permission {permission}.",
+            _("You do not have the permission %(permission)s.") % {"permission": permission},
             needs=permission,
             environment=environment,
             obj=obj,
@@ -93,7 +94,8 @@ def guarded(permission: str):
         def wrapper(request, *args, **kwargs):
             if not request.user.has_perm(permission):
                 refuse(
-                    f"You do not have the permission {permission}.",
+                    _("You do not have the permission %(permission)s.")
+                    % {"permission": permission},
                     needs=permission,
                     environment=_environment_named_by(kwargs),
                 )

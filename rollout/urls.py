@@ -63,6 +63,7 @@ OBJECT_PAGES = [
 urlpatterns = [
     path("", environments.overview, name="overview"),
     path("preferences/", people.preferences, name="preferences"),
+    path("language/", people.language, name="language"),
     path("audit/", audit.audit_log, name="audit"),
     path("audit/export.<str:fmt>", audit.audit_export, name="audit_export"),
     path("rollouts/", phases.rollout_history, name="rollouts"),

@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from integrations import slack
 from integrations.http import shared_client
@@ -30,6 +31,7 @@ from rollout import limits
 from rollout.models import CheckIn, DesiredConfig, Environment, PercentRequest
 from rollout.permissions import Refused
 from rollout.services import audit, controls, phases
+from rollout.team_language import speaking
 
 from .identities import dashboard_user
 from .models import SlackAction
@@ -119,12 +121,16 @@ def _blocks(message: dict) -> list:
 def _open_dialog(action: SlackAction) -> None:
     """The stop's confirmation (or the check-in's note), naming what will happen. Who pressed is
     checked when the dialog is sent: the trigger is only good for three seconds."""
-    view, refusal = _dialog(action)
+    with _team_language(action):
+        view, refusal = _dialog(action)
     if view is not None:
         answer = web_api().views_open(action.trigger_id, view)
         if answer.ok:
             return
-        refusal = f"Slack did not open the dialog ({answer.error}); {_use_the_dashboard(action)}"
+        refusal = _("Slack did not open the dialog (%(error)s); %(action)s") % {
+            "error": answer.error,
+            "action": _use_the_dashboard(action),
+        }
     _finish(action, State.REFUSED if view is None else State.FAILED, refusal)
     _enqueue(action)
 
@@ -135,31 +141,41 @@ def _dialog(action: SlackAction):
         environment = _environment(action.object_id)
         desired = DesiredConfig.objects.filter(environment=environment).first()
         if environment is None or desired is None:
-            return None, "This environment no longer exists or has no desired config."
+            return None, _("This environment no longer exists or has no desired config.")
         if desired.emergency_proxy:
-            return None, f"The emergency stop is already active on {environment}."
+            return None, _("The emergency stop is already active on %(environment)s.") % {
+                "environment": environment
+            }
         target = controls.emergency_stop_target(desired)
         what = controls.describe_transition(environment, desired.settings, target)
         return slack.dialog(
             callback_id=slack.EMERGENCY_STOP,
-            title="Emergency stop",
-            text=f"*{environment.service.name} {what}*\n"
-            "The emergency flag overrides every sticky cookie: all clients go to proxy.",
-            label="Reason (recorded in the audit trail)",
-            submit="Stop now",
+            title=_("Emergency stop"),
+            text=_(
+                "*%(name)s %(what)s*\nThe emergency flag overrides every sticky cookie: "
+                "all clients go to proxy."
+            )
+            % {"name": environment.service.name, "what": what},
+            label=_("Reason (recorded in the audit trail)"),
+            submit=_("Stop now"),
             private_metadata=metadata,
             max_length=limits.REASON,
         ), ""
     check_in = _check_in(action.object_id)
     if check_in is None:
-        return None, "This check-in no longer exists."
+        return None, _("This check-in no longer exists.")
     return slack.dialog(
         callback_id=slack.ACKNOWLEDGE,
-        title=f"Check-in {check_in.label}"[:24],
-        text=f"*{check_in.phase_run.environment}*: {check_in.phase_run} {check_in.label} — "
-        f"{check_in.purpose}",
-        label="What did you check?",
-        submit="Acknowledge",
+        title=(_("Check-in %(label)s") % {"label": check_in.label})[:24],
+        text=_("*%(environment)s*: %(run)s %(label)s — %(purpose)s")
+        % {
+            "environment": check_in.phase_run.environment,
+            "run": check_in.phase_run,
+            "label": check_in.label,
+            "purpose": _(check_in.purpose),
+        },
+        label=_("What did you check?"),
+        submit=_("Acknowledge"),
         private_metadata=metadata,
         max_length=limits.NOTE,
     ), ""
@@ -178,7 +194,11 @@ def _submitted(payload: dict) -> dict | None:
     reason = slack.dialog_input(view).strip()
     limit = limits.REASON if view.get("callback_id") == slack.EMERGENCY_STOP else limits.NOTE
     if not reason or len(reason) > limit:
-        why = "Say in a few words why." if not reason else f"At most {limit:,} characters."
+        why = (
+            _("Say in a few words why.")
+            if not reason
+            else _("At most %(limit)s characters.") % {"limit": format(limit, ",")}
+        )
         return {"response_action": "errors", "errors": {slack.DIALOG_INPUT: why}}
     # From the dialog's press by the same person: a replayed submission finds it queued already.
     sent = SlackAction.objects.filter(
@@ -231,11 +251,12 @@ def _act(action: SlackAction) -> float | None:
         return None
     action.refresh_from_db()
     try:
-        return _act_as_the_presser(action)
+        with _team_language(action):
+            return _act_as_the_presser(action)
     except Exception:
         # Recorded and answered, never left "acting": the service's transaction rolled back.
         log.exception("slack press %s failed", action.pk)
-        _finish(action, State.FAILED, "It failed on our side; check the dashboard.")
+        _finish(action, State.FAILED, _("It failed on our side; check the dashboard."))
         return None
 
 
@@ -284,40 +305,50 @@ def _perform(action: SlackAction, person) -> tuple[str, str]:
 def _approve(action, person, who):
     pending = _percent_request(action.object_id)
     if pending is None:
-        return State.REFUSED, "This request no longer exists."
+        return State.REFUSED, _("This request no longer exists.")
     change = controls.approve_percent_request(percent_request=pending, approver=person)
     return State.DONE, (
-        f":white_check_mark: Approved by {who} from Slack: {change.settings.describe()} queued "
-        f"(version {change.version})."
+        _(
+            ":white_check_mark: Approved by %(who)s from Slack: %(settings)s "
+            "queued (version %(version)s)."
+        )
+        % {"who": who, "settings": change.settings.describe(), "version": change.version}
     )
 
 
 def _reject(action, person, who):
     pending = _percent_request(action.object_id)
     if pending is None:
-        return State.REFUSED, "This request no longer exists."
+        return State.REFUSED, _("This request no longer exists.")
     decided = controls.reject_percent_request(percent_request=pending, person=person, note="")
-    return State.DONE, f":no_entry: {decided.get_state_display().capitalize()} by {who} from Slack."
+    return State.DONE, _(":no_entry: %(capitalize)s by %(who)s from Slack.") % {
+        "capitalize": decided.get_state_display().capitalize(),
+        "who": who,
+    }
 
 
 def _acknowledge(action, person, who):
     check_in = _check_in(action.object_id)
     if check_in is None:
-        return State.REFUSED, "This check-in no longer exists."
+        return State.REFUSED, _("This check-in no longer exists.")
     phases.acknowledge(check_in, person=person, note=action.reason, now=timezone.now())
     return State.DONE, (
-        f":white_check_mark: {check_in.label} acknowledged by {who} from Slack: {action.reason}"
+        _(":white_check_mark: %(label)s acknowledged by %(who)s from Slack: %(reason)s")
+        % {"label": check_in.label, "who": who, "reason": action.reason}
     )
 
 
 def _emergency_stop(action, person, who):
     environment = _environment(action.object_id)
     if environment is None:
-        return State.REFUSED, "This environment no longer exists."
+        return State.REFUSED, _("This environment no longer exists.")
     change = controls.emergency_stop(environment=environment, reason=action.reason, actor=person)
     return State.DONE, (
-        f":octagonal_sign: EMERGENCY STOP by {who} from Slack: 100% of traffic to proxy "
-        f"(version {change.version}). Reason: {action.reason}"
+        _(
+            ":octagonal_sign: EMERGENCY STOP by %(who)s from Slack: 100%% of "
+            "traffic to proxy (version %(version)s). Reason: %(reason)s"
+        )
+        % {"who": who, "version": change.version, "reason": action.reason}
     )
 
 
@@ -389,9 +420,15 @@ def _environment_of(action: SlackAction):
     return pending.environment if pending else None
 
 
+def _team_language(action: SlackAction):
+    """The answers go to the team's channel: in the service's language (``Service.language``)."""
+    environment = _environment_of(action)
+    return speaking(environment.service) if environment else translation.override(None)
+
+
 def _use_the_dashboard(action: SlackAction) -> str:
     environment = _environment_of(action)
     if environment is None:
-        return "use the dashboard."
+        return _("use the dashboard.")
     page = settings.SITE_URL + reverse("rollout:environment", args=[environment.public_id])
-    return f"use the dashboard: {page}"
+    return _("use the dashboard: %(page)s") % {"page": page}

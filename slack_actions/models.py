@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from integrations import slack
 from rollout import limits
@@ -19,11 +20,11 @@ class SlackUser(models.Model):
     never replaced by an email match."""
 
     class Source(models.TextChoices):
-        ADMIN = "admin", "set by an admin"
-        EMAIL = "email", "matched by verified email"
+        ADMIN = "admin", gettext_lazy("set by an admin")
+        EMAIL = "email", gettext_lazy("matched by verified email")
 
     slack_user_id = models.CharField(
-        "Slack user id", max_length=32, unique=True, help_text="e.g. U024BE7LH"
+        "Slack user id", max_length=32, unique=True, help_text=gettext_lazy("e.g. U024BE7LH")
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slack_accounts"
@@ -60,7 +61,7 @@ class SlackAction(models.Model):
         EMERGENCY_STOP = slack.EMERGENCY_STOP, "emergency stop"
 
     class State(models.TextChoices):
-        DIALOG = "dialog", "dialog open"
+        DIALOG = "dialog", gettext_lazy("dialog open")
         QUEUED = "queued"
         ACTING = "acting"
         DONE = "done"

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.django_db
 
 # Log-in and log-out are for everyone, the admin has its own permissions, the Prometheus endpoint
 # its bearer token, Slack's endpoint Slack's signature and the mapped person's permissions
-# (tests/slack_actions/), and "Your settings" and one's own API tokens are every person's own
-# (tests/test_times_for_people.py, tests/api/test_token_pages.py). The token API answers a session
+# (tests/slack_actions/), and "Your settings", the header's language switcher (also before
+# log-in) and one's own API tokens are every person's own (tests/test_times_for_people.py,
+# tests/test_languages.py, tests/api/test_token_pages.py). The token API answers a session
 # with 401: its refusals are tried with tokens (tests/api/test_api_refusals.py).
 NOT_TRIED = {
     "login",
@@ -31,6 +32,7 @@ NOT_TRIED = {
     "admin_login",
     "metrics:prometheus",
     "rollout:preferences",
+    "rollout:language",
     "slack_actions:interactivity",
     "api_tokens:create",
     "api_tokens:revoke",

@@ -1,6 +1,7 @@
 """Forms of the guarded controls: one small form per action."""
 
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import LimitedText
@@ -8,8 +9,8 @@ from .fields import ConfirmableForm, PercentField, ReasonField, TagField
 
 
 class SetPercentForm(ConfirmableForm):
-    canary_percent = PercentField(label="New percent")
-    canary_tag = TagField(label="Tag")
+    canary_percent = PercentField(label=gettext_lazy("New percent"))
+    canary_tag = TagField(label=gettext_lazy("Tag"))
     reason = ReasonField()
 
 

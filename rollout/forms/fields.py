@@ -1,6 +1,7 @@
 """Fields and the confirmable form the controls, the pre-flight and the environments share."""
 
 from django import forms
+from django.utils.translation import gettext as _
 
 from .. import limits
 from ..limits import LimitedText
@@ -25,7 +26,7 @@ class ReasonField(LimitedText):
     def clean(self, value):
         value = super().clean(value)
         if not value.strip():
-            raise forms.ValidationError("Give a reason: it goes into the audit trail.")
+            raise forms.ValidationError(_("Give a reason: it goes into the audit trail."))
         return value.strip()
 
 
@@ -50,8 +51,8 @@ class TagField(forms.RegexField):
             regex=TAG_PATTERN,
             max_length=32,
             error_messages={
-                "required": "Enter the phase tag, e.g. B2a.",
-                "invalid": "A tag is 1–32 letters, digits, '.', '_' or '-', e.g. B2a.",
+                "required": _("Enter the phase tag, e.g. B2a."),
+                "invalid": _("A tag is 1–32 letters, digits, '.', '_' or '-', e.g. B2a."),
             },
             **kwargs,
         )
@@ -71,5 +72,5 @@ class ConfirmableForm(forms.Form):
     def clean_expected_version(self):
         value = self.cleaned_data.get("expected_version")
         if value is None and self.version_required:
-            raise forms.ValidationError("Reload the page: the form lost the config version.")
+            raise forms.ValidationError(_("Reload the page: the form lost the config version."))
         return value

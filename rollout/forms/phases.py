@@ -1,6 +1,8 @@
 """Forms of a rollout's phases: notes, check-ins, attestations, starting a phase."""
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import LimitedText
@@ -11,12 +13,14 @@ from .fields import ConfirmableForm, ReasonField, TagField
 class NoteForm(forms.Form):
     """A check-in acknowledgement or a withdrawal: a short note is all it takes."""
 
-    note = LimitedText(limit=limits.NOTE, error_messages={"required": "Write a short note."})
+    note = LimitedText(
+        limit=limits.NOTE, error_messages={"required": gettext_lazy("Write a short note.")}
+    )
 
     def clean_note(self):
         note = self.cleaned_data["note"].strip()
         if not note:
-            raise forms.ValidationError("Write a short note.")
+            raise forms.ValidationError(_("Write a short note."))
         return note
 
 
@@ -25,7 +29,7 @@ class PhaseAttestationForm(NoteForm):
     value = forms.TypedChoiceField(
         choices=[("yes", "yes"), ("no", "no")],
         coerce=lambda value: value == "yes",
-        error_messages={"invalid_choice": "Answer yes or no."},
+        error_messages={"invalid_choice": gettext_lazy("Answer yes or no.")},
     )
 
 
@@ -33,7 +37,7 @@ class StartPhaseForm(ConfirmableForm):
     tag = TagField(widget=forms.HiddenInput)
     reason = ReasonField()
     window_override_reason = LimitedText(
-        label="Reason for starting outside the deploy window",
+        label=gettext_lazy("Reason for starting outside the deploy window"),
         required=False,
         limit=limits.REASON,
         widget=forms.Textarea(attrs={"rows": 1}),
@@ -48,7 +52,7 @@ class BuildChoiceForm(forms.Form):
 
     choice = forms.ChoiceField(
         choices=[("restart", "Restart the window from the new build"), ("keep", "Keep the window")],
-        error_messages={"invalid_choice": "Choose: restart the window or keep it."},
+        error_messages={"invalid_choice": gettext_lazy("Choose: restart the window or keep it.")},
     )
     reason = LimitedText(limit=limits.REASON, required=False)
 

@@ -1,6 +1,8 @@
 """The pre-flight's attestations."""
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import LimitedText
@@ -16,7 +18,7 @@ class AttestationForm(forms.Form):
     names = LimitedText(
         limit=limits.NAMES,
         required=False,
-        help_text="Separated by commas.",
+        help_text=gettext_lazy("Separated by commas."),
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     note = LimitedText(limit=limits.NOTE, required=False, widget=forms.Textarea(attrs={"rows": 1}))
@@ -28,7 +30,7 @@ class AttestationForm(forms.Form):
     def clean_names(self):
         names = split_names(self.cleaned_data.get("names", ""))
         if self.kind == Kind.ONCALL_CONFIRMED and not names:
-            raise forms.ValidationError("Name the person (or people) on call.")
+            raise forms.ValidationError(_("Name the person (or people) on call."))
         if self.kind == Kind.ENGINEERS_AVAILABLE and len(names) < 2:
             raise forms.ValidationError(
                 "Name two or more engineers available for the next 4 hours"
@@ -40,10 +42,13 @@ class AttestationForm(forms.Form):
         note = self.cleaned_data.get("note", "").strip()
         if self.kind == Kind.TEAM_NOTIFIED and not note:
             raise forms.ValidationError(
-                "Say where and how the team was told (the Slack post was not sent from here)."
+                _("Say where and how the team was told (the Slack post was not sent from here).")
             )
         if self.kind == Kind.VERSION_SPLIT and not note:
             raise forms.ValidationError(
-                "Say why the phase may start while Cloudflare splits traffic between two versions."
+                _(
+                    "Say why the phase may start while Cloudflare splits traffic between "
+                    "two versions."
+                )
             )
         return note

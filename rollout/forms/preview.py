@@ -1,6 +1,8 @@
 """Starting a preview suite run."""
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import LimitedText
@@ -12,15 +14,17 @@ class PreviewRunForm(forms.Form):
     build is typed."""
 
     build = forms.CharField(
-        label="Build on preview",
+        label=gettext_lazy("Build on preview"),
         max_length=100,
         required=False,
-        help_text="The deployment id or commit deployed to preview; it becomes the service's "
-        "current build, which the production pre-flight checks.",
-        error_messages={"max_length": "A build name is at most 100 characters."},
+        help_text=gettext_lazy(
+            "The deployment id or commit deployed to preview; it becomes the "
+            "service's current build, which the production pre-flight checks."
+        ),
+        error_messages={"max_length": gettext_lazy("A build name is at most 100 characters.")},
     )
     build_reason = LimitedText(
-        label="Why you type the build",
+        label=gettext_lazy("Why you type the build"),
         limit=limits.REASON,
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
@@ -34,7 +38,7 @@ class PreviewRunForm(forms.Form):
         build = " ".join(self.cleaned_data.get("build", "").split())
         if not build and not self.reads_version:
             raise forms.ValidationError(
-                "Name the build deployed to preview, e.g. its deployment id."
+                _("Name the build deployed to preview, e.g. its deployment id.")
             )
         return build
 

@@ -3,6 +3,8 @@
 import re
 
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import LimitedText
@@ -14,16 +16,18 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class SignForm(forms.Form):
     outcome = forms.ChoiceField(
         choices=Decision.Outcome.choices,
-        error_messages={"invalid_choice": "Choose GO, HOLD or NO-GO."},
+        error_messages={"invalid_choice": gettext_lazy("Choose GO, HOLD or NO-GO.")},
     )
     role = forms.ChoiceField(
         choices=Signature.Role.choices,
-        error_messages={"invalid_choice": "Sign as tech lead or DevOps."},
+        error_messages={"invalid_choice": gettext_lazy("Sign as tech lead or DevOps.")},
     )
     evidence_digest = forms.CharField(
         max_length=64,
         widget=forms.HiddenInput,
-        error_messages={"required": "The evidence you saw is missing: reload the page."},
+        error_messages={
+            "required": gettext_lazy("The evidence you saw is missing: reload the page.")
+        },
     )
     justification = LimitedText(
         limit=limits.JUSTIFICATION, required=False, widget=forms.Textarea(attrs={"rows": 2})
@@ -32,7 +36,7 @@ class SignForm(forms.Form):
     def clean_evidence_digest(self):
         digest = self.cleaned_data["evidence_digest"].strip().lower()
         if not DIGEST.match(digest):
-            raise forms.ValidationError("The evidence you saw is not readable: reload the page.")
+            raise forms.ValidationError(_("The evidence you saw is not readable: reload the page."))
         return digest
 
 

@@ -5,6 +5,7 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
@@ -22,7 +23,7 @@ class PercentRequest(models.Model):
         PENDING = "pending"
         APPROVED = "approved"
         REJECTED = "rejected"
-        STALE = "stale", "stale (config changed)"
+        STALE = "stale", gettext_lazy("stale (config changed)")
         CANCELLED = "cancelled"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
@@ -20,8 +21,8 @@ class WorkerDeployment(models.Model):
     confirms it)."""
 
     class Via(models.TextChoices):
-        READ = "read", "read from Cloudflare"
-        REPORTED = "reported", "reported by a pipeline"
+        READ = "read", gettext_lazy("read from Cloudflare")
+        REPORTED = "reported", gettext_lazy("reported by a pipeline")
 
     environment = models.ForeignKey(
         Environment, on_delete=models.CASCADE, related_name="worker_deployments"
@@ -106,9 +107,9 @@ class BuildChange(models.Model):
     reason, the recommendation cannot be GO."""
 
     class Resolution(models.TextChoices):
-        OPEN = "", "waiting for a person"
-        KEPT = "kept", "window kept"
-        RESTARTED = "restarted", "window restarted"
+        OPEN = "", gettext_lazy("waiting for a person")
+        KEPT = "kept", gettext_lazy("window kept")
+        RESTARTED = "restarted", gettext_lazy("window restarted")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="build_changes")

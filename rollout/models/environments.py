@@ -3,10 +3,12 @@
 import uuid
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from integrations.kv_value import CanarySettings
 
@@ -26,8 +28,20 @@ class Service(models.Model):
     current_build = models.CharField(
         max_length=100,
         blank=True,
-        help_text="The build on preview that is to go to production next, e.g. a deployment id "
-        "or a commit. The production pre-flight needs a passed preview suite for this build.",
+        help_text=gettext_lazy(
+            "The build on preview that is to go to production next, e.g. a "
+            "deployment id or a commit. The production pre-flight needs a passed "
+            "preview suite for this build."
+        ),
+    )
+    # The team shares one channel: its notifications and reports speak one language.
+    language = models.CharField(
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default=settings.LANGUAGE_CODE,
+        help_text=gettext_lazy(
+            "The language of this service's Slack and PagerDuty messages and its reports."
+        ),
     )
 
     class Meta:
@@ -73,8 +87,10 @@ class Environment(models.Model):
     worker_script_name = models.CharField(
         max_length=64,
         blank=True,
-        help_text="The Worker script of this environment, e.g. pix-immo-api-preview; empty: "
-        "the live version is not read.",
+        help_text=gettext_lazy(
+            "The Worker script of this environment, e.g. pix-immo-api-preview; "
+            "empty: the live version is not read."
+        ),
     )
     live_deployment = models.ForeignKey(
         "WorkerDeployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -194,9 +210,11 @@ class RolloutPlan(models.Model):
     decision_thresholds = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Overrides of the GO / HOLD / NO-GO matrix, e.g. "
-        '{"go_max_error_percent": 1.0}; keys not given keep the defaults of docs/contracts.md '
-        "(rollout.services.recommendation.Thresholds).",
+        help_text=gettext_lazy(
+            "Overrides of the GO / HOLD / NO-GO matrix, e.g. "
+            '{"go_max_error_percent": 1.0}; keys not given keep the defaults of '
+            "docs/contracts.md (rollout.services.recommendation.Thresholds)."
+        ),
     )
 
     def __str__(self):
@@ -276,24 +294,24 @@ class ConfigChange(models.Model):
         REQUESTED = "requested"
         APPLYING = "applying"
         WRITTEN = "written"
-        IN_EFFECT = "in_effect", "in effect"
+        IN_EFFECT = "in_effect", gettext_lazy("in effect")
         FAILED = "failed"
         SUPERSEDED = "superseded"
 
     class Kind(models.TextChoices):
-        INITIAL = "initial", "initial value"
-        PHASE_START = "phase_start", "phase start"
-        PERCENT_CHANGE = "percent_change", "percent change"
-        EMERGENCY_STOP = "emergency_stop", "emergency stop"
-        LIFT_EMERGENCY = "lift_emergency", "emergency lifted"
+        INITIAL = "initial", gettext_lazy("initial value")
+        PHASE_START = "phase_start", gettext_lazy("phase start")
+        PERCENT_CHANGE = "percent_change", gettext_lazy("percent change")
+        EMERGENCY_STOP = "emergency_stop", gettext_lazy("emergency stop")
+        LIFT_EMERGENCY = "lift_emergency", gettext_lazy("emergency lifted")
         ROLLBACK = "rollback"
-        REAPPLY = "reapply", "re-apply"
-        ADOPT_EXTERNAL = "adopt_external", "adopted external change"
+        REAPPLY = "reapply", gettext_lazy("re-apply")
+        ADOPT_EXTERNAL = "adopt_external", gettext_lazy("adopted external change")
 
     class StickyProbe(models.TextChoices):
-        STAYED = "stayed", "cookie holders stay native"
-        MOVED = "moved", "cookie holders moved to proxy"
-        UNKNOWN = "unknown", "could not tell"
+        STAYED = "stayed", gettext_lazy("cookie holders stay native")
+        MOVED = "moved", gettext_lazy("cookie holders moved to proxy")
+        UNKNOWN = "unknown", gettext_lazy("could not tell")
 
     PENDING_STATES = (State.REQUESTED, State.APPLYING)
     OPEN_STATES = (State.REQUESTED, State.APPLYING, State.WRITTEN)

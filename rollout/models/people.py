@@ -4,6 +4,7 @@ service tokens."""
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class Preferences(models.Model):
@@ -14,6 +15,8 @@ class Preferences(models.Model):
     )
     # An IANA name such as "Europe/Berlin"; empty means the site's DISPLAY_TIME_ZONE.
     time_zone = models.CharField(max_length=64, blank=True)
+    # One of settings.LANGUAGES; empty means the browser's (Accept-Language), else English.
+    language = models.CharField(max_length=8, blank=True, choices=settings.LANGUAGES)
 
     class Meta:
         verbose_name_plural = "preferences"
@@ -37,7 +40,7 @@ class ServiceAccount(models.Model):
     description = models.CharField(max_length=200, blank=True)
     may_approve = models.BooleanField(
         default=False,
-        help_text="May approve another's percent increase, if its role approves.",
+        help_text=gettext_lazy("May approve another's percent increase, if its role approves."),
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"

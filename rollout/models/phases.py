@@ -6,6 +6,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
@@ -25,10 +26,10 @@ class Rollout(models.Model):
 
     class State(models.TextChoices):
         DRAFT = "draft"
-        PREVIEW_VERIFIED = "preview_verified", "preview verified"
-        OBSERVING = "observing", "phase running (observing)"
-        DECISION_DUE = "decision_due", "decision due"
-        AWAITING_NEXT = "awaiting_next", "GO signed, next phase waits for its start"
+        PREVIEW_VERIFIED = "preview_verified", gettext_lazy("preview verified")
+        OBSERVING = "observing", gettext_lazy("phase running (observing)")
+        DECISION_DUE = "decision_due", gettext_lazy("decision due")
+        AWAITING_NEXT = "awaiting_next", gettext_lazy("GO signed, next phase waits for its start")
         COMPLETED = "completed"
         ABORTED = "aborted"
 
@@ -81,12 +82,12 @@ class PhaseRun(models.Model):
     was in effect at the edge, not from the click; HOLD opens the next window of the same phase."""
 
     class State(models.TextChoices):
-        WAITING = "waiting", "waiting for the config to take effect"
+        WAITING = "waiting", gettext_lazy("waiting for the config to take effect")
         OBSERVING = "observing"
-        DECISION_DUE = "decision_due", "decision due"
+        DECISION_DUE = "decision_due", gettext_lazy("decision due")
         DECIDED = "decided"
-        CANCELLED = "cancelled", "cancelled (the start did not go through)"
-        RESTARTED = "restarted", "restarted from a new build"
+        CANCELLED = "cancelled", gettext_lazy("cancelled (the start did not go through)")
+        RESTARTED = "restarted", gettext_lazy("restarted from a new build")
 
     OPEN_STATES = (State.WAITING, State.OBSERVING, State.DECISION_DUE)
 
@@ -160,20 +161,23 @@ class CheckIn(models.Model):
         return f"{self.phase_run} {self.label}"
 
     def status(self, now) -> str:
-        """upcoming, due, acknowledged, late (acknowledged after its slot) or missed."""
+        """upcoming, due, acknowledged, late (acknowledged after its slot) or missed (marked for
+        translation: the timeline shows them in its reader's language)."""
         if self.acknowledged_at:
-            return "late" if self.acknowledged_at > self.missed_after else "acknowledged"
+            if self.acknowledged_at > self.missed_after:
+                return gettext_noop("late")
+            return gettext_noop("acknowledged")
         if now < self.due_at:
-            return "upcoming"
-        return "due" if now <= self.missed_after else "missed"
+            return gettext_noop("upcoming")
+        return gettext_noop("due") if now <= self.missed_after else gettext_noop("missed")
 
 
 class PhaseAttestation(models.Model):
     """A person's word on a criterion no metric covers; the newest of each kind counts."""
 
     class Kind(models.TextChoices):
-        UPLOAD_FLOW = "upload_flow", "Upload flow healthy, no orphaned uploads"
-        TEAM_AGREES = "team_agrees", "Team consensus: stable"
+        UPLOAD_FLOW = "upload_flow", gettext_lazy("Upload flow healthy, no orphaned uploads")
+        TEAM_AGREES = "team_agrees", gettext_lazy("Team consensus: stable")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="attestations")

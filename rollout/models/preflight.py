@@ -5,6 +5,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
@@ -54,11 +55,14 @@ class PreflightAttestation(models.Model):
     """A person's word on one item of a pre-flight checklist; the newest of each kind counts."""
 
     class Kind(models.TextChoices):
-        TEAM_NOTIFIED = "team_notified", "Team notified (Slack #deployments)"
-        RUNBOOK_REVIEWED = "runbook_reviewed", "Rollback runbook reviewed"
-        ONCALL_CONFIRMED = "oncall_confirmed", "On-call confirmed"
-        ENGINEERS_AVAILABLE = "engineers_available", "Two or more engineers available for 4 h"
-        VERSION_SPLIT = "version_split", "Cloudflare's version split acknowledged"
+        TEAM_NOTIFIED = "team_notified", gettext_lazy("Team notified (Slack #deployments)")
+        RUNBOOK_REVIEWED = "runbook_reviewed", gettext_lazy("Rollback runbook reviewed")
+        ONCALL_CONFIRMED = "oncall_confirmed", gettext_lazy("On-call confirmed")
+        ENGINEERS_AVAILABLE = (
+            "engineers_available",
+            gettext_lazy("Two or more engineers available for 4 h"),
+        )
+        VERSION_SPLIT = "version_split", gettext_lazy("Cloudflare's version split acknowledged")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     preflight = models.ForeignKey(Preflight, on_delete=models.CASCADE, related_name="attestations")

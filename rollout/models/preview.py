@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .environments import Environment
 from .fields import person
@@ -27,9 +28,12 @@ class PreviewRun(models.Model):
 
     class RestoreOutcome(models.TextChoices):
         NONE = "", "—"
-        RESTORED = "restored", "restored"
-        OVERTAKEN = "overtaken", "left alone: someone changed the config meanwhile"
-        NOT_NEEDED = "not_needed", "nothing to restore: the emergency stop was never recorded"
+        RESTORED = "restored", gettext_lazy("restored")
+        OVERTAKEN = "overtaken", gettext_lazy("left alone: someone changed the config meanwhile")
+        NOT_NEEDED = (
+            "not_needed",
+            gettext_lazy("nothing to restore: the emergency stop was never recorded"),
+        )
 
     OPEN_STATES = (State.QUEUED, State.RUNNING)
     FINISHED_STATES = (State.PASSED, State.FAILED)
@@ -171,12 +175,12 @@ class PreviewCheck(models.Model):
     """One check of a preview suite run, with what the edge answered and why it failed."""
 
     class Name(models.TextChoices):
-        QA_STRUCTURE = "qa_structure", "/qa endpoint structure"
-        STICKY_NATIVE = "sticky_native", "Sticky cohort (native)"
-        STICKY_PROXY = "sticky_proxy", "Sticky cohort (proxy)"
-        HEADER_OVERRIDE = "header_override", "Header override"
-        EMERGENCY_PROXY = "emergency_proxy", "Emergency proxy"
-        RATE_LIMIT = "rate_limit", "Rate limiting"
+        QA_STRUCTURE = "qa_structure", gettext_lazy("/qa endpoint structure")
+        STICKY_NATIVE = "sticky_native", gettext_lazy("Sticky cohort (native)")
+        STICKY_PROXY = "sticky_proxy", gettext_lazy("Sticky cohort (proxy)")
+        HEADER_OVERRIDE = "header_override", gettext_lazy("Header override")
+        EMERGENCY_PROXY = "emergency_proxy", gettext_lazy("Emergency proxy")
+        RATE_LIMIT = "rate_limit", gettext_lazy("Rate limiting")
 
     class State(models.TextChoices):
         PENDING = "pending"

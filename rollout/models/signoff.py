@@ -5,6 +5,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .. import limits
 from ..limits import MaxCharacters, at_most
@@ -22,13 +23,13 @@ class Decision(models.Model):
     """
 
     class Outcome(models.TextChoices):
-        GO = "go", "GO"
-        HOLD = "hold", "HOLD"
-        NO_GO = "no_go", "NO-GO"
+        GO = "go", gettext_lazy("GO")
+        HOLD = "hold", gettext_lazy("HOLD")
+        NO_GO = "no_go", gettext_lazy("NO-GO")
 
     class State(models.TextChoices):
-        OPEN = "open", "collecting signatures"
-        EFFECTIVE = "effective", "in effect"
+        OPEN = "open", gettext_lazy("collecting signatures")
+        EFFECTIVE = "effective", gettext_lazy("in effect")
         WITHDRAWN = "withdrawn"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -39,7 +40,9 @@ class Decision(models.Model):
     evidence = models.JSONField()
     evidence_digest = models.CharField(max_length=64)
     justification = models.TextField(blank=True, validators=[MaxCharacters(limits.JUSTIFICATION)])
-    early = models.BooleanField(default=False, help_text="signed before the window ended")
+    early = models.BooleanField(
+        default=False, help_text=gettext_lazy("signed before the window ended")
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = person()
     effective_at = models.DateTimeField(null=True, blank=True)
@@ -71,8 +74,8 @@ class Signature(models.Model):
     """One signer's name under a decision, on the evidence digest they saw."""
 
     class Role(models.TextChoices):
-        TECH_LEAD = "tech_lead", "Tech lead"
-        DEVOPS = "devops", "DevOps"
+        TECH_LEAD = "tech_lead", gettext_lazy("Tech lead")
+        DEVOPS = "devops", gettext_lazy("DevOps")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="signatures")

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from ..models import Environment, PhaseRun
 
@@ -66,8 +67,13 @@ def _stuck_changes(environment: Environment, now: datetime) -> list[Attention]:
     return [
         Attention(
             kind="stuck",
-            text=f"Version {change.version} ({change.get_kind_display()}, "
-            f"{change.settings.describe()}) is not in effect yet: {change.get_state_display()}"
+            text=_("Version %(version)s (%(kind)s, %(settings)s) is not in effect yet: %(state)s")
+            % {
+                "version": change.version,
+                "kind": change.get_kind_display(),
+                "settings": change.settings.describe(),
+                "state": change.get_state_display(),
+            }
             + (f" — {change.last_error[:200]}" if change.last_error else ""),
             url=reverse("rollout:environment", args=[environment.public_id]),
             level="error",
@@ -83,8 +89,11 @@ def _phase_window(run: PhaseRun, now: datetime) -> list[Attention]:
     builds = [
         Attention(
             kind="build_change",
-            text=f"{run}: a new Worker build went live during the window "
-            f"({change.old_build} → {change.new_build}): restart the window or keep it",
+            text=_(
+                "%(run)s: a new Worker build went live during the window "
+                "(%(old_build)s → %(new_build)s): restart the window or keep it"
+            )
+            % {"run": run, "old_build": change.old_build, "new_build": change.new_build},
             url=url,
             level="error",
             since=change.changed_at,
@@ -99,7 +108,7 @@ def _decision_or_check_ins(run: PhaseRun, now: datetime, url: str) -> list[Atten
         return [
             Attention(
                 kind="decision",
-                text=f"{run}: the GO / NO-GO decision is due",
+                text=_("%(run)s: the GO / NO-GO decision is due") % {"run": run},
                 url=url,
                 since=run.window_ends_at,
             )
@@ -108,9 +117,14 @@ def _decision_or_check_ins(run: PhaseRun, now: datetime, url: str) -> list[Atten
     for check_in in run.open_check_ins:
         status = check_in.status(now)
         if status == "due":
-            text = f"Check-in {check_in.label} is due: {check_in.purpose}"
+            text = _("Check-in %(label)s is due: %(purpose)s") % {
+                "label": check_in.label,
+                "purpose": _(check_in.purpose),
+            }
         elif status == "missed":
-            text = f"Check-in {check_in.label} was missed: acknowledge it late"
+            text = _("Check-in %(label)s was missed: acknowledge it late") % {
+                "label": check_in.label
+            }
         else:
             continue
         items.append(Attention(kind="check_in", text=text, url=url, since=check_in.due_at))

@@ -6,6 +6,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
 
@@ -100,8 +101,11 @@ def _record_change(
         )
         if not updated:
             raise ConfigConflict(
-                "the config changed since this was requested "
-                f"(you saw version {version}, it is now version {desired.version})",
+                _(
+                    "the config changed since this was requested (you saw version "
+                    "%(version)s, it is now version %(version2)s)"
+                )
+                % {"version": version, "version2": desired.version},
                 current_version=desired.version,
             )
         change = ConfigChange.objects.create(
@@ -266,7 +270,7 @@ class Plan:
 def _desired(environment: Environment) -> DesiredConfig:
     desired = DesiredConfig.objects.filter(environment=environment).first()
     if desired is None:
-        raise ControlRefused("This environment has no desired config yet: connect it first.")
+        raise ControlRefused(_("This environment has no desired config yet: connect it first."))
     return desired
 
 
@@ -275,15 +279,19 @@ def describe_transition(
 ) -> str:
     """The confirmation text: exactly what will happen, e.g. "production: 10% → 25%, tag B2b"."""
     if after.emergency_proxy and not before.emergency_proxy:
-        return f"{environment.name}: EMERGENCY STOP — 100% of traffic to proxy at once"
-    text = (
-        f"{environment.name}: {before.canary_percent}% → {after.canary_percent}%, "
-        f"tag {after.canary_tag}"
-    )
+        return _("%(name)s: EMERGENCY STOP — 100%% of traffic to proxy at once") % {
+            "name": environment.name
+        }
+    text = _("%(name)s: %(canary_percent)s%% → %(canary_percent2)s%%, tag %(canary_tag)s") % {
+        "name": environment.name,
+        "canary_percent": before.canary_percent,
+        "canary_percent2": after.canary_percent,
+        "canary_tag": after.canary_tag,
+    }
     if before.emergency_proxy and not after.emergency_proxy:
-        text += ", emergency stop lifted"
+        text += _(", emergency stop lifted")
     elif after.emergency_proxy:
-        text += " (emergency stop stays on: traffic stays on proxy)"
+        text += _(" (emergency stop stays on: traffic stays on proxy)")
     return text
 
 
@@ -316,13 +324,21 @@ def submit_percent(
     desired, target = plan.desired, plan.target
     if desired.version != expected_version:
         raise ConfigConflict(
-            f"the config changed since you loaded this page (you saw version {expected_version}, "
-            f"it is now version {desired.version}: {desired.settings.describe()})",
+            _(
+                "the config changed since you loaded this page (you saw version "
+                "%(expected_version)s, it is now version %(version)s: %(settings)s)"
+            )
+            % {
+                "expected_version": expected_version,
+                "version": desired.version,
+                "settings": desired.settings.describe(),
+            },
             current_version=desired.version,
         )
     if target == desired.settings:
         raise ControlRefused(
-            f"Nothing to change: {environment.name} is already at {target.describe()}."
+            _("Nothing to change: %(name)s is already at %(target)s.")
+            % {"name": environment.name, "target": target.describe()}
         )
     if not plan.raising:
         return plan.write(
@@ -371,7 +387,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             percent_request,
             approver,
             request,
-            "You cannot approve your own request: a second person must.",
+            _("You cannot approve your own request: a second person must."),
         )
     if percent_request.state != PercentRequest.State.PENDING:
         _refuse(percent_request, approver, request, _already_decided(percent_request))
@@ -380,15 +396,18 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         percent_request.decide(
             state=PercentRequest.State.STALE,
             by=approver,
-            note=f"config moved to version {desired.version}",
+            note=_("config moved to version %(version)s") % {"version": desired.version},
         )
         _refuse(
             percent_request,
             approver,
             request,
-            "The config changed since this was requested "
-            f"(requested on version {percent_request.base_version}, now version "
-            f"{desired.version}); the request is now stale. Ask for a new one.",
+            _(
+                "The config changed since this was requested (requested on version "
+                "%(base_version)s, now version %(version)s); the request is now stale. "
+                "Ask for a new one."
+            )
+            % {"base_version": percent_request.base_version, "version": desired.version},
         )
     target = CanarySettings(
         percent_request.to_percent, percent_request.to_tag, desired.emergency_proxy
@@ -428,13 +447,15 @@ def _require_decider(person, percent_request, request) -> None:
     if not person.has_perm("rollout.approve_increase"):
         needs, message = (
             "rollout.approve_increase or to be the requester",
-            "Only an approver or the requester can reject this request.",
+            _("Only an approver or the requester can reject this request."),
         )
     elif account is not None and not account.may_approve:
         needs, message = (
             "the approval right of a service account",
-            "A service account may not decide on a percent increase: an admin has not given it "
-            "the right to approve.",
+            _(
+                "A service account may not decide on a percent increase: an admin has not "
+                "given it the right to approve."
+            ),
         )
     else:
         return
@@ -471,7 +492,10 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
 def _already_decided(percent_request) -> str:
     percent_request.refresh_from_db()
     who = percent_request.decided_by.get_username() if percent_request.decided_by else "someone"
-    return f"This request is already {percent_request.get_state_display().lower()} (by {who})."
+    return _("This request is already %(lower)s (by %(who)s).") % {
+        "lower": percent_request.get_state_display().lower(),
+        "who": who,
+    }
 
 
 def _refuse(percent_request, person, request, message: str):
@@ -498,7 +522,9 @@ def plan_emergency_stop(
     )
     desired = _desired(environment)
     if desired.emergency_proxy:
-        raise ControlRefused(f"The emergency stop is already active on {environment.name}.")
+        raise ControlRefused(
+            _("The emergency stop is already active on %(name)s.") % {"name": environment.name}
+        )
     return Plan(
         environment, desired, emergency_stop_target(desired), ConfigChange.Kind.EMERGENCY_STOP
     )
@@ -526,7 +552,9 @@ def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Pla
     require(actor, "rollout.emergency_stop", environment=environment, request=request)
     desired = _desired(environment)
     if not desired.emergency_proxy:
-        raise ControlRefused(f"The emergency stop is not active on {environment.name}.")
+        raise ControlRefused(
+            _("The emergency stop is not active on %(name)s.") % {"name": environment.name}
+        )
     target = CanarySettings(desired.canary_percent, desired.canary_tag, False)
     return Plan(environment, desired, target, ConfigChange.Kind.LIFT_EMERGENCY)
 
@@ -555,7 +583,7 @@ def plan_rollback(*, environment: Environment, actor, request=None, decision=Non
     emergency = desired.emergency_proxy if decision is not None else False
     target = CanarySettings(0, desired.canary_tag, emergency)
     if target == desired.settings:
-        raise ControlRefused(f"{environment.name} is already at 0%.")
+        raise ControlRefused(_("%(name)s is already at 0%%.") % {"name": environment.name})
     return Plan(environment, desired, target, ConfigChange.Kind.ROLLBACK)
 
 

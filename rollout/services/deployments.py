@@ -21,6 +21,7 @@ from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations.worker_deployments import Deployment, DeploymentsError
 
@@ -244,7 +245,9 @@ def keep_window(
     with _choice_refusal_audited(change, person, request):
         reason = reason.strip()
         if not reason:
-            raise DeploymentRefused("Say why the window's evidence still holds for the new build.")
+            raise DeploymentRefused(
+                _("Say why the window's evidence still holds for the new build.")
+            )
         _check_choosable(change)
         if not BuildChange.objects.filter(pk=change.pk, resolution="").update(
             resolution=BuildChange.Resolution.KEPT,
@@ -252,7 +255,7 @@ def keep_window(
             resolved_at=now,
             reason=reason,
         ):
-            raise DeploymentRefused("Someone else chose for this build change meanwhile.")
+            raise DeploymentRefused(_("Someone else chose for this build change meanwhile."))
     change.refresh_from_db()
     audit.record(
         action="phase.build_kept",
@@ -285,15 +288,17 @@ def _restart(run: PhaseRun, *, reason: str, person, now: datetime, request) -> P
         run = PhaseRun.objects.select_related("phase").get(pk=run.pk)
         if run.decisions.filter(state=Decision.State.OPEN).exists():
             raise DeploymentRefused(
-                "A decision on this window is collecting signatures: withdraw it first."
+                _("A decision on this window is collecting signatures: withdraw it first.")
             )
         newest = run.build_changes.filter(resolution="").order_by("-changed_at", "-id").first()
         if newest is None:
-            raise DeploymentRefused("No build change of this window waits for a choice.")
+            raise DeploymentRefused(_("No build change of this window waits for a choice."))
         if not PhaseRun.objects.filter(pk=run.pk, state=run.state).update(
             state=PhaseRun.State.RESTARTED
         ):
-            raise DeploymentRefused(f"{run} moved on meanwhile: reload the page.")
+            raise DeploymentRefused(
+                _("%(run)s moved on meanwhile: reload the page.") % {"run": run}
+            )
         restarted = phases.next_window(
             rollout,
             run,
@@ -341,11 +346,13 @@ def _check_choosable(change: BuildChange) -> None:
     if not change.is_open:
         who = change.resolved_by.get_username() if change.resolved_by else "someone"
         raise DeploymentRefused(
-            f"This build change was already answered ({change.get_resolution_display()} by {who})."
+            _("This build change was already answered (%(resolution)s by %(who)s).")
+            % {"resolution": change.get_resolution_display(), "who": who}
         )
     if change.phase_run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
         raise DeploymentRefused(
-            f"{change.phase_run} is {change.phase_run.get_state_display()}: nothing to choose."
+            _("%(phase_run)s is %(state)s: nothing to choose.")
+            % {"phase_run": change.phase_run, "state": change.phase_run.get_state_display()}
         )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Max
+from django.utils.translation import gettext as _
 
 from ..models import ConfigChange, PhaseRun
 from .phases import build_of
@@ -170,7 +171,12 @@ def incidents(run: PhaseRun, start: datetime, end: datetime) -> list[Incident]:
             Incident(
                 kind=INCIDENT_KINDS[change.kind],
                 at=change.requested_at,
-                summary=f"{change.get_kind_display()} by {change.actor_label}: {change.reason}",
+                summary=_("%(kind)s by %(actor_label)s: %(reason)s")
+                % {
+                    "kind": change.get_kind_display(),
+                    "actor_label": change.actor_label,
+                    "reason": change.reason,
+                },
             )
         )
     found.extend(measurements().critical_alerts(environment_id, start, end))

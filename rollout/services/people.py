@@ -5,10 +5,11 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import notifications, roles
 from ..company_login import SignInFailed
-from ..models import AuditEntry, CompanyAccount
+from ..models import AuditEntry, CompanyAccount, Preferences
 from . import audit
 
 SYSTEM = "company login"
@@ -31,14 +32,17 @@ def company_sign_in(*, issuer: str, claims: dict, request=None) -> User:
     (after taking away the roles they had; someone new is not created)."""
     subject = str(claims.get("sub") or "")
     if not subject:
-        raise SignInFailed("The company sign-in did not say who you are.", status=403)
+        raise SignInFailed(_("The company sign-in did not say who you are."), status=403)
     groups = _groups(claims)
     given = roles_for(groups)
     details = _details(claims)
     who = f"{details['username']} ({details['email'] or subject})"
     no_role = NoRole(
-        "None of your company groups gives a role in Rollout Control. Ask"
-        f" {settings.OIDC_NO_ROLE_CONTACT} to add you to a group that does.",
+        _(
+            "None of your company groups gives a role in Rollout Control. Ask "
+            "%(OIDC_NO_ROLE_CONTACT)s to add you to a group that does."
+        )
+        % {"OIDC_NO_ROLE_CONTACT": settings.OIDC_NO_ROLE_CONTACT},
         status=403,
         who=f"{who}, groups {', '.join(groups) or 'none'}",
     )
@@ -60,7 +64,8 @@ def company_sign_in(*, issuer: str, claims: dict, request=None) -> User:
     user = account.user
     if not user.is_active:
         raise SignInFailed(
-            f"Your account here is switched off. Ask {settings.OIDC_NO_ROLE_CONTACT}.",
+            _("Your account here is switched off. Ask %(OIDC_NO_ROLE_CONTACT)s.")
+            % {"OIDC_NO_ROLE_CONTACT": settings.OIDC_NO_ROLE_CONTACT},
             status=403,
             who=who,
         )
@@ -138,8 +143,12 @@ def _create(*, issuer: str, subject: str, details: dict, request) -> CompanyAcco
     username = details["username"]
     if User.objects.filter(username=username).exists():
         raise SignInFailed(
-            f"An account named {username!r} already exists here and is not linked to your"
-            f" company account. Ask {settings.OIDC_NO_ROLE_CONTACT} to rename or remove it.",
+            _(
+                "An account named %(username)s already exists here and is not linked "
+                "to your company account. Ask %(OIDC_NO_ROLE_CONTACT)s to rename or "
+                "remove it."
+            )
+            % {"username": repr(username), "OIDC_NO_ROLE_CONTACT": settings.OIDC_NO_ROLE_CONTACT},
             status=409,
             who=f"{subject!r} at {issuer}",
         )
@@ -181,6 +190,29 @@ def _groups(claims: dict) -> list[str]:
     if isinstance(value, list) and all(isinstance(item, str | int) for item in value):
         return [str(item) for item in value]
     raise SignInFailed(
-        f"The company sign-in's {settings.OIDC_GROUPS_CLAIM!r} claim is not a list of groups.",
+        _("The company sign-in's %(OIDC_GROUPS_CLAIM)s claim is not a list of groups.")
+        % {"OIDC_GROUPS_CLAIM": repr(settings.OIDC_GROUPS_CLAIM)},
         status=403,
     )
+
+
+def change_preferences(*, person: User, request=None, **chosen: str) -> Preferences:
+    """Save what a person chose for themselves (``time_zone``, ``language``; "" for the site's)
+    and audit it as ``preferences.changed`` with what changed. Their own only, so no permission
+    is asked."""
+    mine = Preferences.objects.filter(user=person).first() or Preferences(user=person)
+    before = {
+        field: getattr(mine, field) for field in chosen if getattr(mine, field) != chosen[field]
+    }
+    for field, value in chosen.items():
+        setattr(mine, field, value)
+    mine.save()
+    audit.record(
+        action="preferences.changed",
+        actor=person,
+        obj=mine,
+        before=before,
+        after={field: chosen[field] for field in before},
+        request=request,
+    )
+    return mine

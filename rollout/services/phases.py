@@ -20,6 +20,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from ..models import (
     AuditEntry,
@@ -41,16 +43,17 @@ from . import audit
 
 State = Rollout.State
 
-# The runbook's monitoring schedule (phase 5). Offsets past the window are left out; the window's
+# The runbook's monitoring schedule (phase 5). A check-in keeps its purpose in English; pages and
+# messages translate it when they show it. Offsets past the window are left out; the window's
 # end is always the last check-in: the decision's full metrics review.
 CHECK_INS = [
-    (timedelta(0), "Immediate verification: /api/qa, cohort distribution"),
-    (timedelta(minutes=30), "First check-in: error rate, latency p50/p90"),
-    (timedelta(hours=2), "Stability review: no anomalies, log volume normal"),
-    (timedelta(hours=6), "Traffic patterns stable"),
-    (timedelta(hours=12), "Overnight: automated alerts, PagerDuty on-call"),
+    (timedelta(0), gettext_noop("Immediate verification: /api/qa, cohort distribution")),
+    (timedelta(minutes=30), gettext_noop("First check-in: error rate, latency p50/p90")),
+    (timedelta(hours=2), gettext_noop("Stability review: no anomalies, log volume normal")),
+    (timedelta(hours=6), gettext_noop("Traffic patterns stable")),
+    (timedelta(hours=12), gettext_noop("Overnight: automated alerts, PagerDuty on-call")),
 ]
-DECISION_CHECK_IN = "GO / NO-GO decision: full metrics review"
+DECISION_CHECK_IN = gettext_noop("GO / NO-GO decision: full metrics review")
 LAST_CHECK_IN_GRACE = timedelta(hours=2)
 
 
@@ -82,7 +85,7 @@ def offset_label(offset: timedelta) -> str:
     if minutes == 0:
         return "T+0"
     if minutes % 60:
-        return f"T+{minutes} min"
+        return _("T+%(minutes)s min") % {"minutes": minutes}
     return f"T+{minutes // 60} h"
 
 
@@ -124,7 +127,8 @@ def set_state(
         return True
     if to not in Rollout.TRANSITIONS[before]:
         raise TransitionRefused(
-            f"A rollout that is {rollout.get_state_display()} cannot become {State(to).label}."
+            _("A rollout that is %(state)s cannot become %(label)s.")
+            % {"state": rollout.get_state_display(), "label": State(to).label}
         )
     fields = {"state": to, "state_changed_at": now}
     if to in Rollout.FINISHED_STATES:
@@ -186,11 +190,11 @@ def begin(environment: Environment, *, person, now: datetime, request=None) -> R
 
 def _begin(environment: Environment, *, person, now: datetime) -> Rollout:
     if not environment.is_production:
-        raise TransitionRefused("Rollouts run on production; preview has its suite.")
+        raise TransitionRefused(_("Rollouts run on production; preview has its suite."))
     if not hasattr(environment.service, "plan"):
-        raise TransitionRefused("The service has no rollout plan (add one in the admin).")
+        raise TransitionRefused(_("The service has no rollout plan (add one in the admin)."))
     if active_rollout(environment) is not None:
-        raise TransitionRefused("A rollout is already running on this environment.")
+        raise TransitionRefused(_("A rollout is already running on this environment."))
     rollout = ensure_rollout(environment, person=person, now=now)
     return advance(rollout, now=now)
 
@@ -218,19 +222,27 @@ def _given(text: str, missing: str) -> str:
 
 
 def _abort(rollout: Rollout, *, person, reason: str, now: datetime, request) -> Rollout:
-    reason = _given(reason, "Give the reason for aborting the rollout.")
+    reason = _given(reason, _("Give the reason for aborting the rollout."))
     running = open_run(rollout)
     if running is not None and running.state == PhaseRun.State.WAITING:
-        raise TransitionRefused(f"{running} is starting: reject its approval or let it finish.")
+        raise TransitionRefused(
+            _("%(running)s is starting: reject its approval or let it finish.")
+            % {"running": running}
+        )
     if running is not None:
         raise TransitionRefused(
-            f"{running} is under observation: end it with a signed decision (NO-GO rolls back), "
-            "not an abort."
+            _(
+                "%(running)s is under observation: end it with a signed decision "
+                "(NO-GO rolls back), not an abort."
+            )
+            % {"running": running}
         )
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().get(pk=rollout.pk)
         if not rollout.is_active:
-            raise TransitionRefused(f"The rollout is already {rollout.get_state_display()}.")
+            raise TransitionRefused(
+                _("The rollout is already %(state)s.") % {"state": rollout.get_state_display()}
+            )
         set_state(rollout, State.ABORTED, now=now, actor=person, reason=reason, request=request)
     return rollout
 
@@ -242,11 +254,11 @@ def start_refusal(environment: Environment) -> str:
     if run is None:
         return ""
     if run.state == PhaseRun.State.WAITING:
-        return f"{run} is already starting: wait for it to take effect."
-    return (
-        f"{run} is under observation: the next phase starts after a signed GO decision "
-        "(rollout page)."
-    )
+        return _("%(run)s is already starting: wait for it to take effect.") % {"run": run}
+    return _(
+        "%(run)s is under observation: the next phase starts after a signed GO "
+        "decision (rollout page)."
+    ) % {"run": run}
 
 
 def record_phase_start(
@@ -352,7 +364,7 @@ def against_plan(phase: Phase, desired: DesiredConfig | None) -> tuple[int, str]
     if actual == phase.percent:
         return None
     if desired.emergency_proxy:
-        return actual, "emergency stop"
+        return actual, _("emergency stop")
     return actual, "lowered" if actual < phase.percent else "raised"
 
 
@@ -496,9 +508,10 @@ def _follow_start(rollout: Rollout, run: PhaseRun, now: datetime) -> None:
     )
     if request_over or change_over:
         why = (
-            f"its approval request was {run.start_request.get_state_display().lower()}"
+            _("its approval request was %(lower)s")
+            % {"lower": run.start_request.get_state_display().lower()}
             if request_over
-            else f"its config change {change.get_state_display().lower()}"
+            else _("its config change %(lower)s") % {"lower": change.get_state_display().lower()}
         )
         if PhaseRun.objects.filter(pk=run.pk, state=PhaseRun.State.WAITING).update(
             state=PhaseRun.State.CANCELLED
@@ -654,18 +667,19 @@ def acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request=
 
 
 def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request) -> CheckIn:
-    note = _given(note, "Say in a few words what you checked.")
+    note = _given(note, _("Say in a few words what you checked."))
     if now < check_in.due_at:
         raise TransitionRefused(
-            f"{check_in.label} is due at {check_in.due_at:%Y-%m-%d %H:%M} UTC, not yet."
+            _("%(label)s is due at %(due_at)s UTC, not yet.")
+            % {"label": check_in.label, "due_at": format(check_in.due_at, "%Y-%m-%d %H:%M")}
         )
     if not CheckIn.objects.filter(pk=check_in.pk, acknowledged_at__isnull=True).update(
         acknowledged_by=person, acknowledged_at=now, note=note
     ):
         check_in.refresh_from_db()
         raise TransitionRefused(
-            f"{check_in.label} was already acknowledged by "
-            f"{check_in.acknowledged_by.get_username()}."
+            _("%(label)s was already acknowledged by %(acknowledged_by)s.")
+            % {"label": check_in.label, "acknowledged_by": check_in.acknowledged_by.get_username()}
         )
     check_in.refresh_from_db()
     late = check_in.status(now) == "late"

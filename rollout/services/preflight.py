@@ -16,6 +16,9 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import dateformat
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from integrations.kv_value import CanarySettings
 from outbox import notify
@@ -43,7 +46,7 @@ Kind = PreflightAttestation.Kind
 WINDOW_WEEKDAYS = (1, 2, 3)  # Tuesday, Wednesday, Thursday (Monday is 0)
 WINDOW_OPENS = time(10, 0)
 WINDOW_CLOSES = time(14, 0)  # exclusive: 14:00:00 is outside
-WINDOW_TEXT = "Tuesday–Thursday, 10:00–14:00 UTC"
+WINDOW_TEXT = gettext_lazy("Tuesday–Thursday, 10:00–14:00 UTC")
 
 
 @dataclass(frozen=True)
@@ -56,15 +59,17 @@ class Window:
     @property
     def text(self) -> str:
         if self.open:
-            return (
-                f"Inside the deploy window ({WINDOW_TEXT}); it closes at "
-                f"{self.closes_at:%H:%M} UTC."
-            )
-        return (
-            f"Outside the deploy window ({WINDOW_TEXT}). The next window opens "
-            f"{self.next_opening:%A %Y-%m-%d %H:%M} UTC. Starting now needs an override with a "
-            "reason."
-        )
+            return _(
+                "Inside the deploy window (%(WINDOW_TEXT)s); it closes at %(closes_at)s UTC."
+            ) % {"WINDOW_TEXT": WINDOW_TEXT, "closes_at": format(self.closes_at, "%H:%M")}
+        return _(
+            "Outside the deploy window (%(WINDOW_TEXT)s). The next window opens "
+            "%(next_opening)s UTC. Starting now needs an override with a reason."
+        ) % {
+            "WINDOW_TEXT": WINDOW_TEXT,
+            # The weekday in the reader's language (dateformat's "l"; strftime's %A is English).
+            "next_opening": dateformat.format(self.next_opening, "l Y-m-d H:i"),
+        }
 
 
 def deploy_window(now: datetime) -> Window:
@@ -188,16 +193,16 @@ def evaluate(environment: Environment, *, now: datetime, create: bool = False) -
     phase = next_phase(environment, desired)
     checklist = Checklist(environment, desired, phase, None, window=deploy_window(now))
     if not environment.is_production:
-        checklist.blocker = "Only production phases need a pre-flight."
+        checklist.blocker = _("Only production phases need a pre-flight.")
         return checklist
     if desired is None:
-        checklist.blocker = "This environment has no desired config yet: connect it first."
+        checklist.blocker = _("This environment has no desired config yet: connect it first.")
         return checklist
     if phase is None:
         checklist.blocker = (
-            "No next phase: the plan is complete, or the service has no plan."
+            _("No next phase: the plan is complete, or the service has no plan.")
             if getattr(environment.service, "plan", None)
-            else "The service has no rollout plan (add one in the admin)."
+            else _("The service has no rollout plan (add one in the admin).")
         )
         return checklist
     pending = (
@@ -212,14 +217,18 @@ def evaluate(environment: Environment, *, now: datetime, create: bool = False) -
     )
     if pending:
         checklist.pending_start = pending
-        checklist.blocker = (
-            f"The start of {phase.tag} ({phase.percent}%) was requested by "
-            f"{pending.requested_by.get_username()} and waits for a second person's approval "
-            "(Controls above)."
-        )
+        checklist.blocker = _(
+            "The start of %(tag)s (%(percent)s%%) was requested by "
+            "%(requested_by)s and waits for a second person's approval (Controls "
+            "above)."
+        ) % {
+            "tag": phase.tag,
+            "percent": phase.percent,
+            "requested_by": pending.requested_by.get_username(),
+        }
         return checklist
     if desired.emergency_proxy:
-        checklist.blocker = "The emergency stop is active: lift it before starting a phase."
+        checklist.blocker = _("The emergency stop is active: lift it before starting a phase.")
         return checklist
     running = phases.start_refusal(environment)
     if running:
@@ -287,31 +296,40 @@ def preview_item(environment: Environment, *, now: datetime) -> Item:
     if environment.worker_script_name:
         return _live_version_item(environment, now=now)
     service = environment.service
-    label = "Preview suite passed for the current build"
+    label = _("Preview suite passed for the current build")
     build = service.current_build
     if not build:
         return Item(
             "preview_suite",
             label,
             False,
-            f"{service.name} has no current build: set it on the preview suite form or in the "
-            "admin, so the pre-flight knows what was verified.",
+            _(
+                "%(name)s has no current build: set it on the preview suite form or in "
+                "the admin, so the pre-flight knows what was verified."
+            )
+            % {"name": service.name},
         )
     run = latest_preview_run(environment)
     max_age = timedelta(hours=settings.PREVIEW_SUITE_MAX_AGE_HOURS)
     if run is None:
         return Item(
-            "preview_suite", label, False, f"No preview suite has finished for build {build}."
+            "preview_suite",
+            label,
+            False,
+            _("No preview suite has finished for build %(build)s.") % {"build": build},
         )
-    when = f"{run.finished_at:%Y-%m-%d %H:%M} UTC"
+    when = _("%(finished_at)s UTC") % {"finished_at": format(run.finished_at, "%Y-%m-%d %H:%M")}
     if not run.passed:
         failing = [c.get_name_display() for c in run.checks.all() if c.state != "passed"]
         return Item(
             "preview_suite",
             label,
             False,
-            f"The latest preview suite for build {build} FAILED ({when}: "
-            f"{', '.join(failing) or run.error}). Fix it and run the suite again.",
+            _(
+                "The latest preview suite for build %(build)s FAILED (%(when)s: "
+                "%(error)s). Fix it and run the suite again."
+            )
+            % {"build": build, "when": when, "error": ", ".join(failing) or run.error},
             run=run,
         )
     age = now - run.finished_at
@@ -320,16 +338,24 @@ def preview_item(environment: Environment, *, now: datetime) -> Item:
             "preview_suite",
             label,
             False,
-            f"The preview suite for build {build} passed {when}, more than "
-            f"{settings.PREVIEW_SUITE_MAX_AGE_HOURS:g} h ago: run it again.",
+            _(
+                "The preview suite for build %(build)s passed %(when)s, more than "
+                "%(PREVIEW_SUITE_MAX_AGE_HOURS)s h ago: run it again."
+            )
+            % {
+                "build": build,
+                "when": when,
+                "PREVIEW_SUITE_MAX_AGE_HOURS": format(settings.PREVIEW_SUITE_MAX_AGE_HOURS, "g"),
+            },
             run=run,
         )
-    who = run.started_by.get_username() if run.started_by else "the system"
+    who = run.started_by.get_username() if run.started_by else _("the system")
     return Item(
         "preview_suite",
         label,
         True,
-        f"Build {build} passed all checks {when} (run by {who}).",
+        _("Build %(build)s passed all checks %(when)s (run by %(who)s).")
+        % {"build": build, "when": when, "who": who},
         run=run,
     )
 
@@ -337,15 +363,15 @@ def preview_item(environment: Environment, *, now: datetime) -> Item:
 def _live_version_item(environment: Environment, *, now: datetime) -> Item:
     """Every Worker version serving production passed the preview suite, recently: the versions
     are compared by id, as Cloudflare reports them for preview and production."""
-    label = "Preview suite passed for the version live on production"
+    label = _("Preview suite passed for the version live on production")
     live = environment.live_deployment
     if live is None:
-        why = environment.deployments_error or "not read yet"
+        why = environment.deployments_error or _("not read yet")
         return Item(
             "preview_suite",
             label,
             False,
-            f"The Worker version live on production is not known ({why}).",
+            _("The Worker version live on production is not known (%(why)s).") % {"why": why},
         )
     preview = environment.service.environments.filter(name=Environment.PREVIEW).first()
     max_age = timedelta(hours=settings.PREVIEW_SUITE_MAX_AGE_HOURS)
@@ -355,24 +381,33 @@ def _live_version_item(environment: Environment, *, now: datetime) -> Item:
         run = suite_of_version(preview, version_id) if preview else None
         first_run = first_run or run
         if run is None:
-            detail = f"No preview suite has verified version {version_id} (live on production)."
+            detail = _(
+                "No preview suite has verified version %(version_id)s (live on production)."
+            ) % {"version_id": version_id}
             return Item("preview_suite", label, False, detail, run=first_run)
-        when = f"{run.finished_at:%Y-%m-%d %H:%M} UTC"
+        when = _("%(finished_at)s UTC") % {"finished_at": format(run.finished_at, "%Y-%m-%d %H:%M")}
         if not run.passed:
             failing = [c.get_name_display() for c in run.checks.all() if c.state != "passed"]
-            detail = (
-                f"The latest preview suite of version {version_id} FAILED ({when}: "
-                f"{', '.join(failing) or run.error}). Fix it and run the suite again."
-            )
+            detail = _(
+                "The latest preview suite of version %(version_id)s FAILED (%(when)s: "
+                "%(error)s). Fix it and run the suite again."
+            ) % {"version_id": version_id, "when": when, "error": ", ".join(failing) or run.error}
             return Item("preview_suite", label, False, detail, run=run)
         if now - run.finished_at > max_age:
-            detail = (
-                f"The preview suite of version {version_id} passed {when}, more than "
-                f"{settings.PREVIEW_SUITE_MAX_AGE_HOURS:g} h ago: run it again."
-            )
+            detail = _(
+                "The preview suite of version %(version_id)s passed %(when)s, more "
+                "than %(PREVIEW_SUITE_MAX_AGE_HOURS)s h ago: run it again."
+            ) % {
+                "version_id": version_id,
+                "when": when,
+                "PREVIEW_SUITE_MAX_AGE_HOURS": format(settings.PREVIEW_SUITE_MAX_AGE_HOURS, "g"),
+            }
             return Item("preview_suite", label, False, detail, run=run)
-        who = run.started_by.get_username() if run.started_by else "the system"
-        passed.append(f"version {version_id} passed all checks {when} (run by {who})")
+        who = run.started_by.get_username() if run.started_by else _("the system")
+        passed.append(
+            _("version %(version_id)s passed all checks %(when)s (run by %(who)s)")
+            % {"version_id": version_id, "when": when, "who": who}
+        )
     return Item("preview_suite", label, True, "; ".join(passed).capitalize() + ".", run=first_run)
 
 
@@ -392,25 +427,30 @@ def version_split_item(preflight: Preflight | None, live, *, now: datetime) -> I
         and attestation.deployment_id == live.pk
         and now - attestation.given_at <= max_age
     ):
-        detail = (
-            f"Cloudflare serves {split}: acknowledged by {attestation.given_by.get_username()} "
-            f"at {attestation.given_at:%Y-%m-%d %H:%M} UTC — {attestation.note}."
-        )
+        detail = _(
+            "Cloudflare serves %(split)s: acknowledged by %(given_by)s at "
+            "%(given_at)s UTC — %(note)s."
+        ) % {
+            "split": split,
+            "given_by": attestation.given_by.get_username(),
+            "given_at": format(attestation.given_at, "%Y-%m-%d %H:%M"),
+            "note": attestation.note,
+        }
         return Item(Kind.VERSION_SPLIT, label, True, detail, attestation=attestation)
-    detail = (
-        f"Cloudflare's gradual deployment serves {split}: a version-level split is in play on "
-        "top of our cohort split, so the phase's figures mix two builds. Acknowledge it with a "
-        "note."
-    )
+    detail = _(
+        "Cloudflare's gradual deployment serves %(split)s: a version-level "
+        "split is in play on top of our cohort split, so the phase's figures "
+        "mix two builds. Acknowledge it with a note."
+    ) % {"split": split}
     return Item(Kind.VERSION_SPLIT, label, False, detail)
 
 
 ATTESTATION_LABELS = {
-    Kind.TEAM_NOTIFIED: "Team notified in Slack #deployments",
-    Kind.RUNBOOK_REVIEWED: "Rollback runbook reviewed",
-    Kind.ONCALL_CONFIRMED: "On-call (PagerDuty rotation) confirmed",
-    Kind.ENGINEERS_AVAILABLE: "Two or more engineers available for the next 4 hours",
-    Kind.VERSION_SPLIT: "Cloudflare's version split acknowledged",
+    Kind.TEAM_NOTIFIED: gettext_lazy("Team notified in Slack #deployments"),
+    Kind.RUNBOOK_REVIEWED: gettext_lazy("Rollback runbook reviewed"),
+    Kind.ONCALL_CONFIRMED: gettext_lazy("On-call (PagerDuty rotation) confirmed"),
+    Kind.ENGINEERS_AVAILABLE: gettext_lazy("Two or more engineers available for the next 4 hours"),
+    Kind.VERSION_SPLIT: gettext_lazy("Cloudflare's version split acknowledged"),
 }
 # Asked of every start; the version split only while production has one (version_split_item).
 CHECKLIST_KINDS = [kind for kind in Kind if kind != Kind.VERSION_SPLIT]
@@ -427,9 +467,9 @@ def attestation_items(preflight: Preflight | None, *, now: datetime) -> list[Ite
         attestation = latest.get(kind)
         label = ATTESTATION_LABELS[kind]
         if attestation is None:
-            items.append(Item(kind, label, False, "Not yet given."))
+            items.append(Item(kind, label, False, _("Not yet given.")))
             continue
-        when = f"{attestation.given_at:%Y-%m-%d %H:%M} UTC"
+        when = _("%(given_at)s UTC") % {"given_at": format(attestation.given_at, "%Y-%m-%d %H:%M")}
         by = attestation.given_by.get_username()
         if now - attestation.given_at > max_age:
             items.append(
@@ -437,8 +477,17 @@ def attestation_items(preflight: Preflight | None, *, now: datetime) -> list[Ite
                     kind,
                     label,
                     False,
-                    f"Given by {by} at {when}, more than "
-                    f"{settings.PREFLIGHT_ATTESTATION_MAX_AGE_HOURS:g} h ago: give it again.",
+                    _(
+                        "Given by %(by)s at %(when)s, more than "
+                        "%(PREFLIGHT_ATTESTATION_MAX_AGE_HOURS)s h ago: give it again."
+                    )
+                    % {
+                        "by": by,
+                        "when": when,
+                        "PREFLIGHT_ATTESTATION_MAX_AGE_HOURS": format(
+                            settings.PREFLIGHT_ATTESTATION_MAX_AGE_HOURS, "g"
+                        ),
+                    },
                     attestation=attestation,
                 )
             )
@@ -446,9 +495,9 @@ def attestation_items(preflight: Preflight | None, *, now: datetime) -> list[Ite
         if kind == Kind.TEAM_NOTIFIED and attestation.notification_id:
             items.append(_announcement_item(attestation, label, by, when))
             continue
-        detail = f"By {by} at {when}"
+        detail = _("By %(by)s at %(when)s") % {"by": by, "when": when}
         if attestation.names:
-            detail += ": " + ", ".join(attestation.names)
+            detail += _(": ") + ", ".join(attestation.names)
         if attestation.note:
             detail += f" — {attestation.note}"
         items.append(Item(kind, label, True, detail + ".", attestation=attestation))
@@ -463,18 +512,26 @@ def _announcement_item(attestation, label, by, when) -> Item:
             Kind.TEAM_NOTIFIED,
             label,
             True,
-            f"Announcement posted by {by} at {when}.",
+            _("Announcement posted by %(by)s at %(when)s.") % {"by": by, "when": when},
             attestation=attestation,
             notification=notification,
         )
     if state == Notification.State.FAILED:
-        detail = (
-            f"The announcement {by} queued at {when} could not be delivered "
-            f"({notification.last_status or '—'} {notification.last_answer}): post it again, or "
-            "attest by hand with a note."
-        )
+        detail = _(
+            "The announcement %(by)s queued at %(when)s could not be delivered "
+            "(%(or)s %(last_answer)s): post it again, or attest by hand with a "
+            "note."
+        ) % {
+            "by": by,
+            "when": when,
+            "or": notification.last_status or "—",
+            "last_answer": notification.last_answer,
+        }
     else:
-        detail = f"The announcement {by} queued at {when} is on its way to Slack…"
+        detail = _("The announcement %(by)s queued at %(when)s is on its way to Slack…") % {
+            "by": by,
+            "when": when,
+        }
     return Item(
         Kind.TEAM_NOTIFIED,
         label,
@@ -524,9 +581,9 @@ def attest(
             f"{preflight.phase.tag} ({preflight.phase.percent}%): {attestation.get_kind_display()}"
         )
         if names:
-            detail += ": " + ", ".join(names)
+            detail += _(": ") + ", ".join(names)
         if notification:
-            detail += "; #deployments announcement queued"
+            detail += _("; #deployments announcement queued")
         if deployment is not None:
             detail += f": {deployment.describe(full=True)}"
         audit.record(
@@ -565,7 +622,7 @@ def announce(*, checklist: Checklist, person, now: datetime, request=None):
             preflight=checklist.preflight,
             kind=Kind.TEAM_NOTIFIED,
             person=person,
-            note="announcement posted to Slack #deployments",
+            note=_("announcement posted to Slack #deployments"),
             notification=notification,
             request=request,
         )
@@ -631,7 +688,7 @@ def start_phase(
 def start_refusal_message(refused: Exception) -> str:
     """What a refused start says to the person, and to the audit trail."""
     if isinstance(refused, controls.ConfigConflict):
-        return f"Not started: {refused}."
+        return _("Not started: %(refused)s.") % {"refused": refused}
     return str(refused)
 
 
@@ -682,7 +739,7 @@ def _start_phase(
             preview_run=checklist.item("preview_suite").run,
         )
         if not claimed:
-            raise StartRefused("This phase start was just made by someone else.")
+            raise StartRefused(_("This phase start was just made by someone else."))
         if approved_by is not None:
             result = controls.request_change(
                 environment=environment,
@@ -718,9 +775,11 @@ def _start_phase(
             else {"start_change": result}
         )
         Preflight.objects.filter(pk=preflight.pk).update(**link)
-        detail = f"{checklist.description}; pre-flight complete"
+        detail = _("%(description)s; pre-flight complete") % {"description": checklist.description}
         if not checklist.window.open:
-            detail += f"; outside the deploy window, override: {override_reason}"
+            detail += _("; outside the deploy window, override: %(override_reason)s") % {
+                "override_reason": override_reason
+            }
         audit.record(
             action="preflight.phase_started",
             actor=person,
@@ -743,15 +802,16 @@ def start_refusal(checklist: Checklist, *, tag: str, override_reason: str) -> st
     if checklist.blocker:
         return checklist.blocker
     if checklist.phase.tag != tag:
-        return (
-            f"The next phase is {checklist.phase.tag} ({checklist.phase.percent}%), not {tag}: "
-            "reload the page."
-        )
+        return _("The next phase is %(tag)s (%(percent)s%%), not %(tag2)s: reload the page.") % {
+            "tag": checklist.phase.tag,
+            "percent": checklist.phase.percent,
+            "tag2": tag,
+        }
     if not checklist.complete:
         missing = "; ".join(f"{item.label}: {item.detail}" for item in checklist.missing)
-        return f"The pre-flight checklist is incomplete — {missing}"
+        return _("The pre-flight checklist is incomplete — %(missing)s") % {"missing": missing}
     if not checklist.window.open and not override_reason.strip():
-        return (
-            f"{checklist.window.text} Give the reason for starting outside the window to override."
-        )
+        return _("%(text)s Give the reason for starting outside the window to override.") % {
+            "text": checklist.window.text
+        }
     return ""

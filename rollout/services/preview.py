@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations import edge
 from integrations.edge_qa import (
@@ -363,7 +364,8 @@ def _check_sticky(target: Target, cohort: str) -> Result:
         Name(f"sticky_{cohort}"),
         expect=(cohort, "cookie"),
         cookies={COHORT_COOKIE: cohort},
-        hint=f"the edge ignored the {COHORT_COOKIE}={cohort} cookie (stickiness broken)",
+        hint=_("the edge ignored the %(COHORT_COOKIE)s=%(cohort)s cookie (stickiness broken)")
+        % {"COHORT_COOKIE": COHORT_COOKIE, "cohort": cohort},
     )
 
 
@@ -373,7 +375,7 @@ def check_header_override(target: Target, deadline: float) -> Result:
         Name.HEADER_OVERRIDE,
         expect=("native", "header"),
         extra={"X-Canary": "1"},
-        hint="the edge ignored the X-Canary: 1 override",
+        hint=_("the edge ignored the X-Canary: 1 override"),
     )
 
 
@@ -474,7 +476,7 @@ def start(
         with transaction.atomic():
             deployment, build = _build_to_verify(environment, build, build_reason)
             if not DesiredConfig.objects.filter(environment=environment).exists():
-                raise PreviewRefused("Preview has no desired config yet: connect it first.")
+                raise PreviewRefused(_("Preview has no desired config yet: connect it first."))
             if deployment is None and environment.worker_script_name:
                 audit.record(
                     action="preview_suite.build_typed",
@@ -497,7 +499,7 @@ def start(
             )
     except IntegrityError:
         refused = PreviewRefused(
-            "A run of the suite is already in progress on preview: wait for it to finish."
+            _("A run of the suite is already in progress on preview: wait for it to finish.")
         )
     except PreviewRefused as raised:
         refused = raised
@@ -520,16 +522,19 @@ def _build_to_verify(environment: Environment, typed: str, reason: str):
         if live is None:
             if environment.worker_script_name:
                 raise PreviewRefused(
-                    f"The Worker version live on preview is not known ({_live_words(environment)})"
-                    ": type the build and say why."
+                    _(
+                        "The Worker version live on preview is not known (%(environment)s): "
+                        "type the build and say why."
+                    )
+                    % {"environment": _live_words(environment)}
                 )
-            raise PreviewRefused("Name the build deployed to preview, e.g. its deployment id.")
+            raise PreviewRefused(_("Name the build deployed to preview, e.g. its deployment id."))
         return live, live.describe(full=True)[:100]
     if len(typed) > 100:
-        raise PreviewRefused("A build name is at most 100 characters.")
+        raise PreviewRefused(_("A build name is at most 100 characters."))
     if environment.worker_script_name and not reason:
         raise PreviewRefused(
-            "Say why you type the build instead of running against the version live on preview."
+            _("Say why you type the build instead of running against the version live on preview.")
         )
     return None, typed
 
@@ -862,7 +867,7 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
     result = judge_routing(
         report,
         expect=("proxy", "emergency"),
-        hint="the edge reports emergency_proxy=true but did not route by it",
+        hint=_("the edge reports emergency_proxy=true but did not route by it"),
         evidence={},
     )
     if result.passed:

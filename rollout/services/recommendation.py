@@ -56,13 +56,21 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
+from django.utils.translation import gettext_noop
+
 from integrations.stats import difference_interval, quantile_rank_interval, wilson_interval
 
 if TYPE_CHECKING:  # the type only: metrics builds on rollout and hands its figures over
     from metrics.figures import CohortFigures, Figures
 
 GO, HOLD, NO_GO = "go", "hold", "no_go"
-PASS, BORDERLINE, FAIL, MISSING = "pass", "borderline", "fail", "missing"
+# Marked for translation (a page shows them in its reader's language); the evidence keeps them.
+PASS, BORDERLINE, FAIL, MISSING = (
+    gettext_noop("pass"),
+    gettext_noop("borderline"),
+    gettext_noop("fail"),
+    gettext_noop("missing"),
+)
 # Where a criterion comes from: the runbook's decision matrix (docs/contracts.md), or a rule the
 # team added on top of it, which the pages label as such.
 RUNBOOK, TEAM = "runbook", "team"
@@ -240,7 +248,7 @@ def recommend(window: Window, thresholds: Thresholds = Thresholds()) -> Recommen
 
 
 def _native_traffic(window: Window, t: Thresholds) -> Criterion:
-    judged = partial(Criterion, "native_traffic", "Native traffic")
+    judged = partial(Criterion, "native_traffic", gettext_noop("Native traffic"))
     requests = window.figures.native.requests
     figures = {"native_requests": requests, "min_native_requests": t.min_native_requests}
     if requests < t.min_native_requests:
@@ -252,7 +260,7 @@ def _native_traffic(window: Window, t: Thresholds) -> Criterion:
 
 
 def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
-    judged = partial(Criterion, "native_5xx", "Native 5xx rate")
+    judged = partial(Criterion, "native_5xx", gettext_noop("Native 5xx rate"))
     native = window.figures.native
     if not native.requests:
         return judged(MISSING, HOLD, {}, "native 5xx rate unknown: no native requests")
@@ -301,7 +309,9 @@ def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
 def _error_rate_vs_proxy(window: Window, t: Thresholds) -> Criterion:
     """Native and proxy serve the same clients over the same hours, so their difference cancels
     whatever the origin or the clients did to both; what remains is the native path's own."""
-    judged = partial(Criterion, "native_vs_proxy_5xx", "Native vs proxy 5xx", rule=TEAM)
+    judged = partial(
+        Criterion, "native_vs_proxy_5xx", gettext_noop("Native vs proxy 5xx"), rule=TEAM
+    )
     native, proxy = window.figures.native, window.figures.proxy
     if not native.requests or not proxy.requests:
         cohort = "proxy" if native.requests else "native"
@@ -338,7 +348,7 @@ def _error_rate_vs_proxy(window: Window, t: Thresholds) -> Criterion:
 
 
 def _native_p90(window: Window, t: Thresholds) -> Criterion:
-    judged = partial(Criterion, "native_p90", "Native p90 TTFB")
+    judged = partial(Criterion, "native_p90", gettext_noop("Native p90 TTFB"))
     native = window.figures.native
     p90 = native.ttfb(0.9)
     if p90 is None:
@@ -373,7 +383,7 @@ def _native_p90(window: Window, t: Thresholds) -> Criterion:
 
 
 def _p90_vs_proxy(window: Window, t: Thresholds) -> Criterion:
-    judged = partial(Criterion, "p90_vs_proxy", "Native p90 vs proxy p90")
+    judged = partial(Criterion, "p90_vs_proxy", gettext_noop("Native p90 vs proxy p90"))
     native, proxy = window.figures.native, window.figures.proxy
     figures = {
         "ttfb_ms": {
@@ -412,7 +422,7 @@ def _quantile_interval(cohort: CohortFigures, q: float, confidence: float) -> tu
 
 
 def _incidents(window: Window) -> Criterion:
-    judged = partial(Criterion, "incidents", "Incidents")
+    judged = partial(Criterion, "incidents", gettext_noop("Incidents"))
     for incident in window.incidents:
         if incident.kind not in INCIDENT_KINDS:
             raise ValueError(f"unknown incident kind {incident.kind!r}")
@@ -438,7 +448,7 @@ def _incident_sentence(incidents: list[Incident]) -> str:
 
 
 def _logs(window: Window, t: Thresholds) -> Criterion:
-    judged = partial(Criterion, "logs", "Logs delivering")
+    judged = partial(Criterion, "logs", gettext_noop("Logs delivering"))
     gaps = sorted(window.log_gaps, key=lambda gap: (-_minutes(gap), gap[0]))  # longest first
     long_gaps = [gap for gap in gaps if _minutes(gap) > t.max_log_gap_minutes]
     figures = {
@@ -462,9 +472,19 @@ def _logs(window: Window, t: Thresholds) -> Criterion:
 
 
 # The criteria a person attests, by kind: the label, and what a yes and a no say.
+# The labels stay English in the frozen evidence (its digest must not depend on who reads it);
+# pages and reports translate them when they show them.
 ATTESTED = {
-    "upload_flow": ("Upload flow", "upload flow healthy", "data loss / orphaned uploads"),
-    "team_agrees": ("Team consensus", "team agrees: stable", "team concern: risk too high"),
+    "upload_flow": (
+        gettext_noop("Upload flow"),
+        "upload flow healthy",
+        "data loss / orphaned uploads",
+    ),
+    "team_agrees": (
+        gettext_noop("Team consensus"),
+        "team agrees: stable",
+        "team concern: risk too high",
+    ),
 }
 
 
@@ -488,7 +508,7 @@ def _attestation(window: Window, kind: str) -> Criterion:
 
 
 def _build(window: Window) -> Criterion:
-    judged = partial(Criterion, "build", "Build under the window", rule=TEAM)
+    judged = partial(Criterion, "build", gettext_noop("Build under the window"), rule=TEAM)
     shifts = window.build_changes
     figures = {
         "build_changes": [

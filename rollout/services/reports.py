@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..models import ConfigChange, Decision, PhaseRun, PostMortem, Rollout, Signature
 from . import evidence, phases
@@ -44,7 +45,7 @@ def metric_rows(document: dict) -> list[dict]:
     thresholds = document["thresholds"]
     rows = [
         _row(
-            "Error rate (5xx)",
+            _("Error rate (5xx)"),
             native["error_percent"],
             proxy["error_percent"],
             thresholds["go_max_error_percent"],
@@ -59,11 +60,11 @@ def metric_rows(document: dict) -> list[dict]:
     ):
         rows.append(
             _row(
-                f"Latency {key}",
+                _("Latency %(key)s") % {"key": key},
                 native["ttfb_ms"][key],
                 proxy["ttfb_ms"][key],
                 target,
-                " ms",
+                _(" ms"),
             )
         )
     return rows
@@ -71,7 +72,7 @@ def metric_rows(document: dict) -> list[dict]:
 
 def _row(label, native, proxy, target, unit) -> dict:
     if native is None:
-        status = "NO DATA"
+        status = _("NO DATA")
     else:
         status = "PASS" if native < target else "FAIL"
     return {
@@ -99,35 +100,49 @@ def markdown(report: dict) -> str:
     document = report["document"]
     decision: Decision | None = report["decision"]
     environment = run.rollout.environment
-    title = f"# {environment.service.name} {environment.name}: phase {run.phase.tag} "
+    title = _("# %(name)s %(name2)s: phase %(tag)s ") % {
+        "name": environment.service.name,
+        "name2": environment.name,
+        "tag": run.phase.tag,
+    }
     title += f"({run.phase.percent}%)"
     if run.window_number > 1:
-        title += f", window {run.window_number}"
+        title += _(", window %(window_number)s") % {"window_number": run.window_number}
     lines = [title, ""]
     if document is None:
-        lines += ["The phase's config has not taken effect yet: nothing to report.", ""]
+        lines += [_("The phase's config has not taken effect yet: nothing to report."), ""]
         return "\n".join(lines)
     window = document["window"]
     figures = document["figures"]
     cohorts = figures["cohorts"]
     lines += [
-        f"**Period:** {window['start']} – {window['end']}"
-        + ("" if window["complete"] else " (window still running)"),
-        f"**Logs received through:** {window.get('logs_through') or '—'}"
+        _("**Period:** %(start)s – %(end)s") % {"start": window["start"], "end": window["end"]}
+        + ("" if window["complete"] else _(" (window still running)")),
+        _("**Logs received through:** %(or)s") % {"or": window.get("logs_through") or "—"}
         + (
-            " (the window's last logs had not all arrived)"
+            _(" (the window's last logs had not all arrived)")
             if window["complete"] and window.get("logs_complete") is False
             else ""
         ),
-        f"**Build:** {report['build'] or '—'}",
-        f"**Percent:** {_percent_words(run, report['actual'])}",
-        f"**Traffic:** {figures['requests']:,} requests "
-        f"({cohorts['native']['requests']:,} native, {cohorts['proxy']['requests']:,} proxy; "
-        f"native share {_share(figures)})",
-        f"**5xx:** {cohorts['native']['errors_5xx']:,} native, "
-        f"{cohorts['proxy']['errors_5xx']:,} proxy",
-        *heading("Metrics Summary"),
-        "| Metric | Native | Proxy | Target | Status |",
+        _("**Build:** %(or)s") % {"or": report["build"] or "—"},
+        _("**Percent:** %(actual)s") % {"actual": _percent_words(run, report["actual"])},
+        _(
+            "**Traffic:** %(requests)s requests (%(requests2)s native, "
+            "%(requests3)s proxy; native share %(figures)s)"
+        )
+        % {
+            "requests": format(figures["requests"], ","),
+            "requests2": format(cohorts["native"]["requests"], ","),
+            "requests3": format(cohorts["proxy"]["requests"], ","),
+            "figures": _share(figures),
+        },
+        _("**5xx:** %(errors_5xx)s native, %(errors_5xx2)s proxy")
+        % {
+            "errors_5xx": format(cohorts["native"]["errors_5xx"], ","),
+            "errors_5xx2": format(cohorts["proxy"]["errors_5xx"], ","),
+        },
+        *heading(_("Metrics Summary")),
+        _("| Metric | Native | Proxy | Target | Status |"),
         "|--------|--------|-------|--------|--------|",
     ]
     for row in report["rows"]:
@@ -135,57 +150,79 @@ def markdown(report: dict) -> str:
             f"| {row['label']} | {row['native']} | {row['proxy']} | {row['target']} | "
             f"{row['status']} |"
         )
-    lines += heading("Criteria")
+    lines += heading(_("Criteria"))
     for criterion in document["recommendation"]["criteria"]:
-        status, label = criterion["status"].upper(), criterion["label"]
+        status, label = _(criterion["status"]).upper(), _(criterion["label"])
         if criterion.get("rule") == "team":
-            label += " (team's own rule, not in the runbook)"
+            label += _(" (team's own rule, not in the runbook)")
         lines.append(f"- {status}: {label} — {criterion['detail']}")
-    lines += heading("Incidents")
+    lines += heading(_("Incidents"))
     lines += [f"- {item['at']} {item['kind']}: {item['summary']}" for item in document["incidents"]]
     if not document["incidents"]:
         lines.append("None.")
     shifts = document.get("build_changes", [])
     if shifts:
-        lines += ["", "## Build changes", ""]
+        lines += ["", _("## Build changes"), ""]
         lines += [f"- {_shift_words(shift)}" for shift in shifts]
     if document["log_gaps"]:
         gaps = ", ".join(f"{start} – {end}" for start, end in document["log_gaps"])
-        lines += ["", f"Log delivery gaps: {gaps}"]
-    lines += heading("Decision")
+        lines += ["", _("Log delivery gaps: %(gaps)s") % {"gaps": gaps}]
+    lines += heading(_("Decision"))
     recommended = document["recommendation"]["outcome"]
     if decision is None:
         lines.append(
-            f"No decision in effect yet. Recommendation: **{Decision.Outcome(recommended).label}**."
+            _("No decision in effect yet. Recommendation: **%(label)s**.")
+            % {"label": Decision.Outcome(recommended).label}
         )
     else:
         lines.append(
-            f"**{decision.get_outcome_display()}** (recommendation: "
-            f"{Decision.Outcome(recommended).label}), in effect "
-            f"{decision.effective_at:%Y-%m-%d %H:%M} UTC"
-            + (", signed before the window ended" if decision.early else "")
+            _("**%(outcome)s** (recommendation: %(label)s), in effect %(effective_at)s UTC")
+            % {
+                "outcome": decision.get_outcome_display(),
+                "label": Decision.Outcome(recommended).label,
+                "effective_at": format(decision.effective_at, "%Y-%m-%d %H:%M"),
+            }
+            + (_(", signed before the window ended") if decision.early else "")
         )
         if decision.justification:
-            lines += ["", f"Justification: {decision.justification}"]
+            lines += [
+                "",
+                _("Justification: %(justification)s") % {"justification": decision.justification},
+            ]
         lines += heading("Sign-Off")
         for signature in report["signatures"]:
             lines.append(
-                f"- {signature.get_role_display()}: {_name(signature)}, "
-                f"{signature.signed_at:%Y-%m-%d %H:%M} UTC"
+                _("- %(role)s: %(signature)s, %(signed_at)s UTC")
+                % {
+                    "role": signature.get_role_display(),
+                    "signature": _name(signature),
+                    "signed_at": format(signature.signed_at, "%Y-%m-%d %H:%M"),
+                }
                 + (f" — {signature.justification}" if signature.justification else "")
             )
-        lines += ["", f"Evidence digest: `{decision.evidence_digest}`"]
+        lines += [
+            "",
+            _("Evidence digest: `%(evidence_digest)s`")
+            % {"evidence_digest": decision.evidence_digest},
+        ]
     lines.append("")
     return "\n".join(lines)
 
 
 def _shift_words(shift: dict) -> str:
-    """"build changed at T (old → new)", and what a person chose for it."""
+    """ "build changed at T (old → new)", and what a person chose for it."""
     at = datetime.fromisoformat(shift["at"])
-    words = f"build changed at {_utc(at.astimezone(UTC))} ({shift['old']} → {shift['new']})"
+    words = _("build changed at %(UTC)s (%(old)s → %(new)s)") % {
+        "UTC": _utc(at.astimezone(UTC)),
+        "old": shift["old"],
+        "new": shift["new"],
+    }
     if not shift["resolution"]:
-        return words + ": waiting for a person to restart or keep the window"
-    words += f": window {shift['resolution']} by {shift['by']}"
+        return words + _(": waiting for a person to restart or keep the window")
+    words += _(": window %(resolution)s by %(by)s") % {
+        "resolution": shift["resolution"],
+        "by": shift["by"],
+    }
     return words + (f" — {shift['reason']}" if shift["reason"] else "")
 
 
@@ -201,15 +238,20 @@ def _name(signature: Signature) -> str:
 
 
 def _percent_words(run: PhaseRun, actual) -> str:
-    """"plan 25%, actually 5% since … (lowered)", or the plan's percent when they agree."""
+    """ "plan 25%, actually 5% since … (lowered)", or the plan's percent when they agree."""
     if actual is None:
         return f"{run.phase.percent}%"
-    since = f" since {_utc(actual.since)}" if actual.since else ""
-    return f"plan {actual.plan}%, actually {actual.actual}%{since} ({actual.why})"
+    since = _(" since %(since)s") % {"since": _utc(actual.since)} if actual.since else ""
+    return _("plan %(plan)s%%, actually %(actual)s%%%(since)s (%(why)s)") % {
+        "plan": actual.plan,
+        "actual": actual.actual,
+        "since": since,
+        "why": actual.why,
+    }
 
 
 def _utc(moment) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return _("%(moment)s UTC") % {"moment": format(moment, "%Y-%m-%d %H:%M")}
 
 
 # --- the whole rollout ---------------------------------------------------------------------------
@@ -251,16 +293,22 @@ def rollout_markdown(report: dict) -> str:
     rollout: Rollout = report["rollout"]
     environment = rollout.environment
     lines = [
-        f"# {environment.service.name} {environment.name}: rollout of {rollout.build or '—'}",
+        _("# %(name)s %(name2)s: rollout of %(or)s")
+        % {"name": environment.service.name, "name2": environment.name, "or": rollout.build or "—"},
         "",
-        f"**State:** {rollout.get_state_display()} · created {_utc(rollout.created_at)}"
-        + (f" · finished {_utc(rollout.finished_at)}" if rollout.finished_at else ""),
-        *heading("Progress"),
+        _("**State:** %(state)s · created %(created_at)s")
+        % {"state": rollout.get_state_display(), "created_at": _utc(rollout.created_at)}
+        + (
+            _(" · finished %(finished_at)s") % {"finished_at": _utc(rollout.finished_at)}
+            if rollout.finished_at
+            else ""
+        ),
+        *heading(_("Progress")),
     ]
     for step in report["progress"]:
         lines.append(f"- {step.phase.tag} ({step.phase.percent}%): {_step_words(step)}")
-    lines += bullets("Config changes", report["changes"], _change_words)
-    lines += bullets("Decisions", report["decisions"], _decision_words)
+    lines += bullets(_("Config changes"), report["changes"], _change_words)
+    lines += bullets(_("Decisions"), report["decisions"], _decision_words)
     lines += bullets("Post-mortems", report["post_mortems"], _post_mortem_words)
     lines.append("")
     for phase in report["phase_reports"]:
@@ -276,22 +324,30 @@ def bullets(title: str, items, words) -> list[str]:
 
 
 def _change_words(change: ConfigChange) -> str:
-    return (
-        f"{_utc(change.requested_at)} v{change.version} {change.get_kind_display()} "
-        f"by {change.actor_label} ({change.get_state_display()}): {change.reason}"
-    )
+    return _(
+        "%(requested_at)s v%(version)s %(kind)s by %(actor_label)s (%(state)s): %(reason)s"
+    ) % {
+        "requested_at": _utc(change.requested_at),
+        "version": change.version,
+        "kind": change.get_kind_display(),
+        "actor_label": change.actor_label,
+        "state": change.get_state_display(),
+        "reason": change.reason,
+    }
 
 
 def _decision_words(decision: Decision) -> str:
     signers = ", ".join(
         f"{signature.get_role_display()} {_name(signature)}"
-        + (" (voided)" if signature.invalidated_at else "")
+        + (_(" (voided)") if signature.invalidated_at else "")
         for signature in decision.signatures.all()
     )
-    return (
-        f"{decision.phase_run}: **{decision.get_outcome_display()}** "
-        f"({decision.get_state_display()}), signed by {signers or 'nobody yet'}"
-    )
+    return _("%(phase_run)s: **%(outcome)s** (%(state)s), signed by %(yet)s") % {
+        "phase_run": decision.phase_run,
+        "outcome": decision.get_outcome_display(),
+        "state": decision.get_state_display(),
+        "yet": signers or "nobody yet",
+    }
 
 
 def _post_mortem_words(post_mortem: PostMortem) -> str:
@@ -300,12 +356,16 @@ def _post_mortem_words(post_mortem: PostMortem) -> str:
 
 def _step_words(step) -> str:
     if step.state == "done":
-        return f"done, {step.outcome}"
+        return _("done, %(outcome)s") % {"outcome": step.outcome}
     if step.state == "current":
         run = step.run
         if run.state == PhaseRun.State.DECISION_DUE:
-            return f"current, decision due since {_utc(run.window_ends_at)}"
+            return _("current, decision due since %(window_ends_at)s") % {
+                "window_ends_at": _utc(run.window_ends_at)
+            }
         if run.window_ends_at:
-            return f"current, window ends {_utc(run.window_ends_at)}"
-        return "current, waiting for its config to take effect"
-    return {"next": "next", "later": "later", "not_reached": "not reached"}[step.state]
+            return _("current, window ends %(window_ends_at)s") % {
+                "window_ends_at": _utc(run.window_ends_at)
+            }
+        return _("current, waiting for its config to take effect")
+    return {"next": "next", "later": "later", "not_reached": _("not reached")}[step.state]

@@ -27,6 +27,7 @@ from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from .. import limits, roles
 from ..models import (
@@ -89,7 +90,7 @@ def sign(
     require(person, "rollout.sign_decision", environment=environment, obj=run, request=request)
     if is_service_account(person):
         refuse(
-            "A service account cannot sign a decision: two people sign.",
+            _("A service account cannot sign a decision: two people sign."),
             needs="a person",
             environment=environment,
             obj=run,
@@ -99,7 +100,7 @@ def sign(
     if role not in roles_of(person):
         label = Signature.Role(role).label
         refuse(
-            f"You do not hold the role {label}.",
+            _("You do not hold the role %(label)s.") % {"label": label},
             needs=f"the role {label}",
             environment=environment,
             obj=run,
@@ -127,28 +128,39 @@ def _sign(run, outcome, role, seen_digest, justification, person, now, request) 
         current = evidence.build(run, now)
         if seen_digest != current.digest:
             raise EvidenceChanged(
-                "The evidence changed since you loaded this page (new metrics, an incident or an "
-                "attestation). Review the figures below and sign again."
+                _(
+                    "The evidence changed since you loaded this page (new metrics, an "
+                    "incident or an attestation). Review the figures below and sign again."
+                )
             )
         if outcome == Outcome.GO and _emergency_active(run):
             raise SignRefused(
-                "The emergency stop is active: GO is not possible until it is lifted."
+                _("The emergency stop is active: GO is not possible until it is lifted.")
             )
         if outcome == Outcome.GO and run.build_changes.filter(resolution="").exists():
             raise SignRefused(
-                "A new Worker build went live during this window: GO is not possible until "
-                "someone restarts the window from the new build or keeps it with a reason."
+                _(
+                    "A new Worker build went live during this window: GO is not possible "
+                    "until someone restarts the window from the new build or keeps it with "
+                    "a reason."
+                )
             )
         if outcome != current.outcome and not justification:
             raise SignRefused(
-                f"You are signing {Outcome(outcome).label} against the recommendation "
-                f"({Outcome(current.outcome).label}): write a justification.",
+                _(
+                    "You are signing %(label)s against the recommendation (%(label2)s): "
+                    "write a justification."
+                )
+                % {"label": Outcome(outcome).label, "label2": Outcome(current.outcome).label},
             )
         decision = open_decision(run)
         if decision is not None and decision.outcome != outcome:
             raise SignRefused(
-                f"A {decision.get_outcome_display()} decision is open with "
-                f"{_names(decision)}'s signature: sign it, or withdraw it first.",
+                _(
+                    "A %(outcome)s decision is open with %(decision)s's signature: sign "
+                    "it, or withdraw it first."
+                )
+                % {"outcome": decision.get_outcome_display(), "decision": _names(decision)},
             )
         if decision is None:
             decision = Decision.objects.create(
@@ -177,9 +189,10 @@ def _sign(run, outcome, role, seen_digest, justification, person, now, request) 
         except IntegrityError as clash:
             taken = decision.signatures.filter(invalidated_at__isnull=True)
             message = (
-                "You already signed this decision: a second person must."
+                _("You already signed this decision: a second person must.")
                 if taken.filter(signer=person).exists()
-                else f"The {Signature.Role(role).label} signature is already given."
+                else _("The %(label)s signature is already given.")
+                % {"label": Signature.Role(role).label}
             )
             raise SignRefused(message) from clash
         audit.record(
@@ -202,11 +215,17 @@ def _sign(run, outcome, role, seen_digest, justification, person, now, request) 
 
 def _check_window(run, outcome, now):
     if run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
-        raise SignRefused(f"{run} is {run.get_state_display()}: no decision can be signed for it.")
+        raise SignRefused(
+            _("%(run)s is %(state)s: no decision can be signed for it.")
+            % {"run": run, "state": run.get_state_display()}
+        )
     if run.window_open(now) and outcome != Outcome.NO_GO:
         raise SignRefused(
-            f"The observation window of {run} ends at {run.window_ends_at:%Y-%m-%d %H:%M} UTC; "
-            "only NO-GO may be signed before that.",
+            _(
+                "The observation window of %(run)s ends at %(window_ends_at)s UTC; "
+                "only NO-GO may be signed before that."
+            )
+            % {"run": run, "window_ends_at": format(run.window_ends_at, "%Y-%m-%d %H:%M")},
         )
 
 
@@ -217,7 +236,7 @@ def _emergency_active(run: PhaseRun) -> bool:
 
 def _names(decision: Decision) -> str:
     signers = decision.signatures.filter(invalidated_at__isnull=True).select_related("signer")
-    return ", ".join(item.signer.get_username() for item in signers) or "no one"
+    return ", ".join(item.signer.get_username() for item in signers) or _("no one")
 
 
 def _invalidate(decision: Decision, current, now, request) -> None:
@@ -248,7 +267,7 @@ def _invalidate(decision: Decision, current, now, request) -> None:
 def withdraw(*, decision: Decision, person, note: str, now: datetime, request=None) -> Decision:
     if not roles_of(person):
         refuse(
-            "Only a tech lead or a DevOps engineer may withdraw a decision.",
+            _("Only a tech lead or a DevOps engineer may withdraw a decision."),
             needs="the role tech lead or DevOps",
             environment=decision.phase_run.rollout.environment,
             obj=decision,
@@ -257,11 +276,11 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
         )
     note = note.strip()
     if not note:
-        _refuse(decision.phase_run, person, request, "Say why the decision is withdrawn.")
+        _refuse(decision.phase_run, person, request, _("Say why the decision is withdrawn."))
     if not Decision.objects.filter(pk=decision.pk, state=Decision.State.OPEN).update(
         state=Decision.State.WITHDRAWN, closed_note=note
     ):
-        _refuse(decision.phase_run, person, request, "This decision is no longer open.")
+        _refuse(decision.phase_run, person, request, _("This decision is no longer open."))
     decision.signatures.filter(invalidated_at__isnull=True).update(
         invalidated_at=now, invalidated_reason=f"decision withdrawn by {person.get_username()}"
     )
@@ -281,11 +300,17 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
 def attest(*, run: PhaseRun, kind: str, value: bool, note: str, person, now, request=None):
     note = note.strip()
     if kind not in PhaseAttestation.Kind.values:
-        _refuse(run, person, request, f"Unknown attestation {kind!r}.")
+        _refuse(run, person, request, _("Unknown attestation %(kind)s.") % {"kind": repr(kind)})
     if not note:
-        _refuse(run, person, request, "Write a note: what did you look at?")
+        _refuse(run, person, request, _("Write a note: what did you look at?"))
     if run.state not in (PhaseRun.State.OBSERVING, PhaseRun.State.DECISION_DUE):
-        _refuse(run, person, request, f"{run} is {run.get_state_display()}: nothing to attest.")
+        _refuse(
+            run,
+            person,
+            request,
+            _("%(run)s is %(state)s: nothing to attest.")
+            % {"run": run, "state": run.get_state_display()},
+        )
     given = PhaseAttestation.objects.create(
         phase_run=run, kind=kind, value=value, note=note, given_by=person, given_at=now
     )
@@ -309,7 +334,10 @@ def take_effect(decision: Decision, signatures: list[Signature], *, now, request
     run = decision.phase_run
     rollout = run.rollout
     first, second = sorted(signatures, key=lambda item: (item.signed_at, item.pk))
-    names = f"{first.signer.get_username()} and {second.signer.get_username()}"
+    names = _("%(signer)s and %(signer2)s") % {
+        "signer": first.signer.get_username(),
+        "signer2": second.signer.get_username(),
+    }
     Decision.objects.filter(pk=decision.pk).update(state=Decision.State.EFFECTIVE, effective_at=now)
     # The outcome and its time live on the decision (effective_at), not copied here.
     PhaseRun.objects.filter(pk=run.pk).update(state=PhaseRun.State.DECIDED)

@@ -2,9 +2,10 @@
 moment in UTC in the tooltip and machine-readable in ``datetime``. Every page uses ``|when`` so no
 page shows a raw ISO string or microseconds; JSON and CSV exports keep ISO 8601."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django import template
+from django.template.defaultfilters import floatformat
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
@@ -56,3 +57,12 @@ def when(value, style=""):
 def now_when(style=""):
     """The present moment, shown like every other: ``{% now_when %}``."""
     return when(timezone.now(), style)
+
+
+@register.filter
+def hours(duration):
+    """A duration in hours, as the runbook names its windows: ``{{ phase.min_observation|hours }}``
+    gives "24 h" (or "1.5 h", "1,5 h" in German) instead of "1 day, 0:00:00"."""
+    if not isinstance(duration, timedelta):
+        return duration
+    return f"{floatformat(duration.total_seconds() / 3600, -1)} h"

@@ -16,6 +16,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.generic import View
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -130,7 +131,8 @@ class CompanyCallbackView(OIDCAuthenticationCallbackView):
 
     def login_failure(self):
         return sign_in_failed(
-            self.request, self.failure or SignInFailed("The company sign-in did not sign you in.")
+            self.request,
+            self.failure or SignInFailed(_("The company sign-in did not sign you in.")),
         )
 
     def login_success(self):
@@ -153,10 +155,12 @@ def _refused_before_exchange(request) -> SignInFailed | None:
         )
     code, state = request.GET.get("code"), request.GET.get("state")
     if not code or not state:
-        return SignInFailed("The company sign-in's answer lacks its code or state. Start again.")
+        return SignInFailed(_("The company sign-in's answer lacks its code or state. Start again."))
     if state not in request.session.get("oidc_states", {}):
         return SignInFailed(
-            "This sign-in answer does not belong to a sign-in started in this browser, or it"
-            " was used already. Start again."
+            _(
+                "This sign-in answer does not belong to a sign-in started in this "
+                "browser, or it was used already. Start again."
+            )
         )
     return None

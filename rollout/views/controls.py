@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from outbox import notify
@@ -93,7 +95,6 @@ def _back_to_overview(request, extra):
     return redirect_after_post(request, reverse("rollout:overview"))
 
 
-
 def _act(request, environment, call, success=None, answer=None):
     """Run a control's service call; answer with the controls fragment and what happened.
 
@@ -103,7 +104,9 @@ def _act(request, environment, call, success=None, answer=None):
     try:
         result = call()
     except controls.ConfigConflict as exc:
-        return _render_controls(request, environment, status=409, error=f"Not applied: {exc}.")
+        return _render_controls(
+            request, environment, status=409, error=_("Not applied: %(exc)s.") % {"exc": exc}
+        )
     except controls.ControlRefused as exc:
         return _render_controls(request, environment, status=409, error=str(exc))
     if answer is not None:
@@ -129,10 +132,10 @@ def _confirm_plan(request, environment, form, plan, *, note, danger=False):
     )
 
 
-RAISE_NOTE = "Raising the percent needs a second person's approval."
-STICKY_NOTE = (
-    "Lowering the percent does not move clients that already hold a native cookie "
-    "(it lives 24 h). Only the emergency stop overrides cookies."
+RAISE_NOTE = gettext_lazy("Raising the percent needs a second person's approval.")
+STICKY_NOTE = gettext_lazy(
+    "Lowering the percent does not move clients that already hold a native "
+    "cookie (it lives 24 h). Only the emergency stop overrides cookies."
 )
 
 
@@ -170,8 +173,13 @@ def set_percent(request, public_id):
 
 def _percent_outcome(result) -> str:
     if isinstance(result, PercentRequest):
-        return f"Requested {result.summary}: waiting for a second person's approval."
-    return f"Queued: {result.settings.describe()} (version {result.version})."
+        return _("Requested %(summary)s: waiting for a second person's approval.") % {
+            "summary": result.summary
+        }
+    return _("Queued: %(settings)s (version %(version)s).") % {
+        "settings": result.settings.describe(),
+        "version": result.version,
+    }
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,7 @@ ROLLBACK = OnePersonControl(
     "rollback_form",
     controls.plan_rollback,
     controls.rollback,
-    "Rollback to 0% queued",
+    gettext_lazy("Rollback to 0% queued"),
     danger=True,
     note=STICKY_NOTE,
 )
@@ -204,9 +212,9 @@ EMERGENCY_STOP = OnePersonControl(
     "emergency_form",
     controls.plan_emergency_stop,
     controls.emergency_stop,
-    "EMERGENCY STOP queued at the front",
+    gettext_lazy("EMERGENCY STOP queued at the front"),
     danger=True,
-    note="Overrides sticky cookies: every client goes to proxy.",
+    note=gettext_lazy("Overrides sticky cookies: every client goes to proxy."),
 )
 
 
@@ -215,7 +223,7 @@ LIFT_EMERGENCY = OnePersonControl(
     "lift_form",
     controls.plan_lift_emergency,
     controls.lift_emergency,
-    "Emergency stop lifted",
+    gettext_lazy("Emergency stop lifted"),
 )
 
 
@@ -242,7 +250,10 @@ def _one_person_control(request, public_id, control: OnePersonControl):
         request,
         environment,
         lambda: control.act(**arguments),
-        success=lambda result: f"{control.success} (version {result.version}).",
+        success=lambda result: (
+            _("%(success)s (version %(version)s).")
+            % {"success": control.success, "version": result.version}
+        ),
     )
 
 
@@ -272,12 +283,12 @@ def _refuse_note(request, percent_request, form):
     """A note that does not fit (or a forged return address) is said so, not dropped: the
     request stays as it was."""
     field, errors = next(iter(form.errors.items()))
-    what = "note" if field == "note" else "page to return to"
+    what = "note" if field == "note" else _("page to return to")
     return _render_controls(
         request,
         percent_request.environment,
         status=422,
-        error=f"The {what} was not accepted: {errors[0]}",
+        error=_("The %(what)s was not accepted: %(errors)s") % {"what": what, "errors": errors[0]},
     )
 
 
@@ -307,14 +318,16 @@ def approve_request(request, public_id):
         ApprovalForm,
         approve,
         success=lambda result: (
-            f"Approved: {result.settings.describe()} queued (version {result.version})."
+            _("Approved: %(settings)s queued (version %(version)s).")
+            % {"settings": result.settings.describe(), "version": result.version}
         ),
         confirmation=lambda pending, form: confirm(
             request,
             form=form,
-            description=f"Approve {pending.summary}",
+            description=_("Approve %(summary)s") % {"summary": pending.summary},
             page=_environment_page(pending.environment),
-            note=f"Requested by {pending.requested_by.get_username()}: {pending.reason}",
+            note=_("Requested by %(requested_by)s: %(reason)s")
+            % {"requested_by": pending.requested_by.get_username(), "reason": pending.reason},
         ),
     )
 
@@ -325,5 +338,9 @@ def reject_request(request, public_id):
     """An approver rejects; the requester may cancel their own request."""
     reject = partial(controls.reject_percent_request, person=request.user, request=request)
     return _decide_request(
-        request, public_id, DecisionNoteForm, reject, success=lambda done: f"Request {done.state}."
+        request,
+        public_id,
+        DecisionNoteForm,
+        reject,
+        success=lambda done: _("Request %(state)s.") % {"state": done.state},
     )

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..forms.environments import InitialConfigForm
 from ..models import (
@@ -248,10 +249,13 @@ def write_initial(request, public_id):
     if DesiredConfig.objects.filter(environment=environment).exists():
         form.add_error(
             None,
-            "This environment already has a desired config; change it from the controls instead.",
+            _(
+                "This environment already has a desired config; change it from the "
+                "controls instead."
+            ),
         )
     if environment.connected_at is None:
-        form.add_error(None, "Check the connection first.")
+        form.add_error(None, _("Check the connection first."))
     if not form.is_valid():
         return fragment_or_page(
             request,
@@ -267,7 +271,9 @@ def write_initial(request, public_id):
         actor=request.user,
         request=request,
     )
-    messages.success(request, f"Initial value queued for {environment}.")
+    messages.success(
+        request, _("Initial value queued for %(environment)s.") % {"environment": environment}
+    )
     return redirect_after_post(
         request, reverse("rollout:environment", args=[environment.public_id])
     )

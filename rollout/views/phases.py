@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from ..forms.phases import BuildChoiceForm, NoteForm, StartPhaseForm
 from ..models import (
@@ -133,7 +134,7 @@ def begin_rollout(request, public_id):
         phases.begin(environment, **acting(request))
     except phases.TransitionRefused as refused:
         return _render_rollout_card(request, environment, status=409, error=str(refused))
-    return _render_rollout_card(request, environment, success="Rollout begun.")
+    return _render_rollout_card(request, environment, success=_("Rollout begun."))
 
 
 @guarded("rollout.request_change")
@@ -150,7 +151,7 @@ def abort_rollout(request, public_id):
         phases.abort(rollout, reason=form.cleaned_data["note"], **acting(request))
     except phases.TransitionRefused as refused:
         return _render_rollout_card(request, rollout.environment, status=409, error=str(refused))
-    return _render_rollout_card(request, rollout.environment, success="Rollout aborted.")
+    return _render_rollout_card(request, rollout.environment, success=_("Rollout aborted."))
 
 
 def _render_rollout_card(request, environment, *, status=200, **extra):
@@ -198,7 +199,9 @@ def acknowledge_check_in(request, public_id):
         phases.acknowledge(check_in, note=form.cleaned_data["note"], **acting(request))
     except phases.TransitionRefused as refused:
         return _render_timeline(request, run, status=409, error=str(refused))
-    return _render_timeline(request, run, success=f"{check_in.label} acknowledged.")
+    return _render_timeline(
+        request, run, success=_("%(label)s acknowledged.") % {"label": check_in.label}
+    )
 
 
 @guarded("rollout.request_change")
@@ -239,9 +242,12 @@ def start_phase(request, public_id):
         message = preflight.start_refusal_message(refused)
         return render_preflight(request, environment, status=409, error=message)
     if isinstance(result, PercentRequest):
-        success = (
-            f"Requested {result.summary}: waiting for a second person's approval (Controls above)."
-        )
+        success = _(
+            "Requested %(summary)s: waiting for a second person's approval (Controls above)."
+        ) % {"summary": result.summary}
     else:
-        success = f"Started: {result.settings.describe()} queued (version {result.version})."
+        success = _("Started: %(settings)s queued (version %(version)s).") % {
+            "settings": result.settings.describe(),
+            "version": result.version,
+        }
     return render_preflight(request, environment, success=success)

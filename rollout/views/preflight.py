@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from outbox import notify
@@ -87,11 +88,11 @@ ATTEST_PERMISSIONS = {
 @login_required
 def preflight_attest(request, public_id, kind):
     if kind not in ATTEST_PERMISSIONS:
-        raise Http404("Unknown checklist item.")
+        raise Http404(_("Unknown checklist item."))
     permissions = ATTEST_PERMISSIONS[kind]
     if not any(request.user.has_perm(permission) for permission in permissions):
         needs = " or ".join(permissions)
-        refuse(f"You do not have the permission {needs}.", needs=needs)
+        refuse(_("You do not have the permission %(needs)s.") % {"needs": needs}, needs=needs)
     environment = environment_named_or_404(public_id, Environment.PRODUCTION)
     form = AttestationForm(request.POST, kind=kind)
     if not form.is_valid():
@@ -109,7 +110,7 @@ def preflight_attest(request, public_id, kind):
                 request,
                 environment,
                 status=409,
-                error="Production no longer runs a version split: nothing to acknowledge.",
+                error=_("Production no longer runs a version split: nothing to acknowledge."),
             )
     preflight.attest(
         preflight=checklist.preflight,
@@ -121,7 +122,10 @@ def preflight_attest(request, public_id, kind):
         request=request,
     )
     return render_preflight(
-        request, environment, success=f"Recorded: {Kind(kind).label}, by {request.user}."
+        request,
+        environment,
+        success=_("Recorded: %(label)s, by %(user)s.")
+        % {"label": Kind(kind).label, "user": request.user},
     )
 
 
@@ -137,16 +141,18 @@ def preflight_announce(request, public_id):
             request,
             environment,
             status=409,
-            error="Slack #deployments is not configured (SLACK_DEPLOYMENTS_WEBHOOK_URL): tell "
-            "the team another way and attest it by hand with a note.",
+            error=_(
+                "Slack #deployments is not configured (SLACK_DEPLOYMENTS_WEBHOOK_URL): "
+                "tell the team another way and attest it by hand with a note."
+            ),
         )
     attestation = preflight.announce(
         checklist=checklist, person=request.user, now=now, request=request
     )
     if attestation is None:
         return render_preflight(
-            request, environment, status=409, error="The announcement could not be queued."
+            request, environment, status=409, error=_("The announcement could not be queued.")
         )
     return render_preflight(
-        request, environment, success="Announcement queued for Slack #deployments."
+        request, environment, success=_("Announcement queued for Slack #deployments.")
     )

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from ..models import Rollout
 from ..permissions import shown_to
 from ..services import reports
+from ..team_language import speaking
 from .lookups import VIEW_PERMISSION, phase_run_or_404
 
 
@@ -18,8 +19,9 @@ def phase_report(request, public_id):
 @shown_to(VIEW_PERMISSION)
 def phase_report_markdown(request, public_id):
     run = phase_run_or_404(public_id)
-    report = reports.phase_report(run)
-    response = HttpResponse(reports.markdown(report), content_type="text/markdown; charset=utf-8")
+    with speaking(run.rollout.environment.service):
+        text = reports.markdown(reports.phase_report(run))
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
     filename = f"GO_NO_GO_{run.rollout.environment.name}_{run.phase.tag}_w{run.window_number}.md"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -40,7 +42,8 @@ def rollout_report(request, public_id):
 @shown_to(VIEW_PERMISSION)
 def rollout_report_markdown(request, public_id):
     rollout = _rollout(public_id)
-    text = reports.rollout_markdown(reports.rollout_report(rollout))
+    with speaking(rollout.environment.service):
+        text = reports.rollout_markdown(reports.rollout_report(rollout))
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
     filename = f"ROLLOUT_{rollout.environment.name}_{rollout.build or rollout.public_id}.md"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -7,6 +7,7 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .. import limits
 from ..forms.phases import NoteForm, PhaseAttestationForm
@@ -87,7 +88,7 @@ def attest(request, public_id):
         )
     except signoff.SignRefused as refused:
         return _render_decision(request, run, status=409, error=str(refused))
-    return _render_decision(request, run, success="Attestation recorded.")
+    return _render_decision(request, run, success=_("Attestation recorded."))
 
 
 @guarded("rollout.sign_decision")
@@ -112,12 +113,13 @@ def sign(request, public_id):
     decision = signature.decision
     decision.refresh_from_db()
     if decision.state == Decision.State.EFFECTIVE:
-        message = f"{decision.get_outcome_display()} is signed by both and in effect."
+        message = _("%(outcome)s is signed by both and in effect.") % {
+            "outcome": decision.get_outcome_display()
+        }
     else:
-        message = (
-            f"Signed {decision.get_outcome_display()} as {signature.get_role_display()}: "
-            "it takes effect with the second signature."
-        )
+        message = _(
+            "Signed %(outcome)s as %(role)s: it takes effect with the second signature."
+        ) % {"outcome": decision.get_outcome_display(), "role": signature.get_role_display()}
     return _render_decision(request, run, success=message)
 
 
@@ -142,13 +144,13 @@ def withdraw(request, public_id):
         signoff.withdraw(decision=decision, note=form.cleaned_data["note"], **acting(request))
     except signoff.SignRefused as refused:
         return _render_decision(request, run, status=409, error=str(refused))
-    return _render_decision(request, run, success="The decision was withdrawn.")
+    return _render_decision(request, run, success=_("The decision was withdrawn."))
 
 
 def _first_error(form) -> str:
     for errors in form.errors.values():
         return errors[0]
-    return "Check the form."
+    return _("Check the form.")
 
 
 def _post_mortem(public_id) -> PostMortem:
@@ -203,7 +205,7 @@ def _diff(before: dict, after: dict, changed: list) -> str:
         lines += difflib.unified_diff(
             before[field].splitlines(), after[field].splitlines(), field, field, n=0, lineterm=""
         )
-    return limits.cut("\n".join(lines), DIFF_CHARACTERS, "diff cut here")
+    return limits.cut("\n".join(lines), DIFF_CHARACTERS, _("diff cut here"))
 
 
 @guarded("rollout.observe_phase")
@@ -227,7 +229,8 @@ def _save_post_mortem(request, public_id):
         obj=record,
         before={field: _excerpt(before[field]) for field in changed},
         after={field: _excerpt(after[field]) for field in changed},
-        detail=f"post-mortem of {record.decision.phase_run}\n" + _diff(before, after, changed),
+        detail=_("post-mortem of %(phase_run)s\n") % {"phase_run": record.decision.phase_run}
+        + _diff(before, after, changed),
         request=request,
     )
     context = {"record": record, "form": PostMortemForm(instance=record), "success": "Saved."}

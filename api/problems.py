@@ -8,6 +8,7 @@ import logging
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from rollout.middleware import DATABASE_RETRY_AFTER_SECONDS
@@ -46,6 +47,12 @@ def problem(status: int, detail: str, *, type_: str = "about:blank", **extra) ->
     body["detail"] = detail
     body.update(extra)
     return HttpResponse(json.dumps(body), status=status, content_type=CONTENT_TYPE)
+
+
+@csrf_exempt  # the API takes no cookies: a POST here gets the same 404 as a GET
+def unknown_route(request) -> HttpResponse:
+    """Any method on a path under /api/v1 that names no route."""
+    return problem(404, f"There is no API route {request.path}: see /api/v1/docs.")
 
 
 def _http_error(request, exc: HttpError) -> HttpResponse:

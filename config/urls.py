@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from mozilla_django_oidc.views import OIDCLogoutView
 
+from api.problems import unknown_route
 from api.v1 import api
 from rollout.views.auth import CompanyCallbackView, CompanySignInView, LoginView
 
@@ -20,6 +21,9 @@ urlpatterns = [
     path("metrics/", include("metrics.urls")),
     path("slack/", include("slack_actions.urls")),
     path("api/v1/", api.urls),
+    # A path under the API that names no route answers as the API does (problem+json), not
+    # with the site's HTML page.
+    re_path(r"^api/v1/", unknown_route, name="api_unknown_route"),
     path("settings/", include("api.urls")),
     path("", include("rollout.urls")),
 ]

@@ -13,8 +13,9 @@ from tests.test_refusals import routes, url_kwargs, world  # noqa: F401  (world 
 pytestmark = pytest.mark.django_db
 
 PEOPLE = ["viewer", "release_manager", "tech_lead", "devops", "admin_user", "outsider"]
-NOT_TRIED = {"login", "logout", "admin_login", "metrics:prometheus"}
-# The token API answers a session with 401; its reads are tried with tokens (tests/api/).
+NOT_TRIED = {"login", "logout", "admin_login", "metrics:prometheus", "api_unknown_route"}
+# The token API answers a session with 401; its reads are tried with tokens (tests/api/), and a
+# path under it that names no route is a 404 for everyone.
 NOT_TRIED_PREFIXES = ("admin/", "static/", "api/v1/")
 PROJECT_APPS = ("rollout", "monitoring", "metrics", "outbox", "api")
 

@@ -25,8 +25,10 @@ pytestmark = pytest.mark.django_db
 # (tests/slack_actions/), and "Your settings", the header's language switcher (also before
 # log-in) and one's own API tokens are every person's own (tests/test_times_for_people.py,
 # tests/test_languages.py, tests/api/test_token_pages.py). The token API answers a session
-# with 401: its refusals are tried with tokens (tests/api/test_api_refusals.py).
+# with 401: its refusals are tried with tokens (tests/api/test_api_refusals.py), and a path under it
+# that names no route is a 404 for everyone (tests/api/test_api_schema.py).
 NOT_TRIED = {
+    "api_unknown_route",
     "login",
     "logout",
     "admin_login",

@@ -62,3 +62,11 @@ def test_the_browsable_page_needs_no_token_and_loads_only_our_own_scripts(api, d
     page = response.text
     assert "swagger-ui" in page
     assert not re.search(r'src="https?://', page), "the docs page loads a script from elsewhere"
+
+
+def test_a_path_that_names_no_route_answers_as_the_api_does(api, db):
+    for method, path in (("GET", "/no-such-thing"), ("POST", "/environments/..%2f..%2fetc")):
+        response = api().request(method, path)
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "There is no API route" in response.json()["detail"]

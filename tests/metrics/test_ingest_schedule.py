@@ -129,7 +129,9 @@ def test_beat_s_task_picks_up_a_file_the_stand_in_wrote_and_judges_it_at_once(
             json={"env": "production", "minutes": minutes, "end": end, "directory": str(tmp_path)},
         ).raise_for_status()
 
-    now = time.time()
+    # 45 s into the minute before this one: each file's newest line falls in a later minute
+    # than the previous file's, whatever second of the minute the test starts at.
+    now = (time.time() // 60 - 1) * 60 + 45
     write(5, now - 60)
     ingest_all_logs.delay()
     wait_for(lambda: LogObject.objects.filter(source=source).count() == 10, timeout=30)

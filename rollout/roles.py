@@ -71,22 +71,32 @@ DEFAULT_PERMISSIONS = {
 def ensure_roles(sender=None, **kwargs):
     from django.apps import apps
     from django.contrib.auth.management import create_permissions
-    from django.contrib.auth.models import Group, Permission
+    from django.contrib.auth.models import Group
 
     if Group.objects.filter(name__in=ALL).count() == len(ALL):
         return
-    # Apps emit post_migrate one after another; make sure every app's permissions exist now.
-    for app_config in apps.get_app_configs():
-        create_permissions(app_config, verbosity=0)
-
+    wanted = {name for names in DEFAULT_PERMISSIONS.values() for name in names}
+    if len(_permissions(wanted)) < len(wanted):
+        # Apps emit post_migrate one after another; make sure every app's permissions exist now.
+        for app_config in apps.get_app_configs():
+            create_permissions(app_config, verbosity=0)
+    permissions = _permissions(wanted)
     for role, names in DEFAULT_PERMISSIONS.items():
         group, created = Group.objects.get_or_create(name=role)
-        if not created:
-            continue
-        for name in names:
-            app_label, codename = name.split(".")
-            permission = Permission.objects.filter(
-                content_type__app_label=app_label, codename=codename
-            ).first()
-            if permission:
-                group.permissions.add(permission)
+        if created:
+            group.permissions.add(*(permissions[name] for name in names if name in permissions))
+
+
+def _permissions(names) -> dict:
+    """The permissions named "app_label.codename" that exist, by that name, in one query."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    query = Q(pk__in=[])
+    for name in names:
+        app_label, codename = name.split(".")
+        query |= Q(content_type__app_label=app_label, codename=codename)
+    return {
+        f"{p.content_type.app_label}.{p.codename}": p
+        for p in Permission.objects.filter(query).select_related("content_type")
+    }

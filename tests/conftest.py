@@ -185,6 +185,32 @@ def flush_past_the_audit_truncate_trigger():
     DatabaseOperations.sql_flush = original
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flush_keeps_permissions_and_content_types():
+    """After a transactional test the flush empties every table and runs post_migrate again,
+    which re-creates every permission and content type: about a second a test. Those two
+    tables only ever hold what the migrations made, so the flush keeps them and re-creates
+    just the role groups."""
+    from django.core.management.commands import flush
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    kept = {"auth_permission", "django_content_type"}
+    original_flush = DatabaseOperations.sql_flush
+    original_signal = flush.emit_post_migrate_signal
+
+    def sql_flush(self, style, tables, **kwargs):
+        return original_flush(self, style, [t for t in tables if t not in kept], **kwargs)
+
+    def roles_only(verbosity, interactive, database, **kwargs):
+        roles.ensure_roles()
+
+    DatabaseOperations.sql_flush = sql_flush
+    flush.emit_post_migrate_signal = roles_only
+    yield
+    DatabaseOperations.sql_flush = original_flush
+    flush.emit_post_migrate_signal = original_signal
+
+
 def time_now():
     from django.utils import timezone
 

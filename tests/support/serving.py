@@ -14,7 +14,10 @@ class Serving:
         return f"http://{host}:{port}"
 
     def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits for the loop to notice, which each test's end pays.
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc):

@@ -420,6 +420,9 @@ SLACK_API_TIMEOUT_SECONDS = env.float("SLACK_API_TIMEOUT_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE["sweep-unsent-notifications"] = _every(
     SWEEP_INTERVAL_SECONDS, "outbox.tasks.sweep_unsent_notifications"
 )
+CELERY_BEAT_SCHEDULE["sweep-slack-presses"] = _every(
+    SWEEP_INTERVAL_SECONDS, "slack_actions.tasks.sweep_presses"
+)
 
 # --- Monitoring: health checks, cohort sampler, drift, retention --------------------------------
 # See docs/monitoring.md and docs/configuration.md.

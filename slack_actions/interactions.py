@@ -12,10 +12,16 @@
    replaced by what happened, or a refusal only the presser sees. The ``response_url`` is used
    rather than ``chat.update`` because the messages come in through incoming webhooks, whose
    messages a bot token may not edit.
+
+A press is never lost and never carried out twice: the act and the press's outcome commit in one
+transaction, so a press still "acting" has changed nothing, and ``sweep`` (on beat) queues again a
+press the broker lost or whose worker died, and gives up, saying so in Slack, on one too old to
+be what its presser still means.
 """
 
 import logging
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -43,6 +49,12 @@ State = SlackAction.State
 WITH_DIALOG = (slack.ACKNOWLEDGE, slack.EMERGENCY_STOP)
 # Tries to learn who pressed (users.info) and to tell Slack the outcome, before giving up.
 MAX_ATTEMPTS = 5
+# A press still queued this long after it was made was lost by the broker (or the broker was
+# down); one acting this long has lost its worker. The sweep queues either again.
+REQUEUE_AFTER = timedelta(seconds=30)
+ACTING_LEASE = timedelta(seconds=60)
+# Older than this, a press is not carried out: the situation it answered may have moved on.
+GIVE_UP_AFTER = timedelta(minutes=5)
 
 
 def web_api() -> WebApi:
@@ -246,7 +258,7 @@ def carry_out(action_pk: int) -> float | None:
 def _act(action: SlackAction) -> float | None:
     # Compare-and-set: one worker acts, a second delivery of the task finds it taken.
     if not SlackAction.objects.filter(pk=action.pk, state=State.QUEUED).update(
-        state=State.ACTING, attempts=F("attempts") + 1
+        state=State.ACTING, attempts=F("attempts") + 1, acting_since=timezone.now()
     ):
         return None
     action.refresh_from_db()
@@ -277,9 +289,17 @@ def _act_as_the_presser(action: SlackAction) -> float | None:
         )
         _finish(action, State.REFUSED, identity.why)
         return None
-    with audit.acting_via(identity.user, action.via):
-        state, outcome = _perform(action, identity.user)
-    _finish(action, state, outcome, user=identity.user)
+    with transaction.atomic():
+        # Still this worker's press (the sweep may have handed it to another after the lease):
+        # the act and its outcome commit together, or neither does.
+        taken = SlackAction.objects.select_for_update().filter(
+            pk=action.pk, state=State.ACTING, attempts=action.attempts
+        )
+        if not taken.exists():
+            return None
+        with audit.acting_via(identity.user, action.via):
+            state, outcome = _perform(action, identity.user)
+        _finish(action, state, outcome, user=identity.user)
     return None
 
 
@@ -357,6 +377,47 @@ def _finish(action: SlackAction, state: str, outcome: str, *, user=None) -> None
         state=state, outcome=outcome[:4000], user=user, finished_at=timezone.now()
     )
     action.refresh_from_db()
+
+
+# --- the sweep ------------------------------------------------------------------------------
+
+
+def sweep(now=None) -> list[int]:
+    """Queue again each press the broker lost or whose worker died; give up on those older than
+    ``GIVE_UP_AFTER`` and tell the presser. Returns the ids queued."""
+    now = now or timezone.now()
+    too_old = SlackAction.objects.filter(
+        state__in=(State.QUEUED, State.ACTING), created_at__lt=now - GIVE_UP_AFTER
+    )
+    for action in too_old:
+        with _team_language(action):
+            outcome = _(
+                "Not carried out: it waited too long, and nothing was done. "
+                "Press again if it still applies, or use the dashboard."
+            )
+        # Nothing was done: an act commits with its outcome, so "acting" means not yet.
+        if SlackAction.objects.filter(pk=action.pk, state=action.state).update(
+            state=State.FAILED, outcome=outcome, finished_at=now
+        ):
+            _enqueue(action)
+    SlackAction.objects.filter(
+        state=State.ACTING, acting_since__lt=now - ACTING_LEASE, created_at__gte=now - GIVE_UP_AFTER
+    ).update(state=State.QUEUED)
+    lost = SlackAction.objects.filter(
+        state=State.QUEUED, created_at__lt=now - REQUEUE_AFTER, created_at__gte=now - GIVE_UP_AFTER
+    )
+    unanswered = SlackAction.objects.filter(
+        state__in=SlackAction.FINISHED,
+        replied_at=None,
+        reply_attempts=0,
+        finished_at__lt=now - REQUEUE_AFTER,
+    )
+    queued = list(lost.values_list("pk", flat=True)) + list(
+        unanswered.values_list("pk", flat=True)
+    )
+    for action in SlackAction.objects.filter(pk__in=queued):
+        _enqueue(action)
+    return queued
 
 
 # --- 3. telling Slack ---------------------------------------------------------------------------

@@ -88,6 +88,8 @@ class SlackAction(models.Model):
     outcome = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # When a worker took the press (state "acting"): the sweep's lease runs from here.
+    acting_since = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Telling Slack the outcome (the message replaced, or a note only the presser sees).
     replied_at = models.DateTimeField(null=True, blank=True)

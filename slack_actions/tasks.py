@@ -9,3 +9,9 @@ def carry_out(self, action_id: int):
     retry_in = interactions.carry_out(action_id)
     if retry_in is not None:
         raise self.retry(countdown=retry_in)
+
+
+@shared_task
+def sweep_presses():
+    """Presses the broker lost or whose worker died, queued again (see ``interactions.sweep``)."""
+    interactions.sweep()

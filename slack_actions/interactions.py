@@ -412,9 +412,7 @@ def sweep(now=None) -> list[int]:
         reply_attempts=0,
         finished_at__lt=now - REQUEUE_AFTER,
     )
-    queued = list(lost.values_list("pk", flat=True)) + list(
-        unanswered.values_list("pk", flat=True)
-    )
+    queued = list(lost.values_list("pk", flat=True)) + list(unanswered.values_list("pk", flat=True))
     for action in SlackAction.objects.filter(pk__in=queued):
         _enqueue(action)
     return queued

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('slack_actions', '0002_admin_role'),
+        ("slack_actions", "0002_admin_role"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='slackaction',
-            name='acting_since',
+            model_name="slackaction",
+            name="acting_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

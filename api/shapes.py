@@ -26,7 +26,7 @@ def _name(user) -> str | None:
     return user.get_username() if user else None
 
 
-def environment_named(request, service: str, name: str) -> Environment:
+def environment_named(service: str, name: str) -> Environment:
     environment = (
         Environment.objects.select_related("service", "desired")
         .filter(service__name=service, name=name)
@@ -34,8 +34,6 @@ def environment_named(request, service: str, name: str) -> Environment:
     )
     if environment is None:
         raise NotFound(f"There is no environment {service}/{name}.")
-    # An API refusal about this environment names it in the audit trail (api/problems.py).
-    request.api_environment = environment
     return environment
 
 

@@ -408,3 +408,65 @@ def test_every_action_records_request_id_and_client_address(production_configure
     entry = AuditEntry.objects.get(action="config.percent_change")
     assert entry.request_id == "req-123" and entry.client_ip == "127.0.0.1"
     assert entry.before["canary_percent"] == 10 and entry.after["canary_percent"] == 5
+
+
+# --- refusals of the state, audited once by the control ----------------------------------------
+
+
+def refusals():
+    return list(
+        AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED).values_list(
+            "action", "actor__username", "environment__name", "via"
+        )
+    )
+
+
+STOP = ("emergency_stop", {"reason": "5xx", **CONFIRMED})
+ROLLBACK = ("rollback", {"reason": "errors", "expected_version": "1", **CONFIRMED})
+
+
+@pytest.mark.parametrize(
+    "first, control, form, action, why",
+    [
+        (STOP, *STOP, "config.emergency_stop.refused", "already active"),
+        (
+            STOP,
+            "emergency_stop",
+            {"reason": "the confirmation step"},
+            "config.emergency_stop.refused",
+            "already active",
+        ),
+        (
+            ROLLBACK,
+            "rollback",
+            {"reason": "again", "expected_version": "2", **CONFIRMED},
+            "config.rollback.refused",
+            "already at 0%",
+        ),
+        (
+            STOP,
+            "lift_emergency",
+            {"reason": "stale page", "expected_version": "1", **CONFIRMED},
+            "config.lift_emergency.refused",
+            "you saw version 1",
+        ),
+    ],
+)
+def test_a_refusal_of_the_state_from_the_page_is_audited_once(
+    production_configured, devops, first, control, form, action, why
+):
+    client = htmx_client_for(devops)
+    client.post(url(first[0], production_configured), first[1])
+    response = client.post(url(control, production_configured), form)
+    assert response.status_code == 409 and why in response.content.decode()
+    assert refusals() == [(action, "dana", "production", "")]
+    assert why in AuditEntry.objects.get(action=action).detail
+
+
+def test_nothing_to_change_from_the_page_is_audited_once(production_configured, release_manager):
+    response = htmx_client_for(release_manager).post(
+        url("set_percent", production_configured), percent_form(percent="10", tag="B2a")
+    )
+    assert response.status_code == 409
+    assert refusals() == [("config.percent_change.refused", "rita", "production", "")]
+    assert "Nothing to change" in AuditEntry.objects.get(outcome="refused").detail

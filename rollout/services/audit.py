@@ -166,17 +166,48 @@ def record(
     return entry
 
 
-def refused(*, action: str, actor, detail: str, environment=None, reason: str = "", request=None):
+def refused(
+    *, action: str, actor, detail: str, environment=None, obj=None, reason: str = "", request=None
+):
     """A refused act, written by the service that refused it (``outcome`` refused)."""
     return record(
         action=action,
         actor=actor,
         environment=environment,
+        obj=obj,
         outcome=AuditEntry.Outcome.REFUSED,
         reason=reason,
         detail=detail,
         request=request,
     )
+
+
+@contextmanager
+def refusals_audited(
+    action: str, refusals, *, actor, environment=None, obj=None, reason: str = "", request=None
+):
+    """A service's refusal of its act's state, audited here once, whoever called (a page, the
+    API, a command, a chat button): an exception of ``refusals`` leaving the block is written as
+    ``action`` (outcome refused, its message as the detail, ``via`` from ``acting_via``) and
+    marked ``audited``, then raised on. Around the act's own transaction, so the entry is written
+    after that rolled back. An exception already ``audited`` (an inner service's) is not written
+    again; an automatic act (no ``actor``) is not written at all: its caller records what it did.
+    A refused permission is ``rollout.permissions.refuse``'s, not this."""
+    try:
+        yield
+    except refusals as refusal:
+        if actor is not None and not getattr(refusal, "audited", False):
+            refused(
+                action=action,
+                actor=actor,
+                environment=environment,
+                obj=obj,
+                reason=reason,
+                detail=str(refusal),
+                request=request,
+            )
+            refusal.audited = True
+        raise
 
 
 def _client_ip(request) -> str | None:

@@ -1,7 +1,7 @@
 """Writes that span several models: recording a change of an environment's desired config."""
 
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
 
 from django.db import transaction
 from django.db.models import F
@@ -21,8 +21,8 @@ from .phases import mark_incident
 
 class ConfigConflict(Exception):
     """The desired config moved on since the person looked at it. ``current_version`` is the
-    version now, where the conflict is about the version; ``audited`` is set once a service
-    wrote the refusal to the audit trail (a caller outside the web audits it otherwise)."""
+    version now, where the conflict is about the version; ``audited`` is set once the refusal
+    is in the audit trail (``audit.refusals_audited``)."""
 
     audited = False
 
@@ -230,9 +230,36 @@ def adopt_existing_config(
 
 class ControlRefused(Exception):
     """A control that cannot act as asked; the message is for the person who clicked.
-    ``audited`` is set once a service wrote the refusal to the audit trail."""
+    ``audited`` is set once the refusal is in the audit trail (``audit.refusals_audited``)."""
 
     audited = False
+
+
+STATE_REFUSALS = (ControlRefused, ConfigConflict)
+
+
+def audits_refusals(kind: str):
+    """A control's refusal of the state (the stop already on, already at 0%, a stale version,
+    nothing to change) is audited by the control itself as ``config.<kind>.refused``, once,
+    whoever called it: the page, its confirmation step, the API, a chat button. A NO-GO's
+    rollback (``decision``) is not: the decision answers for it, as the alert rule and the
+    preview suite (``system``) answer for theirs."""
+
+    def decorator(control):
+        @wraps(control)
+        def audited(**arguments):
+            with audit.refusals_audited(
+                f"config.{kind}.refused",
+                STATE_REFUSALS,
+                actor=None if arguments.get("decision") else arguments.get("actor"),
+                environment=arguments["environment"],
+                request=arguments.get("request"),
+            ):
+                return control(**arguments)
+
+        return audited
+
+    return decorator
 
 
 @dataclass(frozen=True)
@@ -295,6 +322,7 @@ def describe_transition(
     return text
 
 
+@audits_refusals(ConfigChange.Kind.PERCENT_CHANGE)
 def plan_percent(*, environment: Environment, percent: int, tag: str, actor, request=None) -> Plan:
     """Set the percent and tag; the emergency flag stays as it is."""
     require(actor, "rollout.request_change", environment=environment, request=request)
@@ -303,6 +331,7 @@ def plan_percent(*, environment: Environment, percent: int, tag: str, actor, req
     return Plan(environment, desired, target, ConfigChange.Kind.PERCENT_CHANGE)
 
 
+@audits_refusals(ConfigChange.Kind.PERCENT_CHANGE)
 def submit_percent(
     *,
     environment: Environment,
@@ -372,7 +401,8 @@ def submit_percent(
 
 
 def approve_percent_request(*, percent_request, approver, note: str = "", request=None):
-    """The second person's approval: applies the increase if the config has not moved on."""
+    """The second person's approval: applies the increase if the config has not moved on. A
+    refusal of the request's state is audited as ``approval.refused``."""
     environment = percent_request.environment
     require(
         approver,
@@ -382,15 +412,16 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         request=request,
     )
     _require_decider(approver, percent_request, request)
+    with _approval_refusals_audited(percent_request, approver, request):
+        return _approve(percent_request, approver, note, request)
+
+
+def _approve(percent_request, approver, note, request):
+    environment = percent_request.environment
     if percent_request.requested_by_id == approver.pk:
-        _refuse(
-            percent_request,
-            approver,
-            request,
-            _("You cannot approve your own request: a second person must."),
-        )
+        raise ControlRefused(_("You cannot approve your own request: a second person must."))
     if percent_request.state != PercentRequest.State.PENDING:
-        _refuse(percent_request, approver, request, _already_decided(percent_request))
+        raise ControlRefused(_already_decided(percent_request))
     desired = _desired(environment)
     if desired.version != percent_request.base_version:
         percent_request.decide(
@@ -398,16 +429,13 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             by=approver,
             note=_("config moved to version %(version)s") % {"version": desired.version},
         )
-        _refuse(
-            percent_request,
-            approver,
-            request,
+        raise ControlRefused(
             _(
                 "The config changed since this was requested (requested on version "
                 "%(base_version)s, now version %(version)s); the request is now stale. "
                 "Ask for a new one."
             )
-            % {"base_version": percent_request.base_version, "version": desired.version},
+            % {"base_version": percent_request.base_version, "version": desired.version}
         )
     target = CanarySettings(
         percent_request.to_percent, percent_request.to_tag, desired.emergency_proxy
@@ -438,6 +466,18 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             request=request,
         )
     return change
+
+
+def _approval_refusals_audited(percent_request, person, request):
+    """A refused approval, rejection or cancellation, audited once as ``approval.refused``."""
+    return audit.refusals_audited(
+        "approval.refused",
+        STATE_REFUSALS,
+        actor=person,
+        environment=percent_request.environment,
+        obj=percent_request,
+        request=request,
+    )
 
 
 def _require_decider(person, percent_request, request) -> None:
@@ -475,8 +515,9 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
     if not cancelling:
         _require_decider(person, percent_request, request)
     state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
-    if not percent_request.decide(state=state, by=person, note=note):
-        _refuse(percent_request, person, request, _already_decided(percent_request))
+    with _approval_refusals_audited(percent_request, person, request):
+        if not percent_request.decide(state=state, by=person, note=note):
+            raise ControlRefused(_already_decided(percent_request))
     audit.record(
         action="approval.cancelled" if cancelling else "approval.rejected",
         actor=person,
@@ -498,21 +539,7 @@ def _already_decided(percent_request) -> str:
     }
 
 
-def _refuse(percent_request, person, request, message: str):
-    audit.record(
-        action="approval.refused",
-        actor=person,
-        environment=percent_request.environment,
-        obj=percent_request,
-        outcome=audit.AuditEntry.Outcome.REFUSED,
-        detail=message,
-        request=request,
-    )
-    refused = ControlRefused(message)
-    refused.audited = True
-    raise refused
-
-
+@audits_refusals(ConfigChange.Kind.EMERGENCY_STOP)
 def plan_emergency_stop(
     *, environment: Environment, actor=None, system: str = "", request=None
 ) -> Plan:
@@ -536,6 +563,7 @@ def emergency_stop_target(desired: DesiredConfig) -> CanarySettings:
     return CanarySettings(0, desired.canary_tag, True)
 
 
+@audits_refusals(ConfigChange.Kind.EMERGENCY_STOP)
 def emergency_stop(
     *, environment: Environment, reason: str, actor=None, system: str = "", request=None
 ) -> ConfigChange:
@@ -547,6 +575,7 @@ def emergency_stop(
     )
 
 
+@audits_refusals(ConfigChange.Kind.LIFT_EMERGENCY)
 def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Plan:
     """Turn the emergency flag off; the percent stays where the stop put it (0%)."""
     require(actor, "rollout.emergency_stop", environment=environment, request=request)
@@ -559,6 +588,7 @@ def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Pla
     return Plan(environment, desired, target, ConfigChange.Kind.LIFT_EMERGENCY)
 
 
+@audits_refusals(ConfigChange.Kind.LIFT_EMERGENCY)
 def lift_emergency(
     *, environment: Environment, reason: str, expected_version: int, actor, request=None
 ) -> ConfigChange:
@@ -569,6 +599,7 @@ def lift_emergency(
     )
 
 
+@audits_refusals(ConfigChange.Kind.ROLLBACK)
 def plan_rollback(*, environment: Environment, actor, request=None, decision=None) -> Plan:
     """Back to 0% native; the tag stays so the edge still names the phase.
 
@@ -587,6 +618,7 @@ def plan_rollback(*, environment: Environment, actor, request=None, decision=Non
     return Plan(environment, desired, target, ConfigChange.Kind.ROLLBACK)
 
 
+@audits_refusals(ConfigChange.Kind.ROLLBACK)
 def rollback(
     *,
     environment: Environment,

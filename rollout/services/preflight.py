@@ -672,7 +672,9 @@ def start_phase(
             request=request,
             approved_by=approved_by,
         )
-    except (controls.ControlRefused, controls.ConfigConflict) as refused:
+    except controls.STATE_REFUSALS as refused:
+        # Whatever the percent control audited of it was written inside the start's
+        # transaction and rolled back with it: the start's refusal is the one entry.
         if approved_by is None:
             record_start_refusal(
                 environment=environment,

@@ -99,8 +99,11 @@ def test_a_stale_version_is_409_with_the_current_version(
     )
     assert body["current_version"] == 2
     assert DesiredConfig.objects.get().version == 2
-    refused = AuditEntry.objects.get(action="api.refused")
+    # Audited once, by the control, as the same refusal from the page is.
+    (refused,) = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert refused.action == "config.rollback.refused" and refused.actor == release_manager
     assert refused.via == _via(release_manager) and refused.environment == production_configured
+    assert "you saw version 1" in refused.detail
 
 
 def test_the_emergency_stop_needs_no_version(api, production_configured, devops):

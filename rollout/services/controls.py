@@ -10,7 +10,8 @@ from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
 
-from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, ServiceAccount
+from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from ..models.people import is_service_account
 from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
 from ..queueing import try_to_queue
@@ -481,21 +482,21 @@ def _approval_refusals_audited(percent_request, person, request):
 
 
 def _require_decider(person, percent_request, request) -> None:
-    """Who decides on another's increase: an approver; a service account only with the right an
-    admin gave it (``ServiceAccount.may_approve``), on top of its role's permission."""
-    account = ServiceAccount.objects.filter(user_id=person.pk).first()
-    if not person.has_perm("rollout.approve_increase"):
+    """Who decides on another's increase: an approver, and a person. Never a service account,
+    whatever its role: its token may be held by the person who asked, who would then be both of
+    the two people the rule wants."""
+    if is_service_account(person):
+        needs, message = (
+            "a person",
+            _(
+                "A service account cannot approve or reject a percent increase: a second "
+                "person must."
+            ),
+        )
+    elif not person.has_perm("rollout.approve_increase"):
         needs, message = (
             "rollout.approve_increase or to be the requester",
             _("Only an approver or the requester can reject this request."),
-        )
-    elif account is not None and not account.may_approve:
-        needs, message = (
-            "the approval right of a service account",
-            _(
-                "A service account may not decide on a percent increase: an admin has not "
-                "given it the right to approve."
-            ),
         )
     else:
         return

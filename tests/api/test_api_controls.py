@@ -53,34 +53,46 @@ def test_a_persons_own_token_never_approves_their_request(api, production_config
     assert refused.via == _via(admin_user)
 
 
-def test_a_service_token_approves_only_with_the_right_an_admin_gave(
-    api, production_configured, release_manager, admin_user
+def test_a_person_never_approves_their_own_raise_through_a_service_token(
+    api, production_configured, admin_user, tech_lead
 ):
-    pending = api(token_of(release_manager)).post(f"{PRODUCTION}/percent", json=RAISE)
+    # Adam asks for a raise with his own token, then decides on it with a service token he
+    # made: a service account is nobody's second person, whatever its role.
+    pending = api(token_of(admin_user)).post(f"{PRODUCTION}/percent", json=RAISE)
     request_id = pending.json()["request"]["id"]
     bot = api(service_token(admin_user, account="ci-deploy", role="tech lead"))
 
-    body = assert_problem(bot.post(f"/requests/{request_id}/approve", json={}), 403)
-    assert "service account" in body["detail"]
-    denied = AuditEntry.objects.get(action="permission.denied")
-    assert denied.actor.username == "ci-deploy" and denied.via.startswith("token ci-deploy token")
+    for decision in ("approve", "reject"):
+        body = assert_problem(bot.post(f"/requests/{request_id}/{decision}", json={}), 403)
+        assert "service account" in body["detail"]
+    denied = AuditEntry.objects.filter(action="permission.denied").order_by("id")
+    assert [(entry.actor.username, entry.outcome) for entry in denied] == [
+        ("ci-deploy", "refused"),
+        ("ci-deploy", "refused"),
+    ]
+    assert all(entry.via.startswith("token ci-deploy token") for entry in denied)
+    assert "needs a person" in denied[0].detail
     assert PercentRequest.objects.get().state == "pending"
+    assert DesiredConfig.objects.get().version == 1
 
-    trusted = api(
-        service_token(admin_user, account="ci-deploy", role="tech lead", may_approve=True)
-    )
-    approved = trusted.post(f"/requests/{request_id}/approve", json={})
+    approved = api(token_of(tech_lead)).post(f"/requests/{request_id}/approve", json={})
     assert approved.status_code == 200, approved.text
-    assert approved.json()["change"]["approved_by"] == "ci-deploy"
 
 
-def test_a_service_token_never_approves_its_own_request(api, production_configured, admin_user):
-    bot = api(service_token(admin_user, account="release-bot", role="admin", may_approve=True))
+def test_a_service_token_asks_for_a_raise_a_person_approves_and_it_may_cancel_its_own(
+    api, production_configured, admin_user, tech_lead
+):
+    bot = api(service_token(admin_user, account="release-bot", role="admin"))
     pending = bot.post(f"{PRODUCTION}/percent", json=RAISE).json()["request"]
     assert pending["requested_by"] == "release-bot"
-    body = assert_problem(bot.post(f"/requests/{pending['id']}/approve", json={}), 409)
-    assert "own request" in body["detail"]
-    assert DesiredConfig.objects.get().version == 1
+    assert_problem(bot.post(f"/requests/{pending['id']}/approve", json={}), 403)
+    cancelled = bot.post(f"/requests/{pending['id']}/reject", json={})
+    assert cancelled.json()["request"]["state"] == "cancelled"
+
+    again = bot.post(f"{PRODUCTION}/percent", json=RAISE).json()["request"]
+    approved = api(token_of(tech_lead)).post(f"/requests/{again['id']}/approve", json={})
+    assert approved.json()["change"]["approved_by"] == "theo"
+    assert DesiredConfig.objects.get().version == 2
 
 
 def test_a_stale_version_is_409_with_the_current_version(

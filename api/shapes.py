@@ -59,6 +59,7 @@ def percent_request(item: PercentRequest) -> dict:
         "note": item.decision_note,
         "reason": item.reason,
         "base_version": item.base_version,
+        "superseded_by_version": item.superseded_by.version if item.superseded_by_id else None,
         "requested_at": item.requested_at,
     }
 

@@ -35,7 +35,7 @@ def list_requests(
 ):
     require_read(request)
     found = PercentRequest.objects.filter(state=state).select_related(
-        "environment__service", "requested_by", "decided_by"
+        "environment__service", "requested_by", "decided_by", "superseded_by"
     )
     return [shapes.percent_request(item) for item in found[:LISTED]]
 

@@ -140,6 +140,19 @@ def _record_change(
             + (f"; supersedes {len(superseded)} open change(s)" if superseded else ""),
             request=request,
         )
+        for closed in PercentRequest.supersede_pending(change):
+            audit.record(
+                action="approval.superseded",
+                actor=actor,
+                system=system,
+                environment=environment,
+                obj=closed,
+                outcome=audit.AuditEntry.Outcome.OK,
+                detail=f"{closed.summary} (asked by {closed.requested_by.get_username()} on "
+                f"version {closed.base_version}) closed as stale: version {change.version} "
+                f"({kind}) replaced the version it was asked on",
+                request=request,
+            )
         transaction.on_commit(
             partial(enqueue_apply, environment.pk, urgent=settings.emergency_proxy)
         )
@@ -442,6 +455,9 @@ def _approve(percent_request, approver, note, request):
         percent_request.to_percent, percent_request.to_tag, desired.emergency_proxy
     )
     with transaction.atomic():
+        # Decided first: the change below closes every raise still pending, but not this one.
+        if not percent_request.decide(state=PercentRequest.State.APPROVED, by=approver, note=note):
+            raise ConfigConflict(_already_decided(percent_request))
         change = request_change(
             environment=environment,
             settings=target,
@@ -452,10 +468,8 @@ def _approve(percent_request, approver, note, request):
             request=request,
             approved_by=approver,
         )
-        if not percent_request.decide(
-            state=PercentRequest.State.APPROVED, by=approver, note=note, change=change
-        ):
-            raise ConfigConflict(_already_decided(percent_request))
+        PercentRequest.objects.filter(pk=percent_request.pk).update(change=change)
+        percent_request.change = change
         audit.record(
             action="approval.approved",
             actor=approver,
@@ -533,6 +547,16 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
 
 def _already_decided(percent_request) -> str:
     percent_request.refresh_from_db()
+    superseding = percent_request.superseded_by
+    if superseding is not None:
+        return _(
+            "This request was closed as stale: version %(version)s (%(kind)s) replaced the "
+            "version %(base_version)s it was asked on. Ask for a new one."
+        ) % {
+            "version": superseding.version,
+            "kind": superseding.get_kind_display(),
+            "base_version": percent_request.base_version,
+        }
     who = percent_request.decided_by.get_username() if percent_request.decided_by else "someone"
     return _("This request is already %(lower)s (by %(who)s).") % {
         "lower": percent_request.get_state_display().lower(),

@@ -189,3 +189,24 @@ def test_the_audit_page_and_export_name_the_token(api, production_configured, re
     assert f"via {via}" in client.get(reverse("rollout:audit")).content.decode()
     exported = client.get(reverse("rollout:audit_export", args=["json"]))
     assert via in b"".join(exported.streaming_content).decode()
+
+
+def test_a_raise_a_later_change_replaced_is_stale_in_the_api_too(
+    api, production_configured, release_manager, devops, tech_lead
+):
+    pending = api(token_of(release_manager)).post(f"{PRODUCTION}/percent", json=RAISE)
+    request_id = pending.json()["request"]["id"]
+    stopped = api(token_of(devops)).post(f"{PRODUCTION}/emergency-stop", json={"reason": "5xx"})
+    assert stopped.status_code == 201, stopped.text
+
+    theo = api(token_of(tech_lead))
+    closed = theo.get(f"/requests/{request_id}").json()
+    assert (closed["state"], closed["superseded_by_version"]) == ("stale", 2)
+    assert theo.get("/requests").json() == []
+    assert theo.get(PRODUCTION).json()["pending_requests"] == []
+    body = assert_problem(theo.post(f"/requests/{request_id}/approve", json={}), 409)
+    assert "closed as stale: version 2" in body["detail"]
+    (refused,) = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert (refused.action, refused.actor) == ("approval.refused", tech_lead)
+    superseded = AuditEntry.objects.get(action="approval.superseded")
+    assert superseded.actor == devops and superseded.via == _via(devops)

@@ -7,6 +7,7 @@ from django.urls import reverse
 from integrations.kv_value import CanarySettings
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
 from tests.conftest import client_for, htmx_client_for, make_environment
+from tests.support.rollouts import b2b_request
 
 pytestmark = pytest.mark.django_db
 
@@ -244,16 +245,7 @@ def test_a_request_left_pending_on_an_old_version_is_refused_as_stale(
 ):
     # A raise still pending on a version that is no longer current (left from before changes
     # closed them): the approval marks it stale instead of applying it.
-    pending = PercentRequest.objects.create(
-        environment=production_configured,
-        requested_by=release_manager,
-        reason="old",
-        base_version=0,
-        from_percent=5,
-        to_percent=25,
-        from_tag="B2a",
-        to_tag="B2b",
-    )
+    pending = b2b_request(production_configured, release_manager, base_version=0)
     response = htmx_client_for(tech_lead).post(
         reverse("rollout:approve_request", args=[pending.public_id]), CONFIRMED
     )
@@ -519,7 +511,11 @@ def test_a_refusal_of_the_state_from_the_page_is_audited_once(
     response = client.post(url(control, production_configured), form)
     assert response.status_code == 409 and why in response.content.decode()
     assert refusals() == [(action, "dana", "production", "")]
-    assert why in AuditEntry.objects.get(action=action).detail
+    entry = AuditEntry.objects.get(action=action)
+    # The act's reason with it; the confirmation step has none yet (it only plans).
+    assert why in entry.detail and entry.reason == (
+        "" if "confirmed" not in form else form["reason"]
+    )
 
 
 def test_nothing_to_change_from_the_page_is_audited_once(production_configured, release_manager):

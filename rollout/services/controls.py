@@ -267,6 +267,7 @@ def audits_refusals(kind: str):
                 STATE_REFUSALS,
                 actor=None if arguments.get("decision") else arguments.get("actor"),
                 environment=arguments["environment"],
+                reason=arguments.get("reason", ""),
                 request=arguments.get("request"),
             ):
                 return control(**arguments)

@@ -42,6 +42,14 @@ def send(http, endpoint, payload):
     return body, headers
 
 
+def stop_dialog(slack, http, endpoint, message) -> dict:
+    """UDANA presses the emergency stop on ``message``: the dialog Slack was asked to open."""
+    stop = "rollout_control.emergency_stop"
+    send(http, endpoint, press(slack, message, stop, user="UDANA", trigger="t-stop"))
+    (opened,) = slack.calls_of("views.open")
+    return opened["args"]["view"]
+
+
 def answered(count=1):
     """The presses carried out and answered in Slack (waits for the worker)."""
     return wait_for(
@@ -154,17 +162,9 @@ def test_an_on_call_engineer_stops_from_slack_with_a_reason(
     devops.email = "dana@example.com"
     devops.save()
     slack.add_user("UDANA", "dana@example.com")
-    message = stop_message(settings, production_configured)
-    send(
-        http,
-        endpoint,
-        press(slack, message, "rollout_control.emergency_stop", user="UDANA", trigger="t-stop"),
-    )
-    (opened,) = slack.calls_of("views.open")
+    dialog = stop_dialog(slack, http, endpoint, stop_message(settings, production_configured))
     reason = "native 5xx at 5% for three minutes"
-    body, headers = send(
-        http, endpoint, submission(opened["args"]["view"], reason, user="UDANA", trigger="t-sub")
-    )
+    body, headers = send(http, endpoint, submission(dialog, reason, user="UDANA", trigger="t-sub"))
     assert http.post(endpoint, content=body, headers=headers).status_code == 200
 
     (action,) = answered()
@@ -184,16 +184,10 @@ def test_a_stop_already_on_is_refused_from_slack_and_audited_once(
     slack, slack_worker, endpoint, http, settings, production_configured, devops
 ):
     SlackUser.objects.create(slack_user_id="UDANA", user=devops)
-    message = stop_message(settings, production_configured)
-    send(
-        http,
-        endpoint,
-        press(slack, message, "rollout_control.emergency_stop", user="UDANA", trigger="t-stop"),
-    )
-    (opened,) = slack.calls_of("views.open")
+    dialog = stop_dialog(slack, http, endpoint, stop_message(settings, production_configured))
     # While the dialog is open, the stop is pressed on the page.
     controls.emergency_stop(environment=production_configured, reason="first", actor=devops)
-    send(http, endpoint, submission(opened["args"]["view"], "again", user="UDANA", trigger="t2"))
+    send(http, endpoint, submission(dialog, "again", user="UDANA", trigger="t2"))
 
     (action,) = answered()
     assert action.state == "refused" and "already active" in action.outcome

@@ -147,7 +147,6 @@ def _record_change(
                 system=system,
                 environment=environment,
                 obj=closed,
-                outcome=audit.AuditEntry.Outcome.OK,
                 detail=f"{closed.summary} (asked by {closed.requested_by.get_username()} on "
                 f"version {closed.base_version}) closed as stale: version {change.version} "
                 f"({kind}) replaced the version it was asked on",

@@ -42,8 +42,4 @@ class ServiceTokenForm(TokenForm):
         choices=[(role, role) for role in roles.ALL],
         initial=roles.VIEWER,
     )
-    may_approve = forms.BooleanField(
-        label=gettext_lazy("May approve another's percent increase (if its role approves)"),
-        required=False,
-    )
     description = forms.CharField(label=gettext_lazy("Description"), max_length=200, required=False)

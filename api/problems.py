@@ -12,7 +12,6 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
 from rollout.middleware import DATABASE_RETRY_AFTER_SECONDS
-from rollout.models import AuditEntry
 from rollout.permissions import record_refusal
 from rollout.services import audit
 from rollout.services.controls import ConfigConflict, ControlRefused
@@ -115,18 +114,8 @@ def _forbidden(request, exc: PermissionDenied) -> HttpResponse:
 
 
 def _refused(request, exc: ControlRefused | ConfigConflict) -> HttpResponse:
-    """A control that cannot act in this state (409). A service that refuses audits it itself
-    (``audited``); the others are audited here, so every refusal through the API is on record."""
-    if not exc.audited and getattr(request, "user", None) and request.user.is_authenticated:
-        audit.record(
-            action="api.refused",
-            actor=request.user,
-            environment=getattr(request, "api_environment", None),
-            outcome=AuditEntry.Outcome.REFUSED,
-            detail=f"{request.method} {request.path}: {exc}",
-            request=request,
-            via=via(request),
-        )
+    """A control that cannot act in this state (409). The service that refused it audited it
+    (``audit.refusals_audited``), as it does for a page or a chat button: nothing to add here."""
     if isinstance(exc, ConfigConflict):
         extra = {}
         if exc.current_version is not None:

@@ -170,6 +170,8 @@ class PercentRequestOut(Schema):
     note: str
     reason: str
     base_version: int
+    # Closed as stale when this version replaced the one it was asked on.
+    superseded_by_version: int | None
     requested_at: datetime
 
 

@@ -26,7 +26,7 @@ def _name(user) -> str | None:
     return user.get_username() if user else None
 
 
-def environment_named(request, service: str, name: str) -> Environment:
+def environment_named(service: str, name: str) -> Environment:
     environment = (
         Environment.objects.select_related("service", "desired")
         .filter(service__name=service, name=name)
@@ -34,8 +34,6 @@ def environment_named(request, service: str, name: str) -> Environment:
     )
     if environment is None:
         raise NotFound(f"There is no environment {service}/{name}.")
-    # An API refusal about this environment names it in the audit trail (api/problems.py).
-    request.api_environment = environment
     return environment
 
 
@@ -61,6 +59,7 @@ def percent_request(item: PercentRequest) -> dict:
         "note": item.decision_note,
         "reason": item.reason,
         "base_version": item.base_version,
+        "superseded_by_version": item.superseded_by.version if item.superseded_by_id else None,
         "requested_at": item.requested_at,
     }
 

@@ -83,14 +83,13 @@ def issue_service(
     admin,
     account_name: str,
     role: str,
-    may_approve: bool,
     name: str,
     days: int,
     description: str = "",
     request=None,
 ) -> Issued:
     """A service token for the service account ``account_name``, made on first use with its one
-    role. An existing account keeps its role and its approval right is set as given."""
+    role. An existing account keeps its role."""
     require(admin, "rollout.add_serviceaccount", request=request)
     if role not in roles.ALL:
         raise ValueError(f"unknown role {role!r}")
@@ -102,23 +101,13 @@ def issue_service(
             user = User.objects.create_user(username=account_name)  # no usable password
             user.groups.add(Group.objects.get(name=role))
             account = ServiceAccount.objects.create(
-                user=user, description=description, may_approve=may_approve, created_by=admin
+                user=user, description=description, created_by=admin
             )
             audit.record(
                 action="service_account.created",
                 actor=admin,
                 obj=account,
-                after={"name": account_name, "role": role, "may_approve": may_approve},
-                request=request,
-            )
-        elif account.may_approve != may_approve:
-            ServiceAccount.objects.filter(pk=account.pk).update(may_approve=may_approve)
-            audit.record(
-                action="service_account.approval_right",
-                actor=admin,
-                obj=account,
-                before={"may_approve": account.may_approve},
-                after={"may_approve": may_approve},
+                after={"name": account_name, "role": role},
                 request=request,
             )
         issued = _new(

@@ -94,7 +94,6 @@ def create_service_token(request):
                 admin=request.user,
                 account_name=data["account"],
                 role=data["role"],
-                may_approve=data["may_approve"],
                 name=data["name"],
                 days=data["days"],
                 description=data["description"],

@@ -5,9 +5,11 @@ import argparse
 import os
 import subprocess
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 PASSWORD = "bench-pass-123"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def arguments(doc: str, **defaults: int) -> argparse.Namespace:
@@ -153,6 +155,31 @@ def configured_environment(service, name, *, account, namespace, qa_url):
         system="bench",
     )
     return environment
+
+
+def started(command, log):
+    """``command`` run from the project's root with its output to ``log``, in a session of its
+    own so that it is stopped as a group."""
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str, *, every: float):
+    """The first truthy answer of ``predicate()``, asked every ``every`` seconds; after
+    ``timeout`` seconds the benchmark stops, saying it timed out waiting for ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise SystemExit(f"timed out waiting for {what}")
 
 
 def answers(url: str) -> bool:

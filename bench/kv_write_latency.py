@@ -24,7 +24,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from common import bench_settings, percentile, recreate_database  # bench/common.py
+from common import bench_settings, percentile, recreate_database, wait_for  # bench/common.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -144,13 +144,8 @@ def _put_with(edge, since, percent):
 
 
 def wait(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.002)
-    raise SystemExit("timed out: is the worker running?")
+    # Every 2 ms: the latency is measured to the millisecond.
+    return wait_for(predicate, timeout, "the worker (is it running?)", every=0.002)
 
 
 def report(put_ms, edge_ms, throttled):

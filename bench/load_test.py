@@ -41,8 +41,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import common  # bench/common.py
 import gevent
-from common import answers, configured_environment, percentile, recreate_database  # bench/common.py
+from common import answers, configured_environment, percentile, recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -297,14 +298,7 @@ def log_in(base_url, usernames):
 
 def start(command, log_name, ready):
     log = open(ROOT / "var" / log_name, "w")  # noqa: SIM115 - the process outlives this call
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = common.started(command, log)
     deadline = time.monotonic() + 30
     while not ready():
         if process.poll() is not None or time.monotonic() > deadline:

@@ -37,6 +37,8 @@ from common import (  # bench/common.py
     configured_environment,
     percentile,
     recreate_database,
+    started,
+    wait_for,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,14 +91,7 @@ def main():
         environment, person, token = set_up(edge)
         logs = open(Path(var) / "processes.log", "w")  # noqa: SIM115 - closed with the dir
         children = [
-            subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                stdout=logs,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            started(command, logs)
             for command in (
                 celery_worker_command(loglevel="WARNING"),
                 [
@@ -237,13 +232,7 @@ def unstopped_put(edge, since):
 
 
 def wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise SystemExit(f"timed out waiting for {what}")
+    return wait_for(predicate, timeout, what, every=0.005)
 
 
 def report(timings, args, load_before, load_after):

@@ -78,9 +78,5 @@ class RuleForm(forms.Form):
 
 
 def rule_values(rule: AlertRule) -> dict:
-    return {
-        "threshold": rule.threshold,
-        "for_minutes": rule.for_minutes,
-        "severity": rule.severity,
-        "enabled": rule.enabled,
-    }
+    """The rule's values of the fields ``RuleForm`` edits."""
+    return {name: getattr(rule, name) for name in RuleForm.base_fields}

@@ -13,6 +13,7 @@ from rollout.permissions import Refused
 from rollout.services import controls
 from tests.conftest import client_for, htmx_client_for
 from tests.preview.test_preflight import start_b2b
+from tests.support.rollouts import b2b_request
 
 pytestmark = pytest.mark.django_db
 
@@ -20,16 +21,7 @@ B2A = CanarySettings(10, "B2a", False)
 
 
 def a_request(environment, person):
-    return PercentRequest.objects.create(
-        environment=environment,
-        requested_by=person,
-        reason="raise",
-        base_version=1,
-        from_percent=10,
-        to_percent=25,
-        from_tag="B2a",
-        to_tag="B2b",
-    )
+    return b2b_request(environment, person, base_version=1)
 
 
 CALLS = {

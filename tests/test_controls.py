@@ -7,6 +7,7 @@ from django.urls import reverse
 from integrations.kv_value import CanarySettings
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig, PercentRequest
 from tests.conftest import client_for, htmx_client_for, make_environment
+from tests.support.rollouts import b2b_request
 
 pytestmark = pytest.mark.django_db
 
@@ -188,13 +189,63 @@ def test_nobody_approves_their_own_request(production_configured, admin_user):
     assert AuditEntry.objects.filter(action="approval.refused").count() == 1
 
 
-def test_a_stale_request_cannot_be_approved(production_configured, release_manager, tech_lead):
+def test_a_change_closes_the_pending_raise_as_stale_everywhere(
+    production_configured, release_manager, tech_lead, devops
+):
     htmx_client_for(release_manager).post(url("set_percent", production_configured), percent_form())
     pending = PercentRequest.objects.get()
-    # Meanwhile someone lowers the percent.
-    htmx_client_for(release_manager).post(
-        url("set_percent", production_configured), percent_form(percent="5", tag="B2a")
+    approve = reverse("rollout:approve_request", args=[pending.public_id])
+    # Meanwhile the emergency stop writes version 2: the raise was asked on version 1.
+    stopped = htmx_client_for(devops).post(
+        url("emergency_stop", production_configured), {"reason": "5xx", **CONFIRMED}
     )
+    assert "Closed by the latest change" in stopped.content.decode()
+    pending.refresh_from_db()
+    stop = ConfigChange.objects.get(version=2)
+    assert (pending.state, pending.superseded_by, pending.decided_by) == ("stale", stop, None)
+    closed = AuditEntry.objects.get(action="approval.superseded")
+    assert (closed.actor, closed.environment) == (devops, production_configured)
+    assert "version 2 (emergency_stop)" in closed.detail and closed.object_id == str(
+        pending.public_id
+    )
+
+    approver = client_for(tech_lead)
+    assert approve not in approver.get(reverse("rollout:overview")).content.decode()
+    page = approver.get(url("environment", production_configured)).content.decode()
+    assert approve not in page
+    assert f"{pending.summary}, asked by rita: closed as stale when version 2" in page
+
+    response = htmx_client_for(tech_lead).post(approve, CONFIRMED)
+    assert response.status_code == 409
+    assert "closed as stale: version 2 (emergency stop)" in response.content.decode()
+    assert AuditEntry.objects.filter(action="approval.refused").count() == 1
+    assert desired(production_configured).canary_percent == 0
+
+
+def test_approving_one_raise_closes_the_other(
+    production_configured, release_manager, admin_user, tech_lead
+):
+    htmx_client_for(release_manager).post(url("set_percent", production_configured), percent_form())
+    htmx_client_for(admin_user).post(
+        url("set_percent", production_configured), percent_form(percent="50", reason="faster")
+    )
+    to_25, to_50 = PercentRequest.objects.order_by("to_percent")
+    htmx_client_for(tech_lead).post(
+        reverse("rollout:approve_request", args=[to_25.public_id]), CONFIRMED
+    )
+    to_25.refresh_from_db()
+    to_50.refresh_from_db()
+    change = ConfigChange.objects.get(version=2)
+    assert (to_25.state, to_25.change, to_25.superseded_by) == ("approved", change, None)
+    assert (to_50.state, to_50.superseded_by) == ("stale", change)
+
+
+def test_a_request_left_pending_on_an_old_version_is_refused_as_stale(
+    production_configured, release_manager, tech_lead
+):
+    # A raise still pending on a version that is no longer current (left from before changes
+    # closed them): the approval marks it stale instead of applying it.
+    pending = b2b_request(production_configured, release_manager, base_version=0)
     response = htmx_client_for(tech_lead).post(
         reverse("rollout:approve_request", args=[pending.public_id]), CONFIRMED
     )
@@ -202,7 +253,7 @@ def test_a_stale_request_cannot_be_approved(production_configured, release_manag
     assert b"config changed since this was requested" in response.content
     pending.refresh_from_db()
     assert pending.state == "stale"
-    assert desired(production_configured).canary_percent == 5
+    assert desired(production_configured).canary_percent == 10
 
 
 def test_an_approved_request_cannot_be_approved_twice(
@@ -408,3 +459,69 @@ def test_every_action_records_request_id_and_client_address(production_configure
     entry = AuditEntry.objects.get(action="config.percent_change")
     assert entry.request_id == "req-123" and entry.client_ip == "127.0.0.1"
     assert entry.before["canary_percent"] == 10 and entry.after["canary_percent"] == 5
+
+
+# --- refusals of the state, audited once by the control ----------------------------------------
+
+
+def refusals():
+    return list(
+        AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED).values_list(
+            "action", "actor__username", "environment__name", "via"
+        )
+    )
+
+
+STOP = ("emergency_stop", {"reason": "5xx", **CONFIRMED})
+ROLLBACK = ("rollback", {"reason": "errors", "expected_version": "1", **CONFIRMED})
+
+
+@pytest.mark.parametrize(
+    "first, control, form, action, why",
+    [
+        (STOP, *STOP, "config.emergency_stop.refused", "already active"),
+        (
+            STOP,
+            "emergency_stop",
+            {"reason": "the confirmation step"},
+            "config.emergency_stop.refused",
+            "already active",
+        ),
+        (
+            ROLLBACK,
+            "rollback",
+            {"reason": "again", "expected_version": "2", **CONFIRMED},
+            "config.rollback.refused",
+            "already at 0%",
+        ),
+        (
+            STOP,
+            "lift_emergency",
+            {"reason": "stale page", "expected_version": "1", **CONFIRMED},
+            "config.lift_emergency.refused",
+            "you saw version 1",
+        ),
+    ],
+)
+def test_a_refusal_of_the_state_from_the_page_is_audited_once(
+    production_configured, devops, first, control, form, action, why
+):
+    client = htmx_client_for(devops)
+    client.post(url(first[0], production_configured), first[1])
+    response = client.post(url(control, production_configured), form)
+    assert response.status_code == 409 and why in response.content.decode()
+    assert refusals() == [(action, "dana", "production", "")]
+    entry = AuditEntry.objects.get(action=action)
+    # The act's reason with it; the confirmation step has none yet (it only plans).
+    assert why in entry.detail and entry.reason == (
+        "" if "confirmed" not in form else form["reason"]
+    )
+
+
+def test_nothing_to_change_from_the_page_is_audited_once(production_configured, release_manager):
+    response = htmx_client_for(release_manager).post(
+        url("set_percent", production_configured), percent_form(percent="10", tag="B2a")
+    )
+    assert response.status_code == 409
+    assert refusals() == [("config.percent_change.refused", "rita", "production", "")]
+    assert "Nothing to change" in AuditEntry.objects.get(outcome="refused").detail

@@ -53,7 +53,7 @@ def list_environments(request):
 @router.get(ENVIRONMENT, response=EnvStatus, summary="One environment's status")
 def environment_status(request, service: str, environment: str):
     require_read(request)
-    return shapes.environment_status(shapes.environment_named(request, service, environment))
+    return shapes.environment_status(shapes.environment_named(service, environment))
 
 
 @router.post(
@@ -63,7 +63,7 @@ def environment_status(request, service: str, environment: str):
     "(202)",
 )
 def set_percent(request, service: str, environment: str, payload: PercentIn):
-    found = shapes.environment_named(request, service, environment)
+    found = shapes.environment_named(service, environment)
     result = controls.submit_percent(
         environment=found,
         percent=payload.percent,
@@ -109,7 +109,7 @@ def emergency_lift(request, service: str, environment: str, payload: VersionedRe
     "Cloudflare confirms it",
 )
 def report_deployment(request, service: str, environment: str, payload: DeploymentIn):
-    found = shapes.environment_named(request, service, environment)
+    found = shapes.environment_named(service, environment)
     try:
         reported = deployments.record_reported_deployment(
             found, payload.version_id, payload.message, request.user, request=request
@@ -122,7 +122,7 @@ def report_deployment(request, service: str, environment: str, payload: Deployme
 def _changed(request, control, service, environment, payload, *, versioned=True):
     """A one-person control: its service writes the change (201) or refuses."""
     arguments = {
-        "environment": shapes.environment_named(request, service, environment),
+        "environment": shapes.environment_named(service, environment),
         "reason": payload.reason,
         "actor": request.user,
         "request": request,
@@ -139,7 +139,7 @@ def _changed(request, control, service, environment, payload, *, versioned=True)
 )
 def figures(request, service: str, environment: str, window: str = panels.DEFAULT_WINDOW):
     require_read(request)
-    found = shapes.environment_named(request, service, environment)
+    found = shapes.environment_named(service, environment)
     if window not in dict(panels.WINDOW_CHOICES):
         raise HttpError(422, f"window must be one of {', '.join(dict(panels.WINDOW_CHOICES))}.")
     return panels.figures_document(found, window)

@@ -48,7 +48,7 @@ def _run(public_id) -> PhaseRun:
 def get_preflight(request, service: str, environment: str):
     require_read(request)
     checklist = preflight.evaluate(
-        shapes.environment_named(request, service, environment), now=timezone.now()
+        shapes.environment_named(service, environment), now=timezone.now()
     )
     refusal = (
         preflight.start_refusal(checklist, tag=checklist.phase.tag, override_reason="")
@@ -76,7 +76,7 @@ def get_preflight(request, service: str, environment: str):
     "second person)",
 )
 def start_phase(request, service: str, environment: str, payload: PhaseStartIn):
-    found = shapes.environment_named(request, service, environment)
+    found = shapes.environment_named(service, environment)
     now = timezone.now()
     checklist = preflight.evaluate(found, now=now)
     tag = payload.tag or (checklist.phase.tag if checklist.phase else "")
@@ -151,7 +151,6 @@ def get_evidence(request, public_id: UUID):
 )
 def sign(request, public_id: UUID, payload: SignIn):
     run = _run(public_id)
-    request.api_environment = run.rollout.environment
     held = signoff.roles_of(request.user)
     signature = signoff.sign(
         run=run,

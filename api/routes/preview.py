@@ -31,7 +31,7 @@ def _run(public_id) -> PreviewRun:
     "(one run at a time)",
 )
 def start(request, service: str, environment: str, payload: PreviewRunIn):
-    found = shapes.environment_named(request, service, environment)
+    found = shapes.environment_named(service, environment)
     if found.name != found.PREVIEW:
         raise NotFound(f"The preview suite runs on preview, not on {found.name}.")
     run = preview.start(

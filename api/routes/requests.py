@@ -20,14 +20,12 @@ router = Router(tags=["requests and changes"])
 LISTED = 200
 
 
-def _request(request, public_id) -> PercentRequest:
-    found = shapes.found(
+def _request(public_id) -> PercentRequest:
+    return shapes.found(
         PercentRequest.objects.select_related("environment__service", "requested_by"),
         public_id,
         "percent request",
     )
-    request.api_environment = found.environment
-    return found
 
 
 @router.get("/requests", response=list[PercentRequestOut], summary="Percent requests")
@@ -37,7 +35,7 @@ def list_requests(
 ):
     require_read(request)
     found = PercentRequest.objects.filter(state=state).select_related(
-        "environment__service", "requested_by", "decided_by"
+        "environment__service", "requested_by", "decided_by", "superseded_by"
     )
     return [shapes.percent_request(item) for item in found[:LISTED]]
 
@@ -45,7 +43,7 @@ def list_requests(
 @router.get("/requests/{public_id}", response=PercentRequestOut, summary="One percent request")
 def get_request(request, public_id: UUID):
     require_read(request)
-    return shapes.percent_request(_request(request, public_id))
+    return shapes.percent_request(_request(public_id))
 
 
 @router.post(
@@ -54,7 +52,7 @@ def get_request(request, public_id: UUID):
     summary="Approve another person's increase (two-person rule)",
 )
 def approve(request, public_id: UUID, payload: NoteIn):
-    pending = _request(request, public_id)
+    pending = _request(public_id)
     change = controls.approve_percent_request(
         percent_request=pending, approver=request.user, note=payload.note, request=request
     )
@@ -69,7 +67,7 @@ def approve(request, public_id: UUID, payload: NoteIn):
 )
 def reject(request, public_id: UUID, payload: NoteIn):
     decided = controls.reject_percent_request(
-        percent_request=_request(request, public_id),
+        percent_request=_request(public_id),
         person=request.user,
         note=payload.note,
         request=request,

@@ -45,6 +45,14 @@ class PercentRequest(models.Model):
     change = models.OneToOneField(
         ConfigChange, null=True, blank=True, on_delete=models.PROTECT, related_name="approval"
     )
+    # The change that wrote a new version while this request was pending, closing it as stale.
+    superseded_by = models.ForeignKey(
+        ConfigChange,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_requests",
+    )
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -80,14 +88,31 @@ class PercentRequest(models.Model):
             f"{self.environment.name}: {self.from_percent}% → {self.to_percent}%, tag {self.to_tag}"
         )
 
-    def decide(self, *, state: str, by, note: str = "", change=None) -> bool:
+    @classmethod
+    def supersede_pending(cls, change: ConfigChange) -> list["PercentRequest"]:
+        """Close every pending raise of the change's environment as stale: each was asked on a
+        version ``change`` replaced, so what its approver would be shown ("10% → 25%") is no
+        longer what it would do. Returns the requests it closed."""
+        pending = list(
+            cls.objects.filter(environment=change.environment, state=cls.State.PENDING)
+            .select_for_update(of=("self",))
+            .select_related("environment", "requested_by")
+        )
+        cls.objects.filter(pk__in=[item.pk for item in pending], state=cls.State.PENDING).update(
+            state=cls.State.STALE,
+            decided_at=timezone.now(),
+            decision_note=f"superseded by version {change.version} ({change.kind})",
+            superseded_by=change,
+        )
+        return pending
+
+    def decide(self, *, state: str, by, note: str = "") -> bool:
         """Compare-and-set from pending; False when someone else decided first."""
         decided = PercentRequest.objects.filter(pk=self.pk, state=self.State.PENDING).update(
             state=state,
             decided_by=by,
             decided_at=timezone.now(),
             decision_note=note,
-            change=change,
         )
         self.refresh_from_db()
         return bool(decided)

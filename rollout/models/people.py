@@ -4,7 +4,6 @@ service tokens."""
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
 
 
 class Preferences(models.Model):
@@ -29,19 +28,14 @@ class ServiceAccount(models.Model):
     """A machine identity (a pipeline, a bot): a Django user with no usable password, in exactly
     one role group, that acts only through its service tokens (``api.ApiToken``).
 
-    Approving another's percent increase is a person's act: a service account may do it only
-    when an admin gave it that right here (``may_approve``), on top of a role that approves,
-    and never for a request of its own (rollout/services/controls.py). It never signs a decision:
-    the sign-off needs two people."""
+    It may request a raise and cancel its own request, but it never approves or rejects a
+    raise and never signs a decision (rollout/services/controls.py, signoff.py): those are a
+    person's acts, and whoever holds its token may be the person who asked."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account"
     )
     description = models.CharField(max_length=200, blank=True)
-    may_approve = models.BooleanField(
-        default=False,
-        help_text=gettext_lazy("May approve another's percent increase, if its role approves."),
-    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )

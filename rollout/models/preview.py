@@ -218,10 +218,6 @@ class PreviewCheck(models.Model):
         return f"{self.get_name_display()}: {self.state}"
 
     @property
-    def is_finished(self) -> bool:
-        return self.state in self.FINISHED_STATES
-
-    @property
     def warnings(self) -> list:
         """What a passed check saw that works but is unexpected (recorded in its evidence)."""
         warnings = self.evidence.get("warnings") if isinstance(self.evidence, dict) else None

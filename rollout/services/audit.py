@@ -166,17 +166,73 @@ def record(
     return entry
 
 
-def refused(*, action: str, actor, detail: str, environment=None, reason: str = "", request=None):
+def refused(
+    *, action: str, actor, detail: str, environment=None, obj=None, reason: str = "", request=None
+):
     """A refused act, written by the service that refused it (``outcome`` refused)."""
     return record(
         action=action,
         actor=actor,
         environment=environment,
+        obj=obj,
         outcome=AuditEntry.Outcome.REFUSED,
         reason=reason,
         detail=detail,
         request=request,
     )
+
+
+# The refusals the enclosing ``refusals_audited`` blocks answer for, while they run.
+_answered_outside: ContextVar[tuple] = ContextVar("refusals_answered_outside", default=())
+
+
+@contextmanager
+def refusals_audited(
+    action: str,
+    refusals,
+    *,
+    actor,
+    environment=None,
+    obj=None,
+    reason: str = "",
+    request=None,
+    detail=str,
+):
+    """A service's refusal of its act's state, audited here once, whoever called (a page, the
+    API, a command, a chat button): an exception of ``refusals`` leaving the block is written as
+    ``action`` (outcome refused, ``detail(exception)`` — its message — as the detail, ``via``
+    from ``acting_via``) and marked ``audited``, then raised on. Around the act's own
+    transaction, so the entry is written after that rolled back.
+
+    Blocks nest: when a service calls another (an act and its plan, a phase start and the percent
+    control), the outermost block that answers for the exception writes it, once, in its words
+    and after its transaction. An exception already ``audited`` is not written again; an
+    automatic act (no ``actor``) writes nothing: its caller records what it did. A refused
+    permission is ``rollout.permissions.refuse``'s, not this."""
+    refusals = refusals if isinstance(refusals, tuple) else (refusals,)
+    outside = _answered_outside.get()
+    answering = _answered_outside.set(outside + refusals)
+    try:
+        yield
+    except refusals as refusal:
+        if actor is not None and not isinstance(refusal, outside) and not _audited(refusal):
+            refused(
+                action=action,
+                actor=actor,
+                environment=environment,
+                obj=obj,
+                reason=reason,
+                detail=detail(refusal),
+                request=request,
+            )
+            refusal.audited = True
+        raise
+    finally:
+        _answered_outside.reset(answering)
+
+
+def _audited(refusal: Exception) -> bool:
+    return getattr(refusal, "audited", False)
 
 
 def _client_ip(request) -> str | None:

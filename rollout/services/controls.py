@@ -1,7 +1,7 @@
 """Writes that span several models: recording a change of an environment's desired config."""
 
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
 
 from django.db import transaction
 from django.db.models import F
@@ -10,7 +10,8 @@ from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
 
-from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, ServiceAccount
+from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest
+from ..models.people import is_service_account
 from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
 from ..queueing import try_to_queue
@@ -21,8 +22,8 @@ from .phases import mark_incident
 
 class ConfigConflict(Exception):
     """The desired config moved on since the person looked at it. ``current_version`` is the
-    version now, where the conflict is about the version; ``audited`` is set once a service
-    wrote the refusal to the audit trail (a caller outside the web audits it otherwise)."""
+    version now, where the conflict is about the version; ``audited`` is set once the refusal
+    is in the audit trail (``audit.refusals_audited``)."""
 
     audited = False
 
@@ -139,6 +140,18 @@ def _record_change(
             + (f"; supersedes {len(superseded)} open change(s)" if superseded else ""),
             request=request,
         )
+        for closed in PercentRequest.supersede_pending(change):
+            audit.record(
+                action="approval.superseded",
+                actor=actor,
+                system=system,
+                environment=environment,
+                obj=closed,
+                detail=f"{closed.summary} (asked by {closed.requested_by.get_username()} on "
+                f"version {closed.base_version}) closed as stale: version {change.version} "
+                f"({kind}) replaced the version it was asked on",
+                request=request,
+            )
         transaction.on_commit(
             partial(enqueue_apply, environment.pk, urgent=settings.emergency_proxy)
         )
@@ -230,9 +243,37 @@ def adopt_existing_config(
 
 class ControlRefused(Exception):
     """A control that cannot act as asked; the message is for the person who clicked.
-    ``audited`` is set once a service wrote the refusal to the audit trail."""
+    ``audited`` is set once the refusal is in the audit trail (``audit.refusals_audited``)."""
 
     audited = False
+
+
+STATE_REFUSALS = (ControlRefused, ConfigConflict)
+
+
+def audits_refusals(kind: str):
+    """A control's refusal of the state (the stop already on, already at 0%, a stale version,
+    nothing to change) is audited by the control itself as ``config.<kind>.refused``, once,
+    whoever called it: the page, its confirmation step, the API, a chat button. A NO-GO's
+    rollback (``decision``) is not: the decision answers for it, as the alert rule and the
+    preview suite (``system``) answer for theirs."""
+
+    def decorator(control):
+        @wraps(control)
+        def audited(**arguments):
+            with audit.refusals_audited(
+                f"config.{kind}.refused",
+                STATE_REFUSALS,
+                actor=None if arguments.get("decision") else arguments.get("actor"),
+                environment=arguments["environment"],
+                reason=arguments.get("reason", ""),
+                request=arguments.get("request"),
+            ):
+                return control(**arguments)
+
+        return audited
+
+    return decorator
 
 
 @dataclass(frozen=True)
@@ -295,6 +336,7 @@ def describe_transition(
     return text
 
 
+@audits_refusals(ConfigChange.Kind.PERCENT_CHANGE)
 def plan_percent(*, environment: Environment, percent: int, tag: str, actor, request=None) -> Plan:
     """Set the percent and tag; the emergency flag stays as it is."""
     require(actor, "rollout.request_change", environment=environment, request=request)
@@ -303,6 +345,7 @@ def plan_percent(*, environment: Environment, percent: int, tag: str, actor, req
     return Plan(environment, desired, target, ConfigChange.Kind.PERCENT_CHANGE)
 
 
+@audits_refusals(ConfigChange.Kind.PERCENT_CHANGE)
 def submit_percent(
     *,
     environment: Environment,
@@ -372,7 +415,8 @@ def submit_percent(
 
 
 def approve_percent_request(*, percent_request, approver, note: str = "", request=None):
-    """The second person's approval: applies the increase if the config has not moved on."""
+    """The second person's approval: applies the increase if the config has not moved on. A
+    refusal of the request's state is audited as ``approval.refused``."""
     environment = percent_request.environment
     require(
         approver,
@@ -382,15 +426,16 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
         request=request,
     )
     _require_decider(approver, percent_request, request)
+    with _approval_refusals_audited(percent_request, approver, request):
+        return _approve(percent_request, approver, note, request)
+
+
+def _approve(percent_request, approver, note, request):
+    environment = percent_request.environment
     if percent_request.requested_by_id == approver.pk:
-        _refuse(
-            percent_request,
-            approver,
-            request,
-            _("You cannot approve your own request: a second person must."),
-        )
+        raise ControlRefused(_("You cannot approve your own request: a second person must."))
     if percent_request.state != PercentRequest.State.PENDING:
-        _refuse(percent_request, approver, request, _already_decided(percent_request))
+        raise ControlRefused(_already_decided(percent_request))
     desired = _desired(environment)
     if desired.version != percent_request.base_version:
         percent_request.decide(
@@ -398,21 +443,21 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             by=approver,
             note=_("config moved to version %(version)s") % {"version": desired.version},
         )
-        _refuse(
-            percent_request,
-            approver,
-            request,
+        raise ControlRefused(
             _(
                 "The config changed since this was requested (requested on version "
                 "%(base_version)s, now version %(version)s); the request is now stale. "
                 "Ask for a new one."
             )
-            % {"base_version": percent_request.base_version, "version": desired.version},
+            % {"base_version": percent_request.base_version, "version": desired.version}
         )
     target = CanarySettings(
         percent_request.to_percent, percent_request.to_tag, desired.emergency_proxy
     )
     with transaction.atomic():
+        # Decided first: the change below closes every raise still pending, but not this one.
+        if not percent_request.decide(state=PercentRequest.State.APPROVED, by=approver, note=note):
+            raise ConfigConflict(_already_decided(percent_request))
         change = request_change(
             environment=environment,
             settings=target,
@@ -423,10 +468,8 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             request=request,
             approved_by=approver,
         )
-        if not percent_request.decide(
-            state=PercentRequest.State.APPROVED, by=approver, note=note, change=change
-        ):
-            raise ConfigConflict(_already_decided(percent_request))
+        PercentRequest.objects.filter(pk=percent_request.pk).update(change=change)
+        percent_request.change = change
         audit.record(
             action="approval.approved",
             actor=approver,
@@ -440,22 +483,34 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
     return change
 
 
+def _approval_refusals_audited(percent_request, person, request):
+    """A refused approval, rejection or cancellation, audited once as ``approval.refused``."""
+    return audit.refusals_audited(
+        "approval.refused",
+        STATE_REFUSALS,
+        actor=person,
+        environment=percent_request.environment,
+        obj=percent_request,
+        request=request,
+    )
+
+
 def _require_decider(person, percent_request, request) -> None:
-    """Who decides on another's increase: an approver; a service account only with the right an
-    admin gave it (``ServiceAccount.may_approve``), on top of its role's permission."""
-    account = ServiceAccount.objects.filter(user_id=person.pk).first()
-    if not person.has_perm("rollout.approve_increase"):
+    """Who decides on another's increase: an approver, and a person. Never a service account,
+    whatever its role: its token may be held by the person who asked, who would then be both of
+    the two people the rule wants."""
+    if is_service_account(person):
+        needs, message = (
+            "a person",
+            _(
+                "A service account cannot approve or reject a percent increase: a second "
+                "person must."
+            ),
+        )
+    elif not person.has_perm("rollout.approve_increase"):
         needs, message = (
             "rollout.approve_increase or to be the requester",
             _("Only an approver or the requester can reject this request."),
-        )
-    elif account is not None and not account.may_approve:
-        needs, message = (
-            "the approval right of a service account",
-            _(
-                "A service account may not decide on a percent increase: an admin has not "
-                "given it the right to approve."
-            ),
         )
     else:
         return
@@ -475,8 +530,9 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
     if not cancelling:
         _require_decider(person, percent_request, request)
     state = PercentRequest.State.CANCELLED if cancelling else PercentRequest.State.REJECTED
-    if not percent_request.decide(state=state, by=person, note=note):
-        _refuse(percent_request, person, request, _already_decided(percent_request))
+    with _approval_refusals_audited(percent_request, person, request):
+        if not percent_request.decide(state=state, by=person, note=note):
+            raise ControlRefused(_already_decided(percent_request))
     audit.record(
         action="approval.cancelled" if cancelling else "approval.rejected",
         actor=person,
@@ -491,6 +547,16 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
 
 def _already_decided(percent_request) -> str:
     percent_request.refresh_from_db()
+    superseding = percent_request.superseded_by
+    if superseding is not None:
+        return _(
+            "This request was closed as stale: version %(version)s (%(kind)s) replaced the "
+            "version %(base_version)s it was asked on. Ask for a new one."
+        ) % {
+            "version": superseding.version,
+            "kind": superseding.get_kind_display(),
+            "base_version": percent_request.base_version,
+        }
     who = percent_request.decided_by.get_username() if percent_request.decided_by else "someone"
     return _("This request is already %(lower)s (by %(who)s).") % {
         "lower": percent_request.get_state_display().lower(),
@@ -498,21 +564,7 @@ def _already_decided(percent_request) -> str:
     }
 
 
-def _refuse(percent_request, person, request, message: str):
-    audit.record(
-        action="approval.refused",
-        actor=person,
-        environment=percent_request.environment,
-        obj=percent_request,
-        outcome=audit.AuditEntry.Outcome.REFUSED,
-        detail=message,
-        request=request,
-    )
-    refused = ControlRefused(message)
-    refused.audited = True
-    raise refused
-
-
+@audits_refusals(ConfigChange.Kind.EMERGENCY_STOP)
 def plan_emergency_stop(
     *, environment: Environment, actor=None, system: str = "", request=None
 ) -> Plan:
@@ -536,6 +588,7 @@ def emergency_stop_target(desired: DesiredConfig) -> CanarySettings:
     return CanarySettings(0, desired.canary_tag, True)
 
 
+@audits_refusals(ConfigChange.Kind.EMERGENCY_STOP)
 def emergency_stop(
     *, environment: Environment, reason: str, actor=None, system: str = "", request=None
 ) -> ConfigChange:
@@ -547,6 +600,7 @@ def emergency_stop(
     )
 
 
+@audits_refusals(ConfigChange.Kind.LIFT_EMERGENCY)
 def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Plan:
     """Turn the emergency flag off; the percent stays where the stop put it (0%)."""
     require(actor, "rollout.emergency_stop", environment=environment, request=request)
@@ -559,6 +613,7 @@ def plan_lift_emergency(*, environment: Environment, actor, request=None) -> Pla
     return Plan(environment, desired, target, ConfigChange.Kind.LIFT_EMERGENCY)
 
 
+@audits_refusals(ConfigChange.Kind.LIFT_EMERGENCY)
 def lift_emergency(
     *, environment: Environment, reason: str, expected_version: int, actor, request=None
 ) -> ConfigChange:
@@ -569,6 +624,7 @@ def lift_emergency(
     )
 
 
+@audits_refusals(ConfigChange.Kind.ROLLBACK)
 def plan_rollback(*, environment: Environment, actor, request=None, decision=None) -> Plan:
     """Back to 0% native; the tag stays so the edge still names the phase.
 
@@ -587,6 +643,7 @@ def plan_rollback(*, environment: Environment, actor, request=None, decision=Non
     return Plan(environment, desired, target, ConfigChange.Kind.ROLLBACK)
 
 
+@audits_refusals(ConfigChange.Kind.ROLLBACK)
 def rollback(
     *,
     environment: Environment,

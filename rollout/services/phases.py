@@ -13,7 +13,6 @@ the edge (``ConfigChange.in_effect_at``, recorded by the KV writer), not from th
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +23,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from ..models import (
-    AuditEntry,
     CheckIn,
     ConfigChange,
     Decision,
@@ -61,23 +59,17 @@ class TransitionRefused(Exception):
     """The rollout or the phase window is not in a state that allows this."""
 
 
-@contextmanager
 def refusal_audited(action: str, *, person, environment: Environment, obj=None, request=None):
     """Audit a refused transition here, once, whoever called (a page, an API, a command): after
     the transition's own transaction rolled back, so the refusal is all that is written."""
-    try:
-        yield
-    except TransitionRefused as refused:
-        audit.record(
-            action=action,
-            actor=person,
-            environment=environment,
-            obj=obj,
-            outcome=AuditEntry.Outcome.REFUSED,
-            detail=str(refused),
-            request=request,
-        )
-        raise
+    return audit.refusals_audited(
+        action,
+        TransitionRefused,
+        actor=person,
+        environment=environment,
+        obj=obj,
+        request=request,
+    )
 
 
 def offset_label(offset: timedelta) -> str:

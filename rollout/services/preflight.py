@@ -660,7 +660,8 @@ def start_phase(
     is not: the decision records ``decision.next_phase_waiting`` instead."""
     if approved_by is None:
         require(person, "rollout.request_change", environment=environment, request=request)
-    try:
+    # A GO decision's start answers for its refusal with no entry of its own (no actor).
+    with _refusals_audited(environment, person if approved_by is None else None, reason, request):
         return _start_phase(
             environment=environment,
             tag=tag,
@@ -672,17 +673,6 @@ def start_phase(
             request=request,
             approved_by=approved_by,
         )
-    except (controls.ControlRefused, controls.ConfigConflict) as refused:
-        if approved_by is None:
-            record_start_refusal(
-                environment=environment,
-                person=person,
-                reason=reason,
-                message=start_refusal_message(refused),
-                request=request,
-            )
-            refused.audited = True
-        raise
 
 
 def start_refusal_message(refused: Exception) -> str:
@@ -695,22 +685,20 @@ def start_refusal_message(refused: Exception) -> str:
 def refuse_start(*, environment, person, reason: str, message: str, request=None):
     """Refuse a start the caller already found refused (the page, before its confirmation step):
     audited like any refused start, then StartRefused is raised."""
-    record_start_refusal(
-        environment=environment, person=person, reason=reason, message=message, request=request
-    )
-    refused = StartRefused(message)
-    refused.audited = True
-    raise refused
+    with _refusals_audited(environment, person, reason, request):
+        raise StartRefused(message)
 
 
-def record_start_refusal(*, environment, person, reason: str, message: str, request=None):
-    audit.refused(
-        action="preflight.start_refused",
+def _refusals_audited(environment, person, reason: str, request):
+    """``preflight.start_refused``: the start's refusal, the percent control's within it too."""
+    return audit.refusals_audited(
+        "preflight.start_refused",
+        controls.STATE_REFUSALS,
         actor=person,
         environment=environment,
         reason=reason,
-        detail=message,
         request=request,
+        detail=start_refusal_message,
     )
 
 

@@ -107,13 +107,9 @@ def sign(
             actor=person,
             request=request,
         )
-    try:
+    # Recorded after the transaction rolled back, so the refusal itself stays on record.
+    with _refusals_audited(run, person, request):
         return _sign(run, outcome, role, seen_digest, justification, person, now, request)
-    except SignRefused as refused:
-        # Recorded after the transaction rolled back, so the refusal itself stays on record.
-        _record_refusal(run, person, request, str(refused))
-        refused.audited = True
-        raise
 
 
 def _sign(run, outcome, role, seen_digest, justification, person, now, request) -> Signature:
@@ -457,21 +453,18 @@ def timeline_text(run: PhaseRun) -> str:
 
 
 def _refuse(run, person, request, message):
-    """Audit a refused sign-off act and refuse it."""
-    _record_refusal(run, person, request, message)
-    refused = SignRefused(message)
-    refused.audited = True
-    raise refused
+    """Refuse a sign-off act (audited)."""
+    with _refusals_audited(run, person, request):
+        raise SignRefused(message)
 
 
-def _record_refusal(run, person, request, message):
+def _refusals_audited(run, person, request):
     """``decision.refused``, written by the service so every caller's refusal is on record."""
-    audit.record(
-        action="decision.refused",
+    return audit.refusals_audited(
+        "decision.refused",
+        SignRefused,
         actor=person,
         environment=run.rollout.environment,
         obj=run,
-        outcome=AuditEntry.Outcome.REFUSED,
-        detail=message,
         request=request,
     )

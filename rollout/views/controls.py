@@ -43,6 +43,11 @@ def controls_context(request, environment: Environment, **extra) -> dict:
         "environment": environment,
         "desired": desired,
         "pending_requests": pending,
+        "superseded_requests": PercentRequest.objects.filter(
+            superseded_by__environment=environment, superseded_by__version=desired.version
+        ).select_related("requested_by", "superseded_by")
+        if desired
+        else [],
         "percent_form": SetPercentForm(
             initial={
                 "expected_version": desired.version if desired else None,

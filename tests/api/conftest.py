@@ -15,12 +15,11 @@ def token_of(user, name="pipeline", days=30) -> str:
     return tokens.issue_personal(person=user, name=name, days=days).secret
 
 
-def service_token(admin, *, account="ci-deploy", role="tech lead", may_approve=False) -> str:
+def service_token(admin, *, account="ci-deploy", role="tech lead") -> str:
     return tokens.issue_service(
         admin=admin,
         account_name=account,
         role=role,
-        may_approve=may_approve,
         name=f"{account} token",
         days=30,
     ).secret

@@ -53,34 +53,46 @@ def test_a_persons_own_token_never_approves_their_request(api, production_config
     assert refused.via == _via(admin_user)
 
 
-def test_a_service_token_approves_only_with_the_right_an_admin_gave(
-    api, production_configured, release_manager, admin_user
+def test_a_person_never_approves_their_own_raise_through_a_service_token(
+    api, production_configured, admin_user, tech_lead
 ):
-    pending = api(token_of(release_manager)).post(f"{PRODUCTION}/percent", json=RAISE)
+    # Adam asks for a raise with his own token, then decides on it with a service token he
+    # made: a service account is nobody's second person, whatever its role.
+    pending = api(token_of(admin_user)).post(f"{PRODUCTION}/percent", json=RAISE)
     request_id = pending.json()["request"]["id"]
     bot = api(service_token(admin_user, account="ci-deploy", role="tech lead"))
 
-    body = assert_problem(bot.post(f"/requests/{request_id}/approve", json={}), 403)
-    assert "service account" in body["detail"]
-    denied = AuditEntry.objects.get(action="permission.denied")
-    assert denied.actor.username == "ci-deploy" and denied.via.startswith("token ci-deploy token")
+    for decision in ("approve", "reject"):
+        body = assert_problem(bot.post(f"/requests/{request_id}/{decision}", json={}), 403)
+        assert "service account" in body["detail"]
+    denied = AuditEntry.objects.filter(action="permission.denied").order_by("id")
+    assert [(entry.actor.username, entry.outcome) for entry in denied] == [
+        ("ci-deploy", "refused"),
+        ("ci-deploy", "refused"),
+    ]
+    assert all(entry.via.startswith("token ci-deploy token") for entry in denied)
+    assert "needs a person" in denied[0].detail
     assert PercentRequest.objects.get().state == "pending"
+    assert DesiredConfig.objects.get().version == 1
 
-    trusted = api(
-        service_token(admin_user, account="ci-deploy", role="tech lead", may_approve=True)
-    )
-    approved = trusted.post(f"/requests/{request_id}/approve", json={})
+    approved = api(token_of(tech_lead)).post(f"/requests/{request_id}/approve", json={})
     assert approved.status_code == 200, approved.text
-    assert approved.json()["change"]["approved_by"] == "ci-deploy"
 
 
-def test_a_service_token_never_approves_its_own_request(api, production_configured, admin_user):
-    bot = api(service_token(admin_user, account="release-bot", role="admin", may_approve=True))
+def test_a_service_token_asks_for_a_raise_a_person_approves_and_it_may_cancel_its_own(
+    api, production_configured, admin_user, tech_lead
+):
+    bot = api(service_token(admin_user, account="release-bot", role="admin"))
     pending = bot.post(f"{PRODUCTION}/percent", json=RAISE).json()["request"]
     assert pending["requested_by"] == "release-bot"
-    body = assert_problem(bot.post(f"/requests/{pending['id']}/approve", json={}), 409)
-    assert "own request" in body["detail"]
-    assert DesiredConfig.objects.get().version == 1
+    assert_problem(bot.post(f"/requests/{pending['id']}/approve", json={}), 403)
+    cancelled = bot.post(f"/requests/{pending['id']}/reject", json={})
+    assert cancelled.json()["request"]["state"] == "cancelled"
+
+    again = bot.post(f"{PRODUCTION}/percent", json=RAISE).json()["request"]
+    approved = api(token_of(tech_lead)).post(f"/requests/{again['id']}/approve", json={})
+    assert approved.json()["change"]["approved_by"] == "theo"
+    assert DesiredConfig.objects.get().version == 2
 
 
 def test_a_stale_version_is_409_with_the_current_version(
@@ -99,8 +111,11 @@ def test_a_stale_version_is_409_with_the_current_version(
     )
     assert body["current_version"] == 2
     assert DesiredConfig.objects.get().version == 2
-    refused = AuditEntry.objects.get(action="api.refused")
+    # Audited once, by the control, as the same refusal from the page is.
+    (refused,) = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert refused.action == "config.rollback.refused" and refused.actor == release_manager
     assert refused.via == _via(release_manager) and refused.environment == production_configured
+    assert "you saw version 1" in refused.detail
 
 
 def test_the_emergency_stop_needs_no_version(api, production_configured, devops):
@@ -174,3 +189,24 @@ def test_the_audit_page_and_export_name_the_token(api, production_configured, re
     assert f"via {via}" in client.get(reverse("rollout:audit")).content.decode()
     exported = client.get(reverse("rollout:audit_export", args=["json"]))
     assert via in b"".join(exported.streaming_content).decode()
+
+
+def test_a_raise_a_later_change_replaced_is_stale_in_the_api_too(
+    api, production_configured, release_manager, devops, tech_lead
+):
+    pending = api(token_of(release_manager)).post(f"{PRODUCTION}/percent", json=RAISE)
+    request_id = pending.json()["request"]["id"]
+    stopped = api(token_of(devops)).post(f"{PRODUCTION}/emergency-stop", json={"reason": "5xx"})
+    assert stopped.status_code == 201, stopped.text
+
+    theo = api(token_of(tech_lead))
+    closed = theo.get(f"/requests/{request_id}").json()
+    assert (closed["state"], closed["superseded_by_version"]) == ("stale", 2)
+    assert theo.get("/requests").json() == []
+    assert theo.get(PRODUCTION).json()["pending_requests"] == []
+    body = assert_problem(theo.post(f"/requests/{request_id}/approve", json={}), 409)
+    assert "closed as stale: version 2" in body["detail"]
+    (refused,) = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert (refused.action, refused.actor) == ("approval.refused", tech_lead)
+    superseded = AuditEntry.objects.get(action="approval.superseded")
+    assert superseded.actor == devops and superseded.via == _via(devops)

@@ -79,7 +79,7 @@ def test_the_figures_are_the_metrics_panels_document(api, edge, viewer):
 
 def test_a_service_account_never_signs(api, edge, admin_user):
     run = observing(make_production_at_b2a(edge))
-    bot = api(service_token(admin_user, account="signer-bot", role="tech lead", may_approve=True))
+    bot = api(service_token(admin_user, account="signer-bot", role="tech lead"))
     digest = bot.get(f"/phases/{run.public_id}/evidence").json()["digest"]
     refused = bot.post(
         f"/phases/{run.public_id}/sign",

@@ -70,7 +70,7 @@ def test_an_admin_makes_a_service_account_that_cannot_log_in(admin_user, client)
     account = ServiceAccount.objects.get()
     user = account.user
     assert list(user.groups.values_list("name", flat=True)) == ["release manager"]
-    assert not user.has_usable_password() and not account.may_approve
+    assert not user.has_usable_password()
     assert not client.login(username="ci-deploy", password=PASSWORD)
     assert not client.login(username="ci-deploy", password="")
     token = ApiToken.objects.get()
@@ -84,7 +84,7 @@ def test_only_an_admin_makes_service_tokens(release_manager):
     assert client.get(reverse("api_tokens:service")).status_code == 403
     response = client.post(
         reverse("api_tokens:create_service"),
-        {"account": "ci", "role": "admin", "name": "x", "days": "7", "may_approve": "on"},
+        {"account": "ci", "role": "admin", "name": "x", "days": "7"},
     )
     assert response.status_code == 403
     assert not ServiceAccount.objects.exists()

@@ -8,7 +8,7 @@ from django.urls import reverse
 from outbox.models import Notification
 from rollout.models import AuditEntry, ConfigChange
 from rollout.notifications import announce_check_in_due
-from rollout.services import audit
+from rollout.services import audit, controls
 from slack_actions.models import SlackAction, SlackUser
 from tests.conftest import wait_for
 from tests.slack_actions.conftest import (
@@ -40,6 +40,14 @@ def send(http, endpoint, payload):
     response = http.post(endpoint, content=body, headers=headers)
     assert response.status_code == 200, response.text
     return body, headers
+
+
+def stop_dialog(slack, http, endpoint, message) -> dict:
+    """UDANA presses the emergency stop on ``message``: the dialog Slack was asked to open."""
+    stop = "rollout_control.emergency_stop"
+    send(http, endpoint, press(slack, message, stop, user="UDANA", trigger="t-stop"))
+    (opened,) = slack.calls_of("views.open")
+    return opened["args"]["view"]
 
 
 def answered(count=1):
@@ -154,17 +162,9 @@ def test_an_on_call_engineer_stops_from_slack_with_a_reason(
     devops.email = "dana@example.com"
     devops.save()
     slack.add_user("UDANA", "dana@example.com")
-    message = stop_message(settings, production_configured)
-    send(
-        http,
-        endpoint,
-        press(slack, message, "rollout_control.emergency_stop", user="UDANA", trigger="t-stop"),
-    )
-    (opened,) = slack.calls_of("views.open")
+    dialog = stop_dialog(slack, http, endpoint, stop_message(settings, production_configured))
     reason = "native 5xx at 5% for three minutes"
-    body, headers = send(
-        http, endpoint, submission(opened["args"]["view"], reason, user="UDANA", trigger="t-sub")
-    )
+    body, headers = send(http, endpoint, submission(dialog, reason, user="UDANA", trigger="t-sub"))
     assert http.post(endpoint, content=body, headers=headers).status_code == 200
 
     (action,) = answered()
@@ -178,6 +178,26 @@ def test_an_on_call_engineer_stops_from_slack_with_a_reason(
     assert reply["path"] == "/actions/t-stop" and reply["json"]["replace_original"] is True
     assert "EMERGENCY STOP by dana from Slack" in str(reply["json"]["blocks"][-1])
     assert ConfigChange.objects.filter(kind="emergency_stop").count() == 1
+
+
+def test_a_stop_already_on_is_refused_from_slack_and_audited_once(
+    slack, slack_worker, endpoint, http, settings, production_configured, devops
+):
+    SlackUser.objects.create(slack_user_id="UDANA", user=devops)
+    dialog = stop_dialog(slack, http, endpoint, stop_message(settings, production_configured))
+    # While the dialog is open, the stop is pressed on the page.
+    controls.emergency_stop(environment=production_configured, reason="first", actor=devops)
+    send(http, endpoint, submission(dialog, "again", user="UDANA", trigger="t2"))
+
+    (action,) = answered()
+    assert action.state == "refused" and "already active" in action.outcome
+    (refusal,) = AuditEntry.objects.filter(outcome=AuditEntry.Outcome.REFUSED)
+    assert (refusal.action, refusal.actor, refusal.via) == (
+        "config.emergency_stop.refused",
+        devops,
+        "slack:UDANA",
+    )
+    assert refusal.environment == production_configured and "already active" in refusal.detail
 
 
 def test_a_check_in_is_acknowledged_from_slack_with_what_was_checked(

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..models import ConfigChange, Decision, PhaseRun, PostMortem, Rollout, Signature
-from . import evidence, phases
+from . import evidence, evidence_words, phases
 
 
 def phase_report(run: PhaseRun) -> dict:
@@ -155,9 +155,13 @@ def markdown(report: dict) -> str:
         status, label = _(criterion["status"]).upper(), _(criterion["label"])
         if criterion.get("rule") == "team":
             label += _(" (team's own rule, not in the runbook)")
-        lines.append(f"- {status}: {label} — {criterion['detail']}")
+        words = evidence_words.criterion_words(criterion, document["recommendation"])
+        lines.append(f"- {status}: {label} — {words}")
     lines += heading(_("Incidents"))
-    lines += [f"- {item['at']} {item['kind']}: {item['summary']}" for item in document["incidents"]]
+    lines += [
+        f"- {item['at']} {evidence_words.incident_kind(item['kind'])}: {item['summary']}"
+        for item in document["incidents"]
+    ]
     if not document["incidents"]:
         lines.append("None.")
     shifts = document.get("build_changes", [])

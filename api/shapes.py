@@ -206,7 +206,7 @@ def _drift(environment: Environment) -> dict:
         DriftState.Edge.PROPAGATING,
     )
     words = f"KV {drift.get_kv_state_display()}, edge {drift.get_edge_state_display()}"
-    detail = f"{words}: {drift.detail}" if drift.detail else words
+    detail = f"{words}: {drift.detail_words}" if drift.detail_words else words
     return {"state": "in_sync" if in_sync else "drift", "detail": detail}
 
 

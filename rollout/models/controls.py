@@ -20,11 +20,11 @@ class PercentRequest(models.Model):
     """
 
     class State(models.TextChoices):
-        PENDING = "pending"
-        APPROVED = "approved"
-        REJECTED = "rejected"
+        PENDING = "pending", gettext_lazy("Pending")
+        APPROVED = "approved", gettext_lazy("Approved")
+        REJECTED = "rejected", gettext_lazy("Rejected")
         STALE = "stale", gettext_lazy("stale (config changed)")
-        CANCELLED = "cancelled"
+        CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     environment = models.ForeignKey(

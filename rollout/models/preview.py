@@ -21,10 +21,10 @@ class PreviewRun(models.Model):
     """
 
     class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        PASSED = "passed"
-        FAILED = "failed"
+        QUEUED = "queued", gettext_lazy("Queued")
+        RUNNING = "running", gettext_lazy("Running")
+        PASSED = "passed", gettext_lazy("Passed")
+        FAILED = "failed", gettext_lazy("Failed")
 
     class RestoreOutcome(models.TextChoices):
         NONE = "", "—"
@@ -183,10 +183,10 @@ class PreviewCheck(models.Model):
         RATE_LIMIT = "rate_limit", gettext_lazy("Rate limiting")
 
     class State(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        PASSED = "passed"
-        FAILED = "failed"
+        PENDING = "pending", gettext_lazy("Pending")
+        RUNNING = "running", gettext_lazy("Running")
+        PASSED = "passed", gettext_lazy("Passed")
+        FAILED = "failed", gettext_lazy("Failed")
 
     FINISHED_STATES = (State.PASSED, State.FAILED)
 

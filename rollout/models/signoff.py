@@ -30,7 +30,7 @@ class Decision(models.Model):
     class State(models.TextChoices):
         OPEN = "open", gettext_lazy("collecting signatures")
         EFFECTIVE = "effective", gettext_lazy("in effect")
-        WITHDRAWN = "withdrawn"
+        WITHDRAWN = "withdrawn", gettext_lazy("Withdrawn")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="decisions")

@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Max
 
 from ..models import ConfigChange, PhaseRun
+from ..team_language import for_the_record
 from . import evidence_words
 from .phases import build_of
 from .recommendation import (
@@ -234,7 +235,7 @@ def attestations(run: PhaseRun) -> dict[str, Attestation]:
 def build(run: PhaseRun, now: datetime) -> Evidence:
     """The evidence as of ``now``; its words in English and UTC whoever builds it, so that the
     digest never depends on a reader (evidence_words.py)."""
-    return evidence_words.frozen(_build, run, now)
+    return for_the_record(_build, run, now)
 
 
 def _build(run: PhaseRun, now: datetime) -> Evidence:
@@ -359,7 +360,7 @@ def changes_between(old: dict, new: dict) -> list[dict]:
 def what_changed(old: dict, new: dict) -> str:
     """What changed between two evidence documents, in words as the audit trail keeps them:
     "native 5xx rate 0.42% → 0.61%; attestation 'team agrees' added (yes by theo)"."""
-    return evidence_words.frozen(evidence_words.changes_words, changes_between(old, new))
+    return for_the_record(evidence_words.changes_words, changes_between(old, new))
 
 
 # Named record by record.

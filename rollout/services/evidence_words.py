@@ -15,16 +15,11 @@ writes them.
 
 from __future__ import annotations
 
-from datetime import UTC
-
-from django.utils import timezone, translation
 from django.utils.formats import get_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from ..templatetags.times import in_words
-
-FROZEN_LANGUAGE = "en"
 
 # What a yes and a no of each attested criterion say.
 ATTESTED_WORDS = {
@@ -43,12 +38,6 @@ INCIDENT_KINDS = {
     "critical_alert": gettext_noop("critical alert"),
 }
 RESOLUTIONS = {"kept": gettext_noop("kept"), "restarted": gettext_noop("restarted")}
-
-
-def frozen(write, *args) -> str:
-    """``write(*args)`` as the evidence keeps it: in English, times in UTC, whoever builds it."""
-    with translation.override(FROZEN_LANGUAGE), timezone.override(UTC):
-        return write(*args)
 
 
 def criterion_words(criterion: dict, recommendation: dict) -> str:

@@ -60,7 +60,8 @@ from django.utils.translation import gettext_noop
 
 from integrations.stats import difference_interval, quantile_rank_interval, wilson_interval
 
-from .evidence_words import criterion_sentence, frozen
+from ..team_language import for_the_record
+from .evidence_words import criterion_sentence
 
 if TYPE_CHECKING:  # the type only: metrics builds on rollout and hands its figures over
     from metrics.figures import CohortFigures, Figures
@@ -238,7 +239,7 @@ def recommend(window: Window, thresholds: Thresholds = Thresholds()) -> Recommen
     # from the same figures, in a reader's language).
     figures = {"thresholds": thresholds.as_dict(), "window": window.figures.as_dict()}
     for criterion in criteria:
-        criterion.detail = frozen(criterion_sentence, criterion.as_dict(), figures)
+        criterion.detail = for_the_record(criterion_sentence, criterion.as_dict(), figures)
     verdicts = {criterion.verdict for criterion in criteria}
     outcome = NO_GO if NO_GO in verdicts else HOLD if HOLD in verdicts else GO
     reasons = [c.detail for c in criteria if c.verdict == outcome] if outcome != GO else []

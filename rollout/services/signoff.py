@@ -44,6 +44,8 @@ from ..models import (
 from ..models.people import is_service_account
 from ..notifications import announce_decision
 from ..permissions import refuse, require
+from ..team_language import for_the_record
+from ..templatetags.times import in_words
 from . import audit, controls, evidence, evidence_words, phases
 from .audit_checkpoints import enqueue_checkpoint
 from .preflight import StartRefused, start_phase
@@ -222,10 +224,10 @@ def _check_window(run, outcome, now):
     if run.window_open(now) and outcome != Outcome.NO_GO:
         raise SignRefused(
             _(
-                "The observation window of %(run)s ends at %(window_ends_at)s UTC; "
+                "The observation window of %(run)s ends at %(window_ends_at)s; "
                 "only NO-GO may be signed before that."
             )
-            % {"run": run, "window_ends_at": format(run.window_ends_at, "%Y-%m-%d %H:%M")},
+            % {"run": run, "window_ends_at": in_words(run.window_ends_at)},
         )
 
 
@@ -243,7 +245,7 @@ def _invalidate(decision: Decision, current, now, request) -> None:
     """New evidence before the second signature: the signatures given on the old evidence no
     longer count, and the decision now carries the new evidence."""
     changes = evidence.changes_between(decision.evidence, current.document)
-    why = evidence_words.frozen(invalidation_words, {"evidence_changes": changes}, "")
+    why = for_the_record(invalidation_words, {"evidence_changes": changes}, "")
     invalid = decision.signatures.filter(invalidated_at__isnull=True)
     for signature in invalid.select_related("signer"):
         audit.record(
@@ -300,7 +302,7 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
     because = {"withdrawn_by": person.get_username()}
     decision.signatures.filter(invalidated_at__isnull=True).update(
         invalidated_at=now,
-        invalidated_reason=evidence_words.frozen(invalidation_words, because, ""),
+        invalidated_reason=for_the_record(invalidation_words, because, ""),
         invalidated_because=because,
     )
     audit.record(

@@ -228,7 +228,7 @@ def preview_run(run: PreviewRun) -> dict:
             {
                 "name": check.name,
                 "state": check.state,
-                "detail": check.reason or check.note,
+                "detail": check.said,
             }
             for check in checks
         ],

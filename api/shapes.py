@@ -4,6 +4,7 @@ of the objects a path names (404 with a sentence naming what was not found)."""
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations.kv_value import read_settings
 from monitoring.models import DriftState
@@ -33,7 +34,9 @@ def environment_named(request, service: str, name: str) -> Environment:
         .first()
     )
     if environment is None:
-        raise NotFound(f"There is no environment {service}/{name}.")
+        raise NotFound(
+            _("There is no environment %(service)s/%(name)s.") % {"service": service, "name": name}
+        )
     # An API refusal about this environment names it in the audit trail (api/problems.py).
     request.api_environment = environment
     return environment
@@ -43,7 +46,7 @@ def found(rows, public_id, what: str):
     """The row of ``rows`` (a manager or queryset) with this public id, or 404 naming ``what``."""
     row = rows.filter(public_id=public_id).first()
     if row is None:
-        raise NotFound(f"There is no {what} {public_id}.")
+        raise NotFound(_("There is no %(what)s %(id)s.") % {"what": what, "id": public_id})
     return row
 
 

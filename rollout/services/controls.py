@@ -14,6 +14,7 @@ from ..models import ConfigChange, DesiredConfig, Environment, PercentRequest, S
 from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
 from ..queueing import try_to_queue
+from ..team_language import for_the_record
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
 from .phases import mark_incident
@@ -364,7 +365,7 @@ def submit_percent(
             after=target.as_dict(),
             reason=reason,
             outcome=audit.AuditEntry.Outcome.PENDING,
-            detail=f"{percent_request.summary}; needs a second person's approval",
+            detail=f"{_recorded(percent_request)}; needs a second person's approval",
             request=request,
         )
         announce_increase_requested(percent_request)
@@ -434,7 +435,7 @@ def approve_percent_request(*, percent_request, approver, note: str = "", reques
             obj=percent_request,
             after=target.as_dict(),
             reason=note,
-            detail=f"{percent_request.summary}; change version {change.version}",
+            detail=f"{_recorded(percent_request)}; change version {change.version}",
             request=request,
         )
     return change
@@ -483,7 +484,7 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
         environment=percent_request.environment,
         obj=percent_request,
         reason=note,
-        detail=percent_request.summary,
+        detail=_recorded(percent_request),
         request=request,
     )
     return percent_request
@@ -602,3 +603,8 @@ def rollback(
     return plan.write(
         reason=reason, expected_version=expected_version, actor=actor, request=request
     )
+
+
+def _recorded(percent_request: PercentRequest) -> str:
+    """A request's summary as the audit trail keeps it: in English."""
+    return for_the_record(lambda: percent_request.summary)

@@ -105,6 +105,16 @@ class Result:
     evidence: dict = field(default_factory=dict)
     duration_ms: int | None = None
 
+    @property
+    def note(self) -> str:
+        """What was seen, as the record keeps it (in English); empty for a failure."""
+        return record(self.words) if self.passed else ""
+
+    @property
+    def reason(self) -> str:
+        """Why it failed, as the record keeps it (in English); empty for a pass."""
+        return "" if self.passed else record(self.words)
+
 
 def passed(note, evidence: dict) -> Result:
     return Result(True, parts(note), evidence)
@@ -685,8 +695,8 @@ def _record(check: PreviewCheck, result: Result) -> bool:
             finished_at=now,
             duration_ms=duration,
             evidence=result.evidence,
-            note=record(result.words)[:2000] if result.passed else "",
-            reason=(record(result.words) or "failed")[:2000] if not result.passed else "",
+            note=result.note[:2000],
+            reason=(result.reason or "failed")[:2000] if not result.passed else "",
             words=result.words,
         )
     )

@@ -14,11 +14,13 @@ from functools import wraps
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext as _
 from ninja.errors import AuthenticationError, Throttled
 from ninja.security import HttpBearer
 
 from rollout.client_address import client_address
-from rollout.models import AuditEntry
+from rollout.middleware import speak_as_chosen
+from rollout.models import AuditEntry, Preferences
 from rollout.permissions import refuse
 from rollout.services import audit
 
@@ -53,6 +55,10 @@ class TokenAuth(HttpBearer):
             raise AuthenticationError(message=str(refused)) from refused
         request.user = found.user
         request.api_token = found
+        # The answer in the person's chosen language and zone, as their pages; without a choice
+        # (or for a service account) in the request's Accept-Language, as LocaleMiddleware found.
+        chosen = Preferences.objects.filter(user=found.user).values_list("time_zone", "language")
+        speak_as_chosen(request, *(chosen.first() or ("", "")))
         throttle(request, found)
         return found
 
@@ -103,9 +109,10 @@ def throttle(request, token: ApiToken) -> None:
             via=token.label,
         )
     exc = Throttled(wait=wait)
-    exc.message = (
-        f"This token made more than {settings.API_RATE_LIMIT} requests: try again in {wait} s."
-    )
+    exc.message = _("This token made more than %(limit)s requests: try again in %(wait)s s.") % {
+        "limit": settings.API_RATE_LIMIT,
+        "wait": wait,
+    }
     raise exc
 
 
@@ -113,4 +120,7 @@ def require_read(request, permission: str = "rollout.view_environment") -> None:
     """The reading permission of a route (403 without it). A refused read is logged, not
     audited, as for the pages (rollout/permissions.py)."""
     if not request.user.has_perm(permission):
-        refuse(f"You do not have the permission {permission}.", needs=permission)
+        refuse(
+            _("You do not have the permission %(permission)s.") % {"permission": permission},
+            needs=permission,
+        )

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 
 class ApiToken(models.Model):
@@ -17,8 +18,8 @@ class ApiToken(models.Model):
     role. Neither can do more than its user."""
 
     class Kind(models.TextChoices):
-        PERSONAL = "personal"
-        SERVICE = "service"
+        PERSONAL = "personal", gettext_lazy("Personal")
+        SERVICE = "service", gettext_lazy("Service")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=64)

@@ -8,6 +8,8 @@ import logging
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
@@ -21,16 +23,17 @@ from .auth import via
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/problem+json"
+# In the language of the request (its token's person's choice, else its Accept-Language).
 TITLES = {
-    400: "Bad request",
-    401: "Not authenticated",
-    403: "Forbidden",
-    404: "Not found",
-    409: "Conflict",
-    422: "Invalid input",
-    429: "Too many requests",
-    500: "Server error",
-    503: "Service unavailable",
+    400: gettext_lazy("Bad request"),
+    401: gettext_lazy("Not authenticated"),
+    403: gettext_lazy("Forbidden"),
+    404: gettext_lazy("Not found"),
+    409: gettext_lazy("Conflict"),
+    422: gettext_lazy("Invalid input"),
+    429: gettext_lazy("Too many requests"),
+    500: gettext_lazy("Server error"),
+    503: gettext_lazy("Service unavailable"),
 }
 
 
@@ -42,7 +45,7 @@ class NotFound(HttpError):
 
 
 def problem(status: int, detail: str, *, type_: str = "about:blank", **extra) -> HttpResponse:
-    body = {"type": type_, "title": TITLES.get(status, "Error"), "status": status}
+    body = {"type": type_, "title": str(TITLES.get(status, _("Error"))), "status": status}
     body["detail"] = detail
     body.update(extra)
     return HttpResponse(json.dumps(body), status=status, content_type=CONTENT_TYPE)
@@ -51,7 +54,9 @@ def problem(status: int, detail: str, *, type_: str = "about:blank", **extra) ->
 @csrf_exempt  # the API takes no cookies: a POST here gets the same 404 as a GET
 def unknown_route(request) -> HttpResponse:
     """Any method on a path under /api/v1 that names no route."""
-    return problem(404, f"There is no API route {request.path}: see /api/v1/docs.")
+    return problem(
+        404, _("There is no API route %(path)s: see /api/v1/docs.") % {"path": request.path}
+    )
 
 
 def _http_error(request, exc: HttpError) -> HttpResponse:
@@ -62,14 +67,14 @@ def _http_error(request, exc: HttpError) -> HttpResponse:
         response["Retry-After"] = str(exc.wait)
         return response
     if exc.status_code == 400:
-        return problem(400, "The body is not valid JSON.", type_="bad-json")
+        return problem(400, _("The body is not valid JSON."), type_="bad-json")
     return problem(exc.status_code, str(exc))
 
 
 def _unauthenticated(request, exc: AuthenticationError) -> HttpResponse:
     detail = exc.message
     if detail == "Unauthorized":  # ninja's own: no bearer token was sent
-        detail = "Send an API token: Authorization: Bearer rc_…"
+        detail = _("Send an API token: Authorization: Bearer rc_…")
     response = problem(401, detail, type_="unauthenticated")
     response["WWW-Authenticate"] = 'Bearer realm="rollout-control"'
     return response
@@ -81,7 +86,11 @@ def _validation_error(request, exc: ValidationError) -> HttpResponse:
         for error in exc.errors
     ]
     sentence = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
-    return problem(422, f"The request was not accepted — {sentence}.", errors=errors)
+    return problem(
+        422,
+        _("The request was not accepted — %(sentence)s.") % {"sentence": sentence},
+        errors=errors,
+    )
 
 
 def _field_name(loc) -> str:
@@ -95,14 +104,14 @@ def _field_name(loc) -> str:
 
 def _message(error: dict) -> str:
     if error.get("type") == "extra_forbidden":
-        return "is not a field of this request"
+        return _("is not a field of this request")
     if error.get("type") == "missing":
-        return "is required"
+        return _("is required")
     return str(error.get("msg", "is not valid"))
 
 
 def _not_found(request, exc: Http404) -> HttpResponse:
-    return problem(404, str(exc) or "There is nothing at this address.")
+    return problem(404, str(exc) or _("There is nothing at this address."))
 
 
 def _forbidden(request, exc: PermissionDenied) -> HttpResponse:
@@ -110,7 +119,7 @@ def _forbidden(request, exc: PermissionDenied) -> HttpResponse:
     # once, with the token the request carried (rollout/permissions.py).
     with audit.acting_via(request.user, via(request)):
         record_refusal(request, exc)
-    return problem(403, str(exc) or "You may not do this.", type_="forbidden")
+    return problem(403, str(exc) or _("You may not do this."), type_="forbidden")
 
 
 def _refused(request, exc: ControlRefused | ConfigConflict) -> HttpResponse:
@@ -120,7 +129,9 @@ def _refused(request, exc: ControlRefused | ConfigConflict) -> HttpResponse:
         extra = {}
         if exc.current_version is not None:
             extra["current_version"] = exc.current_version
-        return problem(409, f"Not applied: {exc}.", type_="stale-version", **extra)
+        return problem(
+            409, _("Not applied: %(why)s.") % {"why": exc}, type_="stale-version", **extra
+        )
     return problem(409, str(exc), type_="refused")
 
 
@@ -130,14 +141,14 @@ def _database_away(request, exc: Exception) -> HttpResponse:
     log.warning(
         "database unavailable, answered 503 to %s %s: %s", request.method, request.path, exc
     )
-    response = problem(503, "The database is briefly unavailable: try again in a few seconds.")
+    response = problem(503, _("The database is briefly unavailable: try again in a few seconds."))
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
     return response
 
 
 def _server_error(request, exc: Exception) -> HttpResponse:
     log.exception("API request %s %s failed", request.method, request.path)
-    return problem(500, "Something went wrong on the server; it is in the log.")
+    return problem(500, _("Something went wrong on the server; it is in the log."))
 
 
 def install(api) -> None:

@@ -4,6 +4,7 @@ of the objects a path names (404 with a sentence naming what was not found)."""
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from integrations.kv_value import read_settings
 from monitoring.models import DriftState
@@ -33,7 +34,9 @@ def environment_named(service: str, name: str) -> Environment:
         .first()
     )
     if environment is None:
-        raise NotFound(f"There is no environment {service}/{name}.")
+        raise NotFound(
+            _("There is no environment %(service)s/%(name)s.") % {"service": service, "name": name}
+        )
     return environment
 
 
@@ -41,7 +44,7 @@ def found(rows, public_id, what: str):
     """The row of ``rows`` (a manager or queryset) with this public id, or 404 naming ``what``."""
     row = rows.filter(public_id=public_id).first()
     if row is None:
-        raise NotFound(f"There is no {what} {public_id}.")
+        raise NotFound(_("There is no %(what)s %(id)s.") % {"what": what, "id": public_id})
     return row
 
 
@@ -205,7 +208,7 @@ def _drift(environment: Environment) -> dict:
         DriftState.Edge.PROPAGATING,
     )
     words = f"KV {drift.get_kv_state_display()}, edge {drift.get_edge_state_display()}"
-    detail = f"{words}: {drift.detail}" if drift.detail else words
+    detail = f"{words}: {drift.detail_words}" if drift.detail_words else words
     return {"state": "in_sync" if in_sync else "drift", "detail": detail}
 
 
@@ -227,7 +230,7 @@ def preview_run(run: PreviewRun) -> dict:
             {
                 "name": check.name,
                 "state": check.state,
-                "detail": check.reason or check.note,
+                "detail": check.said,
             }
             for check in checks
         ],

@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from rollout import roles
 from rollout.models import AuditEntry, ServiceAccount
 from rollout.permissions import require
 from rollout.services import audit
+from rollout.templatetags.times import in_words
 
 from .models import ApiToken
 
@@ -44,7 +46,7 @@ def _digest(secret: str) -> str:
 
 
 def _new(*, name: str, kind: str, user, created_by, expires_at: datetime) -> Issued:
-    for _ in range(5):
+    for _attempt in range(5):
         prefix = secrets.token_hex(4)
         secret = f"{TOKEN_START}{prefix}_{secrets.token_urlsafe(32)}"
         try:
@@ -158,16 +160,22 @@ def authenticate(secret: str, *, address: str | None, now: datetime | None = Non
     now = now or timezone.now()
     parts = secret.split("_", 2)
     if len(parts) != 3 or f"{parts[0]}_" != TOKEN_START:
-        raise TokenRefused("This is not a Rollout Control token (they start with rc_).")
+        raise TokenRefused(_("This is not a Rollout Control token (they start with rc_)."))
     token = ApiToken.objects.select_related("user").filter(prefix=parts[1]).first()
     if token is None or not hmac.compare_digest(token.token_hash, _digest(secret)):
-        raise TokenRefused("This token is not known.")
+        raise TokenRefused(_("This token is not known."))
     if token.revoked_at:
-        raise TokenRefused(f"This token was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC.")
+        raise TokenRefused(
+            _("This token was revoked on %(moment)s.") % {"moment": in_words(token.revoked_at)}
+        )
     if token.expires_at <= now:
-        raise TokenRefused(f"This token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC.")
+        raise TokenRefused(
+            _("This token expired on %(moment)s.") % {"moment": in_words(token.expires_at)}
+        )
     if not token.user.is_active:
-        raise TokenRefused(f"The account {token.user.get_username()} is deactivated.")
+        raise TokenRefused(
+            _("The account %(name)s is deactivated.") % {"name": token.user.get_username()}
+        )
     _note_use(token, address, now)
     return token
 

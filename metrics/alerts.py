@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from rollout.models import DesiredConfig, Environment, Service
 from rollout.services import audit, controls
+from rollout.team_language import for_the_record
 
 from . import certainty
 from . import figures as figures_module
@@ -579,7 +580,8 @@ def _auto_emergency_stop(event: AlertEvent, *, rule: AlertRule, environment: Env
     service as a person: audited as done by the rule, announced on Slack. Nothing happens if the
     stop is already on (or the environment has no desired config)."""
     system = f"rule:{rule.name}"
-    reason = f"Automatic emergency stop: {rule.describe()} — {grounds(event.figures)}"
+    # A record: in English whoever (or whichever request) ran the rule.
+    reason = f"Automatic emergency stop: {for_the_record(rule.describe)} — {grounds(event.figures)}"
     try:
         change = controls.emergency_stop(environment=environment, reason=reason, system=system)
     except controls.ControlRefused:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.utils import timezone
+from rollout.templatetags.times import in_words
 
 WIDTH, HEIGHT = 560, 180
 LEFT, RIGHT, TOP, BOTTOM = 46, 8, 10, 22
@@ -117,7 +117,7 @@ def line_chart(
         chart.x_ticks = [
             (
                 round(x(i), 1),
-                timezone.localtime(times[i]).strftime("%d %b %H:%M"),
+                in_words(times[i], "minutes"),
                 anchors.get(i, "middle"),
             )
             for i in marks

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Sum
-from django.utils.translation import gettext as _
 
 from rollout.services.recommendation import Incident
 
@@ -40,8 +39,8 @@ def critical_alerts(environment_id: int, start: datetime, end: datetime) -> list
         Incident(
             kind="critical_alert",
             at=event.minute,
-            summary=_("critical alert %(name)s: %(rule)s")
-            % {"name": event.alert.rule.name, "rule": event.alert.rule.describe()},
+            # Frozen in the evidence: English (evidence.build speaks it), never the reader's.
+            summary=f"critical alert {event.alert.rule.name}: {event.alert.rule.describe()}",
         )
         for event in events.order_by("minute", "id")
     ]

@@ -4,6 +4,8 @@ from datetime import timedelta
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from rollout.models import ConfigChange, Environment, Service
@@ -239,8 +241,8 @@ class AlertRule(models.Model):
         LOGS_STALE = "logs_stale", gettext_lazy("no new logs for more than (minutes)")
 
     class Severity(models.TextChoices):
-        WARNING = "warning"
-        CRITICAL = "critical"
+        WARNING = "warning", gettext_lazy("Warning")
+        CRITICAL = "critical", gettext_lazy("Critical")
 
     policy = models.ForeignKey(AlertPolicy, on_delete=models.CASCADE, related_name="rules")
     name = models.SlugField(max_length=64)
@@ -265,13 +267,29 @@ class AlertRule(models.Model):
         return self.name
 
     def describe(self) -> str:
-        held = f" for {self.for_minutes} min" if self.for_minutes else ""
-        return f"{self.get_kind_display()} {self.threshold:g}{held} ({self.severity})"
+        """The rule's condition in words, in the active language: "native 5xx rate above (%)
+        1.5 for 5 min (warning)"."""
+        words = {
+            "kind": self.get_kind_display(),
+            "threshold": number_format(f"{self.threshold:g}"),
+            "minutes": self.for_minutes,
+            "severity": SEVERITY_WORDS.get(self.severity, self.severity),
+        }
+        if self.for_minutes:
+            return _("%(kind)s %(threshold)s for %(minutes)s min (%(severity)s)") % words
+        return _("%(kind)s %(threshold)s (%(severity)s)") % words
 
     @property
     def may_stop(self) -> bool:
         """Whether this rule triggers the emergency stop when its policy allows it."""
         return self.kind == self.Kind.NATIVE_5XX and self.severity == self.Severity.CRITICAL
+
+
+# A rule's severity inside a sentence (its choices' labels start a cell).
+SEVERITY_WORDS = {
+    AlertRule.Severity.WARNING: gettext_lazy("warning"),
+    AlertRule.Severity.CRITICAL: gettext_lazy("critical"),
+}
 
 
 class AlertState(models.Model):
@@ -287,11 +305,11 @@ class AlertState(models.Model):
     """
 
     class State(models.TextChoices):
-        INACTIVE = "inactive"
-        PENDING = "pending"
-        FIRING = "firing"
+        INACTIVE = "inactive", gettext_lazy("Inactive")
+        PENDING = "pending", gettext_lazy("Pending")
+        FIRING = "firing", gettext_lazy("Firing")
         NOT_ENOUGH_TRAFFIC = "unjudged", gettext_lazy("Not enough traffic to judge")
-        RESOLVED = "resolved"
+        RESOLVED = "resolved", gettext_lazy("Resolved")
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")

@@ -7,16 +7,19 @@ from datetime import datetime, timedelta
 
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from rollout.models import DesiredConfig, Environment
 from rollout.services import evidence, phases
+from rollout.templatetags.times import in_words
 
 from . import alerts, figures
 from .charts import Series, Threshold, line_chart
 from .models import AlertEvent, AlertRule, AlertState, LogObject, LogSource
 
 WINDOWS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(hours=24)}
-WINDOW_CHOICES = [("1h", "1 h"), ("6h", "6 h"), ("24h", "24 h"), ("phase", "phase")]
+WINDOW_CHOICES = [("1h", "1 h"), ("6h", "6 h"), ("24h", "24 h"), ("phase", gettext_lazy("phase"))]
 DEFAULT_WINDOW = "1h"
 POINTS = 60
 CURRENT = timedelta(minutes=5)  # "current" figures: the last five minutes of log data
@@ -35,10 +38,14 @@ def window_bounds(environment: Environment, key: str, now: datetime):
         run = phases.current_run(environment)
         if run is not None:
             start, end = evidence.window_bounds(run, now)
-            build = phases.build_of(run) or "no build named"
-            return start, end, f"phase {run}, build {build} (since {_local(run.in_effect_at)})"
-        return end - WINDOWS["24h"], end, "phase (none in effect yet: last 24 h)"
-    return end - WINDOWS[key], end, f"last {dict(WINDOW_CHOICES)[key]}"
+            label = _("phase %(run)s, build %(build)s (since %(since)s)") % {
+                "run": run,
+                "build": phases.build_of(run) or _("no build named"),
+                "since": in_words(run.in_effect_at, "minutes"),
+            }
+            return start, end, label
+        return end - WINDOWS["24h"], end, _("phase (none in effect yet: last 24 h)")
+    return end - WINDOWS[key], end, _("last %(window)s") % {"window": dict(WINDOW_CHOICES)[key]}
 
 
 def window_total(environment: Environment, key: str, now: datetime, steps, start, end):
@@ -57,10 +64,6 @@ def window_figures(environment: Environment, key: str, now: datetime):
     steps, step = figures.series(environment.pk, start, end, points=POINTS)
     total = window_total(environment, key, now, steps, start, end)
     return start, end, label, steps, step, total
-
-
-def _local(moment: datetime) -> str:
-    return timezone.localtime(moment).strftime("%d %b %H:%M")
 
 
 def total_of(steps: list[figures.Figures], start, end) -> figures.Figures:
@@ -124,36 +127,39 @@ def panels_context(environment: Environment, key: str, now: datetime | None = No
     def thresholds(kind, unit):
         return [
             Threshold(rule.threshold, f"{rule.name} {rule.threshold:g}{unit}")
-            for rule, _ in rules
+            for rule, _state in rules
             if rule.kind == kind and rule.enabled
         ]
 
     share_thresholds = []
     if plan is not None:
-        share_thresholds.append(Threshold(plan, f"plan {plan}%", colour="#1a7f37"))
-        for rule, _ in rules:
+        share_thresholds.append(
+            Threshold(plan, _("plan %(plan)s%%") % {"plan": plan}, colour="#1a7f37")
+        )
+        for rule, _state in rules:
             if rule.kind == AlertRule.Kind.COHORT_SHARE and rule.enabled:
+                points = {"points": f"{rule.threshold:g}"}
                 share_thresholds += [
-                    Threshold(plan + rule.threshold, f"+{rule.threshold:g} points"),
-                    Threshold(max(0.0, plan - rule.threshold), f"−{rule.threshold:g} points"),
+                    Threshold(plan + rule.threshold, _("+%(points)s points") % points),
+                    Threshold(max(0.0, plan - rule.threshold), _("−%(points)s points") % points),
                 ]
     charts = [
         line_chart(
-            "Cohort share (native)",
+            _("Cohort share (native)"),
             "%",
             times,
             [Series("native", [s.native_share for s in steps])],
             share_thresholds,
         ),
         line_chart(
-            "5xx rate per cohort",
+            _("5xx rate per cohort"),
             "%",
             times,
             [Series(c, [s.cohorts[c].error_percent for s in steps]) for c in figures.COHORTS],
             thresholds(AlertRule.Kind.NATIVE_5XX, "%"),
         ),
         line_chart(
-            "Time to first byte",
+            _("Time to first byte"),
             "ms",
             times,
             [
@@ -165,7 +171,7 @@ def panels_context(environment: Environment, key: str, now: datetime | None = No
             thresholds(AlertRule.Kind.NATIVE_P90, " ms"),
         ),
         line_chart(
-            "Request volume (per minute)",
+            _("Request volume (per minute)"),
             "req/min",
             times,
             [
@@ -211,7 +217,7 @@ def panels_context(environment: Environment, key: str, now: datetime | None = No
 
 
 def _stale_minutes(rules) -> float:
-    for rule, _ in rules:
+    for rule, _state in rules:
         if rule.kind == AlertRule.Kind.LOGS_STALE and rule.enabled:
             return rule.threshold
     return 15.0

@@ -52,7 +52,7 @@ def _drift(drift: DriftState, environment: Environment) -> Attention:
         since = drift.edge_behind_since
     return Attention(
         kind="drift",
-        text=f"{what}. {drift.detail}" if drift.detail else what,
+        text=f"{what}. {drift.detail_words}" if drift.detail_words else what,
         url=reverse("monitoring:environment", args=[environment.public_id]),
         level="error",
         since=since,

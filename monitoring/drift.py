@@ -27,7 +27,9 @@ from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.permissions import require
 from rollout.services import audit
 from rollout.services.controls import ConfigConflict, Plan, request_change
+from rollout.team_language import for_the_record
 
+from .drift_words import findings_words, kv_facts, kv_words, late_write_words
 from .models import DriftEvent, DriftState
 from .notifications import announce_external_change, announce_late_write
 
@@ -70,7 +72,7 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
         "desired_version": desired.version if desired else None,
         "desired": desired.settings.as_dict() if desired else None,
     }
-    details = []
+    findings = []  # as facts (drift_words.py); "detail" keeps them in English for the record
     late = None
 
     # --- KV against desired -----------------------------------------------------------------
@@ -78,7 +80,7 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
         kv_state = DriftState.KV.UNREADABLE
         kv_settings = CanarySettings(**state.kv_settings) if state.kv_settings else None
         kv_hash = state.kv_hash
-        details.append(f"KV could not be read: {kv_error}")
+        findings.append({"kind": "kv_unreadable", "error": kv_error})
     else:
         kv_settings = read_settings(raw)
         kv_hash = value_hash(raw)
@@ -102,20 +104,29 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
             kv_state = DriftState.KV.WRITING
         elif change is not None and change.state == ConfigChange.State.FAILED:
             kv_state = DriftState.KV.WRITE_FAILED
-            details.append(
-                f"KV holds {_kv_words(raw, kv_settings)}; the write of version "
-                f"{desired.version} failed: {change.last_error[:200]}"
+            findings.append(
+                {
+                    "kind": "write_failed",
+                    "kv": kv_facts(raw, kv_settings),
+                    "version": desired.version,
+                    "error": change.last_error[:200],
+                }
             )
         elif late := _late_write_of_ours(change, kv_settings, now):
             # Ours, not an outsider's: re-applied below, once, by the check that claims it.
             kv_state = DriftState.KV.WRITING
-            details.append(_late_write_words(late, desired))
+            findings.append(
+                {"kind": "late_write", "late": late.version, "desired": desired.version}
+            )
         else:
             kv_state = DriftState.KV.EXTERNAL
-            details.append(
-                f"KV holds {_kv_words(raw, kv_settings)}, desired is "
-                f"{desired.settings.describe()} (version {desired.version}); "
-                "it was changed outside the dashboard"
+            findings.append(
+                {
+                    "kind": "external",
+                    "kv": kv_facts(raw, kv_settings),
+                    "desired": desired.settings.as_dict(),
+                    "version": desired.version,
+                }
             )
     fields["kv_state"] = kv_state
 
@@ -129,7 +140,7 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
     if report.error:
         edge_state = DriftState.Edge.UNREADABLE
         fields["edge_behind_since"] = None
-        details.append(f"the edge could not be read: {report.error}")
+        findings.append({"kind": "edge_unreadable", "error": report.error})
     elif reference is None:
         edge_state = DriftState.Edge.UNKNOWN
         fields["edge_behind_since"] = None
@@ -145,12 +156,18 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
         allowance = settings.PROPAGATION_ALLOWANCE_SECONDS
         edge_state = DriftState.Edge.LAGGING if waited > allowance else DriftState.Edge.PROPAGATING
         fields["edge_behind_since"] = state.edge_behind_since or now
-        details.append(
-            f"the edge reports {_edge_words(report)}, KV holds {reference.describe()} "
-            f"since {waited:.0f}s (allowance {allowance:.0f}s)"
+        findings.append(
+            {
+                "kind": "edge_behind",
+                "edge": report.canary,
+                "kv": reference.as_dict(),
+                "waited": round(waited),
+                "allowance": round(allowance),
+            }
         )
     fields["edge_state"] = edge_state
-    fields["detail"] = "; ".join(details)
+    fields["findings"] = findings
+    fields["detail"] = for_the_record(findings_words, findings)
 
     with transaction.atomic():
         first_sighting = False
@@ -194,6 +211,7 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
                 old_edge_state=state.edge_state,
                 new_edge_state=edge_state,
                 detail=fields["detail"][:2000],
+                findings=findings,
             )
         if first_sighting:
             _report_external_change(environment, desired, raw, kv_settings, kv_hash)
@@ -214,15 +232,8 @@ def _late_write_of_ours(change, kv_settings, now) -> ConfigChange | None:
     )
 
 
-def _late_write_words(late: ConfigChange, desired: DesiredConfig) -> str:
-    return (
-        f"KV held version {late.version}'s settings again: its write that got no answer landed "
-        f"after version {desired.version} was written; re-applying version {desired.version}"
-    )
-
-
 def _reapply_after_late_write(environment, desired, late, kv_hash) -> ConfigChange | None:
-    reason = _late_write_words(late, desired)
+    reason = for_the_record(late_write_words, late.version, desired.version)
     try:
         reapplied = request_change(
             environment=environment,
@@ -242,32 +253,18 @@ def _reapply_after_late_write(environment, desired, late, kv_hash) -> ConfigChan
     return reapplied
 
 
-def _kv_words(raw: bytes | None, kv_settings: CanarySettings | None) -> str:
-    if raw is None:
-        return "nothing (the key is missing)"
-    if kv_settings is None:
-        return "a value that is not a valid config"
-    return kv_settings.describe()
-
-
-def _edge_words(report: EdgeReport) -> str:
-    canary = report.canary
-    if not canary:
-        return "no canary block"
-    if canary.get("emergency_proxy") is True:
-        return f"EMERGENCY, tag {canary.get('tag')}"
-    return f"{canary.get('percent')}%, tag {canary.get('tag')}"
-
-
 def _report_external_change(environment, desired, raw, kv_settings, kv_hash):
     after = (
         kv_settings.as_dict()
         if kv_settings
         else {"raw": raw.decode("utf-8", "replace")[:500] if raw is not None else None}
     )
-    detail = (
-        f"KV holds {_kv_words(raw, kv_settings)}, desired is {desired.settings.describe()} "
-        f"(version {desired.version}); waiting for a person to adopt or overwrite it"
+    kv = kv_facts(raw, kv_settings)
+    detail = for_the_record(
+        lambda: (
+            f"KV holds {kv_words(kv)}, desired is {desired.settings.describe()} "
+            f"(version {desired.version}); waiting for a person to adopt or overwrite it"
+        )
     )
     audit.record(
         action="drift.external_change",
@@ -278,9 +275,7 @@ def _report_external_change(environment, desired, raw, kv_settings, kv_hash):
         outcome=AuditEntry.Outcome.FAILED,
         detail=detail,
     )
-    announce_external_change(
-        environment, desired=desired, in_kv=_kv_words(raw, kv_settings), kv_hash=kv_hash
-    )
+    announce_external_change(environment, desired=desired, kv=kv, kv_hash=kv_hash)
 
 
 # --- a person's decision ------------------------------------------------------------------------

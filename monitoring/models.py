@@ -6,6 +6,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from .drift_words import findings_words
+
 
 class HealthCheck(models.Model):
     """What the observation's probe of an environment's ``/api/qa`` showed, and the verdict.
@@ -16,10 +18,10 @@ class HealthCheck(models.Model):
     """
 
     class Verdict(models.TextChoices):
-        OK = "ok"
+        OK = "ok", gettext_lazy("Ok")
         # It works, but carries something unexpected (``integrations.edge_qa.qa_warnings``).
-        WARNING = "warning"
-        FAILED = "failed"
+        WARNING = "warning", gettext_lazy("Warning")
+        FAILED = "failed", gettext_lazy("Failed")
         # The edge answered 429, or our request budget held the probe back: not a failure.
         RATE_LIMITED = "limited", gettext_lazy("rate limited")
 
@@ -90,15 +92,15 @@ class CohortSample(models.Model):
     """
 
     class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+        QUEUED = "queued", gettext_lazy("Queued")
+        RUNNING = "running", gettext_lazy("Running")
+        DONE = "done", gettext_lazy("Done")
+        FAILED = "failed", gettext_lazy("Failed")
 
     class Verdict(models.TextChoices):
-        PASS = "pass"
-        FAIL = "fail"
-        INCONCLUSIVE = "inconclusive"
+        PASS = "pass", gettext_lazy("Pass")
+        FAIL = "fail", gettext_lazy("Fail")
+        INCONCLUSIVE = "inconclusive", gettext_lazy("Inconclusive")
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", gettext_lazy("scheduled")
@@ -327,7 +329,8 @@ class DriftState(models.Model):
     kv_seen_at = models.DateTimeField(null=True, blank=True)
     edge = models.JSONField(default=dict, blank=True)
     edge_behind_since = models.DateTimeField(null=True, blank=True)
-    detail = models.TextField(blank=True)
+    detail = models.TextField(blank=True)  # in English, for the record
+    findings = models.JSONField(default=list, blank=True)  # the same as facts (drift_words.py)
     # The value already audited and announced (an external change, or a late write of ours that
     # was re-applied); cleared once KV is in sync again.
     external_hash = models.CharField(max_length=64, blank=True)
@@ -344,6 +347,11 @@ class DriftState(models.Model):
 
     def __str__(self):
         return f"{self.environment_id}: KV {self.kv_state}, edge {self.edge_state}"
+
+    @property
+    def detail_words(self) -> str:
+        """What the check found, in the active language."""
+        return findings_words(self.findings, self.detail)
 
     @property
     def needs_decision(self) -> bool:
@@ -374,7 +382,8 @@ class DriftEvent(models.Model):
     new_kv_state = models.CharField(max_length=16)
     old_edge_state = models.CharField(max_length=16)
     new_edge_state = models.CharField(max_length=16)
-    detail = models.TextField(blank=True)
+    detail = models.TextField(blank=True)  # in English, for the record
+    findings = models.JSONField(default=list, blank=True)  # the same as facts (drift_words.py)
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -389,3 +398,27 @@ class DriftEvent(models.Model):
             f"KV {self.old_kv_state}→{self.new_kv_state}, "
             f"edge {self.old_edge_state}→{self.new_edge_state}"
         )
+
+    @property
+    def detail_words(self) -> str:
+        """What the check found, in the active language."""
+        return findings_words(self.findings, self.detail)
+
+    @property
+    def kv_change(self) -> str:
+        """ "matches desired → changed outside the dashboard", in the active language."""
+        return (
+            f"{_named(DriftState.KV, self.old_kv_state)} → "
+            f"{_named(DriftState.KV, self.new_kv_state)}"
+        )
+
+    @property
+    def edge_change(self) -> str:
+        return (
+            f"{_named(DriftState.Edge, self.old_edge_state)} → "
+            f"{_named(DriftState.Edge, self.new_edge_state)}"
+        )
+
+
+def _named(states, value: str) -> str:
+    return states(value).label if value in states.values else value

@@ -10,6 +10,8 @@ from outbox import notify
 from outbox.models import Notification
 from rollout.team_language import speaks_for
 
+from .drift_words import kv_words
+
 
 def _drift_page(environment) -> str:
     return settings.SITE_URL + reverse("monitoring:environment", args=[environment.public_id])
@@ -53,14 +55,15 @@ def announce_late_write(environment, *, late, desired, reapplied, kv_hash: str):
 
 
 @speaks_for(lambda environment, **kwargs: environment)
-def announce_external_change(environment, *, desired, in_kv: str, kv_hash: str):
-    """Workers KV was changed outside the dashboard (``in_kv`` says what it holds now)."""
+def announce_external_change(environment, *, desired, kv: dict, kv_hash: str):
+    """Workers KV was changed outside the dashboard (``kv``: what it holds now, as
+    ``drift_words.kv_facts`` keeps it)."""
     return _incident(
         environment,
         _(":warning: *%(environment)s*: Workers KV was changed outside the dashboard")
         % {"environment": environment},
         fields=[
-            (_("In KV now"), in_kv),
+            (_("In KV now"), kv_words(kv)),
             (
                 _("Desired"),
                 _("%(settings)s (version %(version)s)")

@@ -22,10 +22,10 @@ class Notification(models.Model):
         PAGERDUTY = "pagerduty", gettext_lazy("PagerDuty")
 
     class State(models.TextChoices):
-        QUEUED = "queued"
-        SENDING = "sending"
-        SENT = "sent"
-        FAILED = "failed"
+        QUEUED = "queued", gettext_lazy("Queued")
+        SENDING = "sending", gettext_lazy("Sending")
+        SENT = "sent", gettext_lazy("Sent")
+        FAILED = "failed", gettext_lazy("Failed")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     channel = models.CharField(max_length=32, choices=Channel.choices)

@@ -145,6 +145,21 @@ def remember_at_login(sender, request, user, **kwargs):
         remember_preferences(request, user)
 
 
+def speak_as_chosen(request, time_zone: str, language: str) -> None:
+    """Answer ``request`` in the zone and language a person chose; "" keeps the site's zone and
+    the language LocaleMiddleware found. Called here for a session, and by the token API once it
+    knows whose token came (api/auth.py); this middleware resets both after the answer."""
+    if language and language in dict(settings.LANGUAGES):
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
+    timezone.deactivate()
+    if time_zone:
+        try:
+            timezone.activate(zoneinfo.ZoneInfo(time_zone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass  # a zone this system no longer knows: the site's default
+
+
 class ViewerPreferencesMiddleware:
     """Shows every time in the zone the person chose on their settings page
     (``rollout.Preferences``), else in the site's ``DISPLAY_TIME_ZONE``; and every page in the
@@ -161,15 +176,7 @@ class ViewerPreferencesMiddleware:
             # The database is away: the view meets the same error and answers 503
             # (DatabaseUnavailableMiddleware sees only what a view raises).
             time_zone, language = "", ""
-        if language and language in dict(settings.LANGUAGES):
-            translation.activate(language)
-            request.LANGUAGE_CODE = language
-        timezone.deactivate()
-        if time_zone:
-            try:
-                timezone.activate(zoneinfo.ZoneInfo(time_zone))
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                pass  # a zone this system no longer knows: the site's default
+        speak_as_chosen(request, time_zone, language)
         try:
             response = self.get_response(request)
             # LocaleMiddleware keeps a header already set; it would read the language only after

@@ -5,6 +5,8 @@ re-creates a role group that is missing, with its default permissions; it leaves
 as an admin may have tuned them.
 """
 
+from django.utils.translation import gettext_lazy
+
 VIEWER = "viewer"
 RELEASE_MANAGER = "release manager"
 TECH_LEAD = "tech lead"
@@ -12,6 +14,15 @@ DEVOPS = "devops"
 ADMIN = "admin"
 
 ALL = (VIEWER, RELEASE_MANAGER, TECH_LEAD, DEVOPS, ADMIN)
+# The group names are the roles' ids (settings and the company login's OIDC_ROLE_GROUPS name
+# them); a page names a role in its reader's language (``{{ group.name|role_name }}``).
+NAMES = {
+    VIEWER: gettext_lazy("viewer"),
+    RELEASE_MANAGER: gettext_lazy("release manager"),
+    TECH_LEAD: gettext_lazy("tech lead"),
+    DEVOPS: gettext_lazy("DevOps"),
+    ADMIN: gettext_lazy("admin"),
+}
 
 # Every role reads the same models: their Django "view" permissions.
 READ = [

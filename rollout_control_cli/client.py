@@ -4,6 +4,8 @@ are not JSON (a proxy's error page), and a server that cannot be reached."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -75,19 +77,33 @@ def _problem(response: httpx.Response) -> dict:
     return body if isinstance(body, dict) else {}
 
 
+def accept_language(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The language of the person's environment, as HTTP names it: the first of ``LC_ALL``,
+    ``LC_MESSAGES`` and ``LANG`` that is set (POSIX's order for messages), "de_DE.UTF-8" → "de".
+    None for the C locale or none set: the server answers in its default, English. The server's
+    words (a refusal, a problem's title and detail) come in this language, unless the token's
+    person chose theirs on "Your settings"."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        if value:
+            language = value.split(".")[0].split("@")[0].split("_")[0].lower()
+            return language if language.isalpha() and language not in ("c", "posix") else None
+    return None
+
+
 class Client:
     def __init__(self, url: str, token: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
         self.url = url
         self.timeout = timeout
-        self._http = httpx.Client(
-            base_url=api_base(url),
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json, application/problem+json",
-                "User-Agent": USER_AGENT,
-            },
-            timeout=timeout,
-        )
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json, application/problem+json",
+            "User-Agent": USER_AGENT,
+        }
+        language = accept_language()
+        if language:
+            headers["Accept-Language"] = language
+        self._http = httpx.Client(base_url=api_base(url), headers=headers, timeout=timeout)
 
     def get(self, path: str, **params: Any) -> Any:
         query = {key: value for key, value in params.items() if value is not None}

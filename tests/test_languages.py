@@ -136,6 +136,10 @@ def test_the_markdown_report_speaks_the_service_s_language(production_at_b2a, vi
     text = report.content.decode()
     assert report.status_code == 200
     assert "## Metrik-Übersicht" in text and "Noch keine Entscheidung wirksam." in text
+    # Every sentence in the team's language, the kept ones too, and its times in UTC.
+    assert "— Native-Traffic 57.600 Anfragen ≥ 500" in text
+    assert "## Vorfälle\n\nKeine.\n" in text
+    assert " CET" not in text and "requests" not in text
 
 
 def test_the_evidence_and_its_digest_do_not_depend_on_the_reader_s_language(

@@ -3,6 +3,7 @@ as on the first."""
 
 from datetime import datetime
 
+from django.utils.translation import gettext as _
 from ninja import Router
 from ninja.errors import HttpError
 
@@ -33,10 +34,10 @@ def list_entries(
     config change); ``cursor`` is the ``next_cursor`` of the page before."""
     require_read(request, "rollout.view_auditentry")
     if not 1 <= limit <= MAX_LIMIT:
-        raise HttpError(422, f"limit must be from 1 to {MAX_LIMIT}.")
+        raise HttpError(422, _("limit must be from 1 to %(most)s.") % {"most": MAX_LIMIT})
     entries = filtered_entries({"actor": actor, "action": action})
     if environment:
-        service, _, name = environment.partition("/")
+        service, _slash, name = environment.partition("/")
         entries = entries.filter(environment__service__name=service, environment__name=name)
     if since:
         entries = entries.filter(created_at__gte=since)
@@ -44,7 +45,9 @@ def list_entries(
         entries = entries.filter(created_at__lt=until)
     if cursor:
         if not cursor.isdigit():
-            raise HttpError(422, "cursor is not one this API gave out: use next_cursor as it is.")
+            raise HttpError(
+                422, _("cursor is not one this API gave out: use next_cursor as it is.")
+            )
         entries = entries.filter(id__lt=int(cursor))
     page = list(entries.select_related("environment__service").order_by("-id")[: limit + 1])
     shown = page[:limit]

@@ -2,6 +2,7 @@
 their figures. Every write calls the control's one service function (rollout/services/controls.py),
 which checks the permission, the state and the two-person rule, and audits."""
 
+from django.utils.translation import gettext as _
 from ninja import Router, Status
 from ninja.errors import HttpError
 
@@ -141,5 +142,9 @@ def figures(request, service: str, environment: str, window: str = panels.DEFAUL
     require_read(request)
     found = shapes.environment_named(service, environment)
     if window not in dict(panels.WINDOW_CHOICES):
-        raise HttpError(422, f"window must be one of {', '.join(dict(panels.WINDOW_CHOICES))}.")
+        raise HttpError(
+            422,
+            _("window must be one of %(windows)s.")
+            % {"windows": ", ".join(dict(panels.WINDOW_CHOICES))},
+        )
     return panels.figures_document(found, window)

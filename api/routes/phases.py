@@ -5,6 +5,8 @@ is refused (409) if the evidence changed since (rollout/services/signoff.py)."""
 from uuid import UUID
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from ninja import Router, Status
 
 from rollout.models import Decision, PercentRequest, PhaseRun, Rollout
@@ -39,7 +41,7 @@ def _run(public_id) -> PhaseRun:
     run = shapes.found(
         PhaseRun.objects.select_related("phase", "rollout__plan", "rollout__environment__service"),
         public_id,
-        "phase window",
+        gettext_lazy("phase window"),
     )
     return run
 
@@ -115,7 +117,7 @@ def list_rollouts(request, environment: str | None = None):
 def get_rollout(request, public_id: UUID):
     require_read(request)
     found = shapes.found(
-        Rollout.objects.select_related("environment__service"), public_id, "rollout"
+        Rollout.objects.select_related("environment__service"), public_id, gettext_lazy("rollout")
     )
     return shapes.rollout(found, with_phases=True)
 
@@ -135,7 +137,7 @@ def get_evidence(request, public_id: UUID):
     require_read(request)
     run = _run(public_id)
     if run.in_effect_at is None:
-        raise NotFound("This phase has no evidence yet: its config is not in effect.")
+        raise NotFound(_("This phase has no evidence yet: its config is not in effect."))
     current = evidence.build(run, timezone.now())
     return {
         "digest": current.digest,
@@ -170,5 +172,7 @@ def sign(request, public_id: UUID, payload: SignIn):
 def get_decision(request, public_id: UUID):
     require_read(request)
     return shapes.decision(
-        shapes.found(Decision.objects.select_related("phase_run"), public_id, "decision")
+        shapes.found(
+            Decision.objects.select_related("phase_run"), public_id, gettext_lazy("decision")
+        )
     )

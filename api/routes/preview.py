@@ -2,6 +2,8 @@
 
 from uuid import UUID
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from ninja import Router, Status
 
 from rollout.models import PreviewRun
@@ -20,7 +22,7 @@ def _run(public_id) -> PreviewRun:
     return shapes.found(
         PreviewRun.objects.select_related("environment__service", "started_by"),
         public_id,
-        "preview run",
+        gettext_lazy("preview run"),
     )
 
 
@@ -33,7 +35,9 @@ def _run(public_id) -> PreviewRun:
 def start(request, service: str, environment: str, payload: PreviewRunIn):
     found = shapes.environment_named(service, environment)
     if found.name != found.PREVIEW:
-        raise NotFound(f"The preview suite runs on preview, not on {found.name}.")
+        raise NotFound(
+            _("The preview suite runs on preview, not on %(name)s.") % {"name": found.name}
+        )
     run = preview.start(
         environment=found,
         person=request.user,

@@ -6,6 +6,7 @@ admin gave it, never its own) and the audit are theirs."""
 from typing import Literal
 from uuid import UUID
 
+from django.utils.translation import gettext_lazy
 from ninja import Router
 
 from rollout.models import ConfigChange, PercentRequest
@@ -24,7 +25,7 @@ def _request(public_id) -> PercentRequest:
     return shapes.found(
         PercentRequest.objects.select_related("environment__service", "requested_by"),
         public_id,
-        "percent request",
+        gettext_lazy("percent request"),
     )
 
 
@@ -81,6 +82,6 @@ def get_change(request, public_id: UUID):
     change = shapes.found(
         ConfigChange.objects.select_related("environment__service", "requested_by", "approved_by"),
         public_id,
-        "config change",
+        gettext_lazy("config change"),
     )
     return shapes.change(change)

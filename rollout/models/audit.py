@@ -3,6 +3,7 @@
 from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .environments import Environment
 from .fields import person, reference
@@ -21,10 +22,10 @@ class AuditEntry(models.Model):
     """
 
     class Outcome(models.TextChoices):
-        OK = "ok"
-        REFUSED = "refused"
-        FAILED = "failed"
-        PENDING = "pending"
+        OK = "ok", gettext_lazy("Ok")
+        REFUSED = "refused", gettext_lazy("Refused")
+        FAILED = "failed", gettext_lazy("Failed")
+        PENDING = "pending", gettext_lazy("Pending")
 
     created_at = models.DateTimeField(default=timezone.now)
     actor = person(optional=True)

@@ -5,6 +5,7 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from .. import limits
@@ -20,11 +21,11 @@ class PercentRequest(models.Model):
     """
 
     class State(models.TextChoices):
-        PENDING = "pending"
-        APPROVED = "approved"
-        REJECTED = "rejected"
+        PENDING = "pending", gettext_lazy("Pending")
+        APPROVED = "approved", gettext_lazy("Approved")
+        REJECTED = "rejected", gettext_lazy("Rejected")
         STALE = "stale", gettext_lazy("stale (config changed)")
-        CANCELLED = "cancelled"
+        CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     environment = models.ForeignKey(
@@ -84,9 +85,13 @@ class PercentRequest(models.Model):
 
     @property
     def summary(self) -> str:
-        return (
-            f"{self.environment.name}: {self.from_percent}% → {self.to_percent}%, tag {self.to_tag}"
-        )
+        """ "production: 10% → 25%, tag B2b", in the active language."""
+        return _("%(name)s: %(canary_percent)s%% → %(canary_percent2)s%%, tag %(canary_tag)s") % {
+            "name": self.environment.name,
+            "canary_percent": self.from_percent,
+            "canary_percent2": self.to_percent,
+            "canary_tag": self.to_tag,
+        }
 
     @classmethod
     def supersede_pending(cls, change: ConfigChange) -> list["PercentRequest"]:

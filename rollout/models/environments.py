@@ -291,12 +291,12 @@ class ConfigChange(models.Model):
     """
 
     class State(models.TextChoices):
-        REQUESTED = "requested"
-        APPLYING = "applying"
-        WRITTEN = "written"
+        REQUESTED = "requested", gettext_lazy("Requested")
+        APPLYING = "applying", gettext_lazy("Applying")
+        WRITTEN = "written", gettext_lazy("Written")
         IN_EFFECT = "in_effect", gettext_lazy("in effect")
-        FAILED = "failed"
-        SUPERSEDED = "superseded"
+        FAILED = "failed", gettext_lazy("Failed")
+        SUPERSEDED = "superseded", gettext_lazy("Superseded")
 
     class Kind(models.TextChoices):
         INITIAL = "initial", gettext_lazy("initial value")
@@ -304,7 +304,7 @@ class ConfigChange(models.Model):
         PERCENT_CHANGE = "percent_change", gettext_lazy("percent change")
         EMERGENCY_STOP = "emergency_stop", gettext_lazy("emergency stop")
         LIFT_EMERGENCY = "lift_emergency", gettext_lazy("emergency lifted")
-        ROLLBACK = "rollback"
+        ROLLBACK = "rollback", gettext_lazy("Rollback")
         REAPPLY = "reapply", gettext_lazy("re-apply")
         ADOPT_EXTERNAL = "adopt_external", gettext_lazy("adopted external change")
 

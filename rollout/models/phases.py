@@ -25,13 +25,13 @@ class Rollout(models.Model):
     """
 
     class State(models.TextChoices):
-        DRAFT = "draft"
+        DRAFT = "draft", gettext_lazy("Draft")
         PREVIEW_VERIFIED = "preview_verified", gettext_lazy("preview verified")
         OBSERVING = "observing", gettext_lazy("phase running (observing)")
         DECISION_DUE = "decision_due", gettext_lazy("decision due")
         AWAITING_NEXT = "awaiting_next", gettext_lazy("GO signed, next phase waits for its start")
-        COMPLETED = "completed"
-        ABORTED = "aborted"
+        COMPLETED = "completed", gettext_lazy("Completed")
+        ABORTED = "aborted", gettext_lazy("Aborted")
 
     FINISHED_STATES = (State.COMPLETED, State.ABORTED)
     TRANSITIONS = {
@@ -83,9 +83,9 @@ class PhaseRun(models.Model):
 
     class State(models.TextChoices):
         WAITING = "waiting", gettext_lazy("waiting for the config to take effect")
-        OBSERVING = "observing"
+        OBSERVING = "observing", gettext_lazy("Observing")
         DECISION_DUE = "decision_due", gettext_lazy("decision due")
-        DECIDED = "decided"
+        DECIDED = "decided", gettext_lazy("Decided")
         CANCELLED = "cancelled", gettext_lazy("cancelled (the start did not go through)")
         RESTARTED = "restarted", gettext_lazy("restarted from a new build")
 

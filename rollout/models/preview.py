@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from ..services.preview_words import words_text
 from .environments import Environment
 from .fields import person
 
@@ -21,10 +22,10 @@ class PreviewRun(models.Model):
     """
 
     class State(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        PASSED = "passed"
-        FAILED = "failed"
+        QUEUED = "queued", gettext_lazy("Queued")
+        RUNNING = "running", gettext_lazy("Running")
+        PASSED = "passed", gettext_lazy("Passed")
+        FAILED = "failed", gettext_lazy("Failed")
 
     class RestoreOutcome(models.TextChoices):
         NONE = "", "—"
@@ -73,7 +74,8 @@ class PreviewRun(models.Model):
     restore_outcome = models.CharField(
         max_length=16, choices=RestoreOutcome.choices, blank=True, default=RestoreOutcome.NONE
     )
-    restore_note = models.TextField(blank=True)
+    restore_note = models.TextField(blank=True)  # in English, for the record
+    restore_words = models.JSONField(default=list, blank=True)  # the same said (preview_words.py)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -106,6 +108,11 @@ class PreviewRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in self.FINISHED_STATES
+
+    @property
+    def restore_said(self) -> str:
+        """What became of preview after the emergency check, in the active language."""
+        return words_text(self.restore_words, self.restore_note)
 
     @property
     def version_ids(self) -> list[str]:
@@ -183,10 +190,10 @@ class PreviewCheck(models.Model):
         RATE_LIMIT = "rate_limit", gettext_lazy("Rate limiting")
 
     class State(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        PASSED = "passed"
-        FAILED = "failed"
+        PENDING = "pending", gettext_lazy("Pending")
+        RUNNING = "running", gettext_lazy("Running")
+        PASSED = "passed", gettext_lazy("Passed")
+        FAILED = "failed", gettext_lazy("Failed")
 
     FINISHED_STATES = (State.PASSED, State.FAILED)
 
@@ -199,10 +206,12 @@ class PreviewCheck(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     # What was sent and what came back: status line, headers, body excerpt (never secrets).
     evidence = models.JSONField(default=dict, blank=True)
-    # What was seen when it passed (for the report's notes).
+    # What was seen when it passed (for the report's notes), in English for the record.
     note = models.TextField(blank=True)
-    # Why it failed, in words.
+    # Why it failed, in words, in English for the record.
     reason = models.TextField(blank=True)
+    # The note or the reason said in a reader's language: text and messages (preview_words.py).
+    words = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["run", "position"]
@@ -216,6 +225,11 @@ class PreviewCheck(models.Model):
 
     def __str__(self):
         return f"{self.get_name_display()}: {self.state}"
+
+    @property
+    def said(self) -> str:
+        """What it saw, or why it failed, in the active language."""
+        return words_text(self.words, self.reason if self.state == "failed" else self.note)
 
     @property
     def warnings(self) -> list:

@@ -30,7 +30,7 @@ class Decision(models.Model):
     class State(models.TextChoices):
         OPEN = "open", gettext_lazy("collecting signatures")
         EFFECTIVE = "effective", gettext_lazy("in effect")
-        WITHDRAWN = "withdrawn"
+        WITHDRAWN = "withdrawn", gettext_lazy("Withdrawn")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="decisions")
@@ -86,6 +86,10 @@ class Signature(models.Model):
     signed_at = models.DateTimeField(default=timezone.now)
     invalidated_at = models.DateTimeField(null=True, blank=True)
     invalidated_reason = models.TextField(blank=True)
+    # Why, as facts a page says in its reader's language (rollout/templatetags/evidence_words.py):
+    # {"evidence_changes": [...]} (evidence.changes_between) or {"withdrawn_by": username}.
+    # Empty on signatures from before it was kept: they show invalidated_reason.
+    invalidated_because = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["signed_at", "id"]

@@ -15,6 +15,7 @@ from ..models.people import is_service_account
 from ..notifications import announce_increase_requested
 from ..permissions import refuse, require
 from ..queueing import try_to_queue
+from ..team_language import for_the_record
 from . import audit
 from .audit_checkpoints import enqueue_checkpoint
 from .phases import mark_incident
@@ -407,7 +408,7 @@ def submit_percent(
             after=target.as_dict(),
             reason=reason,
             outcome=audit.AuditEntry.Outcome.PENDING,
-            detail=f"{percent_request.summary}; needs a second person's approval",
+            detail=f"{_recorded(percent_request)}; needs a second person's approval",
             request=request,
         )
         announce_increase_requested(percent_request)
@@ -477,7 +478,7 @@ def _approve(percent_request, approver, note, request):
             obj=percent_request,
             after=target.as_dict(),
             reason=note,
-            detail=f"{percent_request.summary}; change version {change.version}",
+            detail=f"{_recorded(percent_request)}; change version {change.version}",
             request=request,
         )
     return change
@@ -539,7 +540,7 @@ def reject_percent_request(*, percent_request, person, note: str, request=None):
         environment=percent_request.environment,
         obj=percent_request,
         reason=note,
-        detail=percent_request.summary,
+        detail=_recorded(percent_request),
         request=request,
     )
     return percent_request
@@ -659,3 +660,8 @@ def rollback(
     return plan.write(
         reason=reason, expected_version=expected_version, actor=actor, request=request
     )
+
+
+def _recorded(percent_request: PercentRequest) -> str:
+    """A request's summary as the audit trail keeps it: in English."""
+    return for_the_record(lambda: percent_request.summary)

@@ -16,14 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Max
-from django.utils.translation import gettext as _
 
 from ..models import ConfigChange, PhaseRun
+from ..team_language import for_the_record
+from . import evidence_words
 from .phases import build_of
 from .recommendation import (
     Attestation,
@@ -171,12 +172,7 @@ def incidents(run: PhaseRun, start: datetime, end: datetime) -> list[Incident]:
             Incident(
                 kind=INCIDENT_KINDS[change.kind],
                 at=change.requested_at,
-                summary=_("%(kind)s by %(actor_label)s: %(reason)s")
-                % {
-                    "kind": change.get_kind_display(),
-                    "actor_label": change.actor_label,
-                    "reason": change.reason,
-                },
+                summary=f"{change.get_kind_display()} by {change.actor_label}: {change.reason}",
             )
         )
     found.extend(measurements().critical_alerts(environment_id, start, end))
@@ -237,6 +233,12 @@ def attestations(run: PhaseRun) -> dict[str, Attestation]:
 
 
 def build(run: PhaseRun, now: datetime) -> Evidence:
+    """The evidence as of ``now``; its words in English and UTC whoever builds it, so that the
+    digest never depends on a reader (evidence_words.py)."""
+    return for_the_record(_build, run, now)
+
+
+def _build(run: PhaseRun, now: datetime) -> Evidence:
     window = gather(run, now)
     logs_through = logs_received_through(run.rollout.environment_id, window.end)
     thresholds = thresholds_for(run)
@@ -335,21 +337,13 @@ def signed_part(document: dict) -> dict:
     return {**document, "window": kept}
 
 
-def what_changed(old: dict, new: dict) -> str:
-    """Each item that differs between two evidence documents, in words and from what to what:
-    "native 5xx rate 0.42% → 0.61%; attestation 'team agrees' added (yes by theo)"."""
+def changes_between(old: dict, new: dict) -> list[dict]:
+    """Each item that differs between two evidence documents, as facts from what to what (kept
+    with a signature that no longer counts; ``evidence_words.changes_words`` says them)."""
     old, new = signed_part(old), signed_part(new)
-    changes = [
-        *_attestation_changes(old.get("attestations", {}), new.get("attestations", {})),
-        *_record_changes("incident", old.get("incidents", []), new.get("incidents", []), _incident),
-        *_record_changes(
-            "stickiness probe", old.get("stickiness", []), new.get("stickiness", []), _probe
-        ),
-        *_record_changes("log gap", old.get("log_gaps", []), new.get("log_gaps", []), _gap),
-        *_record_changes(
-            "build change", old.get("build_changes", []), new.get("build_changes", []), _shift
-        ),
-    ]
+    changes = _attestation_changes(old.get("attestations", {}), new.get("attestations", {}))
+    for record in RECORDS[1:]:
+        changes += _record_changes(record, old.get(record, []), new.get(record, []))
     # The recommendation is derived from the rest: only its outcome is named, the criteria
     # repeat the figures named above.
     old_leaves = _leaves({**old, "recommendation": old.get("recommendation", {}).get("outcome")})
@@ -357,29 +351,26 @@ def what_changed(old: dict, new: dict) -> str:
     for path in sorted(old_leaves.keys() | new_leaves.keys(), key=_reading_order):
         before, after = old_leaves.get(path), new_leaves.get(path)
         if before != after and path[0] not in RECORDS and path[:2] not in SHOWN_ELSEWHERE:
-            name, shown = _leaf_words(path)
-            changes.append(f"{name} {shown(before)} → {shown(after)}")
+            changes.append({"figure": list(path), "before": before, "after": after})
     if not changes and old.get("recommendation") != new.get("recommendation"):
-        changes.append("the recommendation's criteria changed")
-    return "; ".join(changes) or "nothing a signer sees"
+        changes.append({"criteria": "changed"})
+    return changes
+
+
+def what_changed(old: dict, new: dict) -> str:
+    """What changed between two evidence documents, in words as the audit trail keeps them:
+    "native 5xx rate 0.42% → 0.61%; attestation 'team agrees' added (yes by theo)"."""
+    return for_the_record(evidence_words.changes_words, changes_between(old, new))
 
 
 # Named record by record.
 RECORDS = ("attestations", "incidents", "stickiness", "log_gaps", "build_changes")
 READING_ORDER = ("figures", "recommendation", "thresholds", "window", "phase")
 SHOWN_ELSEWHERE = {("figures", "start"), ("figures", "end")}  # the window's bounds
-COHORT_FIGURES = {
-    "requests": ("requests", "{:,}"),
-    "errors_5xx": ("5xx responses", "{:,}"),
-    "error_percent": ("5xx rate", "{:g}%"),
-}
-WINDOW_FIGURES = {
-    "requests": ("requests", "{:,}"),
-    "unknown_cohort_requests": ("requests without a cohort", "{:,}"),
-    "native_share_percent": ("native share", "{:g}%"),
-    "r2_upload_errors": ("R2 upload errors", "{:,}"),
-}
-OUTCOMES = {"go": "GO", "hold": "HOLD", "no_go": "NO-GO"}
+FIGURE_ORDER = (
+    *evidence_words.WINDOW_FIGURES,
+    *evidence_words.COHORT_FIGURES,
+)
 
 
 def _leaves(value, path=()) -> dict[tuple, object]:
@@ -393,115 +384,35 @@ def _leaves(value, path=()) -> dict[tuple, object]:
 
 def _reading_order(path: tuple) -> tuple:
     """Sections in READING_ORDER; the window's figures before those of each cohort, each in the
-    order of the tables above."""
+    order evidence_words names them."""
     section = READING_ORDER.index(path[0]) if path[0] in READING_ORDER else len(READING_ORDER)
-    named = [*WINDOW_FIGURES, *COHORT_FIGURES]
-    rank = named.index(path[-1]) if path[-1] in named else len(named)
+    rank = FIGURE_ORDER.index(path[-1]) if path[-1] in FIGURE_ORDER else len(FIGURE_ORDER)
     return (section, len(path) > 2, path[:-1], rank, path)
 
 
-def _leaf_words(path: tuple):
-    """The name of one figure and how its values read."""
-    formatted = {"{:,}": _count, "{:g}%": _percent_of}
-    if path[0] == "figures" and len(path) == 4 and path[1] == "cohorts":
-        name, form = COHORT_FIGURES.get(path[3], (path[3].replace("_", " "), ""))
-        return f"{path[2]} {name}", formatted.get(form, _plain)
-    if path[0] == "figures" and len(path) == 5 and path[3] == "ttfb_ms":
-        return f"{path[2]} {path[4]} TTFB", lambda value: _plain(value, " ms")
-    if path[0] == "figures" and len(path) == 2 and path[1] in WINDOW_FIGURES:
-        name, form = WINDOW_FIGURES[path[1]]
-        return name, formatted[form]
-    if path[0] == "recommendation":
-        return "recommendation", lambda value: OUTCOMES.get(value, _plain(value))
-    if path[0] == "thresholds":
-        return f"threshold {path[-1]}", _plain
-    return " ".join(part.replace("_", " ") for part in path), _plain
-
-
-def _count(value) -> str:
-    return f"{value:,}" if isinstance(value, int) else _plain(value)
-
-
-def _percent_of(value) -> str:
-    return f"{value:g}%" if isinstance(value, int | float) else _plain(value)
-
-
-def _plain(value, unit: str = "") -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}{unit}"
-    if isinstance(value, str):
-        return _clock(value)
-    return f"{value}{unit}"
-
-
-def _clock(text: str) -> str:
-    """An ISO time as people read it in a sentence that is stored (so in UTC); other text as is."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if moment.tzinfo is None:
-        return text
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-
-
-def _attestation_changes(old: dict, new: dict) -> list[str]:
+def _attestation_changes(old: dict, new: dict) -> list[dict]:
     changes = []
     for kind in sorted(old.keys() | new.keys()):
         before, after = old.get(kind), new.get(kind)
         if before == after:
             continue
-        name = _attestation_name(kind)
         if before is None:
-            changes.append(f"attestation '{name}' added ({_yes_no(after)} by {after['by']})")
+            change = {"change": "added", "value": after["value"], "by": after["by"]}
         elif after is None:
-            changes.append(f"attestation '{name}' removed")
+            change = {"change": "removed"}
         elif before["value"] != after["value"]:
-            changes.append(
-                f"attestation '{name}' {_yes_no(before)} → {_yes_no(after)} by {after['by']}"
-            )
+            change = {"change": "value", "before": before["value"], "after": after["value"]}
+            change["by"] = after["by"]
         else:
-            changes.append(f"attestation '{name}' given again by {after['by']}: {after['note']}")
+            change = {"change": "again", "by": after["by"], "note": after["note"]}
+        changes.append({"attestation": kind, **change})
     return changes
 
 
-def _attestation_name(kind: str) -> str:
-    return {"upload_flow": "upload flow healthy", "team_agrees": "team agrees"}.get(
-        kind, kind.replace("_", " ")
-    )
-
-
-def _yes_no(given: dict) -> str:
-    return "yes" if given.get("value") else "no"
-
-
-def _record_changes(name: str, old: list, new: list, words) -> list[str]:
-    """Records (incidents, probes, gaps) that appeared or are gone, each named."""
+def _record_changes(record: str, old: list, new: list) -> list[dict]:
+    """Records (incidents, probes, gaps, build changes) that appeared or are gone."""
     added = [item for item in new if item not in old]
     gone = [item for item in old if item not in new]
-    return [f"{name} added: {words(item)}" for item in added] + [
-        f"{name} no longer in the evidence: {words(item)}" for item in gone
+    return [{"record": record, "change": "added", "item": item} for item in added] + [
+        {"record": record, "change": "gone", "item": item} for item in gone
     ]
-
-
-def _incident(item: dict) -> str:
-    return f"{item['kind'].replace('_', ' ')} at {_clock(item['at'])} ({item['summary']})"
-
-
-def _probe(item: dict) -> str:
-    return f"v{item['version']} {item['change']}: {item['result']}"
-
-
-def _shift(item: dict) -> str:
-    words = f"at {_clock(item['at'])} ({item['old']} → {item['new']})"
-    if item["resolution"]:
-        words += f", window {item['resolution']} by {item['by']}"
-    return words
-
-
-def _gap(item: list) -> str:
-    return f"{_clock(item[0])} to {_clock(item[1])}"

@@ -37,6 +37,7 @@ from ..models import (
 )
 from ..notifications import announce_check_in_due, announce_decision_due
 from ..permissions import require
+from ..templatetags.times import in_words
 from . import audit
 
 State = Rollout.State
@@ -662,8 +663,8 @@ def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request
     note = _given(note, _("Say in a few words what you checked."))
     if now < check_in.due_at:
         raise TransitionRefused(
-            _("%(label)s is due at %(due_at)s UTC, not yet.")
-            % {"label": check_in.label, "due_at": format(check_in.due_at, "%Y-%m-%d %H:%M")}
+            _("%(label)s is due at %(due_at)s, not yet.")
+            % {"label": check_in.label, "due_at": in_words(check_in.due_at)}
         )
     if not CheckIn.objects.filter(pk=check_in.pk, acknowledged_at__isnull=True).update(
         acknowledged_by=person, acknowledged_at=now, note=note

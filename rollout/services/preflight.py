@@ -16,7 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import dateformat
+from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -37,6 +37,7 @@ from ..models import (
 )
 from ..notifications import announce_phase_start
 from ..permissions import require
+from ..templatetags.times import in_words
 from . import audit, controls, phases
 
 Kind = PreflightAttestation.Kind
@@ -46,7 +47,23 @@ Kind = PreflightAttestation.Kind
 WINDOW_WEEKDAYS = (1, 2, 3)  # Tuesday, Wednesday, Thursday (Monday is 0)
 WINDOW_OPENS = time(10, 0)
 WINDOW_CLOSES = time(14, 0)  # exclusive: 14:00:00 is outside
-WINDOW_TEXT = gettext_lazy("Tuesday–Thursday, 10:00–14:00 UTC")
+
+
+def window_words(around: datetime) -> str:
+    """The deploy window's rule in the reader's time zone, e.g. "Tuesday–Thursday, 11:00–15:00
+    CET" in Berlin in the week of ``around`` (the rule is in UTC, the page never mixes zones)."""
+    day = around.astimezone(UTC).date()
+    monday = day - timedelta(days=day.weekday())
+    first, last = (monday + timedelta(days=d) for d in (WINDOW_WEEKDAYS[0], WINDOW_WEEKDAYS[-1]))
+    opens = timezone.localtime(datetime.combine(first, WINDOW_OPENS, tzinfo=UTC))
+    last_opens = timezone.localtime(datetime.combine(last, WINDOW_OPENS, tzinfo=UTC))
+    closes = timezone.localtime(datetime.combine(first, WINDOW_CLOSES, tzinfo=UTC))
+    return _("%(first)s–%(last)s, %(opens)s–%(closes)s") % {
+        "first": dateformat.format(opens, "l"),
+        "last": dateformat.format(last_opens, "l"),
+        "opens": dateformat.format(opens, "H:i"),
+        "closes": dateformat.format(closes, "H:i T"),
+    }
 
 
 @dataclass(frozen=True)
@@ -58,17 +75,21 @@ class Window:
 
     @property
     def text(self) -> str:
+        """In the active time zone: the reader's on a page."""
         if self.open:
-            return _(
-                "Inside the deploy window (%(WINDOW_TEXT)s); it closes at %(closes_at)s UTC."
-            ) % {"WINDOW_TEXT": WINDOW_TEXT, "closes_at": format(self.closes_at, "%H:%M")}
+            return _("Inside the deploy window (%(window)s); it closes at %(closes_at)s.") % {
+                "window": window_words(self.now),
+                "closes_at": in_words(self.closes_at, "time"),
+            }
         return _(
-            "Outside the deploy window (%(WINDOW_TEXT)s). The next window opens "
-            "%(next_opening)s UTC. Starting now needs an override with a reason."
+            "Outside the deploy window (%(window)s). The next window opens "
+            "%(next_opening)s. Starting now needs an override with a reason."
         ) % {
-            "WINDOW_TEXT": WINDOW_TEXT,
+            "window": window_words(self.next_opening),
             # The weekday in the reader's language (dateformat's "l"; strftime's %A is English).
-            "next_opening": dateformat.format(self.next_opening, "l Y-m-d H:i"),
+            "next_opening": dateformat.format(
+                timezone.localtime(self.next_opening), "l Y-m-d H:i T"
+            ),
         }
 
 
@@ -318,7 +339,7 @@ def preview_item(environment: Environment, *, now: datetime) -> Item:
             False,
             _("No preview suite has finished for build %(build)s.") % {"build": build},
         )
-    when = _("%(finished_at)s UTC") % {"finished_at": format(run.finished_at, "%Y-%m-%d %H:%M")}
+    when = in_words(run.finished_at)
     if not run.passed:
         failing = [c.get_name_display() for c in run.checks.all() if c.state != "passed"]
         return Item(
@@ -385,7 +406,7 @@ def _live_version_item(environment: Environment, *, now: datetime) -> Item:
                 "No preview suite has verified version %(version_id)s (live on production)."
             ) % {"version_id": version_id}
             return Item("preview_suite", label, False, detail, run=first_run)
-        when = _("%(finished_at)s UTC") % {"finished_at": format(run.finished_at, "%Y-%m-%d %H:%M")}
+        when = in_words(run.finished_at)
         if not run.passed:
             failing = [c.get_name_display() for c in run.checks.all() if c.state != "passed"]
             detail = _(
@@ -428,12 +449,11 @@ def version_split_item(preflight: Preflight | None, live, *, now: datetime) -> I
         and now - attestation.given_at <= max_age
     ):
         detail = _(
-            "Cloudflare serves %(split)s: acknowledged by %(given_by)s at "
-            "%(given_at)s UTC — %(note)s."
+            "Cloudflare serves %(split)s: acknowledged by %(given_by)s at %(given_at)s — %(note)s."
         ) % {
             "split": split,
             "given_by": attestation.given_by.get_username(),
-            "given_at": format(attestation.given_at, "%Y-%m-%d %H:%M"),
+            "given_at": in_words(attestation.given_at),
             "note": attestation.note,
         }
         return Item(Kind.VERSION_SPLIT, label, True, detail, attestation=attestation)
@@ -469,7 +489,7 @@ def attestation_items(preflight: Preflight | None, *, now: datetime) -> list[Ite
         if attestation is None:
             items.append(Item(kind, label, False, _("Not yet given.")))
             continue
-        when = _("%(given_at)s UTC") % {"given_at": format(attestation.given_at, "%Y-%m-%d %H:%M")}
+        when = in_words(attestation.given_at)
         by = attestation.given_by.get_username()
         if now - attestation.given_at > max_age:
             items.append(

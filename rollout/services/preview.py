@@ -40,6 +40,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from integrations import edge
 from integrations.edge_qa import (
@@ -70,6 +71,7 @@ from ..permissions import require
 from ..queueing import try_to_queue
 from . import audit, controls
 from .deployments import current_build
+from .preview_words import config, decimal, joined, label, parts, record, said
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +100,28 @@ EXCERPT_CHARS = 800
 @dataclass
 class Result:
     passed: bool
-    note: str = ""  # what was seen, for the report
-    reason: str = ""  # why it failed
+    # What was seen (for the report), or why it failed: text and messages (preview_words.py).
+    words: list = field(default_factory=list)
     evidence: dict = field(default_factory=dict)
     duration_ms: int | None = None
 
+    @property
+    def note(self) -> str:
+        """What was seen, as the record keeps it (in English); empty for a failure."""
+        return record(self.words) if self.passed else ""
 
-def passed(note: str, evidence: dict) -> Result:
-    return Result(True, note=note, evidence=evidence)
+    @property
+    def reason(self) -> str:
+        """Why it failed, as the record keeps it (in English); empty for a pass."""
+        return "" if self.passed else record(self.words)
 
 
-def failed(reason: str, evidence: dict | None = None) -> Result:
-    return Result(False, reason=reason, evidence=evidence or {})
+def passed(note, evidence: dict) -> Result:
+    return Result(True, parts(note), evidence)
+
+
+def failed(reason, evidence: dict | None = None) -> Result:
+    return Result(False, parts(reason), evidence or {})
 
 
 # --- probing the edge ----------------------------------------------------------------------------
@@ -281,18 +293,33 @@ def check_qa_structure(target: Target, deadline: float) -> Result:
     if isinstance(percent, int) and not isinstance(percent, bool):
         if percent != expected.canary_percent:
             problems.append(
-                f"the edge reports {percent}%, the desired config is {expected.canary_percent}%"
+                said(
+                    gettext_noop(
+                        "the edge reports %(percent)s%%, the desired config is %(wanted)s%%"
+                    ),
+                    percent=percent,
+                    wanted=expected.canary_percent,
+                )
             )
     if isinstance(canary.get("tag"), str) and canary["tag"] != expected.canary_tag:
         problems.append(
-            f"the edge reports tag {canary['tag']!r}, the desired config is {expected.canary_tag!r}"
+            said(
+                gettext_noop("the edge reports tag %(tag)s, the desired config is %(wanted)s"),
+                tag=repr(canary["tag"]),
+                wanted=repr(expected.canary_tag),
+            )
         )
     if canary.get("emergency_proxy") is True:
-        problems.append("emergency_proxy is on (expected off)")
+        problems.append(said(gettext_noop("emergency_proxy is on (expected off)")))
     elif report.header is not None and report.header.valid and report.header.reason != "sampled":
         problems.append(
-            f"a fresh client (no cookie, no X-Canary header) came back with "
-            f"reason={report.header.reason}, expected reason=sampled"
+            said(
+                gettext_noop(
+                    "a fresh client (no cookie, no X-Canary header) came back with "
+                    "reason=%(reason)s, expected reason=sampled"
+                ),
+                reason=report.header.reason,
+            )
         )
     # judge_qa asks a cookie only of a sampled client; this client is fresh, so it must get one
     # whatever reason the edge gives.
@@ -303,16 +330,23 @@ def check_qa_structure(target: Target, deadline: float) -> Result:
     if warnings:
         evidence["warnings"] = warnings
     if problems:
-        return failed("; ".join(problems), evidence)
+        return failed(joined(problems), evidence)
     if warnings:
-        return passed(
-            f"Works, with {len(warnings)} warning{'s' if len(warnings) > 1 else ''}: "
-            + "; ".join(warnings),
-            evidence,
+        works = (
+            gettext_noop("Works, with %(count)s warning: %(warnings)s")
+            if len(warnings) == 1
+            else gettext_noop("Works, with %(count)s warnings: %(warnings)s")
         )
+        return passed(said(works, count=len(warnings), warnings="; ".join(warnings)), evidence)
     return passed(
-        f"Header + JSON correct: {canary['percent']}%, tag {canary['tag']}, emergency off, "
-        "all health ok, sticky cookie with Max-Age, Path=/, HttpOnly, Secure, SameSite=None",
+        said(
+            gettext_noop(
+                "Header + JSON correct: %(percent)s%%, tag %(tag)s, emergency off, all health "
+                "ok, sticky cookie with Max-Age, Path=/, HttpOnly, Secure, SameSite=None"
+            ),
+            percent=canary["percent"],
+            tag=canary["tag"],
+        ),
         evidence,
     )
 
@@ -342,7 +376,13 @@ def judge_routing(report: EdgeReport, *, expect: tuple[str, str], hint: str, evi
     wanted = f"cohort={expect[0]};reason={expect[1]}"
     got = _routing(report)
     if got != wanted:
-        return failed(f"got {got}, expected {wanted}: {hint}", evidence)
+        words = said(
+            gettext_noop("got %(got)s, expected %(wanted)s: %(hint)s"),
+            got=got,
+            wanted=wanted,
+            hint=hint,
+        )
+        return failed(words, evidence)
     disagreement = body_disagreement(report)
     if disagreement:
         return failed(disagreement, evidence)
@@ -364,8 +404,13 @@ def _check_sticky(target: Target, cohort: str) -> Result:
         Name(f"sticky_{cohort}"),
         expect=(cohort, "cookie"),
         cookies={COHORT_COOKIE: cohort},
-        hint=_("the edge ignored the %(COHORT_COOKIE)s=%(cohort)s cookie (stickiness broken)")
-        % {"COHORT_COOKIE": COHORT_COOKIE, "cohort": cohort},
+        hint=said(
+            gettext_noop(
+                "the edge ignored the %(COHORT_COOKIE)s=%(cohort)s cookie (stickiness broken)"
+            ),
+            COHORT_COOKIE=COHORT_COOKIE,
+            cohort=cohort,
+        ),
     )
 
 
@@ -375,7 +420,7 @@ def check_header_override(target: Target, deadline: float) -> Result:
         Name.HEADER_OVERRIDE,
         expect=("native", "header"),
         extra={"X-Canary": "1"},
-        hint=_("the edge ignored the X-Canary: 1 override"),
+        hint=said(gettext_noop("the edge ignored the X-Canary: 1 override")),
     )
 
 
@@ -391,10 +436,14 @@ def check_rate_limit(target: Target, deadline: float) -> Result:
         for number in range(1, BURST + 1):
             if time.monotonic() > deadline:
                 evidence["statuses"] = statuses
-                return failed(
-                    f"the suite's time bound ran out after {number - 1} of {BURST} requests",
-                    evidence,
+                words = said(
+                    gettext_noop(
+                        "the suite's time bound ran out after %(sent)s of %(burst)s requests"
+                    ),
+                    sent=number - 1,
+                    burst=BURST,
                 )
+                return failed(words, evidence)
             report, response = _probe(target, client, last, headers)
             statuses.append(report.status_code if report.status_code is not None else report.error)
             if report.status_code == 429 and first_limited is None:
@@ -405,32 +454,50 @@ def check_rate_limit(target: Target, deadline: float) -> Result:
         evidence["first_429"] = {"request": number, **response_evidence(report, response)}
     for number, status in enumerate(statuses, start=1):
         if status not in (200, 429):
-            return failed(f"request {number} of the burst answered {status}", evidence)
+            words = said(
+                gettext_noop("request %(number)s of the burst answered %(status)s"),
+                number=number,
+                status=status,
+            )
+            return failed(words, evidence)
     if first_limited is None:
-        return failed(
-            f"no 429 in {BURST} requests from one client: the edge does not rate-limit "
-            f"(expected 429 after the {RATE_LIMIT}th)",
-            evidence,
+        words = said(
+            gettext_noop(
+                "no 429 in %(burst)s requests from one client: the edge does not rate-limit "
+                "(expected 429 after the %(limit)sth)"
+            ),
+            burst=BURST,
+            limit=RATE_LIMIT,
         )
+        return failed(words, evidence)
     number = first_limited[0]
     if number <= RATE_LIMIT:
-        return failed(
-            f"429 already at request {number}: expected the first {RATE_LIMIT} to pass "
-            "(had this client used up its budget before the burst?)",
-            evidence,
+        words = said(
+            gettext_noop(
+                "429 already at request %(number)s: expected the first %(limit)s to pass "
+                "(had this client used up its budget before the burst?)"
+            ),
+            number=number,
+            limit=RATE_LIMIT,
         )
+        return failed(words, evidence)
     after = statuses[RATE_LIMIT:]
     if any(status != 429 for status in after):
-        return failed(
-            f"after the {RATE_LIMIT}th request the edge answered {after}: expected only 429",
-            evidence,
+        words = said(
+            gettext_noop(
+                "after the %(limit)sth request the edge answered %(after)s: expected only 429"
+            ),
+            limit=RATE_LIMIT,
+            after=str(after),
         )
+        return failed(words, evidence)
     retry_after = first_limited[1].retry_after
-    return passed(
-        f"429 after {RATE_LIMIT} requests"
-        + (f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""),
-        evidence,
-    )
+    words = [said(gettext_noop("429 after %(limit)s requests"), limit=RATE_LIMIT)]
+    if retry_after is not None:
+        words.append(
+            said(gettext_noop(" (Retry-After %(seconds)ss)"), seconds=decimal(retry_after))
+        )
+    return passed(words, evidence)
 
 
 CHECKS = {
@@ -448,7 +515,7 @@ def _timed(check, target: Target, deadline: float) -> Result:
         result = check(target, deadline)
     except Exception as exc:  # a bug in a check must fail that check, not the run
         log.exception("preview check %s crashed", getattr(check, "__name__", check))
-        result = failed(f"the check crashed: {type(exc).__name__}: {exc}")
+        result = failed(crashed(exc))
     result.duration_ms = round((time.monotonic() - started) * 1000)
     return result
 
@@ -630,11 +697,12 @@ def _record(check: PreviewCheck, result: Result) -> bool:
             evidence=result.evidence,
             note=result.note[:2000],
             reason=(result.reason or "failed")[:2000] if not result.passed else "",
+            words=result.words,
         )
     )
 
 
-def _fail_unfinished(run: PreviewRun, reason: str, evidence: dict | None = None) -> None:
+def _fail_unfinished(run: PreviewRun, reason, evidence: dict | None = None) -> None:
     for check in run.checks.exclude(state__in=PreviewCheck.FINISHED_STATES):
         extra = evidence if check.name == Name.EMERGENCY_PROXY else None
         _record(check, failed(reason, extra))
@@ -714,7 +782,13 @@ def execute(run_id: int) -> str:
     except Exception as exc:
         log.exception("preview suite run %s stopped on an error", run_id)
         try:
-            take_over(execution, why=f"the suite stopped on an error: {type(exc).__name__}: {exc}")
+            take_over(
+                execution,
+                why=said(
+                    gettext_noop("the suite stopped on an error: %(error)s"),
+                    error=f"{type(exc).__name__}: {exc}",
+                ),
+            )
         except Exception:
             log.exception("could not record the end of preview suite run %s", run_id)
         return "error"
@@ -728,7 +802,9 @@ def _run_suite(execution: Execution) -> None:
     checks = {check.name: check for check in run.checks.all()}
     desired = DesiredConfig.objects.filter(environment=environment).first()
     if desired is None:
-        _fail_unfinished(run, "preview has no desired config yet: connect it first")
+        _fail_unfinished(
+            run, said(gettext_noop("preview has no desired config yet: connect it first"))
+        )
         run.finish(error="preview has no desired config")
         _audit_finished(run)
         return
@@ -754,8 +830,15 @@ def _run_suite(execution: Execution) -> None:
     _audit_finished(run)
 
 
-def _out_of_time() -> str:
-    return f"did not finish within the suite's bound of {settings.PREVIEW_SUITE_TIMEOUT_SECONDS:g}s"
+def _out_of_time() -> dict:
+    return said(
+        gettext_noop("did not finish within the suite's bound of %(seconds)ss"),
+        seconds=decimal(settings.PREVIEW_SUITE_TIMEOUT_SECONDS),
+    )
+
+
+def crashed(exc: Exception) -> dict:
+    return said(gettext_noop("the check crashed: %(error)s"), error=f"{type(exc).__name__}: {exc}")
 
 
 def _run_concurrent(execution: Execution, target: Target, checks: dict, deadline: float) -> None:
@@ -794,7 +877,7 @@ def emergency_check(execution: Execution, target: Target, deadline: float) -> Re
         raise
     except Exception as exc:
         log.exception("the emergency check of run %s crashed", execution.run.pk)
-        result = failed(f"the check crashed: {type(exc).__name__}: {exc}")
+        result = failed(crashed(exc))
     finally:
         # Also on a worker's shutdown (SystemExit) — only a killed process skips this, and then
         # the retry or the sweep restores.
@@ -806,12 +889,9 @@ def emergency_check(execution: Execution, target: Target, deadline: float) -> Re
         return result
     problem = restore.problem()
     if problem:
-        reason = f"{result.reason}; {problem}" if not result.passed else problem
-        return failed(reason, result.evidence)
-    if result.passed:
-        result.note += f"; {restore.summary()}"
-    else:
-        result.reason += f"; {restore.summary()}"
+        words = [*result.words, "; ", problem] if not result.passed else [problem]
+        return failed(words, result.evidence)
+    result.words += ["; ", restore.summary()]
     return result
 
 
@@ -822,7 +902,13 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
         # The stop's own plan says whether it may be pressed, as for an alert rule or a person.
         desired = controls.plan_emergency_stop(environment=environment, system=SYSTEM).desired
     except controls.ControlRefused as exc:
-        return failed(f"{exc} The suite leaves it alone (lift it, then run the suite again).")
+        words = said(
+            gettext_noop(
+                "%(refusal)s The suite leaves it alone (lift it, then run the suite again)."
+            ),
+            refusal=str(exc),
+        )
+        return failed(words)
     # The restore intent goes onto the row before anything changes.
     PreviewRun.objects.filter(pk=run.pk).update(
         restore_pending=True,
@@ -832,6 +918,7 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
         restore_version=None,
         restore_outcome=PreviewRun.RestoreOutcome.NONE,
         restore_note="",
+        restore_words=[],
     )
     who = run.started_by.get_username() if run.started_by else "the system"
     try:
@@ -849,16 +936,23 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
                 restore_from_version=change.version - 1,
             )
     except controls.ControlRefused as exc:
-        return failed(f"could not turn the emergency flag on: {exc}")
+        return failed(
+            said(gettext_noop("could not turn the emergency flag on: %(error)s"), error=str(exc))
+        )
     until = min(deadline, time.monotonic() + settings.PREVIEW_SUITE_EDGE_WAIT_SECONDS)
     change = drive(change.pk, until=until, renew=execution.renew)
     evidence["emergency_change"] = describe_change(change)
     if change.state != ConfigChange.State.IN_EFFECT:
         return failed(
-            f"the edge did not report emergency_proxy=true in time "
-            f"(version {change.version} is {change.get_state_display()}"
-            + (f": {change.last_error}" if change.last_error else "")
-            + ")"
+            said(
+                gettext_noop(
+                    "the edge did not report emergency_proxy=true in time (version "
+                    "%(version)s is %(state)s%(error)s)"
+                ),
+                version=change.version,
+                state=label(ConfigChange.State(change.state)),
+                error=f": {change.last_error}" if change.last_error else "",
+            )
         )
     headers, sent = target.headers(Name.EMERGENCY_PROXY)
     report, response = probe_once(target, headers=headers)
@@ -867,12 +961,17 @@ def _emergency_on_and_observe(execution, target: Target, deadline: float, eviden
     result = judge_routing(
         report,
         expect=("proxy", "emergency"),
-        hint=_("the edge reports emergency_proxy=true but did not route by it"),
+        hint=said(gettext_noop("the edge reports emergency_proxy=true but did not route by it")),
         evidence={},
     )
     if result.passed:
-        seconds = change.time_to_effect.total_seconds()
-        result.note = f"100% proxy ({result.note}), in effect {seconds:.1f}s after the request"
+        result.words = [
+            said(
+                gettext_noop("100%% proxy (%(routing)s), in effect %(seconds)ss after the request"),
+                routing=record(result.words),
+                seconds=decimal(change.time_to_effect.total_seconds(), ".1f"),
+            )
+        ]
     return result
 
 
@@ -924,31 +1023,50 @@ def drive(change_id: int, *, until: float, renew=lambda: None) -> ConfigChange:
 @dataclass
 class Restore:
     outcome: str
-    note: str
+    words: dict  # what became of preview, as a message (preview_words.py)
     change: ConfigChange | None = None
+
+    @property
+    def note(self) -> str:
+        return record(self.words)
 
     def evidence(self) -> dict:
         return {"outcome": self.outcome, "note": self.note, "change": describe_change(self.change)}
 
-    def problem(self) -> str | None:
+    def problem(self) -> dict | None:
         """Why preview may not be as it was before the check, if so."""
         if self.outcome != PreviewRun.RestoreOutcome.RESTORED or self.change is None:
             return None
         if self.change.state != ConfigChange.State.IN_EFFECT:
-            return (
-                f"the restore (version {self.change.version}) is "
-                f"{self.change.get_state_display()}, not yet reported by the edge"
-                + (f": {self.change.last_error}" if self.change.last_error else "")
+            return said(
+                gettext_noop(
+                    "the restore (version %(version)s) is %(state)s, not yet reported by the "
+                    "edge%(error)s"
+                ),
+                version=self.change.version,
+                state=label(ConfigChange.State(self.change.state)),
+                error=f": {self.change.last_error}" if self.change.last_error else "",
             )
         return None
 
-    def summary(self) -> str:
+    def summary(self) -> dict:
         if self.outcome == PreviewRun.RestoreOutcome.RESTORED and self.change is not None:
             seconds = self.change.time_to_effect
-            return f"restored {self.change.settings.describe()} (version {self.change.version})" + (
-                f", in effect after {seconds.total_seconds():.1f}s" if seconds else ""
+            if seconds:
+                return said(
+                    gettext_noop(
+                        "restored %(config)s (version %(version)s), in effect after %(seconds)ss"
+                    ),
+                    config=config(self.change.settings),
+                    version=self.change.version,
+                    seconds=decimal(seconds.total_seconds(), ".1f"),
+                )
+            return said(
+                gettext_noop("restored %(config)s (version %(version)s)"),
+                config=config(self.change.settings),
+                version=self.change.version,
             )
-        return self.note
+        return self.words
 
 
 def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | None:
@@ -972,9 +1090,11 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
         change = None
         if run.emergency_version is None:
             outcome = PreviewRun.RestoreOutcome.NOT_NEEDED
-            note = "nothing to restore: the suite's emergency stop was never recorded"
+            words = said(
+                gettext_noop("nothing to restore: the suite's emergency stop was never recorded")
+            )
         elif desired.version != run.emergency_version:
-            outcome, note = _overtaken(run, desired)
+            outcome, words = _overtaken(run, desired)
         else:
             before = CanarySettings(**run.restore_settings)
             try:
@@ -989,14 +1109,20 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
                     system=SYSTEM,
                 )
             except controls.ConfigConflict:
-                outcome, note = _overtaken(run, DesiredConfig.objects.get(environment=environment))
+                outcome, words = _overtaken(run, DesiredConfig.objects.get(environment=environment))
             else:
                 outcome = PreviewRun.RestoreOutcome.RESTORED
-                note = f"restored {before.describe()} as version {change.version}"
+                words = said(
+                    gettext_noop("restored %(config)s as version %(version)s"),
+                    config=config(before),
+                    version=change.version,
+                )
+        note = record(words)
         PreviewRun.objects.filter(pk=run.pk).update(
             restore_pending=False,
             restore_outcome=outcome,
             restore_note=note,
+            restore_words=[words],
             restore_version=change.version if change else None,
         )
         audit.record(
@@ -1013,18 +1139,33 @@ def restore_after_emergency(run_id: int, *, renew=lambda: None) -> Restore | Non
     if change is not None:
         until = time.monotonic() + settings.PREVIEW_SUITE_EDGE_WAIT_SECONDS
         change = drive(change.pk, until=until, renew=renew)
-    return Restore(outcome, note, change)
+    return Restore(outcome, words, change)
 
 
-def _overtaken(run: PreviewRun, desired: DesiredConfig) -> tuple[str, str]:
+def _overtaken(run: PreviewRun, desired: DesiredConfig) -> tuple[str, dict]:
     latest = ConfigChange.objects.filter(
         environment_id=run.environment_id, version=desired.version
     ).first()
-    by = f" ({latest.get_kind_display()} by {latest.actor_label})" if latest else ""
+    by = (
+        said(
+            gettext_noop(" (%(kind)s by %(actor)s)"),
+            kind=label(ConfigChange.Kind(latest.kind)),
+            actor=latest.actor_label,
+        )
+        if latest
+        else ""
+    )
     return (
         PreviewRun.RestoreOutcome.OVERTAKEN,
-        f"not restored: the config moved on to version {desired.version}{by} after the suite's "
-        f"emergency stop (version {run.emergency_version}); that change stands",
+        said(
+            gettext_noop(
+                "not restored: the config moved on to version %(version)s%(by)s after the "
+                "suite's emergency stop (version %(emergency)s); that change stands"
+            ),
+            version=desired.version,
+            by=by,
+            emergency=run.emergency_version,
+        ),
     )
 
 
@@ -1035,17 +1176,20 @@ def take_over(execution: Execution, *, why: str = "") -> None:
     """Finish a run whose worker stopped: restore if pending, record the rest as interrupted."""
     run = execution.run
     run.refresh_from_db()
-    why = why or f"interrupted: the worker running the suite stopped (attempt {run.attempts})"
+    why = why or said(
+        gettext_noop("interrupted: the worker running the suite stopped (attempt %(attempt)s)"),
+        attempt=run.attempts,
+    )
     restore = None
     if run.restore_pending:
         restore = restore_after_emergency(run.pk, renew=execution.renew)
-    reason = why
+    reason = [why]
     if restore is not None:
-        reason += f"; {restore.problem() or restore.summary()}"
+        reason += ["; ", restore.problem() or restore.summary()]
     evidence = {"restore": restore.evidence()} if restore else None
     _fail_unfinished(run, reason, evidence)
     if run.state == PreviewRun.State.RUNNING:
-        run.finish(error=why)
+        run.finish(error=record(why))
         _audit_finished(run)
 
 
@@ -1084,6 +1228,6 @@ def _expire(run: PreviewRun) -> bool:
     ):
         return False
     run.refresh_from_db()
-    _fail_unfinished(run, f"not run: {error}")
+    _fail_unfinished(run, said(gettext_noop("not run: %(error)s"), error=error))
     _audit_finished(run)
     return True

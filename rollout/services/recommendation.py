@@ -60,6 +60,9 @@ from django.utils.translation import gettext_noop
 
 from integrations.stats import difference_interval, quantile_rank_interval, wilson_interval
 
+from ..team_language import for_the_record
+from .evidence_words import criterion_sentence
+
 if TYPE_CHECKING:  # the type only: metrics builds on rollout and hands its figures over
     from metrics.figures import CohortFigures, Figures
 
@@ -181,7 +184,7 @@ class Criterion:
     status: str  # "pass" | "borderline" | "fail" | "missing"
     verdict: str  # what this criterion alone asks for: "go" | "hold" | "no_go"
     figures: dict  # JSON-ready numbers behind it
-    detail: str  # one plain sentence with the figures
+    detail: str = ""  # one plain sentence with the figures, in English (evidence_words.py)
     rule: str = RUNBOOK  # "runbook" | "team": whose criterion it is
 
     def as_dict(self) -> dict:
@@ -232,6 +235,11 @@ def recommend(window: Window, thresholds: Thresholds = Thresholds()) -> Recommen
         *(_attestation(window, kind) for kind in ATTESTED),
         _build(window),
     ]
+    # Each criterion's sentence, as the evidence keeps it (evidence_words.py writes it again,
+    # from the same figures, in a reader's language).
+    figures = {"thresholds": thresholds.as_dict(), "window": window.figures.as_dict()}
+    for criterion in criteria:
+        criterion.detail = for_the_record(criterion_sentence, criterion.as_dict(), figures)
     verdicts = {criterion.verdict for criterion in criteria}
     outcome = NO_GO if NO_GO in verdicts else HOLD if HOLD in verdicts else GO
     reasons = [c.detail for c in criteria if c.verdict == outcome] if outcome != GO else []
@@ -240,7 +248,7 @@ def recommend(window: Window, thresholds: Thresholds = Thresholds()) -> Recommen
         criteria=criteria,
         reasons=reasons,
         thresholds=thresholds,
-        window=window.figures.as_dict(),
+        window=figures["window"],
     )
 
 
@@ -252,23 +260,19 @@ def _native_traffic(window: Window, t: Thresholds) -> Criterion:
     requests = window.figures.native.requests
     figures = {"native_requests": requests, "min_native_requests": t.min_native_requests}
     if requests < t.min_native_requests:
-        detail = f"too little native traffic: {requests:,} requests, need {t.min_native_requests:,}"
-        return judged(FAIL, HOLD, figures, detail)
-    return judged(
-        PASS, GO, figures, f"native traffic {requests:,} requests ≥ {t.min_native_requests:,}"
-    )
+        return judged(FAIL, HOLD, figures)  # too little to judge
+    return judged(PASS, GO, figures)
 
 
 def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
     judged = partial(Criterion, "native_5xx", gettext_noop("Native 5xx rate"))
     native = window.figures.native
     if not native.requests:
-        return judged(MISSING, HOLD, {}, "native 5xx rate unknown: no native requests")
+        return judged(MISSING, HOLD, {})
     rate = native.error_percent
     low, high = _percents(wilson_interval(native.errors_5xx, native.requests, t.confidence))
     hours = _hours(
         window,
-        "hours with traffic",
         counts=lambda cohort: cohort.requests > 0,
         above=lambda cohort: cohort.error_percent > t.nogo_error_percent,
     )
@@ -282,28 +286,13 @@ def _native_error_rate(window: Window, t: Thresholds) -> Criterion:
         "nogo_error_percent": t.nogo_error_percent,
         **hours.figures("hours_with_traffic"),
     }
-    stated = f"native 5xx {_shown(rate)}% ({_ci(t)} {_shown(low)}–{_shown(high)}%)"
     if high < t.go_max_error_percent:
-        return judged(PASS, GO, figures, f"{stated} < {t.go_max_error_percent}%")
+        return judged(PASS, GO, figures)
     if low > t.nogo_error_percent and hours.sustained:
-        detail = f"{stated} sustained above {t.nogo_error_percent}%: above it in {hours}"
-        return judged(FAIL, NO_GO, figures, detail)
-    if rate < t.go_max_error_percent and native.requests < t.min_native_requests:
-        detail = (
-            f"{stated}: too little traffic to judge, the interval reaches {t.go_max_error_percent}%"
-        )
-    elif rate < t.go_max_error_percent:
-        detail = (
-            f"native 5xx {_shown(rate)}%, borderline: cannot tell whether it is under "
-            f"{t.go_max_error_percent}% ({_ci(t)} {_shown(low)}–{_shown(high)}%)"
-        )
-    elif low > t.nogo_error_percent:
-        detail = f"{stated} above {t.nogo_error_percent}% but not sustained: only in {hours}"
-    elif rate > t.nogo_error_percent:
-        detail = f"{stated} above {t.nogo_error_percent}%, but not significantly"
-    else:
-        detail = f"{stated}, borderline: {t.go_max_error_percent}–{t.nogo_error_percent}%"
-    return judged(BORDERLINE, HOLD, figures, detail)
+        return judged(FAIL, NO_GO, figures)
+    # Borderline: too little traffic, an interval straddling the GO line, a spike that is not
+    # sustained, or a rate between the two lines; the sentence says which.
+    return judged(BORDERLINE, HOLD, figures)
 
 
 def _error_rate_vs_proxy(window: Window, t: Thresholds) -> Criterion:
@@ -314,8 +303,7 @@ def _error_rate_vs_proxy(window: Window, t: Thresholds) -> Criterion:
     )
     native, proxy = window.figures.native, window.figures.proxy
     if not native.requests or not proxy.requests:
-        cohort = "proxy" if native.requests else "native"
-        return judged(MISSING, HOLD, {}, f"cannot compare 5xx rates: no {cohort} requests")
+        return judged(MISSING, HOLD, {})
     difference = native.error_percent - proxy.error_percent
     low, high = _percents(
         difference_interval(
@@ -330,18 +318,11 @@ def _error_rate_vs_proxy(window: Window, t: Thresholds) -> Criterion:
         "confidence": t.confidence,
         "error_excess_points": t.error_excess_points,
     }
-    stated = (
-        f"native 5xx {_shown(native.error_percent)}% vs proxy {_shown(proxy.error_percent)}%: "
-        f"{difference:+.2f} points ({_ci(t)} {low:+.2f} to {high:+.2f})"
-    )
-    allowed = f"{t.error_excess_points:g} points"
     if high <= t.error_excess_points:
-        return judged(PASS, GO, figures, f"{stated}, at most {allowed} above proxy")
-    if low > 0:
-        detail = f"{stated}: native significantly worse than proxy, maybe by more than {allowed}"
-        return judged(FAIL, HOLD, figures, detail)
-    detail = f"{stated}: cannot rule out native being more than {allowed} worse"
-    return judged(BORDERLINE, HOLD, figures, detail)
+        return judged(PASS, GO, figures)
+    if low > 0:  # native significantly worse than proxy
+        return judged(FAIL, HOLD, figures)
+    return judged(BORDERLINE, HOLD, figures)
 
 
 # --- latency -----------------------------------------------------------------------------------
@@ -352,11 +333,10 @@ def _native_p90(window: Window, t: Thresholds) -> Criterion:
     native = window.figures.native
     p90 = native.ttfb(0.9)
     if p90 is None:
-        return judged(MISSING, HOLD, {}, "native p90 unknown: no native latencies")
+        return judged(MISSING, HOLD, {})
     low, high = _quantile_interval(native, 0.9, t.confidence)
     hours = _hours(
         window,
-        "hours with enough traffic",
         counts=lambda cohort: cohort.histogram.total >= t.min_hourly_requests,
         above=lambda cohort: cohort.ttfb(0.9) > t.nogo_p90_ms,
     )
@@ -369,17 +349,11 @@ def _native_p90(window: Window, t: Thresholds) -> Criterion:
         "min_hourly_requests": t.min_hourly_requests,
         **hours.figures("hours_with_enough_traffic"),
     }
-    stated = f"native p90 {p90:.0f} ms ({_ci(t)} {low:.0f}–{high:.0f} ms)"
     if p90 < t.go_max_p90_ms:
-        return judged(PASS, GO, figures, f"{stated} < {t.go_max_p90_ms:g} ms")
+        return judged(PASS, GO, figures)
     if p90 > t.nogo_p90_ms and hours.sustained:
-        detail = f"{stated} sustained above {t.nogo_p90_ms:g} ms: above it in {hours}"
-        return judged(FAIL, NO_GO, figures, detail)
-    if p90 > t.nogo_p90_ms:
-        detail = f"{stated} above {t.nogo_p90_ms:g} ms but not sustained: only in {hours}"
-    else:
-        detail = f"{stated}, borderline: {t.go_max_p90_ms:g}–{t.nogo_p90_ms:g} ms"
-    return judged(BORDERLINE, HOLD, figures, detail)
+        return judged(FAIL, NO_GO, figures)
+    return judged(BORDERLINE, HOLD, figures)
 
 
 def _p90_vs_proxy(window: Window, t: Thresholds) -> Criterion:
@@ -397,17 +371,14 @@ def _p90_vs_proxy(window: Window, t: Thresholds) -> Criterion:
     native_p90, proxy_p90 = native.ttfb(0.9), proxy.ttfb(0.9)
     if native_p90 is None or not proxy_p90:
         # A proxy p90 of 0 ms (everything answered from cache) gives no ratio to judge by either.
-        cohort = "native" if native_p90 is None else "proxy"
-        return judged(MISSING, HOLD, figures, f"cannot compare p90: no {cohort} latencies")
+        return judged(MISSING, HOLD, figures)
     excess = 100 * (native_p90 / proxy_p90 - 1)
     figures["excess_percent"] = _percent(excess)
-    stated = f"native p90 {native_p90:.0f} ms vs proxy {proxy_p90:.0f} ms: {excess:+.1f}%"
-    fine, fail = t.p90_excess_fine_percent, t.p90_excess_fail_percent
-    if excess <= fine:
-        return judged(PASS, GO, figures, f"{stated}, within {fine:g}% of proxy")
-    if excess <= fail:
-        return judged(BORDERLINE, HOLD, figures, f"{stated}, borderline: {fine:g}–{fail:g}%")
-    return judged(FAIL, HOLD, figures, f"{stated}, more than {fail:g}% slower than proxy")
+    if excess <= t.p90_excess_fine_percent:
+        return judged(PASS, GO, figures)
+    if excess <= t.p90_excess_fail_percent:
+        return judged(BORDERLINE, HOLD, figures)
+    return judged(FAIL, HOLD, figures)
 
 
 def _quantile_interval(cohort: CohortFigures, q: float, confidence: float) -> tuple[float, float]:
@@ -431,20 +402,12 @@ def _incidents(window: Window) -> Criterion:
             {"kind": i.kind, "at": _iso(i.at), "summary": i.summary} for i in window.incidents
         ]
     }
-    stops = [i for i in window.incidents if i.kind in ("emergency_stop", "rollback")]
-    if stops:
-        return judged(FAIL, NO_GO, figures, _incident_sentence(stops))
-    alerts = [i for i in window.incidents if i.kind == "critical_alert"]
-    if alerts:
-        return judged(BORDERLINE, HOLD, figures, _incident_sentence(alerts))
-    return judged(PASS, GO, figures, "no incidents in the window")
-
-
-def _incident_sentence(incidents: list[Incident]) -> str:
-    listed = "; ".join(
-        f"{i.kind.replace('_', ' ')} at {_clock(i.at)}: {i.summary}" for i in incidents
-    )
-    return f"{len(incidents)} incident(s) in the window: {listed}"
+    kinds = {incident.kind for incident in window.incidents}
+    if kinds & {"emergency_stop", "rollback"}:
+        return judged(FAIL, NO_GO, figures)
+    if "critical_alert" in kinds:
+        return judged(BORDERLINE, HOLD, figures)
+    return judged(PASS, GO, figures)
 
 
 def _logs(window: Window, t: Thresholds) -> Criterion:
@@ -459,52 +422,30 @@ def _logs(window: Window, t: Thresholds) -> Criterion:
             for start, end in long_gaps
         ],
     }
-    limit = f"{t.max_log_gap_minutes} min"
-    if long_gaps:
-        start, end = long_gaps[0]
-        detail = (
-            f"logs not delivering: {len(long_gaps)} gap(s) longer than {limit}, the longest "
-            f"{_minutes(long_gaps[0]):.0f} min ({_clock(start)} to {_clock(end)})"
-        )
-        return judged(FAIL, HOLD, figures, detail)
-    longest = f", the longest {_minutes(gaps[0]):.0f} min" if gaps else ""
-    return judged(PASS, GO, figures, f"logs delivering: no gap longer than {limit}{longest}")
+    return judged(FAIL, HOLD, figures) if long_gaps else judged(PASS, GO, figures)
 
 
-# The criteria a person attests, by kind: the label, and what a yes and a no say.
-# The labels stay English in the frozen evidence (its digest must not depend on who reads it);
-# pages and reports translate them when they show them.
+# The criteria a person attests, by kind, and their labels. The labels stay English in the
+# frozen evidence (its digest must not depend on who reads it); pages and reports translate them
+# when they show them, and evidence_words.py says what a yes and a no mean.
 ATTESTED = {
-    "upload_flow": (
-        gettext_noop("Upload flow"),
-        "upload flow healthy",
-        "data loss / orphaned uploads",
-    ),
-    "team_agrees": (
-        gettext_noop("Team consensus"),
-        "team agrees: stable",
-        "team concern: risk too high",
-    ),
+    "upload_flow": gettext_noop("Upload flow"),
+    "team_agrees": gettext_noop("Team consensus"),
 }
 
 
 def _attestation(window: Window, kind: str) -> Criterion:
-    label, healthy, unhealthy = ATTESTED[kind]
-    judged = partial(Criterion, kind, label)
+    judged = partial(Criterion, kind, ATTESTED[kind])
     attestation = window.attestations.get(kind)
     if attestation is None:
-        return judged(MISSING, HOLD, {}, f"awaiting attestation: {healthy}?")
+        return judged(MISSING, HOLD, {})
     figures = {
         "value": attestation.value,
         "by": attestation.by,
         "at": _iso(attestation.at),
         "note": attestation.note,
     }
-    said = f"attested by {attestation.by} at {_clock(attestation.at)}"
-    note = f": {attestation.note}" if attestation.note else ""
-    if attestation.value:
-        return judged(PASS, GO, figures, f"{healthy}, {said}{note}")
-    return judged(FAIL, NO_GO, figures, f"{unhealthy}, {said}{note}")
+    return judged(PASS, GO, figures) if attestation.value else judged(FAIL, NO_GO, figures)
 
 
 def _build(window: Window) -> Criterion:
@@ -523,26 +464,10 @@ def _build(window: Window) -> Criterion:
             for shift in shifts
         ]
     }
-    if not shifts:
-        return judged(PASS, GO, figures, "the build did not change in the window")
-    waiting = [shift for shift in shifts if not shift.resolution]
-    if waiting:
-        listed = "; ".join(_shift_words(shift) for shift in waiting)
-        detail = (
-            f"{listed}: restart the window from the new build, or keep it with a reason, "
-            "before it can be GO"
-        )
-        return judged(FAIL, HOLD, figures, detail)
-    listed = "; ".join(
-        f"{_shift_words(shift)}, window {shift.resolution} by {shift.by}"
-        + (f": {shift.reason}" if shift.reason else "")
-        for shift in shifts
-    )
-    return judged(PASS, GO, figures, listed)
-
-
-def _shift_words(shift: BuildShift) -> str:
-    return f"build changed at {_clock(shift.at)} ({shift.old} → {shift.new})"
+    if any(not shift.resolution for shift in shifts):
+        # Restart the window from the new build, or keep it with a reason, before it can be GO.
+        return judged(FAIL, HOLD, figures)
+    return judged(PASS, GO, figures)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -555,37 +480,24 @@ class _Hours:
 
     counted: int
     above: int
-    what: str
 
     @property
     def sustained(self) -> bool:
         """Above the NO-GO line in at least half of the hours: not a passing spike."""
         return 2 * self.above >= self.counted
 
-    def __str__(self) -> str:
-        return f"{self.above} of {self.counted} {self.what}"
-
     def figures(self, counted_key: str) -> dict:
         return {counted_key: self.counted, "hours_above_nogo": self.above}
 
 
-def _hours(window: Window, what: str, *, counts, above) -> _Hours:
+def _hours(window: Window, *, counts, above) -> _Hours:
     slices = [hour.native for hour in window.hourly if counts(hour.native)]
     slices = slices or [window.figures.native]
-    return _Hours(len(slices), sum(1 for cohort in slices if above(cohort)), what)
-
-
-def _ci(t: Thresholds) -> str:
-    return f"{t.confidence * 100:g}% CI"
+    return _Hours(len(slices), sum(1 for cohort in slices if above(cohort)))
 
 
 def _percents(share_interval: tuple[float, float]) -> tuple[float, float]:
     return 100 * share_interval[0], 100 * share_interval[1]
-
-
-def _shown(percent: float) -> str:
-    """Two decimals, but a tiny rate that is not zero must not read as 0.00."""
-    return f"{percent:.2f}" if percent == 0 or abs(percent) >= 0.005 else f"{percent:.1g}"
 
 
 def _percent(value: float | None) -> float | None:
@@ -602,11 +514,3 @@ def _minutes(gap: tuple[datetime, datetime]) -> float:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat() if moment.tzinfo else moment.isoformat()
-
-
-def _clock(moment: datetime) -> str:
-    """UTC in the evidence; the page may show local time, the frozen text must not depend on
-    the server's zone."""
-    if moment.tzinfo:
-        moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%d %H:%M} UTC"

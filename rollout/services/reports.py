@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..models import ConfigChange, Decision, PhaseRun, PostMortem, Rollout, Signature
-from . import evidence, phases
+from . import evidence, evidence_words, phases
 
 
 def phase_report(run: PhaseRun) -> dict:
@@ -155,11 +155,15 @@ def markdown(report: dict) -> str:
         status, label = _(criterion["status"]).upper(), _(criterion["label"])
         if criterion.get("rule") == "team":
             label += _(" (team's own rule, not in the runbook)")
-        lines.append(f"- {status}: {label} — {criterion['detail']}")
+        words = evidence_words.criterion_words(criterion, document["recommendation"])
+        lines.append(f"- {status}: {label} — {words}")
     lines += heading(_("Incidents"))
-    lines += [f"- {item['at']} {item['kind']}: {item['summary']}" for item in document["incidents"]]
+    lines += [
+        f"- {item['at']} {evidence_words.incident_kind(item['kind'])}: {item['summary']}"
+        for item in document["incidents"]
+    ]
     if not document["incidents"]:
-        lines.append("None.")
+        lines.append(_("None."))
     shifts = document.get("build_changes", [])
     if shifts:
         lines += ["", _("## Build changes"), ""]
@@ -189,7 +193,7 @@ def markdown(report: dict) -> str:
                 "",
                 _("Justification: %(justification)s") % {"justification": decision.justification},
             ]
-        lines += heading("Sign-Off")
+        lines += heading(_("Sign-Off"))
         for signature in report["signatures"]:
             lines.append(
                 _("- %(role)s: %(signature)s, %(signed_at)s UTC")
@@ -309,7 +313,7 @@ def rollout_markdown(report: dict) -> str:
         lines.append(f"- {step.phase.tag} ({step.phase.percent}%): {_step_words(step)}")
     lines += bullets(_("Config changes"), report["changes"], _change_words)
     lines += bullets(_("Decisions"), report["decisions"], _decision_words)
-    lines += bullets("Post-mortems", report["post_mortems"], _post_mortem_words)
+    lines += bullets(_("Post-mortems"), report["post_mortems"], _post_mortem_words)
     lines.append("")
     for phase in report["phase_reports"]:
         # Each phase's own report, one heading level down.
@@ -320,7 +324,7 @@ def rollout_markdown(report: dict) -> str:
 
 def bullets(title: str, items, words) -> list[str]:
     """A report's section listing ``items``, one bullet each (``words(item)``), or "None."."""
-    return heading(title) + ([f"- {words(item)}" for item in items] or ["None."])
+    return heading(title) + ([f"- {words(item)}" for item in items] or [_("None.")])
 
 
 def _change_words(change: ConfigChange) -> str:
@@ -346,12 +350,12 @@ def _decision_words(decision: Decision) -> str:
         "phase_run": decision.phase_run,
         "outcome": decision.get_outcome_display(),
         "state": decision.get_state_display(),
-        "yet": signers or "nobody yet",
+        "yet": signers or _("nobody yet"),
     }
 
 
 def _post_mortem_words(post_mortem: PostMortem) -> str:
-    return f"{post_mortem.decision.phase_run}: {post_mortem.root_cause or '(open)'}"
+    return f"{post_mortem.decision.phase_run}: {post_mortem.root_cause or _('(open)')}"
 
 
 def _step_words(step) -> str:
@@ -368,4 +372,4 @@ def _step_words(step) -> str:
                 "window_ends_at": _utc(run.window_ends_at)
             }
         return _("current, waiting for its config to take effect")
-    return {"next": "next", "later": "later", "not_reached": _("not reached")}[step.state]
+    return {"next": _("next"), "later": _("later"), "not_reached": _("not reached")}[step.state]

@@ -44,7 +44,9 @@ from ..models import (
 from ..models.people import is_service_account
 from ..notifications import announce_decision
 from ..permissions import refuse, require
-from . import audit, controls, evidence, phases
+from ..team_language import for_the_record
+from ..templatetags.times import in_words
+from . import audit, controls, evidence, evidence_words, phases
 from .audit_checkpoints import enqueue_checkpoint
 from .preflight import StartRefused, start_phase
 
@@ -218,10 +220,10 @@ def _check_window(run, outcome, now):
     if run.window_open(now) and outcome != Outcome.NO_GO:
         raise SignRefused(
             _(
-                "The observation window of %(run)s ends at %(window_ends_at)s UTC; "
+                "The observation window of %(run)s ends at %(window_ends_at)s; "
                 "only NO-GO may be signed before that."
             )
-            % {"run": run, "window_ends_at": format(run.window_ends_at, "%Y-%m-%d %H:%M")},
+            % {"run": run, "window_ends_at": in_words(run.window_ends_at)},
         )
 
 
@@ -238,9 +240,8 @@ def _names(decision: Decision) -> str:
 def _invalidate(decision: Decision, current, now, request) -> None:
     """New evidence before the second signature: the signatures given on the old evidence no
     longer count, and the decision now carries the new evidence."""
-    why = "evidence changed before the second signature: " + evidence.what_changed(
-        decision.evidence, current.document
-    )
+    changes = evidence.changes_between(decision.evidence, current.document)
+    why = for_the_record(invalidation_words, {"evidence_changes": changes}, "")
     invalid = decision.signatures.filter(invalidated_at__isnull=True)
     for signature in invalid.select_related("signer"):
         audit.record(
@@ -253,11 +254,28 @@ def _invalidate(decision: Decision, current, now, request) -> None:
             f"signature: {why}",
             request=request,
         )
-    invalid.update(invalidated_at=now, invalidated_reason=why)
+    invalid.update(
+        invalidated_at=now,
+        invalidated_reason=why,
+        invalidated_because={"evidence_changes": changes},
+    )
     decision.evidence = current.document
     decision.evidence_digest = current.digest
     decision.recommendation = current.outcome
     decision.save(update_fields=["evidence", "evidence_digest", "recommendation"])
+
+
+def invalidation_words(because: dict, kept: str) -> str:
+    """Why a signature no longer counts, in the active language and time zone, from the facts
+    kept with it (``Signature.invalidated_because``); ``kept`` (its ``invalidated_reason``) for a
+    signature from before the facts were kept."""
+    if "evidence_changes" in because:
+        return _("evidence changed before the second signature: %(changes)s") % {
+            "changes": evidence_words.changes_words(because["evidence_changes"])
+        }
+    if "withdrawn_by" in because:
+        return _("decision withdrawn by %(name)s") % {"name": because["withdrawn_by"]}
+    return kept
 
 
 def withdraw(*, decision: Decision, person, note: str, now: datetime, request=None) -> Decision:
@@ -277,8 +295,11 @@ def withdraw(*, decision: Decision, person, note: str, now: datetime, request=No
         state=Decision.State.WITHDRAWN, closed_note=note
     ):
         _refuse(decision.phase_run, person, request, _("This decision is no longer open."))
+    because = {"withdrawn_by": person.get_username()}
     decision.signatures.filter(invalidated_at__isnull=True).update(
-        invalidated_at=now, invalidated_reason=f"decision withdrawn by {person.get_username()}"
+        invalidated_at=now,
+        invalidated_reason=for_the_record(invalidation_words, because, ""),
+        invalidated_because=because,
     )
     audit.record(
         action="decision.withdrawn",

@@ -34,6 +34,16 @@ def as_moment(value):
     return value
 
 
+def in_words(value, style="") -> str:
+    """A moment inside a sentence, as ``|when`` shows it but as plain text: in the active time
+    zone (the viewer's on a page; UTC where a sentence is kept or shared), e.g. "2026-12-03
+    14:05 CET". Text that is not a moment is returned as it is."""
+    moment = as_moment(value)
+    if moment is None:
+        return "" if value is None else str(value)
+    return date_format(timezone.localtime(moment), FORMATS.get(style, FORMATS[""]))
+
+
 @register.filter
 def when(value, style=""):
     """``{{ change.requested_at|when }}`` or ``|when:"seconds"`` / ``"short"`` / ``"time"``.
@@ -43,13 +53,12 @@ def when(value, style=""):
     moment = as_moment(value)
     if moment is None:
         return "" if value in (None, "") else value
-    local = timezone.localtime(moment)
     utc = moment.astimezone(UTC)
     return format_html(
         '<time datetime="{}" title="{} UTC">{}</time>',
         utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         utc.strftime("%Y-%m-%d %H:%M:%S"),
-        date_format(local, FORMATS.get(style, FORMATS[""])),
+        in_words(moment, style),
     )
 
 

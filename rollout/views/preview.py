@@ -3,12 +3,14 @@
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC
 
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms.preview import PreviewRunForm
@@ -19,6 +21,8 @@ from ..services import preflight
 from ..services.deployments import current_build
 from ..services.preview import PreviewRefused, start
 from ..services.reports import heading
+from ..team_language import speaking
+from ..templatetags.times import in_words
 from .lookups import VIEW_PERMISSION, environment_named_or_404
 
 RUNS_LISTED = 20
@@ -117,15 +121,17 @@ class ReportRow:
 
 
 def report_context(run: PreviewRun) -> dict:
+    """The report's facts and words in the active language (the page's reader's, or the team's
+    for the Markdown file)."""
     checks = list(run.checks.all())
     rows = []
     for check in checks:
         if check.state == PreviewCheck.State.PASSED:
-            rows.append(ReportRow(check.get_name_display(), "PASS", check.note))
+            rows.append(ReportRow(check.get_name_display(), "PASS", check.said))
         elif check.state == PreviewCheck.State.FAILED:
-            rows.append(ReportRow(check.get_name_display(), "FAIL", check.reason))
+            rows.append(ReportRow(check.get_name_display(), "FAIL", check.said))
         else:
-            rows.append(ReportRow(check.get_name_display(), "PENDING", "not finished"))
+            rows.append(ReportRow(check.get_name_display(), "PENDING", _("not finished")))
     if not run.is_finished:
         decision = "PENDING"
     else:
@@ -139,37 +145,50 @@ def report_context(run: PreviewRun) -> dict:
         "decision": decision,
         "next_steps": _next_steps(run, decision, production, checks),
         "production": production,
-        "tester": run.started_by.get_username() if run.started_by else "the system",
+        "tester": run.started_by.get_username() if run.started_by else _("the system"),
         "generated_at": timezone.now(),
     }
 
 
 def _next_steps(run, decision, production, checks) -> list[str]:
     if decision == "PENDING":
-        return ["Wait for the run to finish."]
+        return [_("Wait for the run to finish.")]
     if decision == "NO-GO":
         steps = [
-            f"Fix {check.get_name_display()}: {check.reason}"
+            _("Fix %(check)s: %(reason)s")
+            % {"check": check.get_name_display(), "reason": check.said}
             for check in checks
             if check.state != PreviewCheck.State.PASSED
         ]
         if run.error:
-            steps.append(f"The run itself: {run.error}")
+            steps.append(_("The run itself: %(error)s") % {"error": run.error})
         steps += [
-            "Deploy the fix to preview and run the suite again.",
-            "Production stays as it is until a suite of the build to ship passes.",
+            _("Deploy the fix to preview and run the suite again."),
+            _("Production stays as it is until a suite of the build to ship passes."),
         ]
         return steps
     phase = preflight.next_phase(production) if production else None
-    start = f"start phase {phase.tag} ({phase.percent}%)" if phase else "start the next phase"
+    start = (
+        _("start phase %(tag)s (%(percent)s%%)") % {"tag": phase.tag, "percent": phase.percent}
+        if phase
+        else _("start the next phase")
+    )
     return [
-        "Production pre-flight: notify #deployments, review the rollback runbook, confirm "
-        "on-call, two or more engineers for the next 4 hours "
-        f"(this result counts for {settings.PREVIEW_SUITE_MAX_AGE_HOURS:g} h).",
-        f"On production, {start} inside the deploy window ({preflight.WINDOW_TEXT}); raising "
-        "the percent needs a second person's approval.",
-        "Watch the check-ins T+0, T+30 min, T+2 h, T+6 h, T+12 h and T+24 h, then decide "
-        "GO / HOLD / NO-GO.",
+        _(
+            "Production pre-flight: notify #deployments, review the rollback runbook, confirm "
+            "on-call, two or more engineers for the next 4 hours (this result counts for "
+            "%(hours)s h)."
+        )
+        % {"hours": format(settings.PREVIEW_SUITE_MAX_AGE_HOURS, "g")},
+        _(
+            "On production, %(start)s inside the deploy window (%(window)s); raising the "
+            "percent needs a second person's approval."
+        )
+        % {"start": start, "window": preflight.window_words(timezone.now())},
+        _(
+            "Watch the check-ins T+0, T+30 min, T+2 h, T+6 h, T+12 h and T+24 h, then decide "
+            "GO / HOLD / NO-GO."
+        ),
     ]
 
 
@@ -185,43 +204,54 @@ def _cell(text: str) -> str:
 
 
 def report_markdown(run: PreviewRun) -> str:
+    """The report as a Markdown file the team shares: in its service's language, times in UTC."""
+    with speaking(run.environment.service), timezone.override(UTC):
+        return _report_markdown(run)
+
+
+def _report_markdown(run: PreviewRun) -> str:
     context = report_context(run)
     environment = context["environment"]
     moment = run.finished_at or run.started_at or run.created_at
-    local = timezone.localtime(moment)
-    marks = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "PENDING": "⏳ PENDING"}
+    marks = {"PASS": _("✅ PASS"), "FAIL": _("❌ FAIL"), "PENDING": _("⏳ PENDING")}
     lines = [
-        f"# {environment.service.name} preview suite — test results",
+        _("# %(name)s preview suite — test results") % {"name": environment.service.name},
         "",
-        f"**Date:** {moment:%Y-%m-%d %H:%M} UTC ({local:%Y-%m-%d %H:%M} {local.tzname()})  ",
-        f"**Environment:** {environment.name} ({environment.qa_url})  ",
-        f"**Build:** {run.build or '—'}  ",
-        f"**Tester:** {context['tester']} (run {run.public_id})",
-        *heading("Test execution"),
-        "| Test | Status | Notes |",
+        _("**Date:** %(moment)s  ") % {"moment": in_words(moment)},
+        _("**Environment:** %(name)s (%(url)s)  ")
+        % {"name": environment.name, "url": environment.qa_url},
+        _("**Build:** %(build)s  ") % {"build": run.build or "—"},
+        _("**Tester:** %(tester)s (run %(run)s)")
+        % {"tester": context["tester"], "run": run.public_id},
+        *heading(_("Test execution")),
+        _("| Test | Status | Notes |"),
         "|------|--------|-------|",
     ]
     for row in context["rows"]:
         lines.append(f"| {_cell(row.label)} | {marks[row.status]} | {_cell(row.notes)} |")
-    lines += heading("Decision")
+    lines += heading(_("Decision"))
     decision = context["decision"]
     if decision == "GO":
-        lines.append("**GO** — proceed to the production pre-flight.")
-        lines += ["", "All checks passed."]
+        lines.append(_("**GO** — proceed to the production pre-flight."))
+        lines += ["", _("All checks passed.")]
     elif decision == "NO-GO":
-        lines.append("**NO-GO** — do not start a production phase with this build.")
+        lines.append(_("**NO-GO** — do not start a production phase with this build."))
     else:
-        lines.append("**PENDING** — the run has not finished.")
+        lines.append(_("**PENDING** — the run has not finished."))
     if run.error:
-        lines += ["", f"Run: {run.error}"]
+        lines += ["", _("Run: %(error)s") % {"error": run.error}]
     if run.restore_outcome:
-        lines += ["", f"Preview after the emergency check: {run.restore_note}."]
-    lines += heading("Next steps")
+        lines += [
+            "",
+            _("Preview after the emergency check: %(restore_note)s.")
+            % {"restore_note": run.restore_said},
+        ]
+    lines += heading(_("Next steps"))
     lines += [f"{number}. {step}" for number, step in enumerate(context["next_steps"], start=1)]
     lines += [
         "",
-        f"_Generated by Rollout Control from run {run.public_id} at "
-        f"{context['generated_at']:%Y-%m-%d %H:%M} UTC._",
+        _("_Generated by Rollout Control from run %(run)s at %(moment)s._")
+        % {"run": run.public_id, "moment": in_words(context["generated_at"])},
         "",
     ]
     return "\n".join(lines)

@@ -11,7 +11,14 @@ import subprocess
 
 import pytest
 
-from rollout.models import AuditEntry, ConfigChange, Decision, DesiredConfig, PercentRequest
+from rollout.models import (
+    AuditEntry,
+    ConfigChange,
+    Decision,
+    DesiredConfig,
+    PercentRequest,
+    Preferences,
+)
 from tests.api.conftest import token_of
 from tests.conftest import make_environment
 from tests.support.cli import ROOT, cli_env, console_script, run_cli
@@ -22,12 +29,14 @@ PRODUCTION = "pix-immo-api/production"
 
 @pytest.fixture
 def cli(live_server, tmp_path):
-    """``cli(person_or_token, *args, input="")``: the command run with that person's new token
-    (or the given token), against the live server, in a home of its own."""
+    """``cli(person_or_token, *args, input="", language="C.UTF-8")``: the command run with that
+    person's new token (or the given token), against the live server, in a home of its own, with
+    ``LANG=language``."""
 
-    def run(who, *args, input=""):
+    def run(who, *args, input="", language="C.UTF-8"):
         token = who if isinstance(who, str) else token_of(who)
-        return run_cli(*args, env=cli_env(tmp_path, live_server.url, token), input=input)
+        env = cli_env(tmp_path, live_server.url, token, language=language)
+        return run_cli(*args, env=env, input=input)
 
     return run
 
@@ -271,6 +280,31 @@ def test_a_viewer_is_refused_with_403_and_nothing_is_written(cli, production_con
     assert "lacks the permission" in result.stderr
     assert not desired(production_configured).emergency_proxy
     assert ConfigChange.objects.count() == 1
+
+
+def test_the_server_answers_in_the_language_of_the_environment(
+    cli, production_configured, viewer
+):
+    result = cli(viewer, "stop", PRODUCTION, "--reason", "5xx", "--yes", language="de_DE.UTF-8")
+
+    assert result.code == 1
+    assert "Verboten (HTTP 403): Dir fehlt die Berechtigung rollout.emergency_stop." in (
+        result.stderr
+    )
+    unknown = cli(viewer, "status", "pix-immo-api/staging", language="de_DE.UTF-8")
+    assert "Nicht gefunden (HTTP 404): Es gibt keine Umgebung pix-immo-api/staging." in (
+        unknown.stderr
+    )
+
+
+def test_a_person_s_own_language_wins_over_the_environment_s(cli, production_configured, viewer):
+    Preferences.objects.create(user=viewer, language="de")
+
+    result = cli(viewer, "stop", PRODUCTION, "--reason", "5xx", "--yes")
+
+    assert "Verboten (HTTP 403): Dir fehlt die Berechtigung rollout.emergency_stop." in (
+        result.stderr
+    )
 
 
 def test_a_stale_version_is_409_naming_the_current_one(cli, production_configured, release_manager):

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from rollout_control_cli.client import accept_language
 from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.webhooks import WebhookReceiver
 
@@ -39,6 +40,22 @@ def problem(status, title, detail, **extra):
     return json.dumps(
         {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "language"),
+    [
+        ({"LANG": "de_DE.UTF-8"}, "de"),
+        ({"LANG": "en_GB.UTF-8", "LC_MESSAGES": "de_AT"}, "de"),
+        ({"LANG": "de_DE.UTF-8", "LC_ALL": "C.UTF-8"}, None),
+        ({"LANG": "de_DE.UTF-8", "LC_ALL": ""}, "de"),
+        ({"LANG": "sr_RS@latin"}, "sr"),
+        ({"LANG": "POSIX"}, None),
+        ({}, None),
+    ],
+)
+def test_the_language_asked_of_the_server_is_the_environment_s(environ, language):
+    assert accept_language(environ) == language
 
 
 def test_help_names_every_exit_code(tmp_path):

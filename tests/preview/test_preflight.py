@@ -4,11 +4,12 @@ the server refuses until the checklist is complete and the window is open or ove
 
 from datetime import UTC, datetime, timedelta
 from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from outbox import notify
 from outbox.models import Notification
@@ -64,7 +65,21 @@ def test_the_deploy_window_is_tuesday_to_thursday_10_to_14_utc(moment, inside):
 def test_outside_the_window_the_next_opening_is_named():
     window = preflight.deploy_window(datetime(2026, 11, 26, 15, 0, tzinfo=UTC))  # Thursday
     assert window.next_opening == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # next Tuesday
-    assert "Outside the deploy window" in window.text and "Tuesday 2026-12-01 10:00" in window.text
+    assert "Outside the deploy window" in window.text
+    with timezone.override(UTC):
+        assert "(Tuesday–Thursday, 10:00–14:00 UTC)" in window.text
+        assert "opens Tuesday 2026-12-01 10:00 UTC." in window.text
+    # Said in the reader's time zone, never mixed with UTC on their page.
+    with timezone.override(ZoneInfo("Europe/Berlin")):
+        assert "(Tuesday–Thursday, 11:00–15:00 CET)" in window.text
+        assert "opens Tuesday 2026-12-01 11:00 CET." in window.text
+    with timezone.override(ZoneInfo("Europe/Berlin")), translation.override("de"):
+        assert "(Dienstag–Donnerstag, 11:00–15:00 CET)" in window.text
+    inside = preflight.deploy_window(datetime(2026, 7, 14, 11, 0, tzinfo=UTC))  # summer
+    with timezone.override(ZoneInfo("Europe/Berlin")):
+        assert inside.text == (
+            "Inside the deploy window (Tuesday–Thursday, 12:00–16:00 CEST); it closes at 16:00."
+        )
     early = preflight.deploy_window(datetime(2026, 11, 25, 8, 0, tzinfo=UTC))  # Wednesday
     assert early.next_opening == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

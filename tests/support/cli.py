@@ -41,9 +41,14 @@ class CliResult:
         return json.loads(self.stdout)
 
 
-def cli_env(home: Path, url: str | None = None, token: str | None = None) -> dict[str, str]:
-    """A user whose config directory is under ``home``, nothing stored yet."""
+def cli_env(
+    home: Path, url: str | None = None, token: str | None = None, *, language: str = "C.UTF-8"
+) -> dict[str, str]:
+    """A user whose config directory is under ``home``, nothing stored yet, in the locale
+    ``language`` (``LANG``; the C locale unless given, whatever the machine running the tests
+    has)."""
     env = {"XDG_CONFIG_HOME": str(home / "config"), "HOME": str(home), "COLUMNS": "200"}
+    env.update(LANG=language, LC_ALL="", LC_MESSAGES="")
     if url:
         env["ROLLOUT_CONTROL_URL"] = url
     if token:

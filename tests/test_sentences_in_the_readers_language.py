@@ -1,0 +1,304 @@
+"""Sentences written when something happens and shown later: kept as facts (or as a message and
+its parameters) beside an English record, and said when they are read, in the reader's language
+and time zone. Each kind in English and in German, and a row from before the facts were kept,
+which shows the sentence it kept."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.template import Context, Template
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from integrations.kv_value import CanarySettings
+from metrics.models import AlertRule, MinuteBucket
+from monitoring.drift_words import findings_words
+from monitoring.models import DriftEvent
+from rollout.models import ConfigChange, Preferences, PreviewCheck, PreviewRun, Signature
+from rollout.services import controls, evidence_words, signoff
+from rollout.services import preview as preview_suite
+from rollout.services.evidence import build
+from rollout.services.preview_words import config, decimal, said
+from rollout.templatetags.audit_words import describe_change
+from tests.conftest import client_for, make_environment
+from tests.support.rollouts import NOW, attest_all, observing, sign
+
+pytestmark = pytest.mark.django_db
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def in_german(function, *args):
+    with translation.override("de"), timezone.override(BERLIN):
+        return function(*args)
+
+
+# --- a decision's frozen evidence ----------------------------------------------------------------
+
+
+def test_the_evidence_keeps_english_and_utc_and_a_page_says_it_in_its_reader_s(
+    production_at_b2a, tech_lead
+):
+    run = observing(production_at_b2a)
+    attest_all(run, tech_lead)
+    with translation.override("de"), timezone.override(BERLIN):
+        document = build(run, NOW).document
+    recommendation = document["recommendation"]
+    criteria = {criterion["key"]: criterion for criterion in recommendation["criteria"]}
+    upload = criteria["upload_flow"]
+    at = datetime.fromisoformat(upload["figures"]["at"])
+
+    # Kept: English, UTC, whoever built it.
+    assert (
+        upload["detail"]
+        == f"upload flow healthy, attested by theo at {at:%Y-%m-%d %H:%M} UTC: checked"
+    )
+    assert criteria["native_traffic"]["detail"] == "native traffic 57,600 requests ≥ 500"
+    # Said: in the reader's language and zone, from the figures.
+    berlin = at.astimezone(BERLIN)
+    assert in_german(evidence_words.criterion_words, upload, recommendation) == (
+        f"Upload-Ablauf gesund, bestätigt von theo am {berlin:%Y-%m-%d %H:%M} CET: checked"
+    )
+    assert in_german(
+        evidence_words.criterion_words, criteria["native_traffic"], recommendation
+    ) == ("Native-Traffic 57.600 Anfragen ≥ 500")
+    assert in_german(evidence_words.criterion_words, criteria["native_5xx"], recommendation) == (
+        "Native-5xx 0,00% (95-%-KI 0,00–0,01%) < 1,5%"
+    )
+    # Read in English, every sentence is the one kept (here the page's zone is UTC too).
+    with timezone.override(UTC):
+        for criterion in recommendation["criteria"]:
+            said_now = evidence_words.criterion_words(criterion, recommendation)
+            assert said_now == criterion["detail"]
+
+
+def test_a_criterion_its_figures_do_not_say_shows_the_sentence_it_kept():
+    older = {"key": "native_5xx", "status": "pass", "figures": {}, "detail": "as it was kept"}
+    unknown = {"key": "a_later_rule", "status": "pass", "figures": {}, "detail": "kept too"}
+
+    assert in_german(evidence_words.criterion_words, older, {}) == "as it was kept"
+    assert in_german(evidence_words.criterion_words, unknown, {}) == "kept too"
+
+
+def test_the_digest_never_depends_on_the_reader_even_with_incidents(production_at_b2a, devops):
+    run = observing(production_at_b2a)
+    controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=devops)
+    ConfigChange.objects.filter(kind=ConfigChange.Kind.EMERGENCY_STOP).update(
+        requested_at=NOW - timedelta(hours=2)
+    )
+    with translation.override("de"), timezone.override(BERLIN):
+        german = build(run, NOW)
+    english = build(run, NOW)
+
+    assert german.digest == english.digest
+    incident = english.document["incidents"][0]
+    assert incident["summary"] == "emergency stop by dana: spike"
+    incidents = next(
+        c for c in english.document["recommendation"]["criteria"] if c["key"] == "incidents"
+    )
+    moment = datetime.fromisoformat(incident["at"]).astimezone(BERLIN)
+    assert in_german(evidence_words.criterion_words, incidents, {}) == (
+        f"1 Vorfall im Fenster: NOT-AUS am {moment:%Y-%m-%d %H:%M} CET: "
+        "emergency stop by dana: spike"
+    )
+
+
+def test_a_signature_that_no_longer_counts_says_why_in_its_reader_s_language(
+    production_at_b2a, tech_lead, devops
+):
+    run = observing(production_at_b2a)
+    attest_all(run, tech_lead)
+    sign(run, tech_lead, "tech_lead")
+    MinuteBucket.objects.filter(
+        environment=production_at_b2a, minute=run.in_effect_at, cohort="native"
+    ).update(requests=80)
+    sign(run, devops, "devops")
+    first = Signature.objects.get(signer=tech_lead)
+
+    assert first.invalidated_reason == (
+        "evidence changed before the second signature: requests 576,000 → 576,040; "
+        "native share 10% → 10.006%; native requests 57,600 → 57,640"
+    )
+    template = Template("{% load evidence_words %}{{ signature|no_longer_counts }}")
+    with translation.override("de"):
+        assert template.render(Context({"signature": first})) == (
+            "die Belege haben sich vor der zweiten Unterschrift geändert: Anfragen 576.000 → "
+            "576.040; Native-Anteil 10% → 10,006%; native Anfragen 57.600 → 57.640"
+        )
+    first.invalidated_because = {}  # a signature from before the facts were kept
+    with translation.override("de"):
+        assert template.render(Context({"signature": first})) == first.invalidated_reason
+
+
+def test_a_withdrawn_decision_s_signatures_say_who_withdrew_it(production_at_b2a, tech_lead):
+    run = observing(production_at_b2a)
+    attest_all(run, tech_lead)
+    decision = sign(run, tech_lead, "tech_lead").decision
+    signoff.withdraw(decision=decision, person=tech_lead, note="wrong window", now=NOW)
+    signature = Signature.objects.get(decision=decision)
+
+    assert signature.invalidated_reason == "decision withdrawn by theo"
+    with translation.override("de"):
+        assert signoff.invalidation_words(signature.invalidated_because, "") == (
+            "Entscheidung zurückgezogen von theo"
+        )
+
+
+# --- alert rules, drift, audit --------------------------------------------------------------------
+
+
+def test_an_alert_rule_s_condition_in_the_reader_s_language():
+    rule = AlertRule(kind="native_5xx_rate", threshold=1.5, for_minutes=5, severity="warning")
+    stale = AlertRule(kind="logs_stale", threshold=15, severity="critical")
+
+    assert rule.describe() == "native 5xx rate above (%) 1.5 for 5 min (warning)"
+    assert stale.describe() == "no new logs for more than (minutes) 15 (critical)"
+    with translation.override("de"):
+        assert rule.describe() == "Native-5xx-Rate über (%) 1,5 für 5 Min. (Warnung)"
+        assert stale.describe() == "keine neuen Logs seit mehr als (Minuten) 15 (kritisch)"
+
+
+def test_what_a_drift_check_found_in_the_reader_s_language():
+    findings = [
+        {
+            "kind": "external",
+            "kv": {"settings": CanarySettings(50, "B2a", False).as_dict()},
+            "desired": CanarySettings(10, "B2a", False).as_dict(),
+            "version": 3,
+        },
+        {
+            "kind": "edge_behind",
+            "edge": {"emergency_proxy": True, "tag": "B2a"},
+            "kv": CanarySettings(10, "B2a", False).as_dict(),
+            "waited": 95,
+            "allowance": 60,
+        },
+    ]
+
+    assert findings_words(findings) == (
+        "KV holds 50%, tag B2a, desired is 10%, tag B2a (version 3); it was changed outside "
+        "the dashboard; the edge reports EMERGENCY, tag B2a, KV holds 10%, tag B2a since 95s "
+        "(allowance 60s)"
+    )
+    with translation.override("de"):
+        assert findings_words(findings) == (
+            "KV enthält 50%, Tag B2a, Soll ist 10%, Tag B2a (Version 3); es wurde außerhalb des "
+            "Dashboards geändert; die Edge meldet NOT-AUS, Tag B2a, KV enthält 10%, Tag B2a seit "
+            "95 s (Spielraum 60 s)"
+        )
+        assert findings_words([], "kept before the findings were") == (
+            "kept before the findings were"
+        )
+    event = DriftEvent(old_kv_state="in_sync", new_kv_state="external", detail="as kept")
+    with translation.override("de"):
+        assert event.kv_change == "entspricht dem Soll → außerhalb des Dashboards geändert"
+        assert event.detail_words == "as kept"
+
+
+def test_what_an_audit_entry_changed_in_the_reader_s_language():
+    before = {"canary_percent": 10, "canary_tag": "B2a", "emergency_proxy": False}
+    after = {"canary_percent": 25, "canary_tag": "B2b", "emergency_proxy": False}
+
+    with translation.override("de"):
+        assert describe_change(before, after) == "Prozent 10% → 25%, Tag B2a → B2b"
+        assert describe_change(None, after) == "Prozent 25%, Tag B2b, NOT-AUS aus"
+        assert describe_change({"state": "observing"}, None) == "war Zustand observing"
+        assert describe_change(after, after) == "keine Änderung"
+
+
+# --- the preview suite ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def preview_run(edge, release_manager):
+    preview = make_environment(edge, name="preview")
+    controls.adopt_existing_config(
+        environment=preview, settings=CanarySettings(10, "B2a", False), system="test"
+    )
+    return preview_suite.create_run(environment=preview, build="b1", started_by=release_manager)
+
+
+def test_what_a_preview_check_saw_in_the_reader_s_language(preview_run):
+    emergency = preview_run.checks.get(name=PreviewCheck.Name.EMERGENCY_PROXY)
+    result = preview_suite.passed(
+        [
+            said(
+                "100%% proxy (%(routing)s), in effect %(seconds)ss after the request",
+                routing="cohort=proxy;reason=emergency",
+                seconds=decimal(0.14, ".1f"),
+            ),
+            "; ",
+            said(
+                "restored %(config)s as version %(version)s",
+                config=config(CanarySettings(10, "B2a", False)),
+                version=3,
+            ),
+        ],
+        {},
+    )
+    preview_suite._record(emergency, result)
+    emergency.refresh_from_db()
+
+    assert emergency.note == (
+        "100% proxy (cohort=proxy;reason=emergency), in effect 0.1s after the request; "
+        "restored 10%, tag B2a as version 3"
+    )
+    assert emergency.said == emergency.note
+    with translation.override("de"):
+        assert emergency.said == (
+            "100% Proxy (cohort=proxy;reason=emergency), wirksam 0,1 s nach der Anfrage; "
+            "10%, Tag B2a als Version 3 wiederhergestellt"
+        )
+    PreviewCheck.objects.filter(pk=emergency.pk).update(words=[])  # a check from before
+    emergency.refresh_from_db()
+    with translation.override("de"):
+        assert emergency.said == emergency.note
+
+
+def test_the_preview_report_file_speaks_the_team_s_language_throughout(
+    preview_run, release_manager
+):
+    preview_suite._record(
+        preview_run.checks.get(name=PreviewCheck.Name.RATE_LIMIT),
+        preview_suite.failed(
+            said("request %(number)s of the burst answered %(status)s", number=3, status=500)
+        ),
+    )
+    PreviewRun.objects.filter(pk=preview_run.pk).update(
+        state="failed", finished_at=datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    )
+    service = preview_run.environment.service
+    service.language = "de"
+    service.save()
+    Preferences.objects.create(user=release_manager, language="en-gb")
+    url = reverse("rollout:preview_report_markdown", args=[preview_run.public_id])
+
+    text = client_for(release_manager).get(url).content.decode()
+
+    assert "# pix-immo-api Preview-Testsuite — Testergebnisse" in text
+    assert "**Datum:** 2026-12-01 12:00 UTC" in text
+    assert (
+        "| Rate-Begrenzung | ❌ FEHLGESCHLAGEN | Anfrage 3 der Salve wurde mit 500 beantwortet |"
+        in (text)
+    ), text
+    assert "**NO-GO** — starte mit diesem Build keine Produktionsphase." in text
+    giveaways = re.compile(r"\b(the|request|passed|failed|finished|Decision|Next steps)\b")
+    assert not giveaways.search(text), giveaways.search(text)
+
+
+# --- names and states -----------------------------------------------------------------------------
+
+
+def test_roles_and_states_are_named_in_the_reader_s_language(production_at_b2a, tech_lead):
+    run = observing(production_at_b2a)
+    Preferences.objects.create(user=tech_lead, language="de")
+    run.state = "decided"
+    run.save()
+
+    page = client_for(tech_lead).get(reverse("rollout:phase_run", args=[run.public_id]))
+    text = page.content.decode()
+
+    assert "theo · Tech Lead</span>" in text
+    assert '<strong id="phase-state">Entschieden</strong>' in text

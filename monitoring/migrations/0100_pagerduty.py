@@ -1,4 +1,4 @@
-"""PagerDuty as a notification channel (issue 6): the channel choice, the incident's dedup key
+"""PagerDuty as a notification channel: the channel choice, the incident's dedup key
 and the event action (trigger / resolve) of each message.
 
 Numbered 0100 so it does not clash with migrations added beside it; its dependency is the latest

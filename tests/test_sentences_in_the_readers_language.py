@@ -16,7 +16,14 @@ from integrations.kv_value import CanarySettings
 from metrics.models import AlertRule, MinuteBucket
 from monitoring.drift_words import findings_words
 from monitoring.models import DriftEvent
-from rollout.models import ConfigChange, Preferences, PreviewCheck, PreviewRun, Signature
+from rollout.models import (
+    AuditEntry,
+    ConfigChange,
+    Preferences,
+    PreviewCheck,
+    PreviewRun,
+    Signature,
+)
 from rollout.services import controls, evidence_words, signoff
 from rollout.services import preview as preview_suite
 from rollout.services.evidence import build
@@ -302,3 +309,58 @@ def test_roles_and_states_are_named_in_the_reader_s_language(production_at_b2a, 
 
     assert "theo · Tech Lead</span>" in text
     assert '<strong id="phase-state">Entschieden</strong>' in text
+
+
+# --- the runbook's check-ins ----------------------------------------------------------------------
+
+
+def test_check_ins_are_named_from_their_offset_in_the_reader_s_language(
+    production_at_b2a, release_manager
+):
+    with translation.override("de"):  # a window begun by a German-speaking request
+        run = observing(production_at_b2a, hours_ago=3)
+    check_ins = list(run.check_ins.order_by("offset"))
+
+    # Kept in English for the record, whoever began the window.
+    assert [item.label for item in check_ins] == [
+        "T+0",
+        "T+30 min",
+        "T+2 h",
+        "T+6 h",
+        "T+12 h",
+        "T+24 h",
+    ]
+    assert [in_german(lambda item=item: item.label_words) for item in check_ins] == [
+        "T+0",
+        "T+30 Min.",
+        "T+2 Std.",
+        "T+6 Std.",
+        "T+12 Std.",
+        "T+24 Std.",
+    ]
+    older = check_ins[1]
+    older.label = "T+30 Min."  # a row kept in the language of the request that began it
+    assert older.label_words == "T+30 min"
+
+    Preferences.objects.create(user=release_manager, language="de")
+    client = client_for(release_manager)
+    phase = client.get(reverse("rollout:phase_run", args=[run.public_id])).content.decode()
+    timeline = phase[phase.index('id="timeline"') :]
+    assert "<strong>T+2 Std.</strong>" in timeline
+    assert '<span class="badge status-due">fällig</span>' in timeline
+    assert '<span class="badge status-upcoming">anstehend</span>' in timeline
+    assert "T+2 Std. bestätigen" in timeline
+    shown = re.sub(r"<[^>]*>", " ", timeline)  # the words, not the attributes
+    assert not re.search(r"T\+\d+ (h|min)\b|\b(due|upcoming|missed|acknowledged)\b", shown)
+    overview = client.get(reverse("rollout:overview")).content.decode()
+    assert "Check-in T+2 Std. ist fällig" in overview
+    assert "Check-in T+30 Min. wurde verpasst" in overview
+
+    done = client.post(
+        reverse("rollout:acknowledge_check_in", args=[check_ins[2].public_id]),
+        {"note": "5xx 0,1 %"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "T+2 Std. bestätigt." in done.content.decode()
+    entry = AuditEntry.objects.get(action="phase.check_in")
+    assert entry.detail == "B2a (10%) T+2 h acknowledged"

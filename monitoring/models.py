@@ -39,7 +39,7 @@ class HealthCheck(models.Model):
     )
     checked_at = models.DateTimeField(default=timezone.now)
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
-    # In English for the record (the API, the hourly summaries); ``words`` keeps each as its
+    # In English for the record (the log, the hourly summaries); ``words`` keeps each as its
     # message (``integrations.said``), which a page says in its reader's language.
     reason = models.CharField(max_length=300)
     problems = models.JSONField(default=list, blank=True)

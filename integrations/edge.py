@@ -22,14 +22,16 @@ from collections import defaultdict, deque
 
 import redis
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from .edge_qa import EdgeReport, probe_client, probe_qa
+from .said import Said
 
 log = logging.getLogger(__name__)
 
 RESERVED = "reserved"  # the observation and the "in effect" confirmation
 SAMPLER = "sampler"  # the cohort sampler: only what the reserved share leaves
-BUDGET_SPENT = "not probed: no turn left in the edge request budget"
+BUDGET_SPENT = Said(gettext_noop("not probed: no turn left in the edge request budget"))
 
 # KEYS[1]: the environment's window. ARGV: window (ms), turns allowed to this caller, a unique id.
 # Returns 0 when a turn was taken, else the milliseconds until one may be free.

@@ -6,7 +6,8 @@ unknown keys), with what was odd reported in ``problems`` instead of raised.
 Nothing the network sends is trusted: every way an answer can be wrong (no header, a header that
 does not parse, a body that is not JSON or lacks fields, wrong types, another environment, a
 component in error, a timeout, a redirect loop, a huge or endless body) comes back as a reason in
-words, never as an exception.
+words, never as an exception: a ``Said`` (integrations/said.py), English for the record with its
+message, which a page says in its reader's language; what the edge sent stays as it was sent.
 """
 
 import asyncio
@@ -20,6 +21,9 @@ from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar
 
 import httpx
+from django.utils.translation import gettext_noop
+
+from .said import Said
 
 COHORTS = ("native", "proxy")
 REASONS = ("sampled", "cookie", "header", "emergency")
@@ -30,6 +34,13 @@ HEALTHY_STATUSES = ("healthy", "ok")
 MAX_REDIRECTS = 5
 # A Retry-After beyond this is not believed: a probe run must end.
 MAX_RETRY_AFTER_SECONDS = 60.0
+TIMED_OUT = gettext_noop("timed out")
+REDIRECT_LOOP = gettext_noop("too many redirects (a redirect loop?)")
+HTTP_STATUS = gettext_noop("HTTP %(status)s")
+LACKS = gettext_noop("body lacks %(key)s")
+EXPECTED = gettext_noop("%(key)s is %(value)s, expected %(expected)s")
+UNKNOWN_KEY = gettext_noop("the body carries an unknown key %(key)s")
+A_STRING = gettext_noop("a string")
 
 
 @dataclass
@@ -127,6 +138,8 @@ class EdgeReport:
             "health": (self.body or {}).get("health"),
             "header_problems": self.header.problems if self.header else [],
             "error": self.error,
+            # The error's message, said on a page in its reader's language.
+            **({"error_said": self.error.words()} if isinstance(self.error, Said) else {}),
         }
 
 
@@ -154,25 +167,30 @@ def probe_qa(
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
-                    report.error = f"body larger than {MAX_BODY_BYTES} bytes"
+                    report.error = Said(
+                        gettext_noop("body larger than %(limit)s bytes"), limit=MAX_BODY_BYTES
+                    )
                     break
                 if max_seconds is not None and time.perf_counter() - started > max_seconds:
-                    report.error = f"timed out (body still arriving after {max_seconds:g}s)"
+                    report.error = Said(
+                        gettext_noop("timed out (body still arriving after %(seconds)ss)"),
+                        seconds=f"{max_seconds:g}",
+                    )
                     break
     except httpx.TimeoutException:
-        report.error = "timed out"
+        report.error = Said(TIMED_OUT)
         return report
     except httpx.TooManyRedirects:
-        report.error = "too many redirects (a redirect loop?)"
+        report.error = Said(REDIRECT_LOOP)
         return report
     except httpx.HTTPError as exc:
-        report.error = f"unreachable: {exc}"
+        report.error = Said(gettext_noop("unreachable: %(error)s"), error=str(exc))
         return report
     report.latency_ms = round((time.perf_counter() - started) * 1000, 1)
     report.status_code = response.status_code
     if response.status_code == 429:
         report.retry_after = parse_retry_after(response.headers.get("retry-after"))
-        report.error = report.error or "rate limited (429)"
+        report.error = report.error or Said(gettext_noop("rate limited (429)"))
         return report
     report.header_raw = response.headers.get("x-pix-canary")
     report.header = parse_canary_header(report.header_raw)
@@ -182,15 +200,15 @@ def probe_qa(
     if report.error:
         return report
     if response.status_code != 200:
-        report.error = f"HTTP {response.status_code}"
+        report.error = Said(HTTP_STATUS, status=response.status_code)
     try:
         parsed = json.loads(body, parse_constant=_not_json, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError):
-        report.error = report.error or "body is not JSON"
+        report.error = report.error or Said(gettext_noop("body is not JSON"))
         report.body_excerpt = body[:300].decode("utf-8", "replace")
         return report
     if not isinstance(parsed, dict):
-        report.error = report.error or "body is JSON but not an object"
+        report.error = report.error or Said(gettext_noop("body is JSON but not an object"))
         report.body_excerpt = body[:300].decode("utf-8", "replace")
         return report
     report.body = parsed
@@ -284,10 +302,12 @@ def validate_qa_body(body: dict, *, expected_environment: str | None = None) -> 
     problems = []
     for key, kind in (("status", str), ("environment", str), ("canary", dict), ("health", dict)):
         if key not in body:
-            problems.append(f"body lacks {key!r}")
+            problems.append(Said(LACKS, key=repr(key)))
         elif not isinstance(body[key], kind):
-            expected = "an object" if kind is dict else "a string"
-            problems.append(f"{key!r} is {_type_name(body[key])}, expected {expected}")
+            expected = Said(gettext_noop("an object") if kind is dict else A_STRING)
+            problems.append(
+                Said(EXPECTED, key=repr(key), value=_type_name(body[key]), expected=expected)
+            )
     environment = body.get("environment")
     if (
         expected_environment is not None
@@ -295,7 +315,11 @@ def validate_qa_body(body: dict, *, expected_environment: str | None = None) -> 
         and environment != expected_environment
     ):
         problems.append(
-            f"answered for environment {environment!r}, but {expected_environment!r} was probed"
+            Said(
+                gettext_noop("answered for environment %(answered)s, but %(probed)s was probed"),
+                answered=repr(environment),
+                probed=repr(expected_environment),
+            )
         )
     canary = body.get("canary")
     if isinstance(canary, dict):
@@ -305,24 +329,31 @@ def validate_qa_body(body: dict, *, expected_environment: str | None = None) -> 
         problems += _health_problems(health)
     status = body.get("status")
     if isinstance(status, str) and status not in HEALTHY_STATUSES:
-        problems.append(f"status is {status!r}")
+        problems.append(Said(gettext_noop("status is %(status)s"), status=repr(status)))
     return problems
 
 
 def _canary_problems(canary: dict) -> list[str]:
     problems = []
     checks = (
-        ("percent", lambda v: _is_int(v) and 0 <= v <= 100, "an integer 0–100"),
-        ("tag", lambda v: isinstance(v, str), "a string"),
-        ("emergency_proxy", lambda v: isinstance(v, bool), "true or false"),
-        ("cohort", lambda v: v in COHORTS, '"native" or "proxy"'),
-        ("reason", lambda v: isinstance(v, str), "a string"),
+        ("percent", lambda v: _is_int(v) and 0 <= v <= 100, gettext_noop("an integer 0–100")),
+        ("tag", lambda v: isinstance(v, str), A_STRING),
+        ("emergency_proxy", lambda v: isinstance(v, bool), gettext_noop("true or false")),
+        ("cohort", lambda v: v in COHORTS, gettext_noop('"native" or "proxy"')),
+        ("reason", lambda v: isinstance(v, str), A_STRING),
     )
     for key, valid, expected in checks:
         if key not in canary:
-            problems.append(f"body lacks 'canary.{key}'")
+            problems.append(Said(LACKS, key=f"'canary.{key}'"))
         elif not valid(canary[key]):
-            problems.append(f"'canary.{key}' is {_short(canary[key])}, expected {expected}")
+            problems.append(
+                Said(
+                    EXPECTED,
+                    key=f"'canary.{key}'",
+                    value=_short(canary[key]),
+                    expected=Said(expected),
+                )
+            )
     return problems
 
 
@@ -330,16 +361,24 @@ def _health_problems(health: dict) -> list[str]:
     problems = []
     for component in HEALTH_COMPONENTS:
         state = health.get(component)
+        key = f"'health.{component}'"
         if component not in health:
-            problems.append(f"body lacks 'health.{component}'")
+            problems.append(Said(LACKS, key=key))
         elif not isinstance(state, str):
-            problems.append(f"'health.{component}' is {_type_name(state)}, expected a string")
-        elif state.startswith("error:"):
-            problems.append(f"{component} reports {state[:200]}")
-        elif state != "ok":
             problems.append(
-                f'\'health.{component}\' is {state[:100]!r}, expected "ok" or "error: …"'
+                Said(EXPECTED, key=key, value=_type_name(state), expected=Said(A_STRING))
             )
+        elif state.startswith("error:"):
+            problems.append(
+                Said(
+                    gettext_noop("%(component)s reports %(state)s"),
+                    component=component,
+                    state=state[:200],
+                )
+            )
+        elif state != "ok":
+            expected = Said(gettext_noop('"ok" or "error: …"'))
+            problems.append(Said(EXPECTED, key=key, value=repr(state[:100]), expected=expected))
     return problems
 
 
@@ -347,11 +386,22 @@ def header_problem(report: EdgeReport) -> str | None:
     """Why the answer's X-Pix-Canary header cannot be read, if it cannot."""
     header = report.header
     if not (report.header_raw or "").strip() or header is None:
-        return "no X-Pix-Canary header"
+        return Said(gettext_noop("no X-Pix-Canary header"))
     if header.valid:
         return None
-    bad = [p.removeprefix("bad header: ") for p in header.problems if p.startswith("bad")]
-    return f"X-Pix-Canary header {_short(report.header_raw)} does not parse ({'; '.join(bad)})"
+    # The header is there but does not parse: a cohort is missing, or not one of ours
+    # (``parse_canary_header``'s "bad header" problems).
+    if header.cohort is None:
+        why = Said(gettext_noop("no cohort"))
+    else:
+        why = Said(
+            gettext_noop("cohort %(cohort)s is not native or proxy"), cohort=repr(header.cohort)
+        )
+    return Said(
+        gettext_noop("X-Pix-Canary header %(header)s does not parse (%(why)s)"),
+        header=_short(report.header_raw),
+        why=why,
+    )
 
 
 def body_disagreement(report: EdgeReport) -> str | None:
@@ -360,12 +410,14 @@ def body_disagreement(report: EdgeReport) -> str | None:
     header = report.header
     if header is None or not header.valid:
         return None
-    said = "the X-Pix-Canary header says {0}={1} but the body says {0}={2}"
+    said = gettext_noop(
+        "the X-Pix-Canary header says %(key)s=%(header)s but the body says %(key)s=%(body)s"
+    )
     cohort, reason = report.canary.get("cohort"), report.canary.get("reason")
     if cohort in COHORTS and cohort != header.cohort:
-        return said.format("cohort", header.cohort, cohort)
+        return Said(said, key="cohort", header=header.cohort, body=cohort)
     if isinstance(reason, str) and header.reason is not None and reason != header.reason:
-        return said.format("reason", header.reason, reason[:40])
+        return Said(said, key="reason", header=header.reason, body=reason[:40])
     return None
 
 
@@ -374,15 +426,34 @@ def cookie_problem(report: EdgeReport) -> str | None:
     header = report.header
     cohort = header.cohort if header is not None and header.valid else None
     cookie = report.cookie_cohort
+    if cookie is None and cohort:
+        return Said(
+            gettext_noop(
+                "no %(cookie)s cookie set, expected %(wanted)s to keep the client in its cohort"
+            ),
+            cookie=COHORT_COOKIE,
+            wanted=f"{COHORT_COOKIE}={cohort}",
+        )
     if cookie is None:
-        wanted = f"{COHORT_COOKIE}={cohort}" if cohort else "one"
-        return f"no {COHORT_COOKIE} cookie set, expected {wanted} to keep the client in its cohort"
+        return Said(
+            gettext_noop("no %(cookie)s cookie set, expected one to keep the client in its cohort"),
+            cookie=COHORT_COOKIE,
+        )
     if cookie not in COHORTS:
-        return f"the {COHORT_COOKIE} cookie holds {_short(cookie)}, expected native or proxy"
+        return Said(
+            gettext_noop("the %(cookie)s cookie holds %(value)s, expected native or proxy"),
+            cookie=COHORT_COOKIE,
+            value=_short(cookie),
+        )
     if cohort is not None and cookie != cohort:
-        return (
-            f"the {COHORT_COOKIE} cookie says {cookie} but the X-Pix-Canary header says "
-            f"cohort={cohort}"
+        return Said(
+            gettext_noop(
+                "the %(cookie)s cookie says %(value)s but the X-Pix-Canary header says "
+                "cohort=%(cohort)s"
+            ),
+            cookie=COHORT_COOKIE,
+            value=cookie,
+            cohort=cohort,
         )
     return None
 
@@ -432,27 +503,38 @@ def qa_warnings(report: EdgeReport) -> list[str]:
             if problem.startswith("unknown: ")
         ]
     body = report.body or {}
-    warnings += [f"the body carries an unknown key {_short(key)}" for key in body
-                 if key not in DOCUMENT_KEYS]  # fmt: skip
+    warnings += [Said(UNKNOWN_KEY, key=_short(key)) for key in body if key not in DOCUMENT_KEYS]
     canary = report.canary
-    warnings += [f"the body carries an unknown key 'canary.{_short(key)[1:-1]}'"
+    warnings += [Said(UNKNOWN_KEY, key=f"'canary.{_short(key)[1:-1]}'")
                  for key in canary if key not in CANARY_KEYS]  # fmt: skip
     reason = canary.get("reason")
     header_reason = header.reason if header is not None else None
     if isinstance(reason, str) and reason not in REASONS and reason != header_reason:
-        warnings.append(f"the body gives an unknown reason {_short(reason)}")
+        warnings.append(
+            Said(gettext_noop("the body gives an unknown reason %(reason)s"), reason=_short(reason))
+        )
     health = body.get("health")
     if isinstance(health, dict):
         warnings += [
-            f"health reports a component the contract does not name: {_short(name)} is "
-            f"{_short(state)}"
+            Said(
+                gettext_noop(
+                    "health reports a component the contract does not name: %(name)s is %(state)s"
+                ),
+                name=_short(name),
+                state=_short(state),
+            )
             for name, state in health.items()
             if name not in HEALTH_COMPONENTS
         ]
     attributes = report.cookie_attributes
     if attributes is not None and "secure" not in attributes:
         warnings.append(
-            f"the {COHORT_COOKIE} cookie is not Secure (a browser would send it over plain HTTP)"
+            Said(
+                gettext_noop(
+                    "the %(cookie)s cookie is not Secure (a browser would send it over plain HTTP)"
+                ),
+                cookie=COHORT_COOKIE,
+            )
         )
     return warnings
 
@@ -462,12 +544,22 @@ def _header_oddity(problem: str, header: CanaryHeader) -> str:
     kind, _, rest = problem.partition(" ")
     if kind == "key":
         value = header.unknown.get(rest.strip("'"), "")
-        return f"X-Pix-Canary has an unknown key {rest} (={_short(value)[1:-1]})"
-    if kind in ("version", "reason"):
-        return f"X-Pix-Canary has an unknown {problem}"
-    if kind == "stray":
-        return f"X-Pix-Canary has a {problem}"
-    return f"X-Pix-Canary gives {problem.replace(' given', '')}"  # "tag given twice"
+        return Said(
+            gettext_noop("X-Pix-Canary has an unknown key %(key)s (=%(value)s)"),
+            key=rest,
+            value=_short(value)[1:-1],
+        )
+    if kind == "version":
+        return Said(gettext_noop("X-Pix-Canary has an unknown version %(value)s"), value=rest)
+    if kind == "reason":
+        return Said(gettext_noop("X-Pix-Canary has an unknown reason %(value)s"), value=rest)
+    if kind == "stray":  # "stray element 'x'"
+        return Said(
+            gettext_noop("X-Pix-Canary has a stray element %(value)s"),
+            value=rest.removeprefix("element "),
+        )
+    # "tag given twice"
+    return Said(gettext_noop("X-Pix-Canary gives %(key)s twice"), key=kind)
 
 
 # --- clients --------------------------------------------------------------------------------------

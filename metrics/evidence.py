@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Sum
+from django.utils.translation import gettext_noop
 
+from rollout.services.preview_words import record, said
 from rollout.services.recommendation import Incident
 
 from .figures import Figures, combined, load_minutes, split
@@ -35,15 +37,19 @@ def critical_alerts(environment_id: int, start: datetime, end: datetime) -> list
         minute__gte=start,
         minute__lt=end,
     ).select_related("alert__rule")
-    return [
-        Incident(
-            kind="critical_alert",
-            at=event.minute,
-            # Frozen in the evidence: English (evidence.build speaks it), never the reader's.
-            summary=f"critical alert {event.alert.rule.name}: {event.alert.rule.describe()}",
-        )
-        for event in events.order_by("minute", "id")
-    ]
+    return [_critical(event) for event in events.order_by("minute", "id")]
+
+
+def _critical(event: AlertEvent) -> Incident:
+    rule = event.alert.rule
+    summary = said(
+        gettext_noop("critical alert %(rule)s: %(condition)s"),
+        rule=rule.name,
+        condition=rule.condition_said(),
+    )
+    # Frozen in the evidence: its summary in English whoever builds it, and its message and
+    # facts, which a page says in its reader's language.
+    return Incident(kind="critical_alert", at=event.minute, summary=record(summary), said=summary)
 
 
 def newest_log_at(environment_id: int) -> datetime | None:

@@ -4,12 +4,12 @@ from datetime import timedelta
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.formats import number_format
-from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from rollout.models import ConfigChange, Environment, Service
 from rollout.models.fields import person
+from rollout.services.preview_words import decimal, said, words_text
+from rollout.team_language import for_the_record
 
 COHORT_CHOICES = [("native", "native"), ("proxy", "proxy"), ("unknown", "unknown")]
 
@@ -269,15 +269,24 @@ class AlertRule(models.Model):
     def describe(self) -> str:
         """The rule's condition in words, in the active language: "native 5xx rate above (%)
         1.5 for 5 min (warning)"."""
+        return words_text([self.condition_said()])
+
+    def condition_said(self) -> dict:
+        """The rule's condition as a message and its facts (``preview_words.said``): a text kept
+        for the record (an incident in a decision's evidence) says it again in its reader's
+        language."""
         words = {
-            "kind": self.get_kind_display(),
-            "threshold": number_format(f"{self.threshold:g}"),
-            "minutes": self.for_minutes,
-            "severity": SEVERITY_WORDS.get(self.severity, self.severity),
+            "kind": said(for_the_record(str, self.get_kind_display())),
+            "threshold": decimal(self.threshold),
+            "severity": said(for_the_record(str, SEVERITY_WORDS.get(self.severity, self.severity))),
         }
         if self.for_minutes:
-            return _("%(kind)s %(threshold)s for %(minutes)s min (%(severity)s)") % words
-        return _("%(kind)s %(threshold)s (%(severity)s)") % words
+            return said(
+                gettext_noop("%(kind)s %(threshold)s for %(minutes)s min (%(severity)s)"),
+                minutes=self.for_minutes,
+                **words,
+            )
+        return said(gettext_noop("%(kind)s %(threshold)s (%(severity)s)"), **words)
 
     @property
     def may_stop(self) -> bool:

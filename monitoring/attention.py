@@ -66,7 +66,7 @@ def _health(check: HealthCheck, environment: Environment) -> Attention:
         text=(
             _("Health check failed: %(reason)s") if failed else _("Health check warns: %(reason)s")
         )
-        % {"reason": check.reason},
+        % {"reason": check.reason_words},
         url=reverse("monitoring:environment", args=[environment.public_id]),
         level="error" if failed else "warn",
         since=check.checked_at,

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from integrations.edge_qa import EdgeReport
 from integrations.kv_value import CanarySettings, read_settings
+from integrations.said import words_of
 from rollout.kv_writer import unanswered_older_writes
 from rollout.models import AuditEntry, ConfigChange, DesiredConfig
 from rollout.permissions import require
@@ -140,7 +141,9 @@ def record(state: DriftState, *, raw: bytes | None, kv_error: str, report: EdgeR
     if report.error:
         edge_state = DriftState.Edge.UNREADABLE
         fields["edge_behind_since"] = None
-        findings.append({"kind": "edge_unreadable", "error": report.error})
+        findings.append(
+            {"kind": "edge_unreadable", "error": report.error, "error_said": words_of(report.error)}
+        )
     elif reference is None:
         edge_state = DriftState.Edge.UNKNOWN
         fields["edge_behind_since"] = None

@@ -6,6 +6,7 @@ language, a row from before the facts were kept shows its ``detail``."""
 from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
+from rollout.services.preview_words import words_text
 
 
 def findings_words(findings: list[dict], kept: str = "") -> str:
@@ -67,7 +68,8 @@ def _finding(finding: dict) -> str:
             "version": finding["version"],
         }
     if kind == "edge_unreadable":
-        return _("the edge could not be read: %(error)s") % finding
+        error = words_text([finding.get("error_said") or finding["error"]], finding["error"])
+        return _("the edge could not be read: %(error)s") % {"error": error}
     if kind == "edge_behind":
         return _(
             "the edge reports %(edge)s, KV holds %(kv)s since %(waited)ss (allowance "

@@ -6,6 +6,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from rollout.services.preview_words import words_text
+
 from .drift_words import findings_words
 
 
@@ -37,9 +39,12 @@ class HealthCheck(models.Model):
     )
     checked_at = models.DateTimeField(default=timezone.now)
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    # In English for the record (the log, the hourly summaries); ``words`` keeps each as its
+    # message (``integrations.said``), which a page says in its reader's language.
     reason = models.CharField(max_length=300)
     problems = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
+    words = models.JSONField(default=dict, blank=True)
     url = models.CharField(max_length=300)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -82,6 +87,29 @@ class HealthCheck(models.Model):
     @property
     def ok(self) -> bool:
         return self.verdict == self.Verdict.OK
+
+    @property
+    def reason_words(self) -> str:
+        """The reason in the active language; as kept for a check from before the words were."""
+        return _said(self.words.get("reason"), self.reason)
+
+    @property
+    def problem_words(self) -> list[str]:
+        return _said_each(self.words.get("problems"), self.problems)
+
+    @property
+    def warning_words(self) -> list[str]:
+        return _said_each(self.words.get("warnings"), self.warnings)
+
+
+def _said(words, kept: str) -> str:
+    return words_text([words], kept) if words else kept
+
+
+def _said_each(words, kept: list) -> list[str]:
+    if not isinstance(words, list) or len(words) != len(kept):
+        return kept
+    return [_said(item, text) for item, text in zip(words, kept, strict=True)]
 
 
 class CohortSample(models.Model):

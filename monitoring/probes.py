@@ -16,15 +16,18 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from integrations.edge import BUDGET_SPENT, is_rate_limited
 from integrations.edge_qa import EdgeReport, judge_qa, qa_warnings
+from integrations.said import Said, words_of
 from rollout.models import Environment
 
 from .models import CohortSample, HealthCheck
 
 log = logging.getLogger(__name__)
 LIMITED_FAILS_AFTER = 4  # checks in a row; about a minute at the observation's interval
+HEALTHY = gettext_noop("healthy")
 
 
 def record_check(environment: Environment, report: EdgeReport) -> HealthCheck:
@@ -37,19 +40,32 @@ def record_check(environment: Environment, report: EdgeReport) -> HealthCheck:
         problems = [reason]
         if limited_by == HealthCheck.LimitedBy.NOT_OURS and _persists(environment):
             verdict = HealthCheck.Verdict.FAILED
-            problems = [f"{reason}, in {LIMITED_FAILS_AFTER} checks in a row"]
+            problems = [
+                Said(
+                    gettext_noop("%(reason)s, in %(checks)s checks in a row"),
+                    reason=reason,
+                    checks=LIMITED_FAILS_AFTER,
+                )
+            ]
     elif problems:
         verdict = HealthCheck.Verdict.FAILED
     else:
         verdict = HealthCheck.Verdict.WARNING if warnings else HealthCheck.Verdict.OK
     body = report.body or {}
     header = report.header
+    reason = problems[0] if problems else warnings[0] if warnings else Said(HEALTHY)
+    problems, warnings = problems[:20], warnings[:20]
     check = HealthCheck.objects.create(
         environment=environment,
         verdict=verdict,
-        reason=(problems[0] if problems else warnings[0] if warnings else "healthy")[:300],
-        problems=[problem[:300] for problem in problems[:20]],
-        warnings=[warning[:300] for warning in warnings[:20]],
+        reason=reason[:300],
+        problems=[problem[:300] for problem in problems],
+        warnings=[warning[:300] for warning in warnings],
+        words={
+            "reason": words_of(reason),
+            "problems": words_of(problems),
+            "warnings": words_of(warnings),
+        },
         url=environment.qa_url[:300],
         status_code=report.status_code,
         latency_ms=report.latency_ms,
@@ -84,15 +100,19 @@ def whose_limit(environment: Environment, report: EdgeReport) -> tuple[str, str]
     """Whose traffic a rate-limited probe ran into, and the reason in words."""
     LimitedBy = HealthCheck.LimitedBy
     if report.error == BUDGET_SPENT:
-        return LimitedBy.OURS, "rate limited (ours): our edge request budget had no turn left"
+        return LimitedBy.OURS, Said(
+            gettext_noop("rate limited (ours): our edge request budget had no turn left")
+        )
     window = timedelta(seconds=settings.EDGE_REQUEST_BUDGET_WINDOW_SECONDS)
     sampling = CohortSample.objects.filter(environment=environment).filter(
         Q(state=CohortSample.State.RUNNING) | Q(finished_at__gte=timezone.now() - window)
     )
     if sampling.exists():
-        return LimitedBy.OURS, "rate limited (ours): the edge said 429 while our cohort sample ran"
-    return LimitedBy.NOT_OURS, (
-        "rate limited (not ours): the edge said 429 while our budget had room"
+        return LimitedBy.OURS, Said(
+            gettext_noop("rate limited (ours): the edge said 429 while our cohort sample ran")
+        )
+    return LimitedBy.NOT_OURS, Said(
+        gettext_noop("rate limited (not ours): the edge said 429 while our budget had room")
     )
 
 

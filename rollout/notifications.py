@@ -132,7 +132,7 @@ def announce_check_in_due(check_in):
         ":alarm_clock: *%(environment)s*: check-in %(label)s of %(run)s is due — %(purpose)s"
     ) % {
         "environment": environment,
-        "label": check_in.label,
+        "label": check_in.label_words,
         "run": run,
         "purpose": _(check_in.purpose),
     }

@@ -9,6 +9,7 @@ import click
 
 from . import output
 from .session import Session, json_option, pass_session
+from .words import _
 
 PAGE_SIZE = 200
 AGO = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -29,7 +30,13 @@ class Moment(click.ParamType):
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            self.fail(f"{value!r} is neither a date/time (2025-11-12T14:30) nor 30m, 2h, 7d", param)
+            self.fail(
+                _(
+                    "{value} is neither a date/time (2025-11-12T14:30) nor 30m, 2h, 7d",
+                    value=repr(value),
+                ),
+                param,
+            )
         return moment if moment.tzinfo else moment.astimezone()
 
 
@@ -70,7 +77,15 @@ def audit(session: Session, since, until, environment, action, actor, limit, as_
     output.show(
         output.table(
             None,
-            ("At", "Actor", "Action", "Environment", "Outcome", "Reason", "Detail"),
+            (
+                _("At"),
+                _("Actor"),
+                _("Action"),
+                _("Environment"),
+                _("Outcome"),
+                _("Reason"),
+                _("Detail"),
+            ),
             [
                 (
                     output.when(e.get("at")),
@@ -86,7 +101,7 @@ def audit(session: Session, since, until, environment, action, actor, limit, as_
         )
     )
     if cursor:
-        output.say(f"(more than {limit} entries: raise --limit or narrow --since)")
+        output.say(_("(more than {limit} entries: raise --limit or narrow --since)", limit=limit))
 
 
 def _iso(moment: datetime | None) -> str | None:

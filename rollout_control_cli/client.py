@@ -4,23 +4,23 @@ are not JSON (a proxy's error page), and a server that cannot be reached."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from .config import TOKEN_VARIABLE
 from .errors import ERROR, REFUSED, CliError
+from .words import N_, _, accept_language
 
 API_PATH = "/api/v1"
 TIMEOUT_SECONDS = 30.0
 USER_AGENT = "rollout-control-cli"
 # What a person can do about a status, said after the server's own words.
 HINTS = {
-    401: "the server did not accept the token: run `rollout-control login` again "
-    f"or set {TOKEN_VARIABLE}",
-    403: "the token's user lacks the permission for this (`rollout-control whoami` lists them)",
+    401: N_(
+        "the server did not accept the token: run `rollout-control login` again or set {variable}"
+    ),
+    403: N_("the token's user lacks the permission for this (`rollout-control whoami` lists them)"),
 }
 
 
@@ -41,29 +41,33 @@ class ApiError(CliError):
 def api_error(response: httpx.Response) -> ApiError:
     problem = _problem(response)
     status = response.status_code
-    title = problem.get("title") or response.reason_phrase or "error"
+    title = problem.get("title") or response.reason_phrase or _("error")
     detail = problem.get("detail") or ""
     lines = [f"{title} (HTTP {status})" + (f": {detail}" if detail else "")]
     for error in problem.get("errors") or []:
         if not isinstance(error, dict):
             continue
-        line = f"{error.get('field') or '(body)'}: {error.get('message', '')}"
+        line = f"{error.get('field') or _('(body)')}: {error.get('message', '')}"
         if line not in detail:
             lines.append(f"  {line}")
     if status == 409 and "current_version" in problem:
         lines.append(
-            f"  the desired config is now at version {problem['current_version']}: "
-            "check `rollout-control status` and try again"
+            "  "
+            + _(
+                "the desired config is now at version {version}: check `rollout-control status` "
+                "and try again",
+                version=problem["current_version"],
+            )
         )
     retry_after = response.headers.get("retry-after")
     if status == 429 and retry_after:
-        lines.append(f"  try again in {retry_after} s")
+        lines.append("  " + _("try again in {seconds} s", seconds=retry_after))
         try:
             problem["retry_after"] = float(retry_after)
         except ValueError:
             pass
     if status in HINTS:
-        lines.append(f"  {HINTS[status]}")
+        lines.append("  " + _(HINTS[status], variable=TOKEN_VARIABLE))
     return ApiError(status, "\n".join(lines), problem)
 
 
@@ -75,20 +79,6 @@ def _problem(response: httpx.Response) -> dict:
         text = " ".join(response.text.split())[:200]
         return {"detail": text} if text else {}
     return body if isinstance(body, dict) else {}
-
-
-def accept_language(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The language of the person's environment, as HTTP names it: the first of ``LC_ALL``,
-    ``LC_MESSAGES`` and ``LANG`` that is set (POSIX's order for messages), "de_DE.UTF-8" → "de".
-    None for the C locale or none set: the server answers in its default, English. The server's
-    words (a refusal, a problem's title and detail) come in this language, unless the token's
-    person chose theirs on "Your settings"."""
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = environ.get(name, "")
-        if value:
-            language = value.split(".")[0].split("@")[0].split("_")[0].lower()
-            return language if language.isalpha() and language not in ("c", "posix") else None
-    return None
 
 
 class Client:
@@ -120,8 +110,12 @@ class Client:
             return response.json()
         except ValueError:
             raise CliError(
-                f"{self.url} answered {response.status_code} with something that is not JSON: "
-                "is it the dashboard's address?"
+                _(
+                    "{url} answered {status} with something that is not JSON: is it the "
+                    "dashboard's address?",
+                    url=self.url,
+                    status=response.status_code,
+                )
             ) from None
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -129,17 +123,26 @@ class Client:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise CliError(
-                f"no answer from {self.url} within {self.timeout:g} s: the server is busy or "
-                "down; what you asked for may or may not have happened (check the status)"
+                _(
+                    "no answer from {url} within {seconds} s: the server is busy or down; what "
+                    "you asked for may or may not have happened (check the status)",
+                    url=self.url,
+                    seconds=f"{self.timeout:g}",
+                )
             ) from None
         except httpx.HTTPError as error:
-            raise CliError(f"cannot reach {self.url}: {error or type(error).__name__}") from None
+            raise CliError(
+                _("cannot reach {url}: {error}", url=self.url, error=error or type(error).__name__)
+            ) from None
         if response.is_error:
             raise api_error(response)
         if response.is_redirect:
             raise CliError(
-                f"{self.url} answered with a redirect to {response.headers.get('location')}: "
-                "is it the dashboard's address?"
+                _(
+                    "{url} answered with a redirect to {location}: is it the dashboard's address?",
+                    url=self.url,
+                    location=response.headers.get("location"),
+                )
             )
         return response
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .errors import CliError
+from .words import _
 
 APP_NAME = "rollout-control"
 URL_VARIABLE = "ROLLOUT_CONTROL_URL"
@@ -30,17 +31,23 @@ def load() -> dict:
     except FileNotFoundError:
         return {}
     except OSError as error:
-        raise CliError(f"cannot read {path}: {error.strerror}") from None
+        raise CliError(_("cannot read {path}: {error}", path=path, error=error.strerror)) from None
     if mode & 0o077:
         click.echo(
-            f"Warning: {path} holds a token and others may read it (mode {mode:o}); "
-            f"run: chmod 600 {path}",
+            _(
+                "Warning: {path} holds a token and others may read it (mode {mode}); run: "
+                "chmod 600 {path}",
+                path=path,
+                mode=f"{mode:o}",
+            ),
             err=True,
         )
     try:
         values = json.loads(text)
     except ValueError:
-        raise CliError(f"{path} is not JSON: run `rollout-control login` again") from None
+        raise CliError(
+            _("{path} is not JSON: run `rollout-control login` again", path=path)
+        ) from None
     return values if isinstance(values, dict) else {}
 
 

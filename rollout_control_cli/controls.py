@@ -20,6 +20,7 @@ from .session import (
     yes_option,
 )
 from .waiting import poll
+from .words import N_, _
 
 reason_option = click.option(
     "--reason", required=True, help="Why: recorded in the audit trail with your name."
@@ -73,13 +74,19 @@ def percent(
     desired = current.get("desired") or {}
     tag = tag or desired.get("tag")
     if not tag:
-        raise click.UsageError("nothing is desired yet: name the tag with --tag")
+        raise click.UsageError(_("nothing is desired yet: name the tag with --tag"))
     if expected_version is None:
         expected_version = desired.get("version", 0)
-    question = f"{_name(current)}: {desired.get('percent', 0)}% → {percent}%, tag {tag}"
+    question = _(
+        "{environment}: {old}% → {new}%, tag {tag}",
+        environment=_name(current),
+        old=desired.get("percent", 0),
+        new=percent,
+        tag=tag,
+    )
     if percent > desired.get("percent", 0):
-        question += " (a raise: a second person must approve it)"
-    confirm(question + ". Go ahead?", yes=yes)
+        question = _("{question} (a raise: a second person must approve it)", question=question)
+    confirm(_("{question}. Go ahead?", question=question), yes=yes)
     body = {
         "percent": percent,
         "tag": tag,
@@ -93,8 +100,13 @@ def percent(
             output.print_json(answer)
         else:
             output.say(
-                f"Request {request['id']}: {request['percent']}% {request.get('tag')} waits for "
-                f"a second person: rollout-control approve {request['id']}"
+                _(
+                    "Request {id}: {percent}% {tag} waits for a second person: "
+                    "rollout-control approve {id}",
+                    id=request["id"],
+                    percent=request["percent"],
+                    tag=request.get("tag"),
+                )
             )
         return
     _changed(client, answer, wait=wait, timeout=wait_timeout, as_json=as_json)
@@ -113,7 +125,7 @@ def approve(session: Session, request_id, note, yes, wait, wait_timeout, as_json
     client = session.client
     if not yes:
         request = client.get(f"/requests/{request_id}")
-        confirm(f"Approve {_request(request)}?", yes=yes)
+        confirm(_("Approve {request}?", request=_request(request)), yes=yes)
     answer = client.post(f"/requests/{request_id}/approve", {"note": note})
     _changed(client, answer, wait=wait, timeout=wait_timeout, as_json=as_json)
 
@@ -129,12 +141,12 @@ def reject(session: Session, request_id, note, yes, as_json):
     client = session.client
     if not yes:
         request = client.get(f"/requests/{request_id}")
-        confirm(f"Reject {_request(request)}?", yes=yes)
+        confirm(_("Reject {request}?", request=_request(request)), yes=yes)
     answer = client.post(f"/requests/{request_id}/reject", {"note": note})
     if as_json:
         output.print_json(answer)
     else:
-        output.say(f"Request {request_id} rejected: nothing changes.")
+        output.say(_("Request {id} rejected: nothing changes.", id=request_id))
 
 
 @env_control
@@ -147,8 +159,12 @@ def stop(session: Session, env, reason, yes, wait, wait_timeout, as_json):
     if not yes:
         current = client.get(path)
         confirm(
-            f"{_name(current)}: EMERGENCY STOP — 100% of traffic to proxy at once "
-            f"(now {output.settings(current.get('desired'))}). Go ahead?",
+            _(
+                "{environment}: EMERGENCY STOP — 100% of traffic to proxy at once (now "
+                "{settings}). Go ahead?",
+                environment=_name(current),
+                settings=output.settings(current.get("desired")),
+            ),
             yes=yes,
         )
     answer = client.post(f"{path}/emergency-stop", {"reason": reason})
@@ -162,7 +178,7 @@ def lift(session: Session, env, reason, yes, wait, wait_timeout, as_json):
         session,
         env,
         "emergency-lift",
-        "lift the emergency stop: traffic follows the percent again",
+        N_("lift the emergency stop: traffic follows the percent again"),
         reason=reason,
         yes=yes,
         wait=wait,
@@ -179,7 +195,7 @@ def rollback(session: Session, env, reason, yes, wait, wait_timeout, as_json):
         session,
         env,
         "rollback",
-        "roll back to 0% native (clients with a native cookie stay native up to 24 h)",
+        N_("roll back to 0% native (clients with a native cookie stay native up to 24 h)"),
         reason=reason,
         yes=yes,
         wait=wait,
@@ -194,9 +210,13 @@ def _act(session: Session, env, route, what, *, reason, yes, wait, timeout, as_j
     path = environment_path(client, env)
     current = client.get(path)
     desired = current.get("desired") or {}
-    confirm(
-        f"{_name(current)}: {what} (now {output.settings(desired or None)}). Go ahead?", yes=yes
+    question = _(
+        "{environment}: {what} (now {settings}). Go ahead?",
+        environment=_name(current),
+        what=_(what),
+        settings=output.settings(desired or None),
     )
+    confirm(question, yes=yes)
     body = {"reason": reason, "expected_version": desired.get("version", 0)}
     answer = client.post(f"{path}/{route}", body)
     _changed(client, answer, wait=wait, timeout=timeout, as_json=as_json)
@@ -209,23 +229,30 @@ def _changed(client: Client, answer: dict, *, wait: bool, timeout: float, as_jso
         change = poll(
             lambda: client.get(f"/changes/{change['id']}"),
             finished=lambda item: item.get("state") in CHANGE_DONE,
-            describe=lambda item: f"change v{item.get('version')}: {item.get('state')}",
+            describe=lambda item: _(
+                "change v{version}: {state}", version=item.get("version"), state=item.get("state")
+            ),
             timeout=timeout,
             interval=WAIT_INTERVAL_SECONDS,
-            what=f"change {change['id']}",
+            what=_("change {id}", id=change["id"]),
         )
         answer = {**answer, "change": change}
     if as_json:
         output.print_json(answer)
     else:
         output.say(
-            f"Change {change['id']}: {change.get('kind')}, version {change.get('version')}, "
-            f"{change.get('state')}."
+            _(
+                "Change {id}: {kind}, version {version}, {state}.",
+                id=change["id"],
+                kind=change.get("kind"),
+                version=change.get("version"),
+                state=change.get("state"),
+            )
         )
     if change.get("state") == "failed":
-        raise CliError(f"change {change['id']} failed: see its environment's page")
+        raise CliError(_("change {id} failed: see its environment's page", id=change["id"]))
     if change.get("state") == "superseded":
-        raise Refused(f"change {change['id']} was overtaken by a newer change")
+        raise Refused(_("change {id} was overtaken by a newer change", id=change["id"]))
 
 
 def _name(environment: dict) -> str:
@@ -233,9 +260,13 @@ def _name(environment: dict) -> str:
 
 
 def _request(request: dict) -> str:
-    return (
-        f"{request.get('environment')}: {request.get('percent')}% {request.get('tag')}, "
-        f"requested by {request.get('requested_by')} ({request.get('reason') or 'no reason'})"
+    return _(
+        "{environment}: {percent}% {tag}, requested by {by} ({reason})",
+        environment=request.get("environment"),
+        percent=request.get("percent"),
+        tag=request.get("tag"),
+        by=request.get("requested_by"),
+        reason=request.get("reason") or _("no reason"),
     )
 
 
@@ -257,4 +288,10 @@ def deployed(session: Session, env, version_id, message, as_json):
     if as_json:
         output.print_json(answer)
     else:
-        output.say(f"{answer['environment']}: version {answer['version_id']} reported deployed.")
+        output.say(
+            _(
+                "{environment}: version {version} reported deployed.",
+                environment=answer["environment"],
+                version=answer["version_id"],
+            )
+        )

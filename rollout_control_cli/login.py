@@ -11,6 +11,7 @@ from . import config, output
 from .client import Client
 from .errors import CliError
 from .session import Session, json_option, pass_session
+from .words import _
 
 
 @click.command()
@@ -23,12 +24,12 @@ def login(session: Session, login_url):
     ROLLOUT_CONTROL_TOKEN variable and --url / ROLLOUT_CONTROL_URL: then nothing is stored."""
     url = (login_url or session.url_option or session.stored.get("url") or "").rstrip("/")
     if not url:
-        url = click.prompt("Dashboard URL", err=True).strip().rstrip("/")
+        url = click.prompt(_("Dashboard URL"), err=True).strip().rstrip("/")
     token = _read_token()
     me = Client(url, token, timeout=session.timeout).get("/whoami")
     path = config.save({"url": url, "token": token})
-    output.say(f"Logged in to {url} as {_who(me)}.")
-    output.say(f"Token stored in {path} (readable by you only).")
+    output.say(_("Logged in to {url} as {who}.", url=url, who=_who(me)))
+    output.say(_("Token stored in {path} (readable by you only).", path=path))
 
 
 @click.command()
@@ -36,9 +37,11 @@ def logout():
     """Forget the stored token (revoke it on the dashboard's API tokens page as well)."""
     path = config.config_path()
     if config.forget():
-        output.say(f"Removed {path}. Revoke the token on the dashboard if it may have leaked.")
+        output.say(
+            _("Removed {path}. Revoke the token on the dashboard if it may have leaked.", path=path)
+        )
     else:
-        output.say("No token was stored.")
+        output.say(_("No token was stored."))
 
 
 @click.command()
@@ -50,25 +53,29 @@ def whoami(session: Session, as_json):
     if as_json:
         output.print_json(me)
         return
-    output.say(f"{_who(me)} at {session.url}")
-    output.say(f"Roles: {', '.join(me.get('roles') or []) or 'none'}")
-    output.say(f"Permissions: {', '.join(me.get('permissions') or []) or 'none'}")
+    output.say(_("{who} at {url}", who=_who(me), url=session.url))
+    output.say(_("Roles: {roles}", roles=", ".join(me.get("roles") or []) or _("none")))
+    permissions = ", ".join(me.get("permissions") or []) or _("none")
+    output.say(_("Permissions: {permissions}", permissions=permissions))
 
 
 def _read_token() -> str:
     if sys.stdin.isatty():
-        token = click.prompt("API token", hide_input=True, err=True)
+        token = click.prompt(_("API token"), hide_input=True, err=True)
     else:
         token = sys.stdin.readline()
     token = token.strip()
     if not token:
-        raise CliError("no token given: paste the token shown once on the API tokens page")
+        raise CliError(_("no token given: paste the token shown once on the API tokens page"))
     return token
 
 
 def _who(me: dict) -> str:
     token = me.get("token") or {}
     expires = token.get("expires_at")
-    return f"{me.get('user')} (token {token.get('name')!r}, {token.get('kind')}, " + (
-        f"expires {output.when(expires)})" if expires else "never expires)"
-    )
+    words = {"user": me.get("user"), "name": repr(token.get("name")), "kind": token.get("kind")}
+    if expires:
+        return _(
+            "{user} (token {name}, {kind}, expires {when})", when=output.when(expires), **words
+        )
+    return _("{user} (token {name}, {kind}, never expires)", **words)

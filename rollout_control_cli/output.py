@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .words import _
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -66,7 +68,7 @@ def facts(title: str, rows: Iterable[Iterable[object]]) -> Table:
     result = Table.grid(padding=(0, 2))
     result.title = title
     result.title_justify = "left"
-    for _ in range(3):
+    for _column in range(3):
         result.add_column(overflow="fold")
     for row in rows:
         result.add_row(*(text(cell) if cell != "" else "" for cell in row))
@@ -82,7 +84,7 @@ def text(value: object) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     return str(value)
 
 
@@ -104,5 +106,9 @@ def settings(values: dict | None) -> str:
     if not values:
         return "—"
     if values.get("emergency"):
-        return f"emergency stop (all to proxy; {values.get('percent')}% {values.get('tag')})"
+        return _(
+            "emergency stop (all to proxy; {percent}% {tag})",
+            percent=values.get("percent"),
+            tag=values.get("tag"),
+        )
     return f"{values.get('percent')}% {values.get('tag') or ''}".strip()

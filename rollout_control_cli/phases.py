@@ -8,6 +8,7 @@ import click
 from . import output
 from .environments import ENV_HELP, environment_path
 from .session import Session, confirm, json_option, pass_session, yes_option
+from .words import N_, _
 
 
 @click.group()
@@ -38,26 +39,41 @@ def start(session: Session, env, reason, tag, override, yes, as_json):
         preflight = client.get(f"{path}/preflight")
         output.show(
             output.table(
-                "Pre-flight",
-                ("Item", "OK", "Detail"),
+                _("Pre-flight"),
+                (_("Item"), _("OK"), _("Detail")),
                 [(i.get("name"), i.get("ok"), i.get("detail")) for i in preflight.get("items", [])],
             )
         )
         if preflight.get("refusal"):
-            output.say(f"The server will refuse: {preflight['refusal']}")
-        next_phase = f"{preflight.get('phase')} at {preflight.get('percent')}%"
-        confirm(f"{path.removeprefix('/environments/')}: start {next_phase}?", yes=yes)
+            output.say(_("The server will refuse: {refusal}", refusal=preflight["refusal"]))
+        question = _(
+            "{environment}: start {phase} at {percent}%?",
+            environment=path.removeprefix("/environments/"),
+            phase=preflight.get("phase"),
+            percent=preflight.get("percent"),
+        )
+        confirm(question, yes=yes)
     body = {"reason": reason, "tag": tag, "window_override_reason": override}
     started = client.post(f"{path}/phases/start", {k: v for k, v in body.items() if v is not None})
     if as_json:
         output.print_json(started)
         return
     output.say(
-        f"Phase {started.get('phase')} at {started.get('percent')}%: phase run {started['id']}."
+        _(
+            "Phase {phase} at {percent}%: phase run {id}.",
+            phase=started.get("phase"),
+            percent=started.get("percent"),
+            id=started["id"],
+        )
     )
     request = started.get("request")
     if request:
-        output.say(f"The raise waits for a second person: rollout-control approve {request['id']}")
+        output.say(
+            _(
+                "The raise waits for a second person: rollout-control approve {id}",
+                id=request["id"],
+            )
+        )
 
 
 @click.group()
@@ -73,14 +89,19 @@ def show_command(group: click.Group, route: str, title: str, help: str) -> None:
     @json_option
     @pass_session
     def show(session: Session, object_id, as_json):
-        _show(session.client.get(f"/{route}/{object_id}"), f"{title} {object_id}", as_json)
+        _show(session.client.get(f"/{route}/{object_id}"), _(title, id=object_id), as_json)
 
 
-show_command(phase, "phases", "Phase run", "Show the phase run ID: its window and recommendation.")
+show_command(
+    phase,
+    "phases",
+    N_("Phase run {id}"),
+    "Show the phase run ID: its window and recommendation.",
+)
 show_command(
     decision,
     "decisions",
-    "Decision",
+    N_("Decision {id}"),
     "Show the decision ID: verdict, sign-offs, effect.",
 )
 
@@ -92,7 +113,7 @@ def _show(document: dict, title: str, as_json: bool) -> None:
     rows = []
     for key, value in document.items():
         if isinstance(value, list):
-            rows.append((key, f"{len(value)} entries", ""))
+            rows.append((key, _("{count} entries", count=len(value)), ""))
             rows.extend(("", _line(item), "") for item in value)
         elif isinstance(value, str) and value.endswith("Z") and "T" in value:
             rows.append((key, output.when(value), ""))

@@ -10,6 +10,7 @@ from .environments import environment_path
 from .errors import CliError, Refused
 from .session import Session, json_option, pass_session, timeout_option
 from .waiting import poll
+from .words import _
 
 RUN_DONE = {"passed", "failed", "error", "cancelled"}
 POLL_INTERVAL_SECONDS = 1.0
@@ -44,8 +45,15 @@ def run(session: Session, env, build, build_reason, wait, wait_timeout, as_json)
         if as_json:
             output.print_json(started)
         else:
-            output.say(f"Preview run {started['id']} for build {build}: {started.get('state')}.")
-            output.say(f"Follow it: {started.get('report_url') or ''}")
+            output.say(
+                _(
+                    "Preview run {id} for build {build}: {state}.",
+                    id=started["id"],
+                    build=build,
+                    state=started.get("state"),
+                )
+            )
+            output.say(_("Follow it: {url}", url=started.get("report_url") or ""))
         return
     finished = poll(
         lambda: client.get(f"/preview-runs/{started['id']}"),
@@ -53,7 +61,7 @@ def run(session: Session, env, build, build_reason, wait, wait_timeout, as_json)
         describe=_progress,
         timeout=wait_timeout,
         interval=POLL_INTERVAL_SECONDS,
-        what=f"preview run {started['id']}",
+        what=_("preview run {id}", id=started["id"]),
     )
     _report(finished, as_json)
 
@@ -78,8 +86,13 @@ def report(session: Session, run_id):
 def _progress(run: dict) -> str:
     progress = run.get("progress") or {}
     running = [c["name"] for c in run.get("checks") or [] if c.get("state") == "running"]
-    line = f"{run.get('state')}: {progress.get('done', 0)}/{progress.get('total', '?')} checks"
-    return line + (f", now {', '.join(running)}" if running else "")
+    line = _(
+        "{state}: {done}/{total} checks",
+        state=run.get("state"),
+        done=progress.get("done", 0),
+        total=progress.get("total", "?"),
+    )
+    return _("{line}, now {running}", line=line, running=", ".join(running)) if running else line
 
 
 def _report(run: dict, as_json: bool) -> None:
@@ -88,19 +101,30 @@ def _report(run: dict, as_json: bool) -> None:
     else:
         output.show(
             output.table(
-                f"Preview run {run['id']} — build {run.get('build')}",
-                ("Check", "State", "Detail"),
+                _("Preview run {id} — build {build}", id=run["id"], build=run.get("build")),
+                (_("Check"), _("State"), _("Detail")),
                 [(c.get("name"), c.get("state"), c.get("detail")) for c in run.get("checks") or []],
             )
         )
-        output.say(f"{run.get('state')}: {run.get('verdict') or 'no verdict'}")
+        verdict = run.get("verdict") or _("no verdict")
+        output.say(_("{state}: {verdict}", state=run.get("state"), verdict=verdict))
         if run.get("report_url"):
-            output.say(f"Report: {run['report_url']}")
+            output.say(_("Report: {url}", url=run["report_url"]))
     state = run.get("state")
     if state == "passed":
         return
     if state == "failed":
-        raise Refused(f"preview run {run['id']} failed: NO-GO for build {run.get('build')}")
+        raise Refused(
+            _(
+                "preview run {id} failed: NO-GO for build {build}",
+                id=run["id"],
+                build=run.get("build"),
+            )
+        )
     if state in RUN_DONE:
-        raise CliError(f"preview run {run['id']} ended in {state}: no verdict")
-    raise CliError(f"preview run {run['id']} is still {state}: no verdict yet")
+        raise CliError(
+            _("preview run {id} ended in {state}: no verdict", id=run["id"], state=state)
+        )
+    raise CliError(
+        _("preview run {id} is still {state}: no verdict yet", id=run["id"], state=state)
+    )

@@ -10,6 +10,7 @@ import click
 from . import config
 from .client import Client
 from .errors import ERROR, CliError, Refused
+from .words import _
 
 
 class Session:
@@ -30,7 +31,10 @@ class Session:
         url = self.url_option or self.stored.get("url")
         if not url:
             raise CliError(
-                f"no server: pass --url, set {config.URL_VARIABLE} or run `rollout-control login`"
+                _(
+                    "no server: pass --url, set {variable} or run `rollout-control login`",
+                    variable=config.URL_VARIABLE,
+                )
             )
         return url.rstrip("/")
 
@@ -43,8 +47,11 @@ class Session:
         if self.stored.get("token") and stored_url == self.url:
             return self.stored["token"]
         raise CliError(
-            f"not logged in to {self.url}: run `rollout-control login` "
-            f"or set {config.TOKEN_VARIABLE}"
+            _(
+                "not logged in to {url}: run `rollout-control login` or set {variable}",
+                url=self.url,
+                variable=config.TOKEN_VARIABLE,
+            )
         )
 
     @cached_property
@@ -85,7 +92,7 @@ def confirm(question: str, *, yes: bool) -> None:
         answer = click.confirm(question, err=True)
     except click.Abort:
         raise CliError(
-            "no answer to the confirmation: pass --yes to act without asking", exit_code=ERROR
+            _("no answer to the confirmation: pass --yes to act without asking"), exit_code=ERROR
         ) from None
     if not answer:
-        raise Refused("nothing was done")
+        raise Refused(_("nothing was done"))

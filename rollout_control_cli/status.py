@@ -12,6 +12,7 @@ from . import output
 from .environments import ENV_HELP, environment_path
 from .session import Session, json_option, pass_session
 from .waiting import read_through_throttling
+from .words import _
 
 
 @click.command(epilog=ENV_HELP)
@@ -86,7 +87,15 @@ def overview(environments: list[dict]):
         )
         for entry in environments
     ]
-    columns = ("Environment", "Desired", "KV", "Edge", "Drift", "Phase", "Waiting")
+    columns = (
+        _("Environment"),
+        _("Desired"),
+        _("KV"),
+        _("Edge"),
+        _("Drift"),
+        _("Phase"),
+        _("Waiting"),
+    )
     return output.table(None, columns, rows)
 
 
@@ -96,23 +105,19 @@ def detail(entry: dict):
     drift = entry.get("drift") or {}
     kv, edge = entry.get("kv") or {}, entry.get("edge") or {}
     facts = [
-        ("Desired", _desired(entry), ""),
-        ("KV", output.settings(kv or None), f"read {output.when(kv.get('read_at'))}" if kv else ""),
-        (
-            "Edge",
-            output.settings(edge or None),
-            f"read {output.when(edge.get('read_at'))}" if edge else "",
-        ),
-        ("Drift", drift.get("state"), drift.get("detail")),
-        ("Phase", _phase(entry.get("current_phase")), _window(entry.get("current_phase"))),
+        (_("Desired"), _desired(entry), ""),
+        (_("KV"), output.settings(kv or None), _read(kv)),
+        (_("Edge"), output.settings(edge or None), _read(edge)),
+        (_("Drift"), drift.get("state"), drift.get("detail")),
+        (_("Phase"), _phase(entry.get("current_phase")), _window(entry.get("current_phase"))),
     ]
     parts = [output.facts(f"{entry['service']}/{entry['name']}  {entry.get('url') or ''}", facts)]
     requests = entry.get("pending_requests") or []
     if requests:
         parts.append(
             output.table(
-                "Waiting for a second person (rollout-control approve ID / reject ID)",
-                ("Request", "Percent", "Tag", "Requested by", "At", "Reason"),
+                _("Waiting for a second person (rollout-control approve ID / reject ID)"),
+                (_("Request"), _("Percent"), _("Tag"), _("Requested by"), _("At"), _("Reason")),
                 [
                     (
                         r["id"],
@@ -130,8 +135,8 @@ def detail(entry: dict):
     if changes:
         parts.append(
             output.table(
-                "Changes not yet in effect",
-                ("Change", "Kind", "Version", "State", "Requested at"),
+                _("Changes not yet in effect"),
+                (_("Change"), _("Kind"), _("Version"), _("State"), _("Requested at")),
                 [
                     (
                         c["id"],
@@ -150,7 +155,7 @@ def detail(entry: dict):
 def _desired(entry: dict) -> str:
     desired = entry.get("desired")
     if not desired:
-        return "nothing desired yet"
+        return _("nothing desired yet")
     return f"{output.settings(desired)} (v{desired.get('version')})"
 
 
@@ -163,4 +168,8 @@ def _phase(phase: dict | None) -> str:
 def _window(phase: dict | None) -> str:
     if not phase or not phase.get("window_ends_at"):
         return ""
-    return f"window ends {output.when(phase['window_ends_at'])}"
+    return _("window ends {when}", when=output.when(phase["window_ends_at"]))
+
+
+def _read(value: dict) -> str:
+    return _("read {when}", when=output.when(value.get("read_at"))) if value else ""

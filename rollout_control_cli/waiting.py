@@ -9,6 +9,7 @@ from collections.abc import Callable
 from .client import ApiError
 from .errors import CliError
 from .output import progress_console
+from .words import _
 
 
 def read_through_throttling(read: Callable[[], dict]) -> dict:
@@ -49,7 +50,14 @@ def poll(
             if finished(item):
                 return item
             if time.monotonic() - started > timeout:
-                raise CliError(f"{what} is still {line} after {timeout:g} s; stopped waiting")
+                raise CliError(
+                    _(
+                        "{what} is still {state} after {seconds} s; stopped waiting",
+                        what=what,
+                        state=line,
+                        seconds=f"{timeout:g}",
+                    )
+                )
             time.sleep(interval)
     finally:
         if status:

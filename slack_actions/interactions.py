@@ -178,12 +178,12 @@ def _dialog(action: SlackAction):
         return None, _("This check-in no longer exists.")
     return slack.dialog(
         callback_id=slack.ACKNOWLEDGE,
-        title=(_("Check-in %(label)s") % {"label": check_in.label})[:24],
+        title=(_("Check-in %(label)s") % {"label": check_in.label_words})[:24],
         text=_("*%(environment)s*: %(run)s %(label)s — %(purpose)s")
         % {
             "environment": check_in.phase_run.environment,
             "run": check_in.phase_run,
-            "label": check_in.label,
+            "label": check_in.label_words,
             "purpose": _(check_in.purpose),
         },
         label=_("What did you check?"),
@@ -354,7 +354,7 @@ def _acknowledge(action, person, who):
     phases.acknowledge(check_in, person=person, note=action.reason, now=timezone.now())
     return State.DONE, (
         _(":white_check_mark: %(label)s acknowledged by %(who)s from Slack: %(reason)s")
-        % {"label": check_in.label, "who": who, "reason": action.reason}
+        % {"label": check_in.label_words, "who": who, "reason": action.reason}
     )
 
 

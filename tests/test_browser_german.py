@@ -6,10 +6,12 @@ import json
 import re
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from integrations.kv_value import CanarySettings
 from metrics.models import MinuteBucket
+from monitoring.observation import observe
 from rollout.models import (
     PercentRequest,
     Preferences,
@@ -35,12 +37,18 @@ run = test_browser_signoff.run
 ENGLISH = re.compile(
     r"(?<![\w-])(the|and|with|by|at|of|is|to|for|not|yet|signature|evidence|requests|attested|"
     r"passed|restored|incidents?|window|UTC|Decided|Observing|Requested|tech lead|"
-    r"release manager)(?![\w-])"  # a word, not part of a name like "logs-not-delivering"
+    r"release manager|healthy|reports|due|missed|upcoming|started|emergency stop|"
+    r"critical alert|T\+\d+ (?:min|h))"
+    r"(?![\w-])"  # a word, not part of a name like "logs-not-delivering"
 )
 
 
 def assert_all_german(page):
+    # What the edge sent stays as it sent it, inside <code> (its status word, a component's
+    # state, the KV value): our words around it are what must be German.
     text = page.locator("body").inner_text()
+    for sent in page.locator("code").all_inner_texts():
+        text = text.replace(sent, " ")
     found = ENGLISH.search(text)
     assert found is None, f"{page.url}: {text[max(0, found.start() - 80) : found.end() + 80]!r}"
 
@@ -83,6 +91,18 @@ def test_the_environment_page_and_the_emergency_stop_in_german(
         re.compile(r"NOT-AUS.*wirksam", re.S), timeout=20_000
     )
     assert json.loads(edge.kv_value(NAMESPACES["production"]))["emergency_proxy"] is True
+    assert_all_german(dana)
+
+    # The health check's reasons and the edge's own words, around what the edge sent.
+    edge.knobs(health={"production": {"database": "timeout after 5s"}})
+    observe(production_in_effect.pk)
+    dana.goto(
+        live_server.url + reverse("monitoring:environment", args=[production_in_effect.public_id])
+    )
+    expect(dana.locator("p.verdict-failed")).to_contain_text("database meldet error: timeout")
+    assert_all_german(dana)
+    dana.goto(live_server.url + reverse("monitoring:checks", args=[production_in_effect.public_id]))
+    assert_all_german(dana)
 
 
 def test_from_b2a_s_sign_off_to_b2b_s_start_in_german(

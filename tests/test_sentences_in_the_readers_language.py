@@ -13,10 +13,19 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from integrations.kv_value import CanarySettings
-from metrics.models import AlertRule, MinuteBucket
+from metrics import alerts
+from metrics.models import AlertEvent, AlertRule, AlertState, MinuteBucket
 from monitoring.drift_words import findings_words
 from monitoring.models import DriftEvent
-from rollout.models import ConfigChange, Preferences, PreviewCheck, PreviewRun, Signature
+from rollout.models import (
+    AuditEntry,
+    ConfigChange,
+    PostMortem,
+    Preferences,
+    PreviewCheck,
+    PreviewRun,
+    Signature,
+)
 from rollout.services import controls, evidence_words, signoff
 from rollout.services import preview as preview_suite
 from rollout.services.evidence import build
@@ -100,8 +109,58 @@ def test_the_digest_never_depends_on_the_reader_even_with_incidents(production_a
     )
     moment = datetime.fromisoformat(incident["at"]).astimezone(BERLIN)
     assert in_german(evidence_words.criterion_words, incidents, {}) == (
-        f"1 Vorfall im Fenster: NOT-AUS am {moment:%Y-%m-%d %H:%M} CET: "
-        "emergency stop by dana: spike"
+        f"1 Vorfall im Fenster: NOT-AUS am {moment:%Y-%m-%d %H:%M} CET: NOT-AUS von dana: spike"
+    )
+
+
+def test_an_incident_s_summary_is_said_from_its_facts_and_an_older_one_keeps_its_text(
+    production_at_b2a, devops, tech_lead
+):
+    run = observing(production_at_b2a)
+    controls.emergency_stop(environment=production_at_b2a, reason="spike", actor=devops)
+    ConfigChange.objects.filter(kind=ConfigChange.Kind.EMERGENCY_STOP).update(
+        requested_at=NOW - timedelta(hours=2)
+    )
+    rule = alerts.policy_for(production_at_b2a.service).rules.get(
+        kind=AlertRule.Kind.NATIVE_5XX, severity=AlertRule.Severity.CRITICAL
+    )
+    state = AlertState.objects.create(rule=rule, environment=production_at_b2a)
+    AlertEvent.objects.create(
+        alert=state,
+        environment=production_at_b2a,
+        old_state="pending",
+        new_state="firing",
+        minute=NOW - timedelta(hours=3),
+    )
+    with translation.override("de"), timezone.override(BERLIN):
+        document = build(run, NOW).document
+    stop, alert = document["incidents"]
+
+    # Kept: the summary in English, and its message and facts.
+    assert (
+        alert["summary"]
+        == f"critical alert {rule.name}: native 5xx rate above (%) 3 for 3 min (critical)"
+    )
+    assert stop["summary"] == "emergency stop by dana: spike"
+    # Said: in the reader's language.
+    assert in_german(evidence_words.incident_summary, alert) == (
+        f"kritischer Alarm {rule.name}: Native-5xx-Rate über (%) 3 für 3 Min. (kritisch)"
+    )
+    assert in_german(evidence_words.incident_summary, stop) == "NOT-AUS von dana: spike"
+    Preferences.objects.create(user=tech_lead, language="de")
+    page = client_for(tech_lead).get(reverse("rollout:phase_run", args=[run.public_id]))
+    text = page.content.decode()
+    assert "NOT-AUS: NOT-AUS von dana: spike" in text
+    assert f"kritischer Alarm: kritischer Alarm {rule.name}: Native-5xx-Rate über" in text
+    assert "emergency stop by" not in text and "critical alert" not in text
+
+    # Evidence kept before the facts were: its text, in German framing.
+    older = {key: alert[key] for key in ("kind", "at", "summary")}
+    moment = datetime.fromisoformat(older["at"]).astimezone(BERLIN)
+    criterion = {"key": "incidents", "status": "borderline", "figures": {"incidents": [older]}}
+    assert in_german(evidence_words.criterion_words, criterion, {}) == (
+        f"1 Vorfall im Fenster: kritischer Alarm am {moment:%Y-%m-%d %H:%M} CET: "
+        f"critical alert {rule.name}: native 5xx rate above (%) 3 for 3 min (critical)"
     )
 
 
@@ -144,6 +203,56 @@ def test_a_withdrawn_decision_s_signatures_say_who_withdrew_it(production_at_b2a
         assert signoff.invalidation_words(signature.invalidated_because, "") == (
             "Entscheidung zurückgezogen von theo"
         )
+
+
+def test_a_no_go_s_post_mortem_timeline_is_said_from_its_facts_until_someone_edits_it(
+    production_at_b2a, tech_lead, devops, viewer
+):
+    run = observing(production_at_b2a, healthy=False)
+    sign(run, tech_lead, "tech_lead", outcome="no_go")
+    with translation.override("de"):  # the second signature given from a German page
+        sign(run, devops, "devops", outcome="no_go")
+    record = PostMortem.objects.get()
+    started = run.started_at.astimezone(UTC)
+
+    # Kept in English and UTC, as it was written before the facts were kept beside it.
+    assert record.timeline.startswith(f"B2a (10%) — started {started:%Y-%m-%d %H:%M} UTC\n- ")
+    assert " UTC in effect at the edge\n" in record.timeline
+    assert " UTC decision.signed by theo: " in record.timeline
+    # Said in the reader's language and time zone: our framing; the trail's actions and details
+    # stay as it keeps them.
+    german = in_german(signoff.timeline_shown, record)
+    assert german.startswith(
+        f"B2a (10%) — gestartet {run.started_at.astimezone(BERLIN):%Y-%m-%d %H:%M} CET"
+    )
+    assert " CET an der Edge wirksam\n" in german
+    assert " CET decision.signed von theo: " in german
+    entries = german.splitlines()[2:]
+    assert entries and all(re.match(r"- \S+ \S+ CES?T [\w.]+ von \S+", line) for line in entries)
+
+    url = reverse("rollout:post_mortem", args=[record.public_id])
+    for person in (viewer, tech_lead):
+        Preferences.objects.create(user=person, language="de", time_zone="Europe/Berlin")
+    assert german in client_for(viewer).get(url).content.decode().replace("&gt;", ">")
+    form = {"root_cause": "Pool erschöpft", "fix_plan": "", "rerollout_date": "", "owner": ""}
+    author = client_for(tech_lead)
+    page = author.get(url).content.decode()
+    assert "Grundursache" in page and "Root cause" not in page and "Re-rollout date" not in page
+    # Sent back as it was shown: nobody edited it, it stays said from its facts.
+    saved = author.post(url, {**form, "timeline": german.replace("\n", "\r\n")})
+    assert "Gespeichert." in saved.content.decode()
+    record.refresh_from_db()
+    assert record.root_cause == "Pool erschöpft" and "gestartet" not in record.timeline
+    assert in_german(signoff.timeline_shown, record) == german
+    # Edited: people's text from then on, shown as it is to every reader.
+    author.post(url, {**form, "timeline": german + "\n- 14:10 Pool vergrößert"})
+    record.refresh_from_db()
+    assert record.timeline.endswith("Pool vergrößert")
+    assert signoff.timeline_shown(record) == record.timeline
+    # A post-mortem from before the facts were kept shows its text.
+    PostMortem.objects.filter(pk=record.pk).update(timeline="as kept", timeline_facts={})
+    record.refresh_from_db()
+    assert in_german(signoff.timeline_shown, record) == "as kept"
 
 
 # --- alert rules, drift, audit --------------------------------------------------------------------
@@ -302,3 +411,58 @@ def test_roles_and_states_are_named_in_the_reader_s_language(production_at_b2a, 
 
     assert "theo · Tech Lead</span>" in text
     assert '<strong id="phase-state">Entschieden</strong>' in text
+
+
+# --- the runbook's check-ins ----------------------------------------------------------------------
+
+
+def test_check_ins_are_named_from_their_offset_in_the_reader_s_language(
+    production_at_b2a, release_manager
+):
+    with translation.override("de"):  # a window begun by a German-speaking request
+        run = observing(production_at_b2a, hours_ago=3)
+    check_ins = list(run.check_ins.order_by("offset"))
+
+    # Kept in English for the record, whoever began the window.
+    assert [item.label for item in check_ins] == [
+        "T+0",
+        "T+30 min",
+        "T+2 h",
+        "T+6 h",
+        "T+12 h",
+        "T+24 h",
+    ]
+    assert [in_german(lambda item=item: item.label_words) for item in check_ins] == [
+        "T+0",
+        "T+30 Min.",
+        "T+2 Std.",
+        "T+6 Std.",
+        "T+12 Std.",
+        "T+24 Std.",
+    ]
+    older = check_ins[1]
+    older.label = "T+30 Min."  # a row kept in the language of the request that began it
+    assert older.label_words == "T+30 min"
+
+    Preferences.objects.create(user=release_manager, language="de")
+    client = client_for(release_manager)
+    phase = client.get(reverse("rollout:phase_run", args=[run.public_id])).content.decode()
+    timeline = phase[phase.index('id="timeline"') :]
+    assert "<strong>T+2 Std.</strong>" in timeline
+    assert '<span class="badge status-due">fällig</span>' in timeline
+    assert '<span class="badge status-upcoming">anstehend</span>' in timeline
+    assert "T+2 Std. bestätigen" in timeline
+    shown = re.sub(r"<[^>]*>", " ", timeline)  # the words, not the attributes
+    assert not re.search(r"T\+\d+ (h|min)\b|\b(due|upcoming|missed|acknowledged)\b", shown)
+    overview = client.get(reverse("rollout:overview")).content.decode()
+    assert "Check-in T+2 Std. ist fällig" in overview
+    assert "Check-in T+30 Min. wurde verpasst" in overview
+
+    done = client.post(
+        reverse("rollout:acknowledge_check_in", args=[check_ins[2].public_id]),
+        {"note": "5xx 0,1 %"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "T+2 Std. bestätigt." in done.content.decode()
+    entry = AuditEntry.objects.get(action="phase.check_in")
+    assert entry.detail == "B2a (10%) T+2 h acknowledged"

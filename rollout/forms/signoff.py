@@ -42,18 +42,26 @@ class SignForm(forms.Form):
 
 class PostMortemForm(forms.ModelForm):
     root_cause = LimitedText(
-        limit=limits.POST_MORTEM_SECTION, required=False, widget=forms.Textarea(attrs={"rows": 4})
+        label=gettext_lazy("Root cause"),
+        limit=limits.POST_MORTEM_SECTION,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
     )
     fix_plan = LimitedText(
-        limit=limits.POST_MORTEM_SECTION, required=False, widget=forms.Textarea(attrs={"rows": 4})
+        label=gettext_lazy("Fix plan"),
+        limit=limits.POST_MORTEM_SECTION,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
     )
     timeline = LimitedText(
-        limit=limits.POST_MORTEM_SECTION, widget=forms.Textarea(attrs={"rows": 10})
+        label=gettext_lazy("Timeline"),
+        limit=limits.POST_MORTEM_SECTION,
+        widget=forms.Textarea(attrs={"rows": 10}),
     )
 
     class Meta:
         model = PostMortem
         fields = ["root_cause", "fix_plan", "rerollout_date", "owner", "timeline"]
         widgets = {"rerollout_date": forms.DateInput(attrs={"type": "date"})}
-        labels = {"rerollout_date": "Re-rollout date"}
-        error_messages = {"rerollout_date": {"invalid": "Give a date as YYYY-MM-DD."}}
+        labels = {"rerollout_date": gettext_lazy("Re-rollout date"), "owner": gettext_lazy("Owner")}
+        error_messages = {"rerollout_date": {"invalid": gettext_lazy("Give a date as YYYY-MM-DD.")}}

@@ -6,6 +6,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
 from .. import limits
@@ -133,8 +134,21 @@ class PhaseRun(models.Model):
         return self.window_ends_at is None or now < self.window_ends_at
 
 
+def offset_label(offset) -> str:
+    """A check-in's name from its offset, in the active language: "T+0", "T+30 min", "T+2 h"."""
+    minutes = int(offset.total_seconds() // 60)
+    if minutes == 0:
+        return "T+0"
+    if minutes % 60:
+        return _("T+%(minutes)s min") % {"minutes": minutes}
+    return _("T+%(hours)s h") % {"hours": minutes // 60}
+
+
 class CheckIn(models.Model):
-    """One of the runbook's check-ins on a phase's timeline (T+0, T+30 min, … T+24 h)."""
+    """One of the runbook's check-ins on a phase's timeline (T+0, T+30 min, … T+24 h).
+
+    ``label`` keeps its name in English for the record (the audit trail's detail); a page or a
+    message names it from its ``offset`` in its reader's language (``label_words``)."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     phase_run = models.ForeignKey(PhaseRun, on_delete=models.CASCADE, related_name="check_ins")
@@ -159,6 +173,12 @@ class CheckIn(models.Model):
 
     def __str__(self):
         return f"{self.phase_run} {self.label}"
+
+    @property
+    def label_words(self) -> str:
+        """The check-in's name in the active language, from its offset (whatever language the
+        kept ``label`` was written in)."""
+        return offset_label(self.offset)
 
     def status(self, now) -> str:
         """upcoming, due, acknowledged, late (acknowledged after its slot) or missed (marked for

@@ -117,7 +117,11 @@ class PostMortem(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="post_mortem")
+    # The timeline as people edit it, started in English for the record from ``timeline_facts``
+    # (what the audit trail held at the NO-GO), which its page says in its reader's language
+    # until someone edits it (``signoff.timeline_shown``).
     timeline = models.TextField(validators=[MaxCharacters(limits.POST_MORTEM_SECTION)])
+    timeline_facts = models.JSONField(default=dict, blank=True)
     root_cause = models.TextField(
         blank=True, validators=[MaxCharacters(limits.POST_MORTEM_SECTION)]
     )

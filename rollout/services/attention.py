@@ -118,12 +118,12 @@ def _decision_or_check_ins(run: PhaseRun, now: datetime, url: str) -> list[Atten
         status = check_in.status(now)
         if status == "due":
             text = _("Check-in %(label)s is due: %(purpose)s") % {
-                "label": check_in.label,
+                "label": check_in.label_words,
                 "purpose": _(check_in.purpose),
             }
         elif status == "missed":
             text = _("Check-in %(label)s was missed: acknowledge it late") % {
-                "label": check_in.label
+                "label": check_in.label_words
             }
         else:
             continue

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Max
+from django.utils.translation import gettext_noop
 
 from ..models import ConfigChange, PhaseRun
 from ..team_language import for_the_record
-from . import evidence_words
+from . import evidence_words, preview_words
 from .phases import build_of
+from .preview_words import label, said
 from .recommendation import (
     Attestation,
     BuildShift,
@@ -168,11 +170,18 @@ def incidents(run: PhaseRun, start: datetime, end: datetime) -> list[Incident]:
         requested_at__lt=end,
     ).order_by("requested_at", "id")
     for change in changes:
+        summary = said(
+            gettext_noop("%(kind)s by %(by)s: %(reason)s"),
+            kind=label(ConfigChange.Kind(change.kind)),
+            by=change.actor_label,
+            reason=change.reason,
+        )
         found.append(
             Incident(
                 kind=INCIDENT_KINDS[change.kind],
                 at=change.requested_at,
-                summary=f"{change.get_kind_display()} by {change.actor_label}: {change.reason}",
+                summary=preview_words.record(summary),
+                said=summary,
             )
         )
     found.extend(measurements().critical_alerts(environment_id, start, end))
@@ -262,10 +271,7 @@ def _build(run: PhaseRun, now: datetime) -> Evidence:
         },
         "thresholds": thresholds.as_dict(),
         "figures": window.figures.as_dict(),
-        "incidents": [
-            {"kind": item.kind, "at": item.at.isoformat(), "summary": item.summary}
-            for item in window.incidents
-        ],
+        "incidents": [item.as_dict() for item in window.incidents],
         "stickiness": stickiness(run, window.end),
         "log_gaps": [
             [gap_start.isoformat(), gap_end.isoformat()] for gap_start, gap_end in window.log_gaps

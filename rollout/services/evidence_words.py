@@ -15,11 +15,11 @@ writes them.
 
 from __future__ import annotations
 
-from django.utils.formats import get_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from ..templatetags.times import in_words
+from .preview_words import number, words_text
 
 # What a yes and a no of each attested criterion say.
 ATTESTED_WORDS = {
@@ -63,12 +63,6 @@ def criterion_sentence(criterion: dict, recommendation: dict) -> str:
 
 
 # --- numbers and moments -------------------------------------------------------------------------
-
-
-def number(text: str) -> str:
-    """A number written the Python way ("57,640", "0.28") in the reader's way ("57.640", "0,28")."""
-    decimal, thousands = get_format("DECIMAL_SEPARATOR"), get_format("THOUSAND_SEPARATOR")
-    return text.translate(str.maketrans({",": thousands, ".": decimal}))
 
 
 def count(value) -> str:
@@ -233,6 +227,14 @@ def incident_kind(kind: str) -> str:
     return _(INCIDENT_KINDS[kind]) if kind in INCIDENT_KINDS else kind.replace("_", " ")
 
 
+def incident_summary(item: dict) -> str:
+    """An incident's summary in the active language, from the message and facts it keeps
+    (``said``); the summary it kept when it keeps only that (evidence from an older version)."""
+    if not item.get("said"):
+        return item["summary"]
+    return words_text([item["said"]], item["summary"])
+
+
 def _incidents(status, figures, recommendation) -> str:
     if status == "pass":
         return _("no incidents in the window")
@@ -249,7 +251,7 @@ def _incidents(status, figures, recommendation) -> str:
             % {
                 "kind": incident_kind(item["kind"]),
                 "at": in_words(item["at"]),
-                "summary": item["summary"],
+                "summary": incident_summary(item),
             }
             for item in listed
         ),
@@ -472,7 +474,7 @@ def _incident(item: dict) -> str:
     return _("%(kind)s at %(at)s (%(summary)s)") % {
         "kind": incident_kind(item["kind"]),
         "at": in_words(item["at"]),
-        "summary": item["summary"],
+        "summary": incident_summary(item),
     }
 
 

@@ -35,8 +35,10 @@ from ..models import (
     Rollout,
     WorkerDeployment,
 )
+from ..models.phases import offset_label
 from ..notifications import announce_check_in_due, announce_decision_due
 from ..permissions import require
+from ..team_language import for_the_record
 from ..templatetags.times import in_words
 from . import audit
 
@@ -71,15 +73,6 @@ def refusal_audited(action: str, *, person, environment: Environment, obj=None, 
         obj=obj,
         request=request,
     )
-
-
-def offset_label(offset: timedelta) -> str:
-    minutes = int(offset.total_seconds() // 60)
-    if minutes == 0:
-        return "T+0"
-    if minutes % 60:
-        return _("T+%(minutes)s min") % {"minutes": minutes}
-    return f"T+{minutes // 60} h"
 
 
 # --- the rollout's state -------------------------------------------------------------------------
@@ -596,7 +589,7 @@ def create_check_ins(run: PhaseRun) -> None:
             phase_run=run,
             offset=offset,
             defaults={
-                "label": offset_label(offset),
+                "label": for_the_record(offset_label, offset),
                 "purpose": purpose,
                 "due_at": due,
                 "missed_after": missed_after,
@@ -664,7 +657,7 @@ def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request
     if now < check_in.due_at:
         raise TransitionRefused(
             _("%(label)s is due at %(due_at)s, not yet.")
-            % {"label": check_in.label, "due_at": in_words(check_in.due_at)}
+            % {"label": check_in.label_words, "due_at": in_words(check_in.due_at)}
         )
     if not CheckIn.objects.filter(pk=check_in.pk, acknowledged_at__isnull=True).update(
         acknowledged_by=person, acknowledged_at=now, note=note
@@ -672,7 +665,10 @@ def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request
         check_in.refresh_from_db()
         raise TransitionRefused(
             _("%(label)s was already acknowledged by %(acknowledged_by)s.")
-            % {"label": check_in.label, "acknowledged_by": check_in.acknowledged_by.get_username()}
+            % {
+                "label": check_in.label_words,
+                "acknowledged_by": check_in.acknowledged_by.get_username(),
+            }
         )
     check_in.refresh_from_db()
     late = check_in.status(now) == "late"
@@ -682,7 +678,8 @@ def _acknowledge(check_in: CheckIn, *, person, note: str, now: datetime, request
         environment=check_in.phase_run.environment,
         obj=check_in.phase_run,
         reason=note,
-        detail=f"{check_in.phase_run} {check_in.label} acknowledged" + (" late" if late else ""),
+        detail=f"{check_in.phase_run} {for_the_record(offset_label, check_in.offset)} acknowledged"
+        + (" late" if late else ""),
         request=request,
     )
     return check_in

@@ -56,6 +56,7 @@ from integrations.edge_qa import (
     qa_warnings,
 )
 from integrations.kv_value import CanarySettings
+from integrations.said import joined
 
 from .. import kv_writer
 from ..models import (
@@ -71,7 +72,7 @@ from ..permissions import require
 from ..queueing import try_to_queue
 from . import audit, controls
 from .deployments import current_build
-from .preview_words import config, decimal, joined, label, parts, record, said
+from .preview_words import config, decimal, label, parts, record, said
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,18 @@ language. A row from before the words were kept shows its text.
 
 from __future__ import annotations
 
+from django.utils.formats import get_format
 from django.utils.translation import gettext as _
 
 from integrations.kv_value import CanarySettings
 
 from ..team_language import for_the_record
-from .evidence_words import number
+
+
+def number(text: str) -> str:
+    """A number written the Python way ("57,640", "0.28") in the reader's way ("57.640", "0,28")."""
+    decimal, thousands = get_format("DECIMAL_SEPARATOR"), get_format("THOUSAND_SEPARATOR")
+    return text.translate(str.maketrans({",": thousands, ".": decimal}))
 
 
 def said(msgid: str, **params) -> dict:
@@ -37,14 +43,6 @@ def config(settings: CanarySettings) -> dict:
 def label(choice) -> dict:
     """A choice's label (``ConfigChange.State.FAILED``, say) as a message."""
     return said(for_the_record(str, choice.label))
-
-
-def joined(items: list, separator: str = "; ") -> list:
-    """Texts and messages one after the other, ``separator`` between them."""
-    found = []
-    for item in items:
-        found += [separator, item] if found else [item]
-    return found
 
 
 def parts(words) -> list:
@@ -70,6 +68,8 @@ def record(words) -> str:
 def _part(part) -> str:
     if isinstance(part, str):
         return part
+    if isinstance(part, list):  # a parameter made of parts (``integrations.said.joined``)
+        return "".join(_part(item) for item in part)
     if isinstance(part, int | float):
         return str(part)
     if "msgid" in part:

@@ -141,7 +141,14 @@ class Thresholds:
 class Incident:
     kind: str  # "emergency_stop" | "rollback" | "critical_alert"
     at: datetime
-    summary: str
+    summary: str  # in English, for the record
+    # The summary as a message and its facts (``preview_words.said``), said again in the
+    # reader's language (``evidence_words.incident_summary``); None in evidence kept without it.
+    said: dict | None = None
+
+    def as_dict(self) -> dict:
+        kept = {"kind": self.kind, "at": _iso(self.at), "summary": self.summary}
+        return {**kept, "said": self.said} if self.said else kept
 
 
 @dataclass
@@ -397,11 +404,7 @@ def _incidents(window: Window) -> Criterion:
     for incident in window.incidents:
         if incident.kind not in INCIDENT_KINDS:
             raise ValueError(f"unknown incident kind {incident.kind!r}")
-    figures = {
-        "incidents": [
-            {"kind": i.kind, "at": _iso(i.at), "summary": i.summary} for i in window.incidents
-        ]
-    }
+    figures = {"incidents": [incident.as_dict() for incident in window.incidents]}
     kinds = {incident.kind for incident in window.incidents}
     if kinds & {"emergency_stop", "rollback"}:
         return judged(FAIL, NO_GO, figures)

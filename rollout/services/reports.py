@@ -159,7 +159,8 @@ def markdown(report: dict) -> str:
         lines.append(f"- {status}: {label} — {words}")
     lines += heading(_("Incidents"))
     lines += [
-        f"- {item['at']} {evidence_words.incident_kind(item['kind'])}: {item['summary']}"
+        f"- {item['at']} {evidence_words.incident_kind(item['kind'])}: "
+        f"{evidence_words.incident_summary(item)}"
         for item in document["incidents"]
     ]
     if not document["incidents"]:

@@ -393,9 +393,11 @@ def _no_go(decision, rollout, person, reason, now, request):
     except controls.ControlRefused:
         change = None  # already at 0%: nothing to roll back
     Decision.objects.filter(pk=decision.pk).update(result_change=change)
+    facts = timeline_facts(decision.phase_run)
     PostMortem.objects.create(
         decision=decision,
-        timeline=timeline_text(decision.phase_run),
+        timeline=for_the_record(timeline_words, facts),
+        timeline_facts=facts,
         created_at=now,
         updated_at=now,
     )
@@ -453,24 +455,66 @@ def _go(decision, rollout, run, approver, person, reason, now, request):
     Decision.objects.filter(pk=decision.pk).update(result_change=change, next_phase_run=next_run)
 
 
-def timeline_text(run: PhaseRun) -> str:
-    """The phase's timeline from the audit trail, for the post-mortem to start from."""
+def timeline_facts(run: PhaseRun) -> dict:
+    """The phase's timeline as facts, from the audit trail: kept with the post-mortem so that its
+    page says it in its reader's language (``timeline_words``)."""
     entries = AuditEntry.objects.filter(
         environment=run.rollout.environment, created_at__gte=run.started_at
     ).order_by("created_at", "id")
-    lines = [f"{run} — started {run.started_at:%Y-%m-%d %H:%M} UTC"]
-    if run.in_effect_at:
-        lines.append(f"- {run.in_effect_at:%Y-%m-%d %H:%M} UTC in effect at the edge")
-    for entry in entries[:200]:
-        line = f"- {entry.created_at:%Y-%m-%d %H:%M} UTC {entry.action} by {entry.actor_label}"
-        if entry.detail:
-            line += f": {entry.detail}"
-        lines.append(line)
+    return {
+        "phase": {"tag": run.phase.tag, "percent": run.phase.percent, "window": run.window_number},
+        "started_at": run.started_at.isoformat(),
+        "in_effect_at": run.in_effect_at.isoformat() if run.in_effect_at else None,
+        "entries": [
+            {
+                "at": entry.created_at.isoformat(),
+                "action": entry.action,
+                "by": entry.actor_label,
+                "detail": entry.detail,
+            }
+            for entry in entries[:200]
+        ],
+    }
+
+
+def timeline_words(facts: dict) -> str:
+    """The timeline in the active language and time zone: our framing is said, an entry's action
+    and detail stay as the audit trail keeps them."""
+    phase = facts["phase"]
+    if phase["window"] > 1:
+        name = _("%(tag)s (%(percent)s%%, window %(window)s)") % phase
+    else:
+        name = _("%(tag)s (%(percent)s%%)") % phase
+    lines = [_("%(phase)s — started %(at)s") % {"phase": name, "at": in_words(facts["started_at"])}]
+    if facts["in_effect_at"]:
+        lines.append(
+            "- " + _("%(at)s in effect at the edge") % {"at": in_words(facts["in_effect_at"])}
+        )
+    for entry in facts["entries"]:
+        words = {**entry, "at": in_words(entry["at"])}
+        if entry["detail"]:
+            lines.append("- " + _("%(at)s %(action)s by %(by)s: %(detail)s") % words)
+        else:
+            lines.append("- " + _("%(at)s %(action)s by %(by)s") % words)
     return limits.cut(
         "\n".join(lines),
         limits.POST_MORTEM_SECTION,
-        "cut here: the full trail is on the audit page",
+        _("cut here: the full trail is on the audit page"),
     )
+
+
+def timeline_shown(post_mortem: PostMortem) -> str:
+    """The post-mortem's timeline for its reader: said from its facts in their language while
+    nobody has edited it; as it is kept once someone has (or when it keeps no facts: a
+    post-mortem from before they were kept)."""
+    facts = post_mortem.timeline_facts
+    if not facts:
+        return post_mortem.timeline
+    try:
+        untouched = post_mortem.timeline == for_the_record(timeline_words, facts)
+        return timeline_words(facts) if untouched else post_mortem.timeline
+    except (KeyError, TypeError, ValueError):
+        return post_mortem.timeline
 
 
 def _refuse(run, person, request, message):

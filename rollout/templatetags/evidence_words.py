@@ -1,6 +1,6 @@
 """A phase's evidence in the reader's language and time zone (rollout/services/evidence_words.py):
-``{{ criterion|criterion_words:recommendation }}``, ``{{ item.kind|incident_kind }}`` and
-``{{ signature|no_longer_counts }}``."""
+``{{ criterion|criterion_words:recommendation }}``, ``{{ item.kind|incident_kind }}``,
+``{{ item|incident_summary }}`` and ``{{ signature|no_longer_counts }}``."""
 
 from django import template
 
@@ -18,6 +18,11 @@ def criterion_words(criterion: dict, recommendation: dict) -> str:
 @register.filter
 def incident_kind(kind: str) -> str:
     return evidence_words.incident_kind(kind)
+
+
+@register.filter
+def incident_summary(item: dict) -> str:
+    return evidence_words.incident_summary(item)
 
 
 @register.filter

@@ -200,7 +200,7 @@ def acknowledge_check_in(request, public_id):
     except phases.TransitionRefused as refused:
         return _render_timeline(request, run, status=409, error=str(refused))
     return _render_timeline(
-        request, run, success=_("%(label)s acknowledged.") % {"label": check_in.label}
+        request, run, success=_("%(label)s acknowledged.") % {"label": check_in.label_words}
     )
 
 

@@ -172,8 +172,19 @@ def post_mortem(request, public_id):
 @shown_to(VIEW_PERMISSION)
 def _show_post_mortem(request, public_id):
     record = _post_mortem(public_id)
-    form = PostMortemForm(instance=record)
-    return render(request, "rollout/decisions/post_mortem.html", {"record": record, "form": form})
+    return _render_post_mortem(request, record, _form(record))
+
+
+def _form(record, data=None) -> PostMortemForm:
+    """The form, its timeline as the reader is shown it (``signoff.timeline_shown``)."""
+    return PostMortemForm(
+        data, instance=record, initial={"timeline": signoff.timeline_shown(record)}
+    )
+
+
+def _render_post_mortem(request, record, form, status=200, **extra):
+    context = {"record": record, "form": form, "timeline": signoff.timeline_shown(record), **extra}
+    return render(request, "rollout/decisions/post_mortem.html", context, status=status)
 
 
 # A post-mortem section may hold 20,000 characters and is saved many times; the audit trail, which
@@ -205,18 +216,23 @@ def _diff(before: dict, after: dict, changed: list) -> str:
         lines += difflib.unified_diff(
             before[field].splitlines(), after[field].splitlines(), field, field, n=0, lineterm=""
         )
-    return limits.cut("\n".join(lines), DIFF_CHARACTERS, _("diff cut here"))
+    return limits.cut("\n".join(lines), DIFF_CHARACTERS, "diff cut here")
 
 
 @guarded("rollout.observe_phase")
 def _save_post_mortem(request, public_id):
     record = _post_mortem(public_id)
     before = _post_mortem_texts(record)
-    form = PostMortemForm(request.POST, instance=record)
+    # A timeline sent back as it was shown (in the reader's language) is one nobody edited: it
+    # keeps its text and stays said from its facts.
+    kept, shown = record.timeline, signoff.timeline_shown(record)
+    form = _form(record, request.POST)
     if not form.is_valid():
-        context = {"record": record, "form": form, "error": _first_error(form)}
-        return render(request, "rollout/decisions/post_mortem.html", context, status=422)
+        record.timeline = kept
+        return _render_post_mortem(request, record, form, 422, error=_first_error(form))
     record = form.save(commit=False)
+    if record.timeline == shown:
+        record.timeline = kept
     record.updated_at = timezone.now()
     record.updated_by = request.user
     record.save()
@@ -229,9 +245,8 @@ def _save_post_mortem(request, public_id):
         obj=record,
         before={field: _excerpt(before[field]) for field in changed},
         after={field: _excerpt(after[field]) for field in changed},
-        detail=_("post-mortem of %(phase_run)s\n") % {"phase_run": record.decision.phase_run}
-        + _diff(before, after, changed),
+        # In English for the record, whoever saved it.
+        detail=f"post-mortem of {record.decision.phase_run}\n" + _diff(before, after, changed),
         request=request,
     )
-    context = {"record": record, "form": PostMortemForm(instance=record), "success": "Saved."}
-    return render(request, "rollout/decisions/post_mortem.html", context)
+    return _render_post_mortem(request, record, _form(record), success=_("Saved."))

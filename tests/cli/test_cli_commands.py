@@ -291,6 +291,8 @@ def test_the_server_answers_in_the_language_of_the_environment(
     assert "Verboten (HTTP 403): Dir fehlt die Berechtigung rollout.emergency_stop." in (
         result.stderr
     )
+    # The client's own hint after the server's words, in the same language.
+    assert "dem Benutzer des Tokens fehlt dafür die Berechtigung" in result.stderr
     unknown = cli(viewer, "status", "pix-immo-api/staging", language="de_DE.UTF-8")
     assert "Nicht gefunden (HTTP 404): Es gibt keine Umgebung pix-immo-api/staging." in (
         unknown.stderr

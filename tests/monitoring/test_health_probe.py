@@ -5,6 +5,7 @@ a failed check with its reason."""
 import time
 
 import pytest
+from django.utils import translation
 
 from integrations.edge import read_qa
 from monitoring import tasks
@@ -67,37 +68,57 @@ def test_another_environments_headers_are_not_sent(edge, planned, settings):
     assert observe(planned.pk).check.reason == NOT_OURS
 
 
+# Each reason in English, as the row keeps it, and in German, as a German page says it: our
+# sentence is said, what the edge sent (a header, a value, a component's state) stays as sent.
 @pytest.mark.parametrize(
-    "path, reason",
+    "path, reason, german",
     [
-        ("/no-header", "no X-Pix-Canary header"),
+        ("/no-header", "no X-Pix-Canary header", "kein X-Pix-Canary-Header"),
         ("/bad-header", "X-Pix-Canary header '1;tag=B2a;cohort=canary;reason=sampled' does not"
-                        " parse (cohort 'canary' is not native or proxy)"),
-        ("/garbled-header", "X-Pix-Canary header 'native please' does not parse (no cohort)"),
-        ("/not-json", "body is not JSON"),
-        ("/nan", "body is not JSON"),
-        ("/not-an-object", "body is JSON but not an object"),
-        ("/missing-fields", "body lacks 'health'"),
-        ("/missing-component", "body lacks 'health.r2_bucket'"),
-        ("/wrong-types", "'canary.percent' is '10', expected an integer 0–100"),
-        ("/wrong-emergency-type", "'canary.emergency_proxy' is 'no', expected true or false"),
-        ("/wrong-environment", "answered for environment 'preview', but 'production' was probed"),
-        ("/component-error", "database reports error: connection refused"),
-        ("/odd-component", "'health.proxy_origin' is 'meh', expected \"ok\" or \"error: …\""),
-        ("/degraded", "status is 'degraded'"),
+                        " parse (cohort 'canary' is not native or proxy)",
+                        "X-Pix-Canary-Header '1;tag=B2a;cohort=canary;reason=sampled' lässt sich"
+                        " nicht lesen (Kohorte 'canary' ist weder native noch proxy)"),
+        ("/garbled-header", "X-Pix-Canary header 'native please' does not parse (no cohort)",
+                            "X-Pix-Canary-Header 'native please' lässt sich nicht lesen (keine"
+                            " Kohorte)"),
+        ("/not-json", "body is not JSON", "die Antwort ist kein JSON"),
+        ("/nan", "body is not JSON", "die Antwort ist kein JSON"),
+        ("/not-an-object", "body is JSON but not an object",
+                           "die Antwort ist JSON, aber kein Objekt"),
+        ("/missing-fields", "body lacks 'health'", "der Antwort fehlt 'health'"),
+        ("/missing-component", "body lacks 'health.r2_bucket'",
+                               "der Antwort fehlt 'health.r2_bucket'"),
+        ("/wrong-types", "'canary.percent' is '10', expected an integer 0–100",
+                         "'canary.percent' ist '10', erwartet: eine ganze Zahl 0–100"),
+        ("/wrong-emergency-type", "'canary.emergency_proxy' is 'no', expected true or false",
+                                  "'canary.emergency_proxy' ist 'no', erwartet: true oder false"),
+        ("/wrong-environment", "answered for environment 'preview', but 'production' was probed",
+                               "hat für die Umgebung 'preview' geantwortet, geprüft wurde aber"
+                               " 'production'"),
+        ("/component-error", "database reports error: connection refused",
+                             "database meldet error: connection refused"),
+        ("/odd-component", "'health.proxy_origin' is 'meh', expected \"ok\" or \"error: …\"",
+                           "'health.proxy_origin' ist 'meh', erwartet: \"ok\" oder \"error: …\""),
+        ("/degraded", "status is 'degraded'", "Status ist 'degraded'"),
         ("/no-cookie", "no _canary_cohort cookie set, expected _canary_cohort=proxy to keep the"
-                       " client in its cohort"),
+                       " client in its cohort",
+                       "kein _canary_cohort-Cookie gesetzt, erwartet _canary_cohort=proxy, damit"
+                       " der Client in seiner Kohorte bleibt"),
         ("/cohort-mismatch", "the X-Pix-Canary header says cohort=native but the body says"
+                             " cohort=proxy",
+                             "der X-Pix-Canary-Header sagt cohort=native, die Antwort aber"
                              " cohort=proxy"),
-        ("/server-error", "HTTP 503"),
-        ("/slow", "timed out"),
-        ("/loop", "too many redirects (a redirect loop?)"),
-        ("/huge", "body larger than 65536 bytes"),
-        ("/drip", "timed out (body still arriving after 2s)"),
+        ("/server-error", "HTTP 503", "HTTP 503"),
+        ("/slow", "timed out", "Zeitüberschreitung"),
+        ("/loop", "too many redirects (a redirect loop?)",
+                  "zu viele Weiterleitungen (eine Weiterleitungsschleife?)"),
+        ("/huge", "body larger than 65536 bytes", "Antwort größer als 65536 Bytes"),
+        ("/drip", "timed out (body still arriving after 2s)",
+                  "Zeitüberschreitung (die Antwort lief nach 2 s noch ein)"),
     ],
 )  # fmt: skip
 def test_each_malformed_answer_is_a_failed_check_with_its_reason(
-    misbehaving, production, path, reason
+    misbehaving, production, path, reason, german
 ):
     production.qa_url = misbehaving.url(path)
     production.save()
@@ -107,6 +128,10 @@ def test_each_malformed_answer_is_a_failed_check_with_its_reason(
     assert check.reason == reason, check.problems
     # Bounded: the test settings allow 1 s per read and 2 s for the whole exchange.
     assert time.monotonic() - started < 3.5
+    check.refresh_from_db()
+    assert check.reason_words == reason
+    with translation.override("de"):
+        assert check.reason_words == german
 
 
 def test_a_429_is_a_rate_limited_check_not_a_failed_one(misbehaving, production):
@@ -147,6 +172,11 @@ def test_a_429_that_persists_fails_the_check(misbehaving, production):
     assert verdicts == ["limited"] * (LIMITED_FAILS_AFTER - 1) + ["failed", "failed"]
     failed = HealthCheck.objects.first()
     assert failed.reason == f"{NOT_OURS}, in {LIMITED_FAILS_AFTER} checks in a row"
+    with translation.override("de"):
+        assert failed.reason_words == (
+            "von der Rate-Begrenzung gebremst (nicht unsere): die Edge antwortete 429, obwohl "
+            f"unser Budget Platz hatte, in {LIMITED_FAILS_AFTER} Prüfungen hintereinander"
+        )
 
 
 def test_the_same_server_answering_well_passes(misbehaving, production):

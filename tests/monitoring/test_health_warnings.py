@@ -2,16 +2,18 @@
 with its reason in words: on the health check, the environment page, the checks history, the
 hourly summaries and the preview suite's structure check alike (``edge_qa.qa_warnings``)."""
 
+import re
 import time
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from monitoring.models import HealthCheck, HourlySummary
 from monitoring.observation import observe
 from monitoring.retention import prune
+from rollout.models import Preferences
 from rollout.services import preview as preview_suite
 from tests.conftest import client_for
 from tests.monitoring.conftest import misbehaving_target
@@ -27,6 +29,15 @@ UNEXPECTED = [
         "the _canary_cohort cookie is not Secure (a browser would send it over plain HTTP)",
     ),
 ]
+# The same, as a German page says them.
+GERMAN = {
+    "/unknown-key": "X-Pix-Canary hat einen unbekannten Schlüssel 'region' (=fra)",
+    "/unknown-reason": "X-Pix-Canary hat einen unbekannten Grund 'geo'",
+    "/extra-component": "health meldet eine Komponente, die der Vertrag nicht nennt: 'cache' ist "
+    "'ok'",
+    "/cookie-not-secure": "das _canary_cohort-Cookie ist nicht Secure (ein Browser würde es über "
+    "unverschlüsseltes HTTP senden)",
+}
 
 
 def probed(environment, misbehaving, path):
@@ -41,6 +52,10 @@ def test_each_unexpected_thing_is_a_warning_with_its_reason(misbehaving, product
     assert check.verdict == "warning", check.problems
     assert check.reason == warning and check.warnings == [warning]
     assert check.problems == []
+    check.refresh_from_db()
+    assert check.reason_words == warning and check.warning_words == [warning]
+    with translation.override("de"):
+        assert check.reason_words == GERMAN[path] and check.warning_words == [GERMAN[path]]
 
 
 def test_a_normal_answer_stays_ok(misbehaving, production):
@@ -107,6 +122,42 @@ def test_the_environment_page_and_the_history_show_the_warning(misbehaving, prod
         reverse("monitoring:checks", args=[production.public_id]), {"verdict": "warning"}
     )
     assert b"1 check with verdict" in only.content
+
+
+def test_the_pages_say_a_check_s_reasons_in_their_reader_s_language(
+    misbehaving, production, viewer
+):
+    Preferences.objects.create(user=viewer, language="de")
+    client = client_for(viewer)
+    probed(production, misbehaving, "/unknown-key")
+    failed = probed(production, misbehaving, "/component-error")
+    assert failed.reason == "database reports error: connection refused"
+
+    page = client.get(reverse("monitoring:environment", args=[production.public_id]))
+    text = page.content.decode()
+    assert "<strong>FEHLGESCHLAGEN</strong> database meldet error: connection refused" in text
+    # What the edge sent stays as it sent it, marked as such.
+    assert "<strong>database</strong> <code>error: connection refused</code>" in text
+    history = client.get(reverse("monitoring:checks", args=[production.public_id]))
+    text = history.content.decode()
+    assert "database meldet error: connection refused" in text
+    assert "X-Pix-Canary hat einen unbekannten Schlüssel &#x27;region&#x27; (=fra)" in text
+    assert not re.search(r"\b(reports|unknown key|healthy)\b", text)
+    overview = client.get(reverse("rollout:overview")).content.decode()
+    assert ": database meldet error: connection refused" in overview
+    environment = client.get(reverse("rollout:environment", args=[production.public_id]))
+    assert "meldet <code>healthy</code>" in environment.content.decode()
+
+    # An edge that cannot be read, on the environment page.
+    probed(production, misbehaving, "/slow")
+    environment = client.get(reverse("rollout:environment", args=[production.public_id]))
+    assert '<span class="error">Zeitüberschreitung</span>' in environment.content.decode()
+
+    # A check from before the words were kept shows its reason as kept.
+    HealthCheck.objects.filter(pk=failed.pk).update(words={})
+    failed.refresh_from_db()
+    with translation.override("de"):
+        assert failed.reason_words == "database reports error: connection refused"
 
 
 def test_hourly_summaries_count_warnings_apart_from_failures(production, viewer, settings):

@@ -238,7 +238,7 @@ def fault_seconds(env, seconds):
 
 
 def test_a_fault_starting_mid_minute_fires_on_its_own_slices_once_enough_are_in(
-    env, stopping_policy
+    env, stopping_policy, slack_receiver
 ):
     evidence_on(stopping_policy)
     healthy_minutes(env, 15000)
@@ -248,12 +248,19 @@ def test_a_fault_starting_mid_minute_fires_on_its_own_slices_once_enough_are_in(
     # requests, 1,010 5xx: 6.7%) proves nothing; its slices from 14:10:20 on do.
     fault_seconds(env, 40)
     assert state_of(env, RULE) == "firing"
-    figures = AlertEvent.objects.get(alert__rule__name=RULE, new_state="firing").figures
+    firing = AlertEvent.objects.get(alert__rule__name=RULE, new_state="firing")
+    figures = firing.figures
     assert figures["evidence_from"] == (at(10) + timedelta(seconds=20)).isoformat()
     assert (figures["evidence_requests"], figures["evidence_5xx"]) == (10000, 1000)
     assert 9.0 < figures["evidence_lower_bound_percent"] < 9.5
     reason = AuditEntry.objects.get(action="config.emergency_stop").reason
     assert "1000 5xx of 10000 native requests since 14:10:20 UTC" in reason
+    message = Notification.objects.get(
+        channel=Notification.Channel.SLACK_INCIDENTS,
+        related_object=f"alert-event:{firing.public_id}",
+    )
+    fields = [field["text"] for field in message.payload["blocks"][1]["fields"]]
+    assert "*Evidence since (UTC)*\n2025-11-12 14:10:20" in fields
 
 
 def test_off_by_default_and_fires_once_turned_on(env, stopping_policy):

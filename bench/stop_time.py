@@ -2,7 +2,8 @@
 """From the first bad log line to the emergency stop, on the stack as the demo runs it.
 
     .venv/bin/python bench/stop_time.py [--runs 5] [--modes runbook,evidence]
-        [--web-port 8120] [--edge-port 8121] [--venv PATH] [--out stop_time.jsonl]
+        [--rpm 30000] [--warmup 150] [--web-port 8120] [--edge-port 8121] [--venv PATH]
+        [--out stop_time.jsonl]
 
 Each run starts ``scripts/demo`` of this checkout afresh (its var/ is removed first: run it in a
 checkout of its own): the edge stand-in writing 60-second Logpush files, one Celery worker with
@@ -180,6 +181,7 @@ def measure(args, mode: str, number: int) -> dict:
         "fired_on": fired_on,
         "firing_minute": figures.get("minute"),
         "native_5xx_percent": figures.get("native_5xx_percent"),
+        "evidence_from": figures.get("evidence_from"),
         "evidence_lower_bound_percent": figures.get("evidence_lower_bound_percent"),
         "evidence_requests": figures.get("evidence_requests"),
         "loadavg_before": load_before,

@@ -43,6 +43,10 @@ CANARY_HEADER = "x-pix-canary"
 PROBLEMS_KEPT = 5  # sample of bad lines kept per file
 _NANOSECONDS = 10**17  # an integer timestamp above this is in Unix nanoseconds
 PIECE = 64 * 1024  # bytes inflated at a time (see inflated)
+# The native cohort's requests and 5xx are also counted per slice of this many seconds: the fine
+# counts overwhelming evidence is judged on (a fault rarely starts on a minute).
+SLICE_SECONDS = 10
+SLICES_PER_MINUTE = 60 // SLICE_SECONDS
 
 # An R2 upload failure as the native handlers log it: an error-level log line or an exception
 # whose text names R2 and an upload / put.
@@ -343,6 +347,8 @@ class FileSummary:
     cells: dict[tuple[int, str], Cell] = field(default_factory=dict)
     # workers_trace_events: minute → [events, upload errors]
     trace_minutes: dict[int, list[int]] = field(default_factory=dict)
+    # http_requests, native cohort: slice (SLICE_SECONDS since the epoch) → [requests, 5xx]
+    native_slices: dict[int, list[int]] = field(default_factory=dict)
 
     def bad(self, number: int, why: str) -> None:
         self.bad_lines += 1
@@ -375,20 +381,20 @@ def _summarize_http_requests(pieces: Iterable[bytes], summary: FileSummary) -> N
     # line as it can: msgspec decodes only the four fields of a line (see _HttpFields), and a
     # line it refuses (or one with bytes beyond ASCII) is read whole by orjson and its fields
     # checked, which gives a bad line its reason; the rest is cached per file. Lines come piece
-    # by piece as the file inflates (see inflated). The minute being filled is a range of
-    # seconds, so a line of the same minute costs two comparisons; the canary header's value (a
-    # file repeats a handful) leads straight to its cohort's latencies of that minute, appended
-    # to a list and counted once at the end, in C.
+    # by piece as the file inflates (see inflated). The slice being filled (SLICE_SECONDS) is a
+    # range of seconds, so a line of the same slice costs two comparisons; the canary header's
+    # value (a file repeats a handful) leads straight to its cohort's latencies of that slice,
+    # appended to a list and counted once at the end, in C, per slice and per minute.
     decode = HTTP_FIELDS.decode
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     rfc3339 = _Rfc3339Minutes()
-    latencies: dict[tuple[int, str], list] = {}  # (minute, cohort) → TTFB of each request
+    latencies: dict[tuple[int, str], list] = {}  # (slice, cohort) → TTFB of each request
     errors_5xx: dict[tuple[int, str], int] = {}
-    # This minute's [low, high) in seconds, and its header value → the append of a cell's list.
-    minute, low, high = 0, 0.0, 0.0
+    # This slice's [low, high) in seconds, and its header value → the append of a cell's list.
+    part, low, high = 0, 0.0, 0.0
     appends: dict[str, object] = {}
-    minutes: dict[int, dict[str, object]] = {}
+    slices: dict[int, dict[str, object]] = {}
     newest = oldest = None
     done = lines = 0  # lines seen (the numbering goes on from piece to piece), and not empty
     rest = b""  # the start of a line that continues in the next piece
@@ -444,24 +450,24 @@ def _summarize_http_requests(pieces: Iterable[bytes], summary: FileSummary) -> N
             except BadLine as exc:
                 summary.bad(number, str(exc))
                 continue
-            if not low <= seconds < high:  # exactly when int(seconds // 60) != minute
-                minute = int(seconds // 60)
-                low = minute * 60.0
-                high = low + 60.0
-                appends = minutes.setdefault(minute, {})
+            if not low <= seconds < high:  # exactly when int(seconds // SLICE_SECONDS) != part
+                part = int(seconds // SLICE_SECONDS)
+                low = part * float(SLICE_SECONDS)
+                high = low + SLICE_SECONDS
+                appends = slices.setdefault(part, {})
                 if newest is None:
                     newest = oldest = seconds
             try:
                 add = appends[headers[CANARY_HEADER]]
             except (KeyError, TypeError):  # a header value not seen this minute, or no header
-                key = (minute, cohort_of(headers))
+                key = (part, cohort_of(headers))
                 add = latencies.setdefault(key, []).append
                 value = headers.get(CANARY_HEADER) if type(headers) is dict else None
                 if type(value) is str:
                     appends[value] = add
             add(ttfb)
             if status >= 500:
-                key = (minute, cohort_of(headers))
+                key = (part, cohort_of(headers))
                 errors_5xx[key] = errors_5xx.get(key, 0) + 1
             if seconds > newest:
                 newest = seconds
@@ -469,10 +475,17 @@ def _summarize_http_requests(pieces: Iterable[bytes], summary: FileSummary) -> N
                 oldest = seconds
     cells = summary.cells
     for key, values in latencies.items():
-        cell = cells[key] = Cell()
-        cell.requests = len(values)
-        cell.errors_5xx = errors_5xx.get(key, 0)
-        cell.ttfb = dict(Counter(values))
+        part, cohort = key
+        requests, errors = len(values), errors_5xx.get(key, 0)
+        cell = cells.get((part // SLICES_PER_MINUTE, cohort))
+        if cell is None:
+            cell = cells[(part // SLICES_PER_MINUTE, cohort)] = Cell()
+            cell.ttfb = Counter()
+        cell.requests += requests
+        cell.errors_5xx += errors
+        cell.ttfb.update(values)
+        if cohort == "native":
+            summary.native_slices[part] = [requests, errors]
     summary.lines += lines
     summary.newest, summary.oldest = newest, oldest
 

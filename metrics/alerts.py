@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from integrations.logpush import SLICE_SECONDS
 from rollout.models import DesiredConfig, Environment, Service
 from rollout.services import audit, controls
 from rollout.team_language import for_the_record
@@ -37,6 +38,7 @@ from rollout.team_language import for_the_record
 from . import certainty
 from . import figures as figures_module
 from .figures import floor_minute
+from .ingest import SLICES_KEPT
 from .models import AlertEvent, AlertPolicy, AlertRule, AlertState, LogSource
 from .notifications import announce, announce_auto_stop
 
@@ -105,16 +107,26 @@ def _pct(value):
 
 
 class MinuteData:
-    """The buckets of one environment around the minutes being judged, loaded once (or, for
-    the simulation, given as they would be loaded)."""
+    """The buckets of one environment around the minutes being judged, and, for overwhelming
+    evidence, the native slices of the recent hour: loaded once (or, for the simulation, given
+    as they would be loaded)."""
 
-    def __init__(self, cells: dict, workers: dict):
+    def __init__(self, cells: dict, workers: dict, slices: dict | None = None):
         self.cells, self.workers = cells, workers
+        self.slices = slices or {}  # start → (native requests, native 5xx)
 
     @classmethod
-    def load(cls, environment_id: int, start: datetime, end: datetime) -> MinuteData:
+    def load(
+        cls, environment_id: int, start: datetime, end: datetime, *, slices: bool = False
+    ) -> MinuteData:
         # The volume rule looks two hours back.
-        return cls(*figures_module.load_minutes(environment_id, start - VOLUME_WINDOW * 2, end))
+        cells, workers = figures_module.load_minutes(environment_id, start - VOLUME_WINDOW * 2, end)
+        kept = (
+            figures_module.load_native_slices(environment_id, end - SLICES_KEPT, end)
+            if slices
+            else {}
+        )
+        return cls(cells, workers, kept)
 
     def minute(self, minute: datetime) -> figures_module.Figures:
         return figures_module.figures_from(
@@ -386,13 +398,15 @@ def judge(
 
 
 def _fire_on_evidence(rule, judgement: Judgement, data: MinuteData, newest, early: Early):
-    """Overwhelming evidence in the newest minutes (as many as the rule's "for"): firing now."""
-    span = max(rule.for_minutes, 1)
-    minutes = list(_minutes(newest - timedelta(minutes=span - 1), newest + timedelta(minutes=1)))
+    """Overwhelming evidence in the native slices from any slice's start within the rule's
+    "for" minutes up to the newest slice with lines: firing now."""
+    end = newest + timedelta(minutes=1)
+    last = max((start for start in data.slices if start < end), default=None)
+    if last is None:
+        return
+    earliest = last + timedelta(seconds=SLICE_SECONDS) - timedelta(minutes=max(rule.for_minutes, 1))
     counts = [
-        (minute, native.requests, native.errors_5xx)
-        for minute in minutes
-        for native in [data.minute(minute).native]
+        (start, *data.slices[start]) for start in sorted(data.slices) if earliest <= start <= last
     ]
     found = certainty.overwhelming(
         counts,
@@ -416,9 +430,10 @@ def _fire_on_evidence(rule, judgement: Judgement, data: MinuteData, newest, earl
     )
     judgement.at = Position(State.FIRING, since, True)
     judgement.reading = Reading(figures.native.error_percent, True, shown)
-    # Minutes before the evidence preceded the incident: a firing alert no longer judges them
-    # (one of them, settled under the threshold, would otherwise resolve it).
-    skipped = found.first - timedelta(minutes=1)
+    # Minutes before the evidence, and the one it starts in, preceded the incident (wholly or
+    # in part): a firing alert no longer judges them (one of them, settled under the threshold,
+    # would otherwise resolve it).
+    skipped = floor_minute(found.first) - timedelta(minutes=0 if found.first.second else 1)
     judgement.last_minute = max(judgement.last_minute or skipped, skipped)
 
 
@@ -447,13 +462,15 @@ def evaluate_environment(environment_id: int, *, now: datetime | None = None) ->
                 rule=rule, environment=environment
             )
     data = None
+    early = Early.of(policy)
     if horizon is not None:
         earliest = min(
             (_first_minute(states[rule.pk].last_minute, rule, horizon) for rule in rules),
             default=horizon,
         )
-        data = MinuteData.load(environment_id, earliest, newest + timedelta(minutes=1))
-    early = Early.of(policy)
+        data = MinuteData.load(
+            environment_id, earliest, newest + timedelta(minutes=1), slices=early.evidence
+        )
     events = []
     for rule in rules:
         alert = states[rule.pk]
@@ -559,7 +576,7 @@ def grounds(figures: dict) -> str:
             f"{figures['evidence_lower_bound_percent']}% "
             f"({figures['evidence_confidence_percent']}% confidence; "
             f"{figures['evidence_5xx']} 5xx of {figures['evidence_requests']} native requests "
-            f"since {figures['evidence_from'][11:16]} UTC), above "
+            f"since {figures['evidence_from'][11:19]} UTC), above "
             f"{figures['evidence_needed_percent']}%, without waiting out the rule's duration"
         )
     said = (

@@ -8,9 +8,11 @@ so the simulation in ``bench/false_fires.py`` asks them exactly as the rules do:
   against the most requests the minute can have (the lines in, or the busiest of the cohort's
   recent settled minutes times a margin, whichever is more). The settled minute can then only
   breach too, as long as traffic does not jump above that margin within a minute.
-- *Overwhelming evidence.* The lines in, of a few minutes pooled, put the rate's lower
-  confidence bound far above the threshold: a one-sided bound at 99.9 % (Wilson), over at least
-  a given number of requests. This is a statistical judgement, not a certainty; it is opt-in.
+- *Overwhelming evidence.* The lines in, from some slice of seconds on (the native cohort's
+  counts per ``integrations.logpush.SLICE_SECONDS``, so that the healthy seconds before a fault
+  do not dilute it), put the rate's lower confidence bound far above the threshold: a one-sided
+  bound at 99.9 % (Wilson), over at least a given number of requests. This is a statistical
+  judgement, not a certainty; it is opt-in.
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ def lower_bound_percent(errors: int, requests: int) -> float:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Minutes from ``first`` on, pooled: their requests, 5xx, and the rate's lower bound."""
+    """Slices from ``first`` on, pooled: their requests, 5xx, and the rate's lower bound."""
 
-    first: datetime  # the first minute pooled
+    first: datetime  # the start of the first slice pooled
     requests: int
     errors: int
     lower_percent: float
@@ -71,23 +73,25 @@ class Evidence:
 
 
 def overwhelming(
-    minutes: list[tuple[datetime, int, int]],
+    slices: list[tuple[datetime, int, int]],
     *,
     threshold: float,
     multiple: float,
     min_requests: int,
 ) -> Evidence | None:
-    """``minutes``: (minute, requests, 5xx), oldest first, ending with the newest minute that
-    has lines. The longest run ending there whose pooled lower bound is above ``multiple`` ×
-    ``threshold`` over at least ``min_requests`` requests, or None."""
+    """``slices``: (start, requests, 5xx), oldest first, ending with the newest that has lines.
+    Of the runs ending there with at least ``min_requests`` requests whose pooled lower bound
+    is above ``multiple`` × ``threshold``, the one with the highest bound (the run that starts
+    where the failure does), or None."""
     needed = multiple * threshold
-    for start in range(len(minutes)):
-        pooled = minutes[start:]
-        requests = sum(count for _, count, _ in pooled)
-        errors = sum(count for _, _, count in pooled)
+    best = None
+    requests = errors = 0
+    for start, count, failed in reversed(slices):
+        requests += count
+        errors += failed
         if requests < max(min_requests, 1):
             continue
         low = lower_bound_percent(errors, requests)
-        if low > needed:
-            return Evidence(minutes[start][0], requests, errors, low, needed)
-    return None
+        if low > needed and (best is None or low >= best.lower_percent):
+            best = Evidence(start, requests, errors, low, needed)
+    return best

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from integrations.histogram import Histogram
 
-from .models import MinuteBucket, WorkerMinute
+from .models import MinuteBucket, NativeSlice, WorkerMinute
 
 COHORTS = ("native", "proxy")
 QUANTILES = (0.5, 0.9, 0.99)
@@ -117,6 +117,14 @@ def load_minutes(environment_id: int, start: datetime, end: datetime):
         ).values_list("minute", "upload_errors")
     )
     return cells, workers
+
+
+def load_native_slices(environment_id: int, start: datetime, end: datetime):
+    """The native cohort's (requests, 5xx) per slice of seconds in [start, end), by its start."""
+    rows = NativeSlice.objects.filter(
+        environment_id=environment_id, start__gte=start, start__lt=end
+    ).values_list("start", "requests", "errors_5xx")
+    return {start: (requests, errors) for start, requests, errors in rows}
 
 
 def figures_from(cells, workers, start: datetime, end: datetime) -> Figures:

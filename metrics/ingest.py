@@ -31,7 +31,7 @@ from django.utils import timezone
 from integrations import logpush, r2
 from integrations.histogram import Histogram
 
-from .models import LogObject, LogSource, MinuteBucket, WorkerMinute
+from .models import LogObject, LogSource, MinuteBucket, NativeSlice, WorkerMinute
 from .reading import (
     ObjectRef,
     ReadResult,
@@ -50,6 +50,9 @@ KNOWN_KEYS_CHUNK = 500
 # A log line dated this far ahead of our clock does not move freshness (its clock is wrong).
 FUTURE_TOLERANCE = timedelta(minutes=5)
 ADVISORY_LOCK_SPACE = 0x4C4F4753  # "LOGS": the first key of the ingestion run's advisory lock
+# Native slices are kept this far behind the newest log line: overwhelming evidence looks no
+# further back than the critical rule's "for" minutes.
+SLICES_KEPT = timedelta(hours=1)
 
 
 @dataclass
@@ -67,6 +70,10 @@ class RunReport:
 
 def minute_of(minute_number: int) -> datetime:
     return datetime.fromtimestamp(minute_number * 60, UTC)
+
+
+def slice_of(slice_number: int) -> datetime:
+    return datetime.fromtimestamp(slice_number * logpush.SLICE_SECONDS, UTC)
 
 
 def spec_for(source: LogSource) -> SourceSpec:
@@ -359,11 +366,14 @@ def fold_batch(source: LogSource, results: list[ReadResult]) -> list[ReadResult]
             # Other runs folded them all first. Undo the freshness touch: nothing of ours counts.
             transaction.set_rollback(True)
             return []
-        cells, trace_minutes = _combine(mine)
+        cells, trace_minutes, native_slices = _combine(mine)
         if cells:
             _fold_buckets(source.environment_id, cells, now)
         if trace_minutes:
             _fold_worker_minutes(source.environment_id, trace_minutes)
+        if native_slices:
+            newest_seen = max(filter(None, [source.newest_log_at, newest]))
+            _fold_native_slices(source.environment_id, native_slices, newest_seen - SLICES_KEPT)
     return mine
 
 
@@ -388,9 +398,11 @@ def _claim_row(source: LogSource, result: ReadResult, now) -> dict:
 
 
 def _combine(results: list[ReadResult]):
-    """The cells of several files added together: (minute, cohort) → [requests, 5xx, bytes]."""
+    """The cells of several files added together: (minute, cohort) → [requests, 5xx, bytes];
+    the upload errors per minute and the native slices likewise."""
     cells: dict[tuple[int, str], list] = {}
     trace_minutes: dict[int, list[int]] = {}
+    native_slices: dict[int, list[int]] = {}
     for result in results:
         for key, cell in result.summary.cells.items():
             stored = result.histograms[key]
@@ -405,11 +417,18 @@ def _combine(results: list[ReadResult]):
             counts = trace_minutes.setdefault(minute, [0, 0])
             counts[0] += events
             counts[1] += upload_errors
-    return cells, trace_minutes
+        for part, (requests, errors) in result.summary.native_slices.items():
+            counts = native_slices.setdefault(part, [0, 0])
+            counts[0] += requests
+            counts[1] += errors
+    return cells, trace_minutes, native_slices
 
 
-def _insert(model, rows: list[dict], *, conflict: list[str], returning: list[str]) -> list:
-    """``INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING returning``: the rows inserted.
+def _insert(
+    model, rows: list[dict], *, conflict: list[str], returning: list[str], add: tuple = ()
+) -> list:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING RETURNING returning``: the rows inserted;
+    with ``add``, a row that exists has those columns added to instead (and is returned too).
 
     PostgreSQL and SQLite (3.35+) both speak it; values go through each field's own
     preparation, as the ORM would send them."""
@@ -419,9 +438,14 @@ def _insert(model, rows: list[dict], *, conflict: list[str], returning: list[str
     columns = list(rows[0])
     fields = [meta.get_field(name.removesuffix("_id")) for name in columns]
     quote = connection.ops.quote_name
-    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+    table = quote(meta.db_table)
+    head = f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
+    action = "DO NOTHING"
+    if add:
+        sums = (f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in add)
+        action = f"DO UPDATE SET {', '.join(sums)}"
     tail = (
-        f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO NOTHING "
+        f" ON CONFLICT ({', '.join(quote(c) for c in conflict)}) {action} "
         f"RETURNING {', '.join(quote(c) for c in returning)}"
     )
     if connection.vendor == "postgresql":
@@ -520,6 +544,27 @@ def _aware(value) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def _fold_native_slices(environment_id: int, native_slices: dict, cutoff: datetime) -> None:
+    """Add the native slices (those of the kept hour) and forget the ones older than it."""
+    _insert(
+        NativeSlice,
+        [
+            {
+                "environment_id": environment_id,
+                "start": slice_of(part),
+                "requests": requests,
+                "errors_5xx": errors,
+            }
+            for part, (requests, errors) in sorted(native_slices.items())
+            if slice_of(part) >= cutoff
+        ],
+        conflict=["environment_id", "start"],
+        returning=["start"],
+        add=("requests", "errors_5xx"),
+    )
+    NativeSlice.objects.filter(environment_id=environment_id, start__lt=cutoff).delete()
 
 
 def _fold_worker_minutes(environment_id: int, trace_minutes: dict) -> None:

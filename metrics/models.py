@@ -174,6 +174,34 @@ class WorkerMinute(models.Model):
         return f"{self.environment_id} {self.minute:%Y-%m-%d %H:%M}: {self.upload_errors} errors"
 
 
+class NativeSlice(models.Model):
+    """Native requests and 5xx of one slice of seconds (``integrations.logpush.SLICE_SECONDS``)
+    of one environment: the fine counts overwhelming evidence is judged on, so that a fault's
+    first minute need not be diluted by the healthy seconds before it. Only the recent hour is
+    kept (``metrics.ingest.SLICES_KEPT``)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    start = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    errors_5xx = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["environment", "start"]
+        constraints = [
+            # One row per slice; serves the evidence's window query and the pruning.
+            models.UniqueConstraint(
+                fields=["environment", "start"], name="nativeslice_one_per_env"
+            ),
+            models.CheckConstraint(
+                condition=Q(errors_5xx__lte=models.F("requests")),
+                name="nativeslice_errors_le_requests",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.environment_id} {self.start:%H:%M:%S}: {self.errors_5xx}/{self.requests}"
+
+
 # --- alerts --------------------------------------------------------------------------------------
 
 

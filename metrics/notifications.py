@@ -58,7 +58,11 @@ def figure_fields(figures: dict) -> list[tuple[str, str]]:
     for key, (label, pattern) in LABELS.items():
         if figures.get(key) is not None:
             shown.append((label, pattern.format(figures[key])))
-    if figures.get("minute"):
+    if figures.get("evidence_from"):
+        # Where the evidence starts, to the second, says more than the newest minute (and
+        # Slack shows ten fields at most).
+        shown.append((_("Evidence since (UTC)"), figures["evidence_from"][:19].replace("T", " ")))
+    elif figures.get("minute"):
         shown.append((_("Minute (UTC)"), figures["minute"][:16].replace("T", " ")))
     return shown
 

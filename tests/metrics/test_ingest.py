@@ -1,19 +1,24 @@
 """Ingestion from a real S3 server (moto, boto3) and from a directory: exact counts, percentiles
-within 1%, every timestamp format, damaged files, re-listing, retries and concurrent runs."""
+within 1%, every timestamp format, damaged files, re-listing, retries and concurrent runs; the
+native cohort's slices of seconds beside the minutes."""
 
 import gzip
+import itertools
 import json
 import math
+import random
 import zlib
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import DataError, connection, transaction
 
+from edge_standin.logpush import Routing, Traffic, make_batch
+from integrations.logpush import SLICE_SECONDS
 from metrics import ingest
 from metrics.figures import window_figures
-from metrics.models import LogObject, MinuteBucket, WorkerMinute
+from metrics.models import LogObject, MinuteBucket, NativeSlice, WorkerMinute
 from tests.metrics.conftest import START, generate, put_batches, write_batches
 from tests.support.threads import at_once
 
@@ -57,6 +62,27 @@ def truth_of(batches, skip_keys=()):
     return {key: tuple(value) for key, value in cells.items()}, ttfb, dict(uploads)
 
 
+def native_slices_of(batches):
+    """The native cohort's (requests, 5xx) per slice of seconds, read with the standard library."""
+    slices = defaultdict(lambda: [0, 0])
+    for batch in batches:
+        for line in gzip.decompress(batch.http_body).splitlines():
+            record = json.loads(line)
+            if "cohort=native" in record["ResponseHeaders"]["x-pix-canary"]:
+                seconds = seconds_of(record["EdgeStartTimestamp"])
+                start = datetime.fromtimestamp(seconds // SLICE_SECONDS * SLICE_SECONDS, UTC)
+                slices[start][0] += 1
+                slices[start][1] += record["EdgeResponseStatus"] >= 500
+    return {start: tuple(counts) for start, counts in slices.items()}
+
+
+def stored_slices(environment):
+    return {
+        row.start: (row.requests, row.errors_5xx)
+        for row in NativeSlice.objects.filter(environment=environment)
+    }
+
+
 def exact_quantile(values, q):
     ordered = sorted(values)
     return ordered[max(1, math.ceil(q * len(ordered))) - 1]
@@ -80,6 +106,8 @@ def stored_uploads(environment):
 def assert_matches(environment, batches, skip_keys=()):
     cells, ttfb, uploads = truth_of(batches, skip_keys)
     assert stored_cells(environment) == cells
+    kept = [batch for batch in batches if batch.http_key not in skip_keys]
+    assert stored_slices(environment) == native_slices_of(kept)
     assert stored_uploads(environment) == uploads
     figures = window_figures(environment.pk, *WINDOW)
     for cohort in ("native", "proxy"):
@@ -267,3 +295,41 @@ def test_the_bulk_insert_stores_values_as_the_orm_would_and_refuses_what_does_no
     if connection.vendor == "postgresql":  # SQLite does not enforce varchar lengths
         with pytest.raises(DataError), transaction.atomic():
             ingest._insert(LogObject, [{**row, "dataset": "x" * 33}], **claim)
+
+
+def test_slices_split_by_files_add_up_late_files_too_and_only_the_recent_hour_is_kept(
+    directory_source,
+):
+    """Files whose time ranges end inside a slice each bring part of it, in any order; a file
+    more than an hour after the others drops their slices."""
+    traffic = Traffic(requests_per_minute=600)
+    traffic.native.update({"error_rate": 0.2, "rate_factor": 3}, "native")
+    routing = Routing(percent=10, tag="B2a")
+    rng = random.Random(5)
+    edges = [START, START + 65, START + 127, START + 183]  # mid-slice boundaries
+    batches = [make_batch(rng, a, b, routing, traffic) for a, b in itertools.pairwise(edges)]
+    directory = directory_source.directory
+
+    def ingest_files(*files):
+        write_batches(directory, files)
+        assert ingest.ingest_source(directory_source.pk, processes=1).counted == 2 * len(files)
+
+    ingest_files(batches[2])
+    ingest_files(batches[0])  # late: its slices are older than the newest line already in
+    ingest_files(batches[1])  # brings the rest of slices the two others began and ended
+    environment = directory_source.environment
+    truth = native_slices_of(batches)
+    assert stored_slices(environment) == truth
+    assert len(truth) == 19 and sum(errors for _, errors in truth.values()) > 0  # 183 s
+    shared = datetime.fromtimestamp(START + 60, UTC)  # slice 14:01:00, split at 14:01:05
+    assert shared in native_slices_of(batches[:1]) and shared in native_slices_of(batches[1:2])
+
+    later = make_batch(rng, START + 4000, START + 4060, routing, traffic)
+    ingest_files(later)
+    cutoff = datetime.fromtimestamp(START + 4060, UTC) - ingest.SLICES_KEPT
+    assert cutoff > datetime.fromtimestamp(START + 183, UTC)
+    assert stored_slices(environment) == native_slices_of([later])
+    # A file an hour and more behind the newest line adds to the minutes, not to the slices.
+    ingest_files(make_batch(rng, START + 183, START + 240, routing, traffic))
+    assert stored_slices(environment) == native_slices_of([later])
+    assert min(stored_slices(environment)) >= cutoff - timedelta(seconds=SLICE_SECONDS)

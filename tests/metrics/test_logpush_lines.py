@@ -180,7 +180,7 @@ LINES = st.lists(
 
 def summary_line_by_line(lines):
     """What a file of these lines says, from ``parse_http_request`` one line at a time."""
-    cells, bad, seconds = {}, 0, []
+    cells, bad, seconds, native_slices = {}, 0, [], {}
     for raw in lines:
         if not raw:
             continue
@@ -194,22 +194,28 @@ def summary_line_by_line(lines):
         cell[1] += request.status >= 500
         cell[2][request.ttfb_ms] += 1
         seconds.append(request.seconds)
-    return cells, bad, seconds
+        if request.cohort == "native":
+            counts = native_slices.setdefault(int(request.seconds // logpush.SLICE_SECONDS), [0, 0])
+            counts[0] += 1
+            counts[1] += request.status >= 500
+    return cells, bad, seconds, native_slices
 
 
 @settings(max_examples=300, deadline=None)
 @given(LINES)
 def test_a_file_sums_up_to_what_its_lines_say_one_by_one(lines):
     """Lines out of order across minutes, cohorts reached by several header values, every
-    timestamp format and bad lines anywhere: the file loop's caches change nothing."""
+    timestamp format and bad lines anywhere: the file loop's caches change nothing, and the
+    native slices of seconds hold what the lines of each say."""
     summary = logpush.summarize(gzip.compress(b"\n".join(lines)), "http_requests")
-    cells, bad, seconds = summary_line_by_line(lines)
+    cells, bad, seconds, native_slices = summary_line_by_line(lines)
     assert summary.lines == sum(1 for raw in lines if raw)
     assert summary.bad_lines == bad
     assert list(summary.cells) == list(cells)  # in the order their first lines came
     for key, (requests, errors, ttfb) in cells.items():
         cell = summary.cells[key]
         assert (cell.requests, cell.errors_5xx, cell.ttfb) == (requests, errors, dict(ttfb))
+    assert summary.native_slices == native_slices
     assert summary.newest == (max(seconds) if seconds else None)
     assert summary.oldest == (min(seconds) if seconds else None)
 

@@ -39,11 +39,17 @@ class Observation:
     drift: DriftState
 
 
-def claim(environment_id: int, now=None) -> bool:
-    """Whether this run is the one to observe: none was started in the last half interval
-    (compare-and-set, so a redelivered or doubled message observes nothing)."""
+def claim(environment_id: int, now=None, sent_at=None) -> bool:
+    """Whether this run is the one to observe for the interval its message was sent for
+    (``sent_at``, else now): that interval is not over, and no observation started since half an
+    interval before it (compare-and-set, so a doubled or redelivered message observes nothing:
+    one check per interval)."""
     now = now or timezone.now()
-    recent = now - timedelta(seconds=settings.OBSERVE_INTERVAL_SECONDS / 2)
+    sent_at = sent_at or now
+    interval = timedelta(seconds=settings.OBSERVE_INTERVAL_SECONDS)
+    if now - sent_at >= interval:
+        return False  # its interval is over: the next one observes
+    recent = sent_at - interval / 2
     return bool(
         Environment.objects.filter(pk=environment_id)
         .filter(Q(last_kv_read_at__isnull=True) | Q(last_kv_read_at__lte=recent))

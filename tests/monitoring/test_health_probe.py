@@ -3,6 +3,7 @@ stand-in, and against a deliberately misbehaving local server where every malfor
 a failed check with its reason."""
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -180,6 +181,52 @@ def test_the_task_records_once_per_interval_and_never_raises(misbehaving, produc
     tasks.observe_environment(production.pk, force=True)  # a look right after a write
     assert HealthCheck.objects.filter(environment=production).count() == 2
     tasks.observe_environment(10**9)  # an environment deleted meanwhile
+
+
+def test_one_check_per_interval_whatever_happens_to_the_message(
+    edge, production, broker_url, settings
+):
+    """The message beat's task sends is taken once, taken again by a second worker after the
+    first died mid-interval, and restored after a restart long after: one check for its
+    interval, and the next interval's message still observes."""
+    import time_machine
+    from django.utils import timezone
+
+    from config.celery import app
+
+    def sent_messages():
+        with app.connection_for_read() as connection:
+            channel = connection.default_channel
+            messages = []
+            while (message := channel.basic_get("celery", no_ack=True)) is not None:
+                args, kwargs, _ = message.decode()
+                messages.append((app.tasks[message.headers["task"]], args, kwargs))
+            return messages
+
+    def as_a_worker_takes(message, at):
+        task, args, kwargs = message
+        with time_machine.travel(at, tick=False):
+            task(*args, **kwargs)
+
+    settings.OBSERVE_INTERVAL_SECONDS = 60
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        tasks.observe_environments()
+    (message,) = sent_messages()
+    as_a_worker_takes(message, start + timedelta(seconds=1))
+    as_a_worker_takes(message, start + timedelta(seconds=40))  # redelivered: its worker died
+    as_a_worker_takes(message, start + timedelta(minutes=5))  # restored after a restart
+    with time_machine.travel(start + timedelta(minutes=1), tick=False):
+        tasks.observe_environments()
+    (following,) = sent_messages()
+    as_a_worker_takes(following, start + timedelta(minutes=1, seconds=1))
+    checked = HealthCheck.objects.filter(environment=production).values_list(
+        "checked_at", flat=True
+    )
+    assert sorted(checked) == [
+        start + timedelta(seconds=1),
+        start + timedelta(minutes=1, seconds=1),
+    ]
 
 
 def test_the_beat_task_fans_out_to_connected_environments(edge, production):

@@ -41,15 +41,12 @@ class Observation:
 
 def claim(environment_id: int, now=None, sent_at=None) -> bool:
     """Whether this run is the one to observe for the interval its message was sent for
-    (``sent_at``, else now): that interval is not over, and no observation started since half an
-    interval before it (compare-and-set, so a doubled or redelivered message observes nothing:
-    one check per interval)."""
+    (``sent_at``, else now): no observation started since half an interval before it
+    (compare-and-set). So a doubled message, one taken again after its worker died or restored
+    after a restart observes nothing, while one a busy worker takes late still does if nothing
+    observed meanwhile: one check per interval."""
     now = now or timezone.now()
-    sent_at = sent_at or now
-    interval = timedelta(seconds=settings.OBSERVE_INTERVAL_SECONDS)
-    if now - sent_at >= interval:
-        return False  # its interval is over: the next one observes
-    recent = sent_at - interval / 2
+    recent = (sent_at or now) - timedelta(seconds=settings.OBSERVE_INTERVAL_SECONDS / 2)
     return bool(
         Environment.objects.filter(pk=environment_id)
         .filter(Q(last_kv_read_at__isnull=True) | Q(last_kv_read_at__lte=recent))

@@ -36,9 +36,9 @@ def observe_environments():
 @shared_task(acks_late=True)
 def observe_environment(environment_id: int, force: bool = False, sent_at: float | None = None):
     """Read KV and the edge once and record it, once for the interval beat sent it for
-    (``sent_at``): a doubled or redelivered message does nothing, nor one taken after its
-    interval (a worker that died, a restart); a forced one (a look right after a write, for a
-    late write of ours) always runs."""
+    (``sent_at``): a doubled message, or one taken again after its worker died or restored after
+    a restart, does nothing (``observation.claim``); a forced one (a look right after a write,
+    for a late write of ours) always runs."""
     sent = datetime.fromtimestamp(sent_at, tz=UTC) if sent_at is not None else None
     if force or observation.claim(environment_id, sent_at=sent):
         observation.observe(environment_id)

@@ -550,7 +550,7 @@ def _apply(alert, rule, policy, environment, judgement: Judgement, now) -> list[
                 new_state=step.new,
                 minute=step.minute,
                 figures=step.figures,
-                created_at=now,
+                created_at=shown_at(step.minute, now),
             )
             events.append(event)
             if not step.announce:
@@ -565,6 +565,16 @@ def _apply(alert, rule, policy, environment, judgement: Judgement, now) -> list[
             ):
                 _auto_emergency_stop(event, rule=rule, environment=environment)
     return events
+
+
+def shown_at(minute: datetime, now: datetime) -> datetime:
+    """An alert event's time on the history: when its minute was complete in log time (its end
+    and the settling), or the look itself if that is sooner (a breach proven before the minute
+    settled, logs not delivering). A catch-up after the worker was stopped, or a backlog, judges
+    many minutes in one look: its changes keep their order and their own times, as if the worker
+    had judged each minute when it came, instead of all standing at the moment the look ran."""
+    settled = minute + timedelta(minutes=1 + settings.METRICS_ALERT_SETTLE_MINUTES)
+    return min(now, settled)
 
 
 def grounds(figures: dict) -> str:

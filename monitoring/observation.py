@@ -39,11 +39,14 @@ class Observation:
     drift: DriftState
 
 
-def claim(environment_id: int, now=None) -> bool:
-    """Whether this run is the one to observe: none was started in the last half interval
-    (compare-and-set, so a redelivered or doubled message observes nothing)."""
+def claim(environment_id: int, now=None, sent_at=None) -> bool:
+    """Whether this run is the one to observe for the interval its message was sent for
+    (``sent_at``, else now): no observation started since half an interval before it
+    (compare-and-set). So a doubled message, one taken again after its worker died or restored
+    after a restart observes nothing, while one a busy worker takes late still does if nothing
+    observed meanwhile: one check per interval."""
     now = now or timezone.now()
-    recent = now - timedelta(seconds=settings.OBSERVE_INTERVAL_SECONDS / 2)
+    recent = (sent_at or now) - timedelta(seconds=settings.OBSERVE_INTERVAL_SECONDS / 2)
     return bool(
         Environment.objects.filter(pk=environment_id)
         .filter(Q(last_kv_read_at__isnull=True) | Q(last_kv_read_at__lte=recent))

@@ -1,5 +1,5 @@
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -25,18 +25,22 @@ def _connected_environment_ids():
 
 @shared_task(acks_late=True)
 def observe_environments():
-    """Beat: one observation per connected environment."""
+    """Beat: one observation per connected environment, for the interval starting now."""
     environment_ids = _connected_environment_ids()
+    sent_at = timezone.now().timestamp()
     for environment_id in environment_ids:
-        observe_environment.delay(environment_id)
+        observe_environment.delay(environment_id, sent_at=sent_at)
     return environment_ids
 
 
 @shared_task(acks_late=True)
-def observe_environment(environment_id: int, force: bool = False):
-    """Read KV and the edge once and record it; a doubled message within half an interval does
-    nothing, a forced one (a look right after a write, for a late write of ours) always runs."""
-    if force or observation.claim(environment_id):
+def observe_environment(environment_id: int, force: bool = False, sent_at: float | None = None):
+    """Read KV and the edge once and record it, once for the interval beat sent it for
+    (``sent_at``): a doubled message, or one taken again after its worker died or restored after
+    a restart, does nothing (``observation.claim``); a forced one (a look right after a write,
+    for a late write of ours) always runs."""
+    sent = datetime.fromtimestamp(sent_at, tz=UTC) if sent_at is not None else None
+    if force or observation.claim(environment_id, sent_at=sent):
         observation.observe(environment_id)
 
 

@@ -431,10 +431,14 @@ def due_for_sweep(now=None) -> tuple[list[int], list[int]]:
         next_attempt_at__gt=now
     )
     environment_ids = sorted(set(pending.values_list("environment_id", flat=True)))
-    # A watcher polls at least every 5 poll intervals; three missed polls mean it is gone.
-    quiet_since = now - timedelta(seconds=15 * settings.EDGE_POLL_INTERVAL_SECONDS)
     given_up_before = now - timedelta(seconds=30 * settings.PROPAGATION_ALLOWANCE_SECONDS)
     unwatched = ConfigChange.objects.filter(
         state=ConfigChange.State.WRITTEN, written_at__gt=given_up_before
-    ).exclude(last_edge_probe_at__gt=quiet_since)
+    ).exclude(last_edge_probe_at__gt=quiet_since(now))
     return environment_ids, list(unwatched.values_list("pk", flat=True))
+
+
+def quiet_since(now):
+    """A change whose edge probes stopped before this has no live task watching it: a watcher
+    polls at least every 5 poll intervals; three missed polls mean it is gone."""
+    return now - timedelta(seconds=15 * settings.EDGE_POLL_INTERVAL_SECONDS)

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import close_old_connections
 
 from . import kv_writer
-from .services import phases, preview
+from .services import phases, preview, stickiness
 from .services.audit_checkpoints import write_checkpoint
 
 
@@ -34,8 +34,6 @@ def confirm_in_effect(self, change_id: int):
 @shared_task(bind=True, max_retries=20, acks_late=True)
 def probe_stickiness(self, change_id: int):
     """Once a lowering change is in effect: what the edge does with a native cookie."""
-    from .services import stickiness
-
     close_old_connections()
     retry_in = stickiness.probe(change_id)
     if retry_in is not None:
@@ -44,13 +42,17 @@ def probe_stickiness(self, change_id: int):
 
 @shared_task(acks_late=True)
 def sweep_unapplied_changes():
-    """Re-queue what the database says is unfinished, whatever happened to its messages."""
+    """Re-queue what the database says is unfinished, whatever happened to its messages: writes,
+    confirmations and stickiness probes."""
     environment_ids, change_ids = kv_writer.due_for_sweep()
     for environment_id in environment_ids:
         apply_desired_config.delay(environment_id)
     for change_id in change_ids:
         confirm_in_effect.delay(change_id)
-    return {"environments": environment_ids, "changes": change_ids}
+    unprobed = stickiness.due_for_sweep()
+    for change_id in unprobed:
+        probe_stickiness.delay(change_id)
+    return {"environments": environment_ids, "changes": change_ids, "stickiness": unprobed}
 
 
 @shared_task(acks_late=True)

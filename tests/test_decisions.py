@@ -145,6 +145,42 @@ def test_check_ins_acknowledged_late_and_missed(production_at_b2a, release_manag
         phases.acknowledge(second, person=release_manager, note="  ", now=NOW)
 
 
+def test_check_ins_whose_slots_closed_before_the_window_was_recorded_are_not_missed(
+    production_at_b2a, release_manager, viewer
+):
+    """A window counted from an earlier moment (restarted from a build's time, the demo's
+    backdated window): no one could have acknowledged a slot that had closed before its check-in
+    existed, so it is elapsed, and the overview asks nothing for it."""
+    from tests.test_overview_needs import overview_of
+
+    now = timezone.now()
+    rollout = Rollout.objects.create(
+        plan=production_at_b2a.service.plan, environment=production_at_b2a, build="build-7"
+    )
+    run = PhaseRun.objects.create(
+        rollout=rollout, phase=Phase.objects.get(tag="B2a"), started_at=now
+    )
+    phases.begin_window(rollout, run, in_effect_at=now - timedelta(hours=3), now=now)
+    statuses = {check_in.label: check_in.status(now) for check_in in run.check_ins.all()}
+    assert statuses == {
+        "T+0": "elapsed",
+        "T+30 min": "elapsed",
+        "T+2 h": "due",
+        "T+6 h": "upcoming",
+        "T+12 h": "upcoming",
+        "T+24 h": "upcoming",
+    }
+    card = overview_of(viewer, production_at_b2a)
+    assert "was missed" not in card and "Check-in T+2 h is due" in card
+    page = client_for(viewer).get(f"/phases/{run.public_id}/").content.decode()
+    assert page.count('data-status="elapsed"') == 2 and 'data-status="missed"' not in page
+    # Acknowledged afterwards, it is not late either: there was no time it could have been.
+    first = phases.acknowledge(
+        run.check_ins.get(label="T+0"), person=release_manager, note="looked now", now=now
+    )
+    assert first.status(now) == "acknowledged"
+
+
 def test_check_in_page_forbidden_for_a_viewer(production_at_b2a, viewer):
     run = observing(production_at_b2a, hours_ago=1)
     check_in = run.check_ins.first()

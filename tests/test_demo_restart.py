@@ -93,3 +93,25 @@ def test_a_seeded_rollout_a_person_acted_on_is_left_alone(edge, production_at_b2
     run.refresh_from_db()
     assert run.window_ends_at == window_ends_at
     assert not AuditEntry.objects.filter(action="rollout.retimed").exists()
+
+
+def statuses(run, now):
+    return {check_in.label: check_in.status(now) for check_in in run.check_ins.all()}
+
+
+def test_the_seeded_rollout_shows_no_check_in_missed_then_or_after_a_long_stop(
+    edge, production_at_b2a, tmp_path
+):
+    """Its check-ins before T+12 h fell due before the demo existed: no one could have done them.
+    After a stop of half a day they stay so (the rollout is re-timed with its check-ins)."""
+    edge.put_external(NAMESPACES["production"], B2A_10)
+    call_command("seed_demo_rollout", edge_url=edge.base_url, wait=60, directory=str(tmp_path))
+    run = PhaseRun.objects.get(rollout__environment=production_at_b2a)
+    elapsed = {label: "elapsed" for label in ("T+0", "T+30 min", "T+2 h", "T+6 h")}
+    expected = {**elapsed, "T+12 h": "due", "T+24 h": "upcoming"}
+    assert statuses(run, timezone.now()) == expected
+
+    with time_machine.travel(timezone.now() + timedelta(hours=13)):
+        phases.advance_all()
+        call_command("seed_demo_rollout", edge_url=edge.base_url, wait=60)
+        assert statuses(run, timezone.now()) == expected

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from integrations.kv_value import CanarySettings
 from rollout.models import ConfigChange
-from rollout.services import controls
+from rollout.services import controls, stickiness
+from rollout.tasks import sweep_unapplied_changes
 from tests.conftest import client_for, wait_for
 from tests.support.changes import change_config, in_effect
 
@@ -60,6 +61,77 @@ def test_the_emergency_stop_moves_the_cookie_holders_to_proxy(at_25):
         "a client with a native cookie is now served by the proxy "
         "(X-Pix-Canary: cohort=proxy;reason=emergency)"
     )
+
+
+def test_a_probe_whose_worker_died_is_taken_again_by_the_sweep(edge, production, start_worker):
+    """The row is the truth: a lowering change in effect with no probe recorded and no probe
+    going on is queued again by the sweep, as a write or a confirmation is."""
+    doomed = start_worker(
+        pool="solo", name="doomed", env={"HTTP_TIMEOUT_SECONDS": 10, "KV_WRITE_LEASE_SECONDS": 40}
+    )
+    initial = controls.create_initial_config(
+        environment=production, settings=B2B, reason="phase B2b", system="test"
+    )
+    in_effect(initial)
+    edge.knobs(latency_ms=3000)  # every answer of the edge now takes 3 s
+    change = change_config(production, LOWER, reason="fewer native clients", expected_version=1)
+    in_effect(change, timeout=30)
+
+    def probing():
+        return [
+            request
+            for request in edge.edge_requests("production")
+            if "_canary_cohort=native" in request["headers"].get("cookie", "")
+        ]
+
+    wait_for(probing, message="the probe with a native cookie to reach the edge")
+    doomed.kill()  # mid-probe: the edge has not answered it
+    edge.knobs(latency_ms=0)
+    change.refresh_from_db()
+    assert change.sticky_probe_at is None
+
+    start_worker(name="rescuer")
+
+    def probed_after_a_sweep():
+        sweep_unapplied_changes.delay()
+        change.refresh_from_db()
+        return change.sticky_probe_result != ""
+
+    wait_for(probed_after_a_sweep, timeout=30, interval=1, message="the sweep to probe again")
+    assert change.sticky_probe_result == "stayed"
+    assert len(probing()) == 2  # the dead worker's probe and the one after it, no more
+
+
+def test_the_sweep_leaves_a_probe_alone_while_it_runs_or_once_it_no_longer_applies(
+    edge, production
+):
+    def lowered(version, percent, **fields):
+        return ConfigChange.objects.create(
+            environment=production,
+            version=version,
+            kind=ConfigChange.Kind.PERCENT_CHANGE,
+            requested_by_system="test",
+            reason="lower",
+            before={"canary_percent": percent + 5, "canary_tag": "B2b", "emergency_proxy": False},
+            after={"canary_percent": percent, "canary_tag": "B2b", "emergency_proxy": False},
+            state=ConfigChange.State.IN_EFFECT,
+            **fields,
+        )
+
+    now = timezone.now()
+    quiet = now - timedelta(minutes=1)
+    lost = lowered(1, 20, in_effect_at=quiet, last_edge_probe_at=quiet)
+    assert stickiness.due_for_sweep(now) == [lost.pk]
+    # A probe at work keeps its change fresh; a newer change in effect is what the edge serves
+    # now; after the cookie's day no client holds one from before the change.
+    ConfigChange.objects.filter(pk=lost.pk).update(last_edge_probe_at=now)
+    assert stickiness.due_for_sweep(now) == []
+    ConfigChange.objects.filter(pk=lost.pk).update(last_edge_probe_at=quiet)
+    newer = lowered(2, 15, in_effect_at=quiet, last_edge_probe_at=quiet)
+    assert stickiness.due_for_sweep(now) == [newer.pk]
+    long_ago = now - timedelta(hours=25)
+    ConfigChange.objects.filter(pk=newer.pk).update(in_effect_at=long_ago)
+    assert stickiness.due_for_sweep(now) == []
 
 
 def test_a_raise_is_not_probed(edge, production, worker):

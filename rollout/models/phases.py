@@ -163,6 +163,9 @@ class CheckIn(models.Model):
     note = models.TextField(blank=True, validators=[MaxCharacters(limits.NOTE)])
     # When #deployments was reminded that it is due (once; the decision's own is announced apart).
     reminded_at = models.DateTimeField(null=True, blank=True)
+    # When the check-in was recorded (its window began on the dashboard), so a person could
+    # acknowledge it from then on; empty on check-ins recorded before this was kept.
+    recorded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["phase_run", "offset"]
@@ -180,16 +183,26 @@ class CheckIn(models.Model):
         kept ``label`` was written in)."""
         return offset_label(self.offset)
 
+    @property
+    def elapsed_before_recorded(self) -> bool:
+        """Its slot had closed before the check-in was recorded (a window that began in the past:
+        restarted from a build's time, the demo's backdated window): no one could have
+        acknowledged it in time, so it is never missed, nor late."""
+        return self.recorded_at is not None and self.missed_after <= self.recorded_at
+
     def status(self, now) -> str:
-        """upcoming, due, acknowledged, late (acknowledged after its slot) or missed (marked for
-        translation: the timeline shows them in its reader's language)."""
+        """upcoming, due, acknowledged, late (acknowledged after its slot), missed, or elapsed (its
+        slot closed before it was recorded; marked for translation: the timeline shows them in
+        its reader's language)."""
         if self.acknowledged_at:
-            if self.acknowledged_at > self.missed_after:
+            if self.acknowledged_at > self.missed_after and not self.elapsed_before_recorded:
                 return gettext_noop("late")
             return gettext_noop("acknowledged")
         if now < self.due_at:
             return gettext_noop("upcoming")
-        return gettext_noop("due") if now <= self.missed_after else gettext_noop("missed")
+        if now <= self.missed_after:
+            return gettext_noop("due")
+        return gettext_noop("elapsed") if self.elapsed_before_recorded else gettext_noop("missed")
 
 
 class PhaseAttestation(models.Model):

@@ -542,7 +542,7 @@ def begin_window(
         return
     run.state, run.in_effect_at, run.window_ends_at = PhaseRun.State.OBSERVING, in_effect_at, ends
     run.build_deployment_id = build_id
-    create_check_ins(run)
+    create_check_ins(run, now=now)
     set_state(
         rollout,
         State.OBSERVING,
@@ -575,7 +575,9 @@ def next_window(
     return following
 
 
-def create_check_ins(run: PhaseRun) -> None:
+def create_check_ins(run: PhaseRun, *, now: datetime) -> None:
+    """The runbook's check-ins of a window, recorded at ``now``: one whose slot had already closed
+    then (a window counted from an earlier moment) is elapsed, not missed."""
     window = run.phase.min_observation
     slots = [(offset, purpose) for offset, purpose in CHECK_INS if offset < window]
     slots.append((window, DECISION_CHECK_IN))
@@ -593,6 +595,7 @@ def create_check_ins(run: PhaseRun) -> None:
                 "purpose": purpose,
                 "due_at": due,
                 "missed_after": missed_after,
+                "recorded_at": now,
             },
         )
 

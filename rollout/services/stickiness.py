@@ -7,15 +7,22 @@ to every "lower" and "rollback"; this probe shows what the worker really did, on
 on the change and in the phase's evidence.
 """
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from integrations import edge
 from integrations.edge_qa import COHORT_COOKIE, header_problem
 
+from ..kv_writer import quiet_since
 from ..models import ConfigChange
 
 Result = ConfigChange.StickyProbe
+# The native cookie lives 24 h (docs/contracts.md): after that no client holds one from before
+# the change, and a probe would tell nothing about it.
+COOKIE_LIFETIME = timedelta(hours=24)
 
 
 def probe(change_id: int) -> float | None:
@@ -31,8 +38,11 @@ def probe(change_id: int) -> float | None:
         or change.state != ConfigChange.State.IN_EFFECT
         or change.sticky_probe_at is not None
         or not change.lowers_native_share
+        or _newer_in_effect(change.environment_id, change.version).exists()
     ):
         return None
+    # The probe is alive: the sweep leaves the change alone while this is fresh.
+    ConfigChange.objects.filter(pk=change.pk).update(last_edge_probe_at=timezone.now())
     report = edge.read_qa(change.environment, max_wait=0, cookies={COHORT_COOKIE: "native"})
     if report.error == edge.BUDGET_SPENT:
         return settings.EDGE_POLL_INTERVAL_SECONDS
@@ -41,6 +51,30 @@ def probe(change_id: int) -> float | None:
         sticky_probe_at=timezone.now(), sticky_probe_result=result, sticky_probe_detail=detail[:300]
     )
     return None
+
+
+def due_for_sweep(now=None) -> list[int]:
+    """Lowering changes in effect that no probe has looked at, whose probe was lost with the
+    broker or died with its worker (no attempt for as long as the KV writer's sweep waits for a
+    quiet watcher), while they are still what the edge serves and within the cookie's life."""
+    now = now or timezone.now()
+    unprobed = (
+        ConfigChange.objects.filter(
+            state=ConfigChange.State.IN_EFFECT,
+            sticky_probe_at__isnull=True,
+            in_effect_at__gt=now - COOKIE_LIFETIME,
+        )
+        .exclude(last_edge_probe_at__gt=quiet_since(now))
+        .exclude(Exists(_newer_in_effect(OuterRef("environment_id"), OuterRef("version"))))
+    )
+    return [change.pk for change in unprobed if change.lowers_native_share]
+
+
+def _newer_in_effect(environment_id, version):
+    """A newer change of the environment in effect: the edge serves that one now."""
+    return ConfigChange.objects.filter(
+        environment_id=environment_id, version__gt=version, state=ConfigChange.State.IN_EFFECT
+    )
 
 
 def _what_it_did(report) -> tuple[str, str]:

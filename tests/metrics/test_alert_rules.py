@@ -150,6 +150,33 @@ def test_a_backlog_is_replayed_minute_by_minute(env):
     assert evaluate(env, 6) == [], "judging the same minutes again changes nothing"
 
 
+def test_a_catch_up_shows_each_change_at_its_own_minute(env, settings):
+    """The worker was stopped while the cohort share wavered around its limit: judged together
+    on its return, each change stands at its own minute, newest first, as the history lists
+    them, not all at the moment of the catch-up."""
+    settings.METRICS_ALERT_SETTLE_MINUTES = 1
+    for n in range(3):
+        minute_of_traffic(env, n, native=100, proxy=900)
+    evaluate(env, 3)
+    for n in range(3, 9):
+        off_plan = n in (4, 6)  # 20% against a 10% plan, then back
+        minute_of_traffic(env, n, native=200 if off_plan else 100, proxy=800 if off_plan else 900)
+    evaluate(env, 20)
+    shown = [
+        (event.created_at, event.old_state, event.new_state, event.minute)
+        for event in AlertEvent.objects.filter(environment=env, alert__rule__name="cohort-share")
+        if event.minute >= at(3)
+    ]
+    # Each at the end of its minute and the one minute of settling.
+    assert shown == [
+        (at(11), "inactive", "unjudged", at(9)),
+        (at(9), "pending", "inactive", at(7)),
+        (at(8), "inactive", "pending", at(6)),
+        (at(7), "pending", "inactive", at(5)),
+        (at(6), "inactive", "pending", at(4)),
+    ]
+
+
 def test_three_requests_do_not_page_anyone(env):
     for n in range(10):
         minute_of_traffic(env, n, native=3, native_5xx=2, proxy=900)

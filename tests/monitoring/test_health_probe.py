@@ -3,6 +3,7 @@ stand-in, and against a deliberately misbehaving local server where every malfor
 a failed check with its reason."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.utils import translation
@@ -210,6 +211,48 @@ def test_the_task_records_once_per_interval_and_never_raises(misbehaving, produc
     tasks.observe_environment(production.pk, force=True)  # a look right after a write
     assert HealthCheck.objects.filter(environment=production).count() == 2
     tasks.observe_environment(10**9)  # an environment deleted meanwhile
+
+
+def test_one_check_per_interval_whatever_happens_to_the_message(
+    edge, production, broker_url, settings
+):
+    """Each message beat's task sends records one check for its interval: taken again after its
+    worker died, or restored after a restart, it records nothing more; taken late by a busy
+    worker, it still observes."""
+    import time_machine
+    from django.utils import timezone
+
+    from config.celery import app
+
+    def sent_message():
+        with app.connection_for_read() as connection:
+            message = connection.default_channel.basic_get("celery", no_ack=True)
+            args, kwargs, _ = message.decode()
+            return app.tasks[message.headers["task"]], args, kwargs
+
+    def beat_sends(at):
+        with time_machine.travel(at, tick=False):
+            tasks.observe_environments()
+        return sent_message()
+
+    def a_worker_takes(message, at):
+        task, args, kwargs = message
+        with time_machine.travel(at, tick=False):
+            task(*args, **kwargs)
+
+    settings.OBSERVE_INTERVAL_SECONDS = 60
+    start = timezone.now()
+    first = beat_sends(start)
+    a_worker_takes(first, start + timedelta(seconds=1))
+    a_worker_takes(first, start + timedelta(seconds=40))  # redelivered: its worker died
+    second = beat_sends(start + timedelta(seconds=60))
+    a_worker_takes(second, start + timedelta(seconds=110))  # a busy worker, late
+    a_worker_takes(second, start + timedelta(minutes=5))  # restored after a restart
+    checks = HealthCheck.objects.filter(environment=production).order_by("checked_at")
+    assert list(checks.values_list("checked_at", flat=True)) == [
+        start + timedelta(seconds=1),
+        start + timedelta(seconds=110),
+    ]
 
 
 def test_the_beat_task_fans_out_to_connected_environments(edge, production):

@@ -2,7 +2,9 @@
 behind it, so the embedded demo shows a decision coming due without waiting 24 hours.
 
 The window is backdated (its start says so in the audit trail); the traffic is written by the
-edge stand-in at its current routing and ingested by the demo's worker like any other logs.
+edge stand-in at its current routing and ingested by the demo's worker like any other logs. Its
+check-ins are recorded now, so those whose slots closed before the seeding are elapsed, not
+missed (no one could have done them); T+12 h is due until the window ends.
 
 Run again on a restart of the demo, it re-times the seeded rollout while no person has acted on
 it (no decision, signature, attestation or acknowledged check-in): its window again ends ten
@@ -146,8 +148,13 @@ class Command(BaseCommand):
             PhaseRun.objects.filter(pk=run.pk, state=PhaseRun.State.DECISION_DUE).update(
                 state=PhaseRun.State.OBSERVING
             )
+            # The check-ins move with it and count as recorded now, as when it was seeded: one
+            # whose slot had closed before stays elapsed, never missed, however long the stop.
             CheckIn.objects.filter(phase_run=run).update(
-                due_at=F("due_at") + shift, missed_after=F("missed_after") + shift, reminded_at=None
+                due_at=F("due_at") + shift,
+                missed_after=F("missed_after") + shift,
+                recorded_at=now,
+                reminded_at=None,
             )
             audit.record(
                 action="rollout.retimed",
